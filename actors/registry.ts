@@ -1,0 +1,245 @@
+import nactModule from 'nact';
+import { ApiError, isApiError } from '../src/errors.js';
+import type { Logger } from '../src/logger.js';
+
+// nact ships partly wrong types (see reference/toolchain.md): use the runtime shape we rely on.
+interface NactRef { readonly name: string }
+interface NactSupervisionCtx { stop: symbol; reset: symbol; resume: symbol }
+interface NactApi {
+  start(...ext: unknown[]): NactRef;
+  spawn(parent: NactRef, f: (state: any, msg: any, ctx: { sender?: NactRef }) => unknown, name?: string, props?: object): NactRef;
+  dispatch(ref: NactRef, msg: unknown, sender?: NactRef): void;
+  query(ref: NactRef, msg: (temp: NactRef) => unknown, timeoutMs: number): Promise<unknown>;
+  stop(ref: NactRef): void;
+}
+const nact = nactModule as unknown as NactApi;
+
+/** What an actor of some kind does with its messages. State lives in the object, rebuilt from SQLite. */
+export interface Behaviour<M = unknown, R = unknown> {
+  receive(msg: M): R | Promise<R>;
+  /** Work still running outside the mailbox (a stream, a provider call): never passivate then. */
+  busy?(): boolean;
+  /** Called when the actor stops (passivation, crash, shutdown): clear timers here. */
+  stopped?(): void;
+}
+
+/** A handle an actor uses to message itself later (e.g. when a provider call finishes). */
+export interface SelfRef<M> {
+  readonly key: string;
+  tell(msg: M): void;
+}
+
+export interface ActorKind<M = unknown, R = unknown> {
+  readonly name: string;
+  /** Builds the actor for a key from persisted state. Called on first message after spawn or restart. */
+  create(key: string, self: SelfRef<M>): Behaviour<M, R> | Promise<Behaviour<M, R>>;
+  /** Crash backoff: base delay (doubles per crash in the window) and how many crashes before giving up. */
+  backoffMs?: number;
+  maxRestarts?: number;
+}
+
+interface Entry {
+  ref: NactRef;
+  key: string;
+  behaviour: Behaviour<any, any> | undefined;
+  inflight: number;
+  lastUsed: number;
+  restarts: number;
+  restartWindowStart: number;
+}
+
+interface Envelope { msg: unknown }
+type Outcome = { ok: unknown } | { err: ApiError };
+
+export interface RegistryOptions {
+  log: Logger;
+  /** An actor idle this long (no messages, no busy work) is stopped; its next message rebuilds it. */
+  idleMs: number;
+  queryTimeoutMs?: number;
+  now?: () => number;
+}
+
+export interface RegistryEvents {
+  onCrash?(kind: string, key: string, err: unknown): void;
+  onPassivate?(kind: string, key: string): void;
+}
+
+const RESTART_WINDOW_MS = 60_000;
+
+/**
+ * Looks up or spawns the actor for (kind, key). Each kind has one nact supervisor actor whose
+ * children are that kind's actors: a crash restarts only the crashed actor, from SQLite, after a
+ * backoff; idle actors are passivated by one sweep timer rather than a timer per actor.
+ */
+export class ActorRegistry {
+  private readonly system: NactRef;
+  private readonly kinds = new Map<string, { kind: ActorKind<any, any>; supervisor: NactRef; entries: Map<string, Entry> }>();
+  private readonly sweeper: NodeJS.Timeout;
+  private readonly now: () => number;
+  private readonly queryTimeoutMs: number;
+  private stoppedAll = false;
+  events: RegistryEvents = {};
+
+  constructor(private readonly opts: RegistryOptions) {
+    this.system = nact.start({ name: `panthers-${process.pid}-${Math.random().toString(36).slice(2, 8)}` });
+    this.now = opts.now ?? Date.now;
+    this.queryTimeoutMs = opts.queryTimeoutMs ?? 15_000;
+    this.sweeper = setInterval(() => this.sweep(), Math.max(50, Math.min(opts.idleMs / 4, 30_000)));
+    this.sweeper.unref();
+  }
+
+  register(kind: ActorKind<any, any>): void {
+    if (this.kinds.has(kind.name)) throw new Error(`actor kind ${kind.name} already registered`);
+    // The supervisor itself holds no state; it exists so each kind's actors share one parent.
+    const supervisor = nact.spawn(this.system, (s: unknown) => s, kind.name);
+    this.kinds.set(kind.name, { kind, supervisor, entries: new Map() });
+  }
+
+  /** Sends a message and waits for the reply. ApiErrors thrown by the actor are rethrown here. */
+  async ask<R = unknown>(kindName: string, key: string, msg: unknown, timeoutMs = this.queryTimeoutMs): Promise<R> {
+    const entry = this.entry(kindName, key);
+    entry.inflight++;
+    entry.lastUsed = this.now();
+    let outcome: Outcome;
+    try {
+      outcome = (await nact.query(entry.ref, (temp) => ({ msg, temp }), timeoutMs)) as Outcome;
+    } catch (e) {
+      if (e instanceof Error && e.message === 'Query Timeout') {
+        throw new ApiError('TIMEOUT', `The ${kindName} actor did not answer in ${timeoutMs} ms`);
+      }
+      throw e;
+    } finally {
+      entry.inflight--;
+      entry.lastUsed = this.now();
+    }
+    if ('err' in outcome) throw outcome.err;
+    return outcome.ok as R;
+  }
+
+  /** Sends a message without waiting. Failures are logged by the actor's supervisor. */
+  tell(kindName: string, key: string, msg: unknown): void {
+    const entry = this.entry(kindName, key);
+    entry.lastUsed = this.now();
+    nact.dispatch(entry.ref, { msg });
+  }
+
+  /** Number of live (spawned, not passivated) actors of a kind. */
+  count(kindName: string): number {
+    return this.kinds.get(kindName)?.entries.size ?? 0;
+  }
+
+  /** Live actors per kind, for /metrics. */
+  counts(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const [name, k] of this.kinds) out[name] = k.entries.size;
+    return out;
+  }
+
+  isLive(kindName: string, key: string): boolean {
+    return this.kinds.get(kindName)?.entries.has(key) ?? false;
+  }
+
+  /** Stops one actor now (its next message rebuilds it from SQLite). */
+  passivate(kindName: string, key: string): void {
+    const k = this.kinds.get(kindName);
+    const entry = k?.entries.get(key);
+    if (!k || !entry) return;
+    k.entries.delete(key);
+    entry.behaviour?.stopped?.();
+    nact.stop(entry.ref);
+    this.events.onPassivate?.(kindName, key);
+  }
+
+  /** Passivates every actor idle longer than idleMs. Runs on a timer; exposed for tests. */
+  sweep(): void {
+    const cutoff = this.now() - this.opts.idleMs;
+    for (const [name, k] of this.kinds) {
+      for (const entry of k.entries.values()) {
+        if (entry.inflight === 0 && entry.lastUsed <= cutoff && !entry.behaviour?.busy?.()) {
+          this.passivate(name, entry.key);
+        }
+      }
+    }
+  }
+
+  stopAll(): void {
+    if (this.stoppedAll) return;
+    this.stoppedAll = true;
+    clearInterval(this.sweeper);
+    for (const k of this.kinds.values()) {
+      for (const entry of k.entries.values()) entry.behaviour?.stopped?.();
+      k.entries.clear();
+    }
+    nact.stop(this.system);
+  }
+
+  private entry(kindName: string, key: string): Entry {
+    const k = this.kinds.get(kindName);
+    if (!k) throw new Error(`unknown actor kind ${kindName}`);
+    if (this.stoppedAll) throw new ApiError('SERVICE_UNAVAILABLE', 'The server is shutting down');
+    let entry = k.entries.get(key);
+    if (!entry) {
+      entry = this.spawn(k.kind, k.supervisor, k.entries, key);
+    }
+    return entry;
+  }
+
+  private spawn(kind: ActorKind<any, any>, supervisor: NactRef, entries: Map<string, Entry>, key: string): Entry {
+    const self: SelfRef<unknown> = { key, tell: (msg) => this.tell(kind.name, key, msg) };
+    const entry: Entry = {
+      ref: undefined as unknown as NactRef,
+      key,
+      behaviour: undefined,
+      inflight: 0,
+      lastUsed: this.now(),
+      restarts: 0,
+      restartWindowStart: 0,
+    };
+    const log = this.opts.log;
+    const handle = async (state: Behaviour | undefined, envelope: Envelope & { temp?: NactRef }) => {
+      let outcome: Outcome;
+      try {
+        if (!state) {
+          state = await kind.create(key, self);
+          entry.behaviour = state;
+        }
+        outcome = { ok: await state.receive(envelope.msg) };
+      } catch (e) {
+        if (isApiError(e)) {
+          outcome = { err: e };
+        } else {
+          // Tell the caller now, then crash so the supervisor rebuilds the actor from SQLite.
+          if (envelope.temp) nact.dispatch(envelope.temp, { err: new ApiError('INTERNAL_ERROR') });
+          throw e;
+        }
+      }
+      if (envelope.temp) nact.dispatch(envelope.temp, outcome);
+      return state;
+    };
+    const onCrash = async (_msg: unknown, err: unknown, ctx: NactSupervisionCtx) => {
+      const now = this.now();
+      if (now - entry.restartWindowStart > RESTART_WINDOW_MS) {
+        entry.restartWindowStart = now;
+        entry.restarts = 0;
+      }
+      entry.restarts++;
+      entry.behaviour?.stopped?.();
+      entry.behaviour = undefined;
+      this.events.onCrash?.(kind.name, key, err);
+      log.error({ actor: kind.name, key, err, restarts: entry.restarts }, 'actor crashed');
+      if (entry.restarts > (kind.maxRestarts ?? 5)) {
+        log.error({ actor: kind.name, key }, 'actor crashed too often; stopped until its next message');
+        if (entries.get(key) === entry) entries.delete(key);
+        return ctx.stop;
+      }
+      const base = kind.backoffMs ?? 100;
+      await new Promise((r) => setTimeout(r, Math.min(base * 2 ** (entry.restarts - 1), 10_000)));
+      return ctx.reset;
+    };
+    // The message function receives the temp reference nact made for the query.
+    const f = (state: Behaviour | undefined, raw: Envelope & { temp?: NactRef }) => handle(state, raw);
+    entry.ref = nact.spawn(supervisor, f, `${key}`, { onCrash });
+    entries.set(key, entry);
+    return entry;
+  }
+}

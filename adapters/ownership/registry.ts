@@ -1,0 +1,62 @@
+import fs from 'node:fs';
+import type { Db } from '../../src/db/database.js';
+import type { OwnershipVerifier } from '../../src/auth/ownership.js';
+
+/**
+ * The self-hosted default: owners come from the `nft_owners` table (managed by
+ * `bin/panthers nft assign`) and, when set, PANTHERS_OWNERS_FILE (JSON { "<token>": "<owner>" }),
+ * re-read whenever its modification time changes. The table wins over the file.
+ */
+export class RegistryOwnership implements OwnershipVerifier {
+  readonly kind = 'registry';
+  private fileOwners = new Map<string, string>();
+  private fileStamp = '';
+  private readonly byToken;
+
+  constructor(private readonly db: Db, private readonly ownersFile?: string) {
+    this.byToken = db.prepare<[string], { owner: string }>('SELECT owner FROM nft_owners WHERE nft_token_id = ?');
+  }
+
+  async ownerOf(nftTokenId: string): Promise<string | undefined> {
+    const row = this.byToken.get(nftTokenId);
+    if (row) return row.owner;
+    this.reloadFile();
+    return this.fileOwners.get(nftTokenId);
+  }
+
+  private reloadFile(): void {
+    if (!this.ownersFile) return;
+    let stamp: string;
+    try {
+      const st = fs.statSync(this.ownersFile);
+      stamp = `${st.mtimeMs}:${st.size}`;
+    } catch {
+      this.fileOwners = new Map();
+      this.fileStamp = '';
+      return;
+    }
+    if (stamp === this.fileStamp) return;
+    try {
+      const parsed = JSON.parse(fs.readFileSync(this.ownersFile, 'utf8')) as unknown;
+      const next = new Map<string, string>();
+      if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) {
+        for (const [token, owner] of Object.entries(parsed)) if (typeof owner === 'string') next.set(token, owner);
+      }
+      this.fileOwners = next;
+      this.fileStamp = stamp;
+    } catch {
+      // A file caught mid-write: keep the last good map and try again on the next call.
+    }
+  }
+}
+
+/** Writes (or replaces) an owner in the registry table. */
+export function assignOwner(db: Db, nftTokenId: string, owner: string, now = Date.now()): void {
+  db.prepare(
+    'INSERT INTO nft_owners (nft_token_id, owner, updated_at) VALUES (?, ?, ?) ON CONFLICT (nft_token_id) DO UPDATE SET owner = excluded.owner, updated_at = excluded.updated_at',
+  ).run(nftTokenId, owner, now);
+}
+
+export function listOwners(db: Db): { nft_token_id: string; owner: string; updated_at: number }[] {
+  return db.prepare('SELECT nft_token_id, owner, updated_at FROM nft_owners ORDER BY nft_token_id').all() as never;
+}

@@ -1,0 +1,27 @@
+import type { Config } from './config.js';
+import type { Logger } from './logger.js';
+import type { Db } from './db/database.js';
+import type { Metrics } from './metrics.js';
+import type { ActorRegistry } from '../actors/registry.js';
+import type { TokenService } from './auth/tokens.js';
+import type { CachedOwnership } from './auth/ownership.js';
+import type { Publisher } from './server/ws-server.js';
+import type { ProviderAdapter, ProviderName } from './providers/provider.js';
+import type { ModelBackend } from './models/model-backend.js';
+
+/** Everything route modules, WS handlers and actors are built from: wired once in app.ts. */
+export interface AppContext {
+  readonly config: Config;
+  readonly log: Logger;
+  readonly db: Db;
+  readonly metrics: Metrics;
+  readonly actors: ActorRegistry;
+  readonly tokens: TokenService;
+  readonly ownership: CachedOwnership;
+  readonly publisher: Publisher;
+  readonly providers: Map<ProviderName, ProviderAdapter>;
+  /** The model backend for a name ('scripted' | 'openai' | 'ollama'); undefined if not configured. */
+  model(name: string): ModelBackend | undefined;
+  readonly startedAt: number;
+  readonly now: () => number;
+}

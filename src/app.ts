@@ -1,0 +1,180 @@
+import type { DestinationStream } from 'pino';
+import type { Config } from './config.js';
+import { createLogger, type Logger } from './logger.js';
+import { openDatabase, type Db } from './db/database.js';
+import { Metrics } from './metrics.js';
+import { ActorRegistry } from '../actors/registry.js';
+import { TokenService, TOKEN_ISSUER } from './auth/tokens.js';
+import { CachedOwnership, type OwnershipVerifier } from './auth/ownership.js';
+import { HttpServer, type AuditSink, type RequestVerifier } from './server/http-server.js';
+import { WsServer, type WsMessageHandler } from './server/ws-server.js';
+import { Router } from './server/router.js';
+import type { AuthClaims, RouteDef } from './server/route.js';
+import { RateLimiter } from './guards/rate-limiter.js';
+import { Cors } from './guards/cors.js';
+import { OverloadMonitor } from './guards/overload.js';
+import { monitoringRoutes } from './routes/monitoring.js';
+import type { AppContext } from './app-context.js';
+import type { ProviderAdapter, ProviderName } from './providers/provider.js';
+import type { ModelBackend } from './models/model-backend.js';
+import { ApiError } from './errors.js';
+import { features } from './features.js';
+import type { Feature } from './feature.js';
+
+export interface AppOptions {
+  /** Replace the configured ownership verifier (tests, or an embedding program). */
+  ownership?: OwnershipVerifier;
+  /** Replace or add provider adapters. */
+  providers?: Partial<Record<ProviderName, ProviderAdapter>>;
+  /** Replace or add model backends by name. */
+  models?: Partial<Record<string, ModelBackend>>;
+  logDestination?: DestinationStream;
+  now?: () => number;
+}
+
+export interface App {
+  readonly ctx: AppContext;
+  readonly http: HttpServer;
+  readonly ws: WsServer;
+  readonly routes: { api: Router; agents: Router };
+  /** Listens and recovers persisted work. Resolves with the bound port. */
+  start(): Promise<number>;
+  /** Graceful: stop accepting, finish in-flight (bounded), close sockets, stop actors, close SQLite. */
+  stop(): Promise<void>;
+}
+
+/**
+ * The one composition function: builds the whole orchestrator process from a Config.
+ * The CLI calls it; tests call it with other adapters.
+ */
+export async function createApp(config: Config, opts: AppOptions = {}): Promise<App> {
+  const log = createLogger({ level: config.logLevel, pretty: config.logPretty, destination: opts.logDestination });
+  const now = opts.now ?? Date.now;
+  const db: Db = openDatabase(config.dataDir);
+  const actors = new ActorRegistry({ log, idleMs: config.actorIdleMs, now });
+  const tokens = await TokenService.create(config.dataDir, TOKEN_ISSUER, now);
+
+  let deploymentsActive = () => 0;
+  const metrics = new Metrics({
+    actorCounts: () => actors.counts(),
+    deploymentsActive: () => deploymentsActive(),
+  });
+  actors.events = {
+    onCrash: (kind) => metrics.actorCrashes.labels(kind).inc(),
+    onPassivate: (kind) => metrics.actorPassivations.labels(kind).inc(),
+  };
+
+  const rateLimiter = config.rateLimits === 'off' ? undefined : new RateLimiter(config.rateLimits);
+  const cors = new Cors(config.corsOrigins);
+  const overload = new OverloadMonitor(config.eventLoopLagLimitMs);
+
+  // Late-bound so feature modules can replace them while being wired.
+  let authenticate = (token: string): Promise<AuthClaims> => tokens.verify(token);
+  let audit: AuditSink | undefined;
+  let requestVerifier: RequestVerifier | undefined;
+
+  // Filled by the feature modules below; the WS server reads it per message.
+  const wsHandlers: Record<string, WsMessageHandler> = {};
+  const ws = new WsServer({
+    config, log, metrics, rateLimiter,
+    authenticate: (t) => authenticate(t),
+    audit: { record: (e) => audit?.record(e) },
+    handlers: wsHandlers,
+    clientIp: (ip, headers) => http.clientIp({ ip, headers }),
+  });
+
+  const providers = new Map<ProviderName, ProviderAdapter>();
+  const models = new Map<string, ModelBackend>();
+  const ctx: AppContext = {
+    config, log, db, metrics, actors, tokens,
+    ownership: new CachedOwnership(opts.ownership ?? (await defaultOwnership(config, db)), config.ownershipCacheMs, now),
+    publisher: ws,
+    providers,
+    model: (name) => models.get(name),
+    startedAt: now(),
+    now,
+  };
+
+  const api = new Router();
+  const agents = new Router();
+  const startHooks: (() => Promise<void> | void)[] = [];
+  const stopHooks: (() => Promise<void> | void)[] = [];
+
+  // Each feature module contributes routes, WS handlers, adapters and lifecycle hooks.
+  const wiring: Feature = {
+    ctx,
+    addRoutes: (routes: RouteDef[]) => void api.addAll(routes),
+    addAgentRoutes: (routes: RouteDef[]) => void agents.addAll(routes),
+    addWsHandlers: (h) => void Object.assign(wsHandlers, h),
+    setProvider: (name, adapter) => void providers.set(name, adapter),
+    setModel: (name, backend) => void models.set(name, backend),
+    setAuthenticate: (fn) => {
+      authenticate = fn;
+    },
+    setAudit: (sink) => {
+      audit = sink;
+    },
+    setRequestVerifier: (v) => {
+      requestVerifier = v;
+    },
+    setDeploymentsActive: (fn) => {
+      deploymentsActive = fn;
+    },
+    onStart: (fn) => void startHooks.push(fn),
+    onStop: (fn) => void stopHooks.push(fn),
+    routers: { api, agents },
+  };
+  for (const f of features) await f(wiring);
+  for (const [name, a] of Object.entries(opts.providers ?? {})) if (a) providers.set(name as ProviderName, a);
+  for (const [name, m] of Object.entries(opts.models ?? {})) if (m) models.set(name, m);
+  api.addAll(monitoringRoutes({ ctx, deploymentsActive: () => deploymentsActive(), overloaded: () => overload.overloaded }));
+
+  const http: HttpServer = new HttpServer({
+    config, log, metrics, api, agents, cors, rateLimiter,
+    overload,
+    authenticate: (t) => authenticate(t),
+    audit: { record: (e) => audit?.record(e) },
+    requestVerifier: { verify: (r) => requestVerifier?.verify(r) },
+    attachWs: (app) => ws.attach(app),
+  });
+
+  let stopped = false;
+  const app: App = {
+    ctx, http, ws, routes: { api, agents },
+    async start() {
+      overload.start();
+      const port = await http.listen(config.host, config.port);
+      // PORT=0 binds an ephemeral port: the derived public URL must name the real one.
+      if (!config.publicUrlExplicit) config.publicUrl = `http://localhost:${port}`;
+      for (const h of startHooks) await h();
+      log.info({ host: config.host, port, dataDir: config.dataDir, publicUrl: config.publicUrl }, 'listening');
+      return port;
+    },
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      await http.drain(config.shutdownGraceMs);
+      ws.closeAll();
+      for (const h of stopHooks.reverse()) await h();
+      actors.stopAll();
+      overload.stop();
+      ctx.ownership.close();
+      db.close();
+      log.info('stopped');
+      await new Promise<void>((r) => log.flush(() => r()));
+    },
+  };
+  return app;
+}
+
+async function defaultOwnership(config: Config, db: Db): Promise<OwnershipVerifier> {
+  if (config.ownership === 'evm') {
+    const { EvmOwnership } = await import('../adapters/ownership/evm.js');
+    return new EvmOwnership({ rpcUrl: config.evmRpcUrl!, contract: config.nftContract!, chainId: config.chainId });
+  }
+  const { RegistryOwnership } = await import('../adapters/ownership/registry.js');
+  return new RegistryOwnership(db, config.ownersFile);
+}
+
+export { ApiError };
+export type { Logger };

@@ -1,0 +1,50 @@
+/**
+ * Answers "who owns NFT T now". Implementations live in adapters/ownership (registry, evm).
+ * ownerOf resolves undefined for a token that does not exist, and throws
+ * ApiError SERVICE_UNAVAILABLE when the source of truth cannot be reached.
+ */
+export interface OwnershipVerifier {
+  readonly kind: string;
+  ownerOf(nftTokenId: string): Promise<string | undefined>;
+  close?(): void;
+}
+
+/** Wallet addresses compare case-insensitively (EIP-55 checksums are case; bech32 is lowercase). */
+export function sameWallet(a: string, b: string): boolean {
+  return a.toLowerCase() === b.toLowerCase();
+}
+
+/** Caches answers for a short TTL so deploy and chat can re-check ownership cheaply. */
+export class CachedOwnership implements OwnershipVerifier {
+  private readonly cache = new Map<string, { owner: string | undefined; until: number }>();
+  readonly kind: string;
+
+  constructor(private readonly inner: OwnershipVerifier, private readonly ttlMs: number, private readonly now: () => number = Date.now) {
+    this.kind = inner.kind;
+  }
+
+  async ownerOf(nftTokenId: string): Promise<string | undefined> {
+    const hit = this.cache.get(nftTokenId);
+    const now = this.now();
+    if (hit && hit.until > now) return hit.owner;
+    const owner = await this.inner.ownerOf(nftTokenId);
+    if (this.cache.size > 100_000) this.cache.clear();
+    this.cache.set(nftTokenId, { owner, until: now + this.ttlMs });
+    return owner;
+  }
+
+  async owns(wallet: string, nftTokenId: string): Promise<boolean> {
+    const owner = await this.ownerOf(nftTokenId);
+    return owner !== undefined && sameWallet(owner, wallet);
+  }
+
+  /** Forget a cached answer (after `nft assign`, or when a test changes owners). */
+  invalidate(nftTokenId?: string): void {
+    if (nftTokenId === undefined) this.cache.clear();
+    else this.cache.delete(nftTokenId);
+  }
+
+  close(): void {
+    this.inner.close?.();
+  }
+}

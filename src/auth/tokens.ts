@@ -1,0 +1,130 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import * as jose from 'jose';
+import { ApiError } from '../errors.js';
+import type { AuthClaims } from '../server/route.js';
+
+type Key = jose.CryptoKey | Uint8Array;
+
+export const ACCESS_TOKEN_TTL_SEC = 3600;
+/** iss of every access token; stable across restarts and ports (agents check it too). */
+export const TOKEN_ISSUER = 'secret-panthers';
+const ALG = 'EdDSA';
+export const SIGNING_KEY_FILE = 'jwt-signing-key.json';
+
+interface StoredKey {
+  kid: string;
+  privateJwk: jose.JWK;
+  publicJwk: jose.JWK;
+}
+
+/** Loads the Ed25519 signing key from the data dir, creating it (mode 0600) on first start. */
+export async function loadOrCreateSigningKey(dataDir: string): Promise<StoredKey> {
+  const file = path.join(dataDir, SIGNING_KEY_FILE);
+  if (fs.existsSync(file)) {
+    return JSON.parse(fs.readFileSync(file, 'utf8')) as StoredKey;
+  }
+  const { privateKey, publicKey } = await jose.generateKeyPair(ALG, { crv: 'Ed25519', extractable: true });
+  const publicJwk = await jose.exportJWK(publicKey);
+  const kid = await jose.calculateJwkThumbprint(publicJwk);
+  const stored: StoredKey = {
+    kid,
+    privateJwk: { ...(await jose.exportJWK(privateKey)), kid, alg: ALG, use: 'sig' },
+    publicJwk: { ...publicJwk, kid, alg: ALG, use: 'sig' },
+  };
+  fs.mkdirSync(dataDir, { recursive: true });
+  // wx: never overwrite a key another process wrote first.
+  try {
+    fs.writeFileSync(file, JSON.stringify(stored), { mode: 0o600, flag: 'wx' });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return JSON.parse(fs.readFileSync(file, 'utf8')) as StoredKey;
+    throw e;
+  }
+  return stored;
+}
+
+/**
+ * Issues and verifies access JWTs. A verified token's claims are cached until it expires, so the
+ * hot path of an authenticated request is one Map lookup (signature checked once per token).
+ */
+export class TokenService {
+  private readonly cache = new Map<string, AuthClaims>();
+  private constructor(
+    private readonly key: StoredKey,
+    private readonly privateKey: Key,
+    private readonly publicKey: Key,
+    private readonly issuer: string,
+    private readonly now: () => number,
+    private readonly maxCache = 100_000,
+  ) {}
+
+  static async create(dataDir: string, issuer: string, now: () => number = Date.now): Promise<TokenService> {
+    const key = await loadOrCreateSigningKey(dataDir);
+    const priv = await jose.importJWK(key.privateJwk, ALG);
+    const pub = await jose.importJWK(key.publicJwk, ALG);
+    return new TokenService(key, priv as jose.CryptoKey, pub as jose.CryptoKey, issuer, now);
+  }
+
+  get kid(): string {
+    return this.key.kid;
+  }
+
+  jwks(): { keys: jose.JWK[] } {
+    return { keys: [this.key.publicJwk] };
+  }
+
+  async issue(claims: { sub: string; nft: string; sid: string }, ttlSec = ACCESS_TOKEN_TTL_SEC): Promise<{ token: string; expiresIn: number }> {
+    const iat = Math.floor(this.now() / 1000);
+    const token = await new jose.SignJWT({ nft: claims.nft, sid: claims.sid })
+      .setProtectedHeader({ alg: ALG, kid: this.key.kid, typ: 'JWT' })
+      .setSubject(claims.sub)
+      .setIssuer(this.issuer)
+      .setIssuedAt(iat)
+      .setExpirationTime(iat + ttlSec)
+      .sign(this.privateKey);
+    return { token, expiresIn: ttlSec };
+  }
+
+  /** Verifies a token: TOKEN_EXPIRED when past its expiry, UNAUTHORIZED for anything else wrong. */
+  async verify(token: string): Promise<AuthClaims> {
+    const nowSec = this.now() / 1000;
+    const cached = this.cache.get(token);
+    if (cached) {
+      if (cached.exp > nowSec) return cached;
+      this.cache.delete(token);
+      throw new ApiError('TOKEN_EXPIRED', 'The access token has expired; refresh it');
+    }
+    const claims = await verifyJwt(token, this.publicKey, this.issuer, this.now, 'self');
+    if (this.cache.size >= this.maxCache) this.cache.clear();
+    this.cache.set(token, claims);
+    return claims;
+  }
+}
+
+/** Shared by the orchestrator's own tokens and a standalone agent checking them via JWKS. */
+export async function verifyJwt(
+  token: string,
+  key: Key | jose.JWTVerifyGetKey,
+  issuer: string | undefined,
+  now: () => number,
+  source: 'self' | 'orchestrator',
+): Promise<AuthClaims> {
+  let payload: jose.JWTPayload;
+  try {
+    const r = await jose.jwtVerify(token, key as jose.CryptoKey, {
+      algorithms: [ALG],
+      issuer,
+      currentDate: new Date(now()),
+      requiredClaims: ['sub', 'exp', 'sid', 'nft'],
+    });
+    payload = r.payload;
+  } catch (e) {
+    if (e instanceof jose.errors.JWTExpired) throw new ApiError('TOKEN_EXPIRED', 'The access token has expired; refresh it');
+    if (e instanceof jose.errors.JWKSTimeout) {
+      throw new ApiError('SERVICE_UNAVAILABLE', 'Cannot fetch the orchestrator key set');
+    }
+    throw new ApiError('UNAUTHORIZED', 'Invalid access token');
+  }
+  if (typeof payload.nft !== 'string' || typeof payload.sid !== 'string') throw new ApiError('UNAUTHORIZED', 'Invalid access token');
+  return { sub: payload.sub!, nft: payload.nft, sid: payload.sid, exp: payload.exp!, issuer: source };
+}

@@ -1,0 +1,248 @@
+import path from 'node:path';
+
+/**
+ * Configuration from environment variables (and `bin/panthers serve` flags, which the CLI maps
+ * onto the same names). Validated once at start: a bad value stops the process with a message
+ * naming the variable.
+ */
+export interface Config {
+  env: 'development' | 'production' | 'test';
+  port: number;
+  host: string;
+  dataDir: string;
+  /** The origin used in sign-in messages and endpoint URLs. */
+  publicUrl: string;
+  /** false when publicUrl was derived from PORT (and is fixed up once an ephemeral port is bound) */
+  publicUrlExplicit: boolean;
+  bodyLimit: number;
+  logLevel: string;
+  logPretty: boolean;
+  ownership: 'registry' | 'evm';
+  ownersFile: string | undefined;
+  ownershipCacheMs: number;
+  evmRpcUrl: string | undefined;
+  nftContract: string | undefined;
+  chainId: number;
+  rateLimits: RateLimits | 'off';
+  trustedProxies: string[];
+  corsOrigins: string[];
+  requireSignedRequests: boolean;
+  chatDailyTokenQuota: number; // 0 = off
+  auditRetentionDays: number; // 0 = keep forever
+  requestTimeoutMs: number;
+  eventLoopLagLimitMs: number;
+  actorIdleMs: number;
+  shutdownGraceMs: number;
+  model: ModelKind;
+  scriptedDelayMs: number;
+  openai: { baseUrl: string; apiKey: string | undefined; model: string };
+  ollama: { baseUrl: string; model: string };
+  modelTimeoutMs: number;
+  chatConcurrency: number;
+  historyTokenBudget: number;
+  maxMessageChars: number;
+  wsMaxBufferedBytes: number;
+  wsIdleTimeoutSec: number;
+  deploy: {
+    healthIntervalMs: number;
+    providerConcurrency: number;
+    providerRatePerSec: number;
+    providerTimeoutMs: number;
+    maxCpu: number;
+    maxMemoryMb: number;
+    maxDiskMb: number;
+    maxGpu: number;
+  };
+  akash: {
+    apiUrl: string;
+    apiKey: string | undefined;
+    image: string;
+    priceCap: number;
+    denom: string;
+    bidTimeoutMs: number;
+    pollIntervalMs: number;
+  };
+  secretvm: {
+    apiUrl: string;
+    apiKey: string | undefined;
+    vmType: string;
+    pollIntervalMs: number;
+    readyTimeoutMs: number;
+  };
+  orchestratorJwksUrl: string | undefined;
+}
+
+export type ModelKind = 'scripted' | 'openai' | 'ollama';
+export type RateClass = 'auth' | 'deployment' | 'chat' | 'other';
+export type RateLimits = Record<RateClass, number>;
+
+export const DEFAULT_RATE_LIMITS: RateLimits = { auth: 5, deployment: 10, chat: 30, other: 60 };
+
+export class ConfigError extends Error {
+  constructor(readonly variable: string, why: string) {
+    super(`invalid configuration: ${variable} ${why}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+function int(env: Env, name: string, dflt: number, min = 0, max = Number.MAX_SAFE_INTEGER): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return dflt;
+  if (!/^-?\d+$/.test(raw.trim())) throw new ConfigError(name, `must be a whole number, got "${raw}"`);
+  const n = Number(raw);
+  if (n < min || n > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${n}`);
+  return n;
+}
+
+function num(env: Env, name: string, dflt: number, min = 0): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return dflt;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n < min) throw new ConfigError(name, `must be a number >= ${min}, got "${raw}"`);
+  return n;
+}
+
+function bool(env: Env, name: string, dflt: boolean): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return dflt;
+  if (/^(1|true|yes|on)$/i.test(raw)) return true;
+  if (/^(0|false|no|off)$/i.test(raw)) return false;
+  throw new ConfigError(name, `must be true or false, got "${raw}"`);
+}
+
+function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], dflt: T): T {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return dflt;
+  if (!(allowed as readonly string[]).includes(raw)) {
+    throw new ConfigError(name, `must be one of ${allowed.join(', ')}, got "${raw}"`);
+  }
+  return raw as T;
+}
+
+function url(env: Env, name: string, dflt: string | undefined): string | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return dflt;
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    throw new ConfigError(name, `must be an absolute URL, got "${raw}"`);
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new ConfigError(name, 'must be an http(s) URL');
+  return raw.replace(/\/+$/, '');
+}
+
+function list(env: Env, name: string): string[] {
+  const raw = env[name];
+  if (!raw) return [];
+  return raw.split(',').map((s) => s.trim()).filter(Boolean);
+}
+
+export function parseRateLimits(raw: string | undefined): RateLimits | 'off' {
+  if (raw === undefined || raw.trim() === '') return { ...DEFAULT_RATE_LIMITS };
+  if (raw.trim().toLowerCase() === 'off') return 'off';
+  const limits = { ...DEFAULT_RATE_LIMITS };
+  for (const part of raw.split(',')) {
+    const m = /^\s*(auth|deployment|chat|other)\s*=\s*(\d+)\s*$/.exec(part);
+    if (!m) {
+      throw new ConfigError('PANTHERS_RATE_LIMITS', `must look like "auth=5,deployment=10,chat=30,other=60" or "off", got "${raw}"`);
+    }
+    const n = Number(m[2]);
+    if (n < 1) throw new ConfigError('PANTHERS_RATE_LIMITS', `${m[1]} must be at least 1 per minute`);
+    limits[m[1] as RateClass] = n;
+  }
+  return limits;
+}
+
+/** Builds the configuration from an environment (process.env by default). Throws ConfigError. */
+export function loadConfig(env: Env = process.env): Config {
+  const port = int(env, 'PORT', 3000, 0, 65535);
+  const host = env.HOST || '127.0.0.1';
+  const nodeEnv = oneOf(env, 'PANTHERS_ENV', ['development', 'production', 'test'] as const, 'development');
+  const publicUrl = url(env, 'PANTHERS_PUBLIC_URL', undefined) ?? `http://localhost:${port}`;
+  const ownership = oneOf(env, 'PANTHERS_OWNERSHIP', ['registry', 'evm'] as const, 'registry');
+  const evmRpcUrl = url(env, 'PANTHERS_EVM_RPC_URL', undefined);
+  const nftContract = env.PANTHERS_NFT_CONTRACT || undefined;
+  if (nftContract !== undefined && !/^0x[0-9a-fA-F]{40}$/.test(nftContract)) {
+    throw new ConfigError('PANTHERS_NFT_CONTRACT', `must be a 0x-prefixed 20-byte address, got "${nftContract}"`);
+  }
+  if (ownership === 'evm') {
+    if (!evmRpcUrl) throw new ConfigError('PANTHERS_EVM_RPC_URL', 'is required when PANTHERS_OWNERSHIP=evm');
+    if (!nftContract) throw new ConfigError('PANTHERS_NFT_CONTRACT', 'is required when PANTHERS_OWNERSHIP=evm');
+  }
+  const logLevel = oneOf(env, 'LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, 'info');
+  const dataDir = path.resolve(env.PANTHERS_DATA_DIR || './data');
+  return {
+    env: nodeEnv,
+    port,
+    host,
+    dataDir,
+    publicUrl,
+    publicUrlExplicit: Boolean(env.PANTHERS_PUBLIC_URL),
+    bodyLimit: int(env, 'PANTHERS_BODY_LIMIT', 1024 * 1024, 1),
+    logLevel,
+    logPretty: bool(env, 'LOG_PRETTY', false),
+    ownership,
+    ownersFile: env.PANTHERS_OWNERS_FILE ? path.resolve(env.PANTHERS_OWNERS_FILE) : undefined,
+    ownershipCacheMs: int(env, 'PANTHERS_OWNERSHIP_CACHE_MS', 30_000),
+    evmRpcUrl,
+    nftContract,
+    chainId: int(env, 'PANTHERS_CHAIN_ID', 1, 1),
+    rateLimits: parseRateLimits(env.PANTHERS_RATE_LIMITS),
+    trustedProxies: list(env, 'PANTHERS_TRUSTED_PROXIES'),
+    corsOrigins: list(env, 'PANTHERS_CORS_ORIGINS'),
+    requireSignedRequests: bool(env, 'PANTHERS_REQUIRE_SIGNED_REQUESTS', false),
+    chatDailyTokenQuota: int(env, 'PANTHERS_CHAT_DAILY_TOKEN_QUOTA', 0),
+    auditRetentionDays: int(env, 'PANTHERS_AUDIT_RETENTION_DAYS', 90),
+    requestTimeoutMs: int(env, 'PANTHERS_REQUEST_TIMEOUT_MS', 30_000, 1),
+    eventLoopLagLimitMs: int(env, 'PANTHERS_EVENT_LOOP_LAG_LIMIT_MS', 500, 1),
+    actorIdleMs: int(env, 'PANTHERS_ACTOR_IDLE_MS', 5 * 60_000, 1),
+    shutdownGraceMs: int(env, 'PANTHERS_SHUTDOWN_GRACE_MS', 10_000, 0),
+    model: oneOf(env, 'PANTHERS_MODEL', ['scripted', 'openai', 'ollama'] as const, 'scripted'),
+    scriptedDelayMs: int(env, 'PANTHERS_SCRIPTED_DELAY_MS', 20),
+    openai: {
+      baseUrl: url(env, 'PANTHERS_OPENAI_BASE_URL', 'https://api.openai.com/v1')!,
+      apiKey: env.PANTHERS_OPENAI_API_KEY || undefined,
+      model: env.PANTHERS_OPENAI_MODEL || 'gpt-4o-mini',
+    },
+    ollama: {
+      baseUrl: url(env, 'PANTHERS_OLLAMA_URL', 'http://127.0.0.1:11434')!,
+      model: env.PANTHERS_OLLAMA_MODEL || 'llama3.2',
+    },
+    modelTimeoutMs: int(env, 'PANTHERS_MODEL_TIMEOUT_MS', 60_000, 1),
+    chatConcurrency: int(env, 'PANTHERS_CHAT_CONCURRENCY', 8, 1),
+    historyTokenBudget: int(env, 'PANTHERS_HISTORY_TOKEN_BUDGET', 3000, 1),
+    maxMessageChars: int(env, 'PANTHERS_MAX_MESSAGE_CHARS', 8000, 1),
+    wsMaxBufferedBytes: int(env, 'PANTHERS_WS_MAX_BUFFERED_BYTES', 1024 * 1024, 1024),
+    wsIdleTimeoutSec: int(env, 'PANTHERS_WS_IDLE_TIMEOUT_SEC', 120, 8, 960),
+    deploy: {
+      healthIntervalMs: int(env, 'PANTHERS_HEALTH_INTERVAL_MS', 30_000, 10),
+      providerConcurrency: int(env, 'PANTHERS_PROVIDER_CONCURRENCY', 8, 1),
+      providerRatePerSec: int(env, 'PANTHERS_PROVIDER_RATE_PER_SEC', 50, 1),
+      providerTimeoutMs: int(env, 'PANTHERS_PROVIDER_TIMEOUT_MS', 30_000, 1),
+      maxCpu: num(env, 'PANTHERS_MAX_CPU', 8, 0.1),
+      maxMemoryMb: int(env, 'PANTHERS_MAX_MEMORY_MB', 32_768, 64),
+      maxDiskMb: int(env, 'PANTHERS_MAX_DISK_MB', 102_400, 64),
+      maxGpu: int(env, 'PANTHERS_MAX_GPU', 1),
+    },
+    akash: {
+      apiUrl: url(env, 'PANTHERS_AKASH_API_URL', 'https://console-api.akash.network')!,
+      apiKey: env.PANTHERS_AKASH_API_KEY || undefined,
+      image: env.PANTHERS_AGENT_IMAGE || 'ghcr.io/secret-panthers/agent:0.1.0',
+      priceCap: num(env, 'PANTHERS_AKASH_PRICE_CAP', 10_000, 0),
+      denom: env.PANTHERS_AKASH_DENOM || 'uakt',
+      bidTimeoutMs: int(env, 'PANTHERS_AKASH_BID_TIMEOUT_MS', 120_000, 1),
+      pollIntervalMs: int(env, 'PANTHERS_AKASH_POLL_MS', 3000, 1),
+    },
+    secretvm: {
+      apiUrl: url(env, 'PANTHERS_SECRETVM_API_URL', 'https://secretai.scrtlabs.com')!,
+      apiKey: env.PANTHERS_SECRETVM_API_KEY || undefined,
+      vmType: oneOf(env, 'PANTHERS_SECRETVM_VM_TYPE', ['small', 'medium', 'large'] as const, 'small'),
+      pollIntervalMs: int(env, 'PANTHERS_SECRETVM_POLL_MS', 5000, 1),
+      readyTimeoutMs: int(env, 'PANTHERS_SECRETVM_READY_TIMEOUT_MS', 600_000, 1),
+    },
+    orchestratorJwksUrl: url(env, 'PANTHERS_ORCHESTRATOR_JWKS_URL', undefined),
+  };
+}

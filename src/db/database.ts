@@ -1,0 +1,48 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { MIGRATIONS } from './migrations.js';
+
+export type Db = Database.Database;
+
+export const DB_FILE = 'panthers.db';
+
+/**
+ * Opens (creating if needed) the one database file in the data dir, in WAL mode, and applies
+ * pending migrations. synchronous=NORMAL: in WAL a commit survives a process crash; only an OS
+ * crash can lose the last transactions (measured: ~62k single-row commits/s vs ~1k with FULL).
+ */
+export function openDatabase(dataDir: string, file = DB_FILE): Db {
+  fs.mkdirSync(dataDir, { recursive: true });
+  const db = new Database(path.join(dataDir, file));
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = NORMAL');
+  db.pragma('foreign_keys = ON');
+  db.pragma('busy_timeout = 5000');
+  migrate(db);
+  return db;
+}
+
+/** Applies the migrations the file has not seen yet. Idempotent. Returns the schema version. */
+export function migrate(db: Db): number {
+  let version = db.pragma('user_version', { simple: true }) as number;
+  for (let v = version; v < MIGRATIONS.length; v++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[v]!);
+      db.pragma(`user_version = ${v + 1}`);
+    })();
+    version = v + 1;
+  }
+  return version;
+}
+
+/** True when a write can be committed now (GET /health reports unhealthy otherwise). */
+export function isWritable(db: Db): boolean {
+  try {
+    db.prepare('CREATE TABLE IF NOT EXISTS health_probe (id INTEGER PRIMARY KEY, at INTEGER)').run();
+    db.prepare('INSERT OR REPLACE INTO health_probe (id, at) VALUES (1, ?)').run(Date.now());
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,126 @@
+/**
+ * Schema migrations, versioned in code and applied in order at start. Each runs once, in a
+ * transaction, and bumps PRAGMA user_version; re-running start is a no-op. Append only:
+ * never edit a migration that has shipped.
+ */
+export const MIGRATIONS: readonly string[] = [
+  // 1: the whole first schema.
+  `
+  CREATE TABLE nft_owners (
+    nft_token_id TEXT PRIMARY KEY,
+    owner        TEXT NOT NULL,
+    updated_at   INTEGER NOT NULL
+  );
+
+  CREATE TABLE challenges (
+    nonce        TEXT PRIMARY KEY,
+    wallet       TEXT NOT NULL,
+    nft_token_id TEXT NOT NULL,
+    message      TEXT NOT NULL,
+    created_at   INTEGER NOT NULL,
+    expires_at   INTEGER NOT NULL,
+    used_at      INTEGER
+  );
+  CREATE INDEX challenges_expires ON challenges (expires_at);
+
+  CREATE TABLE sessions (
+    id            TEXT PRIMARY KEY,
+    wallet        TEXT NOT NULL,
+    nft_token_id  TEXT NOT NULL,
+    refresh_hash  TEXT NOT NULL,
+    signing_key   TEXT,
+    created_at    INTEGER NOT NULL,
+    expires_at    INTEGER NOT NULL,
+    revoked_at    INTEGER,
+    revoked_why   TEXT
+  );
+  CREATE INDEX sessions_wallet ON sessions (wallet);
+  CREATE UNIQUE INDEX sessions_refresh ON sessions (refresh_hash);
+
+  -- Every refresh token ever issued for a session, by hash: a rotated one presented again is reuse.
+  CREATE TABLE refresh_tokens (
+    hash        TEXT PRIMARY KEY,
+    session_id  TEXT NOT NULL REFERENCES sessions (id),
+    created_at  INTEGER NOT NULL,
+    rotated_at  INTEGER
+  );
+
+  CREATE TABLE deployments (
+    id             TEXT PRIMARY KEY,
+    nft_token_id   TEXT NOT NULL,
+    wallet         TEXT NOT NULL,
+    provider       TEXT NOT NULL,
+    status         TEXT NOT NULL,
+    progress       INTEGER NOT NULL DEFAULT 0,
+    endpoint_url   TEXT,
+    resources      TEXT NOT NULL,
+    agent          TEXT NOT NULL,
+    provider_ref   TEXT,
+    details        TEXT,
+    error          TEXT,
+    health         TEXT,
+    created_at     INTEGER NOT NULL,
+    updated_at     INTEGER NOT NULL
+  );
+  CREATE INDEX deployments_nft ON deployments (nft_token_id, created_at);
+  CREATE INDEX deployments_wallet ON deployments (wallet, created_at);
+  CREATE INDEX deployments_status ON deployments (status);
+  -- At most one live deployment per NFT, enforced by the database itself.
+  CREATE UNIQUE INDEX deployments_one_active ON deployments (nft_token_id)
+    WHERE status IN ('pending', 'deploying', 'running', 'stopping');
+
+  CREATE TABLE deployment_events (
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    deployment_id  TEXT NOT NULL,
+    nft_token_id   TEXT NOT NULL,
+    status         TEXT NOT NULL,
+    progress       INTEGER NOT NULL,
+    message        TEXT NOT NULL,
+    created_at     INTEGER NOT NULL
+  );
+  CREATE INDEX deployment_events_deployment ON deployment_events (deployment_id, id);
+
+  CREATE TABLE conversations (
+    id            TEXT PRIMARY KEY,
+    nft_token_id  TEXT NOT NULL,
+    wallet        TEXT NOT NULL,
+    created_at    INTEGER NOT NULL,
+    updated_at    INTEGER NOT NULL
+  );
+  CREATE INDEX conversations_nft ON conversations (nft_token_id, updated_at);
+
+  CREATE TABLE messages (
+    id               INTEGER PRIMARY KEY AUTOINCREMENT,
+    conversation_id  TEXT NOT NULL,
+    role             TEXT NOT NULL,
+    content          TEXT NOT NULL,
+    tokens           INTEGER NOT NULL DEFAULT 0,
+    incomplete       INTEGER NOT NULL DEFAULT 0,
+    created_at       INTEGER NOT NULL
+  );
+  CREATE INDEX messages_conversation ON messages (conversation_id, id);
+
+  CREATE TABLE chat_usage (
+    nft_token_id  TEXT NOT NULL,
+    day           TEXT NOT NULL,
+    tokens        INTEGER NOT NULL,
+    PRIMARY KEY (nft_token_id, day)
+  );
+
+  CREATE TABLE audit_log (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts           INTEGER NOT NULL,
+    request_id   TEXT NOT NULL,
+    wallet       TEXT,
+    nft_token_id TEXT,
+    method       TEXT NOT NULL,
+    route        TEXT NOT NULL,
+    status       INTEGER NOT NULL,
+    client_ip    TEXT,
+    duration_ms  REAL NOT NULL,
+    prev_hash    TEXT NOT NULL,
+    hash         TEXT NOT NULL
+  );
+  CREATE INDEX audit_log_ts ON audit_log (ts);
+  `,
+];

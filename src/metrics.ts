@@ -1,0 +1,79 @@
+import client from 'prom-client';
+
+/**
+ * The process's Prometheus metrics, in one registry per process (tests build several servers in
+ * one process, so nothing here touches prom-client's global registry).
+ */
+export class Metrics {
+  readonly registry = new client.Registry();
+  readonly httpRequests: client.Counter<'route' | 'method' | 'status'>;
+  readonly httpDuration: client.Histogram<'route' | 'method'>;
+  readonly actorsLive: client.Gauge<'kind'>;
+  readonly actorCrashes: client.Counter<'kind'>;
+  readonly actorPassivations: client.Counter<'kind'>;
+  readonly wsConnections: client.Gauge;
+  readonly wsSlowConsumers: client.Counter<'action'>;
+  readonly rateLimited: client.Counter<'class'>;
+  readonly timeouts: client.Counter;
+  readonly shed: client.Counter;
+  readonly chatTurns: client.Counter<'outcome'>;
+  readonly deploymentsActive: client.Gauge;
+  readonly auditQueue: client.Gauge;
+
+  // Labelled children resolved once per (route, method, status): no label hashing per request.
+  private readonly requestChildren = new Map<string, client.Counter.Internal>();
+  private readonly durationChildren = new Map<string, client.Histogram.Internal<'route' | 'method'>>();
+
+  constructor(opts: { actorCounts?: () => Record<string, number>; deploymentsActive?: () => number; defaultMetrics?: boolean } = {}) {
+    const registers = [this.registry];
+    if (opts.defaultMetrics !== false) client.collectDefaultMetrics({ register: this.registry });
+    this.httpRequests = new client.Counter({ name: 'http_requests_total', help: 'HTTP requests by route, method and status', labelNames: ['route', 'method', 'status'], registers });
+    this.httpDuration = new client.Histogram({
+      name: 'http_request_duration_seconds', help: 'HTTP request duration', labelNames: ['route', 'method'], registers,
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
+    });
+    const counts = opts.actorCounts;
+    this.actorsLive = new client.Gauge({
+      name: 'actors_live', help: 'Live (not passivated) actors by kind', labelNames: ['kind'], registers,
+      collect() {
+        if (!counts) return;
+        for (const [kind, n] of Object.entries(counts())) this.set({ kind }, n);
+      },
+    });
+    this.actorCrashes = new client.Counter({ name: 'actor_crashes_total', help: 'Actor crashes handled by supervisors', labelNames: ['kind'], registers });
+    this.actorPassivations = new client.Counter({ name: 'actor_passivations_total', help: 'Idle actors stopped', labelNames: ['kind'], registers });
+    this.wsConnections = new client.Gauge({ name: 'ws_connections', help: 'Open WebSocket connections', registers });
+    this.wsSlowConsumers = new client.Counter({ name: 'ws_slow_consumers_total', help: 'WebSocket messages dropped or sockets closed for a slow reader', labelNames: ['action'], registers });
+    this.rateLimited = new client.Counter({ name: 'rate_limited_total', help: 'Requests refused by the rate limiter', labelNames: ['class'], registers });
+    this.timeouts = new client.Counter({ name: 'request_timeouts_total', help: 'Requests answered 504 TIMEOUT', registers });
+    this.shed = new client.Counter({ name: 'requests_shed_total', help: 'Requests shed with 503 under event-loop overload', registers });
+    this.chatTurns = new client.Counter({ name: 'chat_turns_total', help: 'Chat turns by outcome', labelNames: ['outcome'], registers });
+    const active = opts.deploymentsActive;
+    this.deploymentsActive = new client.Gauge({
+      name: 'deployments_active', help: 'Deployments pending, deploying, running or stopping', registers,
+      collect() { if (active) this.set(active()); },
+    });
+    this.auditQueue = new client.Gauge({ name: 'audit_queue_length', help: 'Audit rows waiting for the next batch write', registers });
+  }
+
+  observeRequest(route: string, method: string, status: number, seconds: number): void {
+    const key = `${method} ${route} ${status}`;
+    let c = this.requestChildren.get(key);
+    if (!c) {
+      c = this.httpRequests.labels(route, method, String(status));
+      this.requestChildren.set(key, c);
+    }
+    c.inc();
+    const dkey = `${method} ${route}`;
+    let h = this.durationChildren.get(dkey);
+    if (!h) {
+      h = this.httpDuration.labels(route, method);
+      this.durationChildren.set(dkey, h);
+    }
+    h.observe(seconds);
+  }
+
+  async render(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+}

@@ -1,0 +1,49 @@
+import * as v from 'valibot';
+import type { AppContext } from '../app-context.js';
+import { isWritable } from '../db/database.js';
+import { json, route, type RouteDef } from '../server/route.js';
+import { VERSION } from '../version.js';
+
+export interface MonitoringDeps {
+  ctx: AppContext;
+  deploymentsActive(): number;
+  overloaded(): boolean;
+}
+
+/** GET /health, GET /metrics, GET /v1 (the version document). */
+export function monitoringRoutes({ ctx, deploymentsActive, overloaded }: MonitoringDeps): RouteDef[] {
+  return [
+    route({
+      method: 'GET', path: '/health', rateClass: 'other', auth: 'none', tags: ['monitoring'],
+      summary: 'Service health check',
+      response: v.object({ status: v.picklist(['healthy', 'unhealthy']), version: v.string(), uptime: v.number(), deployments_active: v.number() }),
+      handler() {
+        const writable = isWritable(ctx.db);
+        const busy = overloaded();
+        const body = {
+          status: writable ? 'healthy' : 'unhealthy',
+          version: VERSION,
+          uptime: Math.round((ctx.now() - ctx.startedAt) / 1000),
+          deployments_active: deploymentsActive(),
+          ...(busy ? { overloaded: true } : {}),
+          ...(writable ? {} : { reason: 'database is not writable' }),
+        };
+        return json(writable ? 200 : 503, body);
+      },
+    }),
+    route({
+      method: 'GET', path: '/metrics', rateClass: 'other', auth: 'none', tags: ['monitoring'], raw: true,
+      summary: 'Prometheus-formatted metrics',
+      async handler() {
+        const m = await ctx.metrics.render();
+        return { kind: 'text', status: 200, body: m.body, contentType: m.contentType };
+      },
+    }),
+    route({
+      method: 'GET', path: '/v1', rateClass: 'other', auth: 'none', tags: ['monitoring'],
+      summary: 'The current API version',
+      response: v.object({ version: v.string(), api_version: v.string(), openapi: v.string() }),
+      handler: () => ({ version: VERSION, api_version: 'v1', openapi: '/v1/openapi.json' }),
+    }),
+  ];
+}

@@ -1,0 +1,532 @@
+import { randomUUID } from 'node:crypto';
+import uWS, { type HttpRequest, type HttpResponse, type TemplatedApp, type us_listen_socket } from './uws.js';
+import { ApiError, toApiError } from '../errors.js';
+import type { Config, RateClass } from '../config.js';
+import type { Logger } from '../logger.js';
+import type { Metrics } from '../metrics.js';
+import type { Router } from './router.js';
+import type { AuthClaims, Reply, Request, RouteDef, SseSink } from './route.js';
+import { validate } from './validation.js';
+import type { RateLimiter } from '../guards/rate-limiter.js';
+import type { Cors } from '../guards/cors.js';
+import type { OverloadMonitor } from '../guards/overload.js';
+import { STATUS_LINES } from './status-lines.js';
+
+/** Appends one row per API call (batched by the implementation). */
+export interface AuditSink {
+  record(entry: AuditEntry): void;
+}
+
+export interface AuditEntry {
+  ts: number;
+  requestId: string;
+  wallet: string | undefined;
+  nft: string | undefined;
+  method: string;
+  route: string;
+  status: number;
+  ip: string;
+  durationMs: number;
+}
+
+/** Checks X-Signature / X-Timestamp on routes marked `signed`. Throws ApiError INVALID_SIGNATURE. */
+export interface RequestVerifier {
+  verify(req: { method: string; fullPath: string; body: Buffer; header(name: string): string | undefined; auth: AuthClaims }): void;
+}
+
+export interface HttpServerDeps {
+  config: Config;
+  log: Logger;
+  metrics: Metrics;
+  /** The orchestrator API (or, for a standalone agent, the agent's API at the root). */
+  api: Router;
+  /** The Agent API of embedded agents, reached by Host name or /v1/agents/{nft}/. */
+  agents?: Router;
+  /** Standalone agent: every request addresses this NFT's agent. */
+  fixedAgentNft?: string;
+  authenticate(token: string): Promise<AuthClaims>;
+  rateLimiter?: RateLimiter;
+  cors: Cors;
+  overload?: OverloadMonitor;
+  audit?: AuditSink;
+  requestVerifier?: RequestVerifier;
+  /** Lets the WebSocket layer attach itself to the same app. */
+  attachWs?(app: TemplatedApp): void;
+}
+
+/** Headers read from every request; uWS request objects are only valid synchronously. */
+const READ_HEADERS = [
+  'host', 'authorization', 'content-type', 'content-length', 'x-request-id', 'origin',
+  'x-forwarded-for', 'x-forwarded-proto', 'x-signature', 'x-timestamp',
+  'access-control-request-headers', 'accept',
+] as const;
+
+const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
+const AGENT_PREFIX = '/v1/agents/';
+
+/** One in-flight HTTP exchange. Holds the uWS response until it is answered or aborted. */
+class Exchange implements Request {
+  readonly id: string;
+  readonly start = performance.now();
+  aborted = false;
+  done = false;
+  streaming = false;
+  route = '';
+  params: Record<string, string> = {};
+  query: unknown = undefined;
+  body: unknown = undefined;
+  auth: AuthClaims | undefined = undefined;
+  agentNft: string | undefined = undefined;
+  nft: string | undefined = undefined;
+  path = '';
+  status = 0;
+  readonly extraHeaders: Record<string, string> = {};
+  private controller: AbortController | undefined;
+  private abortCbs: (() => void)[] | undefined;
+  private _log: Logger | undefined;
+
+  constructor(
+    readonly res: HttpResponse,
+    readonly method: string,
+    readonly fullPath: string,
+    readonly rawQuery: string,
+    readonly headers: Record<string, string>,
+    readonly ip: string,
+    private readonly baseLog: Logger,
+  ) {
+    const given = headers['x-request-id'];
+    this.id = given && REQUEST_ID_RE.test(given) ? given : randomUUID();
+  }
+
+  header(name: string): string | undefined {
+    return this.headers[name.toLowerCase()] || undefined;
+  }
+
+  get signal(): AbortSignal {
+    this.controller ??= new AbortController();
+    if (this.aborted) this.controller.abort();
+    return this.controller.signal;
+  }
+
+  get log(): Logger {
+    return (this._log ??= this.baseLog.child({ req_id: this.id }));
+  }
+
+  onAbort(cb: () => void): void {
+    (this.abortCbs ??= []).push(cb);
+  }
+
+  abort(): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.controller?.abort();
+    if (this.abortCbs) for (const cb of this.abortCbs) cb();
+  }
+}
+
+/**
+ * The HTTP side of the one uWS app: routing (with /v1 and unprefixed aliases, Host-name and
+ * path addressing of embedded agents), body limits, validation, auth, guards, replies, logs,
+ * metrics and audit. Every async reply is corked; an aborted client is never written to.
+ */
+export class HttpServer {
+  readonly app: TemplatedApp;
+  private listenSocket: us_listen_socket | undefined;
+  private readonly inflight = new Set<Exchange>();
+  private readonly deadlineTimer: NodeJS.Timeout;
+  private readonly agentHostRe: RegExp | undefined;
+  private draining = false;
+  port = 0;
+
+  constructor(private readonly deps: HttpServerDeps) {
+    this.app = uWS.App();
+    const publicHost = new URL(deps.config.publicUrl).hostname;
+    this.agentHostRe = deps.agents ? new RegExp(`^agent-([A-Za-z0-9_-]{1,78})\\.${escapeRe(publicHost)}(?::\\d+)?$`, 'i') : undefined;
+    deps.attachWs?.(this.app);
+    this.app.any('/*', (res, req) => this.onRequest(res, req));
+    // Deadlines are checked by one coarse timer over the in-flight set, not a timer per request.
+    this.deadlineTimer = setInterval(() => this.checkDeadlines(), Math.min(250, deps.config.requestTimeoutMs));
+    this.deadlineTimer.unref();
+  }
+
+  listen(host: string, port: number): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.app.listen(host, port, (socket) => {
+        if (!socket) return reject(new Error(`cannot listen on ${host}:${port} (in use or not permitted)`));
+        this.listenSocket = socket;
+        this.port = uWS.us_socket_local_port(socket as never);
+        resolve(this.port);
+      });
+    });
+  }
+
+  /** Stops accepting connections, then waits (bounded) for in-flight requests to finish. */
+  async drain(graceMs: number): Promise<void> {
+    this.draining = true;
+    if (this.listenSocket) uWS.us_listen_socket_close(this.listenSocket);
+    this.listenSocket = undefined;
+    const until = Date.now() + graceMs;
+    while (this.inflight.size > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    for (const ex of this.inflight) {
+      if (!ex.done && !ex.aborted) {
+        ex.res.cork(() => ex.res.close());
+        ex.abort();
+      }
+    }
+    clearInterval(this.deadlineTimer);
+  }
+
+  get inflightCount(): number {
+    return this.inflight.size;
+  }
+
+  private onRequest(res: HttpResponse, req: HttpRequest): void {
+    const method = req.getMethod().toUpperCase();
+    const headers: Record<string, string> = {};
+    for (const h of READ_HEADERS) {
+      const v = req.getHeader(h);
+      if (v) headers[h] = v;
+    }
+    const ex = new Exchange(
+      res, method, req.getUrl(), req.getQuery() ?? '', headers,
+      Buffer.from(res.getRemoteAddressAsText()).toString(), this.deps.log,
+    );
+    res.onAborted(() => {
+      ex.abort();
+      this.finish(ex);
+    });
+    this.inflight.add(ex);
+    // The body must be consumed from this synchronous call on; start reading now.
+    const body = BODY_METHODS.has(method) ? this.readBody(ex) : undefined;
+    this.handle(ex, body).catch((e) => this.fail(ex, e));
+  }
+
+  private async handle(ex: Exchange, bodyPromise: Promise<Buffer> | undefined): Promise<void> {
+    const { config, cors } = this.deps;
+    const origin = ex.headers.origin;
+    if (cors.enabled && origin) {
+      const h = cors.headersFor(origin);
+      if (h) Object.assign(ex.extraHeaders, h);
+    }
+    if (ex.method === 'OPTIONS') {
+      const h = cors.preflight(origin, ex.headers['access-control-request-headers']);
+      if (h) Object.assign(ex.extraHeaders, h);
+      return this.send(ex, 204, '', undefined);
+    }
+    if (this.draining) throw new ApiError('SERVICE_UNAVAILABLE', 'The server is shutting down');
+    if (config.env === 'production' && !this.isHttps(ex)) {
+      throw new ApiError('FORBIDDEN', 'HTTPS is required: plain-HTTP requests are refused in production', { https_required: true });
+    }
+
+    const { router, path } = this.resolve(ex);
+    ex.path = path;
+    const m = router.match(ex.method, path);
+    if ('notFound' in m) throw new ApiError('NOT_FOUND', `No route for ${ex.method} ${ex.fullPath}`);
+    if ('methodNotAllowed' in m) {
+      ex.extraHeaders.Allow = m.methodNotAllowed.join(', ');
+      throw new ApiError('METHOD_NOT_ALLOWED', `${ex.method} is not allowed on ${ex.fullPath}`, { allowed: m.methodNotAllowed });
+    }
+    const route = m.route;
+    ex.route = route.path;
+    ex.params = m.params;
+    if (ex.agentNft === undefined && m.params.nft_token_id !== undefined) ex.nft = m.params.nft_token_id;
+
+    if (this.deps.overload?.overloaded && route.path !== '/health') {
+      this.deps.metrics.shed.inc();
+      ex.extraHeaders['Retry-After'] = String(this.deps.overload.retryAfter);
+      throw new ApiError('SERVICE_UNAVAILABLE', 'The server is overloaded; retry shortly', { reason: 'overloaded' });
+    }
+
+    await this.authenticate(ex, route);
+    this.rateLimit(ex, route.rateClass);
+
+    let raw: Buffer | undefined;
+    if (bodyPromise) raw = await bodyPromise;
+    if (route.body) {
+      ex.body = validate(route.body, parseJson(raw), 'body');
+    }
+    if (route.query) ex.query = validate(route.query, parseQuery(ex.rawQuery), 'query');
+    else ex.query = {};
+    if (route.signed && this.deps.requestVerifier && ex.auth) {
+      this.deps.requestVerifier.verify({ method: ex.method, fullPath: ex.fullPath, body: raw ?? Buffer.alloc(0), header: (n) => ex.header(n), auth: ex.auth });
+    }
+
+    const out = await route.handler(ex as Request<any, any>);
+    if (ex.aborted || ex.done) return;
+    this.reply(ex, out, route);
+  }
+
+  /** Picks the router and the routed path: /v1 prefix, unprefixed alias, or an embedded agent. */
+  private resolve(ex: Exchange): { router: Router; path: string } {
+    const p = ex.fullPath;
+    const { agents, api, fixedAgentNft } = this.deps;
+    if (fixedAgentNft !== undefined) {
+      ex.agentNft = fixedAgentNft;
+      return { router: api, path: this.stripVersion(ex, p) };
+    }
+    if (agents) {
+      const host = ex.headers.host;
+      const hm = host ? this.agentHostRe!.exec(host) : null;
+      if (hm) {
+        ex.agentNft = hm[1];
+        return { router: agents, path: this.stripVersion(ex, p) };
+      }
+      if (p.startsWith(AGENT_PREFIX)) {
+        const rest = p.slice(AGENT_PREFIX.length);
+        const slash = rest.indexOf('/');
+        const nft = slash < 0 ? rest : rest.slice(0, slash);
+        if (/^[A-Za-z0-9_-]{1,78}$/.test(nft)) {
+          ex.agentNft = nft;
+          return { router: agents, path: slash < 0 ? '/' : rest.slice(slash) };
+        }
+      }
+    }
+    return { router: api, path: this.stripVersion(ex, p) };
+  }
+
+  /** /v1/x -> /x; an unprefixed /x is the deprecated alias and says where its successor is. */
+  private stripVersion(ex: Exchange, p: string): string {
+    if (p === '/v1') return '/v1';
+    if (p.startsWith('/v1/')) return p.slice(3);
+    if (p !== '/' && !p.startsWith('/.well-known/')) {
+      ex.extraHeaders.Deprecation = 'true';
+      ex.extraHeaders.Link = `</v1${p}>; rel="successor-version"`;
+    }
+    return p;
+  }
+
+  private async authenticate(ex: Exchange, route: RouteDef): Promise<void> {
+    const h = ex.headers.authorization;
+    if (route.auth === 'none' && !h) return;
+    const token = h && h.length > 7 && h.slice(0, 7).toLowerCase() === 'bearer ' ? h.slice(7).trim() : undefined;
+    if (!token) {
+      if (route.auth === 'required') {
+        throw new ApiError('UNAUTHORIZED', h ? 'Authorization header must be "Bearer <token>"' : 'Missing Authorization header');
+      }
+      return;
+    }
+    try {
+      ex.auth = await this.deps.authenticate(token);
+    } catch (e) {
+      if (route.auth === 'required') throw e;
+    }
+  }
+
+  private rateLimit(ex: Exchange, cls: RateClass): void {
+    const limiter = this.deps.rateLimiter;
+    if (!limiter) return;
+    const key = ex.auth ? `w:${ex.auth.sub.toLowerCase()}` : `ip:${this.clientIp(ex)}`;
+    const d = limiter.take(cls, key);
+    ex.extraHeaders['X-RateLimit-Limit'] = String(d.limit);
+    ex.extraHeaders['X-RateLimit-Remaining'] = String(d.remaining);
+    ex.extraHeaders['X-RateLimit-Reset'] = String(d.reset);
+    if (!d.ok) {
+      ex.extraHeaders['Retry-After'] = String(d.retryAfter);
+      this.deps.metrics.rateLimited.labels(cls).inc();
+      throw new ApiError('RATE_LIMITED', `Rate limit of ${d.limit} ${cls} requests per minute exceeded`, {
+        class: cls, limit: d.limit, retry_after: d.retryAfter, reset: d.reset,
+      });
+    }
+  }
+
+  /** The client address: X-Forwarded-For is believed only from a configured trusted proxy. */
+  clientIp(ex: { ip: string; headers: Record<string, string> }): string {
+    const xff = ex.headers['x-forwarded-for'];
+    if (xff && this.deps.config.trustedProxies.includes(ex.ip)) {
+      const first = xff.split(',')[0]!.trim();
+      if (first) return first;
+    }
+    return ex.ip;
+  }
+
+  private isHttps(ex: Exchange): boolean {
+    // This build of uWS has no TLS: HTTPS is terminated by a reverse proxy we trust.
+    return ex.headers['x-forwarded-proto'] === 'https' && this.deps.config.trustedProxies.includes(ex.ip);
+  }
+
+  private readBody(ex: Exchange): Promise<Buffer> {
+    const limit = this.deps.config.bodyLimit;
+    const declared = Number(ex.headers['content-length'] ?? 0);
+    return new Promise((resolve, reject) => {
+      if (declared > limit) {
+        reject(new ApiError('PAYLOAD_TOO_LARGE', `Request body over the ${limit}-byte limit`, { limit }));
+        // Keep reading nothing; the reply closes the connection.
+        ex.res.onData(() => {});
+        return;
+      }
+      const chunks: Buffer[] = [];
+      let size = 0;
+      let failed = false;
+      ex.res.onData((ab, isLast) => {
+        if (failed) return;
+        size += ab.byteLength;
+        if (size > limit) {
+          failed = true;
+          reject(new ApiError('PAYLOAD_TOO_LARGE', `Request body over the ${limit}-byte limit`, { limit }));
+          return;
+        }
+        // The ArrayBuffer is only valid during this callback: copy it.
+        chunks.push(Buffer.from(Buffer.from(ab)));
+        if (isLast) resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
+      });
+    });
+  }
+
+  private reply(ex: Exchange, out: unknown, route: RouteDef): void {
+    if (out && typeof out === 'object' && 'kind' in out) {
+      const r = out as Reply;
+      if (r.kind === 'json') {
+        if (r.headers) Object.assign(ex.extraHeaders, r.headers);
+        return this.sendJson(ex, r.status, r.body);
+      }
+      if (r.kind === 'sse') return this.startSse(ex, r.start);
+      if (r.kind === 'text') return this.send(ex, r.status, r.body, r.contentType);
+    }
+    this.sendJson(ex, route.successStatus ?? 200, out);
+  }
+
+  private sendJson(ex: Exchange, status: number, body: unknown): void {
+    this.send(ex, status, JSON.stringify(body), 'application/json; charset=utf-8');
+  }
+
+  private fail(ex: Exchange, e: unknown): void {
+    if (ex.aborted || ex.done) return;
+    const err = toApiError(e);
+    if (err.code === 'INTERNAL_ERROR' && !(e instanceof ApiError)) {
+      ex.log.error({ err: e, route: ex.route || ex.fullPath }, 'unhandled error');
+    }
+    if (err.code === 'TIMEOUT') this.deps.metrics.timeouts.inc();
+    // A body we refused to read: answer and close the connection rather than drain it.
+    this.send(ex, err.status, JSON.stringify(err.toBody()), 'application/json; charset=utf-8', err.code === 'PAYLOAD_TOO_LARGE');
+  }
+
+  private send(ex: Exchange, status: number, body: string, contentType: string | undefined, close = false): void {
+    if (ex.aborted || ex.done) return;
+    ex.done = true;
+    ex.status = status;
+    const res = ex.res;
+    const prod = this.deps.config.env === 'production';
+    res.cork(() => {
+      res.writeStatus(STATUS_LINES[status] ?? String(status));
+      res.writeHeader('X-Request-Id', ex.id);
+      if (contentType) res.writeHeader('Content-Type', contentType);
+      writeSecurityHeaders(res, prod);
+      for (const k in ex.extraHeaders) res.writeHeader(k, ex.extraHeaders[k]!);
+      if (ex.method === 'HEAD') res.endWithoutBody(Buffer.byteLength(body), close);
+      else res.end(body, close);
+    });
+    this.finish(ex);
+  }
+
+  private startSse(ex: Exchange, start: (sink: SseSink) => void): void {
+    ex.done = true;
+    ex.streaming = true;
+    ex.status = 200;
+    const res = ex.res;
+    res.cork(() => {
+      res.writeStatus('200 OK');
+      res.writeHeader('X-Request-Id', ex.id);
+      res.writeHeader('Content-Type', 'text/event-stream; charset=utf-8');
+      res.writeHeader('Cache-Control', 'no-cache, no-store');
+      res.writeHeader('X-Accel-Buffering', 'no');
+      writeSecurityHeaders(res, this.deps.config.env === 'production');
+      for (const k in ex.extraHeaders) res.writeHeader(k, ex.extraHeaders[k]!);
+      // An empty comment flushes the headers so the client sees the stream open now.
+      res.write(':\n\n');
+    });
+    let drainCb: (() => void) | undefined;
+    let ended = false;
+    res.onWritable(() => {
+      const cb = drainCb;
+      drainCb = undefined;
+      cb?.();
+      return true;
+    });
+    const sink: SseSink = {
+      send: (data) => {
+        if (ex.aborted || ended) return false;
+        let ok = false;
+        res.cork(() => {
+          ok = res.write('data: ' + data + '\n\n');
+        });
+        return ok;
+      },
+      onDrain: (cb) => {
+        drainCb = cb;
+      },
+      onAbort: (cb) => ex.onAbort(cb),
+      end: () => {
+        if (ex.aborted || ended) return;
+        ended = true;
+        res.cork(() => res.end());
+        this.finish(ex);
+      },
+      get aborted() {
+        return ex.aborted;
+      },
+    };
+    start(sink);
+  }
+
+  /** Logs, counts and audits an exchange once it is answered or aborted. */
+  private finish(ex: Exchange): void {
+    // Called once per exchange: on reply, on stream end, or on abort, whichever comes first.
+    if (!this.inflight.delete(ex)) return;
+    const ms = performance.now() - ex.start;
+    const status = ex.aborted && !ex.streaming ? 499 : ex.status;
+    const routeLabel = ex.route || 'unmatched';
+    this.deps.metrics.observeRequest(routeLabel, ex.method, status, ms / 1000);
+    ex.log.info(
+      { method: ex.method, url: ex.fullPath, route: routeLabel, status, ms: Math.round(ms * 100) / 100, wallet: ex.auth?.sub, nft: ex.nft ?? ex.agentNft },
+      'request',
+    );
+    this.deps.audit?.record({
+      ts: Date.now(), requestId: ex.id, wallet: ex.auth?.sub, nft: ex.nft ?? ex.agentNft ?? ex.auth?.nft,
+      method: ex.method, route: ex.agentNft !== undefined ? `/agents/:nft${ex.route}` : routeLabel, status, ip: this.clientIp(ex), durationMs: ms,
+    });
+  }
+
+  private checkDeadlines(): void {
+    const limit = this.deps.config.requestTimeoutMs;
+    const now = performance.now();
+    for (const ex of this.inflight) {
+      if (ex.done || ex.streaming || now - ex.start < limit) continue;
+      this.fail(ex, new ApiError('TIMEOUT', `The request did not complete within ${limit} ms`, { timeout_ms: limit }));
+      ex.abort();
+    }
+  }
+}
+
+function writeSecurityHeaders(res: HttpResponse, production: boolean): void {
+  res.writeHeader('X-Content-Type-Options', 'nosniff');
+  res.writeHeader('X-Frame-Options', 'DENY');
+  res.writeHeader('Referrer-Policy', 'no-referrer');
+  res.writeHeader('Cache-Control', 'no-store');
+  if (production) res.writeHeader('Strict-Transport-Security', 'max-age=31536000; includeSubDomains');
+}
+
+function parseJson(raw: Buffer | undefined): unknown {
+  if (!raw || raw.length === 0) return {};
+  let value: unknown;
+  try {
+    value = JSON.parse(raw.toString('utf8'));
+  } catch {
+    throw new ApiError('INVALID_REQUEST', 'The request body is not valid JSON');
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new ApiError('INVALID_REQUEST', 'The request body must be a JSON object');
+  }
+  return value;
+}
+
+function parseQuery(qs: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!qs) return out;
+  for (const [k, v] of new URLSearchParams(qs)) out[k] = v;
+  return out;
+}
+
+function escapeRe(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}

@@ -1,0 +1,261 @@
+import { randomUUID } from 'node:crypto';
+import * as v from 'valibot';
+import type { TemplatedApp, WebSocket } from './uws.js';
+import { ApiError, toApiError } from '../errors.js';
+import type { Config, RateClass } from '../config.js';
+import type { Logger } from '../logger.js';
+import type { Metrics } from '../metrics.js';
+import type { RateLimiter } from '../guards/rate-limiter.js';
+import type { AuthClaims } from './route.js';
+import { validate } from './validation.js';
+import type { AuditSink } from './http-server.js';
+import { STATUS_LINES } from './status-lines.js';
+
+/** What a WS message handler sees of its socket: plain operations, no uWS types. */
+export interface WsConn {
+  readonly id: string;
+  readonly auth: AuthClaims;
+  /** Sends one frame (a pre-serialized string or an object to serialize). False when dropped. */
+  send(frame: string | object): boolean;
+  subscribe(topic: string): void;
+  unsubscribe(topic: string): boolean;
+  isSubscribed(topic: string): boolean;
+  readonly closed: boolean;
+}
+
+export interface WsMessageHandler<T = any> {
+  schema: v.GenericSchema<unknown, T>;
+  rateClass: RateClass;
+  handle(conn: WsConn, msg: T): void | Promise<void>;
+}
+
+/** The one seam for fan-out (uWS topics today; NATS or Redis pub/sub when past one machine). */
+export interface Publisher {
+  publish(topic: string, frame: string): void;
+  subscribers(topic: string): number;
+}
+
+interface UserData {
+  conn?: Conn;
+  auth: AuthClaims;
+  ip: string;
+}
+
+class Conn implements WsConn {
+  readonly id = randomUUID();
+  closed = false;
+  expiryTimer: NodeJS.Timeout | undefined;
+
+  constructor(readonly ws: WebSocket<UserData>, readonly auth: AuthClaims, private readonly onDrop: () => void) {}
+
+  send(frame: string | object): boolean {
+    if (this.closed) return false;
+    const s = typeof frame === 'string' ? frame : JSON.stringify(frame);
+    const r = this.ws.send(s, false, false);
+    if (r === 2) {
+      this.onDrop();
+      return false;
+    }
+    return true;
+  }
+
+  subscribe(topic: string): void {
+    if (!this.closed) this.ws.subscribe(topic);
+  }
+
+  unsubscribe(topic: string): boolean {
+    return this.closed ? false : this.ws.unsubscribe(topic);
+  }
+
+  isSubscribed(topic: string): boolean {
+    return this.closed ? false : this.ws.isSubscribed(topic);
+  }
+
+  close(code: number, reason: string): void {
+    if (this.closed) return;
+    this.ws.end(code, reason);
+  }
+}
+
+export interface WsServerDeps {
+  config: Config;
+  log: Logger;
+  metrics: Metrics;
+  authenticate(token: string): Promise<AuthClaims>;
+  rateLimiter?: RateLimiter;
+  audit?: AuditSink;
+  handlers: Record<string, WsMessageHandler>;
+  clientIp(ip: string, headers: Record<string, string>): string;
+}
+
+export const WS_CLOSE_TOKEN_EXPIRED = 4001;
+export const WS_CLOSE_SLOW_CONSUMER = 4008;
+
+const envelope = v.object({ type: v.pipe(v.string('must be a string'), v.minLength(1, 'must not be empty')) });
+
+export function errorFrame(e: ApiError, type?: string): string {
+  return JSON.stringify({ type: 'error', request_type: type, error: { code: e.code, message: e.message, details: e.details } });
+}
+
+/**
+ * The `/ws` endpoint: token checked at the upgrade (401 with the spec's error body otherwise),
+ * messages validated and dispatched by `type`, rate limited by class, closed when the token
+ * expires, and slow readers cut off before their buffers grow without bound.
+ */
+export class WsServer implements Publisher {
+  private app: TemplatedApp | undefined;
+  private readonly conns = new Set<Conn>();
+  private sweep: NodeJS.Timeout | undefined;
+
+  constructor(private readonly deps: WsServerDeps) {}
+
+  attach(app: TemplatedApp): void {
+    this.app = app;
+    const { config, metrics, log } = this.deps;
+    app.ws<UserData>('/ws', {
+      maxPayloadLength: 64 * 1024,
+      idleTimeout: config.wsIdleTimeoutSec,
+      sendPingsAutomatically: true,
+      // Past this many buffered bytes uWS drops further frames for the socket; the sweep below
+      // closes such a socket so that it cannot stay subscribed and silently miss chunks.
+      maxBackpressure: config.wsMaxBufferedBytes,
+      closeOnBackpressureLimit: false as unknown as number,
+      upgrade: (res, req, context) => {
+        const token = new URLSearchParams(req.getQuery() ?? '').get('token') ?? '';
+        const key = req.getHeader('sec-websocket-key');
+        const protocol = req.getHeader('sec-websocket-protocol');
+        const extensions = req.getHeader('sec-websocket-extensions');
+        const headers: Record<string, string> = { 'x-forwarded-for': req.getHeader('x-forwarded-for') };
+        const ip = this.deps.clientIp(Buffer.from(res.getRemoteAddressAsText()).toString(), headers);
+        const started = performance.now();
+        let aborted = false;
+        res.onAborted(() => {
+          aborted = true;
+        });
+        const refuse = (e: ApiError) => {
+          if (aborted) return;
+          res.cork(() => {
+            res.writeStatus(STATUS_LINES[e.status]!).writeHeader('Content-Type', 'application/json').end(JSON.stringify(e.toBody()));
+          });
+          this.auditWs(ip, undefined, e.status, started);
+        };
+        if (!token) return refuse(new ApiError('UNAUTHORIZED', 'Missing token query parameter'));
+        this.deps.authenticate(token).then(
+          (auth) => {
+            if (aborted) return;
+            if (this.deps.rateLimiter && !this.deps.rateLimiter.take('other', `w:${auth.sub.toLowerCase()}`).ok) {
+              return refuse(new ApiError('RATE_LIMITED', 'Too many connection attempts'));
+            }
+            res.cork(() => res.upgrade<UserData>({ auth, ip }, key, protocol, extensions, context));
+            this.auditWs(ip, auth, 101, started);
+          },
+          (e) => refuse(toApiError(e)),
+        );
+      },
+      open: (ws) => {
+        const data = ws.getUserData();
+        const conn = new Conn(ws, data.auth, () => metrics.wsSlowConsumers.labels('dropped').inc());
+        data.conn = conn;
+        this.conns.add(conn);
+        metrics.wsConnections.inc();
+        const msLeft = data.auth.exp * 1000 - Date.now();
+        conn.expiryTimer = setTimeout(() => {
+          conn.send(errorFrame(new ApiError('TOKEN_EXPIRED', 'The access token has expired; reconnect with a new one')));
+          conn.close(WS_CLOSE_TOKEN_EXPIRED, 'token expired');
+        }, Math.max(0, Math.min(msLeft, 2 ** 31 - 1)));
+        conn.expiryTimer.unref();
+      },
+      message: (ws, message) => {
+        const conn = ws.getUserData().conn!;
+        this.onMessage(conn, Buffer.from(message).toString('utf8')).catch((e) => {
+          log.error({ err: e }, 'ws handler failed');
+          conn.send(errorFrame(toApiError(e)));
+        });
+      },
+      close: (ws) => {
+        const conn = ws.getUserData().conn;
+        if (!conn) return;
+        conn.closed = true;
+        clearTimeout(conn.expiryTimer);
+        this.conns.delete(conn);
+        metrics.wsConnections.dec();
+      },
+    });
+    this.sweep = setInterval(() => this.closeSlowReaders(), 500);
+    this.sweep.unref();
+  }
+
+  private async onMessage(conn: Conn, text: string): Promise<void> {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      conn.send(errorFrame(new ApiError('INVALID_REQUEST', 'Messages must be JSON objects')));
+      return;
+    }
+    let type: string | undefined;
+    try {
+      if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+        throw new ApiError('INVALID_REQUEST', 'Messages must be JSON objects');
+      }
+      type = validate(envelope, parsed, 'message').type;
+      if (type === 'ping') {
+        conn.send('{"type":"pong"}');
+        return;
+      }
+      const handler = this.deps.handlers[type];
+      if (!handler) {
+        throw new ApiError('INVALID_FIELD', `Unknown message type "${type}"`, { field: 'type', allowed: ['ping', ...Object.keys(this.deps.handlers)] });
+      }
+      const limiter = this.deps.rateLimiter;
+      if (limiter) {
+        const d = limiter.take(handler.rateClass, `w:${conn.auth.sub.toLowerCase()}`);
+        if (!d.ok) {
+          this.deps.metrics.rateLimited.labels(handler.rateClass).inc();
+          throw new ApiError('RATE_LIMITED', `Rate limit of ${d.limit} ${handler.rateClass} messages per minute exceeded`, { retry_after: d.retryAfter, reset: d.reset });
+        }
+      }
+      const msg = validate(handler.schema, parsed, 'message');
+      await handler.handle(conn, msg);
+    } catch (e) {
+      const err = toApiError(e);
+      if (err.code === 'INTERNAL_ERROR' && !(e instanceof ApiError)) this.deps.log.error({ err: e, type }, 'ws message failed');
+      conn.send(errorFrame(err, type));
+    }
+  }
+
+  private closeSlowReaders(): void {
+    const limit = this.deps.config.wsMaxBufferedBytes;
+    for (const conn of this.conns) {
+      if (!conn.closed && conn.ws.getBufferedAmount() >= limit / 2) {
+        this.deps.metrics.wsSlowConsumers.labels('closed').inc();
+        this.deps.log.warn({ conn: conn.id, wallet: conn.auth.sub }, 'closing slow WebSocket reader');
+        conn.close(WS_CLOSE_SLOW_CONSUMER, 'slow consumer');
+      }
+    }
+  }
+
+  private auditWs(ip: string, auth: AuthClaims | undefined, status: number, started: number): void {
+    this.deps.audit?.record({
+      ts: Date.now(), requestId: randomUUID(), wallet: auth?.sub, nft: auth?.nft, method: 'WS', route: '/ws',
+      status, ip, durationMs: performance.now() - started,
+    });
+  }
+
+  publish(topic: string, frame: string): void {
+    this.app?.publish(topic, frame, false, false);
+  }
+
+  subscribers(topic: string): number {
+    return this.app ? this.app.numSubscribers(topic) : 0;
+  }
+
+  get connectionCount(): number {
+    return this.conns.size;
+  }
+
+  closeAll(): void {
+    if (this.sweep) clearInterval(this.sweep);
+    for (const conn of this.conns) conn.close(1001, 'server shutting down');
+  }
+}
