@@ -8,48 +8,67 @@ export interface EvmOwnershipOptions {
   timeoutMs?: number;
 }
 
+/** ownerOf(uint256) */
 const OWNER_OF = '0x6352211e';
+const UINT256_LIMIT = 2n ** 256n;
 
 /**
  * ERC-721 `ownerOf(tokenId)` over JSON-RPC `eth_call` at "latest". The RPC's chain id is checked
- * once (eth_chainId) so a misconfigured URL cannot answer for another chain. A reverting call
- * (the token does not exist) means no owner; an unreachable RPC is SERVICE_UNAVAILABLE.
+ * (eth_chainId) before the first answer is believed, so a misconfigured URL cannot answer for
+ * another chain. A reverting call (the token does not exist: JSON-RPC error code 3, or a message
+ * saying "revert") means no owner; every other failure is SERVICE_UNAVAILABLE, never "no owner".
  */
 export class EvmOwnership implements OwnershipVerifier {
   readonly kind = 'evm';
-  private chainChecked = false;
+  private chainCheck: Promise<void> | undefined;
   private nextId = 1;
 
   constructor(private readonly opts: EvmOwnershipOptions) {}
 
   async ownerOf(nftTokenId: string): Promise<string | undefined> {
-    if (!/^\d{1,78}$/.test(nftTokenId)) return undefined;
+    if (!/^\d{1,78}$/.test(nftTokenId)) return undefined; // ERC-721 ids are uint256
     const id = BigInt(nftTokenId);
-    if (id >= 2n ** 256n) return undefined;
-    if (!this.chainChecked) {
-      const chain = await this.rpc<string>('eth_chainId', []);
-      if (typeof chain !== 'string' || BigInt(chain) !== BigInt(this.opts.chainId)) {
-        throw new ApiError('SERVICE_UNAVAILABLE', `The EVM RPC serves chain ${chain}, not the configured chain ${this.opts.chainId}`);
-      }
-      this.chainChecked = true;
-    }
+    if (id >= UINT256_LIMIT) return undefined;
+    await this.checkChain();
     const data = OWNER_OF + id.toString(16).padStart(64, '0');
-    let result: string;
+    let result: unknown;
     try {
-      result = await this.rpc<string>('eth_call', [{ to: this.opts.contract, data }, 'latest']);
+      result = await this.rpc('eth_call', [{ to: this.opts.contract, data }, 'latest']);
     } catch (e) {
-      if (e instanceof RpcError) return undefined; // execution reverted: no such token
-      throw e;
+      if (e instanceof RpcError && e.isRevert) return undefined; // no such token
+      throw e instanceof RpcError ? unavailable(`The EVM RPC failed eth_call: ${e.message}`, { rpc_code: e.code }) : e;
     }
     if (typeof result !== 'string' || !/^0x[0-9a-fA-F]{64}$/.test(result)) {
-      throw new ApiError('SERVICE_UNAVAILABLE', 'The EVM RPC returned a malformed ownerOf result');
+      // "0x" is what a call to an address without code returns: the contract is misconfigured.
+      throw unavailable('The EVM RPC returned a malformed ownerOf result (is PANTHERS_NFT_CONTRACT a contract on this chain?)');
     }
-    const owner = '0x' + result.slice(-40);
+    if (!/^0x0{24}/.test(result)) throw unavailable('The EVM RPC returned an ownerOf word that is not an address');
+    const owner = '0x' + result.slice(-40).toLowerCase();
     return /^0x0{40}$/.test(owner) ? undefined : owner;
   }
 
-  private async rpc<T>(method: string, params: unknown[]): Promise<T> {
+  /** One eth_chainId check shared by concurrent callers; retried after a failure. */
+  private checkChain(): Promise<void> {
+    this.chainCheck ??= (async () => {
+      let chain: unknown;
+      try {
+        chain = await this.rpc('eth_chainId', []);
+      } catch (e) {
+        throw e instanceof RpcError ? unavailable(`The EVM RPC failed eth_chainId: ${e.message}`, { rpc_code: e.code }) : e;
+      }
+      if (typeof chain !== 'string' || !/^0x[0-9a-fA-F]+$/.test(chain) || BigInt(chain) !== BigInt(this.opts.chainId)) {
+        throw unavailable(`The EVM RPC serves chain ${String(chain)}, not the configured chain ${this.opts.chainId}`);
+      }
+    })();
+    return this.chainCheck.catch((e) => {
+      this.chainCheck = undefined;
+      throw e;
+    });
+  }
+
+  private async rpc(method: string, params: unknown[]): Promise<unknown> {
     let res: Response;
+    let text: string;
     try {
       res = await fetch(this.opts.rpcUrl, {
         method: 'POST',
@@ -57,18 +76,25 @@ export class EvmOwnership implements OwnershipVerifier {
         body: JSON.stringify({ jsonrpc: '2.0', id: this.nextId++, method, params }),
         signal: AbortSignal.timeout(this.opts.timeoutMs ?? 5000),
       });
+      text = await res.text();
     } catch {
-      throw new ApiError('SERVICE_UNAVAILABLE', 'The EVM RPC cannot be reached', { rpc_method: method });
+      throw unavailable('The EVM RPC cannot be reached', { rpc_method: method });
     }
-    if (!res.ok) throw new ApiError('SERVICE_UNAVAILABLE', `The EVM RPC answered HTTP ${res.status}`, { rpc_method: method });
-    let body: { result?: T; error?: { code: number; message: string } };
+    let body: { result?: unknown; error?: { code?: unknown; message?: unknown } } | undefined;
     try {
-      body = (await res.json()) as typeof body;
+      body = JSON.parse(text) as typeof body;
     } catch {
-      throw new ApiError('SERVICE_UNAVAILABLE', 'The EVM RPC answered something that is not JSON');
+      body = undefined;
     }
-    if (body.error) throw new RpcError(body.error.code, body.error.message);
-    return body.result as T;
+    // Some providers answer a revert with HTTP 4xx/5xx and a JSON-RPC error body: read it first.
+    if (body && typeof body === 'object' && body.error && typeof body.error === 'object') {
+      throw new RpcError(typeof body.error.code === 'number' ? body.error.code : 0, String(body.error.message ?? 'unknown error'));
+    }
+    if (!res.ok) throw unavailable(`The EVM RPC answered HTTP ${res.status}`, { rpc_method: method });
+    if (!body || typeof body !== 'object' || !('result' in body)) {
+      throw unavailable('The EVM RPC answered something that is not a JSON-RPC response', { rpc_method: method });
+    }
+    return body.result;
   }
 }
 
@@ -76,4 +102,13 @@ class RpcError extends Error {
   constructor(readonly code: number, message: string) {
     super(message);
   }
+
+  /** geth/erigon/anvil: code 3 "execution reverted"; others: -32000/-32603 with "revert" in the text. */
+  get isRevert(): boolean {
+    return this.code === 3 || /revert/i.test(this.message);
+  }
+}
+
+function unavailable(message: string, details: Record<string, unknown> = {}): ApiError {
+  return new ApiError('SERVICE_UNAVAILABLE', message, details);
 }

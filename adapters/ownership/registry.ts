@@ -9,6 +9,8 @@ import type { OwnershipVerifier } from '../../src/auth/ownership.js';
  */
 export class RegistryOwnership implements OwnershipVerifier {
   readonly kind = 'registry';
+  /** One indexed SQLite read: cheaper than any cache, and always current. */
+  readonly local = true;
   private fileOwners = new Map<string, string>();
   private fileStamp = '';
   private readonly byToken;

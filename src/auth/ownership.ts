@@ -5,6 +5,11 @@
  */
 export interface OwnershipVerifier {
   readonly kind: string;
+  /**
+   * True when answers come from this machine (a local table or file): they are then never
+   * cached, so `panthers nft assign` takes effect at once instead of after the cache TTL.
+   */
+  readonly local?: boolean;
   ownerOf(nftTokenId: string): Promise<string | undefined>;
   close?(): void;
 }
@@ -24,6 +29,7 @@ export class CachedOwnership implements OwnershipVerifier {
   }
 
   async ownerOf(nftTokenId: string): Promise<string | undefined> {
+    if (this.inner.local) return this.inner.ownerOf(nftTokenId);
     const hit = this.cache.get(nftTokenId);
     const now = this.now();
     if (hit && hit.until > now) return hit.owner;

@@ -1,0 +1,49 @@
+import { ApiError } from '../errors.js';
+import type { AuthClaims } from '../server/route.js';
+import type { TokenService } from './tokens.js';
+import type { SessionRepository } from './sessions.js';
+
+const MAX_CACHED = 100_000;
+
+/**
+ * Authenticates every request: the JWT (TokenService caches verified claims) and then its
+ * session, which must exist and not be revoked. Session states are cached in memory so the
+ * hot path is two Map lookups; a revocation updates the cache at once (logout works at once),
+ * and SQLite answers for sessions not seen yet in this process (e.g. after a restart).
+ */
+export class SessionGuard {
+  /** sid -> active (true) or revoked/unknown (false) */
+  private readonly states = new Map<string, boolean>();
+
+  constructor(private readonly tokens: TokenService, private readonly sessions: SessionRepository) {}
+
+  readonly authenticate = async (token: string): Promise<AuthClaims> => {
+    const claims = await this.tokens.verify(token);
+    if (!this.isActive(claims.sid)) throw new ApiError('UNAUTHORIZED', 'The session of this token has ended; sign in again');
+    return claims;
+  };
+
+  isActive(sid: string): boolean {
+    let state = this.states.get(sid);
+    if (state === undefined) {
+      const row = this.sessions.get(sid);
+      state = row !== undefined && row.revoked_at === null;
+      this.remember(sid, state);
+    }
+    return state;
+  }
+
+  markActive(sid: string): void {
+    this.remember(sid, true);
+  }
+
+  markRevoked(sid: string): void {
+    this.remember(sid, false);
+  }
+
+  private remember(sid: string, active: boolean): void {
+    // Dropping the cache is always safe: SQLite is the truth and refills it.
+    if (this.states.size >= MAX_CACHED && !this.states.has(sid)) this.states.clear();
+    this.states.set(sid, active);
+  }
+}

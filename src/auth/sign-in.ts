@@ -1,0 +1,124 @@
+import { randomBytes as nodeRandomBytes } from 'node:crypto';
+import type { Db } from '../db/database.js';
+import { ApiError } from '../errors.js';
+import { CHALLENGE_TTL_MS, ChallengeStore } from './challenges.js';
+import { formatSiweMessage, parseSiweMessage } from './siwe-message.js';
+import { canonicalWallet, verifyWalletSignature, walletKind } from './wallet-signature.js';
+
+/** Secret Network mainnet: the chain id written into the messages `secret1...` wallets sign. */
+export const SECRET_CHAIN_ID = 'secret-4';
+
+export interface SignInOptions {
+  db: Db;
+  /** "does wallet W own NFT T now" (CachedOwnership satisfies it) */
+  ownership: { owns(wallet: string, nftTokenId: string): Promise<boolean> };
+  now: () => number;
+  /** The origin users sign in to; read per challenge (the port is known only after listen). */
+  publicUrl: () => string;
+  /** EIP-155 chain id for 0x wallets */
+  evmChainId: number;
+  cosmosChainId?: string;
+  randomBytes?: (n: number) => Uint8Array;
+  ttlMs?: number;
+}
+
+export interface ChallengeRequest {
+  wallet_address: string;
+  nft_token_id: string;
+}
+
+export interface Challenge {
+  message: string;
+  nonce: string;
+  /** RFC 3339 */
+  expires_at: string;
+}
+
+export interface SignedChallenge extends ChallengeRequest {
+  signature: string;
+  message: string;
+  /** Cosmos only: base64 33-byte compressed public key */
+  public_key?: string;
+}
+
+/**
+ * Wallet sign-in, reusable by the orchestrator and a standalone agent: issues one-time
+ * EIP-4361 messages for a wallet + NFT, and verifies signed ones (burning the nonce on the first
+ * attempt, checking the signature, then ownership). It does not open sessions: callers do.
+ */
+export class SignIn {
+  private readonly store: ChallengeStore;
+  private readonly random: (n: number) => Uint8Array;
+  private readonly ttlMs: number;
+
+  constructor(private readonly opts: SignInOptions) {
+    this.store = new ChallengeStore(opts.db, opts.now);
+    this.random = opts.randomBytes ?? ((n) => nodeRandomBytes(n));
+    this.ttlMs = opts.ttlMs ?? CHALLENGE_TTL_MS;
+  }
+
+  /** Issues a message to sign. FORBIDDEN when the wallet does not own the NFT now. */
+  async issueChallenge(req: ChallengeRequest): Promise<Challenge> {
+    const wallet = canonicalWallet(req.wallet_address);
+    const nft = req.nft_token_id;
+    await this.requireOwner(wallet, nft);
+    const now = this.opts.now();
+    // Whole seconds, so the stored expiry is exactly the one written in the message.
+    const expiresAt = Math.floor((now + this.ttlMs) / 1000) * 1000;
+    const nonce = Buffer.from(this.random(16)).toString('hex');
+    const url = new URL(this.opts.publicUrl());
+    const evm = walletKind(wallet) === 'evm';
+    const message = formatSiweMessage({
+      domain: url.host,
+      address: wallet,
+      statement: `Sign in to Secret Panthers as the owner of NFT #${nft}.`,
+      uri: url.origin,
+      version: '1',
+      chainId: evm ? String(this.opts.evmChainId) : (this.opts.cosmosChainId ?? SECRET_CHAIN_ID),
+      nonce,
+      issuedAt: rfc3339(now),
+      expirationTime: rfc3339(expiresAt),
+      namespace: evm ? 'Ethereum' : 'Cosmos',
+    });
+    this.store.insert({ nonce, wallet, nft_token_id: nft, message, created_at: now, expires_at: expiresAt });
+    return { message, nonce, expires_at: rfc3339(expiresAt) };
+  }
+
+  /**
+   * Verifies a signed challenge; resolves with the canonical wallet when it is good. Throws
+   * INVALID_FIELD (malformed address/signature), INVALID_SIGNATURE (not an unused, unexpired
+   * message issued for this wallet and NFT, or a wrong signature) or FORBIDDEN (not the owner now).
+   */
+  async verifySignedChallenge(s: SignedChallenge): Promise<{ wallet: string; nft: string }> {
+    const wallet = canonicalWallet(s.wallet_address);
+    const nft = s.nft_token_id;
+    const nonce = parseSiweMessage(s.message)?.nonce;
+    if (!nonce) throw refused('the message is not a sign-in message issued by this server');
+    // Burned before anything else is checked: every attempt costs the nonce, failed ones too.
+    const row = this.store.burn(nonce);
+    if (!row) throw refused('the message was not issued by this server or was already used');
+    if (row.message !== s.message) throw refused('the message differs from the one issued');
+    if (row.wallet.toLowerCase() !== wallet.toLowerCase() || row.nft_token_id !== nft) {
+      throw refused('the message was issued for another wallet or NFT');
+    }
+    if (this.opts.now() >= row.expires_at) throw refused('the message has expired; ask for a new challenge');
+    verifyWalletSignature({ wallet, message: s.message, signature: s.signature, publicKey: s.public_key });
+    await this.requireOwner(wallet, nft);
+    return { wallet, nft };
+  }
+
+  private async requireOwner(wallet: string, nft: string): Promise<void> {
+    if (!(await this.opts.ownership.owns(wallet, nft))) {
+      throw new ApiError('FORBIDDEN', `Wallet ${wallet} does not own NFT ${nft}`, { nft_token_id: nft });
+    }
+  }
+}
+
+function refused(reason: string): ApiError {
+  return new ApiError('INVALID_SIGNATURE', 'Signature verification failed', { reason });
+}
+
+/** RFC 3339 in UTC, whole seconds. */
+function rfc3339(ms: number): string {
+  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
+}

@@ -1,0 +1,122 @@
+import * as v from 'valibot';
+import type { AppContext } from '../app-context.js';
+import { ApiError } from '../errors.js';
+import { route, type RouteDef } from '../server/route.js';
+import { nftTokenId } from '../server/validation.js';
+import { ACCESS_TOKEN_TTL_SEC } from '../auth/tokens.js';
+import { hashRefreshToken, type SessionRepository, type SessionRow } from '../auth/sessions.js';
+import type { SignIn } from '../auth/sign-in.js';
+import { walletKind } from '../auth/wallet-signature.js';
+import { SESSION_ACTOR, newSessionId, type SessionGrant, type SessionMsg } from '../../actors/session-actor.js';
+
+export interface AuthRouteDeps {
+  ctx: AppContext;
+  signIn: SignIn;
+  sessions: SessionRepository;
+}
+
+const walletAddress = v.pipe(
+  v.string('must be a string'),
+  v.trim(),
+  v.check((s) => walletKind(s) !== undefined, 'must be a 0x EVM address (a valid EIP-55 checksum if mixed case) or a secret1 bech32 address'),
+);
+
+const ChallengeBody = v.object({ wallet_address: walletAddress, nft_token_id: nftTokenId });
+const VerifyBody = v.object({
+  wallet_address: walletAddress,
+  nft_token_id: nftTokenId,
+  signature: v.pipe(v.string('must be a string'), v.trim(), v.minLength(1, 'must not be empty'), v.maxLength(512, 'must be at most 512 characters')),
+  message: v.pipe(v.string('must be a string'), v.minLength(1, 'must not be empty'), v.maxLength(4096, 'must be at most 4096 characters')),
+  public_key: v.optional(v.pipe(v.string('must be a string'), v.trim(), v.maxLength(128, 'must be at most 128 characters'))),
+});
+const RefreshBody = v.object({
+  refresh_token: v.pipe(v.string('must be a string'), v.trim(), v.minLength(1, 'must not be empty'), v.maxLength(256, 'must be at most 256 characters')),
+});
+
+const isoTime = (ms: number) => new Date(ms).toISOString();
+
+/** POST /auth/challenge, /auth/verify, /auth/refresh, /auth/logout; GET /auth/session, /.well-known/jwks.json. */
+export function authRoutes({ ctx, signIn, sessions }: AuthRouteDeps): RouteDef[] {
+  const ask = <R>(sid: string, msg: SessionMsg) => ctx.actors.ask<R>(SESSION_ACTOR, sid, msg);
+
+  return [
+    route({
+      method: 'POST', path: '/auth/challenge', rateClass: 'auth', auth: 'none', tags: ['auth'],
+      summary: 'Get a one-time message to sign (EIP-4361; ADR-036 for secret1 wallets)',
+      body: ChallengeBody,
+      response: v.object({ message: v.string(), nonce: v.string(), expires_at: v.string() }),
+      handler(req) {
+        req.nft = req.body.nft_token_id;
+        return signIn.issueChallenge(req.body);
+      },
+    }),
+    route({
+      method: 'POST', path: '/auth/verify', rateClass: 'auth', auth: 'none', tags: ['auth'],
+      summary: 'Verify a signed challenge and open a session',
+      body: VerifyBody,
+      response: v.object({ access_token: v.string(), refresh_token: v.string(), expires_in: v.number(), session_id: v.string() }),
+      async handler(req) {
+        req.nft = req.body.nft_token_id;
+        const { wallet, nft } = await signIn.verifySignedChallenge(req.body);
+        const grant = await ask<SessionGrant>(newSessionId(), { type: 'open', wallet, nft });
+        const access = await ctx.tokens.issue({ sub: wallet, nft, sid: grant.session.id }, ACCESS_TOKEN_TTL_SEC);
+        req.log.info({ wallet, nft, session_id: grant.session.id }, 'session opened');
+        return { access_token: access.token, refresh_token: grant.refreshToken, expires_in: access.expiresIn, session_id: grant.session.id };
+      },
+    }),
+    route({
+      method: 'POST', path: '/auth/refresh', rateClass: 'auth', auth: 'none', tags: ['auth'],
+      summary: 'Trade a refresh token for a new access token and a new refresh token (rotation)',
+      body: RefreshBody,
+      response: v.object({ access_token: v.string(), expires_in: v.number(), refresh_token: v.string() }),
+      async handler(req) {
+        const hash = hashRefreshToken(req.body.refresh_token);
+        const known = sessions.refreshToken(hash);
+        if (!known) throw new ApiError('UNAUTHORIZED', 'Invalid refresh token');
+        const grant = await ask<SessionGrant>(known.session_id, { type: 'refresh', hash });
+        const { wallet_address, nft_token_id } = view(grant.session);
+        req.nft = nft_token_id;
+        // The NFT may have changed hands since sign-in: a session lives only as long as ownership.
+        if (!(await ctx.ownership.owns(wallet_address, nft_token_id))) {
+          await ask(grant.session.id, { type: 'revoke', why: 'ownership_lost' });
+          throw new ApiError('FORBIDDEN', `Wallet ${wallet_address} no longer owns NFT ${nft_token_id}; the session is revoked`, { nft_token_id });
+        }
+        const access = await ctx.tokens.issue({ sub: wallet_address, nft: nft_token_id, sid: grant.session.id }, ACCESS_TOKEN_TTL_SEC);
+        return { access_token: access.token, expires_in: access.expiresIn, refresh_token: grant.refreshToken };
+      },
+    }),
+    route({
+      method: 'POST', path: '/auth/logout', rateClass: 'auth', auth: 'required', tags: ['auth'],
+      summary: 'Revoke the current session (its access and refresh tokens stop working at once)',
+      response: v.object({ message: v.string() }),
+      async handler(req) {
+        const sid = req.auth!.sid;
+        await ask(sid, { type: 'revoke', why: 'logout' });
+        req.log.info({ session_id: sid }, 'session revoked by logout');
+        return { message: 'Logged out: the session is revoked' };
+      },
+    }),
+    route({
+      method: 'GET', path: '/auth/session', rateClass: 'other', auth: 'required', tags: ['auth'],
+      summary: 'The current session',
+      response: v.object({
+        wallet_address: v.string(), nft_token_id: v.string(), session_id: v.string(), expires_at: v.string(), access_token_expires_at: v.string(),
+      }),
+      async handler(req) {
+        const row = await ask<SessionRow | undefined>(req.auth!.sid, { type: 'get' });
+        if (!row || row.revoked_at !== null) throw new ApiError('UNAUTHORIZED', 'The session has ended; sign in again');
+        return { ...view(row), access_token_expires_at: isoTime(req.auth!.exp * 1000) };
+      },
+    }),
+    route({
+      method: 'GET', path: '/.well-known/jwks.json', rateClass: 'other', auth: 'none', tags: ['auth'],
+      summary: 'The public keys that verify access tokens (for agents and other services)',
+      response: v.object({ keys: v.array(v.record(v.string(), v.unknown())) }),
+      handler: () => ctx.tokens.jwks(),
+    }),
+  ];
+}
+
+function view(row: SessionRow) {
+  return { wallet_address: row.wallet, nft_token_id: row.nft_token_id, session_id: row.id, expires_at: isoTime(row.expires_at) };
+}
