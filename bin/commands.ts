@@ -1,5 +1,6 @@
 import type { Config } from '../src/config.js';
 import { serve } from './serve.js';
+import { audit } from './audit.js';
 
 export interface CommandEnv {
   loadConfig(env?: Record<string, string | undefined>): Config;
@@ -18,5 +19,9 @@ export const commands: Record<string, Command> = {
     summary: 'start the orchestrator server',
     needsServer: true,
     run: (argv, env) => serve(argv, env.loadConfig),
+  },
+  audit: {
+    summary: 'verify the hash-chained audit log, or tail it',
+    run: (argv) => audit(argv),
   },
 };

@@ -123,4 +123,16 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX audit_log_ts ON audit_log (ts);
   `,
+  // 2 (guarantees): the audit chain's anchors. pruned_through_* is the last row retention deleted
+  // (verify starts from it instead of the genesis hash); head_* is the last row written, so a
+  // truncated tail is detected too.
+  `
+  CREATE TABLE audit_chain (
+    id                   INTEGER PRIMARY KEY CHECK (id = 1),
+    pruned_through_id    INTEGER NOT NULL DEFAULT 0,
+    pruned_through_hash  TEXT NOT NULL,
+    head_id              INTEGER NOT NULL DEFAULT 0,
+    head_hash            TEXT NOT NULL
+  );
+  `,
 ];

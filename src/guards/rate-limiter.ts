@@ -27,13 +27,7 @@ export class RateLimiter {
   ) {}
 
   take(cls: RateClass, key: string): RateDecision {
-    const now = this.now();
-    const windowStart = now - (now % 60_000);
-    if (windowStart !== this.windowStart) {
-      this.windowStart = windowStart;
-      this.counts = new Map();
-    }
-    const limit = this.limits[cls];
+    const now = this.roll();
     const k = cls + '\0' + key;
     const used = (this.counts.get(k) ?? 0) + 1;
     if (used === 1 && this.counts.size >= this.maxKeys) {
@@ -41,7 +35,28 @@ export class RateLimiter {
       if (oldest !== undefined) this.counts.delete(oldest);
     }
     this.counts.set(k, used);
-    const resetMs = windowStart + 60_000;
+    return this.decision(cls, used, now);
+  }
+
+  /** The caller's state without counting a request (for answers that never reached the limiter). */
+  peek(cls: RateClass, key: string): RateDecision {
+    const now = this.roll();
+    return this.decision(cls, this.counts.get(cls + '\0' + key) ?? 0, now);
+  }
+
+  private roll(): number {
+    const now = this.now();
+    const windowStart = now - (now % 60_000);
+    if (windowStart !== this.windowStart) {
+      this.windowStart = windowStart;
+      this.counts = new Map();
+    }
+    return now;
+  }
+
+  private decision(cls: RateClass, used: number, now: number): RateDecision {
+    const limit = this.limits[cls];
+    const resetMs = this.windowStart + 60_000;
     const ok = used <= limit;
     return {
       ok,

@@ -222,8 +222,12 @@ export class HttpServer {
     const { router, path } = this.resolve(ex);
     ex.path = path;
     const m = router.match(ex.method, path);
-    if ('notFound' in m) throw new ApiError('NOT_FOUND', `No route for ${ex.method} ${ex.fullPath}`);
+    if ('notFound' in m) {
+      this.rateLimit(ex, 'other');
+      throw new ApiError('NOT_FOUND', `No route for ${ex.method} ${ex.fullPath}`);
+    }
     if ('methodNotAllowed' in m) {
+      this.rateLimit(ex, 'other');
       ex.extraHeaders.Allow = m.methodNotAllowed.join(', ');
       throw new ApiError('METHOD_NOT_ALLOWED', `${ex.method} is not allowed on ${ex.fullPath}`, { allowed: m.methodNotAllowed });
     }
@@ -238,8 +242,12 @@ export class HttpServer {
       throw new ApiError('SERVICE_UNAVAILABLE', 'The server is overloaded; retry shortly', { reason: 'overloaded' });
     }
 
-    await this.authenticate(ex, route);
-    this.rateLimit(ex, route.rateClass);
+    try {
+      await this.authenticate(ex, route);
+    } finally {
+      // Counted even when auth fails (then by IP): a flood of bad tokens is limited too.
+      this.rateLimit(ex, route.rateClass);
+    }
 
     let raw: Buffer | undefined;
     if (bodyPromise) raw = await bodyPromise;
@@ -249,7 +257,9 @@ export class HttpServer {
     if (route.query) ex.query = validate(route.query, parseQuery(ex.rawQuery), 'query');
     else ex.query = {};
     if (route.signed && this.deps.requestVerifier && ex.auth) {
-      this.deps.requestVerifier.verify({ method: ex.method, fullPath: ex.fullPath, body: raw ?? Buffer.alloc(0), header: (n) => ex.header(n), auth: ex.auth });
+      // The signed path is the request target as sent: path plus ?query when there is one.
+      const signedPath = ex.rawQuery ? `${ex.fullPath}?${ex.rawQuery}` : ex.fullPath;
+      this.deps.requestVerifier.verify({ method: ex.method, fullPath: signedPath, body: raw ?? Buffer.alloc(0), header: (n) => ex.header(n), auth: ex.auth });
     }
 
     const out = await route.handler(ex as Request<any, any>);
@@ -313,15 +323,15 @@ export class HttpServer {
     }
   }
 
-  private rateLimit(ex: Exchange, cls: RateClass): void {
+  private rateLimit(ex: Exchange, cls: RateClass, count = true): void {
     const limiter = this.deps.rateLimiter;
     if (!limiter) return;
     const key = ex.auth ? `w:${ex.auth.sub.toLowerCase()}` : `ip:${this.clientIp(ex)}`;
-    const d = limiter.take(cls, key);
+    const d = count ? limiter.take(cls, key) : limiter.peek(cls, key);
     ex.extraHeaders['X-RateLimit-Limit'] = String(d.limit);
     ex.extraHeaders['X-RateLimit-Remaining'] = String(d.remaining);
     ex.extraHeaders['X-RateLimit-Reset'] = String(d.reset);
-    if (!d.ok) {
+    if (!d.ok && count) {
       ex.extraHeaders['Retry-After'] = String(d.retryAfter);
       this.deps.metrics.rateLimited.labels(cls).inc();
       throw new ApiError('RATE_LIMITED', `Rate limit of ${d.limit} ${cls} requests per minute exceeded`, {
@@ -405,6 +415,7 @@ export class HttpServer {
     if (ex.aborted || ex.done) return;
     ex.done = true;
     ex.status = status;
+    if (this.deps.rateLimiter && ex.extraHeaders['X-RateLimit-Limit'] === undefined) this.rateLimit(ex, 'other', false);
     const res = ex.res;
     const prod = this.deps.config.env === 'production';
     res.cork(() => {

@@ -132,10 +132,12 @@ export class WsServer implements Publisher {
         res.onAborted(() => {
           aborted = true;
         });
-        const refuse = (e: ApiError) => {
+        const refuse = (e: ApiError, extra?: Record<string, string>) => {
           if (aborted) return;
           res.cork(() => {
-            res.writeStatus(STATUS_LINES[e.status]!).writeHeader('Content-Type', 'application/json').end(JSON.stringify(e.toBody()));
+            res.writeStatus(STATUS_LINES[e.status]!).writeHeader('Content-Type', 'application/json');
+            if (extra) for (const k in extra) res.writeHeader(k, extra[k]!);
+            res.end(JSON.stringify(e.toBody()));
           });
           this.auditWs(ip, undefined, e.status, started);
         };
@@ -143,8 +145,12 @@ export class WsServer implements Publisher {
         this.deps.authenticate(token).then(
           (auth) => {
             if (aborted) return;
-            if (this.deps.rateLimiter && !this.deps.rateLimiter.take('other', `w:${auth.sub.toLowerCase()}`).ok) {
-              return refuse(new ApiError('RATE_LIMITED', 'Too many connection attempts'));
+            const d = this.deps.rateLimiter?.take('other', `w:${auth.sub.toLowerCase()}`);
+            if (d && !d.ok) {
+              this.deps.metrics.rateLimited.labels('other').inc();
+              return refuse(new ApiError('RATE_LIMITED', 'Too many connection attempts', { class: 'other', limit: d.limit, retry_after: d.retryAfter, reset: d.reset }), {
+                'Retry-After': String(d.retryAfter), 'X-RateLimit-Limit': String(d.limit), 'X-RateLimit-Remaining': '0', 'X-RateLimit-Reset': String(d.reset),
+              });
             }
             res.cork(() => res.upgrade<UserData>({ auth, ip }, key, protocol, extensions, context));
             this.auditWs(ip, auth, 101, started);
@@ -212,7 +218,7 @@ export class WsServer implements Publisher {
         const d = limiter.take(handler.rateClass, `w:${conn.auth.sub.toLowerCase()}`);
         if (!d.ok) {
           this.deps.metrics.rateLimited.labels(handler.rateClass).inc();
-          throw new ApiError('RATE_LIMITED', `Rate limit of ${d.limit} ${handler.rateClass} messages per minute exceeded`, { retry_after: d.retryAfter, reset: d.reset });
+          throw new ApiError('RATE_LIMITED', `Rate limit of ${d.limit} ${handler.rateClass} messages per minute exceeded`, { class: handler.rateClass, limit: d.limit, retry_after: d.retryAfter, reset: d.reset });
         }
       }
       const msg = validate(handler.schema, parsed, 'message');
