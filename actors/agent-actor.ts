@@ -1,0 +1,193 @@
+import { randomUUID } from 'node:crypto';
+import PQueue from 'p-queue';
+import type { ActorKind, Behaviour } from './registry.js';
+import { ApiError, toApiError } from '../src/errors.js';
+import type { Logger } from '../src/logger.js';
+import type { Publisher } from '../src/server/ws-server.js';
+import type { ConversationsRepo } from '../src/agents/conversations-repo.js';
+import { estimateTokens, type ModelBackend } from '../src/models/model-backend.js';
+import type { AgentSettings } from '../src/providers/provider.js';
+import { chatTopic, ChunkFrames } from '../src/agents/chat-frames.js';
+
+export const AGENT_ACTOR = 'agent';
+
+export interface TurnResult {
+  response: string;
+  conversation_id: string;
+  timestamp: string;
+  tokens_used: number;
+  incomplete: boolean;
+  error?: ApiError;
+}
+
+/** Receives a turn's chunks as they stream (an SSE response). Returning a promise pauses the model. */
+export interface TurnListener {
+  onChunk(content: string): void | Promise<void>;
+}
+
+export interface TurnHandle {
+  conversation_id: string;
+  /** Settles when the reply is stored: resolves even when the turn failed (see result.error). */
+  done: Promise<TurnResult>;
+}
+
+export type AgentMsg =
+  | {
+      type: 'turn'; wallet: string; conversationId?: string; message: string; signal?: AbortSignal; listener?: TurnListener;
+      /** Called synchronously once the conversation id is known, before any chunk is published. */
+      opened?(conversationId: string): void;
+    }
+  | { type: 'clear'; wallet: string; conversationId: string }
+  | { type: 'ping' }
+  | { type: 'info' };
+
+export interface AgentActorDeps {
+  repo: ConversationsRepo;
+  publisher: Publisher;
+  log: Logger;
+  now(): number;
+  /** The agent's character (name, prompt, model, capabilities) for an NFT. */
+  character(nft: string): AgentSettings;
+  /** Resolves an agent's `model` setting to a backend and the model name to ask it for. */
+  model(setting: string): { backend: ModelBackend; model: string };
+  concurrency: number;
+  historyTokenBudget: number;
+  /** Quota hooks (per-NFT daily token budget); optional. */
+  quota?: { check(nft: string): void; add(nft: string, tokens: number): void };
+  onTurn?(outcome: 'complete' | 'incomplete' | 'error'): void;
+}
+
+/**
+ * One NFT's agent: owns its conversations. The mailbox orders what changes them (opening a
+ * conversation, queueing a turn, clearing); the turns themselves stream outside the mailbox, one at
+ * a time per conversation (a promise chain) and up to `concurrency` conversations at once (p-queue).
+ * Chunks go to the conversation's WS topic and to the requesting HTTP stream, never through the
+ * mailbox.
+ */
+class AgentBehaviour implements Behaviour<AgentMsg, unknown> {
+  private readonly queue: PQueue;
+  private readonly chains = new Map<string, Promise<unknown>>();
+  private active = 0;
+
+  constructor(private readonly nft: string, private readonly deps: AgentActorDeps) {
+    this.queue = new PQueue({ concurrency: deps.concurrency });
+  }
+
+  busy(): boolean {
+    return this.active > 0;
+  }
+
+  receive(msg: AgentMsg): unknown {
+    switch (msg.type) {
+      case 'turn':
+        return this.turn(msg);
+      case 'clear':
+        return this.clear(msg.wallet, msg.conversationId);
+      case 'ping':
+        return 'pong';
+      case 'info':
+        return this.deps.character(this.nft);
+    }
+  }
+
+  private conversation(wallet: string, id: string) {
+    const c = this.deps.repo.get(id);
+    // Another NFT's or another wallet's conversation is indistinguishable from none.
+    if (!c || c.nft_token_id !== this.nft || c.wallet !== wallet.toLowerCase()) {
+      throw new ApiError('NOT_FOUND', `Conversation ${id} not found`, { conversation_id: id });
+    }
+    return c;
+  }
+
+  private turn(msg: Extract<AgentMsg, { type: 'turn' }>): TurnHandle {
+    this.deps.quota?.check(this.nft);
+    let id = msg.conversationId;
+    if (id) this.conversation(msg.wallet, id);
+    else {
+      id = randomUUID();
+      const now = this.deps.now();
+      this.deps.repo.create({ id, nft_token_id: this.nft, wallet: msg.wallet.toLowerCase(), created_at: now, updated_at: now });
+    }
+    const conversationId = id;
+    msg.opened?.(conversationId);
+    this.active++;
+    const done = this.enqueue(conversationId, () => this.queue.add(() => this.runTurn(conversationId, msg.message, msg.signal, msg.listener)) as Promise<TurnResult>)
+      .finally(() => this.active--);
+    return { conversation_id: conversationId, done };
+  }
+
+  private clear(wallet: string, conversationId: string): Promise<number> {
+    this.conversation(wallet, conversationId);
+    // Ordered after the conversation's turns in flight, so a reply cannot land after the clear.
+    return this.enqueue(conversationId, async () => this.deps.repo.clear(conversationId));
+  }
+
+  /** Runs fn after everything already queued for the conversation. */
+  private enqueue<T>(conversationId: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.chains.get(conversationId) ?? Promise.resolve();
+    const next = prev.then(fn, fn);
+    const tail = next.then(() => undefined, () => undefined);
+    this.chains.set(conversationId, tail);
+    void tail.then(() => {
+      if (this.chains.get(conversationId) === tail) this.chains.delete(conversationId);
+    });
+    return next;
+  }
+
+  private async runTurn(conversationId: string, message: string, signal: AbortSignal | undefined, listener: TurnListener | undefined): Promise<TurnResult> {
+    const { repo, publisher, now } = this.deps;
+    const character = this.deps.character(this.nft);
+    const frames = new ChunkFrames(conversationId, this.nft);
+    const topic = chatTopic(conversationId);
+    repo.append(conversationId, 'user', message, estimateTokens(message), false, now());
+    const messages = [{ role: 'system' as const, content: character.system_prompt }, ...repo.context(conversationId, this.deps.historyTokenBudget)];
+
+    let text = '';
+    let usage: { promptTokens: number; completionTokens: number } | undefined;
+    let error: ApiError | undefined;
+    const ac = new AbortController();
+    const onAbort = () => ac.abort();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    if (signal?.aborted) ac.abort();
+    try {
+      const { backend, model } = this.deps.model(character.model);
+      for await (const ev of backend.stream({ messages, model, signal: ac.signal })) {
+        if (ev.type === 'usage') {
+          usage = ev;
+          continue;
+        }
+        if (!ev.content) continue;
+        text += ev.content;
+        publisher.publish(topic, frames.chunk(ev.content));
+        if (listener) {
+          const wait = listener.onChunk(ev.content);
+          if (wait) await wait;
+        }
+        if (ac.signal.aborted) break;
+      }
+    } catch (e) {
+      if (!ac.signal.aborted) {
+        error = toApiError(e);
+        if (error.code === 'INTERNAL_ERROR') this.deps.log.error({ err: e, nft: this.nft }, 'model stream failed');
+      }
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+    }
+    const incomplete = ac.signal.aborted || error !== undefined;
+    const completion = usage?.completionTokens ?? estimateTokens(text);
+    const tokensUsed = usage ? usage.promptTokens + usage.completionTokens : completion + messages.reduce((n, m) => n + estimateTokens(m.content), 0);
+    const at = now();
+    repo.append(conversationId, 'assistant', text, completion, incomplete, at);
+    this.deps.quota?.add(this.nft, tokensUsed);
+    this.deps.onTurn?.(error ? 'error' : incomplete ? 'incomplete' : 'complete');
+    const result: TurnResult = {
+      response: text, conversation_id: conversationId, timestamp: new Date(at).toISOString(), tokens_used: tokensUsed, incomplete, error,
+    };
+    publisher.publish(topic, frames.last(result));
+    return result;
+  }
+}
+
+export function agentActorKind(deps: AgentActorDeps): ActorKind<AgentMsg, unknown> {
+  return { name: AGENT_ACTOR, create: (nft) => new AgentBehaviour(nft, deps) };
+}

@@ -1,0 +1,243 @@
+import * as v from 'valibot';
+import PQueue from 'p-queue';
+import type { FeatureModule } from '../feature.js';
+import type { AppContext } from '../app-context.js';
+import { ApiError } from '../errors.js';
+import { nftTokenId } from '../server/validation.js';
+import type { WsConn, WsMessageHandler } from '../server/ws-server.js';
+import type { AuthClaims } from '../server/route.js';
+import { DeploymentsRepo, type Deployment } from '../deployments/deployments-repo.js';
+import { deploymentTopic } from '../deployments/deployment-frames.js';
+import { ConversationsRepo } from '../agents/conversations-repo.js';
+import { chatTopic } from '../agents/chat-frames.js';
+import { defaultCharacter } from '../agents/character.js';
+import type { AgentHost } from '../agents/agent-host.js';
+import type { AgentSettings, DeploySpec, ProviderName } from '../providers/provider.js';
+import type { ModelBackend } from '../models/model-backend.js';
+import { DEPLOYMENT_ACTOR, deploymentActorKind, type DeploymentMsg, type DeploymentView } from '../../actors/deployment-actor.js';
+import { AGENT_ACTOR, agentActorKind, type AgentMsg, type TurnHandle } from '../../actors/agent-actor.js';
+import { LocalProvider } from '../../adapters/providers/local.js';
+import { deploymentRoutes } from '../routes/deployments.js';
+import { agentRoutes } from '../routes/agent.js';
+
+const DEPLOY_TIMEOUT_MS: Record<ProviderName, number> = { local: 30_000, akash: 30 * 60_000, secret_vm: 30 * 60_000 };
+const MODEL_BACKENDS = ['scripted', 'openai', 'ollama'];
+
+/** Resolves an agent's `model` setting: "openai:gpt-4o", "ollama", "scripted", or a bare model name for PANTHERS_MODEL. */
+export function resolveModel(ctx: AppContext, setting: string): { backend: ModelBackend; model: string } {
+  const [head, ...rest] = setting.split(':');
+  let name = ctx.config.model;
+  let model = setting;
+  if (head && MODEL_BACKENDS.includes(head)) {
+    name = head as typeof name;
+    model = rest.join(':');
+  }
+  const backend = ctx.model(name);
+  if (!backend) throw new ApiError('SERVICE_UNAVAILABLE', `Model backend ${name} is not configured`, { backend: name });
+  return { backend, model: model || backend.defaultModel };
+}
+
+/** Embedded agents: the set of NFTs whose agent the local provider has started in this process. */
+class EmbeddedAgents implements AgentHost {
+  private readonly mounted = new Map<string, AgentSettings>();
+
+  constructor(private readonly ctx: AppContext) {}
+
+  async mount(nft: string, settings: AgentSettings): Promise<void> {
+    this.mounted.set(nft, settings);
+  }
+
+  unmount(nft: string): void {
+    this.mounted.delete(nft);
+    this.ctx.actors.passivate(AGENT_ACTOR, nft);
+  }
+
+  isMounted(nft: string): boolean {
+    return this.mounted.has(nft);
+  }
+
+  settings(nft: string): AgentSettings | undefined {
+    return this.mounted.get(nft);
+  }
+
+  async ping(nft: string): Promise<void> {
+    await this.ctx.actors.ask(AGENT_ACTOR, nft, { type: 'ping' } satisfies AgentMsg, 5000);
+  }
+
+  endpointUrl(nft: string): string {
+    const u = new URL(this.ctx.config.publicUrl);
+    const proto = this.ctx.config.env === 'production' ? 'https:' : u.protocol;
+    return `${proto}//agent-${nft}.${u.host}`;
+  }
+}
+
+/**
+ * Deployments and embedded agents: the DeploymentActor and AgentActor kinds, the local provider,
+ * the deployment and Agent API routes, the WS subscribe/unsubscribe/chat_stream messages, and
+ * restart recovery of deployments that were in flight.
+ */
+export const runtimeFeature: FeatureModule = (f) => {
+  const { ctx } = f;
+  const deployments = new DeploymentsRepo(ctx.db);
+  const conversations = new ConversationsRepo(ctx.db);
+  const agents = new EmbeddedAgents(ctx);
+  f.setProvider('local', new LocalProvider(agents));
+
+  const queues = new Map<ProviderName, PQueue>();
+  const queue = (p: ProviderName) => {
+    let q = queues.get(p);
+    if (!q) {
+      const d = ctx.config.deploy;
+      q = new PQueue({ concurrency: d.providerConcurrency, intervalCap: d.providerRatePerSec, interval: 1000 });
+      queues.set(p, q);
+    }
+    return q;
+  };
+
+  ctx.actors.register(deploymentActorKind({
+    repo: deployments,
+    providers: ctx.providers,
+    queue,
+    publisher: ctx.publisher,
+    log: ctx.log,
+    now: ctx.now,
+    healthIntervalMs: ctx.config.deploy.healthIntervalMs,
+    deployTimeoutMs: (p) => DEPLOY_TIMEOUT_MS[p],
+    specFor: (d) => agentSpec(ctx, d),
+  }));
+
+  ctx.actors.register(agentActorKind({
+    repo: conversations,
+    publisher: ctx.publisher,
+    log: ctx.log,
+    now: ctx.now,
+    character: (nft) => agents.settings(nft) ?? deployments.latestForNft(nft)?.agent ?? defaultCharacter(nft, ctx.config.model),
+    model: (setting) => resolveModel(ctx, setting),
+    concurrency: ctx.config.chatConcurrency,
+    historyTokenBudget: ctx.config.historyTokenBudget,
+    onTurn: (outcome) => ctx.metrics.chatTurns.labels(outcome).inc(),
+  }));
+
+  const authorize = async (auth: AuthClaims, nft: string) => {
+    // The token must be for this NFT, and its wallet must still own it.
+    if (auth.nft !== nft || !(await ctx.ownership.owns(auth.sub, nft))) {
+      throw new ApiError('FORBIDDEN', `This token does not give access to the agent of NFT ${nft}`);
+    }
+  };
+
+  f.addRoutes(deploymentRoutes(ctx, deployments));
+  f.addAgentRoutes(agentRoutes({
+    actors: ctx.actors, conversations, maxMessageChars: ctx.config.maxMessageChars, startedAt: ctx.startedAt, now: ctx.now,
+    available: (nft) => agents.isMounted(nft), authorize,
+  }));
+  f.addWsHandlers(wsHandlers(ctx, agents, conversations, authorize));
+  f.setDeploymentsActive(() => deployments.activeCount());
+
+  f.onStart(async () => {
+    // Reconcile every deployment that was mid-lifecycle when the process stopped.
+    const nfts = deployments.unfinishedNfts();
+    for (const nft of nfts) ctx.actors.tell(DEPLOYMENT_ACTOR, nft, { type: 'recover' } satisfies DeploymentMsg);
+    if (nfts.length) ctx.log.info({ deployments: nfts.length }, 'recovering deployments');
+  });
+  f.onStop(async () => {
+    for (const q of queues.values()) q.clear();
+  });
+};
+
+/** Env and secrets for the agent process a provider starts (the standalone `panthers agent`). */
+function agentSpec(ctx: AppContext, d: Deployment): DeploySpec {
+  const c = ctx.config;
+  const env: Record<string, string> = {
+    PANTHERS_AGENT_NFT: d.nft_token_id,
+    PANTHERS_AGENT_NAME: d.agent.name,
+    PANTHERS_AGENT_MODEL: d.agent.model,
+    PANTHERS_AGENT_CAPABILITIES: d.agent.capabilities.join(','),
+    PANTHERS_ORCHESTRATOR_JWKS_URL: `${c.publicUrl}/.well-known/jwks.json`,
+    PANTHERS_MODEL: c.model,
+    PANTHERS_OPENAI_BASE_URL: c.openai.baseUrl,
+    PANTHERS_OPENAI_MODEL: c.openai.model,
+    PANTHERS_OLLAMA_URL: c.ollama.baseUrl,
+    PANTHERS_OLLAMA_MODEL: c.ollama.model,
+    PORT: '8080',
+    HOST: '0.0.0.0',
+  };
+  const secrets: Record<string, string> = {};
+  if (c.openai.apiKey) secrets.PANTHERS_OPENAI_API_KEY = c.openai.apiKey;
+  // The system prompt can be long and personal: it travels with the secrets, not the plain env.
+  secrets.PANTHERS_AGENT_SYSTEM_PROMPT = d.agent.system_prompt;
+  return { deploymentId: d.id, nftTokenId: d.nft_token_id, resources: d.resources, agent: d.agent, env, secrets };
+}
+
+const subscribeMsg = v.object({ type: v.literal('subscribe'), channel: v.picklist(['deployment'] as const, 'must be "deployment"'), nft_token_id: nftTokenId });
+const unsubscribeMsg = v.object({ type: v.literal('unsubscribe'), channel: v.picklist(['deployment', 'chat'] as const, 'must be "deployment" or "chat"'), nft_token_id: v.optional(nftTokenId), conversation_id: v.optional(v.string()) });
+const chatStreamMsg = v.object({
+  type: v.literal('chat_stream'),
+  conversation_id: v.optional(v.pipe(v.string('must be a string'), v.regex(/^[A-Za-z0-9-]{1,64}$/, 'must be a conversation id'))),
+  nft_token_id: v.optional(nftTokenId),
+  message: v.optional(v.pipe(v.string('must be a string'), v.trim(), v.minLength(1, 'must not be empty'))),
+});
+
+function wsHandlers(
+  ctx: AppContext,
+  agents: EmbeddedAgents,
+  conversations: ConversationsRepo,
+  authorize: (auth: AuthClaims, nft: string) => Promise<void>,
+): Record<string, WsMessageHandler> {
+  return {
+    subscribe: {
+      schema: subscribeMsg,
+      rateClass: 'other',
+      async handle(conn: WsConn, msg: v.InferOutput<typeof subscribeMsg>) {
+        const nft = msg.nft_token_id;
+        if (!(await ctx.ownership.owns(conn.auth.sub, nft))) throw new ApiError('FORBIDDEN', `This wallet does not own NFT ${nft}`);
+        conn.subscribe(deploymentTopic(nft));
+        let current: DeploymentView | null = null;
+        try {
+          current = await ctx.actors.ask<DeploymentView>(DEPLOYMENT_ACTOR, nft, { type: 'get' } satisfies DeploymentMsg);
+        } catch (e) {
+          if (!(e instanceof ApiError && e.code === 'NOT_FOUND')) throw e;
+        }
+        conn.send({ type: 'subscribed', channel: 'deployment', nft_token_id: nft, deployment: current });
+      },
+    },
+    unsubscribe: {
+      schema: unsubscribeMsg,
+      rateClass: 'other',
+      handle(conn: WsConn, msg: v.InferOutput<typeof unsubscribeMsg>) {
+        const topic = msg.channel === 'deployment' ? (msg.nft_token_id && deploymentTopic(msg.nft_token_id)) : (msg.conversation_id && chatTopic(msg.conversation_id));
+        if (!topic) throw new ApiError('MISSING_FIELD', `Missing required field: ${msg.channel === 'deployment' ? 'nft_token_id' : 'conversation_id'}`, { field: msg.channel === 'deployment' ? 'nft_token_id' : 'conversation_id' });
+        const was = conn.unsubscribe(topic);
+        conn.send({ type: 'unsubscribed', channel: msg.channel, nft_token_id: msg.nft_token_id, conversation_id: msg.conversation_id, was_subscribed: was });
+      },
+    },
+    chat_stream: {
+      schema: chatStreamMsg,
+      rateClass: 'chat',
+      async handle(conn: WsConn, msg: v.InferOutput<typeof chatStreamMsg>) {
+        const nft = msg.nft_token_id ?? conn.auth.nft;
+        await authorize(conn.auth, nft);
+        if (!agents.isMounted(nft)) throw new ApiError('NOT_FOUND', `No agent is running for NFT ${nft}`);
+        const wallet = conn.auth.sub.toLowerCase();
+        if (msg.conversation_id) {
+          const c = conversations.get(msg.conversation_id);
+          if (!c || c.nft_token_id !== nft || c.wallet !== wallet) throw new ApiError('NOT_FOUND', `Conversation ${msg.conversation_id} not found`);
+        }
+        const follow = (id: string) => {
+          conn.subscribe(chatTopic(id));
+          conn.send({ type: 'subscribed', channel: 'chat', conversation_id: id, nft_token_id: nft });
+        };
+        if (!msg.message) {
+          if (!msg.conversation_id) throw new ApiError('MISSING_FIELD', 'Missing required field: conversation_id (or message)', { field: 'conversation_id' });
+          follow(msg.conversation_id);
+          return;
+        }
+        // A turn sent over the socket stops when the socket goes away.
+        const ac = new AbortController();
+        conn.onClose(() => ac.abort());
+        await ctx.actors.ask<TurnHandle>(AGENT_ACTOR, nft, {
+          type: 'turn', wallet: conn.auth.sub, conversationId: msg.conversation_id, message: msg.message, signal: ac.signal, opened: follow,
+        } satisfies AgentMsg);
+      },
+    },
+  };
+}

@@ -1,0 +1,183 @@
+import * as v from 'valibot';
+import { ApiError } from '../errors.js';
+import { json, route, type Request, type RouteDef, type SseSink } from '../server/route.js';
+import { intParam } from '../server/validation.js';
+import { VERSION } from '../version.js';
+import { AGENT_ACTOR, type AgentMsg, type TurnHandle, type TurnListener, type TurnResult } from '../../actors/agent-actor.js';
+import type { ConversationsRepo } from '../agents/conversations-repo.js';
+import type { AgentSettings } from '../providers/provider.js';
+import { sseChunk } from '../agents/chat-frames.js';
+import type { ActorRegistry } from '../../actors/registry.js';
+import type { AuthClaims } from '../server/route.js';
+
+export interface AgentRouteDeps {
+  actors: ActorRegistry;
+  conversations: ConversationsRepo;
+  maxMessageChars: number;
+  startedAt: number;
+  now(): number;
+  /** Whether this NFT's agent is running here (embedded: mounted by a local deployment). */
+  available(nft: string): boolean;
+  /** Throws FORBIDDEN unless the caller may use this NFT's agent. */
+  authorize(auth: AuthClaims, nft: string): Promise<void>;
+}
+
+/** Longest an HTTP stream waits for a slow reader to drain before giving up on it. */
+const SSE_DRAIN_TIMEOUT_MS = 30_000;
+
+const conversationId = v.pipe(v.string('must be a string'), v.regex(/^[A-Za-z0-9-]{1,64}$/, 'must be a conversation id'));
+
+const turnResponse = v.object({ response: v.string(), conversation_id: v.string(), timestamp: v.string(), tokens_used: v.number() });
+
+/** Bridges a turn's chunks to an SSE response that may be attached a moment after the turn starts. */
+class SseBridge implements TurnListener {
+  private sink: SseSink | undefined;
+  private pending: string[] = [];
+  readonly abort = new AbortController();
+
+  attach(sink: SseSink): void {
+    this.sink = sink;
+    sink.onAbort(() => this.abort.abort());
+    for (const c of this.pending) sink.send(sseChunk(c));
+    this.pending = [];
+  }
+
+  onChunk(content: string): void | Promise<void> {
+    const sink = this.sink;
+    if (!sink) {
+      this.pending.push(content);
+      return;
+    }
+    if (sink.send(sseChunk(content))) return;
+    // Backed up: pause the model until the socket drains (bounded), so memory stays flat.
+    return new Promise<void>((resolve) => {
+      const t = setTimeout(() => {
+        this.abort.abort();
+        resolve();
+      }, SSE_DRAIN_TIMEOUT_MS);
+      sink.onDrain(() => {
+        clearTimeout(t);
+        resolve();
+      });
+      sink.onAbort(() => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
+  }
+
+  finish(result: TurnResult): void {
+    const sink = this.sink;
+    if (!sink || sink.aborted) return;
+    const { error, ...rest } = result;
+    const final = error
+      ? { ...rest, done: true, error: { code: error.code, message: error.message, details: error.details } }
+      : { ...rest, done: true };
+    sink.send(JSON.stringify(final));
+    sink.end();
+  }
+}
+
+/** The Agent API: health, info, chat (JSON and SSE), history, clear. */
+export function agentRoutes(deps: AgentRouteDeps): RouteDef[] {
+  const { actors, conversations } = deps;
+  const message = v.pipe(
+    v.string('must be a string'),
+    v.trim(),
+    v.minLength(1, 'must not be empty'),
+    v.maxLength(deps.maxMessageChars, `must be at most ${deps.maxMessageChars} characters`),
+  );
+
+  async function agentFor(req: Request<unknown, unknown>): Promise<string> {
+    const nft = req.agentNft;
+    if (nft === undefined || !deps.available(nft)) throw new ApiError('NOT_FOUND', `No agent is running for NFT ${nft}`);
+    if (req.auth) await deps.authorize(req.auth, nft);
+    return nft;
+  }
+
+  function ownConversation(req: Request<unknown, unknown>, nft: string, id: string): void {
+    const c = conversations.get(id);
+    if (!c || c.nft_token_id !== nft || c.wallet !== req.auth!.sub.toLowerCase()) {
+      throw new ApiError('NOT_FOUND', `Conversation ${id} not found`, { conversation_id: id });
+    }
+  }
+
+  return [
+    route({
+      method: 'GET', path: '/health', rateClass: 'other', auth: 'none', tags: ['agent'], summary: 'Agent health check',
+      response: v.object({ status: v.string(), version: v.string(), uptime: v.number() }),
+      async handler(req) {
+        await agentFor(req);
+        return { status: 'healthy', version: VERSION, uptime: Math.round((deps.now() - deps.startedAt) / 1000) };
+      },
+    }),
+    route({
+      method: 'GET', path: '/info', rateClass: 'other', auth: 'none', tags: ['agent'], summary: 'Agent information',
+      response: v.object({ name: v.string(), nft_token_id: v.string(), capabilities: v.array(v.string()), model: v.string(), status: v.string() }),
+      async handler(req) {
+        const nft = await agentFor(req);
+        const c = await actors.ask<AgentSettings>(AGENT_ACTOR, nft, { type: 'info' } satisfies AgentMsg);
+        return { name: c.name, nft_token_id: nft, capabilities: c.capabilities, model: c.model, status: 'running' };
+      },
+    }),
+    route({
+      method: 'POST', path: '/chat', rateClass: 'chat', auth: 'required', tags: ['agent'], sse: true,
+      summary: 'Send a message to the agent (stream: true answers text/event-stream)',
+      body: v.object({ message, conversation_id: v.optional(conversationId), stream: v.optional(v.boolean('must be true or false')) }),
+      response: turnResponse,
+      async handler(req) {
+        const nft = await agentFor(req);
+        const bridge = req.body.stream ? new SseBridge() : undefined;
+        const signal = bridge ? bridge.abort.signal : req.signal;
+        const handle = await actors.ask<TurnHandle>(AGENT_ACTOR, nft, {
+          type: 'turn', wallet: req.auth!.sub, conversationId: req.body.conversation_id, message: req.body.message, signal, listener: bridge,
+        } satisfies AgentMsg);
+        if (bridge) {
+          return {
+            kind: 'sse' as const,
+            start(sink: SseSink) {
+              bridge.attach(sink);
+              void handle.done.then((r) => bridge.finish(r));
+            },
+          };
+        }
+        const result = await handle.done;
+        if (result.error) throw result.error;
+        return { response: result.response, conversation_id: result.conversation_id, timestamp: result.timestamp, tokens_used: result.tokens_used };
+      },
+    }),
+    route({
+      method: 'GET', path: '/chat/history', rateClass: 'chat', auth: 'required', tags: ['agent'], summary: 'Conversation history, oldest first',
+      query: v.object({ conversation_id: conversationId, limit: intParam(1, 100, 50), offset: intParam(0, 1_000_000_000, 0) }),
+      response: v.object({
+        messages: v.array(v.object({ role: v.string(), content: v.string(), timestamp: v.string(), tokens: v.number(), incomplete: v.boolean() })),
+        total: v.number(), conversation_id: v.string(),
+        pagination: v.object({ total: v.number(), limit: v.number(), offset: v.number(), has_more: v.boolean() }),
+      }),
+      async handler(req) {
+        const nft = await agentFor(req);
+        const { conversation_id: id, limit, offset } = req.query;
+        ownConversation(req, nft, id);
+        const page = conversations.page(id, limit, offset);
+        return {
+          messages: page.messages.map((m) => ({
+            role: m.role, content: m.content, timestamp: new Date(m.created_at).toISOString(), tokens: m.tokens, incomplete: m.incomplete === 1,
+          })),
+          total: page.total,
+          conversation_id: id,
+          pagination: { total: page.total, limit, offset, has_more: offset + page.messages.length < page.total },
+        };
+      },
+    }),
+    route({
+      method: 'POST', path: '/chat/clear', rateClass: 'chat', auth: 'required', signed: true, tags: ['agent'], summary: 'Clear a conversation',
+      body: v.object({ conversation_id: conversationId }),
+      response: v.object({ message: v.string(), conversation_id: v.string(), deleted: v.number() }),
+      async handler(req) {
+        const nft = await agentFor(req);
+        const deleted = await actors.ask<number>(AGENT_ACTOR, nft, { type: 'clear', wallet: req.auth!.sub, conversationId: req.body.conversation_id } satisfies AgentMsg);
+        return json(200, { message: 'Conversation cleared', conversation_id: req.body.conversation_id, deleted });
+      },
+    }),
+  ];
+}

@@ -1,0 +1,126 @@
+import * as v from 'valibot';
+import type { AppContext } from '../app-context.js';
+import { ApiError } from '../errors.js';
+import { json, route, type Request, type RouteDef } from '../server/route.js';
+import { intParam, nftTokenId } from '../server/validation.js';
+import { DEPLOYMENT_ACTOR, type DeploymentMsg, type DeploymentView } from '../../actors/deployment-actor.js';
+import { DEPLOYMENT_STATUSES, type DeploymentsRepo } from '../deployments/deployments-repo.js';
+import { PROVIDERS, type ProviderName, type Resources } from '../providers/provider.js';
+import { defaultCharacter } from '../agents/character.js';
+
+const ESTIMATED_SECONDS: Record<ProviderName, number> = { local: 1, akash: 180, secret_vm: 300 };
+export const DEFAULT_RESOURCES: Resources = { cpu: 0.5, memory_mb: 512, disk_mb: 1024, gpu: 0 };
+
+function deployBody(ctx: AppContext) {
+  const b = ctx.config.deploy;
+  return v.object({
+    nft_token_id: nftTokenId,
+    provider: v.picklist(PROVIDERS, `must be one of ${PROVIDERS.join(', ')}`),
+    resources: v.optional(
+      v.object({
+        cpu: v.optional(v.pipe(v.number('must be a number'), v.minValue(0.1, 'must be at least 0.1'), v.maxValue(b.maxCpu, `must be at most ${b.maxCpu}`))),
+        memory_mb: v.optional(v.pipe(v.number('must be a number'), v.integer('must be a whole number'), v.minValue(64, 'must be at least 64'), v.maxValue(b.maxMemoryMb, `must be at most ${b.maxMemoryMb}`))),
+        disk_mb: v.optional(v.pipe(v.number('must be a number'), v.integer('must be a whole number'), v.minValue(64, 'must be at least 64'), v.maxValue(b.maxDiskMb, `must be at most ${b.maxDiskMb}`))),
+        gpu: v.optional(v.pipe(v.number('must be a number'), v.integer('must be a whole number'), v.minValue(0, 'must be at least 0'), v.maxValue(b.maxGpu, `must be at most ${b.maxGpu}`))),
+      }, 'must be an object'),
+    ),
+    agent: v.optional(
+      v.object({
+        name: v.optional(v.pipe(v.string('must be a string'), v.trim(), v.minLength(1, 'must not be empty'), v.maxLength(64, 'must be at most 64 characters'))),
+        system_prompt: v.optional(v.pipe(v.string('must be a string'), v.maxLength(8000, 'must be at most 8000 characters'))),
+        model: v.optional(v.pipe(v.string('must be a string'), v.minLength(1, 'must not be empty'), v.maxLength(128, 'must be at most 128 characters'))),
+        capabilities: v.optional(v.pipe(v.array(v.pipe(v.string('must be strings'), v.maxLength(64)), 'must be an array of strings'), v.maxLength(32, 'at most 32 capabilities'))),
+      }, 'must be an object'),
+    ),
+  });
+}
+
+const listQuery = v.object({
+  status: v.optional(v.picklist(DEPLOYMENT_STATUSES, `must be one of ${DEPLOYMENT_STATUSES.join(', ')}`)),
+  provider: v.optional(v.picklist(PROVIDERS, `must be one of ${PROVIDERS.join(', ')}`)),
+  limit: intParam(1, 100, 50),
+  offset: intParam(0, 1_000_000_000, 0),
+  sort: v.optional(v.picklist(['created_at', 'status', 'nft_token_id'] as const, 'must be one of created_at, status, nft_token_id'), 'created_at'),
+  order: v.optional(v.picklist(['asc', 'desc'] as const, 'must be asc or desc'), 'desc'),
+});
+
+const deploymentResponse = v.object({
+  deployment_id: v.string(), nft_token_id: v.string(), status: v.picklist(DEPLOYMENT_STATUSES), provider: v.picklist(PROVIDERS),
+  endpoint_url: v.nullable(v.string()), progress: v.number(), created_at: v.string(), updated_at: v.string(),
+  resources: v.object({ cpu: v.number(), memory_mb: v.number(), disk_mb: v.number(), gpu: v.number() }),
+  agent: v.object({ name: v.string(), system_prompt: v.string(), model: v.string(), capabilities: v.array(v.string()) }),
+  health: v.nullable(v.object({ ok: v.boolean(), checked_at: v.string(), latency_ms: v.number(), message: v.string() })),
+  error: v.nullable(v.string()), details: v.nullable(v.record(v.string(), v.unknown())),
+});
+
+/** Ownership is re-checked on every deployment call (cached for PANTHERS_OWNERSHIP_CACHE_MS). */
+async function owns(ctx: AppContext, req: Request<unknown, unknown>, nft: string): Promise<boolean> {
+  return ctx.ownership.owns(req.auth!.sub, nft);
+}
+
+export function deploymentRoutes(ctx: AppContext, repo: DeploymentsRepo): RouteDef[] {
+  const ask = (nft: string, msg: DeploymentMsg) => ctx.actors.ask<DeploymentView>(DEPLOYMENT_ACTOR, nft, msg);
+  return [
+    route({
+      method: 'POST', path: '/deployments', rateClass: 'deployment', auth: 'required', signed: true, tags: ['deployments'],
+      summary: 'Deploy the agent of an NFT', body: deployBody(ctx), successStatus: 202,
+      response: v.object({ deployment_id: v.string(), status: v.string(), endpoint_url: v.nullable(v.string()), estimated_time: v.number() }),
+      async handler(req) {
+        const { nft_token_id: nft, provider } = req.body;
+        req.nft = nft;
+        if (!(await owns(ctx, req, nft))) throw new ApiError('FORBIDDEN', `This wallet does not own NFT ${nft}`);
+        const adapter = ctx.providers.get(provider);
+        const missing = adapter ? adapter.missingConfig() : `the ${provider} provider is not enabled on this server`;
+        if (missing) throw new ApiError('SERVICE_UNAVAILABLE', `Provider ${provider} is not configured: ${missing}`, { provider });
+        const resources: Resources = { ...DEFAULT_RESOURCES, ...req.body.resources };
+        const agent = { ...defaultCharacter(nft, ctx.config.model), ...req.body.agent };
+        const view = await ask(nft, { type: 'deploy', wallet: req.auth!.sub, provider, resources, agent });
+        return json(202, {
+          deployment_id: view.deployment_id, nft_token_id: nft, status: view.status, provider,
+          endpoint_url: view.endpoint_url, estimated_time: ESTIMATED_SECONDS[provider],
+        });
+      },
+    }),
+    route({
+      method: 'GET', path: '/deployments/:nft_token_id', rateClass: 'other', auth: 'required', tags: ['deployments'],
+      summary: 'Deployment status of an NFT', response: deploymentResponse,
+      async handler(req) {
+        const nft = req.params.nft_token_id!;
+        // Someone else's NFT looks exactly like one never deployed.
+        if (!(await owns(ctx, req, nft))) throw new ApiError('NOT_FOUND', `NFT ${nft} has never been deployed`);
+        return ask(nft, { type: 'get' });
+      },
+    }),
+    route({
+      method: 'DELETE', path: '/deployments/:nft_token_id', rateClass: 'deployment', auth: 'required', signed: true, tags: ['deployments'],
+      summary: 'Stop the deployment of an NFT',
+      response: v.object({ message: v.string(), status: v.string(), deployment_id: v.string() }),
+      async handler(req) {
+        const nft = req.params.nft_token_id!;
+        if (!(await owns(ctx, req, nft))) throw new ApiError('FORBIDDEN', `This wallet does not own NFT ${nft}`);
+        const view = await ask(nft, { type: 'stop' });
+        const message = view.status === 'stopped' ? 'Deployment already stopped'
+          : view.status === 'failed' ? 'Deployment is not running (it failed)' : 'Deployment stopping';
+        return { message, status: view.status, deployment_id: view.deployment_id };
+      },
+    }),
+    route({
+      method: 'GET', path: '/deployments', rateClass: 'other', auth: 'required', tags: ['deployments'],
+      summary: "The caller's deployments", query: listQuery,
+      response: v.object({
+        deployments: v.array(deploymentResponse), total: v.number(),
+        pagination: v.object({ total: v.number(), limit: v.number(), offset: v.number(), has_more: v.boolean() }),
+      }),
+      handler(req) {
+        const q = req.query;
+        const { rows, total } = repo.list({ wallet: req.auth!.sub, ...q });
+        const deployments = rows.map((d) => ({
+          deployment_id: d.id, nft_token_id: d.nft_token_id, status: d.status, provider: d.provider, endpoint_url: d.endpoint_url,
+          progress: d.progress, created_at: new Date(d.created_at).toISOString(), updated_at: new Date(d.updated_at).toISOString(),
+          resources: d.resources, agent: d.agent, health: d.health, error: d.error, details: d.details,
+        }));
+        return { deployments, total, pagination: { total, limit: q.limit, offset: q.offset, has_more: q.offset + rows.length < total } };
+      },
+    }),
+  ];
+}
