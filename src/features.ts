@@ -1,6 +1,8 @@
 import type { FeatureModule } from './feature.js';
 import { authFeature } from './features/auth.js';
 import { guaranteesFeature } from './features/guarantees.js';
+import { modelsFeature } from './features/models.js';
+import { runtimeFeature } from './features/runtime.js';
 
 /** The feature modules wired into every orchestrator process, in order. */
-export const features: FeatureModule[] = [authFeature, guaranteesFeature];
+export const features: FeatureModule[] = [authFeature, guaranteesFeature, modelsFeature, runtimeFeature];

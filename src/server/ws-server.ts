@@ -20,6 +20,8 @@ export interface WsConn {
   subscribe(topic: string): void;
   unsubscribe(topic: string): boolean;
   isSubscribed(topic: string): boolean;
+  /** Runs once when the socket closes (for any reason). */
+  onClose(cb: () => void): void;
   readonly closed: boolean;
 }
 
@@ -45,6 +47,7 @@ class Conn implements WsConn {
   readonly id = randomUUID();
   closed = false;
   expiryTimer: NodeJS.Timeout | undefined;
+  private closeCbs: (() => void)[] | undefined;
 
   constructor(readonly ws: WebSocket<UserData>, readonly auth: AuthClaims, private readonly onDrop: () => void) {}
 
@@ -74,6 +77,19 @@ class Conn implements WsConn {
   close(code: number, reason: string): void {
     if (this.closed) return;
     this.ws.end(code, reason);
+  }
+
+  onClose(cb: () => void): void {
+    if (this.closed) cb();
+    else (this.closeCbs ??= []).push(cb);
+  }
+
+  /** Called by the server's close handler. */
+  markClosed(): void {
+    this.closed = true;
+    const cbs = this.closeCbs;
+    this.closeCbs = undefined;
+    if (cbs) for (const cb of cbs) cb();
   }
 }
 
@@ -181,8 +197,8 @@ export class WsServer implements Publisher {
       close: (ws) => {
         const conn = ws.getUserData().conn;
         if (!conn) return;
-        conn.closed = true;
         clearTimeout(conn.expiryTimer);
+        conn.markClosed();
         this.conns.delete(conn);
         metrics.wsConnections.dec();
       },
