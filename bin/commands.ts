@@ -1,5 +1,8 @@
 import type { Config } from '../src/config.js';
 import { serve } from './serve.js';
+import { walletCommand } from './wallet.js';
+import { loginCommand } from './login.js';
+import { nftCommand } from './nft.js';
 import { audit } from './audit.js';
 
 export interface CommandEnv {
@@ -19,6 +22,18 @@ export const commands: Record<string, Command> = {
     summary: 'start the orchestrator server',
     needsServer: true,
     run: (argv, env) => serve(argv, env.loadConfig),
+  },
+  wallet: {
+    summary: 'create an EVM key file to sign in with (wallet new)',
+    run: (argv, env) => walletCommand(argv, env.loadConfig),
+  },
+  login: {
+    summary: 'sign in to a running server with a key file; prints the tokens',
+    run: (argv) => loginCommand(argv),
+  },
+  nft: {
+    summary: 'assign or list NFT owners in the local registry (nft assign|list)',
+    run: (argv, env) => nftCommand(argv, env.loadConfig),
   },
   audit: {
     summary: 'verify the hash-chained audit log, or tail it',
