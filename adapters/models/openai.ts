@@ -1,0 +1,112 @@
+import type { ModelBackend, ModelEvent, ModelRequest } from '../../src/models/model-backend.js';
+import { redactSecrets, unavailable, upstreamErrorMessage } from './backend-errors.js';
+import { estimatedUsage } from './estimated-usage.js';
+import { SseParser } from './sse-parser.js';
+import { postLines } from './streaming-post.js';
+
+export interface OpenAIBackendOptions {
+  /** e.g. https://api.openai.com/v1 or http://127.0.0.1:8000/v1 (vLLM, llama.cpp, LM Studio) */
+  baseUrl: string;
+  apiKey?: string;
+  model: string;
+  /** idle timeout: longest wait for the first byte and for each next chunk */
+  timeoutMs: number;
+}
+
+type Usage = Extract<ModelEvent, { type: 'usage' }>;
+
+/**
+ * Any OpenAI-compatible server: `POST {baseUrl}/chat/completions` streamed as server-sent
+ * events. Ends with one usage event: the server's counts (asked for with
+ * stream_options.include_usage), or an estimate when it sends none.
+ */
+export class OpenAIBackend implements ModelBackend {
+  readonly name = 'openai' as const;
+  readonly defaultModel: string;
+  private readonly url: string;
+
+  constructor(private readonly opts: OpenAIBackendOptions) {
+    this.defaultModel = opts.model;
+    this.url = `${opts.baseUrl.replace(/\/+$/, '')}/chat/completions`;
+  }
+
+  async *stream(request: ModelRequest): AsyncGenerator<ModelEvent, void, undefined> {
+    const headers: Record<string, string> = { accept: 'text/event-stream' };
+    if (this.opts.apiKey) headers.authorization = `Bearer ${this.opts.apiKey}`;
+    const lines = postLines({
+      backend: 'openai',
+      url: this.url,
+      headers,
+      body: {
+        model: request.model ?? this.defaultModel,
+        messages: request.messages.map((m) => ({ role: m.role, content: m.content })),
+        stream: true,
+        stream_options: { include_usage: true },
+      },
+      timeoutMs: this.opts.timeoutMs,
+      signal: request.signal,
+      secrets: [this.opts.apiKey],
+    });
+
+    const sse = new SseParser();
+    let reply = '';
+    let usage: Usage | undefined;
+    let finished = false;
+    // One SSE event's data: returns the text it carries; notes usage and the end marker.
+    const take = (data: string): string => {
+      if (data === '[DONE]') {
+        finished = true;
+        return '';
+      }
+      const event = parseEvent(data);
+      if ('error' in event && event.error) {
+        throw unavailable('openai', redactSecrets(upstreamErrorMessage(event) ?? 'error in stream', [this.opts.apiKey]));
+      }
+      if (event.usage && typeof event.usage.prompt_tokens === 'number') {
+        usage = { type: 'usage', promptTokens: event.usage.prompt_tokens, completionTokens: event.usage.completion_tokens ?? 0 };
+      }
+      const choice = event.choices?.find((c) => (c.index ?? 0) === 0);
+      const content = choice?.delta?.content;
+      return typeof content === 'string' ? content : '';
+    };
+
+    for await (const line of lines) {
+      const data = sse.push(line);
+      if (data === undefined) continue;
+      const content = take(data);
+      if (content) {
+        reply += content;
+        yield { type: 'delta', content };
+      }
+      if (finished) break;
+    }
+    if (request.signal.aborted) return;
+    if (!finished) {
+      // The body ended; a last event may lack its blank line.
+      const data = sse.flush();
+      const content = data === undefined ? '' : take(data);
+      if (content) {
+        reply += content;
+        yield { type: 'delta', content };
+      }
+      if (!finished) throw unavailable('openai', 'the stream ended before [DONE]');
+    }
+    yield usage ?? estimatedUsage(request.messages, reply);
+  }
+}
+
+interface ChunkEvent {
+  error?: unknown;
+  usage?: { prompt_tokens?: number; completion_tokens?: number } | null;
+  choices?: { index?: number; delta?: { content?: string | null } }[];
+}
+
+function parseEvent(data: string): ChunkEvent {
+  try {
+    const v: unknown = JSON.parse(data);
+    if (v && typeof v === 'object') return v as ChunkEvent;
+  } catch {
+    // fall through
+  }
+  throw unavailable('openai', 'malformed stream event');
+}

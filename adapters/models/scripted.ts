@@ -1,0 +1,74 @@
+import type { ChatMessage, ModelBackend, ModelEvent, ModelRequest } from '../../src/models/model-backend.js';
+import { estimatedUsage } from './estimated-usage.js';
+
+export interface ScriptedBackendOptions {
+  /** pause before each token after the first; 0 = no timers at all (tests, benchmarks) */
+  delayMs: number;
+}
+
+/** How much of the user's message the reply quotes back. */
+const QUOTE_LIMIT = 280;
+
+/**
+ * The built-in offline model: a deterministic reply made from the conversation (it reflects
+ * the last user message and counts the turns), streamed a word at a time. Same messages, same
+ * tokens. Used by default, in tests, demos and the benchmark; it says plainly it is no LLM.
+ */
+export class ScriptedBackend implements ModelBackend {
+  readonly name = 'scripted' as const;
+  readonly defaultModel = 'scripted';
+
+  constructor(private readonly opts: ScriptedBackendOptions) {}
+
+  async *stream(request: ModelRequest): AsyncGenerator<ModelEvent, void, undefined> {
+    const { signal } = request;
+    const reply = scriptedReply(request.messages);
+    let first = true;
+    for (const token of splitTokens(reply)) {
+      if (!first && this.opts.delayMs > 0) await pause(this.opts.delayMs, signal);
+      first = false;
+      if (signal.aborted) return;
+      yield { type: 'delta', content: token };
+    }
+    if (signal.aborted) return;
+    yield estimatedUsage(request.messages, reply);
+  }
+}
+
+/** The reply for a conversation: a pure function of the messages. */
+export function scriptedReply(messages: readonly ChatMessage[]): string {
+  const turns = messages.filter((m) => m.role === 'user').length;
+  let last: string | undefined;
+  for (let i = messages.length - 1; i >= 0 && last === undefined; i--) {
+    if (messages[i].role === 'user') last = messages[i].content;
+  }
+  const disclaimer = 'I am the offline scripted model of Secret Panthers, not a real LLM, so I only reflect what you write.';
+  if (last === undefined || last.trim() === '') {
+    return `Hello! ${disclaimer} Send me a message and I will echo it back.`;
+  }
+  const text = last.trim().replace(/\s+/g, ' ');
+  const quote = text.length > QUOTE_LIMIT ? `${text.slice(0, QUOTE_LIMIT)}...` : text;
+  const verb = text.endsWith('?') ? 'asked' : 'said';
+  const turn = turns === 1 ? 'This is the first turn of our conversation.' : `This is turn ${turns} of our conversation.`;
+  const words = text.split(' ').length;
+  return `You ${verb}: "${quote}" (${words} ${words === 1 ? 'word' : 'words'}). ${turn} ${disclaimer}`;
+}
+
+/** Word-sized tokens, each with the spaces that follow it: joined, they give back the text. */
+export function splitTokens(text: string): string[] {
+  return text.match(/\S+\s*|\s+/g) ?? [];
+}
+
+/** Waits ms, or less when the signal aborts (the caller checks signal.aborted after). */
+function pause(ms: number, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
