@@ -23,6 +23,8 @@ export interface RetryPolicy {
   maxRetryAfterMs: number;
 }
 
+const MAX_PROVIDER_MESSAGE = 64 * 1024;
+
 export const DEFAULT_RETRY: RetryPolicy = { attempts: 5, baseDelayMs: 250, maxDelayMs: 8_000, maxRetryAfterMs: 30_000 };
 
 export interface HttpClientOptions {
@@ -145,7 +147,7 @@ export class HttpClient {
       try {
         body = JSON.parse(text);
       } catch {
-        body = text.slice(0, 500);
+        body = text.slice(0, MAX_PROVIDER_MESSAGE);
       }
     }
     return { res, body };
@@ -216,13 +218,17 @@ function errorCode(e: unknown): string {
   return String(e);
 }
 
-/** The provider's message from `{ error, message }` (Akash) or `{ message }` / `{ error }` bodies. */
+/**
+ * The provider's message from `{ error, message }` (Akash) or `{ message }` / `{ error }` bodies.
+ * Kept whole (bounded): it may quote what we sent, so it is cut only after the adapter scrubbed
+ * the secrets out of it (a cut secret would no longer be recognised).
+ */
 function messageOf(body: unknown): string | undefined {
-  if (typeof body === 'string') return body.slice(0, 300) || undefined;
+  if (typeof body === 'string') return body.slice(0, MAX_PROVIDER_MESSAGE) || undefined;
   if (body && typeof body === 'object') {
     const b = body as Record<string, unknown>;
     const m = b.message ?? b.error ?? b.detail;
-    if (typeof m === 'string') return m.slice(0, 300);
+    if (typeof m === 'string') return m.slice(0, MAX_PROVIDER_MESSAGE);
   }
   return undefined;
 }

@@ -27,15 +27,32 @@ export function resourceName(spec: DeploySpec): string {
   return `panthers-agent-${nft}-${dep}`;
 }
 
-/** Replaces every secret value in a text (a provider may echo what we sent in its error). */
+/**
+ * Replaces every secret value in a text (a provider may echo what we sent in its error), and a
+ * secret's beginning where the text ends (the provider may have cut its own message there).
+ */
 export function secretScrubber(secrets: Record<string, string>): (text: string) => string {
   const values = Object.values(secrets).filter((v) => v.length >= 4).sort((a, b) => b.length - a.length);
   if (values.length === 0) return (t) => t;
   return (text) => {
     let out = text;
     for (const v of values) out = out.split(v).join('[redacted]');
+    for (const v of values) {
+      for (let k = v.length - 1; k >= 3; k--) {
+        if (out.endsWith(v.slice(0, k))) {
+          out = out.slice(0, out.length - k) + '[redacted]';
+          break;
+        }
+      }
+    }
     return out;
   };
+}
+
+/** Error messages stay short: scrubbed first, then cut. */
+const MAX_MESSAGE = 300;
+function short(text: string): string {
+  return text.length > MAX_MESSAGE ? `${text.slice(0, MAX_MESSAGE)}...` : text;
 }
 
 export type FailureReason =
@@ -56,10 +73,10 @@ export function toProviderError(provider: string, service: string, e: unknown, s
   if (e instanceof ApiError) return e;
   if (signal?.aborted) return e;
   if (!(e instanceof ProviderHttpError)) {
-    return deployFailure(provider, 'provider_error', scrub(`${service} call failed: ${e instanceof Error ? e.message : String(e)}`));
+    return deployFailure(provider, 'provider_error', short(scrub(`${service} call failed: ${e instanceof Error ? e.message : String(e)}`)));
   }
-  const msg = scrub(e.message);
-  const said = e.providerMessage ? scrub(e.providerMessage) : '';
+  const msg = short(scrub(e.message));
+  const said = e.providerMessage ? short(scrub(e.providerMessage)) : '';
   if (e.timedOut) return deployFailure(provider, 'timeout', msg);
   if (e.status === 0) return deployFailure(provider, 'unreachable', msg);
   if (e.status === 401 || e.status === 403) {

@@ -85,7 +85,7 @@ export class AkashProvider implements ProviderAdapter {
       const dep = await this.api.getDeployment(ref.dseq, signal);
       const lease = dep ? currentLease(dep) : undefined;
       if (dep && lease && lease.state === 'insufficient_funds') {
-        throw deployFailure('akash', 'insufficient_funds', `Akash lease for deployment ${ref.dseq} ran out of funds (lease state insufficient_funds)`, { dseq: ref.dseq });
+        throw deployFailure('akash', 'insufficient_funds', `Akash lease for deployment ${ref.dseq} has insufficient funds (lease state insufficient_funds)`, { dseq: ref.dseq });
       }
       if (dep && dep.deployment.state === 'active' && lease?.state === 'active') {
         leased = true;
@@ -266,7 +266,7 @@ export class AkashProvider implements ProviderAdapter {
       const lease = currentLease(dep);
       if (lease?.state === 'insufficient_funds') {
         await this.closeQuietly(dseq, 'insufficient funds');
-        throw deployFailure('akash', 'insufficient_funds', `Akash lease for deployment ${dseq} ran out of funds (lease state insufficient_funds)`, { dseq });
+        throw deployFailure('akash', 'insufficient_funds', `Akash lease for deployment ${dseq} has insufficient funds (lease state insufficient_funds)`, { dseq });
       }
       if (lease?.state === 'closed') {
         throw deployFailure('akash', 'closed', `the Akash lease for deployment ${dseq} was closed by the provider`, { dseq });

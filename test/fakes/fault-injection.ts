@@ -1,0 +1,148 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+/**
+ * What the provider fakes share: a node:http server on 127.0.0.1 (port 0) with a request
+ * journal and faults injected per call (the network failures the adapters must survive).
+ */
+
+export type FaultKind =
+  /** answers 429 with Retry-After, without processing */
+  | '429'
+  /** answers 500 without processing */
+  | '500'
+  /** processes the request, then answers 500 (the create happened, its answer says it did not) */
+  | '500-after'
+  /** never answers, never processes */
+  | 'hang'
+  /** processes the request, then never answers */
+  | 'hang-after'
+  /** processes the request, then drops the connection */
+  | 'reset-after';
+
+export interface Fault {
+  method: string;
+  /** matched against the path without the query: a string is a prefix */
+  path: string | RegExp;
+  kind: FaultKind;
+  /** how many matching calls get the fault (default 1) */
+  times?: number;
+  retryAfterSec?: number;
+}
+
+export interface JournalEntry {
+  method: string;
+  path: string;
+  query: URLSearchParams;
+  status: number | 'hang' | 'reset';
+  at: number;
+}
+
+export interface FakeReply {
+  status: number;
+  body?: unknown;
+  headers?: Record<string, string>;
+}
+
+export type FakeHandler = (req: http.IncomingMessage, url: URL, body: Buffer) => Promise<FakeReply> | FakeReply;
+
+export interface FakeServer {
+  url: string;
+  journal: JournalEntry[];
+  faults: Fault[];
+  /** calls seen for a method and path prefix */
+  calls(method: string, pathPrefix: string): number;
+  close(): Promise<void>;
+}
+
+export async function startFakeServer(handler: FakeHandler, faults: Fault[] = []): Promise<FakeServer> {
+  const journal: JournalEntry[] = [];
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      void serve(req, res, Buffer.concat(chunks));
+    });
+  });
+
+  async function serve(req: http.IncomingMessage, res: http.ServerResponse, body: Buffer): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://127.0.0.1');
+    const entry: JournalEntry = { method: req.method ?? 'GET', path: url.pathname, query: url.searchParams, status: 0, at: Date.now() };
+    journal.push(entry);
+    const fault = takeFault(faults, entry.method, url.pathname);
+    if (fault?.kind === 'hang') {
+      entry.status = 'hang';
+      return;
+    }
+    if (fault?.kind === '429') {
+      entry.status = 429;
+      send(res, { status: 429, body: { error: 'TooManyRequests', message: 'Rate limit exceeded' }, headers: { 'retry-after': String(fault.retryAfterSec ?? 1) } });
+      return;
+    }
+    if (fault?.kind === '500') {
+      entry.status = 500;
+      send(res, { status: 500, body: { error: 'InternalServerError', message: 'upstream unavailable' } });
+      return;
+    }
+    let reply: FakeReply;
+    try {
+      reply = await handler(req, url, body);
+    } catch (e) {
+      reply = { status: 500, body: { error: 'InternalServerError', message: (e as Error).message } };
+    }
+    if (fault?.kind === 'hang-after') {
+      entry.status = 'hang';
+      return;
+    }
+    if (fault?.kind === 'reset-after') {
+      entry.status = 'reset';
+      req.socket.destroy();
+      return;
+    }
+    if (fault?.kind === '500-after') reply = { status: 500, body: { error: 'InternalServerError', message: 'transaction result unknown' } };
+    entry.status = reply.status;
+    send(res, reply);
+  }
+
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    journal,
+    faults,
+    calls: (method, prefix) => journal.filter((j) => j.method === method && j.path.startsWith(prefix)).length,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections(); // hung requests included
+        server.close(() => resolve());
+      }),
+  };
+}
+
+function takeFault(faults: Fault[], method: string, path: string): Fault | undefined {
+  const i = faults.findIndex((f) => f.method === method && (typeof f.path === 'string' ? path.startsWith(f.path) : f.path.test(path)) && (f.times ?? 1) > 0);
+  if (i < 0) return undefined;
+  const f = faults[i]!;
+  f.times = (f.times ?? 1) - 1;
+  return f;
+}
+
+function send(res: http.ServerResponse, reply: FakeReply): void {
+  const headers: Record<string, string> = { ...(reply.headers ?? {}) };
+  let payload = '';
+  if (reply.body !== undefined) {
+    payload = JSON.stringify(reply.body);
+    headers['content-type'] = 'application/json';
+  }
+  res.writeHead(reply.status, headers);
+  res.end(payload);
+}
+
+export function jsonBody(body: Buffer): any {
+  if (body.length === 0) return undefined;
+  try {
+    return JSON.parse(body.toString('utf8'));
+  } catch {
+    return undefined;
+  }
+}
