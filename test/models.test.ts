@@ -229,6 +229,15 @@ for (const r of remotes) {
       assert.equal(req.finished, false);
     });
 
+    it('a consumer that stops reading early releases the connection', async () => {
+      reset('normal', { chunkDelayMs: 50 });
+      const before = fake.requests.length;
+      const got = await collect(r.build(fake).stream({ messages: ask('just one'), signal: new AbortController().signal }), () => 'stop');
+      assert.equal(got.deltas.length, 1);
+      await waitFor(() => fake.requests[before]?.closedEarly, 2000);
+      assert.equal(fake.requests[before].finished, false);
+    });
+
     it('an abort while waiting for the first byte ends cleanly and closes the connection', async () => {
       reset('hang');
       const ac = new AbortController();
@@ -314,6 +323,61 @@ describe('what the real backends send', () => {
       assert.match(error.message, /model "llama-fake" not found/);
     } finally {
       await fake.close();
+    }
+  });
+});
+
+/** A one-off SSE server that sends exactly `body` (for shapes of servers other than OpenAI). */
+async function rawSse(body: string): Promise<{ url: string; close(): Promise<void> }> {
+  const server = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.end(body);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}/v1`,
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+describe('openai backend with other servers\' stream shapes', () => {
+  const chunk = (content: string) => `data: {"choices":[{"index":0,"delta":{"content":${JSON.stringify(content)}},"finish_reason":null}]}\n\n`;
+
+  it('estimates usage when the server reports none, and accepts [DONE] without a final blank line', async () => {
+    const server = await rawSse(chunk('Hello ') + chunk('world') + 'data: [DONE]');
+    try {
+      const b = new OpenAIBackend({ baseUrl: server.url, model: 'm', timeoutMs: 2000 });
+      const got = await collect(b.stream({ messages: ask('12345678'), signal: new AbortController().signal }));
+      assert.equal(got.text, 'Hello world');
+      assert.deepEqual(got.usage, [{ type: 'usage', promptTokens: 2, completionTokens: 3 }]);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("reads vLLM's error object and llama.cpp's error field as SERVICE_UNAVAILABLE", async () => {
+    const shapes = [
+      ['data: {"object":"error","message":"vLLM ran out of KV cache","type":"BadRequestError","code":400}\n\n', /KV cache/],
+      ['error: {"code":500,"message":"llama.cpp context overflow","type":"server_error"}\n\n', /context overflow/],
+    ] as const;
+    for (const [tail, message] of shapes) {
+      const server = await rawSse(chunk('partial ') + tail);
+      try {
+        const b = new OpenAIBackend({ baseUrl: server.url, model: 'm', timeoutMs: 2000 });
+        const { error, deltas } = await failure(b);
+        assertApiError(error, 'SERVICE_UNAVAILABLE', 'openai');
+        assert.match(error.message, message);
+        assert.ok(deltas.length <= 1);
+      } finally {
+        await server.close();
+      }
     }
   });
 });

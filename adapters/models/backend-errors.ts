@@ -62,7 +62,7 @@ export function redactSecrets(text: string, secrets: readonly (string | undefine
   let out = text;
   for (const s of secrets) if (s && s.length >= 4) out = out.split(s).join('[redacted]');
   out = out
-    .replace(/\b(sk|pk|rk|key)-[A-Za-z0-9_\-*.]{4,}/gi, '[redacted]')
+    .replace(/\b(sk|pk|rk)-[A-Za-z0-9_\-*.]{8,}/g, '[redacted]')
     .replace(/\bBearer\s+\S+/gi, 'Bearer [redacted]')
     .replace(/\s+/g, ' ')
     .trim();

@@ -1,3 +1,4 @@
+import type { ApiError } from '../../src/errors.js';
 import type { ModelBackend, ModelEvent, ModelRequest } from '../../src/models/model-backend.js';
 import { redactSecrets, unavailable, upstreamErrorMessage } from './backend-errors.js';
 import { estimatedUsage } from './estimated-usage.js';
@@ -59,18 +60,19 @@ export class OpenAIBackend implements ModelBackend {
         return '';
       }
       const event = parseEvent(data);
-      if ('error' in event && event.error) {
-        throw unavailable('openai', redactSecrets(upstreamErrorMessage(event) ?? 'error in stream', [this.opts.apiKey]));
-      }
+      // OpenAI and most servers: {"error": {...}}; vLLM: {"object": "error", "message": ...}
+      if (event.error || event.object === 'error') throw this.streamError(event);
       if (event.usage && typeof event.usage.prompt_tokens === 'number') {
         usage = { type: 'usage', promptTokens: event.usage.prompt_tokens, completionTokens: event.usage.completion_tokens ?? 0 };
       }
-      const choice = event.choices?.find((c) => (c.index ?? 0) === 0);
+      const choice = Array.isArray(event.choices) ? event.choices.find((c) => (c?.index ?? 0) === 0) : undefined;
       const content = choice?.delta?.content;
       return typeof content === 'string' ? content : '';
     };
 
     for await (const line of lines) {
+      // llama.cpp's server reports a failure as an `error:` field instead of `data:`.
+      if (line.startsWith('error:')) throw this.streamError(parseJson(line.slice(6)));
       const data = sse.push(line);
       if (data === undefined) continue;
       const content = take(data);
@@ -93,20 +95,29 @@ export class OpenAIBackend implements ModelBackend {
     }
     yield usage ?? estimatedUsage(request.messages, reply);
   }
+
+  private streamError(event: unknown): ApiError {
+    return unavailable('openai', redactSecrets(upstreamErrorMessage(event) ?? 'error in stream', [this.opts.apiKey]));
+  }
 }
 
 interface ChunkEvent {
   error?: unknown;
+  object?: unknown;
   usage?: { prompt_tokens?: number; completion_tokens?: number } | null;
   choices?: { index?: number; delta?: { content?: string | null } }[];
 }
 
 function parseEvent(data: string): ChunkEvent {
-  try {
-    const v: unknown = JSON.parse(data);
-    if (v && typeof v === 'object') return v as ChunkEvent;
-  } catch {
-    // fall through
-  }
+  const v = parseJson(data);
+  if (v && typeof v === 'object') return v as ChunkEvent;
   throw unavailable('openai', 'malformed stream event');
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
 }
