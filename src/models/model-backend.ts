@@ -1,6 +1,6 @@
 /**
  * A language model behind a small interface. Implementations live in adapters/models
- * (scripted, openai, ollama) and all run one contract suite (test/model-contract.ts).
+ * (scripted, openai, ollama) and all run one contract suite (test/helpers/model-contract.ts).
  */
 export interface ChatMessage {
   role: 'system' | 'user' | 'assistant';
@@ -22,9 +22,14 @@ export interface ModelBackend {
   readonly name: 'scripted' | 'openai' | 'ollama';
   readonly defaultModel: string;
   /**
-   * Streams the reply. Throws ApiError TIMEOUT when the backend stalls past its timeout and
-   * ApiError SERVICE_UNAVAILABLE when it is down or answers an error (also mid-stream). Stops
-   * (and releases the connection) when request.signal aborts.
+   * Streams the reply: non-empty deltas, then exactly one usage event, last (the server's
+   * counts, or estimateTokens when it reports none). Throws ApiError TIMEOUT when the backend
+   * stalls past its idle timeout (no first byte, or no next chunk) and ApiError
+   * SERVICE_UNAVAILABLE when it is down or answers an error (also mid-stream, possibly after
+   * some deltas). When request.signal aborts, the iteration ENDS WITHOUT AN ERROR and without
+   * a usage event, and the connection is released; the caller checks signal.aborted to tell an
+   * aborted (incomplete) turn from a finished one. A consumer that stops iterating early
+   * (break) releases the connection too.
    */
   stream(request: ModelRequest): AsyncIterable<ModelEvent>;
 }
