@@ -1,0 +1,69 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { tempDir } from './helpers/server.js';
+import { openDatabase } from '../src/db/database.js';
+import { ChatQuota, nextUtcMidnight, utcDay } from '../src/guards/quota.js';
+import { ApiError } from '../src/errors.js';
+
+const NOON = Date.UTC(2026, 10, 25, 12, 0, 0);
+
+function quotaError(fn: () => void): ApiError {
+  try {
+    fn();
+  } catch (e) {
+    assert.ok(e instanceof ApiError);
+    return e;
+  }
+  assert.fail('expected QUOTA_EXCEEDED');
+}
+
+test('under, at and past the daily budget, per NFT, against a real SQLite file', () => {
+  const db = openDatabase(tempDir());
+  let now = NOON;
+  const q = new ChatQuota(db, 1000, () => now);
+  q.check('7');
+  q.add('7', 600);
+  q.check('7'); // 600 < 1000
+  q.add('7', 399);
+  q.check('7'); // 999 < 1000
+  q.add('7', 1);
+  const at = quotaError(() => q.check('7')); // 1000: spent
+  assert.equal(at.code, 'QUOTA_EXCEEDED');
+  assert.equal(at.status, 429);
+  assert.deepEqual(at.details, { limit: 1000, used: 1000, resets_at: '2026-11-26T00:00:00.000Z', retry_after: 12 * 3600 });
+  q.add('7', 250); // a turn that started under the budget is still counted
+  assert.equal(quotaError(() => q.check('7')).details.used, 1250);
+  // Another NFT has its own budget; the row is in the chat_usage table.
+  q.check('8');
+  assert.deepEqual(db.prepare('SELECT nft_token_id, day, tokens FROM chat_usage ORDER BY nft_token_id').all(), [{ nft_token_id: '7', day: '2026-11-25', tokens: 1250 }]);
+  // A new UTC day starts a new budget.
+  now = Date.UTC(2026, 10, 26, 0, 0, 1);
+  q.check('7');
+  assert.equal(q.used('7'), 0);
+  db.close();
+});
+
+test('usage survives a restart (a new ChatQuota on the same file)', () => {
+  const dir = tempDir();
+  let db = openDatabase(dir);
+  new ChatQuota(db, 100, () => NOON).add('9', 100);
+  db.close();
+  db = openDatabase(dir);
+  assert.equal(quotaError(() => new ChatQuota(db, 100, () => NOON + 1000).check('9')).details.used, 100);
+  db.close();
+});
+
+test('off when the quota is 0: never refuses, writes nothing', () => {
+  const db = openDatabase(tempDir());
+  const q = new ChatQuota(db, 0, () => NOON);
+  assert.equal(q.enabled, false);
+  q.add('7', 1e9);
+  q.check('7');
+  assert.equal((db.prepare('SELECT count(*) AS n FROM chat_usage').get() as { n: number }).n, 0);
+  db.close();
+});
+
+test('UTC day and reset time helpers', () => {
+  assert.equal(utcDay(Date.UTC(2026, 0, 1, 23, 59, 59)), '2026-01-01');
+  assert.equal(nextUtcMidnight(Date.UTC(2026, 11, 31, 5)).toISOString(), '2027-01-01T00:00:00.000Z');
+});
