@@ -3,6 +3,7 @@ import { authFeature } from './features/auth.js';
 import { guaranteesFeature } from './features/guarantees.js';
 import { modelsFeature } from './features/models.js';
 import { runtimeFeature } from './features/runtime.js';
+import { openapiFeature } from './features/openapi.js';
 
 /** The feature modules wired into every orchestrator process, in order. */
-export const features: FeatureModule[] = [authFeature, guaranteesFeature, modelsFeature, runtimeFeature];
+export const features: FeatureModule[] = [authFeature, guaranteesFeature, modelsFeature, runtimeFeature, openapiFeature];

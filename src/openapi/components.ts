@@ -1,0 +1,112 @@
+import { ERROR_CODES } from '../errors.js';
+import { SIGNATURE_WINDOW_SEC } from '../guards/request-signing.js';
+
+const ref = (to: string) => ({ $ref: `#/components/${to}` });
+
+/** The shared pieces every operation points at: the Error body, headers, security, WS frames. */
+export function components(): Record<string, unknown> {
+  return {
+    securitySchemes: {
+      bearerAuth: {
+        type: 'http',
+        scheme: 'bearer',
+        bearerFormat: 'JWT',
+        description:
+          'An access token from POST /v1/auth/verify (1 hour; EdDSA JWT, keys at /.well-known/jwks.json). ' +
+          'Renew it with POST /v1/auth/refresh, which also rotates the refresh token. An expired token answers 401 TOKEN_EXPIRED.',
+      },
+    },
+    schemas: {
+      ErrorCode: {
+        type: 'string',
+        enum: Object.keys(ERROR_CODES),
+        description: 'Every code the API answers with; the HTTP status of each is fixed: ' +
+          Object.entries(ERROR_CODES).map(([c, e]) => `${c} ${e.status}`).join(', ') + '.',
+      },
+      Error: {
+        type: 'object',
+        required: ['error'],
+        properties: {
+          error: {
+            type: 'object',
+            required: ['code', 'message', 'details'],
+            properties: {
+              code: ref('schemas/ErrorCode'),
+              message: { type: 'string' },
+              details: { type: 'object', additionalProperties: true, description: 'e.g. { field, reason } for validation codes, { retry_after } for RATE_LIMITED' },
+            },
+          },
+        },
+      },
+      Pagination: {
+        type: 'object',
+        required: ['total', 'limit', 'offset', 'has_more'],
+        properties: { total: { type: 'integer' }, limit: { type: 'integer' }, offset: { type: 'integer' }, has_more: { type: 'boolean' } },
+      },
+      ChatChunk: {
+        type: 'object',
+        description: 'One SSE `data:` event per piece of the answer.',
+        required: ['content', 'done'],
+        properties: { content: { type: 'string' }, done: { const: false } },
+      },
+      ChatFinal: {
+        type: 'object',
+        description: 'The last SSE `data:` event; `error` is set (and `incomplete` true) when the turn failed midway.',
+        required: ['response', 'conversation_id', 'timestamp', 'tokens_used', 'incomplete', 'done'],
+        properties: {
+          response: { type: 'string' }, conversation_id: { type: 'string' }, timestamp: { type: 'string', format: 'date-time' },
+          tokens_used: { type: 'integer' }, incomplete: { type: 'boolean' }, done: { const: true },
+          error: { $ref: '#/components/schemas/Error/properties/error' },
+        },
+      },
+      DeploymentStatusFrame: {
+        type: 'object',
+        description: 'WebSocket: sent to subscribers of an NFT\'s deployment channel on each transition.',
+        required: ['type', 'deployment_id', 'nft_token_id', 'status', 'progress', 'message', 'endpoint_url', 'timestamp'],
+        properties: {
+          type: { const: 'deployment_status' }, deployment_id: { type: 'string' }, nft_token_id: { type: 'string' },
+          status: { enum: ['pending', 'deploying', 'running', 'stopping', 'stopped', 'failed'] }, progress: { type: 'number' },
+          message: { type: 'string' }, endpoint_url: { type: ['string', 'null'] }, timestamp: { type: 'string', format: 'date-time' },
+        },
+      },
+      ChatChunkFrame: {
+        type: 'object',
+        description: 'WebSocket: one piece of an answer (done: false), then a last frame with done: true and the whole response.',
+        required: ['type', 'conversation_id', 'content', 'done'],
+        properties: {
+          type: { const: 'chat_chunk' }, conversation_id: { type: 'string' }, nft_token_id: { type: 'string' }, content: { type: 'string' },
+          done: { type: 'boolean' }, response: { type: 'string' }, timestamp: { type: 'string' }, tokens_used: { type: 'integer' },
+          incomplete: { type: 'boolean' }, error: { $ref: '#/components/schemas/Error/properties/error' },
+        },
+      },
+    },
+    headers: {
+      'X-Request-Id': { description: 'The request id (the caller\'s X-Request-Id when it was valid); it is in the server log line.', schema: { type: 'string' } },
+      'X-RateLimit-Limit': { description: 'Requests allowed per minute in this route\'s rate class (see x-rate-class).', schema: { type: 'integer' } },
+      'X-RateLimit-Remaining': { description: 'Requests left in the current window.', schema: { type: 'integer' } },
+      'X-RateLimit-Reset': { description: 'When the window resets, unix seconds.', schema: { type: 'integer' } },
+      'Retry-After': { description: 'Seconds to wait before retrying (429 RATE_LIMITED, 503 overload).', schema: { type: 'integer' } },
+    },
+    parameters: {
+      XSignature: {
+        name: 'X-Signature', in: 'header', required: false,
+        description:
+          'Required when the server runs with PANTHERS_REQUIRE_SIGNED_REQUESTS=true: hex HMAC-SHA256 with the session\'s signing_key ' +
+          '(hex, from /auth/verify) over `timestamp \\n METHOD \\n path?query \\n sha256hex(body)`. Each signature is accepted once.',
+        schema: { type: 'string', pattern: '^[0-9a-fA-F]{64}$' },
+      },
+      XTimestamp: {
+        name: 'X-Timestamp', in: 'header', required: false,
+        description: `Unix seconds of the signature; refused when more than ${SIGNATURE_WINDOW_SEC} s from the server clock.`,
+        schema: { type: 'string', pattern: '^\\d{1,12}$' },
+      },
+    },
+  };
+}
+
+/** The response headers every answer carries (rate-limit headers when limits are on). */
+export function commonHeaders(extra: string[] = []): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const h of ['X-Request-Id', 'X-RateLimit-Limit', 'X-RateLimit-Remaining', 'X-RateLimit-Reset', ...extra]) out[h] = ref(`headers/${h}`);
+  return out;
+}
