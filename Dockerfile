@@ -1,0 +1,38 @@
+# The agent image: one NFT's agent (`panthers agent`) serving on port 8080, as Akash and
+# SecretVM run it. Build: docker build -t ghcr.io/secret-panthers/agent:0.1.0 .
+
+# --- build: TypeScript and the native addons (better-sqlite3 builds from source) ---
+FROM node:20-bookworm-slim AS build
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 make g++ \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+COPY package.json package-lock.json ./
+# Scripts off: the root "prepare" would compile before the sources are here; the one native
+# addon that needs its install script is rebuilt explicitly.
+RUN npm ci --ignore-scripts && npm rebuild better-sqlite3
+COPY tsconfig.json ./
+COPY src ./src
+COPY actors ./actors
+COPY adapters ./adapters
+COPY bin ./bin
+# Only what runs (bench/ and test/ stay out of the image).
+RUN printf '{ "extends": "./tsconfig.json", "include": ["src", "actors", "adapters", "bin"] }\n' > tsconfig.image.json \
+ && npx tsc -p tsconfig.image.json \
+ && npm prune --omit=dev
+
+# --- run: no compilers, no dev dependencies, not root ---
+FROM node:20-bookworm-slim
+ENV NODE_ENV=production \
+    PORT=8080 \
+    HOST=0.0.0.0 \
+    PANTHERS_ENV=production \
+    PANTHERS_DATA_DIR=/app/data
+WORKDIR /app
+COPY --from=build /app/package.json ./package.json
+COPY --from=build /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+RUN mkdir -p /app/data && chown node:node /app/data
+USER node
+EXPOSE 8080
+CMD ["node", "dist/bin/panthers.js", "agent"]
