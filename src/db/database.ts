@@ -6,6 +6,8 @@ import { MIGRATIONS } from './migrations.js';
 export type Db = Database.Database;
 
 export const DB_FILE = 'panthers.db';
+/** How long a write waits for another process's lock (the CLI's `nft assign`): it blocks the loop meanwhile. */
+const BUSY_TIMEOUT_MS = 1000;
 
 /**
  * Opens (creating if needed) the one database file in the data dir, in WAL mode, and applies
@@ -18,7 +20,7 @@ export function openDatabase(dataDir: string, file = DB_FILE): Db {
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = NORMAL');
   db.pragma('foreign_keys = ON');
-  db.pragma('busy_timeout = 5000');
+  db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
   migrate(db);
   return db;
 }
@@ -38,11 +40,15 @@ export function migrate(db: Db): number {
 
 /** True when a write can be committed now (GET /health reports unhealthy otherwise). */
 export function isWritable(db: Db): boolean {
+  // Probe without waiting on a lock someone else holds: a health check must never block the loop.
+  db.pragma('busy_timeout = 0');
   try {
     db.prepare('CREATE TABLE IF NOT EXISTS health_probe (id INTEGER PRIMARY KEY, at INTEGER)').run();
     db.prepare('INSERT OR REPLACE INTO health_probe (id, at) VALUES (1, ?)').run(Date.now());
     return true;
   } catch {
     return false;
+  } finally {
+    db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
   }
 }

@@ -424,8 +424,10 @@ export class HttpServer {
       if (contentType) res.writeHeader('Content-Type', contentType);
       writeSecurityHeaders(res, prod);
       for (const k in ex.extraHeaders) res.writeHeader(k, ex.extraHeaders[k]!);
-      if (ex.method === 'HEAD') res.endWithoutBody(Buffer.byteLength(body), close);
-      else res.end(body, close);
+      // While draining, close keep-alive connections after their answer so the process can exit.
+      const closeAfter = close || this.draining;
+      if (ex.method === 'HEAD') res.endWithoutBody(Buffer.byteLength(body), closeAfter);
+      else res.end(body, closeAfter);
     });
     this.finish(ex);
   }
