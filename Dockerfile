@@ -17,9 +17,12 @@ COPY actors ./actors
 COPY adapters ./adapters
 COPY bin ./bin
 # Only what runs (bench/ and test/ stay out of the image).
+# src/logger.ts imports pino-pretty, listed under devDependencies: kept (this copy of
+# package.json only) so the prune does not remove it.
 RUN printf '{ "extends": "./tsconfig.json", "include": ["src", "actors", "adapters", "bin"] }\n' > tsconfig.image.json \
  && npx tsc -p tsconfig.image.json \
- && npm prune --omit=dev
+ && npm pkg set "dependencies.pino-pretty=$(node -p "require('./package.json').devDependencies['pino-pretty']")" \
+ && npm prune --omit=dev --ignore-scripts
 
 # --- run: no compilers, no dev dependencies, not root ---
 FROM node:20-bookworm-slim
