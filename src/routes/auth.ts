@@ -15,10 +15,13 @@ export interface AuthRouteDeps {
   sessions: SessionRepository;
 }
 
+const WALLET_MESSAGE = 'must be a 0x EVM address (a valid EIP-55 checksum if mixed case) or a secret1 bech32 address';
 const walletAddress = v.pipe(
   v.string('must be a string'),
   v.trim(),
-  v.check((s) => walletKind(s) !== undefined, 'must be a 0x EVM address (a valid EIP-55 checksum if mixed case) or a secret1 bech32 address'),
+  // The pattern documents the shape (OpenAPI); the check adds the EIP-55 / bech32 checksums.
+  v.regex(/^(0x[0-9a-fA-F]{40}|secret1[02-9ac-hj-np-z]{38}|SECRET1[02-9AC-HJ-NP-Z]{38})$/, WALLET_MESSAGE),
+  v.check((s) => walletKind(s) !== undefined, WALLET_MESSAGE),
 );
 
 const ChallengeBody = v.object({ wallet_address: walletAddress, nft_token_id: nftTokenId });
