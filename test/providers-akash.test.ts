@@ -186,6 +186,25 @@ test('akash: 429 with Retry-After is waited out and retried', async () => {
   }
 });
 
+test('akash: 5xx answers and dropped connections on reads are retried with backoff', async () => {
+  const h = await setup({
+    faults: [
+      { method: 'GET', path: '/v1/bids', kind: '500', times: 2 },
+      { method: 'GET', path: /^\/v1\/deployments\/\d+$/, kind: 'reset-after' },
+    ],
+  });
+  try {
+    const result = await h.adapter.deploy(contractSpec(), recordingContext());
+    assert.ok(result.endpointUrl);
+    const statuses = h.fake.journal.filter((j) => j.path === '/v1/bids').map((j) => j.status);
+    assert.deepEqual(statuses.slice(0, 3), [500, 500, 200]);
+    assert.ok(h.fake.journal.some((j) => j.status === 'reset'));
+    assert.ok(h.logs.lines.some((l) => l.includes('retrying')), 'retries are logged');
+  } finally {
+    await h.fake.close();
+  }
+});
+
 test('akash: a 500 on create after the create happened is reconciled: one lease, one open deployment', async () => {
   const h = await setup({ faults: [{ method: 'POST', path: '/v1/deployments', kind: '500-after' }] });
   try {

@@ -7,9 +7,9 @@ import type { HealthReport } from '../../src/providers/provider.js';
  * pooled by undici and bounded by the actor's p-queue, never by us).
  *
  * Every attempt has a timeout. Idempotent calls (GET, DELETE) retry with exponential backoff and
- * full jitter on 429 (honouring Retry-After), 5xx and network errors. A POST is never retried
- * here except on 429, which means the server refused it unprocessed: any other failure may have
- * gone through, so the caller reconciles (looks the resource up) before it tries again.
+ * full jitter on 429 (honouring Retry-After), 5xx and network errors. A POST is retried here only
+ * when it cannot have been processed (429, connection refused): any other failure may have gone
+ * through, so the caller reconciles (looks the resource up) before it tries again.
  */
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'DELETE';
@@ -99,12 +99,12 @@ export class HttpClient {
         if (isAbortFromCaller(e, ro.signal)) throw ro.signal!.reason ?? e;
         const timedOut = isTimeout(e);
         const what = timedOut ? `no answer within ${this.opts.timeoutMs} ms` : `network error (${errorCode(e)})`;
-        if (idempotent && attempt < this.retry.attempts) {
+        // A refused connection never reached the server; anything else may have been processed.
+        const unsent = errorCode(e) === 'ECONNREFUSED';
+        if ((idempotent || unsent) && attempt < this.retry.attempts) {
           await this.pause(this.backoff(attempt), method, path, what, attempt, ro.signal);
           continue;
         }
-        // A refused connection never reached the server; anything else may have been processed.
-        const unsent = errorCode(e) === 'ECONNREFUSED';
         throw new ProviderHttpError(`${this.opts.service} ${method} ${path}: ${what}`, method, path, 0, undefined, timedOut, !idempotent && !unsent);
       }
       if (res.status >= 200 && res.status < 300) return { status: res.status, headers: res.headers, body };
