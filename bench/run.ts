@@ -1,0 +1,130 @@
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { detectTools, TASKSET_MISSING_HINT, WRK_MISSING_HINT } from './lib/tools.js';
+import { FULL, QUICK, type BenchContext, type Scenario } from './lib/context.js';
+import { machineInfo, writeReport, type BenchReport, type MetricResult } from './lib/results.js';
+import { renderTable } from './lib/table.js';
+import { World } from './lib/world.js';
+import { CLI } from './lib/servers.js';
+import { httpAuthGet } from './scenarios/http-auth-get.js';
+import { chatFanout } from './scenarios/chat-fanout.js';
+import { sseStream } from './scenarios/sse-stream.js';
+import { login } from './scenarios/login.js';
+import { actors } from './scenarios/actors.js';
+import { sqliteWrites } from './scenarios/sqlite-writes.js';
+import { coldStart } from './scenarios/cold-start.js';
+
+/**
+ * `npm run bench` (full) and `npm run bench -- --quick` (under 60 s): runs the project and its
+ * peers on 127.0.0.1, interleaved round by round, prints a table and writes
+ * bench/results/latest.json. A benchmark, never a timed test: nothing here asserts a speed.
+ */
+const SCENARIOS: Scenario[] = [httpAuthGet, chatFanout, sseStream, login, actors, sqliteWrites, coldStart];
+
+const HELP = `Usage: npm run bench [-- options]
+  --quick            small and short (1 round, about a second per figure; under 60 s in all)
+  --only=a,b         run only these scenarios (${SCENARIOS.map((s) => s.name).join(', ')})
+  --rounds=N         interleaved rounds (default 5, quick 1)
+  --out=FILE         results file (default bench/results/latest.json)`;
+
+function arg(name: string): string | undefined {
+  const a = process.argv.slice(2).find((x) => x === `--${name}` || x.startsWith(`--${name}=`));
+  if (!a) return undefined;
+  return a.includes('=') ? a.slice(a.indexOf('=') + 1) : '';
+}
+
+async function main(): Promise<number> {
+  if (arg('help') !== undefined) {
+    console.log(HELP);
+    return 0;
+  }
+  const quick = arg('quick') !== undefined;
+  const sizes = { ...(quick ? QUICK : FULL) };
+  const rounds = arg('rounds');
+  if (rounds) sizes.rounds = Math.max(1, Number(rounds));
+  const only = arg('only')?.split(',').filter(Boolean);
+  const unknown = only?.filter((n) => !SCENARIOS.some((s) => s.name === n)) ?? [];
+  if (unknown.length) {
+    console.error(`unknown scenario(s): ${unknown.join(', ')}\n${HELP}`);
+    return 2;
+  }
+  const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+  const out = path.resolve(arg('out') || path.join(repoRoot, 'bench/results/latest.json'));
+  if (!fs.existsSync(CLI)) {
+    console.error(`${CLI} not found: build first (npm run build)`);
+    return 2;
+  }
+
+  const tools = detectTools();
+  if (!tools.wrk) console.log(`[bench] ${WRK_MISSING_HINT}`);
+  if (tools.loadCpu === undefined) console.log(`[bench] ${TASKSET_MISSING_HINT}`);
+  else {
+    // The harness itself is load (sign-ins, polling): keep it off the server's CPU too.
+    try {
+      execFileSync(tools.taskset!, ['-p', '-c', String(tools.loadCpu), String(process.pid)], { stdio: 'ignore' });
+    } catch {
+      console.log('[bench] could not pin the harness to the load CPU');
+    }
+  }
+  const started = Date.now();
+  const report: BenchReport = {
+    machine: machineInfo(tools.loadCpu !== undefined, Boolean(tools.wrk)),
+    node: process.version,
+    started_at: new Date(started).toISOString(),
+    mode: quick ? 'quick' : 'full',
+    scenarios: [],
+  };
+  console.log(`[bench] ${quick ? 'quick' : 'full'} run: ${sizes.rounds} round(s); server on CPU ${tools.serverCpu ?? '-'}, load on CPU ${tools.loadCpu ?? '-'}; open-file limit ${tools.maxFiles}`);
+
+  const world = new World(tools);
+  const errors: string[] = [];
+  try {
+    console.log('[bench] preparing: project sign-in, local deployment, one scripted turn');
+    await world.prepare((m) => console.log(`[bench]   ${m}`));
+    for (const [cap, why] of world.missing) console.log(`[bench]   project ${cap}: ${why}`);
+    console.log(`[bench]   peers stream ${world.chunks.length} chunks per turn (${world.chunksFrom === 'project' ? "the project's own scripted turn" : 'a stand-in: the project chat is missing'})`);
+
+    const selected = SCENARIOS.filter((s) => !only || only.includes(s.name));
+    for (const s of selected) {
+      const t0 = Date.now();
+      console.log(`[bench] ${s.name}: running`);
+      const ctx: BenchContext = { tools, quick, sizes, world, errors, progress: (m) => console.log(`[bench] ${s.name}: ${m}`) };
+      let rows: MetricResult[];
+      try {
+        rows = await s.run(ctx);
+      } catch (e) {
+        const msg = (e as Error).stack ?? String(e);
+        errors.push(`${s.name}: ${msg}`);
+        console.log(`[bench] ${s.name}: FAILED ${msg}`);
+        continue;
+      }
+      report.scenarios.push(...rows);
+      writeReport(out, report);
+      console.log(`[bench] ${s.name}: done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    }
+  } finally {
+    world.cleanup();
+  }
+  report.finished_at = new Date().toISOString();
+  writeReport(out, report);
+  console.log('');
+  console.log(renderTable(report.scenarios));
+  console.log('');
+  console.log(`ratio = project / peer, median of the per-round ratios; read it with the "better" direction in ${path.relative(process.cwd(), out) || out}`);
+  console.log(`[bench] finished in ${((Date.now() - started) / 1000).toFixed(1)} s; results in ${out}`);
+  if (errors.length) {
+    console.log(`[bench] harness or peer errors (the figures above miss them):\n  ${errors.join('\n  ')}`);
+    return 1;
+  }
+  return 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (e) => {
+    console.error(e);
+    process.exit(1);
+  },
+);
