@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import type PQueue from 'p-queue';
 import type { ActorKind, Behaviour, SelfRef } from './registry.js';
 import { ApiError } from '../src/errors.js';
 import type { Logger } from '../src/logger.js';
@@ -30,8 +29,8 @@ export type DeploymentMsg =
 export interface DeploymentActorDeps {
   repo: DeploymentsRepo;
   providers: Map<ProviderName, ProviderAdapter>;
-  /** One p-queue per provider: bounded concurrency and rate of provider calls. */
-  queue(provider: ProviderName): PQueue;
+  /** Runs a provider call under that provider's p-queue (bounded concurrency and rate). */
+  run<T>(provider: ProviderName, call: () => Promise<T>): Promise<T>;
   publisher: Publisher;
   log: Logger;
   now(): number;
@@ -178,7 +177,7 @@ class DeploymentBehaviour implements Behaviour<DeploymentMsg, unknown> {
     this.work = work;
     const timeoutMs = this.deps.deployTimeoutMs(d.provider);
     const spec = this.deps.specFor(d);
-    this.deps.queue(d.provider).add(async () => {
+    this.deps.run(d.provider, async () => {
       if (work.signal.aborted) throw new ApiError('CONFLICT', 'Deployment cancelled');
       this.self.tell({ type: 'step', id, progress: 5, message: ref ? `Resuming deployment on ${d.provider}` : `Deploying to ${d.provider}` });
       const timer = setTimeout(() => work.abort(new ApiError('TIMEOUT', `Deployment did not finish within ${Math.round(timeoutMs / 1000)} s`)), timeoutMs);
@@ -212,7 +211,7 @@ class DeploymentBehaviour implements Behaviour<DeploymentMsg, unknown> {
       this.self.tell({ type: 'stopped', id });
       return;
     }
-    this.deps.queue(d.provider).add(() => adapter.stop(ref, AbortSignal.timeout(this.deps.deployTimeoutMs(d.provider)))).then(
+    this.deps.run(d.provider, () => adapter.stop(ref, AbortSignal.timeout(this.deps.deployTimeoutMs(d.provider)))).then(
       () => this.self.tell({ type: 'stopped', id }),
       (e: unknown) => this.self.tell({ type: 'stop_failed', id, message: describe(e) }),
     );
@@ -248,7 +247,7 @@ class DeploymentBehaviour implements Behaviour<DeploymentMsg, unknown> {
     if (d.status !== 'pending' && d.status !== 'deploying') {
       // Stopped while the provider was still creating it: release what was created.
       const adapter = this.deps.providers.get(d.provider);
-      if (adapter) this.deps.queue(d.provider).add(() => adapter.stop(result.ref)).catch(() => undefined);
+      if (adapter) this.deps.run(d.provider, () => adapter.stop(result.ref)).catch(() => undefined);
       return;
     }
     d.provider_ref = result.ref;
@@ -269,7 +268,7 @@ class DeploymentBehaviour implements Behaviour<DeploymentMsg, unknown> {
     const adapter = this.deps.providers.get(d.provider);
     if (adapter && d.provider_ref) {
       const ref = d.provider_ref;
-      this.deps.queue(d.provider).add(() => adapter.stop(ref)).catch((e: unknown) =>
+      this.deps.run(d.provider, () => adapter.stop(ref)).catch((e: unknown) =>
         this.deps.log.warn({ nft: this.nft, deployment: id, err: describe(e) }, 'releasing a failed deployment failed'));
     }
   }

@@ -118,6 +118,8 @@ export class ActorRegistry {
 
   /** Sends a message without waiting. Failures are logged by the actor's supervisor. */
   tell(kindName: string, key: string, msg: unknown): void {
+    // Work finishing after shutdown (a provider call, a timer) reports to nobody: that is fine.
+    if (this.stoppedAll) return;
     const entry = this.entry(kindName, key);
     entry.lastUsed = this.now();
     nact.dispatch(entry.ref, { msg });

@@ -264,3 +264,23 @@ describe('chat: aborts, restarts and real model backends', () => {
     });
   });
 });
+
+describe('chat guarantees', () => {
+  test('a per-NFT daily token quota: past it chat is 429 QUOTA_EXCEEDED with the reset time', async () => {
+    const server = await startServer({ PANTHERS_CHAT_DAILY_TOKEN_QUOTA: '60' });
+    try {
+      const me = await deployLocal(server, '540');
+      let r = await server.request('POST', '/v1/agents/540/chat', { token: me.access_token, body: { message: 'one' } });
+      for (let i = 0; i < 5 && r.status === 200; i++) {
+        r = await server.request('POST', '/v1/agents/540/chat', { token: me.access_token, body: { message: 'again', conversation_id: r.body.conversation_id } });
+      }
+      assert.equal(r.status, 429, r.text);
+      assert.equal(r.body.error.code, 'QUOTA_EXCEEDED');
+      assert.ok(Date.parse(r.body.error.details.resets_at) > Date.now());
+      const sse = await chatFetch(server, '540', me.access_token, { message: 'stream?', stream: true });
+      assert.equal(sse.status, 429, 'refused before the stream opens');
+    } finally {
+      await server.stop();
+    }
+  });
+});

@@ -4,6 +4,7 @@ import http from 'node:http';
 import { startServer, waitFor, type TestServer } from './helpers/server.js';
 import { signIn, assignNft, newEvmWallet } from './helpers/wallets.js';
 import { openWs } from './helpers/ws.js';
+import { signRequest } from '../src/guards/request-signing.js';
 
 /** fetch cannot set Host; node:http can, as a browser resolving agent-N.<host> would send it. */
 function getWithHost(port: number, path: string, host: string): Promise<{ status: number; body: any }> {
@@ -193,5 +194,31 @@ describe('deployments', () => {
     sock.ws.send(JSON.stringify({ type: 'ping' }));
     await sock.next((f) => f.type === 'pong');
     sock.ws.close();
+  });
+});
+
+describe('signed requests', () => {
+  test('with PANTHERS_REQUIRE_SIGNED_REQUESTS, verify returns a signing key and deploy/stop require a fresh HMAC', async () => {
+    const server = await startServer({ PANTHERS_REQUIRE_SIGNED_REQUESTS: 'true' });
+    try {
+      const me = await signIn(server, { nft: '601' });
+      const key = me.signing_key;
+      assert.match(key ?? '', /^[0-9a-f]{64}$/);
+      const body = JSON.stringify({ nft_token_id: '601', provider: 'local' });
+      const unsigned = await server.request('POST', '/v1/deployments', { token: me.access_token, raw: body, headers: { 'content-type': 'application/json' } });
+      assert.equal(unsigned.status, 401);
+      assert.equal(unsigned.body.error.code, 'INVALID_SIGNATURE');
+      const ts = Math.floor(Date.now() / 1000);
+      const sig = signRequest(key!, 'POST', '/v1/deployments', body, ts);
+      const headers = { 'content-type': 'application/json', 'x-timestamp': String(ts), 'x-signature': sig };
+      const ok = await server.request('POST', '/v1/deployments', { token: me.access_token, raw: body, headers });
+      assert.equal(ok.status, 202, ok.text);
+      const replay = await server.request('POST', '/v1/deployments', { token: me.access_token, raw: body, headers });
+      assert.equal(replay.status, 401, 'a signature works once');
+      const get = await server.request('GET', '/v1/deployments/601', { token: me.access_token });
+      assert.equal(get.status, 200, 'reads need no signature');
+    } finally {
+      await server.stop();
+    }
   });
 });

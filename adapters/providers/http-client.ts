@@ -36,7 +36,14 @@ export interface HttpClientOptions {
   timeoutMs: number;
   retry?: Partial<RetryPolicy>;
   log: Logger;
+  /**
+   * Runs each HTTP call through the provider's p-queue (bounded concurrency and rate), so 1,000
+   * deploys waiting on bids do not open 1,000 connections to the provider.
+   */
+  limit?: CallLimiter;
 }
+
+export type CallLimiter = <T>(call: () => Promise<T>) => Promise<T>;
 
 export interface RequestOptions {
   query?: Record<string, string | number>;
@@ -94,7 +101,7 @@ export class HttpClient {
       let res: Response;
       let body: unknown;
       try {
-        ({ res, body } = await this.once(method, url, ro));
+        ({ res, body } = this.opts.limit ? await this.opts.limit(() => this.once(method, url, ro)) : await this.once(method, url, ro));
       } catch (e) {
         if (isAbortFromCaller(e, ro.signal)) throw ro.signal!.reason ?? e;
         const timedOut = isTimeout(e);

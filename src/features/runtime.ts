@@ -17,8 +17,11 @@ import type { ModelBackend } from '../models/model-backend.js';
 import { DEPLOYMENT_ACTOR, deploymentActorKind, type DeploymentMsg, type DeploymentView } from '../../actors/deployment-actor.js';
 import { AGENT_ACTOR, agentActorKind, type AgentMsg, type TurnHandle } from '../../actors/agent-actor.js';
 import { LocalProvider } from '../../adapters/providers/local.js';
+import { createAkashProvider } from '../../adapters/providers/akash/index.js';
+import { createSecretVmProvider } from '../../adapters/providers/secretvm/index.js';
 import { deploymentRoutes } from '../routes/deployments.js';
 import { agentRoutes } from '../routes/agent.js';
+import { createChatQuota } from './guarantees.js';
 
 const DEPLOY_TIMEOUT_MS: Record<ProviderName, number> = { local: 30_000, akash: 30 * 60_000, secret_vm: 30 * 60_000 };
 const MODEL_BACKENDS = ['scripted', 'openai', 'ollama'];
@@ -81,8 +84,7 @@ export const runtimeFeature: FeatureModule = (f) => {
   const deployments = new DeploymentsRepo(ctx.db);
   const conversations = new ConversationsRepo(ctx.db);
   const agents = new EmbeddedAgents(ctx);
-  f.setProvider('local', new LocalProvider(agents));
-
+  // One p-queue per provider bounds the concurrency and rate of its calls.
   const queues = new Map<ProviderName, PQueue>();
   const queue = (p: ProviderName) => {
     let q = queues.get(p);
@@ -93,11 +95,20 @@ export const runtimeFeature: FeatureModule = (f) => {
     }
     return q;
   };
+  const limiter = (p: ProviderName) => <T>(call: () => Promise<T>) => queue(p).add(call) as Promise<T>;
+
+  f.setProvider('local', new LocalProvider(agents));
+  // Remote providers are always registered; missingConfig() makes POST /deployments answer 503 naming
+  // the variables to set until their API keys are configured. Their HTTP calls go through the queue
+  // one by one (a deploy waits minutes for bids; it must not hold a queue slot meanwhile).
+  f.setProvider('akash', createAkashProvider(ctx.config, ctx.log, { limit: limiter('akash') }));
+  f.setProvider('secret_vm', createSecretVmProvider(ctx.config, ctx.log, { limit: limiter('secret_vm') }));
 
   ctx.actors.register(deploymentActorKind({
     repo: deployments,
     providers: ctx.providers,
-    queue,
+    // Local calls are whole in-process operations: queue them; remote adapters queue each HTTP call.
+    run: (p, call) => (p === 'local' ? (queue(p).add(call) as Promise<never>) : call()),
     publisher: ctx.publisher,
     log: ctx.log,
     now: ctx.now,
@@ -116,6 +127,7 @@ export const runtimeFeature: FeatureModule = (f) => {
     concurrency: ctx.config.chatConcurrency,
     historyTokenBudget: ctx.config.historyTokenBudget,
     onTurn: (outcome) => ctx.metrics.chatTurns.labels(outcome).inc(),
+    quota: ctx.config.chatDailyTokenQuota > 0 ? createChatQuota(ctx) : undefined,
   }));
 
   const authorize = async (auth: AuthClaims, nft: string) => {

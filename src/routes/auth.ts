@@ -1,4 +1,5 @@
 import * as v from 'valibot';
+import { issueSigningKey } from '../guards/request-signing.js';
 import type { AppContext } from '../app-context.js';
 import { ApiError } from '../errors.js';
 import { route, type RouteDef } from '../server/route.js';
@@ -57,14 +58,16 @@ export function authRoutes({ ctx, signIn, sessions }: AuthRouteDeps): RouteDef[]
       method: 'POST', path: '/auth/verify', rateClass: 'auth', auth: 'none', tags: ['auth'],
       summary: 'Verify a signed challenge and open a session',
       body: VerifyBody,
-      response: v.object({ access_token: v.string(), refresh_token: v.string(), expires_in: v.number(), session_id: v.string() }),
+      response: v.object({ access_token: v.string(), refresh_token: v.string(), expires_in: v.number(), session_id: v.string(), signing_key: v.optional(v.string()) }),
       async handler(req) {
         req.nft = req.body.nft_token_id;
         const { wallet, nft } = await signIn.verifySignedChallenge(req.body);
         const grant = await ask<SessionGrant>(newSessionId(), { type: 'open', wallet, nft });
         const access = await ctx.tokens.issue({ sub: wallet, nft, sid: grant.session.id }, ACCESS_TOKEN_TTL_SEC);
         req.log.info({ wallet, nft, session_id: grant.session.id }, 'session opened');
-        return { access_token: access.token, refresh_token: grant.refreshToken, expires_in: access.expiresIn, session_id: grant.session.id };
+        const body = { access_token: access.token, refresh_token: grant.refreshToken, expires_in: access.expiresIn, session_id: grant.session.id };
+        // With signed requests required, the session gets its HMAC key now, shown once.
+        return ctx.config.requireSignedRequests ? { ...body, signing_key: issueSigningKey(ctx.db, grant.session.id) } : body;
       },
     }),
     route({

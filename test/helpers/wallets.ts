@@ -53,6 +53,8 @@ export interface SignedIn {
   access_token: string;
   refresh_token: string;
   session_id: string;
+  /** present when the server requires signed requests */
+  signing_key?: string;
 }
 
 /**
@@ -76,5 +78,6 @@ export async function signIn(server: TestServer, opts: { nft: string; wallet?: E
     access_token: vr.body.access_token,
     refresh_token: vr.body.refresh_token,
     session_id: vr.body.session_id,
+    signing_key: vr.body.signing_key,
   };
 }

@@ -1,4 +1,4 @@
-import { HttpClient, ProviderHttpError, type RetryPolicy } from '../http-client.js';
+import { HttpClient, ProviderHttpError, type RetryPolicy, type CallLimiter } from '../http-client.js';
 import type { Logger } from '../../../src/logger.js';
 
 /**
@@ -51,8 +51,8 @@ export interface CreatedDeployment {
 export class AkashApi {
   readonly http: HttpClient;
 
-  constructor(baseUrl: string, apiKey: () => string, timeoutMs: number, log: Logger, retry?: Partial<RetryPolicy>) {
-    this.http = new HttpClient({ service: 'Akash', baseUrl, headers: () => ({ 'x-api-key': apiKey() }), timeoutMs, log, retry });
+  constructor(baseUrl: string, apiKey: () => string, timeoutMs: number, log: Logger, retry?: Partial<RetryPolicy>, limit?: CallLimiter) {
+    this.http = new HttpClient({ service: 'Akash', baseUrl, headers: () => ({ 'x-api-key': apiKey() }), timeoutMs, log, retry, limit });
   }
 
   async createDeployment(sdl: string, name: string, signal?: AbortSignal): Promise<CreatedDeployment> {

@@ -3,7 +3,7 @@ import type { Logger } from '../../../src/logger.js';
 import type {
   DeployContext, DeployResult, DeploySpec, HealthReport, ProviderAdapter, ProviderRef, ProviderStatus,
 } from '../../../src/providers/provider.js';
-import { checkHealth, sleep, type RetryPolicy } from '../http-client.js';
+import { checkHealth, sleep, type RetryPolicy, type CallLimiter } from '../http-client.js';
 import {
   deployFailure, mayHaveHappened, progressReporter, resourceName, secretScrubber, toProviderError,
 } from '../remote-deploy.js';
@@ -17,6 +17,8 @@ export interface AkashProviderOptions {
   retry?: Partial<RetryPolicy>;
   /** times a create is attempted when its answer is lost (default 3) */
   createAttempts?: number;
+  /** the provider's call limiter (its p-queue) */
+  limit?: CallLimiter;
 }
 
 /** What the adapter persists: never the SDL or manifest (they carry the secrets). */
@@ -52,7 +54,7 @@ export class AkashProvider implements ProviderAdapter {
 
   constructor(private readonly config: Config, log: Logger, opts: AkashProviderOptions = {}) {
     this.log = log.child({ provider: 'akash' });
-    this.api = new AkashApi(config.akash.apiUrl, () => config.akash.apiKey ?? '', config.deploy.providerTimeoutMs, this.log, opts.retry);
+    this.api = new AkashApi(config.akash.apiUrl, () => config.akash.apiKey ?? '', config.deploy.providerTimeoutMs, this.log, opts.retry, opts.limit);
     this.readyTimeoutMs = opts.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS;
     this.createAttempts = opts.createAttempts ?? 3;
   }

@@ -1,4 +1,4 @@
-import { HttpClient, ProviderHttpError, type RetryPolicy } from '../http-client.js';
+import { HttpClient, ProviderHttpError, type RetryPolicy, type CallLimiter } from '../http-client.js';
 import type { Logger } from '../../../src/logger.js';
 
 /**
@@ -30,8 +30,8 @@ export interface CreateVmInput {
 export class SecretVmApi {
   readonly http: HttpClient;
 
-  constructor(baseUrl: string, apiKey: () => string, timeoutMs: number, log: Logger, retry?: Partial<RetryPolicy>) {
-    this.http = new HttpClient({ service: 'SecretVM', baseUrl, headers: () => ({ authorization: `Bearer ${apiKey()}` }), timeoutMs, log, retry });
+  constructor(baseUrl: string, apiKey: () => string, timeoutMs: number, log: Logger, retry?: Partial<RetryPolicy>, limit?: CallLimiter) {
+    this.http = new HttpClient({ service: 'SecretVM', baseUrl, headers: () => ({ authorization: `Bearer ${apiKey()}` }), timeoutMs, log, retry, limit });
   }
 
   async createVm(input: CreateVmInput, signal?: AbortSignal): Promise<VmInstance> {

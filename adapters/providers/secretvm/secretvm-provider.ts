@@ -3,7 +3,7 @@ import type { Logger } from '../../../src/logger.js';
 import type {
   DeployContext, DeployResult, DeploySpec, HealthReport, ProviderAdapter, ProviderRef, ProviderStatus,
 } from '../../../src/providers/provider.js';
-import { checkHealth, sleep, type RetryPolicy } from '../http-client.js';
+import { checkHealth, sleep, type RetryPolicy, type CallLimiter } from '../http-client.js';
 import {
   deployFailure, mayHaveHappened, progressReporter, resourceName, secretScrubber, toProviderError,
 } from '../remote-deploy.js';
@@ -14,6 +14,8 @@ export interface SecretVmProviderOptions {
   retry?: Partial<RetryPolicy>;
   /** times a create is attempted when its answer is lost (default 3) */
   createAttempts?: number;
+  /** the provider's call limiter (its p-queue) */
+  limit?: CallLimiter;
 }
 
 interface SecretVmRef {
@@ -34,7 +36,7 @@ export class SecretVmProvider implements ProviderAdapter {
 
   constructor(private readonly config: Config, log: Logger, opts: SecretVmProviderOptions = {}) {
     this.log = log.child({ provider: 'secret_vm' });
-    this.api = new SecretVmApi(config.secretvm.apiUrl, () => config.secretvm.apiKey ?? '', config.deploy.providerTimeoutMs, this.log, opts.retry);
+    this.api = new SecretVmApi(config.secretvm.apiUrl, () => config.secretvm.apiKey ?? '', config.deploy.providerTimeoutMs, this.log, opts.retry, opts.limit);
     this.createAttempts = opts.createAttempts ?? 3;
   }
 
