@@ -62,7 +62,7 @@ for suite in "${suites[@]}"; do
       # the SDK's requirements at /usr/share/gocode.
       gowork="$work/go.work"
       printf 'go 1.19\n\nuse %s\n\nreplace github.com/gorilla/websocket v1.5.0 => /usr/share/gocode/src/github.com/gorilla/websocket\n' "$SDK/go" >"$gowork"
-      (cd "$SDK/go" && GOWORK="$gowork" GOPROXY=off GOFLAGS=-mod=mod GOTOOLCHAIN=local GOCACHE="${GOCACHE:-${HOME:+$HOME/.cache/go-build}}" \
+      (cd "$SDK/go" && GOWORK="$gowork" GOPROXY=off GOTOOLCHAIN=local GOCACHE="${GOCACHE:-${HOME:+$HOME/.cache/go-build}}" \
         timeout 150 go test -count=1 -v ./... 2>&1) || status=1
       ;;
     *) echo "run-tests: unknown suite $suite" >&2; status=2 ;;
