@@ -1,6 +1,7 @@
 import type { Config } from '../src/config.js';
 import { createApp } from '../src/app.js';
 import { envWithFlags, parseArgs, FLAG_TO_ENV } from './args.js';
+import { runUntilSignal } from './run-until-signal.js';
 
 export const SERVE_HELP = `Usage: panthers serve [options]
 
@@ -18,20 +19,6 @@ export async function serve(argv: string[], loadConfig: (env: Record<string, str
   const config = loadConfig(envWithFlags(flags));
   const app = await createApp(config);
   await app.start();
-  await new Promise<void>((resolve) => {
-    const shutdown = (signal: string) => {
-      app.ctx.log.info({ signal }, 'shutting down');
-      process.off('SIGTERM', onTerm);
-      process.off('SIGINT', onInt);
-      app.stop().then(resolve, (e) => {
-        app.ctx.log.error({ err: e }, 'shutdown failed');
-        resolve();
-      });
-    };
-    const onTerm = () => shutdown('SIGTERM');
-    const onInt = () => shutdown('SIGINT');
-    process.on('SIGTERM', onTerm);
-    process.on('SIGINT', onInt);
-  });
+  await runUntilSignal(app, app.ctx.log);
   return 0;
 }

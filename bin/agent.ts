@@ -1,0 +1,38 @@
+import type { Config } from '../src/config.js';
+import { createAgentApp, characterFromEnv } from '../src/agent-app.js';
+import { envWithFlags, parseArgs, FLAG_TO_ENV } from './args.js';
+import { runUntilSignal } from './run-until-signal.js';
+
+export const AGENT_HELP = `Usage: panthers agent --nft ID [--port 8080] [options]
+
+Runs one NFT's agent alone, with its own SQLite in the data dir: the Agent API (health, info,
+auth/challenge, auth/verify, chat, chat/history, chat/clear) at / and /v1. This is what a
+remote provider starts in its container. Environment:
+  PANTHERS_AGENT_NFT                the NFT (or --nft)
+  PORT (default 8080), HOST         where to listen (a container sets HOST=0.0.0.0)
+  PANTHERS_ORCHESTRATOR_JWKS_URL    accept the orchestrator's access tokens for this NFT
+  PANTHERS_AGENT_NAME, PANTHERS_AGENT_SYSTEM_PROMPT, PANTHERS_AGENT_MODEL, PANTHERS_AGENT_CAPABILITIES
+  PANTHERS_MODEL, PANTHERS_OPENAI_*, PANTHERS_OLLAMA_*   the model backend
+Options map onto the same variables as \`panthers serve\`:
+${Object.entries(FLAG_TO_ENV).map(([f, e]) => `  --${f.padEnd(16)} ${e}`).join('\n')}`;
+
+export async function agent(argv: string[], loadConfig: (env: Record<string, string | undefined>) => Config): Promise<number> {
+  const { flags } = parseArgs(argv);
+  if (flags.help) {
+    console.log(AGENT_HELP);
+    return 0;
+  }
+  const nftFlag = flags.nft;
+  delete flags.nft;
+  const env = envWithFlags(flags);
+  env.PORT ??= '8080';
+  const nft = typeof nftFlag === 'string' ? nftFlag : env.PANTHERS_AGENT_NFT;
+  if (!nft) {
+    console.error('panthers agent: --nft ID (or PANTHERS_AGENT_NFT) is required');
+    return 2;
+  }
+  const app = await createAgentApp(loadConfig(env), { nft, character: characterFromEnv(env) });
+  await app.start();
+  await runUntilSignal(app, app.log);
+  return 0;
+}

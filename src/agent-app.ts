@@ -1,0 +1,186 @@
+import * as jose from 'jose';
+import * as v from 'valibot';
+import type { DestinationStream } from 'pino';
+import type { Config } from './config.js';
+import { createLogger, type Logger } from './logger.js';
+import { openDatabase, type Db } from './db/database.js';
+import { Metrics } from './metrics.js';
+import { ActorRegistry } from '../actors/registry.js';
+import { TokenService, TOKEN_ISSUER, ACCESS_TOKEN_TTL_SEC, verifyJwt } from './auth/tokens.js';
+import { CachedOwnership, type OwnershipVerifier } from './auth/ownership.js';
+import { SignIn } from './auth/sign-in.js';
+import { HttpServer } from './server/http-server.js';
+import { WsServer } from './server/ws-server.js';
+import { Router } from './server/router.js';
+import { route, type AuthClaims } from './server/route.js';
+import { nftTokenId } from './server/validation.js';
+import { RateLimiter } from './guards/rate-limiter.js';
+import { Cors } from './guards/cors.js';
+import { OverloadMonitor } from './guards/overload.js';
+import { ApiError } from './errors.js';
+import { ConversationsRepo } from './agents/conversations-repo.js';
+import { defaultCharacter } from './agents/character.js';
+import { agentRoutes } from './routes/agent.js';
+import { agentActorKind } from '../actors/agent-actor.js';
+import { createModelBackends } from '../adapters/models/index.js';
+import { RegistryOwnership } from '../adapters/ownership/registry.js';
+import { EvmOwnership } from '../adapters/ownership/evm.js';
+import type { AgentSettings } from './providers/provider.js';
+import type { ModelBackend } from './models/model-backend.js';
+import { randomUUID } from 'node:crypto';
+
+export interface AgentAppOptions {
+  nft: string;
+  character?: Partial<AgentSettings>;
+  ownership?: OwnershipVerifier;
+  models?: Partial<Record<string, ModelBackend>>;
+  logDestination?: DestinationStream;
+  now?: () => number;
+}
+
+/** The agent's character from its environment (what a provider passes to the container). */
+export function characterFromEnv(env: Record<string, string | undefined>): Partial<AgentSettings> {
+  const c: Partial<AgentSettings> = {};
+  if (env.PANTHERS_AGENT_NAME) c.name = env.PANTHERS_AGENT_NAME;
+  if (env.PANTHERS_AGENT_SYSTEM_PROMPT) c.system_prompt = env.PANTHERS_AGENT_SYSTEM_PROMPT;
+  if (env.PANTHERS_AGENT_MODEL) c.model = env.PANTHERS_AGENT_MODEL;
+  if (env.PANTHERS_AGENT_CAPABILITIES) c.capabilities = env.PANTHERS_AGENT_CAPABILITIES.split(',').map((s) => s.trim()).filter(Boolean);
+  return c;
+}
+
+/**
+ * One agent alone (`panthers agent --nft ID`): what a remote provider runs in its container. Its
+ * own SQLite holds the conversations; it accepts its own access tokens (issued by its POST
+ * /auth/verify) and, given PANTHERS_ORCHESTRATOR_JWKS_URL, the orchestrator's tokens for its NFT.
+ */
+export interface AgentApp {
+  readonly http: HttpServer;
+  readonly actors: ActorRegistry;
+  readonly db: Db;
+  readonly tokens: TokenService;
+  readonly log: Logger;
+  start(): Promise<number>;
+  stop(): Promise<void>;
+}
+
+export async function createAgentApp(config: Config, opts: AgentAppOptions): Promise<AgentApp> {
+  const nft = v.parse(nftTokenId, opts.nft);
+  const log = createLogger({ level: config.logLevel, pretty: config.logPretty, destination: opts.logDestination }).child({ agent_nft: nft });
+  const now = opts.now ?? Date.now;
+  const startedAt = now();
+  const db = openDatabase(config.dataDir);
+  const actors = new ActorRegistry({ log, idleMs: config.actorIdleMs, now });
+  const metrics = new Metrics({ actorCounts: () => actors.counts() });
+  const tokens = await TokenService.create(config.dataDir, TOKEN_ISSUER, now);
+  const inner = opts.ownership ?? (config.ownership === 'evm'
+    ? new EvmOwnership({ rpcUrl: config.evmRpcUrl!, contract: config.nftContract!, chainId: config.chainId })
+    : new RegistryOwnership(db, config.ownersFile));
+  const ownership = new CachedOwnership(inner, config.ownershipCacheMs, now);
+  const models = createModelBackends(config);
+  for (const [name, m] of Object.entries(opts.models ?? {})) if (m) models.set(name, m);
+
+  // Orchestrator tokens: verified against its published keys (fetched and cached by jose).
+  const orchestratorKeys = config.orchestratorJwksUrl ? jose.createRemoteJWKSet(new URL(config.orchestratorJwksUrl), { timeoutDuration: 5000 }) : undefined;
+  const authenticate = async (token: string): Promise<AuthClaims> => {
+    try {
+      return await tokens.verify(token);
+    } catch (e) {
+      if (!orchestratorKeys || !(e instanceof ApiError) || e.code !== 'UNAUTHORIZED') throw e;
+      return verifyJwt(token, orchestratorKeys, TOKEN_ISSUER, now, 'orchestrator');
+    }
+  };
+
+  const character: AgentSettings = { ...defaultCharacter(nft, config.model), ...opts.character };
+  const conversations = new ConversationsRepo(db);
+  const rateLimiter = config.rateLimits === 'off' ? undefined : new RateLimiter(config.rateLimits);
+  const ws = new WsServer({ config, log, metrics, rateLimiter, authenticate, handlers: {}, clientIp: (ip) => ip });
+  actors.register(agentActorKind({
+    repo: conversations, publisher: ws, log, now,
+    character: () => character,
+    model: (setting) => {
+      const [head, ...rest] = setting.split(':');
+      const name = head && models.has(head) ? head : config.model;
+      const backend = models.get(name);
+      if (!backend) throw new ApiError('SERVICE_UNAVAILABLE', `Model backend ${name} is not configured`);
+      const model = head && models.has(head) ? rest.join(':') : setting;
+      return { backend, model: model || backend.defaultModel };
+    },
+    concurrency: config.chatConcurrency,
+    historyTokenBudget: config.historyTokenBudget,
+    onTurn: (o) => metrics.chatTurns.labels(o).inc(),
+  }));
+
+  const signIn = new SignIn({ db, ownership, now, publicUrl: () => config.publicUrl, evmChainId: config.chainId });
+  const api = new Router();
+  api.addAll(agentRoutes({
+    actors, conversations, maxMessageChars: config.maxMessageChars, startedAt, now,
+    available: (n) => n === nft,
+    async authorize(auth, n) {
+      if (auth.nft !== n) throw new ApiError('FORBIDDEN', `This token is not for the agent of NFT ${n}`);
+      // Orchestrator tokens were issued after an ownership check moments ago (they live an hour);
+      // this agent's own tokens are re-checked against its verifier.
+      if (auth.issuer !== 'orchestrator' && !(await ownership.owns(auth.sub, n))) {
+        throw new ApiError('FORBIDDEN', `This wallet does not own NFT ${n}`);
+      }
+    },
+  }));
+  api.addAll([
+    route({
+      method: 'POST', path: '/auth/challenge', rateClass: 'auth', auth: 'none', tags: ['agent'], summary: 'A message to sign for this agent',
+      body: v.object({ wallet_address: v.pipe(v.string('must be a string'), v.minLength(1, 'must not be empty')), nft_token_id: v.optional(nftTokenId) }),
+      async handler(req) {
+        if (req.body.nft_token_id !== undefined && req.body.nft_token_id !== nft) throw new ApiError('NOT_FOUND', `This agent serves NFT ${nft}`);
+        return signIn.issueChallenge({ wallet_address: req.body.wallet_address, nft_token_id: nft });
+      },
+    }),
+    route({
+      method: 'POST', path: '/auth/verify', rateClass: 'auth', auth: 'none', tags: ['agent'], summary: 'Verify a signed challenge for this agent',
+      body: v.object({
+        wallet_address: v.pipe(v.string('must be a string'), v.minLength(1, 'must not be empty')),
+        signature: v.pipe(v.string('must be a string'), v.minLength(1, 'must not be empty')),
+        message: v.pipe(v.string('must be a string'), v.minLength(1, 'must not be empty')),
+        public_key: v.optional(v.string('must be a string')),
+      }),
+      async handler(req) {
+        const { wallet } = await signIn.verifySignedChallenge({ ...req.body, nft_token_id: nft });
+        const access = await tokens.issue({ sub: wallet, nft, sid: `agent-${randomUUID()}` }, ACCESS_TOKEN_TTL_SEC);
+        return { access_token: access.token, expires_in: access.expiresIn };
+      },
+    }),
+    route({
+      method: 'GET', path: '/metrics', rateClass: 'other', auth: 'none', summary: 'Prometheus metrics', raw: true,
+      async handler() {
+        const m = await metrics.render();
+        return { kind: 'text', status: 200, body: m.body, contentType: m.contentType };
+      },
+    }),
+  ]);
+
+  const overload = new OverloadMonitor(config.eventLoopLagLimitMs);
+  const http = new HttpServer({
+    config, log, metrics, api, fixedAgentNft: nft, authenticate, rateLimiter, cors: new Cors(config.corsOrigins), overload,
+    attachWs: (app) => ws.attach(app),
+  });
+  let stopped = false;
+  return {
+    http, actors, db, tokens, log,
+    async start(): Promise<number> {
+      overload.start();
+      const port = await http.listen(config.host, config.port);
+      if (!config.publicUrlExplicit) config.publicUrl = `http://localhost:${port}`;
+      log.info({ host: config.host, port, nft, orchestrator_jwks: config.orchestratorJwksUrl ?? null }, 'listening');
+      return port;
+    },
+    async stop(): Promise<void> {
+      if (stopped) return;
+      stopped = true;
+      await http.drain(config.shutdownGraceMs);
+      ws.closeAll();
+      actors.stopAll();
+      overload.stop();
+      db.close();
+      log.info('stopped');
+      await new Promise<void>((r) => log.flush(() => r()));
+    },
+  };
+}
