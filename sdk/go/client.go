@@ -426,7 +426,7 @@ func (c *Client) send(ctx context.Context, method, path string, q url.Values, bo
 		}
 		apiErr := errorFromResponse(resp)
 		switch {
-		case apiErr.Code == CodeTokenExpired && !o.noAuth && !refreshed:
+		case apiErr.Code == CodeTokenExpired && !o.noAuth && !refreshed && c.canRenew():
 			refreshed = true
 			if err := c.refreshOrSignIn(ctx); err != nil {
 				return nil, err
@@ -473,12 +473,18 @@ func errorFromResponse(resp *http.Response) *Error {
 func (c *Client) ensureFresh(ctx context.Context) error {
 	c.mu.Lock()
 	fresh := c.accessToken != "" && time.Now().Before(c.expiresAt.Add(-c.opts.RefreshSkew))
-	canRenew := c.refreshToken != "" || c.wallet != nil
 	c.mu.Unlock()
-	if fresh || !canRenew {
+	if fresh || !c.canRenew() {
 		return nil
 	}
 	return c.refreshOrSignIn(ctx)
+}
+
+// canRenew: a refresh token or a wallet to sign in again with.
+func (c *Client) canRenew() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.refreshToken != "" || c.wallet != nil
 }
 
 // refreshOrSignIn refreshes the access token; when the refresh token no longer works and the

@@ -10,7 +10,7 @@ import (
 
 func TestKeccak256(t *testing.T) {
 	cases := map[string]string{
-		"":                      "c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470",
+		"":                       "c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470",
 		strings.Repeat("a", 200): "96ea54061def936c4be90b518992fdc6f12f535068a256229aca54267b4d084d",
 	}
 	for in, want := range cases {

@@ -142,13 +142,13 @@ type WatchOptions struct {
 
 // DeploymentWatch delivers a deployment's status changes over the WebSocket.
 type DeploymentWatch struct {
-	c      *Client
-	ctx    context.Context
-	nft    string
-	opts   WatchOptions
-	conn   *wsConn
-	first  bool
-	ended  bool
+	c     *Client
+	ctx   context.Context
+	nft   string
+	opts  WatchOptions
+	conn  *wsConn
+	first bool
+	ended bool
 }
 
 // WatchDeployment subscribes to a deployment's updates. Next returns the current state first,
