@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Tokens } from './client.js';
+import { PanthersClient, type Tokens } from './client.js';
 
 // Node only (the CLI): not exported from the browser-safe index.
 
@@ -51,4 +51,21 @@ export function saveSession(file: string, session: SavedSession): void {
   fs.writeFileSync(tmp, JSON.stringify(session, null, 2) + '\n', { mode: 0o600 });
   fs.chmodSync(tmp, 0o600);
   fs.renameSync(tmp, file);
+}
+
+/**
+ * A client resuming the session saved in `file`; tokens it refreshes are written back (the
+ * refresh token rotates, so the file must follow or the next run could not refresh).
+ */
+export function clientFromSessionFile(file: string, url?: string): { client: PanthersClient; session: SavedSession; url: string } {
+  const session = readSession(file);
+  const base = (url ?? session.url ?? 'http://127.0.0.1:3000').replace(/\/+$/, '');
+  const client = new PanthersClient({
+    baseUrl: base,
+    tokens: session,
+    onTokens: (t) => {
+      if (t) saveSession(file, { ...session, ...t, url: base });
+    },
+  });
+  return { client, session, url: base };
 }
