@@ -101,6 +101,17 @@ test('keyed by wallet with a valid token (across IPs), by client IP without one'
   assert.equal(bad.headers.get('x-ratelimit-remaining'), '3');
 });
 
+test('through a trusted proxy the client is the rightmost untrusted X-Forwarded-For entry (a forged left part is ignored)', async () => {
+  await awayFromMinuteBoundary();
+  // A client sending its own "X-Forwarded-For: <random>" through a proxy that appends.
+  for (let i = 0; i < 5; i++) {
+    const r = await challenge(server, { 'x-forwarded-for': `10.9.9.${i}, 203.0.113.50` });
+    assert.notEqual(r.status, 429);
+  }
+  const r = await challenge(server, { 'x-forwarded-for': '10.9.9.99, 203.0.113.50, 127.0.0.1' });
+  assert.equal(r.status, 429, 'same client behind rotating forged entries and a trusted hop');
+});
+
 test('X-Forwarded-For is ignored from an untrusted peer', async () => {
   await awayFromMinuteBoundary();
   // `plain` trusts no proxy: rotating X-Forwarded-For does not buy a new budget.

@@ -343,9 +343,14 @@ export class HttpServer {
   /** The client address: X-Forwarded-For is believed only from a configured trusted proxy. */
   clientIp(ex: { ip: string; headers: Record<string, string> }): string {
     const xff = ex.headers['x-forwarded-for'];
-    if (xff && this.deps.config.trustedProxies.includes(ex.ip)) {
-      const first = xff.split(',')[0]!.trim();
-      if (first) return first;
+    const trusted = this.deps.config.trustedProxies;
+    if (!xff || !trusted.includes(ex.ip)) return ex.ip;
+    // The rightmost address that is not one of our proxies: entries left of it were written
+    // by the client itself (a proxy that appends, e.g. nginx $proxy_add_x_forwarded_for).
+    const parts = xff.split(',');
+    for (let i = parts.length - 1; i >= 0; i--) {
+      const a = parts[i]!.trim();
+      if (a && !trusted.includes(a)) return a;
     }
     return ex.ip;
   }
