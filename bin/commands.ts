@@ -9,10 +9,6 @@ import { deployCommand } from './deploy.js';
 import { statusCommand } from './status.js';
 import { stopCommand } from './stop.js';
 import { chatCommand } from './chat.js';
-import { deployCommand } from './deploy.js';
-import { statusCommand } from './status.js';
-import { stopCommand } from './stop.js';
-import { chatCommand } from './chat.js';
 
 export interface CommandEnv {
   loadConfig(env?: Record<string, string | undefined>): Config;
@@ -52,22 +48,6 @@ export const commands: Record<string, Command> = {
   audit: {
     summary: 'verify the hash-chained audit log, or tail it',
     run: (argv) => audit(argv),
-  },
-  deploy: {
-    summary: "deploy an NFT's agent and show its progress until it runs",
-    run: (argv, env) => deployCommand(argv, env),
-  },
-  status: {
-    summary: "show an NFT's deployment (or --all of them)",
-    run: (argv, env) => statusCommand(argv, env),
-  },
-  stop: {
-    summary: "stop an NFT's deployment",
-    run: (argv, env) => stopCommand(argv, env),
-  },
-  chat: {
-    summary: "chat with an NFT's agent (interactive, or --message for one)",
-    run: (argv, env) => chatCommand(argv, env),
   },
   deploy: {
     summary: "deploy an NFT's agent and show its progress until it runs",
