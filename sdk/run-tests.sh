@@ -61,8 +61,9 @@ for suite in "${suites[@]}"; do
       # Go modules come from Debian's packages (no module proxy): a throwaway workspace points
       # the SDK's requirements at /usr/share/gocode.
       gowork="$work/go.work"
+      gocache="${GOCACHE:-${HOME:+$HOME/.cache/go-build}}"; gocache="${gocache:-$work/gocache}"
       printf 'go 1.19\n\nuse %s\n\nreplace github.com/gorilla/websocket v1.5.0 => /usr/share/gocode/src/github.com/gorilla/websocket\n' "$SDK/go" >"$gowork"
-      (cd "$SDK/go" && GOWORK="$gowork" GOPROXY=off GOTOOLCHAIN=local GOCACHE="${GOCACHE:-${HOME:+$HOME/.cache/go-build}}" \
+      (cd "$SDK/go" && GOWORK="$gowork" GOPROXY=off GOTOOLCHAIN=local GOCACHE="$gocache" \
         timeout 150 go test -count=1 -v ./... 2>&1) || status=1
       ;;
     *) echo "run-tests: unknown suite $suite" >&2; status=2 ;;

@@ -251,7 +251,7 @@ func TestErrorsAreTyped(t *testing.T) {
 	if _, err := c.WaitForStatus(ctx, nft, StatusRunning); err != nil {
 		t.Fatal(err)
 	}
-	defer c.StopDeployment(context.Background(), nft) //nolint:errcheck
+	defer c.StopDeployment(context.Background(), nft)  //nolint:errcheck
 	_, err = c.ChatHistory(ctx, nft, HistoryOptions{}) // no conversation_id
 	e = wantCode(t, err, CodeMissingField, 400)
 	if e.Details["field"] != "conversation_id" || e.RequestID == "" {
