@@ -6,7 +6,7 @@ import { assignNft, newEvmWallet } from './helpers/wallets.js';
 import { createClient, PanthersError, type ChatChunk, type DeploymentUpdate, type Eip1193Provider, type Tokens } from '../src/sdk/index.js';
 import { sseData } from '../src/sdk/sse.js';
 import { signRequest as sdkSignRequest } from '../src/sdk/signing.js';
-import { issueSigningKey, signRequest as serverSignRequest } from '../src/guards/request-signing.js';
+import { signRequest as serverSignRequest } from '../src/guards/request-signing.js';
 
 /** fetch that records "METHOD path status" for every call the SDK makes. */
 function recordingFetch(log: string[]): typeof fetch {
@@ -193,8 +193,8 @@ describe('TypeScript SDK against the real server', { concurrency: true }, () => 
       assignNft(server, '9', w.address);
       const client = createClient({ baseUrl: server.url });
       const tokens = await client.signInWithPrivateKey(w.privateKey, '9');
-      // /auth/verify hands out the key when it supports it; else the session gets one the way it would.
-      if (!tokens.signing_key) client.setTokens({ ...tokens, signing_key: issueSigningKey(server.app.ctx.db, tokens.session_id!) });
+      // /auth/verify hands out the session's key; the client keeps it and signs with it from now on.
+      assert.match(tokens.signing_key ?? '', /^[0-9a-f]{64}$/);
 
       const unsigned = await server.request('POST', '/v1/deployments', { token: tokens.access_token, body: { nft_token_id: '9', provider: 'local' } });
       assert.equal(unsigned.status, 401);
