@@ -25,10 +25,10 @@ export interface Sizes {
 
 export const FULL: Sizes = {
   rounds: 5,
-  windowSec: 4,
+  windowSec: 3,
   warmSec: 1,
   fanoutClients: 1000,
-  capacityDelays: [50, 20, 10, 5, 4, 3, 2],
+  capacityDelays: [50, 10, 5, 3, 2],
   connections: 10_000,
   connectionsDelayMs: 1000,
   sseStreams: 1000,
@@ -43,8 +43,8 @@ export const FULL: Sizes = {
 
 export const QUICK: Sizes = {
   rounds: 1,
-  windowSec: 1,
-  warmSec: 0.3,
+  windowSec: 0.6,
+  warmSec: 0.2,
   fanoutClients: 200,
   capacityDelays: [50, 5],
   connections: 300,

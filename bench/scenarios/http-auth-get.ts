@@ -34,7 +34,7 @@ export const httpAuthGet: Scenario = {
           if (!ctx.quick) await runWrk(tools, { ...opts, durationSec: Math.max(1, Math.round(sizes.warmSec)) });
           const cpu = new CpuMeter(t.proc.pid, tools.clockTicks);
           cpu.start();
-          const r = await runWrk(tools, { ...opts, durationSec: sizes.windowSec });
+          const r = await runWrk(tools, { ...opts, durationSec: Math.max(1, Math.round(sizes.windowSec)) });
           const cpuPct = cpu.stop();
           if (r.errors > 0) throw new Error(`${w}: ${r.errors} failed requests under load`);
           rps.add(w, r.requestsPerSec);
