@@ -23,10 +23,17 @@ export class ScriptedBackend implements ModelBackend {
   async *stream(request: ModelRequest): AsyncGenerator<ModelEvent, void, undefined> {
     const { signal } = request;
     const reply = scriptedReply(request.messages);
-    let first = true;
+    const delay = this.opts.delayMs;
+    // Token i is due at start + i * delay (a metronome): time spent delivering a token does not
+    // push the later ones back, so a loaded server does not drift further behind with each token.
+    const start = performance.now();
+    let i = 0;
     for (const token of splitTokens(reply)) {
-      if (!first && this.opts.delayMs > 0) await pause(this.opts.delayMs, signal);
-      first = false;
+      if (i > 0 && delay > 0) {
+        const wait = start + i * delay - performance.now();
+        if (wait > 0) await pause(wait, signal);
+      }
+      i++;
       if (signal.aborted) return;
       yield { type: 'delta', content: token };
     }

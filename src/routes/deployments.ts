@@ -3,7 +3,7 @@ import type { AppContext } from '../app-context.js';
 import { ApiError } from '../errors.js';
 import { json, route, type Request, type RouteDef } from '../server/route.js';
 import { intParam, nftTokenId } from '../server/validation.js';
-import { DEPLOYMENT_ACTOR, type DeploymentMsg, type DeploymentView } from '../../actors/deployment-actor.js';
+import { DEPLOYMENT_ACTOR, deploymentView, type DeploymentMsg, type DeploymentView } from '../../actors/deployment-actor.js';
 import { DEPLOYMENT_STATUSES, type DeploymentsRepo } from '../deployments/deployments-repo.js';
 import { PROVIDERS, type ProviderName, type Resources } from '../providers/provider.js';
 import { defaultCharacter } from '../agents/character.js';
@@ -88,7 +88,10 @@ export function deploymentRoutes(ctx: AppContext, repo: DeploymentsRepo): RouteD
         const nft = req.params.nft_token_id!;
         // Someone else's NFT looks exactly like one never deployed.
         if (!(await owns(ctx, req, nft))) throw new ApiError('NOT_FOUND', `NFT ${nft} has never been deployed`);
-        return ask(nft, { type: 'get' });
+        // A read: SQLite is the truth (the actor writes through before it answers), so no actor hop.
+        const d = repo.latestForNft(nft);
+        if (!d) throw new ApiError('NOT_FOUND', `NFT ${nft} has never been deployed`);
+        return deploymentView(d);
       },
     }),
     route({
@@ -114,11 +117,7 @@ export function deploymentRoutes(ctx: AppContext, repo: DeploymentsRepo): RouteD
       handler(req) {
         const q = req.query;
         const { rows, total } = repo.list({ wallet: req.auth!.sub, ...q });
-        const deployments = rows.map((d) => ({
-          deployment_id: d.id, nft_token_id: d.nft_token_id, status: d.status, provider: d.provider, endpoint_url: d.endpoint_url,
-          progress: d.progress, created_at: new Date(d.created_at).toISOString(), updated_at: new Date(d.updated_at).toISOString(),
-          resources: d.resources, agent: d.agent, health: d.health, error: d.error, details: d.details,
-        }));
+        const deployments = rows.map(deploymentView);
         return { deployments, total, pagination: { total, limit: q.limit, offset: q.offset, has_more: q.offset + rows.length < total } };
       },
     }),

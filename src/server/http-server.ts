@@ -495,10 +495,13 @@ export class HttpServer {
     const status = ex.aborted && !ex.streaming ? 499 : ex.status;
     const routeLabel = ex.route || 'unmatched';
     this.deps.metrics.observeRequest(routeLabel, ex.method, status, ms / 1000);
-    ex.log.info(
-      { method: ex.method, url: ex.fullPath, route: routeLabel, status, ms: Math.round(ms * 100) / 100, wallet: ex.auth?.sub, nft: ex.nft ?? ex.agentNft },
-      'request',
-    );
+    // One line per request; the level check first, so a quiet server builds no child logger.
+    if (this.deps.log.isLevelEnabled('info')) {
+      ex.log.info(
+        { method: ex.method, url: ex.fullPath, route: routeLabel, status, ms: Math.round(ms * 100) / 100, wallet: ex.auth?.sub, nft: ex.nft ?? ex.agentNft },
+        'request',
+      );
+    }
     this.deps.audit?.record({
       ts: Date.now(), requestId: ex.id, wallet: ex.auth?.sub, nft: ex.nft ?? ex.agentNft ?? ex.auth?.nft,
       method: ex.method, route: ex.agentNft !== undefined ? `/agents/:nft${ex.route}` : routeLabel, status, ip: this.clientIp(ex), durationMs: ms,
