@@ -1,12 +1,16 @@
 import fs from 'node:fs';
+import path from 'node:path';
+import { defaultSessionPath, saveSession, type SavedSession } from '../src/sdk/session-file.js';
 import { parseArgs } from './args.js';
 import { signPersonal } from '../src/auth/evm-signature.js';
 import { readWalletKey } from './wallet.js';
 
-export const LOGIN_HELP = `Usage: panthers login --key FILE --nft ID [--url http://127.0.0.1:3000]
+export const LOGIN_HELP = `Usage: panthers login --key FILE --nft ID [--url http://127.0.0.1:3000] [--save [FILE]]
 
 Signs in to a running server with an EVM key file (from \`panthers wallet new\`): asks for a
-challenge, signs it (EIP-191 personal_sign), verifies it, and prints the tokens as JSON.`;
+challenge, signs it (EIP-191 personal_sign), verifies it, and prints the tokens as JSON.
+--save writes them (mode 0600) to FILE, default <PANTHERS_DATA_DIR or ./data>/session.json, where
+\`panthers deploy\`, \`status\`, \`stop\` and \`chat\` read them.`;
 
 export async function loginCommand(argv: string[]): Promise<number> {
   const { flags } = parseArgs(argv);
@@ -31,7 +35,13 @@ export async function loginCommand(argv: string[]): Promise<number> {
   const signature = signPersonal(message, privateKey);
   const verified = await post(base, '/v1/auth/verify', { wallet_address: address, nft_token_id: nft, signature, message });
   if (!verified.ok) return fail('verify', verified.body);
-  console.log(JSON.stringify({ wallet_address: address, nft_token_id: nft, ...verified.body }, null, 2));
+  const tokens = { wallet_address: address, nft_token_id: nft, ...verified.body };
+  console.log(JSON.stringify(tokens, null, 2));
+  if (flags.save) {
+    const file = typeof flags.save === 'string' ? flags.save : defaultSessionPath(path.resolve(process.env.PANTHERS_DATA_DIR || './data'));
+    saveSession(file, { url: base, ...tokens, access_expires_at: Date.now() + Number(verified.body.expires_in) * 1000 } as SavedSession);
+    console.error(`panthers: session saved to ${file}`);
+  }
   return 0;
 }
 

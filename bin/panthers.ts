@@ -21,7 +21,13 @@ async function main(argv: string[]): Promise<number> {
     console.error(`panthers: unknown command "${name}"\n\n${USAGE}`);
     return 2;
   }
-  if (cmd.needsServer) assertNativeUws();
+  if (cmd.needsServer) {
+    assertNativeUws();
+    const code = await cmd.run(rest, { loadConfig });
+    // A server command has stopped gracefully and flushed its logs; library timers (a p-queue
+    // interval, undici keep-alive sockets) must not hold the process for seconds more.
+    process.exit(code);
+  }
   return cmd.run(rest, { loadConfig });
 }
 
