@@ -90,7 +90,10 @@ export const runtimeFeature: FeatureModule = (f) => {
     let q = queues.get(p);
     if (!q) {
       const d = ctx.config.deploy;
-      q = new PQueue({ concurrency: d.providerConcurrency, intervalCap: d.providerRatePerSec, interval: 1000 });
+      // The rate cap protects remote APIs; the local provider calls nothing outside this process.
+      q = p === 'local'
+        ? new PQueue({ concurrency: d.providerConcurrency })
+        : new PQueue({ concurrency: d.providerConcurrency, intervalCap: d.providerRatePerSec, interval: 1000 });
       queues.set(p, q);
     }
     return q;
