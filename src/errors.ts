@@ -34,7 +34,11 @@ export class ApiError extends Error {
   readonly details: ErrorDetails;
 
   constructor(code: ErrorCode, message?: string, details: ErrorDetails = {}) {
+    // An expected answer, not a bug: skip capturing a stack trace (it was 10% of a 404's cost).
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
     super(message ?? ERROR_CODES[code].message);
+    Error.stackTraceLimit = limit;
     this.name = 'ApiError';
     this.code = code;
     this.status = ERROR_CODES[code].status;

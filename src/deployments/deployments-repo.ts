@@ -68,9 +68,15 @@ function fromRow(r: Row): Deployment {
 
 const j = (v: unknown) => (v === null || v === undefined ? null : JSON.stringify(v));
 
-/** SQL for the deployments and deployment_events tables. Written only by DeploymentActors. */
+/**
+ * SQL for the deployments and deployment_events tables. Written only by DeploymentActors, all in
+ * this process, so the latest deployment per NFT is also kept in a bounded in-memory map that
+ * every write updates: the hot read (GET /deployments/{nft}) costs a Map lookup, not a query.
+ */
 export class DeploymentsRepo {
   private readonly stmts;
+  private readonly latest = new Map<string, Deployment | null>();
+  private static readonly MAX_CACHED = 100_000;
 
   constructor(private readonly db: Db) {
     this.stmts = {
@@ -96,8 +102,18 @@ export class DeploymentsRepo {
   }
 
   latestForNft(nft: string): Deployment | undefined {
+    const hit = this.latest.get(nft);
+    if (hit !== undefined) return hit ?? undefined;
     const r = this.stmts.latest.get(nft);
-    return r ? fromRow(r) : undefined;
+    const d = r ? fromRow(r) : null;
+    this.remember(nft, d);
+    return d ?? undefined;
+  }
+
+  private remember(nft: string, d: Deployment | null): void {
+    if (this.latest.size >= DeploymentsRepo.MAX_CACHED) this.latest.clear();
+    // A copy: callers (the actor) mutate their object before saving it.
+    this.latest.set(nft, d && { ...d });
   }
 
   byId(id: string): Deployment | undefined {
@@ -111,7 +127,9 @@ export class DeploymentsRepo {
       this.stmts.insert.run({
         ...d, resources: j(d.resources), agent: j(d.agent), provider_ref: j(d.provider_ref), details: j(d.details), health: j(d.health),
       });
-      return this.appendEvent(d, message);
+      const ev = this.appendEvent(d, message);
+      this.remember(d.nft_token_id, d);
+      return ev;
     })();
   }
 
@@ -122,7 +140,9 @@ export class DeploymentsRepo {
         id: d.id, status: d.status, progress: d.progress, endpoint_url: d.endpoint_url, provider_ref: j(d.provider_ref),
         details: j(d.details), error: d.error, health: j(d.health), updated_at: d.updated_at,
       });
-      return message === undefined ? undefined : this.appendEvent(d, message);
+      const ev = message === undefined ? undefined : this.appendEvent(d, message);
+      if (this.latest.get(d.nft_token_id)?.id === d.id || !this.latest.has(d.nft_token_id)) this.remember(d.nft_token_id, d);
+      return ev;
     })();
   }
 

@@ -12,13 +12,24 @@ export interface MonitoringDeps {
 
 /** GET /health, GET /metrics, GET /v1 (the version document). */
 export function monitoringRoutes({ ctx, deploymentsActive, overloaded }: MonitoringDeps): RouteDef[] {
+  // A write probe costs a transaction: probe at most once a second, however often /health is polled.
+  let probedAt = -Infinity;
+  let writable = true;
+  const dbWritable = () => {
+    const now = ctx.now();
+    if (now - probedAt >= 1000) {
+      writable = isWritable(ctx.db);
+      probedAt = now;
+    }
+    return writable;
+  };
   return [
     route({
       method: 'GET', path: '/health', rateClass: 'other', auth: 'none', tags: ['monitoring'],
       summary: 'Service health check',
       response: v.object({ status: v.picklist(['healthy', 'unhealthy']), version: v.string(), uptime: v.number(), deployments_active: v.number() }),
       handler() {
-        const writable = isWritable(ctx.db);
+        const writable = dbWritable();
         const busy = overloaded();
         const body = {
           status: writable ? 'healthy' : 'unhealthy',
