@@ -10,6 +10,7 @@ import type {
   AgentSettings, DeployResult, DeploySpec, HealthReport, ProviderAdapter, ProviderName, ProviderRef, Resources,
 } from '../src/providers/provider.js';
 import { deploymentFrame, deploymentTopic } from '../src/deployments/deployment-frames.js';
+import { deploymentView, type DeploymentView } from '../src/deployments/deployment-view.js';
 
 export const DEPLOYMENT_ACTOR = 'deployment';
 
@@ -41,25 +42,7 @@ export interface DeploymentActorDeps {
   deployTimeoutMs(provider: ProviderName): number;
 }
 
-/** Deployment as the API shows it. */
-export function deploymentView(d: Deployment) {
-  return {
-    deployment_id: d.id,
-    nft_token_id: d.nft_token_id,
-    status: d.status,
-    provider: d.provider,
-    endpoint_url: d.endpoint_url,
-    progress: d.progress,
-    created_at: new Date(d.created_at).toISOString(),
-    updated_at: new Date(d.updated_at).toISOString(),
-    resources: d.resources,
-    agent: d.agent,
-    health: d.health,
-    error: d.error,
-    details: d.details,
-  };
-}
-export type DeploymentView = ReturnType<typeof deploymentView>;
+export { deploymentView, type DeploymentView } from '../src/deployments/deployment-view.js';
 
 const TERMINAL: readonly DeploymentStatus[] = ['stopped', 'failed'];
 

@@ -11,6 +11,8 @@ export interface OwnershipVerifier {
    */
   readonly local?: boolean;
   ownerOf(nftTokenId: string): Promise<string | undefined>;
+  /** Forget cached answers (after a write this process made). */
+  invalidate?(nftTokenId?: string): void;
   close?(): void;
 }
 
@@ -48,6 +50,7 @@ export class CachedOwnership implements OwnershipVerifier {
   invalidate(nftTokenId?: string): void {
     if (nftTokenId === undefined) this.cache.clear();
     else this.cache.delete(nftTokenId);
+    this.inner.invalidate?.(nftTokenId);
   }
 
   close(): void {

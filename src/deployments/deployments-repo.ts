@@ -1,4 +1,5 @@
 import type { Db } from '../db/database.js';
+import { deploymentView } from './deployment-view.js';
 import type { AgentSettings, ProviderName, ProviderRef, Resources, HealthReport } from '../providers/provider.js';
 
 export type DeploymentStatus = 'pending' | 'deploying' | 'running' | 'stopping' | 'stopped' | 'failed';
@@ -76,6 +77,8 @@ const j = (v: unknown) => (v === null || v === undefined ? null : JSON.stringify
 export class DeploymentsRepo {
   private readonly stmts;
   private readonly latest = new Map<string, Deployment | null>();
+  /** The API rendering of each cached deployment, made on first read after a change. */
+  private readonly latestJson = new Map<string, string>();
   private static readonly MAX_CACHED = 100_000;
 
   constructor(private readonly db: Db) {
@@ -110,8 +113,23 @@ export class DeploymentsRepo {
     return d ?? undefined;
   }
 
+  /** The latest deployment of an NFT as the API's JSON, or undefined if it was never deployed. */
+  latestViewJson(nft: string): string | undefined {
+    const cached = this.latestJson.get(nft);
+    if (cached !== undefined) return cached;
+    const d = this.latestForNft(nft);
+    if (!d) return undefined;
+    const json = JSON.stringify(deploymentView(d));
+    this.latestJson.set(nft, json);
+    return json;
+  }
+
   private remember(nft: string, d: Deployment | null): void {
-    if (this.latest.size >= DeploymentsRepo.MAX_CACHED) this.latest.clear();
+    this.latestJson.delete(nft);
+    if (this.latest.size >= DeploymentsRepo.MAX_CACHED) {
+      this.latest.clear();
+      this.latestJson.clear();
+    }
     // A copy: callers (the actor) mutate their object before saving it.
     this.latest.set(nft, d && { ...d });
   }

@@ -1,7 +1,7 @@
 import * as v from 'valibot';
 import type { AppContext } from '../app-context.js';
 import { ApiError } from '../errors.js';
-import { json, route, type Request, type RouteDef } from '../server/route.js';
+import { json, jsonText, route, type Request, type RouteDef } from '../server/route.js';
 import { intParam, nftTokenId } from '../server/validation.js';
 import { DEPLOYMENT_ACTOR, deploymentView, type DeploymentMsg, type DeploymentView } from '../../actors/deployment-actor.js';
 import { DEPLOYMENT_STATUSES, type DeploymentsRepo } from '../deployments/deployments-repo.js';
@@ -89,9 +89,9 @@ export function deploymentRoutes(ctx: AppContext, repo: DeploymentsRepo): RouteD
         // Someone else's NFT looks exactly like one never deployed.
         if (!(await owns(ctx, req, nft))) throw new ApiError('NOT_FOUND', `NFT ${nft} has never been deployed`);
         // A read: SQLite is the truth (the actor writes through before it answers), so no actor hop.
-        const d = repo.latestForNft(nft);
-        if (!d) throw new ApiError('NOT_FOUND', `NFT ${nft} has never been deployed`);
-        return deploymentView(d);
+        const body = repo.latestViewJson(nft);
+        if (body === undefined) throw new ApiError('NOT_FOUND', `NFT ${nft} has never been deployed`);
+        return jsonText(200, body);
       },
     }),
     route({

@@ -54,14 +54,22 @@ export interface HttpServerDeps {
   attachWs?(app: TemplatedApp): void;
 }
 
-/** Headers read from every request; uWS request objects are only valid synchronously. */
-const READ_HEADERS = [
-  'host', 'authorization', 'content-type', 'content-length', 'x-request-id', 'origin',
-  'x-forwarded-for', 'x-forwarded-proto', 'x-signature', 'x-timestamp',
-  'access-control-request-headers', 'accept',
-] as const;
+/**
+ * The headers a request is read for, decided once from the configuration: uWS request objects
+ * are valid only synchronously, and each getHeader crosses into C++ and allocates a string.
+ */
+function headersToRead(deps: HttpServerDeps): string[] {
+  const c = deps.config;
+  const h = ['authorization', 'x-request-id'];
+  if (deps.agents) h.push('host');
+  if (c.corsOrigins.length) h.push('origin', 'access-control-request-headers');
+  if (c.trustedProxies.length) h.push('x-forwarded-for', 'x-forwarded-proto');
+  if (c.requireSignedRequests) h.push('x-signature', 'x-timestamp');
+  return h;
+}
 
 const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+const JSON_TYPE = 'application/json; charset=utf-8';
 const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
 const AGENT_PREFIX = '/v1/agents/';
 
@@ -137,10 +145,12 @@ export class HttpServer {
   private readonly deadlineTimer: NodeJS.Timeout;
   private readonly agentHostRe: RegExp | undefined;
   private draining = false;
+  private readonly readHeaders: string[];
   port = 0;
 
   constructor(private readonly deps: HttpServerDeps) {
     this.app = uWS.App();
+    this.readHeaders = headersToRead(deps);
     const publicHost = new URL(deps.config.publicUrl).hostname;
     this.agentHostRe = deps.agents ? new RegExp(`^agent-([A-Za-z0-9_-]{1,78})\\.${escapeRe(publicHost)}(?::\\d+)?$`, 'i') : undefined;
     deps.attachWs?.(this.app);
@@ -184,9 +194,13 @@ export class HttpServer {
   private onRequest(res: HttpResponse, req: HttpRequest): void {
     const method = req.getMethod().toUpperCase();
     const headers: Record<string, string> = {};
-    for (const h of READ_HEADERS) {
+    for (const h of this.readHeaders) {
       const v = req.getHeader(h);
       if (v) headers[h] = v;
+    }
+    if (BODY_METHODS.has(method)) {
+      const len = req.getHeader('content-length');
+      if (len) headers['content-length'] = len;
     }
     const ex = new Exchange(
       res, method, req.getUrl(), req.getQuery() ?? '', headers,
@@ -397,12 +411,13 @@ export class HttpServer {
       }
       if (r.kind === 'sse') return this.startSse(ex, r.start);
       if (r.kind === 'text') return this.send(ex, r.status, r.body, r.contentType);
+      if (r.kind === 'json-text') return this.send(ex, r.status, r.body, JSON_TYPE);
     }
     this.sendJson(ex, route.successStatus ?? 200, out);
   }
 
   private sendJson(ex: Exchange, status: number, body: unknown): void {
-    this.send(ex, status, JSON.stringify(body), 'application/json; charset=utf-8');
+    this.send(ex, status, JSON.stringify(body), JSON_TYPE);
   }
 
   private fail(ex: Exchange, e: unknown): void {

@@ -72,7 +72,18 @@ export interface TextReply {
   contentType: string;
 }
 
-export type Reply = JsonReply | SseReply | TextReply;
+/** A JSON body already serialized (e.g. a cached rendering): sent as is. */
+export interface JsonTextReply {
+  kind: 'json-text';
+  status: number;
+  body: string;
+}
+
+export type Reply = JsonReply | SseReply | TextReply | JsonTextReply;
+
+export function jsonText(status: number, body: string): JsonTextReply {
+  return { kind: 'json-text', status, body };
+}
 
 export function json(status: number, body: unknown, headers?: Record<string, string>): JsonReply {
   return { kind: 'json', status, body, headers };
