@@ -27,15 +27,33 @@ export class ScriptedBackend implements ModelBackend {
     // Token i is due at start + i * delay (a metronome): time spent delivering a token does not
     // push the later ones back, so a loaded server does not drift further behind with each token.
     const start = performance.now();
-    let i = 0;
-    for (const token of splitTokens(reply)) {
-      if (i > 0 && delay > 0) {
-        const wait = start + i * delay - performance.now();
-        if (wait > 0) await pause(wait, signal);
+    // One abort listener per reply, not one per token (EventTarget listeners are costly).
+    let wake: (() => void) | undefined;
+    const onAbort = () => wake?.();
+    if (delay > 0) signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      let i = 0;
+      for (const token of splitTokens(reply)) {
+        if (i > 0 && delay > 0) {
+          const wait = start + i * delay - performance.now();
+          if (wait > 0 && !signal.aborted) {
+            await new Promise<void>((resolve) => {
+              // Whole milliseconds: Node keeps one timer list per distinct duration.
+              const timer = setTimeout(resolve, Math.max(1, Math.round(wait)));
+              wake = () => {
+                clearTimeout(timer);
+                resolve();
+              };
+            });
+            wake = undefined;
+          }
+        }
+        i++;
+        if (signal.aborted) return;
+        yield { type: 'delta', content: token };
       }
-      i++;
-      if (signal.aborted) return;
-      yield { type: 'delta', content: token };
+    } finally {
+      if (delay > 0) signal.removeEventListener('abort', onAbort);
     }
     if (signal.aborted) return;
     yield estimatedUsage(request.messages, reply);
@@ -64,18 +82,4 @@ export function scriptedReply(messages: readonly ChatMessage[]): string {
 /** Word-sized tokens, each with the spaces that follow it: joined, they give back the text. */
 export function splitTokens(text: string): string[] {
   return text.match(/\S+\s*|\s+/g) ?? [];
-}
-
-/** Waits ms, or less when the signal aborts (the caller checks signal.aborted after). */
-function pause(ms: number, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = (): void => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
 }
