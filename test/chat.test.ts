@@ -277,6 +277,7 @@ describe('chat guarantees', () => {
       assert.equal(r.status, 429, r.text);
       assert.equal(r.body.error.code, 'QUOTA_EXCEEDED');
       assert.ok(Date.parse(r.body.error.details.resets_at) > Date.now());
+      assert.ok(Number(r.headers.get('retry-after')) > 0, 'Retry-After header');
       const sse = await chatFetch(server, '540', me.access_token, { message: 'stream?', stream: true });
       assert.equal(sse.status, 429, 'refused before the stream opens');
     } finally {

@@ -427,6 +427,8 @@ export class HttpServer {
       ex.log.error({ err: e, route: ex.route || ex.fullPath }, 'unhandled error');
     }
     if (err.code === 'TIMEOUT') this.deps.metrics.timeouts.inc();
+    // A quota refusal says when to come back in a header too, as a rate limit does.
+    if (err.code === 'QUOTA_EXCEEDED' && typeof err.details.retry_after === 'number') ex.extraHeaders['Retry-After'] = String(err.details.retry_after);
     // A body we refused to read: answer and close the connection rather than drain it.
     this.send(ex, err.status, JSON.stringify(err.toBody()), 'application/json; charset=utf-8', err.code === 'PAYLOAD_TOO_LARGE');
   }

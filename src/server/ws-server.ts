@@ -135,7 +135,7 @@ export class WsServer implements Publisher {
       // Past this many buffered bytes uWS drops further frames for the socket; the sweep below
       // closes such a socket so that it cannot stay subscribed and silently miss chunks.
       maxBackpressure: config.wsMaxBufferedBytes,
-      closeOnBackpressureLimit: false as unknown as number,
+      closeOnBackpressureLimit: 0,
       upgrade: (res, req, context) => {
         const token = new URLSearchParams(req.getQuery() ?? '').get('token') ?? '';
         const key = req.getHeader('sec-websocket-key');
