@@ -139,7 +139,18 @@ class AgentBehaviour implements Behaviour<AgentMsg, unknown> {
     const character = this.deps.character(this.nft);
     const frames = new ChunkFrames(conversationId, this.nft);
     const topic = chatTopic(conversationId);
-    repo.append(conversationId, 'user', message, estimateTokens(message), false, now());
+    // Stored (committed) before the model is called.
+    try {
+      await repo.appendCommitted(conversationId, 'user', message, estimateTokens(message), false, now());
+    } catch (e) {
+      this.deps.log.error({ err: e, nft: this.nft, conversation: conversationId }, 'storing a message failed');
+      const failed: TurnResult = {
+        response: '', conversation_id: conversationId, timestamp: new Date(now()).toISOString(), tokens_used: 0, incomplete: true,
+        error: new ApiError('SERVICE_UNAVAILABLE', 'The message could not be stored; try again'),
+      };
+      publisher.publish(topic, frames.last(failed));
+      return failed;
+    }
     const messages = [{ role: 'system' as const, content: character.system_prompt }, ...repo.context(conversationId, this.deps.historyTokenBudget)];
 
     let text = '';
@@ -177,7 +188,12 @@ class AgentBehaviour implements Behaviour<AgentMsg, unknown> {
     const completion = usage?.completionTokens ?? estimateTokens(text);
     const tokensUsed = usage ? usage.promptTokens + usage.completionTokens : completion + messages.reduce((n, m) => n + estimateTokens(m.content), 0);
     const at = now();
-    repo.append(conversationId, 'assistant', text, completion, incomplete, at);
+    try {
+      await repo.appendCommitted(conversationId, 'assistant', text, completion, incomplete, at);
+    } catch (e) {
+      this.deps.log.error({ err: e, nft: this.nft, conversation: conversationId }, 'storing a reply failed');
+      error ??= new ApiError('INTERNAL_ERROR', 'The reply could not be stored');
+    }
     this.deps.quota?.add(this.nft, tokensUsed);
     this.deps.onTurn?.(error ? 'error' : incomplete ? 'incomplete' : 'complete');
     const result: TurnResult = {

@@ -9,7 +9,6 @@ interface NactApi {
   start(...ext: unknown[]): NactRef;
   spawn(parent: NactRef, f: (state: any, msg: any, ctx: { sender?: NactRef }) => unknown, name?: string, props?: object): NactRef;
   dispatch(ref: NactRef, msg: unknown, sender?: NactRef): void;
-  query(ref: NactRef, msg: (temp: NactRef) => unknown, timeoutMs: number): Promise<unknown>;
   stop(ref: NactRef): void;
 }
 const nact = nactModule as unknown as NactApi;
@@ -46,10 +45,23 @@ interface Entry {
   lastUsed: number;
   restarts: number;
   restartWindowStart: number;
+  /** Messages waiting for the actor, in order. */
+  pending: Pending[];
+  /** A drain message is in the nact mailbox (or being handled). */
+  scheduled: boolean;
 }
 
-interface Envelope { msg: unknown }
-type Outcome = { ok: unknown } | { err: ApiError };
+/** One message for an actor; resolve/reject are set for an ask. */
+interface Pending {
+  msg: unknown;
+  resolve?: (value: unknown) => void;
+  reject?: (e: unknown) => void;
+  timer?: NodeJS.Timeout;
+  settled?: boolean;
+}
+
+/** The one message nact carries: "handle what is pending". */
+const DRAIN = Symbol('drain');
 
 export interface RegistryOptions {
   log: Logger;
@@ -100,20 +112,20 @@ export class ActorRegistry {
     const entry = this.entry(kindName, key);
     entry.inflight++;
     entry.lastUsed = this.now();
-    let outcome: Outcome;
     try {
-      outcome = (await nact.query(entry.ref, (temp) => ({ msg, temp }), timeoutMs)) as Outcome;
-    } catch (e) {
-      if (e instanceof Error && e.message === 'Query Timeout') {
-        throw new ApiError('TIMEOUT', `The ${kindName} actor did not answer in ${timeoutMs} ms`);
-      }
-      throw e;
+      return (await new Promise<unknown>((resolve, reject) => {
+        const p: Pending = { msg, resolve, reject };
+        p.timer = setTimeout(() => {
+          if (p.settled) return;
+          p.settled = true;
+          reject(new ApiError('TIMEOUT', `The ${kindName} actor did not answer in ${timeoutMs} ms`));
+        }, timeoutMs);
+        this.enqueue(entry, p);
+      })) as R;
     } finally {
       entry.inflight--;
       entry.lastUsed = this.now();
     }
-    if ('err' in outcome) throw outcome.err;
-    return outcome.ok as R;
   }
 
   /** Sends a message without waiting. Failures are logged by the actor's supervisor. */
@@ -122,7 +134,21 @@ export class ActorRegistry {
     if (this.stoppedAll) return;
     const entry = this.entry(kindName, key);
     entry.lastUsed = this.now();
-    nact.dispatch(entry.ref, { msg });
+    this.enqueue(entry, { msg });
+  }
+
+  /**
+   * Queues a message and makes sure one drain message is in the actor's nact mailbox. nact runs
+   * one message per event-loop turn (a setImmediate each); under load a turn takes a while, so
+   * 1,000 chats opened at once on one agent were admitted one per turn, ~0.5 s for the last.
+   * The handler now takes every message pending when it runs, still one at a time and in order.
+   */
+  private enqueue(entry: Entry, p: Pending): void {
+    entry.pending.push(p);
+    if (!entry.scheduled) {
+      entry.scheduled = true;
+      nact.dispatch(entry.ref, DRAIN);
+    }
   }
 
   /** Number of live (spawned, not passivated) actors of a kind. */
@@ -157,7 +183,7 @@ export class ActorRegistry {
     const cutoff = this.now() - this.opts.idleMs;
     for (const [name, k] of this.kinds) {
       for (const entry of k.entries.values()) {
-        if (entry.inflight === 0 && entry.lastUsed <= cutoff && !entry.behaviour?.busy?.()) {
+        if (entry.inflight === 0 && !entry.scheduled && entry.lastUsed <= cutoff && !entry.behaviour?.busy?.()) {
           this.passivate(name, entry.key);
         }
       }
@@ -196,26 +222,40 @@ export class ActorRegistry {
       lastUsed: this.now(),
       restarts: 0,
       restartWindowStart: 0,
+      pending: [],
+      scheduled: false,
     };
     const log = this.opts.log;
-    const handle = async (state: Behaviour | undefined, envelope: Envelope & { temp?: NactRef }) => {
-      let outcome: Outcome;
-      try {
-        if (!state) {
-          state = await kind.create(key, self);
-          entry.behaviour = state;
-        }
-        outcome = { ok: await state.receive(envelope.msg) };
-      } catch (e) {
-        if (isApiError(e)) {
-          outcome = { err: e };
-        } else {
+    const settle = (p: Pending, ok: boolean, value: unknown) => {
+      if (p.settled) return;
+      p.settled = true;
+      if (p.timer) clearTimeout(p.timer);
+      if (ok) p.resolve?.(value);
+      else p.reject?.(value);
+    };
+    // Handles every pending message, one at a time, in order, within one nact message.
+    const drain = async (state: Behaviour | undefined) => {
+      while (entry.pending.length > 0) {
+        const p = entry.pending.shift()!;
+        if (p.settled) continue; // its caller gave up (timeout)
+        try {
+          if (!state) {
+            state = await kind.create(key, self);
+            entry.behaviour = state;
+          }
+          settle(p, true, await state.receive(p.msg));
+        } catch (e) {
+          if (isApiError(e)) {
+            settle(p, false, e);
+            continue;
+          }
           // Tell the caller now, then crash so the supervisor rebuilds the actor from SQLite.
-          if (envelope.temp) nact.dispatch(envelope.temp, { err: new ApiError('INTERNAL_ERROR') });
+          settle(p, false, new ApiError('INTERNAL_ERROR'));
+          entry.scheduled = false;
           throw e;
         }
       }
-      if (envelope.temp) nact.dispatch(envelope.temp, outcome);
+      entry.scheduled = false;
       return state;
     };
     const onCrash = async (_msg: unknown, err: unknown, ctx: NactSupervisionCtx) => {
@@ -232,14 +272,30 @@ export class ActorRegistry {
       if (entry.restarts > (kind.maxRestarts ?? 5)) {
         log.error({ actor: kind.name, key }, 'actor crashed too often; stopped until its next message');
         if (entries.get(key) === entry) entries.delete(key);
+        // Messages that came in meanwhile go to a fresh actor.
+        const waiting = entry.pending.splice(0);
+        setImmediate(() => {
+          for (const p of waiting) {
+            if (p.settled || this.stoppedAll) continue;
+            if (p.timer) clearTimeout(p.timer);
+            const next = this.entry(kind.name, key);
+            this.enqueue(next, p);
+          }
+        });
         return ctx.stop;
       }
       const base = kind.backoffMs ?? 100;
       await new Promise((r) => setTimeout(r, Math.min(base * 2 ** (entry.restarts - 1), 10_000)));
+      // nact resets the actor right after this returns; then drain what arrived meanwhile.
+      setImmediate(() => {
+        if (entry.pending.length > 0 && !entry.scheduled && entries.get(key) === entry) {
+          entry.scheduled = true;
+          nact.dispatch(entry.ref, DRAIN);
+        }
+      });
       return ctx.reset;
     };
-    // The message function receives the temp reference nact made for the query.
-    const f = (state: Behaviour | undefined, raw: Envelope & { temp?: NactRef }) => handle(state, raw);
+    const f = (state: Behaviour | undefined) => drain(state);
     entry.ref = nact.spawn(supervisor, f, `${key}`, { onCrash });
     entries.set(key, entry);
     return entry;

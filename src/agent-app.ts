@@ -91,7 +91,7 @@ export async function createAgentApp(config: Config, opts: AgentAppOptions): Pro
   };
 
   const character: AgentSettings = { ...defaultCharacter(nft, config.model), ...opts.character };
-  const conversations = new ConversationsRepo(db);
+  const conversations = new ConversationsRepo(db, log);
   const rateLimiter = config.rateLimits === 'off' ? undefined : new RateLimiter(config.rateLimits);
   const ws = new WsServer({ config, log, metrics, rateLimiter, authenticate, handlers: {}, clientIp: (ip) => ip });
   actors.register(agentActorKind({
@@ -176,6 +176,7 @@ export async function createAgentApp(config: Config, opts: AgentAppOptions): Pro
       stopped = true;
       await http.drain(config.shutdownGraceMs);
       ws.closeAll();
+      conversations.flush();
       actors.stopAll();
       overload.stop();
       db.close();

@@ -1,6 +1,6 @@
 import type { DestinationStream } from 'pino';
 import type { Config } from './config.js';
-import { createLogger, type Logger } from './logger.js';
+import { createLogger } from './logger.js';
 import { openDatabase, type Db } from './db/database.js';
 import { Metrics } from './metrics.js';
 import { ActorRegistry } from '../actors/registry.js';
@@ -17,7 +17,6 @@ import { monitoringRoutes } from './routes/monitoring.js';
 import type { AppContext } from './app-context.js';
 import type { ProviderAdapter, ProviderName } from './providers/provider.js';
 import type { ModelBackend } from './models/model-backend.js';
-import { ApiError } from './errors.js';
 import { features } from './features.js';
 import type { Feature } from './feature.js';
 
@@ -176,5 +175,3 @@ async function defaultOwnership(config: Config, db: Db): Promise<OwnershipVerifi
   return new RegistryOwnership(db, config.ownersFile);
 }
 
-export { ApiError };
-export type { Logger };

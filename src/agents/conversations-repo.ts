@@ -19,11 +19,30 @@ export interface StoredMessage {
   created_at: number;
 }
 
-/** SQL for conversations and messages. Writes come from AgentActors; history reads come straight here. */
+interface QueuedMessage {
+  conversationId: string;
+  role: StoredMessage['role'];
+  content: string;
+  tokens: number;
+  incomplete: boolean;
+  at: number;
+  resolve(): void;
+  reject(e: unknown): void;
+}
+
+/**
+ * SQL for conversations and messages. Writes come from AgentActors; history reads come straight
+ * here. Writes use group commit: everything queued in one turn of the event loop is written in one
+ * transaction (1,000 chats starting together: one commit instead of 1,000, each ~100 us under load).
+ */
 export class ConversationsRepo {
   private readonly s;
+  private messages: QueuedMessage[] = [];
+  /** Conversations created but not yet committed: visible to get() meanwhile. */
+  private unsaved = new Map<string, Conversation>();
+  private flushScheduled = false;
 
-  constructor(private readonly db: Db) {
+  constructor(private readonly db: Db, private readonly log?: { error(obj: object, msg: string): void }) {
     this.s = {
       get: db.prepare<[string], Conversation>('SELECT * FROM conversations WHERE id = ?'),
       create: db.prepare('INSERT INTO conversations (id, nft_token_id, wallet, created_at, updated_at) VALUES (?, ?, ?, ?, ?)'),
@@ -37,20 +56,56 @@ export class ConversationsRepo {
   }
 
   get(id: string): Conversation | undefined {
-    return this.s.get.get(id);
+    return this.unsaved.get(id) ?? this.s.get.get(id);
   }
 
+  /** Creates a conversation; it is committed with the next batch (before any of its messages). */
   create(c: Conversation): void {
-    this.s.create.run(c.id, c.nft_token_id, c.wallet, c.created_at, c.updated_at);
+    this.unsaved.set(c.id, c);
+    this.scheduleFlush();
   }
 
-  /** Appends one message (and bumps the conversation) in one transaction. Returns its id. */
-  append(conversationId: string, role: StoredMessage['role'], content: string, tokens: number, incomplete: boolean, at: number): number {
-    return this.db.transaction(() => {
-      const info = this.s.append.run(conversationId, role, content, tokens, incomplete ? 1 : 0, at);
-      this.s.touch.run(at, conversationId);
-      return Number(info.lastInsertRowid);
-    })();
+  /** Appends a message; resolves once it is committed. */
+  appendCommitted(conversationId: string, role: StoredMessage['role'], content: string, tokens: number, incomplete: boolean, at: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.messages.push({ conversationId, role, content, tokens, incomplete, at, resolve, reject });
+      this.scheduleFlush();
+    });
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => this.flush());
+  }
+
+  /** Writes everything queued in one transaction. Also called on shutdown. */
+  flush(): void {
+    this.flushScheduled = false;
+    const conversations = this.unsaved;
+    const batch = this.messages;
+    if (conversations.size === 0 && batch.length === 0) return;
+    this.unsaved = new Map();
+    this.messages = [];
+    if (!this.db.open) {
+      // Shutting down: the grace period is over and these turns are cut short.
+      for (const m of batch) m.reject(new Error('database closed'));
+      return;
+    }
+    try {
+      this.db.transaction(() => {
+        for (const c of conversations.values()) this.s.create.run(c.id, c.nft_token_id, c.wallet, c.created_at, c.updated_at);
+        for (const m of batch) {
+          this.s.append.run(m.conversationId, m.role, m.content, m.tokens, m.incomplete ? 1 : 0, m.at);
+          this.s.touch.run(m.at, m.conversationId);
+        }
+      })();
+    } catch (e) {
+      this.log?.error({ err: e, conversations: conversations.size, messages: batch.length }, 'chat write batch failed');
+      for (const m of batch) m.reject(e);
+      return;
+    }
+    for (const m of batch) m.resolve();
   }
 
   page(conversationId: string, limit: number, offset: number): { messages: StoredMessage[]; total: number } {

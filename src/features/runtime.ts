@@ -82,7 +82,7 @@ class EmbeddedAgents implements AgentHost {
 export const runtimeFeature: FeatureModule = (f) => {
   const { ctx } = f;
   const deployments = new DeploymentsRepo(ctx.db);
-  const conversations = new ConversationsRepo(ctx.db);
+  const conversations = new ConversationsRepo(ctx.db, ctx.log);
   const agents = new EmbeddedAgents(ctx);
   // One p-queue per provider bounds the concurrency and rate of its calls.
   const queues = new Map<ProviderName, PQueue>();
@@ -155,6 +155,7 @@ export const runtimeFeature: FeatureModule = (f) => {
     if (nfts.length) ctx.log.info({ deployments: nfts.length }, 'recovering deployments');
   });
   f.onStop(async () => {
+    conversations.flush();
     for (const q of queues.values()) q.clear();
   });
 };
