@@ -93,6 +93,23 @@ describe('actor registry', () => {
     registry.stopAll();
   });
 
+  test('a crash in the middle of a batch: the messages behind it reach the rebuilt actor, in order', async () => {
+    const { registry, crashes } = setup();
+    const asks = [
+      registry.ask('counter', 'm', { type: 'inc' }),
+      registry.ask('counter', 'm', { type: 'boom' }).catch((e: ApiError) => e.code),
+      registry.ask('counter', 'm', { type: 'inc' }),
+      registry.ask('counter', 'm', { type: 'get' }),
+    ];
+    const [a, b, c, d] = await Promise.all(asks);
+    assert.equal(a, 1);
+    assert.equal(b, 'INTERNAL_ERROR');
+    assert.equal(c, 2, 'rebuilt from SQLite (n=1), then incremented');
+    assert.deepEqual(d, { n: 2, inMemoryOnly: 1 });
+    assert.deepEqual(crashes, ['m']);
+    registry.stopAll();
+  });
+
   test('supervision: past maxRestarts the actor is stopped and the next message starts it afresh', async () => {
     const { registry, crashes } = setup();
     for (let i = 0; i < 4; i++) await assert.rejects(registry.ask('counter', 'c', { type: 'boom' }));
