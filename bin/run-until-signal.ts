@@ -1,7 +1,12 @@
 import type { Logger } from '../src/logger.js';
 
-/** Keeps a started server running until SIGTERM/SIGINT, then stops it gracefully. */
+/**
+ * Keeps a started server running until SIGTERM/SIGINT, then stops it gracefully. A stray
+ * promise rejection is a bug to log, not a reason to drop every connection: it is logged and
+ * the server keeps serving (Node would otherwise end the process).
+ */
 export function runUntilSignal(app: { stop(): Promise<void> }, log: Logger): Promise<void> {
+  process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled promise rejection'));
   return new Promise<void>((resolve) => {
     const shutdown = (signal: string) => {
       log.info({ signal }, 'shutting down');

@@ -127,6 +127,13 @@ describe('core HTTP plumbing', () => {
       `${(600).toString(16)}\r\n${chunk}\r\n${(600).toString(16)}\r\n${chunk}\r\n0\r\n\r\n`);
     assert.match(raw, /^HTTP\/1\.1 413/);
     assert.equal((await server.request('GET', '/v1/health')).status, 200);
+    // Refused before the body is read (unknown path, no token): still no crash.
+    const nf = await server.request('POST', '/v1/nowhere', { body: { name: 'x'.repeat(5000) } });
+    assert.equal(nf.status, 404);
+    const unauth = await server.request('POST', '/v1/deployments', { body: { nft_token_id: 'x'.repeat(5000) } });
+    assert.equal(unauth.status, 401);
+    await sleep(50);
+    assert.equal((await server.request('GET', '/v1/health')).status, 200);
   });
 
   test('an unexpected exception is logged and answered 500 without internals', async () => {

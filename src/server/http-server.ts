@@ -213,6 +213,9 @@ export class HttpServer {
     this.inflight.add(ex);
     // The body must be consumed from this synchronous call on; start reading now.
     const body = BODY_METHODS.has(method) ? this.readBody(ex) : undefined;
+    // Handled where it is awaited; a request refused before that (404, 401) must not leave an
+    // unhandled rejection behind (413 of a body nobody reads), which would end the process.
+    body?.catch(() => undefined);
     this.handle(ex, body).catch((e) => this.fail(ex, e));
   }
 
