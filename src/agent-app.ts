@@ -10,7 +10,8 @@ import { TokenService, TOKEN_ISSUER, ACCESS_TOKEN_TTL_SEC, verifyJwt } from './a
 import { CachedOwnership, type OwnershipVerifier } from './auth/ownership.js';
 import { SignIn } from './auth/sign-in.js';
 import { HttpServer } from './server/http-server.js';
-import { WsServer } from './server/ws-server.js';
+import { WsServer, type WsMessageHandler } from './server/ws-server.js';
+import { chatStreamHandler } from './agents/chat-stream-ws.js';
 import { Router } from './server/router.js';
 import { route, type AuthClaims } from './server/route.js';
 import { nftTokenId } from './server/validation.js';
@@ -93,7 +94,8 @@ export async function createAgentApp(config: Config, opts: AgentAppOptions): Pro
   const character: AgentSettings = { ...defaultCharacter(nft, config.model), ...opts.character };
   const conversations = new ConversationsRepo(db, log);
   const rateLimiter = config.rateLimits === 'off' ? undefined : new RateLimiter(config.rateLimits);
-  const ws = new WsServer({ config, log, metrics, rateLimiter, authenticate, handlers: {}, clientIp: (ip) => ip });
+  const wsHandlers: Record<string, WsMessageHandler> = {};
+  const ws = new WsServer({ config, log, metrics, rateLimiter, authenticate, handlers: wsHandlers, clientIp: (ip) => ip });
   actors.register(agentActorKind({
     repo: conversations, publisher: ws, log, now,
     character: () => character,
@@ -111,19 +113,18 @@ export async function createAgentApp(config: Config, opts: AgentAppOptions): Pro
   }));
 
   const signIn = new SignIn({ db, ownership, now, publicUrl: () => config.publicUrl, evmChainId: config.chainId });
+  const available = (n: string) => n === nft;
+  const authorize = async (auth: AuthClaims, n: string) => {
+    if (auth.nft !== n) throw new ApiError('FORBIDDEN', `This token is not for the agent of NFT ${n}`);
+    // Orchestrator tokens were issued after an ownership check moments ago (they live an hour);
+    // this agent's own tokens are re-checked against its verifier.
+    if (auth.issuer !== 'orchestrator' && !(await ownership.owns(auth.sub, n))) {
+      throw new ApiError('FORBIDDEN', `This wallet does not own NFT ${n}`);
+    }
+  };
+  wsHandlers.chat_stream = chatStreamHandler({ actors, conversations, available, authorize });
   const api = new Router();
-  api.addAll(agentRoutes({
-    actors, conversations, maxMessageChars: config.maxMessageChars, startedAt, now,
-    available: (n) => n === nft,
-    async authorize(auth, n) {
-      if (auth.nft !== n) throw new ApiError('FORBIDDEN', `This token is not for the agent of NFT ${n}`);
-      // Orchestrator tokens were issued after an ownership check moments ago (they live an hour);
-      // this agent's own tokens are re-checked against its verifier.
-      if (auth.issuer !== 'orchestrator' && !(await ownership.owns(auth.sub, n))) {
-        throw new ApiError('FORBIDDEN', `This wallet does not own NFT ${n}`);
-      }
-    },
-  }));
+  api.addAll(agentRoutes({ actors, conversations, maxMessageChars: config.maxMessageChars, startedAt, now, available, authorize }));
   api.addAll([
     route({
       method: 'POST', path: '/auth/challenge', rateClass: 'auth', auth: 'none', tags: ['agent'], summary: 'A message to sign for this agent',

@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { startServer, spawnCli, tempDir, request, type TestServer, type ServerProcess } from './helpers/server.js';
 import { signIn, newEvmWallet, type SignedIn } from './helpers/wallets.js';
+import { openWs } from './helpers/ws.js';
 
 /**
  * `panthers agent` as a remote provider's container runs it: a real process, configured only by
@@ -62,6 +63,16 @@ describe('standalone agent process', () => {
     assert.equal(forged.status, 401);
     const none = await request(agent.url, 'POST', '/v1/chat', { body: { message: 'hi' } });
     assert.equal(none.status, 401);
+  });
+
+  test('chat_stream over its own /ws with an orchestrator token', async () => {
+    const sock = await openWs(agent.url, owner.access_token);
+    sock.ws.send(JSON.stringify({ type: 'chat_stream', message: 'over the agent socket' }));
+    const done = await sock.next((f) => f.type === 'chat_chunk' && f.done === true);
+    const text = sock.frames.filter((f) => f.type === 'chat_chunk' && !f.done).map((f) => f.content).join('');
+    assert.equal(text, done.response);
+    assert.match(done.response, /over the agent socket/);
+    sock.ws.close();
   });
 
   test('its own sign-in: challenge, personal_sign, verify -> its own token', async () => {

@@ -15,12 +15,13 @@ import type { AgentHost } from '../agents/agent-host.js';
 import type { AgentSettings, DeploySpec, ProviderName } from '../providers/provider.js';
 import type { ModelBackend } from '../models/model-backend.js';
 import { DEPLOYMENT_ACTOR, deploymentActorKind, type DeploymentMsg, type DeploymentView } from '../../actors/deployment-actor.js';
-import { AGENT_ACTOR, agentActorKind, type AgentMsg, type TurnHandle } from '../../actors/agent-actor.js';
+import { AGENT_ACTOR, agentActorKind, type AgentMsg } from '../../actors/agent-actor.js';
 import { LocalProvider } from '../../adapters/providers/local.js';
 import { createAkashProvider } from '../../adapters/providers/akash/index.js';
 import { createSecretVmProvider } from '../../adapters/providers/secretvm/index.js';
 import { deploymentRoutes } from '../routes/deployments.js';
 import { agentRoutes } from '../routes/agent.js';
+import { chatStreamHandler } from '../agents/chat-stream-ws.js';
 import { createChatQuota } from './guarantees.js';
 
 const DEPLOY_TIMEOUT_MS: Record<ProviderName, number> = { local: 30_000, akash: 30 * 60_000, secret_vm: 30 * 60_000 };
@@ -186,12 +187,6 @@ function agentSpec(ctx: AppContext, d: Deployment): DeploySpec {
 
 const subscribeMsg = v.object({ type: v.literal('subscribe'), channel: v.picklist(['deployment'] as const, 'must be "deployment"'), nft_token_id: nftTokenId });
 const unsubscribeMsg = v.object({ type: v.literal('unsubscribe'), channel: v.picklist(['deployment', 'chat'] as const, 'must be "deployment" or "chat"'), nft_token_id: v.optional(nftTokenId), conversation_id: v.optional(v.string()) });
-const chatStreamMsg = v.object({
-  type: v.literal('chat_stream'),
-  conversation_id: v.optional(v.pipe(v.string('must be a string'), v.regex(/^[A-Za-z0-9-]{1,64}$/, 'must be a conversation id'))),
-  nft_token_id: v.optional(nftTokenId),
-  message: v.optional(v.pipe(v.string('must be a string'), v.trim(), v.minLength(1, 'must not be empty'))),
-});
 
 function wsHandlers(
   ctx: AppContext,
@@ -226,34 +221,6 @@ function wsHandlers(
         conn.send({ type: 'unsubscribed', channel: msg.channel, nft_token_id: msg.nft_token_id, conversation_id: msg.conversation_id, was_subscribed: was });
       },
     },
-    chat_stream: {
-      schema: chatStreamMsg,
-      rateClass: 'chat',
-      async handle(conn: WsConn, msg: v.InferOutput<typeof chatStreamMsg>) {
-        const nft = msg.nft_token_id ?? conn.auth.nft;
-        await authorize(conn.auth, nft);
-        if (!agents.isMounted(nft)) throw new ApiError('NOT_FOUND', `No agent is running for NFT ${nft}`);
-        const wallet = conn.auth.sub.toLowerCase();
-        if (msg.conversation_id) {
-          const c = conversations.get(msg.conversation_id);
-          if (!c || c.nft_token_id !== nft || c.wallet !== wallet) throw new ApiError('NOT_FOUND', `Conversation ${msg.conversation_id} not found`);
-        }
-        const follow = (id: string) => {
-          conn.subscribe(chatTopic(id));
-          conn.send({ type: 'subscribed', channel: 'chat', conversation_id: id, nft_token_id: nft });
-        };
-        if (!msg.message) {
-          if (!msg.conversation_id) throw new ApiError('MISSING_FIELD', 'Missing required field: conversation_id (or message)', { field: 'conversation_id' });
-          follow(msg.conversation_id);
-          return;
-        }
-        // A turn sent over the socket stops when the socket goes away.
-        const ac = new AbortController();
-        conn.onClose(() => ac.abort());
-        await ctx.actors.ask<TurnHandle>(AGENT_ACTOR, nft, {
-          type: 'turn', wallet: conn.auth.sub, conversationId: msg.conversation_id, message: msg.message, signal: ac.signal, opened: follow,
-        } satisfies AgentMsg);
-      },
-    },
+    chat_stream: chatStreamHandler({ actors: ctx.actors, conversations, available: (nft) => agents.isMounted(nft), authorize }),
   };
 }

@@ -1,0 +1,61 @@
+import * as v from 'valibot';
+import { ApiError } from '../errors.js';
+import { nftTokenId } from '../server/validation.js';
+import type { AuthClaims } from '../server/route.js';
+import type { WsConn, WsMessageHandler } from '../server/ws-server.js';
+import type { ActorRegistry } from '../../actors/registry.js';
+import { AGENT_ACTOR, type AgentMsg, type TurnHandle } from '../../actors/agent-actor.js';
+import type { ConversationsRepo } from './conversations-repo.js';
+import { chatTopic } from './chat-frames.js';
+
+const chatStreamMsg = v.object({
+  type: v.literal('chat_stream'),
+  conversation_id: v.optional(v.pipe(v.string('must be a string'), v.regex(/^[A-Za-z0-9-]{1,64}$/, 'must be a conversation id'))),
+  nft_token_id: v.optional(nftTokenId),
+  message: v.optional(v.pipe(v.string('must be a string'), v.trim(), v.minLength(1, 'must not be empty'))),
+});
+
+export interface ChatStreamDeps {
+  actors: ActorRegistry;
+  conversations: ConversationsRepo;
+  /** Whether this NFT's agent runs here. */
+  available(nft: string): boolean;
+  /** Throws FORBIDDEN unless the caller may use this NFT's agent. */
+  authorize(auth: AuthClaims, nft: string): Promise<void>;
+}
+
+/**
+ * The `chat_stream` WS message, for the orchestrator's embedded agents and a standalone agent
+ * alike: follow a conversation's chunks and, with `message`, send a turn over the socket.
+ */
+export function chatStreamHandler(deps: ChatStreamDeps): WsMessageHandler<v.InferOutput<typeof chatStreamMsg>> {
+  return {
+    schema: chatStreamMsg,
+    rateClass: 'chat',
+    async handle(conn: WsConn, msg) {
+      const nft = msg.nft_token_id ?? conn.auth.nft;
+      await deps.authorize(conn.auth, nft);
+      if (!deps.available(nft)) throw new ApiError('NOT_FOUND', `No agent is running for NFT ${nft}`);
+      const wallet = conn.auth.sub.toLowerCase();
+      if (msg.conversation_id) {
+        const c = deps.conversations.get(msg.conversation_id);
+        if (!c || c.nft_token_id !== nft || c.wallet !== wallet) throw new ApiError('NOT_FOUND', `Conversation ${msg.conversation_id} not found`);
+      }
+      const follow = (id: string) => {
+        conn.subscribe(chatTopic(id));
+        conn.send({ type: 'subscribed', channel: 'chat', conversation_id: id, nft_token_id: nft });
+      };
+      if (!msg.message) {
+        if (!msg.conversation_id) throw new ApiError('MISSING_FIELD', 'Missing required field: conversation_id (or message)', { field: 'conversation_id' });
+        follow(msg.conversation_id);
+        return;
+      }
+      // A turn sent over the socket stops when the socket goes away.
+      const ac = new AbortController();
+      conn.onClose(() => ac.abort());
+      await deps.actors.ask<TurnHandle>(AGENT_ACTOR, nft, {
+        type: 'turn', wallet: conn.auth.sub, conversationId: msg.conversation_id, message: msg.message, signal: ac.signal, opened: follow,
+      } satisfies AgentMsg);
+    },
+  };
+}
