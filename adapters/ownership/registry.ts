@@ -26,7 +26,7 @@ export class RegistryOwnership implements OwnershipVerifier {
   private checkedAt = 0;
   private static readonly CHECK_MS = 50;
 
-  constructor(private readonly db: Db, private readonly ownersFile?: string, private readonly now: () => number = Date.now) {
+  constructor(db: Db, private readonly ownersFile?: string, private readonly now: () => number = Date.now) {
     this.byToken = db.prepare<[string], { owner: string }>('SELECT owner FROM nft_owners WHERE nft_token_id = ?');
     this.dataVersion = db.prepare<[], number>('PRAGMA data_version').pluck();
   }

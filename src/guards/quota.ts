@@ -24,7 +24,7 @@ export class ChatQuota {
   private readonly prune;
   private lastPrunedDay = '';
 
-  constructor(private readonly db: Db, readonly limit: number, private readonly now: () => number = Date.now) {
+  constructor(db: Db, readonly limit: number, private readonly now: () => number = Date.now) {
     this.read = db.prepare('SELECT tokens FROM chat_usage WHERE nft_token_id = ? AND day = ?');
     this.upsert = db.prepare(
       'INSERT INTO chat_usage (nft_token_id, day, tokens) VALUES (?, ?, ?) ON CONFLICT (nft_token_id, day) DO UPDATE SET tokens = tokens + excluded.tokens',
