@@ -195,7 +195,16 @@ export class ActorRegistry {
     this.stoppedAll = true;
     clearInterval(this.sweeper);
     for (const k of this.kinds.values()) {
-      for (const entry of k.entries.values()) entry.behaviour?.stopped?.();
+      for (const entry of k.entries.values()) {
+        entry.behaviour?.stopped?.();
+        // Nothing will answer these now: say so instead of leaving their timers to run out.
+        for (const p of entry.pending.splice(0)) {
+          if (p.settled) continue;
+          p.settled = true;
+          if (p.timer) clearTimeout(p.timer);
+          p.reject?.(new ApiError('SERVICE_UNAVAILABLE', 'The server is shutting down'));
+        }
+      }
       k.entries.clear();
     }
     nact.stop(this.system);
