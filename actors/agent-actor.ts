@@ -111,7 +111,8 @@ class AgentBehaviour implements Behaviour<AgentMsg, unknown> {
     const conversationId = id;
     msg.opened?.(conversationId);
     this.active++;
-    const done = this.enqueue(conversationId, () => this.queue.add(() => this.runTurn(conversationId, msg.message, msg.signal, msg.listener)) as Promise<TurnResult>)
+    const isNew = !msg.conversationId;
+    const done = this.enqueue(conversationId, () => this.queue.add(() => this.runTurn(conversationId, isNew, msg.message, msg.signal, msg.listener)) as Promise<TurnResult>)
       .finally(() => this.active--);
     return { conversation_id: conversationId, done };
   }
@@ -134,7 +135,7 @@ class AgentBehaviour implements Behaviour<AgentMsg, unknown> {
     return next;
   }
 
-  private async runTurn(conversationId: string, message: string, signal: AbortSignal | undefined, listener: TurnListener | undefined): Promise<TurnResult> {
+  private async runTurn(conversationId: string, isNew: boolean, message: string, signal: AbortSignal | undefined, listener: TurnListener | undefined): Promise<TurnResult> {
     const { repo, publisher, now } = this.deps;
     const character = this.deps.character(this.nft);
     const frames = new ChunkFrames(conversationId, this.nft);
@@ -151,7 +152,9 @@ class AgentBehaviour implements Behaviour<AgentMsg, unknown> {
       publisher.publish(topic, frames.last(failed));
       return failed;
     }
-    const messages = [{ role: 'system' as const, content: character.system_prompt }, ...repo.context(conversationId, this.deps.historyTokenBudget)];
+    // A conversation opened by this turn holds just this message: no need to read it back.
+    const history = isNew ? [{ role: 'user' as const, content: message }] : repo.context(conversationId, this.deps.historyTokenBudget);
+    const messages = [{ role: 'system' as const, content: character.system_prompt }, ...history];
 
     let text = '';
     let usage: { promptTokens: number; completionTokens: number } | undefined;

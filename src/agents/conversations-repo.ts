@@ -93,12 +93,18 @@ export class ConversationsRepo {
       return;
     }
     try {
+      // Each conversation's updated_at is written once per batch (its newest message), and a
+      // conversation created in this batch is inserted with it: no UPDATE per message.
+      const touched = new Map<string, number>();
+      for (const m of batch) {
+        const c = conversations.get(m.conversationId);
+        if (c) c.updated_at = Math.max(c.updated_at, m.at);
+        else touched.set(m.conversationId, Math.max(touched.get(m.conversationId) ?? 0, m.at));
+      }
       this.db.transaction(() => {
         for (const c of conversations.values()) this.s.create.run(c.id, c.nft_token_id, c.wallet, c.created_at, c.updated_at);
-        for (const m of batch) {
-          this.s.append.run(m.conversationId, m.role, m.content, m.tokens, m.incomplete ? 1 : 0, m.at);
-          this.s.touch.run(m.at, m.conversationId);
-        }
+        for (const m of batch) this.s.append.run(m.conversationId, m.role, m.content, m.tokens, m.incomplete ? 1 : 0, m.at);
+        for (const [id, at] of touched) this.s.touch.run(at, id);
       })();
     } catch (e) {
       this.log?.error({ err: e, conversations: conversations.size, messages: batch.length }, 'chat write batch failed');
