@@ -90,19 +90,10 @@ class AgentBehaviour implements Behaviour<AgentMsg, unknown> {
     }
   }
 
-  private conversation(wallet: string, id: string) {
-    const c = this.deps.repo.get(id);
-    // Another NFT's or another wallet's conversation is indistinguishable from none.
-    if (!c || c.nft_token_id !== this.nft || c.wallet !== wallet.toLowerCase()) {
-      throw new ApiError('NOT_FOUND', `Conversation ${id} not found`, { conversation_id: id });
-    }
-    return c;
-  }
-
   private turn(msg: Extract<AgentMsg, { type: 'turn' }>): TurnHandle {
     this.deps.quota?.check(this.nft);
     let id = msg.conversationId;
-    if (id) this.conversation(msg.wallet, id);
+    if (id) this.deps.repo.owned(id, this.nft, msg.wallet);
     else {
       id = randomUUID();
       const now = this.deps.now();
@@ -118,7 +109,7 @@ class AgentBehaviour implements Behaviour<AgentMsg, unknown> {
   }
 
   private clear(wallet: string, conversationId: string): Promise<number> {
-    this.conversation(wallet, conversationId);
+    this.deps.repo.owned(conversationId, this.nft, wallet);
     // Ordered after the conversation's turns in flight, so a reply cannot land after the clear.
     return this.enqueue(conversationId, async () => this.deps.repo.clear(conversationId));
   }

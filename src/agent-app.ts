@@ -12,6 +12,7 @@ import { SignIn } from './auth/sign-in.js';
 import { HttpServer } from './server/http-server.js';
 import { WsServer, type WsMessageHandler } from './server/ws-server.js';
 import { chatStreamHandler } from './agents/chat-stream-ws.js';
+import { chooseModel } from './agents/model-choice.js';
 import { Router } from './server/router.js';
 import { route, type AuthClaims } from './server/route.js';
 import { nftTokenId } from './server/validation.js';
@@ -99,14 +100,7 @@ export async function createAgentApp(config: Config, opts: AgentAppOptions): Pro
   actors.register(agentActorKind({
     repo: conversations, publisher: ws, log, now,
     character: () => character,
-    model: (setting) => {
-      const [head, ...rest] = setting.split(':');
-      const name = head && models.has(head) ? head : config.model;
-      const backend = models.get(name);
-      if (!backend) throw new ApiError('SERVICE_UNAVAILABLE', `Model backend ${name} is not configured`);
-      const model = head && models.has(head) ? rest.join(':') : setting;
-      return { backend, model: model || backend.defaultModel };
-    },
+    model: (setting) => chooseModel(setting, config.model, (name) => models.get(name)),
     concurrency: config.chatConcurrency,
     historyTokenBudget: config.historyTokenBudget,
     onTurn: (o) => metrics.chatTurns.labels(o).inc(),

@@ -36,11 +36,7 @@ export function chatStreamHandler(deps: ChatStreamDeps): WsMessageHandler<v.Infe
       const nft = msg.nft_token_id ?? conn.auth.nft;
       await deps.authorize(conn.auth, nft);
       if (!deps.available(nft)) throw new ApiError('NOT_FOUND', `No agent is running for NFT ${nft}`);
-      const wallet = conn.auth.sub.toLowerCase();
-      if (msg.conversation_id) {
-        const c = deps.conversations.get(msg.conversation_id);
-        if (!c || c.nft_token_id !== nft || c.wallet !== wallet) throw new ApiError('NOT_FOUND', `Conversation ${msg.conversation_id} not found`);
-      }
+      if (msg.conversation_id) deps.conversations.owned(msg.conversation_id, nft, conn.auth.sub);
       const follow = (id: string) => {
         conn.subscribe(chatTopic(id));
         conn.send({ type: 'subscribed', channel: 'chat', conversation_id: id, nft_token_id: nft });

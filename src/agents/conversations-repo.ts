@@ -1,4 +1,5 @@
 import type { Db } from '../db/database.js';
+import { ApiError } from '../errors.js';
 import { estimateTokens, type ChatMessage } from '../models/model-backend.js';
 
 export interface Conversation {
@@ -57,6 +58,15 @@ export class ConversationsRepo {
 
   get(id: string): Conversation | undefined {
     return this.unsaved.get(id) ?? this.s.get.get(id);
+  }
+
+  /** The conversation if it belongs to this NFT's agent and this wallet; NOT_FOUND otherwise (no hint which). */
+  owned(id: string, nft: string, wallet: string): Conversation {
+    const c = this.get(id);
+    if (!c || c.nft_token_id !== nft || c.wallet !== wallet.toLowerCase()) {
+      throw new ApiError('NOT_FOUND', `Conversation ${id} not found`, { conversation_id: id });
+    }
+    return c;
   }
 
   /** Creates a conversation; it is committed with the next batch (before any of its messages). */

@@ -13,7 +13,6 @@ import { chatTopic } from '../agents/chat-frames.js';
 import { defaultCharacter } from '../agents/character.js';
 import type { AgentHost } from '../agents/agent-host.js';
 import type { AgentSettings, DeploySpec, ProviderName } from '../providers/provider.js';
-import type { ModelBackend } from '../models/model-backend.js';
 import { DEPLOYMENT_ACTOR, deploymentActorKind, type DeploymentMsg, type DeploymentView } from '../../actors/deployment-actor.js';
 import { AGENT_ACTOR, agentActorKind, type AgentMsg } from '../../actors/agent-actor.js';
 import { LocalProvider } from '../../adapters/providers/local.js';
@@ -22,24 +21,10 @@ import { createSecretVmProvider } from '../../adapters/providers/secretvm/index.
 import { deploymentRoutes } from '../routes/deployments.js';
 import { agentRoutes } from '../routes/agent.js';
 import { chatStreamHandler } from '../agents/chat-stream-ws.js';
+import { chooseModel } from '../agents/model-choice.js';
 import { createChatQuota } from './guarantees.js';
 
 const DEPLOY_TIMEOUT_MS: Record<ProviderName, number> = { local: 30_000, akash: 30 * 60_000, secret_vm: 30 * 60_000 };
-const MODEL_BACKENDS = ['scripted', 'openai', 'ollama'];
-
-/** Resolves an agent's `model` setting: "openai:gpt-4o", "ollama", "scripted", or a bare model name for PANTHERS_MODEL. */
-export function resolveModel(ctx: AppContext, setting: string): { backend: ModelBackend; model: string } {
-  const [head, ...rest] = setting.split(':');
-  let name = ctx.config.model;
-  let model = setting;
-  if (head && MODEL_BACKENDS.includes(head)) {
-    name = head as typeof name;
-    model = rest.join(':');
-  }
-  const backend = ctx.model(name);
-  if (!backend) throw new ApiError('SERVICE_UNAVAILABLE', `Model backend ${name} is not configured`, { backend: name });
-  return { backend, model: model || backend.defaultModel };
-}
 
 /** Embedded agents: the set of NFTs whose agent the local provider has started in this process. */
 class EmbeddedAgents implements AgentHost {
@@ -127,7 +112,7 @@ export const runtimeFeature: FeatureModule = (f) => {
     log: ctx.log,
     now: ctx.now,
     character: (nft) => agents.settings(nft) ?? deployments.latestForNft(nft)?.agent ?? defaultCharacter(nft, ctx.config.model),
-    model: (setting) => resolveModel(ctx, setting),
+    model: (setting) => chooseModel(setting, ctx.config.model, ctx.model),
     concurrency: ctx.config.chatConcurrency,
     historyTokenBudget: ctx.config.historyTokenBudget,
     onTurn: (outcome) => ctx.metrics.chatTurns.labels(outcome).inc(),

@@ -95,13 +95,6 @@ export function agentRoutes(deps: AgentRouteDeps): RouteDef[] {
     return nft;
   }
 
-  function ownConversation(req: Request<unknown, unknown>, nft: string, id: string): void {
-    const c = conversations.get(id);
-    if (!c || c.nft_token_id !== nft || c.wallet !== req.auth!.sub.toLowerCase()) {
-      throw new ApiError('NOT_FOUND', `Conversation ${id} not found`, { conversation_id: id });
-    }
-  }
-
   return [
     route({
       method: 'GET', path: '/health', rateClass: 'other', auth: 'none', tags: ['agent'], summary: 'Agent health check',
@@ -157,7 +150,7 @@ export function agentRoutes(deps: AgentRouteDeps): RouteDef[] {
       async handler(req) {
         const nft = await agentFor(req);
         const { conversation_id: id, limit, offset } = req.query;
-        ownConversation(req, nft, id);
+        conversations.owned(id, nft, req.auth!.sub);
         const page = conversations.page(id, limit, offset);
         return {
           messages: page.messages.map((m) => ({
