@@ -2,11 +2,11 @@ import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { test } from 'node:test';
 import { loadConfig } from '../src/config.js';
-import { ApiError } from '../src/errors.js';
 import { createAkashProvider, renderSdl, type AkashProviderOptions } from '../adapters/providers/akash/index.js';
 import { secretScrubber } from '../adapters/providers/remote-deploy.js';
 import { startFakeAkash, type FakeAkash, type FakeAkashOptions } from './fakes/akash-api.js';
 import {
+  failingDeploy,
   assertNoSecret, captureLogger, contractSpec, providerContract, recordingContext, CONTRACT_SECRET,
 } from './helpers/provider-contract.js';
 
@@ -32,18 +32,6 @@ async function setup(fakeOpts: FakeAkashOptions = {}, env: Record<string, string
   });
   const adapter = createAkashProvider(config, logs.log, { readyTimeoutMs: 800, retry: { baseDelayMs: 20, maxDelayMs: 80 }, ...opts });
   return { fake, adapter, logs, config };
-}
-
-/** Runs a deploy expected to fail; returns the error after checking nothing leaked. */
-async function failingDeploy(h: Harness, ctx = recordingContext()): Promise<ApiError> {
-  const spec = contractSpec();
-  const err = await h.adapter.deploy(spec, ctx).then(
-    () => assert.fail('deploy should have failed'),
-    (e: unknown) => e,
-  );
-  assert.ok(err instanceof ApiError, `expected an ApiError, got ${String(err)}`);
-  assertNoSecret(spec.secrets, err, h.logs.text(), ctx.steps, ctx.saved);
-  return err;
 }
 
 let contractHarness: Harness | undefined;

@@ -2,10 +2,10 @@ import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { test } from 'node:test';
 import { loadConfig } from '../src/config.js';
-import { ApiError } from '../src/errors.js';
 import { createSecretVmProvider, mapVmStatus, renderCompose, renderSecretsEnv, type SecretVmProviderOptions } from '../adapters/providers/secretvm/index.js';
 import { startFakeSecretVm, type FakeSecretVm, type FakeSecretVmOptions } from './fakes/secretvm-api.js';
 import {
+  failingDeploy,
   assertNoSecret, captureLogger, contractSpec, providerContract, recordingContext, CONTRACT_SECRET,
 } from './helpers/provider-contract.js';
 
@@ -32,17 +32,6 @@ async function setup(fakeOpts: FakeSecretVmOptions = {}, env: Record<string, str
   });
   const adapter = createSecretVmProvider(config, logs.log, { retry: { baseDelayMs: 20, maxDelayMs: 80 }, ...opts });
   return { fake, adapter, logs, config };
-}
-
-async function failingDeploy(h: Harness, ctx = recordingContext()): Promise<ApiError> {
-  const spec = contractSpec();
-  const err = await h.adapter.deploy(spec, ctx).then(
-    () => assert.fail('deploy should have failed'),
-    (e: unknown) => e,
-  );
-  assert.ok(err instanceof ApiError, `expected an ApiError, got ${String(err)}`);
-  assertNoSecret(spec.secrets, err, h.logs.text(), ctx.steps, ctx.saved);
-  return err;
 }
 
 let contractHarness: Harness | undefined;

@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { describe, it, after } from 'node:test';
 import { Writable } from 'node:stream';
 import { createLogger, type Logger } from '../../src/logger.js';
+import { ApiError } from '../../src/errors.js';
 import type { DeployContext, DeployResult, DeploySpec, ProviderAdapter, ProviderRef } from '../../src/providers/provider.js';
 
 /**
@@ -149,4 +150,22 @@ export function assertNoSecret(secrets: Record<string, string>, ...things: unkno
     .map((t) => (t instanceof Error ? `${t.message} ${JSON.stringify((t as { details?: unknown }).details ?? {})} ${t.stack ?? ''}` : typeof t === 'string' ? t : JSON.stringify(t)))
     .join('\n');
   for (const v of Object.values(secrets)) assert.ok(!text.includes(v), `secret value leaked: ...${text.slice(Math.max(0, text.indexOf(v) - 80), text.indexOf(v))}`);
+}
+
+/**
+ * Runs a deploy that must fail: returns its ApiError after checking that no secret of the spec
+ * leaked into the error, the captured logs, the progress messages or the saved references.
+ */
+export async function failingDeploy(
+  h: { adapter: ProviderAdapter; logs: { text(): string } },
+  ctx: RecordingContext = recordingContext(),
+): Promise<ApiError> {
+  const spec = contractSpec();
+  const err = await h.adapter.deploy(spec, ctx).then(
+    () => assert.fail('deploy should have failed'),
+    (e: unknown) => e,
+  );
+  assert.ok(err instanceof ApiError, `expected an ApiError, got ${String(err)}`);
+  assertNoSecret(spec.secrets, err, h.logs.text(), ctx.steps, ctx.saved);
+  return err;
 }
