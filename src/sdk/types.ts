@@ -1,3 +1,5 @@
+import type { Resources, AgentSettings } from '../providers/provider.js';
+
 /** The API's request and response shapes, as the SDK's methods take and return them. */
 
 export type Provider = 'local' | 'akash' | 'secret_vm';
@@ -41,19 +43,8 @@ export interface SessionInfo {
   access_token_expires_at?: string;
 }
 
-export interface Resources {
-  cpu: number;
-  memory_mb: number;
-  disk_mb: number;
-  gpu: number;
-}
-
-export interface AgentSettings {
-  name: string;
-  system_prompt: string;
-  model: string;
-  capabilities: string[];
-}
+// The server's own definitions (type-only: nothing of the server is bundled into the client).
+export type { Resources, AgentSettings };
 
 export interface DeployRequest {
   nft_token_id: string;
