@@ -93,6 +93,7 @@ export class DeploymentsRepo {
         `UPDATE deployments SET status = @status, progress = @progress, endpoint_url = @endpoint_url, provider_ref = @provider_ref,
          details = @details, error = @error, health = @health, updated_at = @updated_at WHERE id = @id`,
       ),
+      saveRef: db.prepare('UPDATE deployments SET provider_ref = ?, updated_at = ? WHERE id = ?'),
       event: db.prepare(
         'INSERT INTO deployment_events (deployment_id, nft_token_id, status, progress, message, created_at) VALUES (?, ?, ?, ?, ?, ?)',
       ),
@@ -162,6 +163,20 @@ export class DeploymentsRepo {
       if (this.latest.get(d.nft_token_id)?.id === d.id || !this.latest.has(d.nft_token_id)) this.remember(d.nft_token_id, d);
       return ev;
     })();
+  }
+
+  /**
+   * Writes only the provider reference of a deployment. Provider work calls it the moment a
+   * resource exists, outside the actor's message order, so it touches nothing else.
+   */
+  saveRef(nft: string, id: string, ref: ProviderRef | null, updatedAt: number): void {
+    this.stmts.saveRef.run(j(ref), updatedAt, id);
+    const cached = this.latest.get(nft);
+    if (cached && cached.id === id) {
+      cached.provider_ref = ref;
+      cached.updated_at = updatedAt;
+      this.latestJson.delete(nft);
+    }
   }
 
   private appendEvent(d: Deployment, message: string): DeploymentEvent {
