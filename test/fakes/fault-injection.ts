@@ -18,7 +18,11 @@ export type FaultKind =
   /** processes the request, then never answers */
   | 'hang-after'
   /** processes the request, then drops the connection */
-  | 'reset-after';
+  | 'reset-after'
+  /** waits delayMs, then processes and answers (a call that lands late) */
+  | 'delay'
+  /** processes the request, then answers after delayMs (a slow answer to a done deed) */
+  | 'delay-after';
 
 export interface Fault {
   method: string;
@@ -28,6 +32,8 @@ export interface Fault {
   /** how many matching calls get the fault (default 1) */
   times?: number;
   retryAfterSec?: number;
+  /** for 'delay' and 'delay-after' (default 500) */
+  delayMs?: number;
 }
 
 export interface JournalEntry {
@@ -36,6 +42,8 @@ export interface JournalEntry {
   query: URLSearchParams;
   status: number | 'hang' | 'reset';
   at: number;
+  /** the request body: parsed JSON, else the text (multipart included), undefined when empty */
+  body?: unknown;
 }
 
 export interface FakeReply {
@@ -67,7 +75,7 @@ export async function startFakeServer(handler: FakeHandler, faults: Fault[] = []
 
   async function serve(req: http.IncomingMessage, res: http.ServerResponse, body: Buffer): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://127.0.0.1');
-    const entry: JournalEntry = { method: req.method ?? 'GET', path: url.pathname, query: url.searchParams, status: 0, at: Date.now() };
+    const entry: JournalEntry = { method: req.method ?? 'GET', path: url.pathname, query: url.searchParams, status: 0, at: Date.now(), body: journalBody(body) };
     journal.push(entry);
     const fault = takeFault(faults, entry.method, url.pathname);
     if (fault?.kind === 'hang') {
@@ -84,6 +92,7 @@ export async function startFakeServer(handler: FakeHandler, faults: Fault[] = []
       send(res, { status: 500, body: { error: 'InternalServerError', message: 'upstream unavailable' } });
       return;
     }
+    if (fault?.kind === 'delay') await sleep(fault.delayMs ?? 500);
     let reply: FakeReply;
     try {
       reply = await handler(req, url, body);
@@ -99,6 +108,7 @@ export async function startFakeServer(handler: FakeHandler, faults: Fault[] = []
       req.socket.destroy();
       return;
     }
+    if (fault?.kind === 'delay-after') await sleep(fault.delayMs ?? 500);
     if (fault?.kind === '500-after') reply = { status: 500, body: { error: 'InternalServerError', message: 'transaction result unknown' } };
     entry.status = reply.status;
     send(res, reply);
@@ -145,4 +155,11 @@ export function jsonBody(body: Buffer): any {
   } catch {
     return undefined;
   }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function journalBody(body: Buffer): unknown {
+  if (body.length === 0) return undefined;
+  return jsonBody(body) ?? body.toString('utf8');
 }
