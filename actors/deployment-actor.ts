@@ -63,6 +63,9 @@ const RELEASE_BEFORE_REDEPLOY_MS = 10_000;
  * whose answer was lost): not a resource, a note that one may exist and must be looked up.
  */
 const LOOKUP_OWED: ProviderRef = { lookup_owed: true };
+/** Backoff of the retried release of a failed deployment's resource. */
+const RELEASE_RETRY_BASE_MS = 15_000;
+const RELEASE_RETRY_MAX_MS = 600_000;
 
 /** Provider work of one NFT: it belongs to the NFT, not to one incarnation of its actor. */
 interface Work {
@@ -93,6 +96,8 @@ class DeploymentBehaviour implements Behaviour<DeploymentMsg, unknown> {
   private current: Deployment | undefined;
   private healthTimer: NodeJS.Timeout | undefined;
   private healthInFlight = false;
+  private releaseRetry: NodeJS.Timeout | undefined;
+  private releaseAttempts = 0;
 
   constructor(
     private readonly nft: string,
@@ -110,11 +115,14 @@ class DeploymentBehaviour implements Behaviour<DeploymentMsg, unknown> {
   }
 
   busy(): boolean {
-    return this.work !== undefined || (this.current !== undefined && !TERMINAL.includes(this.current.status));
+    const d = this.current;
+    // A failed deployment still holding a ref has a release to retry: it stays live for its timer.
+    return this.work !== undefined || (d !== undefined && (!TERMINAL.includes(d.status) || (d.status === 'failed' && d.provider_ref !== null)));
   }
 
   stopped(why?: StopReason): void {
     if (this.healthTimer) clearInterval(this.healthTimer);
+    if (this.releaseRetry) clearTimeout(this.releaseRetry);
     this.healthTimer = undefined;
     if (this.shared.live.get(this.nft) === this) this.shared.live.delete(this.nft);
     if (why === 'crashed') {
@@ -240,6 +248,7 @@ class DeploymentBehaviour implements Behaviour<DeploymentMsg, unknown> {
    */
   private recover(confirmRunning: boolean): DeploymentView | undefined {
     const d = this.current;
+    if (d?.status === 'failed' && d.provider_ref && !this.work) this.releaseFailed(d);
     if (!d || TERMINAL.includes(d.status) || this.work) return d && deploymentView(d);
     if (d.status === 'running' && !confirmRunning) return deploymentView(d);
     if (d.status === 'stopping') this.runStop(d);
@@ -284,10 +293,22 @@ class DeploymentBehaviour implements Behaviour<DeploymentMsg, unknown> {
           // create still leaves the reference on disk and recovery resumes instead of creating again.
           // Through `shared`: after a crash of this actor the rebuilt one holds the deployment.
           saveRef: (r) => {
-            deps.repo.saveRef(nft, id, r, deps.now());
             shared.live.get(nft)?.refSaved(id, r);
+            try {
+              deps.repo.saveRef(nft, id, r, deps.now());
+            } catch (e) {
+              // Not a reason to fail the deploy (SQLITE_BUSY): the copy in memory is written with the
+              // next transition, and without it a restart looks the resource up by marker/name.
+              deps.log.warn({ nft, deployment: id, err: describe(e) }, 'could not write the provider ref now');
+            }
           },
-          saveSecret: (v) => deps.secrets.set(id, v),
+          saveSecret: (v) => {
+            try {
+              deps.secrets.set(id, v);
+            } catch (e) {
+              deps.log.warn({ nft, deployment: id, err: describe(e) }, 'could not write the provider secret now');
+            }
+          },
         });
       } finally {
         clearTimeout(timer);
@@ -395,9 +416,14 @@ class DeploymentBehaviour implements Behaviour<DeploymentMsg, unknown> {
     if (TERMINAL.includes(d.status)) return;
     this.transition(d, 'failed', d.progress, `Deployment failed: ${message}`, { error: message });
     this.stopHealthChecks();
-    // Release whatever the provider may have created before the failure.
+    this.releaseFailed(d);
+  }
+
+  /** Releases whatever the provider may have created for a failed deployment (in the background). */
+  private releaseFailed(d: Deployment): void {
     const adapter = this.deps.providers.get(d.provider);
     if (!adapter || adapter.missingConfig()) return;
+    const id = d.id;
     this.release(d, AbortSignal.timeout(this.deps.deployTimeoutMs(d.provider))).then(
       () => this.self.tell({ type: 'released', id }),
       (e: unknown) => this.self.tell({ type: 'release_failed', id, message: describe(e) }),
@@ -406,6 +432,7 @@ class DeploymentBehaviour implements Behaviour<DeploymentMsg, unknown> {
 
   private onReleased(id: string): void {
     const d = this.current;
+    this.releaseAttempts = 0;
     if (d?.id === id && d.status === 'failed') {
       if (d.provider_ref) this.markReleased(d, 'Released what the provider had created');
       return;
@@ -418,10 +445,19 @@ class DeploymentBehaviour implements Behaviour<DeploymentMsg, unknown> {
     const d = this.current;
     this.deps.log.warn({ nft: this.nft, deployment: id, err: message }, 'releasing a failed deployment failed');
     // Keep a note that something may still bill: DELETE or a redeploy releases it then.
-    if (d?.id === id && d.status === 'failed' && !d.provider_ref) {
+    if (d?.id !== id || d.status !== 'failed') return;
+    if (!d.provider_ref) {
       this.deps.repo.saveRef(this.nft, id, LOOKUP_OWED, this.deps.now());
       d.provider_ref = LOOKUP_OWED;
     }
+    // Retried with backoff while this process runs; after a restart, recovery retries it.
+    if (this.releaseRetry) clearTimeout(this.releaseRetry);
+    const delay = Math.min(RELEASE_RETRY_BASE_MS * 2 ** this.releaseAttempts++, RELEASE_RETRY_MAX_MS);
+    this.releaseRetry = setTimeout(() => {
+      this.releaseRetry = undefined;
+      this.self.tell({ type: 'resume' });
+    }, delay);
+    this.releaseRetry.unref();
   }
 
   private onStopped(id: string): void {

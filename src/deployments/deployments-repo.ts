@@ -99,8 +99,10 @@ export class DeploymentsRepo {
       ),
       events: db.prepare<[string], DeploymentEvent>('SELECT * FROM deployment_events WHERE deployment_id = ? ORDER BY id'),
       active: db.prepare<[], { n: number }>(`SELECT count(*) AS n FROM deployments WHERE status IN ('pending','deploying','running','stopping')`),
+      // Failed ones that still hold a provider ref too: their release is retried.
       unfinished: db.prepare<[], { nft_token_id: string }>(
-        `SELECT DISTINCT nft_token_id FROM deployments WHERE status IN ('pending','deploying','running','stopping')`,
+        `SELECT DISTINCT nft_token_id FROM deployments
+         WHERE status IN ('pending','deploying','running','stopping') OR (status = 'failed' AND provider_ref IS NOT NULL)`,
       ),
     };
   }
@@ -195,7 +197,7 @@ export class DeploymentsRepo {
     return this.stmts.active.get()!.n;
   }
 
-  /** NFTs whose latest deployment was interrupted mid-lifecycle (for restart recovery). */
+  /** NFTs whose deployment was interrupted mid-lifecycle or still holds a resource to release (restart recovery). */
   unfinishedNfts(): string[] {
     return this.stmts.unfinished.all().map((r) => r.nft_token_id);
   }

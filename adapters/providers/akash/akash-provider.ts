@@ -84,6 +84,9 @@ export class AkashProvider implements ProviderAdapter {
     const signal = ctx.signal;
     let ref: AkashRef = pickRef(ctx.ref);
     let leased = false;
+    // The process lost track of a create it may have sent: look for it before creating, and
+    // once more when running (a create still being processed may land after the first look).
+    const lostCreate = ctx.resuming === true && !ref.dseq;
     const stored = storedManifest(ctx.secret);
     if (stored && !this.manifests.has(stored.dseq)) this.manifests.set(stored.dseq, stored.manifest);
 
@@ -109,7 +112,7 @@ export class AkashProvider implements ProviderAdapter {
 
     if (!ref.dseq) {
       // A create may have gone out before the process lost track of it: never leave it open.
-      if (ctx.resuming) await this.closeStrays(spec.deploymentId, undefined, signal);
+      if (lostCreate) await this.closeStrays(spec.deploymentId, undefined, signal);
       const created = await this.create(spec, signal);
       ref = { dseq: created.dseq };
       // The manifest first, then the ref: a ref on disk always has its manifest next to it.
@@ -131,8 +134,7 @@ export class AkashProvider implements ProviderAdapter {
     }
 
     const { uri, lease } = await this.waitForReady(dseq, signal, progress);
-    // A create the previous process sent may have landed after our look-up: close it now.
-    if (ctx.resuming) await this.closeStrays(spec.deploymentId, dseq, signal);
+    if (lostCreate) await this.closeStrays(spec.deploymentId, dseq, signal);
     const endpointUrl = /^[a-z][a-z0-9+.-]*:\/\//i.test(uri) ? uri : `http://${uri}`;
     this.log.info({ deployment_id: spec.deploymentId, dseq, endpoint: endpointUrl }, 'Akash agent ready');
     return {
@@ -223,7 +225,8 @@ export class AkashProvider implements ProviderAdapter {
 
   async findCreated(spec: DeploySpec, signal?: AbortSignal): Promise<ProviderRef[]> {
     if (this.missingConfig()) return [];
-    const found = await this.findByMarker(spec.deploymentId, signal ?? new AbortController().signal, { leased: true });
+    // Unleased only: a lease is made only after the dseq was saved, so a leased one is in the ref.
+    const found = await this.findByMarker(spec.deploymentId, signal ?? new AbortController().signal);
     return found.map((dseq) => ({ dseq }));
   }
 
