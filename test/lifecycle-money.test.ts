@@ -8,6 +8,9 @@ import { signInProcess } from './helpers/process-sign-in.js';
 import { startFakeAkash, type FakeAkash } from './fakes/akash-api.js';
 import { startFakeSecretVm } from './fakes/secretvm-api.js';
 import type { JournalEntry } from './fakes/fault-injection.js';
+import { loadConfig } from '../src/config.js';
+import { createAkashProvider } from '../adapters/providers/akash/index.js';
+import { captureLogger, contractSpec, recordingContext } from './helpers/provider-contract.js';
 
 /**
  * "Nothing is left billing after a stop; nothing is done twice by a retry": each case of the
@@ -221,6 +224,69 @@ describe('restart (SIGKILL) while a create is in flight', () => {
     }
   });
 
+  test('akash, a console that does not return the SDL: the lost create is recognised by its manifest hash and closed', async () => {
+    const fake = await startFakeAkash({ apiKey: 'k', sdlReadBack: false, faults: [{ method: 'POST', path: '/v1/deployments', kind: 'hang-after' }] });
+    const dir = tempDir();
+    // The same SDL after the restart (as in production, where the public URL does not change with the port).
+    const env = serveEnv(dir, akashEnv(fake, 'k', { PANTHERS_AKASH_POLL_MS: '50', PANTHERS_PUBLIC_URL: 'http://orchestrator.test' }));
+    let srv: ServerProcess | undefined = await spawnCli(['serve'], env);
+    try {
+      const token = await signInProcess(srv.url, dir, '1213');
+      const r = await request(srv.url, 'POST', '/v1/deployments', { token, body: { nft_token_id: '1213', provider: 'akash' } });
+      assert.equal(r.status, 202, r.text);
+      await waitFor(() => fake.counts.deploymentsCreated === 1);
+      srv.child.kill('SIGKILL');
+      await srv.exited;
+      const [lost] = fake.deployments.values();
+      srv = await spawnCli(['serve'], env);
+      const done = await processStatus(srv, '1213', token, ['running', 'failed']);
+      assert.equal(done.status, 'running', JSON.stringify(done));
+      await waitFor(() => lost!.state === 'closed', 5_000);
+      assert.notEqual(done.details.dseq, lost!.dseq);
+      assert.equal(fake.activeDeployments().length, 1, 'one open deployment');
+      assert.equal(calls(fake.journal, 'DELETE', new RegExp(`^/v1/deployments/${lost!.dseq}$`)).length, 1);
+    } finally {
+      await stopProcess(srv);
+      await fake.close();
+    }
+  });
+
+  test('a failed deployment whose release failed is released by restart recovery', async () => {
+    const fake = await startFakeAkash({
+      apiKey: 'k', insufficientFunds: 'lease',
+      faults: [{ method: 'DELETE', path: '/v1/deployments/', kind: '500', times: 1_000 }],
+    });
+    const dir = tempDir();
+    const env = serveEnv(dir, akashEnv(fake, 'k', { PANTHERS_AKASH_POLL_MS: '20', PANTHERS_PROVIDER_TIMEOUT_MS: '500' }));
+    let srv: ServerProcess | undefined = await spawnCli(['serve'], env);
+    try {
+      const token = await signInProcess(srv.url, dir, '1214');
+      const r = await request(srv.url, 'POST', '/v1/deployments', { token, body: { nft_token_id: '1214', provider: 'akash' } });
+      assert.equal(r.status, 202, r.text);
+      await processStatus(srv, '1214', token, ['failed']);
+      await waitFor(() => fake.calls('DELETE', '/v1/deployments/') >= 10, 30_000); // the adapter's close and the actor's release
+      srv.child.kill('SIGKILL');
+      await srv.exited;
+      const [dep] = fake.deployments.values();
+      assert.equal(dep!.state, 'active', 'left open by the failed releases');
+      fake.faults.splice(0);
+      srv = await spawnCli(['serve'], env);
+      await waitFor(() => dep!.state === 'closed', 15_000);
+      await waitFor(() => {
+        const db = new Database(path.join(dir, 'panthers.db'), { readonly: true });
+        try {
+          return (db.prepare('SELECT provider_ref FROM deployments WHERE id = ?').get(r.body.deployment_id) as { provider_ref: string | null }).provider_ref === null;
+        } finally {
+          db.close();
+        }
+      });
+      assert.equal(fake.activeDeployments().length, 0);
+    } finally {
+      await stopProcess(srv);
+      await fake.close();
+    }
+  });
+
   test('secret_vm: recovery without a saved VM id finds it by name and adopts it; one VM', async () => {
     const fake = await startFakeSecretVm({ apiKey: 'svm', faults: [{ method: 'POST', path: '/api/vm/create', kind: 'hang-after' }] });
     const dir = tempDir();
@@ -330,4 +396,30 @@ describe('a crash of the DeploymentActor', () => {
       await fake.close();
     }
   });
+});
+
+test('akash adapter: a new adapter given the saved manifest leases the deployment it was given, without a close or a create', async () => {
+  const fake = await startFakeAkash({ apiKey: 'k', bidsAfterPolls: 1_000_000 });
+  try {
+    const config = loadConfig({ PANTHERS_AKASH_API_URL: fake.url, PANTHERS_AKASH_API_KEY: 'k', PANTHERS_AKASH_POLL_MS: '15', PANTHERS_AKASH_BID_TIMEOUT_MS: '60000' });
+    const logs = captureLogger();
+    const spec = contractSpec();
+    const abort = new AbortController();
+    let secret: string | null = null;
+    const ctx = { ...recordingContext(undefined, abort.signal), saveSecret: (v: string | null) => { secret = v; } };
+    const pending = createAkashProvider(config, logs.log, { readyTimeoutMs: 2000 }).deploy(spec, ctx).catch((e: unknown) => e);
+    await waitFor(() => ctx.saved.length > 0 && secret !== null);
+    abort.abort(); // the process "dies" while waiting for bids
+    await pending;
+    fake.opts.bidsAfterPolls = 1;
+    const ctx2 = { ...recordingContext(ctx.saved[0]), resuming: true, secret: secret!, saveSecret: (v: string | null) => { secret = v; } };
+    const result = await createAkashProvider(config, logs.log, { readyTimeoutMs: 2000 }).deploy(spec, ctx2);
+    assert.equal(result.ref.dseq, ctx.saved[0]!.dseq);
+    assert.equal(calls(fake.journal, 'POST', CREATE_AKASH).length, 1);
+    assert.equal(calls(fake.journal, 'DELETE', ONE_AKASH).length, 0);
+    assert.equal(secret, null, 'the manifest is dropped once leased');
+    assert.ok(!logs.text().includes(String(spec.secrets.PANTHERS_OPENAI_API_KEY)));
+  } finally {
+    await fake.close();
+  }
 });

@@ -31,6 +31,11 @@ export interface FakeAkashOptions {
   /** a create answers 400 and quotes the SDL back (a provider echoing what it got) */
   echoSdlInError?: boolean;
   faults?: Fault[];
+  /**
+   * false: GET /v1/deployments/{dseq} returns no consoleSettings.sdl, as the console's
+   * DeploymentResponseSchema (apps/api/src/deployment/http-schemas/deployment.schema.ts) has none
+   */
+  sdlReadBack?: boolean;
 }
 
 export interface FakeLease {
@@ -146,6 +151,7 @@ export async function startFakeAkash(opts: FakeAkashOptions = {}): Promise<FakeA
           l.statusPolls++;
           if (opts.insufficientFunds === 'status' && l.state === 'active') l.state = 'insufficient_funds';
         }
+        if (opts.sdlReadBack === false) return { status: 200, body: { data: deploymentView(d, true) } };
         return { status: 200, body: { data: { ...deploymentView(d, true), consoleSettings: { sdl: d.sdl, manifestVersion: 'dmVyc2lvbg==' } } } };
       }
       if (method === 'DELETE') {

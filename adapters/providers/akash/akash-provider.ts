@@ -87,6 +87,7 @@ export class AkashProvider implements ProviderAdapter {
     // The process lost track of a create it may have sent: look for it before creating, and
     // once more when running (a create still being processed may land after the first look).
     const lostCreate = ctx.resuming === true && !ref.dseq;
+    let manifest: string | undefined;
     const stored = storedManifest(ctx.secret);
     if (stored && !this.manifests.has(stored.dseq)) this.manifests.set(stored.dseq, stored.manifest);
 
@@ -112,8 +113,9 @@ export class AkashProvider implements ProviderAdapter {
 
     if (!ref.dseq) {
       // A create may have gone out before the process lost track of it: never leave it open.
-      if (lostCreate) await this.closeStrays(spec.deploymentId, undefined, signal);
+      if (lostCreate) await this.closeStrays(spec.deploymentId, undefined, undefined, signal);
       const created = await this.create(spec, signal);
+      manifest = created.manifest;
       ref = { dseq: created.dseq };
       // The manifest first, then the ref: a ref on disk always has its manifest next to it.
       ctx.saveSecret?.(JSON.stringify(created));
@@ -134,7 +136,7 @@ export class AkashProvider implements ProviderAdapter {
     }
 
     const { uri, lease } = await this.waitForReady(dseq, signal, progress);
-    if (lostCreate) await this.closeStrays(spec.deploymentId, dseq, signal);
+    if (lostCreate) await this.closeStrays(spec.deploymentId, dseq, manifest, signal);
     const endpointUrl = /^[a-z][a-z0-9+.-]*:\/\//i.test(uri) ? uri : `http://${uri}`;
     this.log.info({ deployment_id: spec.deploymentId, dseq, endpoint: endpointUrl }, 'Akash agent ready');
     return {
@@ -213,9 +215,12 @@ export class AkashProvider implements ProviderAdapter {
     return [...found];
   }
 
-  /** Closes the unleased deployments carrying this deployment's marker, except `keep`. */
-  private async closeStrays(deploymentId: string, keep: string | undefined, signal: AbortSignal): Promise<void> {
-    const manifest = keep === undefined ? undefined : this.manifests.get(keep);
+  /**
+   * Closes the unleased deployments carrying this deployment's marker, except `keep`. With the
+   * manifest of our own create, twins are recognised by hash too (same SDL, same manifest), which
+   * works where the console does not return the SDL.
+   */
+  private async closeStrays(deploymentId: string, keep: string | undefined, manifest: string | undefined, signal: AbortSignal): Promise<void> {
     for (const dseq of await this.findByMarker(deploymentId, signal, { manifest })) {
       if (dseq === keep) continue;
       this.log.warn({ deployment_id: deploymentId, dseq }, 'closing an Akash deployment an earlier attempt created');
