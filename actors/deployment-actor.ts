@@ -115,9 +115,7 @@ class DeploymentBehaviour implements Behaviour<DeploymentMsg, unknown> {
   }
 
   busy(): boolean {
-    const d = this.current;
-    // A failed deployment still holding a ref has a release to retry: it stays live for its timer.
-    return this.work !== undefined || (d !== undefined && (!TERMINAL.includes(d.status) || (d.status === 'failed' && d.provider_ref !== null)));
+    return this.work !== undefined || owesWork(this.current);
   }
 
   stopped(why?: StopReason): void {
@@ -127,7 +125,7 @@ class DeploymentBehaviour implements Behaviour<DeploymentMsg, unknown> {
     if (this.shared.live.get(this.nft) === this) this.shared.live.delete(this.nft);
     if (why === 'crashed') {
       // Provider work goes on and reports to the rebuilt actor; what no work drives, it resumes.
-      if (this.current && !TERMINAL.includes(this.current.status)) this.self.tell({ type: 'resume' });
+      if (owesWork(this.current)) this.self.tell({ type: 'resume' });
       return;
     }
     this.work?.controller.abort();
@@ -444,13 +442,20 @@ class DeploymentBehaviour implements Behaviour<DeploymentMsg, unknown> {
   private onReleaseFailed(id: string, message: string): void {
     const d = this.current;
     this.deps.log.warn({ nft: this.nft, deployment: id, err: message }, 'releasing a failed deployment failed');
-    // Keep a note that something may still bill: DELETE or a redeploy releases it then.
     if (d?.id !== id || d.status !== 'failed') return;
+    this.oweRelease(d);
+  }
+
+  /**
+   * Something may still bill: the row keeps its ref (or a note that a look-up is owed), and the
+   * release is retried with backoff while this process runs; after a restart, recovery retries it.
+   * DELETE or a redeploy releases it too.
+   */
+  private oweRelease(d: Deployment): void {
     if (!d.provider_ref) {
-      this.deps.repo.saveRef(this.nft, id, LOOKUP_OWED, this.deps.now());
+      this.deps.repo.saveRef(this.nft, d.id, LOOKUP_OWED, this.deps.now());
       d.provider_ref = LOOKUP_OWED;
     }
-    // Retried with backoff while this process runs; after a restart, recovery retries it.
     if (this.releaseRetry) clearTimeout(this.releaseRetry);
     const delay = Math.min(RELEASE_RETRY_BASE_MS * 2 ** this.releaseAttempts++, RELEASE_RETRY_MAX_MS);
     this.releaseRetry = setTimeout(() => {
@@ -471,12 +476,8 @@ class DeploymentBehaviour implements Behaviour<DeploymentMsg, unknown> {
     const d = this.current;
     if (!d || d.id !== id || d.status !== 'stopping') return;
     this.stopHealthChecks();
-    // The ref stays (or a look-up is owed): DELETE again retries the release.
-    if (!d.provider_ref) {
-      this.deps.repo.saveRef(this.nft, id, LOOKUP_OWED, this.deps.now());
-      d.provider_ref = LOOKUP_OWED;
-    }
-    this.transition(d, 'failed', d.progress, `Stopping failed: ${message}; DELETE again to retry`, { error: `stop failed: ${message}` });
+    this.transition(d, 'failed', d.progress, `Stopping failed: ${message}; retried in the background, or DELETE again`, { error: `stop failed: ${message}` });
+    this.oweRelease(d);
   }
 
   private startHealthChecks(): void {
@@ -533,6 +534,14 @@ function describe(e: unknown): string {
   if (e instanceof ApiError) return e.message;
   if (e instanceof Error) return e.name === 'AbortError' || e.name === 'TimeoutError' ? 'the provider did not answer in time' : e.message;
   return String(e);
+}
+
+/**
+ * Mid-lifecycle, or failed while still holding a provider ref (a release to retry): such an actor
+ * is never passivated, and after a crash it resumes.
+ */
+function owesWork(d: Deployment | undefined): boolean {
+  return d !== undefined && (!TERMINAL.includes(d.status) || (d.status === 'failed' && d.provider_ref !== null));
 }
 
 /** Identity of a provider resource across ref shapes (a saved Akash ref has lease ids, a found one only the dseq). */
