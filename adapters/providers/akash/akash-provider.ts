@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Config } from '../../../src/config.js';
 import type { Logger } from '../../../src/logger.js';
 import type {
@@ -7,7 +8,6 @@ import { checkHealth, sleep, type RetryPolicy, type CallLimiter } from '../http-
 import {
   deployFailure, mayHaveHappened, progressReporter, resourceName, secretScrubber, toProviderError,
 } from '../remote-deploy.js';
-import { createHash } from 'node:crypto';
 import { AkashApi, type AkashDeployment, type AkashLease, type Bid, type BidId, type CreatedDeployment } from './akash-api.js';
 import { AKASH_SERVICE, deploymentMarker, renderSdl } from './sdl.js';
 
@@ -185,13 +185,13 @@ export class AkashProvider implements ProviderAdapter {
   }
 
   /**
-   * Open deployments of this API key's owner that carry our deployment's marker (by default only
-   * unleased ones: what a lost create leaves). Two ways to recognise one: the SDL the console kept
+   * Open, unleased deployments of this API key's owner that carry our deployment's marker (what
+   * a lost create leaves: a lease is only made after the dseq was saved). Two ways to recognise one: the SDL the console kept
    * (consoleSettings.sdl, where the console returns it) holds the marker line, or its on-chain
    * `hash` (the manifest version: sha256 of the sorted manifest JSON, apps/api deployment-writer
    * create()) equals that of a manifest we hold for this deployment (same SDL, same manifest).
    */
-  private async findByMarker(deploymentId: string, signal: AbortSignal, opts: { leased?: boolean; manifest?: string } = {}): Promise<string[]> {
+  private async findByMarker(deploymentId: string, signal: AbortSignal, opts: { manifest?: string } = {}): Promise<string[]> {
     const marker = deploymentMarker(deploymentId);
     const hash = opts.manifest === undefined ? undefined : manifestHash(opts.manifest);
     const candidates: string[] = [];
@@ -199,7 +199,7 @@ export class AkashProvider implements ProviderAdapter {
     for (let page = 0; page < LIST_PAGES; page++) {
       const { deployments, hasMore } = await this.api.listDeployments(page * LIST_PAGE, LIST_PAGE, signal);
       for (const d of deployments) {
-        if (d.deployment?.state !== 'active' || (!opts.leased && (d.leases ?? []).length > 0)) continue;
+        if (d.deployment?.state !== 'active' || (d.leases ?? []).length > 0) continue;
         const dseq = String(d.deployment.id.dseq);
         if (hash !== undefined && d.deployment.hash === hash) found.add(dseq);
         else candidates.push(dseq);
@@ -230,7 +230,6 @@ export class AkashProvider implements ProviderAdapter {
 
   async findCreated(spec: DeploySpec, signal?: AbortSignal): Promise<ProviderRef[]> {
     if (this.missingConfig()) return [];
-    // Unleased only: a lease is made only after the dseq was saved, so a leased one is in the ref.
     const found = await this.findByMarker(spec.deploymentId, signal ?? new AbortController().signal);
     return found.map((dseq) => ({ dseq }));
   }
