@@ -287,6 +287,34 @@ describe('restart (SIGKILL) while a create is in flight', () => {
     }
   });
 
+  test('akash: DELETE mid-create, then SIGKILL before the create answered: recovery closes it by marker and ends stopped', async () => {
+    const fake = await startFakeAkash({ apiKey: 'k', faults: [{ method: 'POST', path: '/v1/deployments', kind: 'hang-after' }] });
+    const dir = tempDir();
+    const env = serveEnv(dir, akashEnv(fake, 'k', { PANTHERS_AKASH_POLL_MS: '50' }));
+    let srv: ServerProcess | undefined = await spawnCli(['serve'], env);
+    try {
+      const token = await signInProcess(srv.url, dir, '1215');
+      const r = await request(srv.url, 'POST', '/v1/deployments', { token, body: { nft_token_id: '1215', provider: 'akash' } });
+      assert.equal(r.status, 202, r.text);
+      await waitFor(() => fake.counts.deploymentsCreated === 1);
+      const del = await request(srv.url, 'DELETE', '/v1/deployments/1215', { token });
+      assert.equal(del.body.status, 'stopping');
+      srv.child.kill('SIGKILL');
+      await srv.exited;
+      const [dep] = fake.deployments.values();
+      assert.equal(dep!.state, 'active');
+      srv = await spawnCli(['serve'], env);
+      const done = await processStatus(srv, '1215', token, ['stopped', 'failed']);
+      assert.equal(done.status, 'stopped', JSON.stringify(done));
+      assert.equal(dep!.state, 'closed', 'the create that was in flight is closed');
+      assert.equal(calls(fake.journal, 'POST', CREATE_AKASH).length, 1, 'never created again');
+      assert.equal(fake.activeDeployments().length, 0);
+    } finally {
+      await stopProcess(srv);
+      await fake.close();
+    }
+  });
+
   test('secret_vm: recovery without a saved VM id finds it by name and adopts it; one VM', async () => {
     const fake = await startFakeSecretVm({ apiKey: 'svm', faults: [{ method: 'POST', path: '/api/vm/create', kind: 'hang-after' }] });
     const dir = tempDir();
