@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { spawnCli, tempDir, request, waitFor, startServer, type ServerProcess } from './helpers/server.js';
-import { newEvmWallet, signIn, type EvmTestWallet } from './helpers/wallets.js';
+import { newEvmWallet, signIn } from './helpers/wallets.js';
 import { openWs } from './helpers/ws.js';
 import { signInProcess } from './helpers/process-sign-in.js';
 import { startFakeAkash } from './fakes/akash-api.js';

@@ -107,7 +107,7 @@ export async function startFakeAkash(opts: FakeAkashOptions = {}): Promise<FakeA
 
   function deploymentView(d: FakeDeployment, withStatus: boolean) {
     return {
-      // hash: the manifest version, sha256 of the sorted manifest JSON (console deployment-writer create()).
+      // hash: the manifest version, sha256 of the manifest JSON the create returned (console deployment-writer create()).
       deployment: { id: { owner: d.owner, dseq: d.dseq }, state: d.state, hash: createHash('sha256').update(d.manifest).digest('base64'), created_at: d.createdAt },
       leases: d.leases.map((l) => leaseView(d, l, withStatus)),
       escrow_account: { id: { scope: 'deployment', xid: `${d.owner}/${d.dseq}` }, state: { owner: d.owner, state: d.state === 'active' ? 'open' : 'closed', transferred: [], settled_at: '0', funds: [], deposits: [] } },

@@ -19,8 +19,6 @@ export type FaultKind =
   | 'hang-after'
   /** processes the request, then drops the connection */
   | 'reset-after'
-  /** waits delayMs, then processes and answers (a call that lands late) */
-  | 'delay'
   /** processes the request, then answers after delayMs (a slow answer to a done deed) */
   | 'delay-after';
 
@@ -32,7 +30,7 @@ export interface Fault {
   /** how many matching calls get the fault (default 1) */
   times?: number;
   retryAfterSec?: number;
-  /** for 'delay' and 'delay-after' (default 500) */
+  /** for 'delay-after' (default 500) */
   delayMs?: number;
 }
 
@@ -92,7 +90,6 @@ export async function startFakeServer(handler: FakeHandler, faults: Fault[] = []
       send(res, { status: 500, body: { error: 'InternalServerError', message: 'upstream unavailable' } });
       return;
     }
-    if (fault?.kind === 'delay') await sleep(fault.delayMs ?? 500);
     let reply: FakeReply;
     try {
       reply = await handler(req, url, body);
