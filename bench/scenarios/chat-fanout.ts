@@ -5,7 +5,7 @@ import { CHAT_MESSAGE } from '../lib/world.js';
 import { joinNotes, rounds, type BenchContext, type Scenario } from '../lib/context.js';
 import type { Target } from '../lib/servers.js';
 
-const PEERS = ['uws-raw', 'fastify', 'socketio'] as const;
+const PEERS = ['uws-raw', 'fastify', 'socketio', 'express-socketio'] as const;
 /** A capacity step passes when p99 lateness stays under this and every chunk arrives in order. */
 export const LATENESS_LIMIT_MS = 50;
 
@@ -77,7 +77,8 @@ export const chatFanout: Scenario = {
     const { sizes, world, tools } = ctx;
     const missing = world.missingFor(this.needs);
     const who = [...(missing ? [] : ['project']), ...PEERS];
-    const protocolOf = (w: string) => (w === 'socketio' ? 'socketio' : 'ws') as 'ws' | 'socketio';
+    // Socket.IO peers speak its protocol (the same events); the project and the rest plain WS.
+    const protocolOf = (w: string) => (w.includes('socketio') ? 'socketio' : 'ws') as 'ws' | 'socketio';
     const C = sizes.fanoutClients;
     const cpu = new Samples();
     const late = new Samples();
