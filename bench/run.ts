@@ -6,6 +6,7 @@ import { detectTools, TASKSET_MISSING_HINT, WRK_MISSING_HINT } from './lib/tools
 import { FULL, QUICK, type BenchContext, type Scenario } from './lib/context.js';
 import { machineInfo, writeReport, type BenchReport, type MetricResult } from './lib/results.js';
 import { renderTable } from './lib/table.js';
+import { writeSvg } from './lib/chart.js';
 import { World } from './lib/world.js';
 import { CLI } from './lib/servers.js';
 import { httpAuthGet } from './scenarios/http-auth-get.js';
@@ -19,7 +20,7 @@ import { coldStart } from './scenarios/cold-start.js';
 /**
  * `npm run bench` (full) and `npm run bench -- --quick` (under 60 s): runs the project and its
  * peers on 127.0.0.1, interleaved round by round, prints a table and writes
- * bench/results/latest.json. A benchmark, never a timed test: nothing here asserts a speed.
+ * bench/results/latest.json and latest.svg (the chart). A benchmark, never a timed test: nothing here asserts a speed.
  */
 const SCENARIOS: Scenario[] = [httpAuthGet, chatFanout, sseStream, login, actors, sqliteWrites, coldStart];
 
@@ -109,11 +110,12 @@ async function main(): Promise<number> {
   }
   report.finished_at = new Date().toISOString();
   writeReport(out, report);
+  const svg = writeSvg(out, report);
   console.log('');
   console.log(renderTable(report.scenarios));
   console.log('');
   console.log(`ratio = project / peer, median of the per-round ratios; read it with the "better" direction in ${path.relative(process.cwd(), out) || out}`);
-  console.log(`[bench] finished in ${((Date.now() - started) / 1000).toFixed(1)} s; results in ${out}`);
+  console.log(`[bench] finished in ${((Date.now() - started) / 1000).toFixed(1)} s; results in ${out}, chart in ${svg}`);
   if (errors.length) {
     console.log(`[bench] harness or peer errors (the figures above miss them):\n  ${errors.join('\n  ')}`);
     return 1;

@@ -87,4 +87,29 @@ test('npm run bench -- --quick exits 0, prints the table and writes results JSON
       }
     }
   }
+
+  // The chart beside the results: one self-contained SVG, a panel per charted metric, goal lines.
+  const svg = fs.readFileSync(out.replace(/\.json$/, '.svg'), 'utf8');
+  assert.match(svg, /^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
+  assert.doesNotMatch(svg, /<script|href=/, 'no scripts, nothing fetched');
+  assert.match(svg, /http_auth_get · requests_per_s/);
+  assert.match(svg, /express-socketio/);
+  assert.match(svg, /stroke-dasharray/, 'goals drawn as lines');
+});
+
+test('the chart escapes what it prints and marks met and missed goals', async () => {
+  const { renderSvg } = await import('../bench/lib/chart.js');
+  const row = (project: number, uws: number) => ({
+    name: 'chat_fanout', metric: 'cpu_pct', unit: '% core <x>', better: 'lower' as const, project,
+    peers: { 'uws-raw': uws }, ratios: { 'uws-raw': project / uws },
+  });
+  const report = { machine: { hostname: 'h', cpus: 2, cpu_model: 'c', memory_gb: 1, kernel: 'k', pinned: true, wrk: true }, node: 'v20', started_at: new Date().toISOString(), mode: 'quick' as const };
+  const met = renderSvg({ ...report, scenarios: [row(12, 10)] });
+  assert.match(met, /% core &lt;x&gt;/);
+  assert.match(met, /1\.20x uws-raw/);
+  assert.match(met, /&lt;= 1\.3x uws-raw \(met\)/);
+  assert.match(met, /stroke="#1a7f37"/);
+  const missed = renderSvg({ ...report, scenarios: [row(20, 10)] });
+  assert.match(missed, /\(missed\)/);
+  assert.match(missed, /stroke="#cf222e" stroke-width="2"/);
 });
