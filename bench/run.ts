@@ -7,6 +7,7 @@ import { FULL, QUICK, type BenchContext, type Scenario } from './lib/context.js'
 import { machineInfo, writeReport, type BenchReport, type MetricResult } from './lib/results.js';
 import { renderTable } from './lib/table.js';
 import { writeSvg } from './lib/chart.js';
+import { profileNodeArgs, renderProfile, summarizeProfiles } from './lib/profile.js';
 import { World } from './lib/world.js';
 import { CLI } from './lib/servers.js';
 import { httpAuthGet } from './scenarios/http-auth-get.js';
@@ -28,7 +29,10 @@ const HELP = `Usage: npm run bench [-- options]
   --quick            small and short (1 round, about a second per figure; under 60 s in all)
   --only=a,b         run only these scenarios (${SCENARIOS.map((s) => s.name).join(', ')})
   --rounds=N         interleaved rounds (default 5, quick 1)
-  --out=FILE         results file (default bench/results/latest.json)`;
+  --out=FILE         results file (default bench/results/latest.json)
+  --participants=a,b measure only these (project, uws-raw, fastify, socketio, express-socketio, sqlite-raw)
+  --profile[=DIR]    run the project under --cpu-prof (profiles in DIR/<scenario>, default
+                     bench/results/profiles) and print where its CPU time went per scenario`;
 
 function arg(name: string): string | undefined {
   const a = process.argv.slice(2).find((x) => x === `--${name}` || x.startsWith(`--${name}=`));
@@ -57,6 +61,11 @@ async function main(): Promise<number> {
     console.error(`${CLI} not found: build first (npm run build)`);
     return 2;
   }
+
+  const participants = arg('participants')?.split(',').filter(Boolean);
+  const profile = arg('profile');
+  const profileRoot = profile === undefined ? undefined : path.resolve(profile || path.join(repoRoot, 'bench/results/profiles'));
+  if (profileRoot) fs.rmSync(profileRoot, { recursive: true, force: true });
 
   const tools = detectTools();
   if (!tools.wrk) console.log(`[bench] ${WRK_MISSING_HINT}`);
@@ -91,7 +100,12 @@ async function main(): Promise<number> {
     for (const s of selected) {
       const t0 = Date.now();
       console.log(`[bench] ${s.name}: running`);
-      const ctx: BenchContext = { tools, quick, sizes, world, errors, progress: (m) => console.log(`[bench] ${s.name}: ${m}`) };
+      const profileDir = profileRoot && path.join(profileRoot, s.name);
+      world.projectNodeArgs = profileDir ? profileNodeArgs(profileDir) : [];
+      const ctx: BenchContext = {
+        tools, quick, sizes, world, errors, participants,
+        progress: (m) => console.log(`[bench] ${s.name}: ${m}`),
+      };
       let rows: MetricResult[];
       try {
         rows = await s.run(ctx);
@@ -103,6 +117,12 @@ async function main(): Promise<number> {
       }
       report.scenarios.push(...rows);
       writeReport(out, report);
+      const prof = profileDir && summarizeProfiles(profileDir);
+      if (prof) {
+        const text = renderProfile(prof);
+        fs.writeFileSync(path.join(profileDir, 'summary.txt'), text + '\n');
+        console.log(`[bench] ${s.name}: project profile (${profileDir})\n${text}`);
+      }
       console.log(`[bench] ${s.name}: done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     }
   } finally {

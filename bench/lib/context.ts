@@ -68,11 +68,14 @@ export interface BenchContext {
   progress(msg: string): void;
   /** failures of the harness or a peer (the run exits non-zero): the project's own are notes */
   errors: string[];
+  /** --participants: measure only these */
+  participants?: readonly string[];
 }
 
 /** Runs the rounds and returns the note the project's failure leaves (peer failures go to ctx.errors). */
 export async function rounds(ctx: BenchContext, who: readonly string[], fn: (who: string, round: number) => Promise<void>): Promise<string | undefined> {
-  const f = await interleaved(ctx.sizes.rounds, who, fn, new Failures(), ctx.progress);
+  const only = ctx.participants;
+  const f = await interleaved(ctx.sizes.rounds, only ? who.filter((w) => only.includes(w)) : who, fn, new Failures(), ctx.progress);
   ctx.errors.push(...f.peerErrors());
   return f.projectNote();
 }

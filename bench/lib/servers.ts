@@ -33,13 +33,15 @@ export interface ProjectOptions {
   dataDir: string;
   delayMs: number;
   env?: Record<string, string>;
+  /** node flags before the script (e.g. --cpu-prof) */
+  nodeArgs?: string[];
 }
 
 /** `node dist/bin/panthers.js serve` with the scripted model, rate limits off, on an ephemeral port. */
 export async function startProject(tools: Tools, o: ProjectOptions): Promise<Target> {
   // LOG_LEVEL=warn hides the "listening" line (info): pick the port here and poll /health instead.
   const port = await freePort();
-  const proc = spawnProc(tools, process.execPath, [CLI, 'serve'], {
+  const proc = spawnProc(tools, process.execPath, [...(o.nodeArgs ?? []), CLI, 'serve'], {
     cpu: tools.serverCpu,
     env: {
       PORT: String(port),
@@ -62,21 +64,23 @@ export async function startProject(tools: Tools, o: ProjectOptions): Promise<Tar
     await proc.stop(500);
     throw e;
   }
-  return { who: 'project', url, port, proc, stop: () => stopServer(proc, port) };
+  // A profiled process writes its profile on exit: wait for that rather than kill it.
+  const profiled = o.nodeArgs?.includes('--cpu-prof') ?? false;
+  return { who: 'project', url, port, proc, stop: () => stopServer(proc, port, profiled ? 15_000 : 3000, profiled) };
 }
 
 /**
  * SIGTERM, then wait for the process to exit; once its port refuses connections its shutdown
  * is done but for lingering timers, so after a short grace it is killed rather than waited on.
  */
-export async function stopServer(proc: Proc, port: number, graceMs = 3000): Promise<void> {
+export async function stopServer(proc: Proc, port: number, graceMs = 3000, awaitExit = false): Promise<void> {
   proc.child.kill('SIGTERM');
   const until = performance.now() + graceMs;
   let exited = false;
   void proc.exited.then(() => (exited = true));
   while (!exited && performance.now() < until) {
     if (!(await accepts(port))) {
-      await Promise.race([proc.exited, sleep(300)]);
+      await Promise.race([proc.exited, sleep(awaitExit ? Math.max(0, until - performance.now()) : 300)]);
       break;
     }
     await sleep(20);

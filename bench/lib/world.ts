@@ -38,6 +38,8 @@ export class World {
   readonly chunksFile: string;
   readonly jwkFile: string;
   readonly deploymentFile: string;
+  /** node flags of every project server started from now on (--profile sets --cpu-prof) */
+  projectNodeArgs: string[] = [];
 
   constructor(private readonly tools: Tools) {
     this.root = tempDir('panthers-bench-');
@@ -153,7 +155,7 @@ export class World {
 
   /** Starts the project on the prepared data dir; with `deployed`, waits for its deployment to run. */
   async startProject(delayMs: number, deployed: boolean, env?: Record<string, string>): Promise<Target> {
-    const t = await startProject(this.tools, { dataDir: this.projectDir, delayMs, env });
+    const t = await startProject(this.tools, { dataDir: this.projectDir, delayMs, env, nodeArgs: this.projectNodeArgs });
     if (deployed && this.session) {
       try {
         await ensureDeployed(t, this.session);
