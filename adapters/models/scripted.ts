@@ -1,5 +1,6 @@
 import type { ChatMessage, ModelBackend, ModelEvent, ModelRequest } from '../../src/models/model-backend.js';
 import { estimatedUsage } from './estimated-usage.js';
+import { tokenClock } from './token-clock.js';
 
 export interface ScriptedBackendOptions {
   /** pause before each token after the first; 0 = no timers at all (tests, benchmarks) */
@@ -38,10 +39,10 @@ export class ScriptedBackend implements ModelBackend {
           const wait = start + i * delay - performance.now();
           if (wait > 0 && !signal.aborted) {
             await new Promise<void>((resolve) => {
-              // Whole milliseconds: Node keeps one timer list per distinct duration.
-              const timer = setTimeout(resolve, Math.max(1, Math.round(wait)));
+              // Streams share one timer per due millisecond (see token-clock.ts).
+              const cancel = tokenClock.wakeAt(start + i * delay, resolve);
               wake = () => {
-                clearTimeout(timer);
+                cancel();
                 resolve();
               };
             });

@@ -4,6 +4,7 @@ import * as jose from 'jose';
 import type Database from 'better-sqlite3';
 import { openDatabase } from '../../src/db/database.js';
 import { readChunksFile } from '../lib/chunks.js';
+import { tokenClock } from '../../adapters/models/token-clock.js';
 
 /**
  * What every peer shares: its settings from the environment the harness sets, the chunks to
@@ -158,8 +159,10 @@ export class PeerStore {
 }
 
 /**
- * Streams the chunks at the scripted pace: one chunk every delayMs (the first after delayMs, as a
- * model produces its first token after a while). Returns a cancel function.
+ * Streams the chunks at the scripted pace: chunk i is due at start + (i + 1) * delayMs (the first
+ * after one delay, as a model produces its first token after a while), on the same shared
+ * per-millisecond clock as the project's scripted model, so pacing costs both sides the same.
+ * Returns a cancel function.
  */
 export function paceChunks(
   chunks: readonly string[],
@@ -169,7 +172,8 @@ export function paceChunks(
 ): () => void {
   let i = 0;
   let cancelled = false;
-  let timer: NodeJS.Timeout | undefined;
+  const start = performance.now();
+  let cancelWake: () => void;
   const tick = () => {
     if (cancelled) return;
     if (onChunk(chunks[i]!, i) === false) {
@@ -178,14 +182,14 @@ export function paceChunks(
       return;
     }
     i++;
-    if (i < chunks.length) timer = setTimeout(tick, delayMs);
+    if (i < chunks.length) cancelWake = tokenClock.wakeAt(start + (i + 1) * delayMs, tick);
     else onDone(chunks.join(''), true);
   };
-  timer = setTimeout(tick, delayMs);
+  cancelWake = tokenClock.wakeAt(start + delayMs, tick);
   return () => {
     if (cancelled || i >= chunks.length) return;
     cancelled = true;
-    clearTimeout(timer);
+    cancelWake();
     onDone(chunks.slice(0, i).join(''), false);
   };
 }

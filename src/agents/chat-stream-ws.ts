@@ -48,10 +48,18 @@ export function chatStreamHandler(deps: ChatStreamDeps): WsMessageHandler<v.Infe
       }
       // A turn sent over the socket stops when the socket goes away.
       const ac = new AbortController();
-      conn.onClose(() => ac.abort());
-      await deps.actors.ask<TurnHandle>(AGENT_ACTOR, nft, {
-        type: 'turn', wallet: conn.auth.sub, conversationId: msg.conversation_id, message: msg.message, signal: ac.signal, opened: follow,
-      } satisfies AgentMsg);
+      const off = conn.onClose(() => ac.abort());
+      let handle: TurnHandle;
+      try {
+        handle = await deps.actors.ask<TurnHandle>(AGENT_ACTOR, nft, {
+          type: 'turn', wallet: conn.auth.sub, conversationId: msg.conversation_id, message: msg.message, signal: ac.signal, opened: follow,
+        } satisfies AgentMsg);
+      } catch (e) {
+        off();
+        throw e;
+      }
+      // Once the reply is stored the socket's close has nothing left to stop.
+      void handle.done.finally(off);
     },
   };
 }

@@ -30,7 +30,22 @@ export interface AuditRow {
  * that a field could contain).
  */
 export function rowContent(r: Omit<AuditRow, 'prev_hash' | 'hash'>): string {
-  return JSON.stringify([r.id, r.ts, r.request_id, r.wallet, r.nft_token_id, r.method, r.route, r.status, r.client_ip, r.duration_ms]);
+  // Exactly JSON.stringify([...]) (the chain's format; test/audit-log.test.ts checks they agree),
+  // built by concatenation: about half the cost, paid once per row on the write path.
+  return '[' + num(r.id) + ',' + num(r.ts) + ',' + str(r.request_id) + ',' + str(r.wallet) + ',' + str(r.nft_token_id) + ',' +
+    str(r.method) + ',' + str(r.route) + ',' + num(r.status) + ',' + str(r.client_ip) + ',' + num(r.duration_ms) + ']';
+}
+
+/** Printable ASCII but `"` and `\`: JSON.stringify would quote it unchanged. */
+const PLAIN = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
+
+function str(s: string | null): string {
+  if (s === null || s === undefined) return 'null';
+  return PLAIN.test(s) ? '"' + s + '"' : JSON.stringify(s);
+}
+
+function num(n: number): string {
+  return Number.isFinite(n) ? String(n) : 'null';
 }
 
 // crypto.hash (Node >= 20.12) is one native call; about half the cost of createHash().update().digest().
@@ -81,6 +96,7 @@ export class AuditLog implements AuditSink {
   private pruneTimer: NodeJS.Timeout | undefined;
   private state: ChainState | undefined;
   private readonly inserts = new Map<number, Statement>();
+  private setHead: Statement | undefined;
   private dropped = 0;
   private readonly intervalMs: number;
   private readonly batchSize: number;
@@ -181,7 +197,7 @@ export class AuditLog implements AuditSink {
           args = [];
         }
       }
-      db.prepare('UPDATE audit_chain SET head_id = ?, head_hash = ? WHERE id = 1').run(headId, headHash);
+      (this.setHead ??= db.prepare('UPDATE audit_chain SET head_id = ?, head_hash = ? WHERE id = 1')).run(headId, headHash);
       // Only after the commit succeeds does memory move on (the transaction throws otherwise).
       this.state = { headId, headHash };
     })();

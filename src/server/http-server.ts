@@ -539,12 +539,13 @@ export class HttpServer {
   }
 }
 
+// The constant security headers as one block: uWS writes `key: value\r\n` verbatim, so one
+// writeHeader call carries them all (one crossing into C++ per response instead of four or five).
+const SECURITY_HEADERS = 'nosniff\r\nX-Frame-Options: DENY\r\nReferrer-Policy: no-referrer\r\nCache-Control: no-store';
+const SECURITY_HEADERS_PROD = SECURITY_HEADERS + '\r\nStrict-Transport-Security: max-age=31536000; includeSubDomains';
+
 function writeSecurityHeaders(res: HttpResponse, production: boolean): void {
-  res.writeHeader('X-Content-Type-Options', 'nosniff');
-  res.writeHeader('X-Frame-Options', 'DENY');
-  res.writeHeader('Referrer-Policy', 'no-referrer');
-  res.writeHeader('Cache-Control', 'no-store');
-  if (production) res.writeHeader('Strict-Transport-Security', 'max-age=31536000; includeSubDomains');
+  res.writeHeader('X-Content-Type-Options', production ? SECURITY_HEADERS_PROD : SECURITY_HEADERS);
 }
 
 function parseJson(raw: Buffer | undefined): unknown {

@@ -20,8 +20,8 @@ export interface WsConn {
   subscribe(topic: string): void;
   unsubscribe(topic: string): boolean;
   isSubscribed(topic: string): boolean;
-  /** Runs once when the socket closes (for any reason). */
-  onClose(cb: () => void): void;
+  /** Runs once when the socket closes (for any reason). The returned function unregisters it. */
+  onClose(cb: () => void): () => void;
   readonly closed: boolean;
 }
 
@@ -47,7 +47,9 @@ class Conn implements WsConn {
   readonly id = randomUUID();
   closed = false;
   expiryTimer: NodeJS.Timeout | undefined;
-  private closeCbs: (() => void)[] | undefined;
+  // A Set: a callback per turn in flight, removed when the turn ends (a long-lived socket that
+  // runs many turns must not keep one closure and AbortController per past turn).
+  private closeCbs: Set<() => void> | undefined;
 
   constructor(readonly ws: WebSocket<UserData>, readonly auth: AuthClaims, private readonly onDrop: () => void) {}
 
@@ -79,9 +81,14 @@ class Conn implements WsConn {
     this.ws.end(code, reason);
   }
 
-  onClose(cb: () => void): void {
-    if (this.closed) cb();
-    else (this.closeCbs ??= []).push(cb);
+  onClose(cb: () => void): () => void {
+    if (this.closed) {
+      cb();
+      return noop;
+    }
+    const cbs = (this.closeCbs ??= new Set());
+    cbs.add(cb);
+    return () => cbs.delete(cb);
   }
 
   /** Called by the server's close handler. */
@@ -92,6 +99,8 @@ class Conn implements WsConn {
     if (cbs) for (const cb of cbs) cb();
   }
 }
+
+function noop(): void {}
 
 export interface WsServerDeps {
   config: Config;
