@@ -83,7 +83,8 @@ export class SseBridge implements TurnListener {
 
   /** The payloads that end the stream. */
   protected finalFrames(result: TurnResult): string[] {
-    const { error, ...rest } = result;
+    const { error } = result;
+    const rest = { response: result.response, conversation_id: result.conversation_id, timestamp: result.timestamp, tokens_used: result.tokens_used, incomplete: result.incomplete };
     const final = error
       ? { ...rest, done: true, error: { code: error.code, message: error.message, details: error.details } }
       : { ...rest, done: true };
