@@ -27,6 +27,8 @@ interface Loaded {
   model: any;
   context: any;
   LlamaChat: any;
+  /** sequences made and now idle: reused (node-llama-cpp reclaims a disposed one only later, asynchronously) */
+  idle: any[];
 }
 
 /**
@@ -63,7 +65,7 @@ export class LlamaBackend implements ModelBackend {
       const context = await model.createContext({
         contextSize: this.opts.contextSize, sequences: this.slots.size, ...(this.opts.threads > 0 ? { threads: this.opts.threads } : {}),
       });
-      return { llama, model, context, LlamaChat: mod.LlamaChat };
+      return { llama, model, context, LlamaChat: mod.LlamaChat, idle: [] };
     })();
     // A failed load is retried by the next turn (the file or the package may appear).
     this.loading.catch(() => {
@@ -103,9 +105,13 @@ export class LlamaBackend implements ModelBackend {
     let failure: unknown;
     let stopReason = '';
     let chat: any;
+    let sequence: any;
+    let meterBefore = { usedInputTokens: 0, usedOutputTokens: 0 };
     try {
-      const sequence = loaded.context.getSequence();
-      chat = new loaded.LlamaChat({ contextSequence: sequence, autoDisposeSequence: true });
+      // The slot guarantees a sequence: an idle one, or one of those not made yet.
+      sequence = loaded.idle.pop() ?? loaded.context.getSequence();
+      meterBefore = sequence.tokenMeter.getState();
+      chat = new loaded.LlamaChat({ contextSequence: sequence, autoDisposeSequence: false });
       const run = chat.generateResponse(toHistory(request.messages), {
         onTextChunk: (text: string) => {
           if (!text) return;
@@ -153,17 +159,20 @@ export class LlamaBackend implements ModelBackend {
       }
       if (signal.aborted) return;
       if (failure) throw unavailable('llama', (failure as Error).message ?? 'generation failed');
-      const meter = sequence.tokenMeter;
+      // Counted by llama.cpp: the tokens generated this turn, and the whole prompt (what the
+      // sequence holds less what it generated; a prefix it kept from its previous turn is not
+      // evaluated again, but it is still this turn's prompt).
+      const completionTokens = sequence.tokenMeter.usedOutputTokens - meterBefore.usedOutputTokens;
       yield {
         type: 'usage',
-        promptTokens: meter.usedInputTokens,
-        completionTokens: meter.usedOutputTokens,
+        promptTokens: Math.max(0, sequence.contextTokens.length - completionTokens),
+        completionTokens,
         ...(stopReason === 'maxTokens' ? { truncated: true } : {}),
       };
     } finally {
       signal.removeEventListener('abort', onAbort);
       // A consumer that stopped early (break) stops the generation too.
-      if (!finished) {
+      if (chat && !finished) {
         ac.abort();
         await new Promise<void>((resolve) => {
           if (finished) return resolve();
@@ -171,10 +180,11 @@ export class LlamaBackend implements ModelBackend {
         });
       }
       try {
-        chat?.dispose();
+        chat?.dispose({ disposeSequence: false });
       } catch {
         // already disposed
       }
+      if (sequence) loaded.idle.push(sequence);
       release();
     }
   }
