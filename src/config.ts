@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 
 /**
@@ -218,7 +219,8 @@ export function loadConfig(env: Env = process.env): Config {
     llama: {
       modelPath: env.PANTHERS_LLAMA_MODEL || undefined,
       contextSize: int(env, 'PANTHERS_LLAMA_CONTEXT_SIZE', 4096, 64),
-      threads: int(env, 'PANTHERS_LLAMA_THREADS', 0),
+      // One core is left to the event loop: llama.cpp's threads spin while they wait.
+      threads: int(env, 'PANTHERS_LLAMA_THREADS', Math.max(1, availableParallelism() - 1)),
       gpuLayers: int(env, 'PANTHERS_LLAMA_GPU_LAYERS', 0),
       sequences: int(env, 'PANTHERS_LLAMA_SEQUENCES', 4, 1, 64),
       temperature: num(env, 'PANTHERS_LLAMA_TEMPERATURE', 0.7, 0),

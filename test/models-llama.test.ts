@@ -124,16 +124,16 @@ describe('llama backend', () => {
   });
 });
 
-describe('a server on PANTHERS_MODEL=llama', () => {
+describe('a server with the llama backend', () => {
   let server: TestServer;
   before(async () => {
-    server = await startServer({ PANTHERS_MODEL: 'llama', PANTHERS_LLAMA_MODEL: modelPath, PANTHERS_LLAMA_TEMPERATURE: '0', PANTHERS_MODEL_MAX_TOKENS: '16', PANTHERS_LLAMA_CONTEXT_SIZE: '1024' });
+    server = await startServer({ PANTHERS_MODEL: 'scripted', PANTHERS_LLAMA_MODEL: modelPath, PANTHERS_LLAMA_TEMPERATURE: '0', PANTHERS_MODEL_MAX_TOKENS: '16', PANTHERS_LLAMA_CONTEXT_SIZE: '1024', PANTHERS_LLAMA_THREADS: '1', PANTHERS_EVENT_LOOP_LAG_LIMIT_MS: '60000' });
   });
   after(() => server?.stop());
 
-  test('a deployed agent chats through llama.cpp: the spec route streams, the OpenAI route reports usage', async () => {
+  test('a deployment with agent.model "llama" chats through llama.cpp: the spec route answers, the OpenAI route streams with usage', async () => {
     const me = await signIn(server, { nft: '920' });
-    const d = await server.request('POST', '/v1/deployments', { token: me.access_token, body: { nft_token_id: '920', provider: 'local' } });
+    const d = await server.request('POST', '/v1/deployments', { token: me.access_token, body: { nft_token_id: '920', provider: 'local', agent: { model: 'llama' } } });
     assert.equal(d.status, 202, d.text);
     await waitFor(async () => (await server.request('GET', '/v1/deployments/920', { token: me.access_token })).body.status === 'running');
     const info = await server.request('GET', '/v1/agents/920/info');
@@ -141,6 +141,7 @@ describe('a server on PANTHERS_MODEL=llama', () => {
     const r = await server.request('POST', '/v1/agents/920/chat', { token: me.access_token, body: { message: 'hello panther' } });
     assert.equal(r.status, 200, r.text);
     assert.ok(r.body.response.length > 0);
+    assert.doesNotMatch(r.body.response, /scripted model/);
     const openai = new OpenAI({ baseURL: `${server.url}/v1/agents/920/openai/v1`, apiKey: me.access_token, maxRetries: 0 });
     const stream = await openai.chat.completions.create({ model: 'agent-920', stream: true, stream_options: { include_usage: true }, messages: [{ role: 'user', content: 'hello' }] });
     const chunks = [];

@@ -107,6 +107,7 @@ export class LlamaBackend implements ModelBackend {
     let chat: any;
     let sequence: any;
     let meterBefore = { usedInputTokens: 0, usedOutputTokens: 0 };
+    let settled: Promise<unknown> = Promise.resolve();
     try {
       // The slot guarantees a sequence: an idle one, or one of those not made yet.
       sequence = loaded.idle.pop() ?? loaded.context.getSequence();
@@ -123,7 +124,7 @@ export class LlamaBackend implements ModelBackend {
         maxTokens: request.maxTokens,
         temperature: this.opts.temperature,
       });
-      run.then(
+      settled = run.then(
         (r: any) => {
           stopReason = r?.metadata?.stopReason ?? '';
           finished = true;
@@ -172,12 +173,10 @@ export class LlamaBackend implements ModelBackend {
     } finally {
       signal.removeEventListener('abort', onAbort);
       // A consumer that stopped early (break) stops the generation too.
-      if (chat && !finished) {
+      if (!finished) {
         ac.abort();
-        await new Promise<void>((resolve) => {
-          if (finished) return resolve();
-          wake = () => resolve();
-        });
+        // The sequence is reused only once its generation has really stopped.
+        await settled;
       }
       try {
         chat?.dispose({ disposeSequence: false });
