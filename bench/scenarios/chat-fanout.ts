@@ -62,7 +62,7 @@ export function stepOk(s: StepResult, clients: number, delayMs: number): boolean
 
 function describe(s: StepResult): string {
   const w = s.window;
-  return `${Math.round(w.chunksPerSec)} chunks/s, p99 late ${w.p99LateMs.toFixed(1)} ms, server CPU ${s.cpuPct.toFixed(0)}%, load CPU ${w.loadCpuPct.toFixed(0)}%` +
+  return `${Math.round(w.chunksPerSec)} chunks/s, p50 late ${w.p50LateMs.toFixed(1)} ms, p99 late ${w.p99LateMs.toFixed(1)} ms, server CPU ${s.cpuPct.toFixed(0)}%, load CPU ${w.loadCpuPct.toFixed(0)}%` +
     (w.errors || w.outOfOrder || w.shortTurns ? `, errors ${w.errors} out-of-order ${w.outOfOrder} short ${w.shortTurns} (${w.firstError ?? ''})` : '');
 }
 
