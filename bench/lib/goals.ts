@@ -21,6 +21,9 @@ export interface Goal {
 export const GOALS: readonly Goal[] = [
   { name: 'http_auth_get', metric: 'requests_per_s', peer: 'uws-raw', factor: 0.6, bound: 'min', label: '>= 0.6x uws-raw' },
   { name: 'http_auth_get', metric: 'requests_per_s', peer: 'fastify', factor: 2.5, bound: 'min', label: '>= 2.5x fastify' },
+  // The same two goals as CPU per request (1 / 0.6 and 1 / 2.5): what holds on a shared machine.
+  { name: 'http_auth_get', metric: 'cpu_per_request', peer: 'uws-raw', factor: 1 / 0.6, bound: 'max', label: '<= 1.67x uws-raw' },
+  { name: 'http_auth_get', metric: 'cpu_per_request', peer: 'fastify', factor: 1 / 2.5, bound: 'max', label: '<= 0.4x fastify' },
   { name: 'chat_fanout', metric: 'cpu_pct', peer: 'uws-raw', factor: 1.3, bound: 'max', label: '<= 1.3x uws-raw' },
   { name: 'chat_fanout', metric: 'p99_lateness', absolute: 50, bound: 'max', label: '< 50 ms' },
   { name: 'chat_fanout', metric: 'capacity', peer: 'uws-raw', factor: 0.8, bound: 'min', label: '>= 0.8x uws-raw' },

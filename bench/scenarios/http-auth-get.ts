@@ -16,6 +16,7 @@ export const httpAuthGet: Scenario = {
     const missing = world.missingFor(this.needs);
     const rps = new Samples();
     const p99 = new Samples();
+    const cpuPerReq = new Samples();
     let note = missing ? `${NA_MISSING}: ${missing}` : undefined;
     if (!tools.wrk) {
       note = `skipped: ${WRK_MISSING_HINT}`;
@@ -39,7 +40,11 @@ export const httpAuthGet: Scenario = {
           if (r.errors > 0) throw new Error(`${w}: ${r.errors} failed requests under load`);
           rps.add(w, r.requestsPerSec);
           p99.add(w, r.p99Ms);
-          ctx.progress(`round ${round + 1} ${w}: ${Math.round(r.requestsPerSec)} req/s, p99 ${r.p99Ms.toFixed(2)} ms, server CPU ${cpuPct.toFixed(0)}%`);
+          // CPU per request holds when the machine is shared: a server starved of its CPU by other
+          // work serves fewer requests/s, but each still costs what it costs.
+          const us = (cpuPct / 100 / r.requestsPerSec) * 1e6;
+          cpuPerReq.add(w, us);
+          ctx.progress(`round ${round + 1} ${w}: ${Math.round(r.requestsPerSec)} req/s, p99 ${r.p99Ms.toFixed(2)} ms, server CPU ${cpuPct.toFixed(0)}% (${us.toFixed(1)} us/request)`);
         } finally {
           await t.stop();
         }
@@ -49,6 +54,7 @@ export const httpAuthGet: Scenario = {
     return [
       summarize({ name: this.name, metric: 'requests_per_s', unit: 'req/s', better: 'higher', note }, rps, PEERS),
       summarize({ name: this.name, metric: 'p99', unit: 'ms', better: 'lower', ratio: false, note }, p99, PEERS),
+      summarize({ name: this.name, metric: 'cpu_per_request', unit: 'us CPU/req', better: 'lower', note }, cpuPerReq, PEERS),
     ];
   },
 };
