@@ -10,6 +10,7 @@ import { writeSvg } from './lib/chart.js';
 import { profileNodeArgs, renderProfile, summarizeProfiles } from './lib/profile.js';
 import { World } from './lib/world.js';
 import { CLI } from './lib/servers.js';
+import { killAllChildren } from './lib/proc.js';
 import { httpAuthGet } from './scenarios/http-auth-get.js';
 import { chatFanout } from './scenarios/chat-fanout.js';
 import { sseStream } from './scenarios/sse-stream.js';
@@ -89,6 +90,14 @@ async function main(): Promise<number> {
   console.log(`[bench] ${quick ? 'quick' : 'full'} run: ${sizes.rounds} round(s); server on CPU ${tools.serverCpu ?? '-'}, load on CPU ${tools.loadCpu ?? '-'}; open-file limit ${tools.maxFiles}`);
 
   const world = new World(tools);
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(sig, () => {
+      console.log(`[bench] ${sig}: stopping every server and load worker`);
+      killAllChildren();
+      world.cleanup();
+      process.exit(130);
+    });
+  }
   const errors: string[] = [];
   try {
     console.log('[bench] preparing: project sign-in, local deployment, one scripted turn');

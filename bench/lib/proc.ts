@@ -25,6 +25,14 @@ export interface SpawnOptions {
   ipc?: boolean;
 }
 
+/** Every child still running, so an interrupted run (Ctrl-C, SIGTERM) leaves no server behind. */
+const running = new Set<ChildProcess>();
+
+export function killAllChildren(): void {
+  for (const c of running) c.kill('SIGKILL');
+  running.clear();
+}
+
 export function spawnProc(tools: Tools, cmd: string, args: string[], opts: SpawnOptions = {}): Proc {
   const pinned = opts.cpu !== undefined && tools.taskset;
   // taskset execs the command: the pid we get is the command's own.
@@ -35,6 +43,8 @@ export function spawnProc(tools: Tools, cmd: string, args: string[], opts: Spawn
     cwd: opts.cwd,
     stdio: opts.ipc ? ['ignore', 'pipe', 'pipe', 'ipc'] : ['ignore', 'pipe', 'pipe'],
   });
+  running.add(child);
+  child.on('exit', () => running.delete(child));
   const keep = opts.keepOutput ?? 64 * 1024;
   let out = '';
   const waiters = new Set<() => void>();

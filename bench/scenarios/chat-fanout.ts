@@ -51,6 +51,14 @@ export async function streamStep(
   }
 }
 
+/**
+ * Server CPU per delivered chunk (microseconds): holds when other work on a shared machine
+ * starves the server, which then delivers fewer chunks but pays the same for each.
+ */
+export function usPerChunk(s: StepResult): number {
+  return s.window.chunksPerSec > 0 ? (s.cpuPct / 100 / s.window.chunksPerSec) * 1e6 : NaN;
+}
+
 export function stepOk(s: StepResult, clients: number, delayMs: number): boolean {
   const nominal = (clients * 1000) / delayMs;
   const w = s.window;
@@ -62,7 +70,7 @@ export function stepOk(s: StepResult, clients: number, delayMs: number): boolean
 
 function describe(s: StepResult): string {
   const w = s.window;
-  return `${Math.round(w.chunksPerSec)} chunks/s, p50 late ${w.p50LateMs.toFixed(1)} ms, p99 late ${w.p99LateMs.toFixed(1)} ms, server CPU ${s.cpuPct.toFixed(0)}%, load CPU ${w.loadCpuPct.toFixed(0)}%` +
+  return `${Math.round(w.chunksPerSec)} chunks/s (${usPerChunk(s).toFixed(1)} us CPU/chunk), p50 late ${w.p50LateMs.toFixed(1)} ms, p99 late ${w.p99LateMs.toFixed(1)} ms, server CPU ${s.cpuPct.toFixed(0)}%, load CPU ${w.loadCpuPct.toFixed(0)}%` +
     (w.errors || w.outOfOrder || w.shortTurns ? `, errors ${w.errors} out-of-order ${w.outOfOrder} short ${w.shortTurns} (${w.firstError ?? ''})` : '');
 }
 
@@ -81,6 +89,7 @@ export const chatFanout: Scenario = {
     const protocolOf = (w: string) => (w.includes('socketio') ? 'socketio' : 'ws') as 'ws' | 'socketio';
     const C = sizes.fanoutClients;
     const cpu = new Samples();
+    const cpuPerChunk = new Samples();
     const late = new Samples();
     const capacity = new Samples();
     const conns = new Samples();
@@ -97,6 +106,7 @@ export const chatFanout: Scenario = {
         ctx.progress(`round ${round + 1} ${w} ${C} clients @ ${Math.round(1000 / delay)}/s each: ${describe(s)}${ok ? '' : ' -> over the limit'}`);
         if (i === 0) {
           cpu.add(w, s.cpuPct);
+          cpuPerChunk.add(w, usPerChunk(s));
           late.add(w, s.window.p99LateMs);
           if (!ok) notes.push(`${w} missed the schedule at 20 chunks/s per client`);
         }
@@ -120,6 +130,7 @@ export const chatFanout: Scenario = {
     const cpuNote = [na, ...new Set(notes)].filter(Boolean).join('; ') || undefined;
     return [
       summarize({ name: this.name, metric: 'cpu_pct', unit: `% core @${C}x20/s`, better: 'lower', note: cpuNote }, cpu, PEERS),
+      summarize({ name: this.name, metric: 'cpu_per_chunk', unit: 'us CPU/chunk @20/s', better: 'lower', note: na }, cpuPerChunk, PEERS),
       summarize({ name: this.name, metric: 'p99_lateness', unit: 'ms', better: 'lower', ratio: false, note: na }, late, PEERS),
       summarize({ name: this.name, metric: 'capacity', unit: `chunks/s to ${C}`, better: 'higher', note: capNote }, capacity, PEERS),
       summarize({ name: this.name, metric: 'connections', unit: 'clients', better: 'higher', note: na }, conns, PEERS),
