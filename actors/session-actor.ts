@@ -25,7 +25,7 @@ export interface SessionActorDeps {
   now: () => number;
   randomBytes?: (n: number) => Uint8Array;
   /** told after a revocation is written, so access tokens stop working at once */
-  onRevoked?(sid: string): void;
+  onRevoked?(sid: string, why: string, row: SessionRow): void;
   onOpened?(sid: string): void;
 }
 
@@ -50,7 +50,7 @@ export function sessionActorKind(deps: SessionActorDeps): ActorKind<SessionMsg, 
         const at = deps.now();
         deps.sessions.revoke(sid, why, at);
         row = { ...row, revoked_at: at, revoked_why: why };
-        deps.onRevoked?.(sid);
+        deps.onRevoked?.(sid, why, row);
       };
       return {
         receive(msg) {

@@ -8,6 +8,7 @@ import { TokenService, TOKEN_ISSUER } from './auth/tokens.js';
 import { CachedOwnership, type OwnershipVerifier } from './auth/ownership.js';
 import { HttpServer, type AuditSink, type RequestVerifier } from './server/http-server.js';
 import { WsServer, type WsMessageHandler } from './server/ws-server.js';
+import { LiveConnections } from './server/live-connections.js';
 import { Router } from './server/router.js';
 import type { AuthClaims, RouteDef } from './server/route.js';
 import { RateLimiter } from './guards/rate-limiter.js';
@@ -74,8 +75,9 @@ export async function createApp(config: Config, opts: AppOptions = {}): Promise<
 
   // Filled by the feature modules below; the WS server reads it per message.
   const wsHandlers: Record<string, WsMessageHandler> = {};
+  const live = new LiveConnections();
   const ws = new WsServer({
-    config, log, metrics, rateLimiter,
+    config, log, metrics, rateLimiter, live,
     authenticate: (t) => authenticate(t),
     audit: { record: (e) => audit?.record(e) },
     handlers: wsHandlers,
@@ -88,6 +90,8 @@ export async function createApp(config: Config, opts: AppOptions = {}): Promise<
     config, log, db, metrics, actors, tokens,
     ownership: new CachedOwnership(opts.ownership ?? (await defaultOwnership(config, db)), config.ownershipCacheMs, now),
     publisher: ws,
+    live,
+    audit: { record: (e) => audit?.record(e) },
     providers,
     model: (name) => models.get(name),
     startedAt: now(),
@@ -129,7 +133,7 @@ export async function createApp(config: Config, opts: AppOptions = {}): Promise<
   api.addAll(monitoringRoutes({ ctx, deploymentsActive: () => deploymentsActive(), overloaded: () => overload.overloaded }));
 
   const http: HttpServer = new HttpServer({
-    config, log, metrics, api, agents, cors, rateLimiter,
+    config, log, metrics, api, agents, cors, rateLimiter, live,
     overload,
     authenticate: (t) => authenticate(t),
     audit: { record: (e) => audit?.record(e) },

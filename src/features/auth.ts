@@ -1,4 +1,6 @@
+import { randomUUID } from 'node:crypto';
 import type { FeatureModule } from '../feature.js';
+import { revocationReason } from '../server/live-connections.js';
 import { SessionRepository } from '../auth/sessions.js';
 import { SessionGuard } from '../auth/session-guard.js';
 import { SignIn } from '../auth/sign-in.js';
@@ -18,7 +20,16 @@ export const authFeature: FeatureModule = (f) => {
       sessions,
       now: ctx.now,
       onOpened: (sid) => guard.markActive(sid),
-      onRevoked: (sid) => guard.markRevoked(sid),
+      onRevoked: (sid, why, row) => {
+        guard.markRevoked(sid);
+        // Its open sockets and streams end now, not when their token expires.
+        const ended = ctx.live.endSession(sid, revocationReason(why));
+        ctx.audit.record({
+          ts: ctx.now(), requestId: randomUUID(), wallet: row.wallet, nft: row.nft_token_id,
+          method: 'EVENT', route: `session revoked: ${why}`, status: 401, ip: '', durationMs: 0,
+        });
+        ctx.log.info({ session_id: sid, wallet: row.wallet, nft: row.nft_token_id, why, connections_ended: ended }, 'session revoked');
+      },
     }),
   );
   const signIn = new SignIn({

@@ -5,6 +5,7 @@ import type { Config, RateClass } from '../config.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import type { Router } from './router.js';
+import type { LiveConnections } from './live-connections.js';
 import type { AuthClaims, Reply, Request, RouteDef, SseSink } from './route.js';
 import { validate } from './validation.js';
 import type { RateLimiter } from '../guards/rate-limiter.js';
@@ -50,6 +51,8 @@ export interface HttpServerDeps {
   overload?: OverloadMonitor;
   audit?: AuditSink;
   requestVerifier?: RequestVerifier;
+  /** the index a session revocation uses to end this server's SSE streams of that session */
+  live?: LiveConnections;
   /** Lets the WebSocket layer attach itself to the same app. */
   attachWs?(app: TemplatedApp): void;
 }
@@ -481,6 +484,33 @@ export class HttpServer {
       cb?.();
       return true;
     });
+    // A stream opened with a session's token ends when the session is revoked or its token
+    // expires: one last event carries the error, then the stream ends and the turn is aborted.
+    let unregister: (() => void) | undefined;
+    let expiry: NodeJS.Timeout | undefined;
+    const cleanup = () => {
+      unregister?.();
+      unregister = undefined;
+      clearTimeout(expiry);
+    };
+    const endWith = (e: ApiError) => {
+      if (ex.aborted || ended) return;
+      ended = true;
+      cleanup();
+      res.cork(() => {
+        res.write('data: ' + JSON.stringify({ done: true, error: { code: e.code, message: e.message, details: e.details } }) + '\n\n');
+        res.end();
+      });
+      ex.abort(); // stops the producer (its onAbort callbacks), nothing more is written
+      this.finish(ex);
+    };
+    if (ex.auth) {
+      unregister = this.deps.live?.add(ex.auth.sid, { kind: 'sse', end: (e) => endWith(e) });
+      const msLeft = ex.auth.exp * 1000 - Date.now();
+      expiry = setTimeout(() => endWith(new ApiError('TOKEN_EXPIRED', 'The access token has expired; refresh it')), Math.max(0, Math.min(msLeft, 2 ** 31 - 1)));
+      expiry.unref();
+      ex.onAbort(cleanup);
+    }
     const sink: SseSink = {
       send: (data) => {
         if (ex.aborted || ended) return false;
@@ -497,6 +527,7 @@ export class HttpServer {
       end: () => {
         if (ex.aborted || ended) return;
         ended = true;
+        cleanup();
         res.cork(() => res.end());
         this.finish(ex);
       },
