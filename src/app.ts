@@ -1,5 +1,6 @@
 import type { DestinationStream } from 'pino';
 import type { Config } from './config.js';
+import { defaultPublicUrl } from './server/public-url.js';
 import { createLogger } from './logger.js';
 import { openDatabase, type Db } from './db/database.js';
 import { Metrics } from './metrics.js';
@@ -148,7 +149,7 @@ export async function createApp(config: Config, opts: AppOptions = {}): Promise<
       overload.start();
       const port = await http.listen(config.host, config.port);
       // PORT=0 binds an ephemeral port: the derived public URL must name the real one.
-      if (!config.publicUrlExplicit) config.publicUrl = `http://localhost:${port}`;
+      if (!config.publicUrlExplicit) config.publicUrl = defaultPublicUrl(config.host, port);
       for (const h of startHooks) await h();
       log.info({ host: config.host, port, dataDir: config.dataDir, publicUrl: config.publicUrl }, 'listening');
       return port;
@@ -173,7 +174,9 @@ export async function createApp(config: Config, opts: AppOptions = {}): Promise<
 async function defaultOwnership(config: Config, db: Db): Promise<OwnershipVerifier> {
   if (config.ownership === 'evm') {
     const { EvmOwnership } = await import('../adapters/ownership/evm.js');
-    return new EvmOwnership({ rpcUrl: config.evmRpcUrl!, contract: config.nftContract!, chainId: config.chainId });
+    const { sqliteBlockCursor } = await import('../adapters/ownership/block-cursor.js');
+    const cursor = sqliteBlockCursor(db, `evm:${config.chainId}:${config.nftContract!.toLowerCase()}`);
+    return new EvmOwnership({ rpcUrl: config.evmRpcUrl!, contract: config.nftContract!, chainId: config.chainId, cursor });
   }
   const { RegistryOwnership } = await import('../adapters/ownership/registry.js');
   return new RegistryOwnership(db, config.ownersFile);

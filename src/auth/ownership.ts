@@ -11,9 +11,21 @@ export interface OwnershipVerifier {
    */
   readonly local?: boolean;
   ownerOf(nftTokenId: string): Promise<string | undefined>;
+  /**
+   * The NFTs whose owner may have changed since the last call (registry: rows or file entries
+   * that differ; evm: tokens named by Transfer logs since a persisted block). The caller checks
+   * each with ownerOf, then calls commit() so the progress is kept. Throws SERVICE_UNAVAILABLE
+   * when the source cannot be read (nothing is committed; the next call retries).
+   */
+  changes?(): Promise<OwnershipChanges>;
   /** Forget cached answers (after a write this process made). */
   invalidate?(nftTokenId?: string): void;
   close?(): void;
+}
+
+export interface OwnershipChanges {
+  ids: string[];
+  commit?(): void;
 }
 
 /** Wallet addresses compare case-insensitively (EIP-55 checksums are case; bech32 is lowercase). */
@@ -44,6 +56,14 @@ export class CachedOwnership implements OwnershipVerifier {
   async owns(wallet: string, nftTokenId: string): Promise<boolean> {
     const owner = await this.ownerOf(nftTokenId);
     return owner !== undefined && sameWallet(owner, wallet);
+  }
+
+  changes(): Promise<OwnershipChanges> {
+    return this.inner.changes ? this.inner.changes() : Promise.resolve({ ids: [] });
+  }
+
+  get watchable(): boolean {
+    return this.inner.changes !== undefined;
   }
 
   /** Forget a cached answer (after `nft assign`, or when a test changes owners). */

@@ -23,6 +23,7 @@ import { agentRoutes } from '../routes/agent.js';
 import { chatStreamHandler } from '../agents/chat-stream-ws.js';
 import { chooseModel } from '../agents/model-choice.js';
 import { createChatQuota } from './guarantees.js';
+import { isIpLiteral, isLoopbackIp } from '../server/public-url.js';
 
 const DEPLOY_TIMEOUT_MS: Record<ProviderName, number> = { local: 30_000, akash: 30 * 60_000, secret_vm: 30 * 60_000 };
 
@@ -56,6 +57,9 @@ class EmbeddedAgents implements AgentHost {
   endpointUrl(nft: string): string {
     const u = new URL(this.ctx.config.publicUrl);
     const proto = this.ctx.config.env === 'production' ? 'https:' : u.protocol;
+    // An IP has no sub-domains: loopback agents are agent-N.localhost, others are path-addressed.
+    if (isLoopbackIp(u.hostname)) return `${proto}//agent-${nft}.localhost${u.port ? ':' + u.port : ''}`;
+    if (isIpLiteral(u.hostname)) return `${proto}//${u.host}/v1/agents/${nft}`;
     return `${proto}//agent-${nft}.${u.host}`;
   }
 }

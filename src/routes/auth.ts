@@ -29,7 +29,8 @@ const ChallengeBody = v.object({ wallet_address: walletAddress, nft_token_id: nf
 const VerifyBody = v.object({
   wallet_address: walletAddress,
   nft_token_id: nftTokenId,
-  signature: v.pipe(v.string('must be a string'), v.trim(), v.minLength(1, 'must not be empty'), v.maxLength(512, 'must be at most 512 characters')),
+  // Smart-contract wallet signatures (EIP-1271 multisig, EIP-6492 envelopes) run to a few KB.
+  signature: v.pipe(v.string('must be a string'), v.trim(), v.minLength(1, 'must not be empty'), v.maxLength(16384, 'must be at most 16384 characters')),
   message: v.pipe(v.string('must be a string'), v.minLength(1, 'must not be empty'), v.maxLength(4096, 'must be at most 4096 characters')),
   public_key: v.optional(v.pipe(v.string('must be a string'), v.trim(), v.maxLength(128, 'must be at most 128 characters'))),
 });
@@ -51,7 +52,7 @@ export function authRoutes({ ctx, signIn, sessions }: AuthRouteDeps): RouteDef[]
       response: v.object({ message: v.string(), nonce: v.string(), expires_at: v.string() }),
       handler(req) {
         req.nft = req.body.nft_token_id;
-        return signIn.issueChallenge(req.body);
+        return signIn.issueChallenge(req.body, req.header('origin'));
       },
     }),
     route({
@@ -61,7 +62,7 @@ export function authRoutes({ ctx, signIn, sessions }: AuthRouteDeps): RouteDef[]
       response: v.object({ access_token: v.string(), refresh_token: v.string(), expires_in: v.number(), session_id: v.string(), signing_key: v.optional(v.string()) }),
       async handler(req) {
         req.nft = req.body.nft_token_id;
-        const { wallet, nft } = await signIn.verifySignedChallenge(req.body);
+        const { wallet, nft } = await signIn.verifySignedChallenge(req.body, req.header('origin'));
         const grant = await ask<SessionGrant>(newSessionId(), { type: 'open', wallet, nft });
         const access = await ctx.tokens.issue({ sub: wallet, nft, sid: grant.session.id }, ACCESS_TOKEN_TTL_SEC);
         req.log.info({ wallet, nft, session_id: grant.session.id }, 'session opened');

@@ -12,6 +12,7 @@ import type { RateLimiter } from '../guards/rate-limiter.js';
 import type { Cors } from '../guards/cors.js';
 import type { OverloadMonitor } from '../guards/overload.js';
 import { STATUS_LINES } from './status-lines.js';
+import { isLoopbackIp } from './public-url.js';
 
 /** Appends one row per API call (batched by the implementation). */
 export interface AuditSink {
@@ -155,7 +156,9 @@ export class HttpServer {
     this.app = uWS.App();
     this.readHeaders = headersToRead(deps);
     const publicHost = new URL(deps.config.publicUrl).hostname;
-    this.agentHostRe = deps.agents ? new RegExp(`^agent-([A-Za-z0-9_-]{1,78})\\.${escapeRe(publicHost)}(?::\\d+)?$`, 'i') : undefined;
+    // A loopback public host (the default when bound to 127.0.0.1) has its agents at agent-N.localhost.
+    const hostRe = isLoopbackIp(publicHost) ? `(?:${escapeRe(publicHost)}|localhost)` : escapeRe(publicHost);
+    this.agentHostRe = deps.agents ? new RegExp(`^agent-([A-Za-z0-9_-]{1,78})\\.${hostRe}(?::\\d+)?$`, 'i') : undefined;
     deps.attachWs?.(this.app);
     this.app.any('/*', (res, req) => this.onRequest(res, req));
     // Deadlines are checked by one coarse timer over the in-flight set, not a timer per request.
