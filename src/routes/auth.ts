@@ -5,7 +5,7 @@ import { ApiError } from '../errors.js';
 import { route, type RouteDef } from '../server/route.js';
 import { nftTokenId } from '../server/validation.js';
 import { ACCESS_TOKEN_TTL_SEC } from '../auth/tokens.js';
-import { hashRefreshToken, type SessionRepository, type SessionRow } from '../auth/sessions.js';
+import { hashRefreshToken, nextRefreshToken, type SessionRepository, type SessionRow } from '../auth/sessions.js';
 import type { SignIn } from '../auth/sign-in.js';
 import { walletKind } from '../auth/wallet-signature.js';
 import { SESSION_ACTOR, newSessionId, type SessionGrant, type SessionMsg } from '../../actors/session-actor.js';
@@ -43,6 +43,7 @@ const isoTime = (ms: number) => new Date(ms).toISOString();
 /** POST /auth/challenge, /auth/verify, /auth/refresh, /auth/logout; GET /auth/session, /.well-known/jwks.json. */
 export function authRoutes({ ctx, signIn, sessions }: AuthRouteDeps): RouteDef[] {
   const ask = <R>(sid: string, msg: SessionMsg) => ctx.actors.ask<R>(SESSION_ACTOR, sid, msg);
+  const rotationKey = ctx.tokens.deriveSecret('refresh-rotation');
 
   return [
     route({
@@ -77,18 +78,25 @@ export function authRoutes({ ctx, signIn, sessions }: AuthRouteDeps): RouteDef[]
       body: RefreshBody,
       response: v.object({ access_token: v.string(), expires_in: v.number(), refresh_token: v.string() }),
       async handler(req) {
-        const hash = hashRefreshToken(req.body.refresh_token);
+        const token = req.body.refresh_token;
+        const hash = hashRefreshToken(token);
         const known = sessions.refreshToken(hash);
         if (!known) throw new ApiError('UNAUTHORIZED', 'Invalid refresh token');
-        const grant = await ask<SessionGrant>(known.session_id, { type: 'refresh', hash });
-        const { wallet_address, nft_token_id } = view(grant.session);
+        const current = sessions.get(known.session_id);
+        if (!current || current.revoked_at !== null) throw new ApiError('UNAUTHORIZED', 'Invalid refresh token', { reason: 'the session has ended' });
+        const { wallet_address, nft_token_id } = view(current);
         req.nft = nft_token_id;
-        // The NFT may have changed hands since sign-in: a session lives only as long as ownership.
+        // Ownership first, rotation after: an RPC blip (503) leaves the presented token current,
+        // so the client's retry is not mistaken for reuse. The NFT may have changed hands since
+        // sign-in: a session lives only as long as ownership.
         if (!(await ctx.ownership.owns(wallet_address, nft_token_id))) {
-          await ask(grant.session.id, { type: 'revoke', why: 'ownership_lost' });
+          await ask(current.id, { type: 'revoke', why: 'ownership_lost' });
           throw new ApiError('FORBIDDEN', `Wallet ${wallet_address} no longer owns NFT ${nft_token_id}; the session is revoked`, { nft_token_id });
         }
-        const access = await ctx.tokens.issue({ sub: wallet_address, nft: nft_token_id, sid: grant.session.id }, ACCESS_TOKEN_TTL_SEC);
+        const grant = await ask<SessionGrant>(current.id, {
+          type: 'refresh', hash, next: nextRefreshToken(rotationKey, token), graceMs: ctx.config.refreshGraceMs,
+        });
+        const access = await ctx.tokens.issue({ sub: wallet_address, nft: nft_token_id, sid: grant.session.id }, ACCESS_TOKEN_TTL_SEC, grant.issuedAt);
         return { access_token: access.token, expires_in: access.expiresIn, refresh_token: grant.refreshToken };
       },
     }),
