@@ -36,6 +36,8 @@ export function sameWallet(a: string, b: string): boolean {
 /** Caches answers for a short TTL so deploy and chat can re-check ownership cheaply. */
 export class CachedOwnership implements OwnershipVerifier {
   private readonly cache = new Map<string, { owner: string | undefined; until: number }>();
+  /** the last answer per NFT, whatever its age (for synchronous callers: see peek) */
+  private readonly lastKnown = new Map<string, string | undefined>();
   readonly kind: string;
 
   constructor(private readonly inner: OwnershipVerifier, private readonly ttlMs: number, private readonly now: () => number = Date.now) {
@@ -43,13 +45,28 @@ export class CachedOwnership implements OwnershipVerifier {
   }
 
   async ownerOf(nftTokenId: string): Promise<string | undefined> {
-    if (this.inner.local) return this.inner.ownerOf(nftTokenId);
+    if (this.inner.local) return this.known(nftTokenId, await this.inner.ownerOf(nftTokenId));
     const hit = this.cache.get(nftTokenId);
     const now = this.now();
     if (hit && hit.until > now) return hit.owner;
     const owner = await this.inner.ownerOf(nftTokenId);
     if (this.cache.size > 100_000) this.cache.clear();
     this.cache.set(nftTokenId, { owner, until: now + this.ttlMs });
+    return this.known(nftTokenId, owner);
+  }
+
+  /**
+   * The owner this process last saw for an NFT (no lookup; undefined when never asked). For
+   * synchronous decisions, e.g. which system prompt an agent answers with after a transfer:
+   * every request to the agent has checked ownership (and so refreshed this) just before.
+   */
+  peek(nftTokenId: string): string | undefined {
+    return this.lastKnown.get(nftTokenId);
+  }
+
+  private known(nft: string, owner: string | undefined): string | undefined {
+    if (this.lastKnown.size >= 100_000 && !this.lastKnown.has(nft)) this.lastKnown.clear();
+    this.lastKnown.set(nft, owner);
     return owner;
   }
 
