@@ -38,6 +38,8 @@ export class EvmOwnership implements OwnershipVerifier {
   private chainCheck: Promise<void> | undefined;
   private nextId = 1;
   private memoryCursor: number | undefined;
+  /** blocks per eth_getLogs now: halved when the node refuses a range (result caps), regrown after */
+  private logRange: number | undefined;
 
   constructor(private readonly opts: EvmOwnershipOptions) {}
 
@@ -62,11 +64,22 @@ export class EvmOwnership implements OwnershipVerifier {
       return { ids: [] };
     }
     if (head <= cursor) return { ids: [] }; // nothing new (or the node is behind: wait for it)
+    const max = this.opts.maxLogRange ?? 1000;
+    const range = (this.logRange ??= max);
     const from = cursor + 1;
-    const to = Math.min(head, cursor + (this.opts.maxLogRange ?? 1000));
-    const logs = await this.call('eth_getLogs', [{
-      address: this.opts.contract, fromBlock: hex(from), toBlock: hex(to), topics: [TRANSFER_TOPIC],
-    }]);
+    const to = Math.min(head, cursor + range);
+    let logs: unknown;
+    try {
+      logs = await this.call('eth_getLogs', [{
+        address: this.opts.contract, fromBlock: hex(from), toBlock: hex(to), topics: [TRANSFER_TOPIC],
+      }]);
+    } catch (e) {
+      // Nodes cap a query ("query returned more than 10000 results", "block range too large"):
+      // a smaller range next time, so the cursor cannot stay stuck on one busy stretch.
+      this.logRange = Math.max(1, Math.floor(range / 2));
+      throw e;
+    }
+    this.logRange = Math.min(max, range * 2);
     if (!Array.isArray(logs)) throw unavailable('The EVM RPC answered eth_getLogs with something that is not a list of logs');
     const ids = new Set<string>();
     for (const log of logs as { topics?: unknown; address?: unknown }[]) {
