@@ -135,7 +135,16 @@ export const MIGRATIONS: readonly string[] = [
     head_hash            TEXT NOT NULL
   );
   `,
-  // 3 (ownership transfer): sessions by NFT (a transfer revokes the previous owner's), and the
+  // 3 (money-safe lifecycle): what a provider needs later but must not keep in provider_ref (the
+  // Akash manifest holds the agent's secrets): AES-GCM encrypted, deleted once no longer needed.
+  `
+  CREATE TABLE deployment_secrets (
+    deployment_id  TEXT PRIMARY KEY,
+    value          BLOB NOT NULL,
+    updated_at     INTEGER NOT NULL
+  );
+  `,
+  // 4 (ownership transfer): sessions by NFT (a transfer revokes the previous owner's), and the
   // block an EVM Transfer-log poller has read up to, so a restart neither rescans nor skips.
   `
   CREATE INDEX IF NOT EXISTS sessions_nft ON sessions (nft_token_id) WHERE revoked_at IS NULL;
