@@ -129,7 +129,7 @@ export class FakeEvmRpc {
         const [f] = params as [{ fromBlock?: string; toBlock?: string; address?: string; topics?: (string | null)[] }];
         const from = Number(BigInt(f.fromBlock ?? toBeHex(this.head)));
         const to = Number(BigInt(f.toBlock ?? toBeHex(this.head)));
-        if (from > to) throw { code: -32602, message: 'invalid block range params' };
+        if (from > to) throw { code: -32000, message: 'invalid block range params' }; // the spec's error for eth_getLogs
         return this.logs
           .filter((l) => l.block >= from && l.block <= to)
           .filter((l) => !f.address || l.address === f.address.toLowerCase())
