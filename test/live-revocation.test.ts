@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { spawnCli, request, startServer, tempDir, waitFor, type ServerProcess } from './helpers/server.js';
 import { newEvmWallet, signIn } from './helpers/wallets.js';
 import { openWs } from './helpers/ws.js';
-import { cliAssign, closed, openSse, signInOver } from './helpers/sign-in-http.js';
+import { cliAssign, closed, openSse, signInOver, LAG_MS } from './helpers/sign-in-http.js';
 import { ACCESS_TOKEN_TTL_SEC } from '../src/auth/tokens.js';
 
 /**
@@ -16,7 +16,7 @@ const dataDir = tempDir();
 let n = 8000;
 
 test.before(async () => {
-  p = await spawnCli(['serve'], { PORT: '0', HOST: '127.0.0.1', PANTHERS_DATA_DIR: dataDir, PANTHERS_RATE_LIMITS: 'off', PANTHERS_SCRIPTED_DELAY_MS: '150' });
+  p = await spawnCli(['serve'], { PORT: '0', HOST: '127.0.0.1', PANTHERS_DATA_DIR: dataDir, PANTHERS_RATE_LIMITS: 'off', PANTHERS_EVENT_LOOP_LAG_LIMIT_MS: LAG_MS, PANTHERS_SCRIPTED_DELAY_MS: '150' });
 });
 test.after(async () => {
   p.child.kill('SIGTERM');
@@ -81,7 +81,7 @@ test('refresh-token reuse closes the session\'s sockets (4002, refresh_token_reu
 test('every WS message re-checks the session: after revocation by another path a message gets the error and the close', async () => {
   // Revoked through the session guard without the live index reaching this socket (a socket the
   // index does not know stands for one opened on another node): the next message is refused.
-  const server = await startServer();
+  const server = await startServer({ PANTHERS_EVENT_LOOP_LAG_LIMIT_MS: LAG_MS });
   try {
     const s = await signIn(server, { nft: '1' });
     const ws = await openWs(server.url, s.access_token);
@@ -104,7 +104,7 @@ test('every WS message re-checks the session: after revocation by another path a
 test('access-token expiry ends an SSE stream and closes a WebSocket (4001)', async () => {
   // The server's clock runs TTL - 2 s behind: tokens it issues expire 2 s from now.
   const skew = (ACCESS_TOKEN_TTL_SEC - 2) * 1000;
-  const server = await startServer({ PANTHERS_SCRIPTED_DELAY_MS: '300' }, { now: () => Date.now() - skew });
+  const server = await startServer({ PANTHERS_SCRIPTED_DELAY_MS: '300', PANTHERS_EVENT_LOOP_LAG_LIMIT_MS: LAG_MS }, { now: () => Date.now() - skew });
   try {
     const s = await signIn(server, { nft: '1' });
     assert.equal((await server.request('POST', '/v1/deployments', { token: s.access_token, body: { nft_token_id: '1', provider: 'local' } })).status, 202);

@@ -4,7 +4,7 @@ import Database from 'better-sqlite3';
 import { spawnCli, request, tempDir, waitFor, type ServerProcess } from './helpers/server.js';
 import { newEvmWallet } from './helpers/wallets.js';
 import { openWs } from './helpers/ws.js';
-import { cliAssign, closed, openSse, signInOver } from './helpers/sign-in-http.js';
+import { cliAssign, closed, openSse, signInOver, LAG_MS } from './helpers/sign-in-http.js';
 import { FakeEvmRpc } from './fakes/evm-rpc.js';
 
 /**
@@ -108,7 +108,7 @@ test('registry: `panthers nft assign` to a buyer closes the seller\'s socket (40
   const nft = '7001';
   await cliAssign(dataDir, nft, seller.address);
   const p = await spawnCli(['serve'], {
-    PORT: '0', HOST: '127.0.0.1', PANTHERS_DATA_DIR: dataDir, PANTHERS_RATE_LIMITS: 'off',
+    PORT: '0', HOST: '127.0.0.1', PANTHERS_DATA_DIR: dataDir, PANTHERS_RATE_LIMITS: 'off', PANTHERS_EVENT_LOOP_LAG_LIMIT_MS: LAG_MS,
     PANTHERS_OWNERSHIP_POLL_MS: String(POLL_MS), PANTHERS_SCRIPTED_DELAY_MS: '150',
   });
   try {
@@ -135,7 +135,7 @@ test('registry, PANTHERS_TRANSFER_CONVERSATIONS=wipe: the previous holder\'s con
   const nft = '7002';
   await cliAssign(dataDir, nft, seller.address);
   const p = await spawnCli(['serve'], {
-    PORT: '0', HOST: '127.0.0.1', PANTHERS_DATA_DIR: dataDir, PANTHERS_RATE_LIMITS: 'off',
+    PORT: '0', HOST: '127.0.0.1', PANTHERS_DATA_DIR: dataDir, PANTHERS_RATE_LIMITS: 'off', PANTHERS_EVENT_LOOP_LAG_LIMIT_MS: LAG_MS,
     PANTHERS_OWNERSHIP_POLL_MS: String(POLL_MS), PANTHERS_TRANSFER_CONVERSATIONS: 'wipe',
   });
   try {
@@ -166,7 +166,7 @@ test('a seller subscribed with a session for another NFT loses only that subscri
   await cliAssign(dataDir, '7003', seller.address);
   await cliAssign(dataDir, '7004', seller.address);
   const p = await spawnCli(['serve'], {
-    PORT: '0', HOST: '127.0.0.1', PANTHERS_DATA_DIR: dataDir, PANTHERS_RATE_LIMITS: 'off', PANTHERS_OWNERSHIP_POLL_MS: String(POLL_MS),
+    PORT: '0', HOST: '127.0.0.1', PANTHERS_DATA_DIR: dataDir, PANTHERS_RATE_LIMITS: 'off', PANTHERS_EVENT_LOOP_LAG_LIMIT_MS: LAG_MS, PANTHERS_OWNERSHIP_POLL_MS: String(POLL_MS),
   });
   try {
     const s = await signInOver(p.url, seller, '7004'); // a session for the NFT kept
@@ -193,7 +193,7 @@ test('evm: a Transfer log (eth_getLogs from a persisted cursor, ownerOf the trut
   const nft = '7100';
   rpc.owners.set(7100n, seller.address);
   const env = {
-    PORT: '0', HOST: '127.0.0.1', PANTHERS_DATA_DIR: dataDir, PANTHERS_RATE_LIMITS: 'off',
+    PORT: '0', HOST: '127.0.0.1', PANTHERS_DATA_DIR: dataDir, PANTHERS_RATE_LIMITS: 'off', PANTHERS_EVENT_LOOP_LAG_LIMIT_MS: LAG_MS,
     PANTHERS_OWNERSHIP: 'evm', PANTHERS_EVM_RPC_URL: rpc.url, PANTHERS_NFT_CONTRACT: rpc.contract, PANTHERS_CHAIN_ID: '1',
     PANTHERS_OWNERSHIP_POLL_MS: String(POLL_MS), PANTHERS_SCRIPTED_DELAY_MS: '150',
   };

@@ -2,7 +2,7 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnCli, request, sleep, tempDir, type ServerProcess } from './helpers/server.js';
 import { newEvmWallet } from './helpers/wallets.js';
-import { signInOver } from './helpers/sign-in-http.js';
+import { signInOver, LAG_MS } from './helpers/sign-in-http.js';
 import { FakeEvmRpc } from './fakes/evm-rpc.js';
 
 /**
@@ -20,7 +20,7 @@ test.after(() => rpc.stop());
 let nextNft = 9000n;
 function envFor(dataDir: string, graceMs: number): Record<string, string> {
   return {
-    PORT: '0', HOST: '127.0.0.1', PANTHERS_DATA_DIR: dataDir, PANTHERS_RATE_LIMITS: 'off',
+    PORT: '0', HOST: '127.0.0.1', PANTHERS_DATA_DIR: dataDir, PANTHERS_RATE_LIMITS: 'off', PANTHERS_EVENT_LOOP_LAG_LIMIT_MS: LAG_MS,
     PANTHERS_OWNERSHIP: 'evm', PANTHERS_EVM_RPC_URL: rpc.url, PANTHERS_NFT_CONTRACT: rpc.contract,
     PANTHERS_OWNERSHIP_CACHE_MS: '0', PANTHERS_REFRESH_GRACE_MS: String(graceMs),
   };

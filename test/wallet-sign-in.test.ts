@@ -5,7 +5,7 @@ import { createPublicClient, http } from 'viem';
 import { verifyHash } from 'viem/actions';
 import { parseSiweMessage, validateSiweMessage } from 'viem/siwe';
 import { spawnCli, request, tempDir, type ServerProcess } from './helpers/server.js';
-import { cliAssign, signInOver } from './helpers/sign-in-http.js';
+import { cliAssign, signInOver, LAG_MS } from './helpers/sign-in-http.js';
 import { newEvmWallet } from './helpers/wallets.js';
 import { FakeEvmRpc, wrap6492 } from './fakes/evm-rpc.js';
 
@@ -34,7 +34,7 @@ test('SIWE: a challenge from http://127.0.0.1:PORT names that origin and passes 
   const w = newEvmWallet();
   await cliAssign(dataDir, '1', w.address);
   const p = await spawnCli(['serve'], {
-    PORT: '0', HOST: '127.0.0.1', PANTHERS_DATA_DIR: dataDir, PANTHERS_RATE_LIMITS: 'off',
+    PORT: '0', HOST: '127.0.0.1', PANTHERS_DATA_DIR: dataDir, PANTHERS_RATE_LIMITS: 'off', PANTHERS_EVENT_LOOP_LAG_LIMIT_MS: LAG_MS,
     PANTHERS_CORS_ORIGINS: 'https://dapp.example,https://other.example',
   });
   try {
@@ -74,7 +74,7 @@ test('EIP-2098: a 64-byte compact signature signs in; a flipped parity bit does 
   const dataDir = tempDir();
   const w = Wallet.createRandom();
   await cliAssign(dataDir, '2', w.address);
-  const p = await spawnCli(['serve'], { PORT: '0', HOST: '127.0.0.1', PANTHERS_DATA_DIR: dataDir, PANTHERS_RATE_LIMITS: 'off' });
+  const p = await spawnCli(['serve'], { PORT: '0', HOST: '127.0.0.1', PANTHERS_DATA_DIR: dataDir, PANTHERS_RATE_LIMITS: 'off', PANTHERS_EVENT_LOOP_LAG_LIMIT_MS: LAG_MS });
   try {
     const m = await challenge(p.url, w.address, '2');
     const compact = Signature.from(await w.signMessage(m)).compactSerialized;
@@ -95,7 +95,7 @@ test('EIP-2098: a 64-byte compact signature signs in; a flipped parity bit does 
 test('smart-contract wallets with the evm verifier: EIP-1271 (deployed) and EIP-6492 (not deployed yet) sign in; others\' keys do not', async () => {
   const rpc = await new FakeEvmRpc().start();
   const p = await spawnCli(['serve'], {
-    PORT: '0', HOST: '127.0.0.1', PANTHERS_DATA_DIR: tempDir(), PANTHERS_RATE_LIMITS: 'off',
+    PORT: '0', HOST: '127.0.0.1', PANTHERS_DATA_DIR: tempDir(), PANTHERS_RATE_LIMITS: 'off', PANTHERS_EVENT_LOOP_LAG_LIMIT_MS: LAG_MS,
     PANTHERS_OWNERSHIP: 'evm', PANTHERS_EVM_RPC_URL: rpc.url, PANTHERS_NFT_CONTRACT: rpc.contract,
   });
   try {

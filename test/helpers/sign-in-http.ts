@@ -6,6 +6,12 @@ import type { EvmTestWallet } from './wallets.js';
 
 const run = promisify(execFile);
 
+/**
+ * Event-loop lag limit for servers in tests that are not about load shedding: the CI machine is
+ * shared, and a 500 ms lag there would make them answer 503 "overloaded" instead of what they test.
+ */
+export const LAG_MS = '5000';
+
 export interface HttpSession {
   wallet: string;
   access_token: string;
