@@ -63,6 +63,20 @@ test('logout closes the session\'s WebSockets (4002) and ends its SSE streams at
   keep.ws.close();
 });
 
+test('logout also ends an OpenAI-compatible stream, in its dialect: an error chunk, then [DONE]', async () => {
+  const { nft, wallet } = await owned();
+  const s = await signInOver(p.url, wallet, nft);
+  await deploy(s.access_token, nft);
+  const sse = await openSse(p.url, `/v1/agents/${nft}/openai/v1/chat/completions`, s.access_token, {
+    model: 'scripted', messages: [{ role: 'user', content: 'a long story, please' }],
+  });
+  await waitFor(() => sse.events.length > 1);
+  assert.equal((await request(p.url, 'POST', '/v1/auth/logout', { token: s.access_token })).status, 200);
+  await sse.ended;
+  assert.equal(sse.events.at(-1), '[DONE]');
+  assert.equal(sse.events.at(-2).error.code, 'unauthorized');
+});
+
 test('refresh-token reuse closes the session\'s sockets (4002, refresh_token_reuse)', async () => {
   const { nft, wallet } = await owned();
   const s = await signInOver(p.url, wallet, nft);

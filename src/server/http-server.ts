@@ -13,7 +13,7 @@ import type { Cors } from '../guards/cors.js';
 import type { OverloadMonitor } from '../guards/overload.js';
 import { STATUS_LINES } from './status-lines.js';
 import { isLoopbackIp } from './public-url.js';
-import { isOpenAiPath, openaiError } from '../agents/openai-wire.js';
+import { DONE, isOpenAiPath, openaiError } from '../agents/openai-wire.js';
 
 /** Appends one row per API call (batched by the implementation). */
 export interface AuditSink {
@@ -509,8 +509,12 @@ export class HttpServer {
       if (ex.aborted || ended) return;
       ended = true;
       cleanup();
+      // In the stream's own dialect: ours ends with {done, error}; OpenAI's with an error and [DONE].
+      const frames = ex.agentNft !== undefined && isOpenAiPath(ex.path)
+        ? [JSON.stringify(openaiError(e)), DONE]
+        : [JSON.stringify({ done: true, error: { code: e.code, message: e.message, details: e.details } })];
       res.cork(() => {
-        res.write('data: ' + JSON.stringify({ done: true, error: { code: e.code, message: e.message, details: e.details } }) + '\n\n');
+        for (const f of frames) res.write('data: ' + f + '\n\n');
         res.end();
       });
       ex.abort(); // stops the producer (its onAbort callbacks), nothing more is written

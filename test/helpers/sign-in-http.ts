@@ -72,7 +72,11 @@ export async function openSse(url: string, path: string, token: string, body: ob
         while ((i = buf.indexOf('\n\n')) >= 0) {
           const ev = buf.slice(0, i);
           buf = buf.slice(i + 2);
-          for (const line of ev.split('\n')) if (line.startsWith('data: ')) events.push(JSON.parse(line.slice(6)));
+          for (const line of ev.split('\n')) {
+            if (!line.startsWith('data: ')) continue;
+            const data = line.slice(6);
+            events.push(data.startsWith('{') ? JSON.parse(data) : data); // OpenAI streams end with [DONE]
+          }
         }
       }
     } catch {
