@@ -1,5 +1,6 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import Database from 'better-sqlite3';
 import { spawnCli, request, tempDir, waitFor, type ServerProcess } from './helpers/server.js';
 import { newEvmWallet } from './helpers/wallets.js';
@@ -154,6 +155,32 @@ test('registry, PANTHERS_TRANSFER_CONVERSATIONS=wipe: the previous holder\'s con
     } finally {
       db.close();
     }
+  } finally {
+    await stop(p);
+  }
+});
+
+test('registry, owners file: rewriting PANTHERS_OWNERS_FILE with a new owner closes the seller\'s socket', async () => {
+  const dataDir = tempDir();
+  const seller = newEvmWallet();
+  const buyer = newEvmWallet();
+  const file = `${dataDir}/owners.json`;
+  fs.writeFileSync(file, JSON.stringify({ 7005: seller.address }));
+  const p = await spawnCli(['serve'], {
+    PORT: '0', HOST: '127.0.0.1', PANTHERS_DATA_DIR: dataDir, PANTHERS_RATE_LIMITS: 'off', PANTHERS_EVENT_LOOP_LAG_LIMIT_MS: LAG_MS,
+    PANTHERS_OWNERSHIP_POLL_MS: String(POLL_MS), PANTHERS_OWNERS_FILE: file,
+  });
+  try {
+    const s = await signInOver(p.url, seller, '7005');
+    const ws = await openWs(p.url, s.access_token);
+    const c = closed(ws.ws);
+    // Written to a temporary file and renamed, as an operator's tooling would (never half a file).
+    fs.writeFileSync(`${file}.tmp`, JSON.stringify({ 7005: buyer.address }));
+    fs.renameSync(`${file}.tmp`, file);
+    const got = await c;
+    assert.equal(got.code, 4003);
+    assert.equal((await request(p.url, 'GET', '/v1/auth/session', { token: s.access_token })).status, 401);
+    await signInOver(p.url, buyer, '7005');
   } finally {
     await stop(p);
   }
