@@ -166,3 +166,11 @@ describe('frames across nodes (NATS)', () => {
     assert.equal(gotB.length, frames.length, 'no frames once no local socket follows');
   });
 });
+
+describe('the cluster switch', () => {
+  test('PANTHERS_DATABASE_URL / PANTHERS_NATS_URL stop the server at start, saying cluster mode is not available yet', async () => {
+    const { loadConfig } = await import('../src/config.js');
+    assert.throws(() => loadConfig({ PANTHERS_DATABASE_URL: pg.url }), /PANTHERS_DATABASE_URL.*cluster mode is not available/);
+    assert.throws(() => loadConfig({ PANTHERS_NATS_URL: nats.url }), /PANTHERS_NATS_URL.*cluster mode is not available/);
+  });
+});
