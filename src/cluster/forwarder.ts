@@ -1,6 +1,12 @@
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { ApiError, toApiError } from '../errors.js';
 
+interface Served {
+  sub: Subscription;
+  handle: (msg: unknown) => Promise<{ value: unknown } | undefined>;
+  timer?: NodeJS.Timeout;
+}
+
 type Reply = { ok: unknown } | { error: { code: string; message: string; details?: Record<string, unknown> } } | { notOwner: true };
 
 const enc = new TextEncoder();
@@ -15,7 +21,9 @@ const dec = new TextDecoder();
  * spec's ApiError.
  */
 export class Forwarder {
-  private readonly served = new Map<number, Subscription>();
+  private readonly served = new Map<number, Served>();
+  /** unserved shards whose subscription still answers "not owner" for a moment */
+  private readonly leaving = new Map<number, Served>();
 
   constructor(private readonly nc: NatsConnection, private readonly prefix = 'panthers') {}
 
@@ -26,7 +34,17 @@ export class Forwarder {
   /** Serves a shard this node owns. `handle` returns undefined when the shard is no longer ours. */
   serve(shard: number, handle: (msg: unknown) => Promise<{ value: unknown } | undefined>): void {
     if (this.served.has(shard)) return;
-    const sub = this.nc.subscribe(this.subject(shard), {
+    const back = this.leaving.get(shard);
+    if (back) {
+      // Served again before its subscription went: keep it, with the new handler.
+      clearTimeout(back.timer);
+      this.leaving.delete(shard);
+      back.handle = handle;
+      this.served.set(shard, back);
+      return;
+    }
+    const entry: Served = { sub: undefined as unknown as Subscription, handle };
+    entry.sub = this.nc.subscribe(this.subject(shard), {
       callback: (err, m) => {
         if (err) return;
         let body: unknown;
@@ -36,7 +54,7 @@ export class Forwarder {
           m.respond(enc.encode(JSON.stringify({ error: { code: 'INVALID_REQUEST', message: 'malformed forwarded message' } } satisfies Reply)));
           return;
         }
-        handle(body).then(
+        entry.handle(body).then(
           (r) => m.respond(enc.encode(JSON.stringify((r ? { ok: r.value } : { notOwner: true }) satisfies Reply))),
           (e) => {
             const a = toApiError(e);
@@ -45,13 +63,26 @@ export class Forwarder {
         );
       },
     });
-    this.served.set(shard, sub);
+    this.served.set(shard, entry);
   }
 
-  /** Stops serving (the lease was lost or released). In-flight answers still go out. */
-  unserve(shard: number): void {
-    this.served.get(shard)?.unsubscribe();
+  /**
+   * Stops serving (the lease was lost or released). For a moment the subscription stays and
+   * answers "not owner", so asks already on their way here are retried at once instead of
+   * waiting out their deadline; in-flight answers still go out.
+   */
+  unserve(shard: number, graceMs = 1000): void {
+    const e = this.served.get(shard);
+    if (!e) return;
     this.served.delete(shard);
+    e.handle = async () => undefined;
+    if (graceMs <= 0) return e.sub.unsubscribe();
+    this.leaving.set(shard, e);
+    e.timer = setTimeout(() => {
+      this.leaving.delete(shard);
+      e.sub.unsubscribe();
+    }, graceMs);
+    e.timer.unref();
   }
 
   /** Asks whoever owns the shard, retrying until the deadline while nobody (or a stale owner) answers. */
@@ -83,6 +114,11 @@ export class Forwarder {
   }
 
   close(): void {
-    for (const s of this.served.keys()) this.unserve(s);
+    for (const s of [...this.served.keys()]) this.unserve(s, 0);
+    for (const [s, e] of this.leaving) {
+      clearTimeout(e.timer);
+      e.sub.unsubscribe();
+      this.leaving.delete(s);
+    }
   }
 }
