@@ -32,6 +32,9 @@ const HELP = `Usage: npm run bench [-- options]
   --rounds=N         interleaved rounds (default 5, quick 1)
   --out=FILE         results file (default bench/results/latest.json)
   --participants=a,b measure only these (project, uws-raw, fastify, socketio, express-socketio, sqlite-raw)
+  --before=DIST      also measure the project built at another commit (DIST/bin/panthers.js) as
+                     'project-before' in http_auth_get, chat_fanout and sse_stream: a before/after
+                     under the same load
   --profile[=DIR]    run the project under --cpu-prof (profiles in DIR/<scenario>, default
                      bench/results/profiles) and print where its CPU time went per scenario`;
 
@@ -90,6 +93,14 @@ async function main(): Promise<number> {
   console.log(`[bench] ${quick ? 'quick' : 'full'} run: ${sizes.rounds} round(s); server on CPU ${tools.serverCpu ?? '-'}, load on CPU ${tools.loadCpu ?? '-'}; open-file limit ${tools.maxFiles}`);
 
   const world = new World(tools);
+  const before = arg('before');
+  if (before) {
+    world.beforeCli = path.resolve(before, 'bin/panthers.js');
+    if (!fs.existsSync(world.beforeCli)) {
+      console.error(`${world.beforeCli} not found: build that commit first`);
+      return 2;
+    }
+  }
   for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     process.on(sig, () => {
       console.log(`[bench] ${sig}: stopping every server and load worker`);

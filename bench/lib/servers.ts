@@ -35,13 +35,16 @@ export interface ProjectOptions {
   env?: Record<string, string>;
   /** node flags before the script (e.g. --cpu-prof) */
   nodeArgs?: string[];
+  /** another build's bin/panthers.js (--before: the same project at another commit) */
+  cli?: string;
+  who?: string;
 }
 
 /** `node dist/bin/panthers.js serve` with the scripted model, rate limits off, on an ephemeral port. */
 export async function startProject(tools: Tools, o: ProjectOptions): Promise<Target> {
   // LOG_LEVEL=warn hides the "listening" line (info): pick the port here and poll /health instead.
   const port = await freePort();
-  const proc = spawnProc(tools, process.execPath, [...(o.nodeArgs ?? []), CLI, 'serve'], {
+  const proc = spawnProc(tools, process.execPath, [...(o.nodeArgs ?? []), o.cli ?? CLI, 'serve'], {
     cpu: tools.serverCpu,
     env: {
       PORT: String(port),
@@ -66,7 +69,7 @@ export async function startProject(tools: Tools, o: ProjectOptions): Promise<Tar
   }
   // A profiled process writes its profile on exit: wait for that rather than kill it.
   const profiled = o.nodeArgs?.includes('--cpu-prof') ?? false;
-  return { who: 'project', url, port, proc, stop: () => stopServer(proc, port, profiled ? 15_000 : 3000, profiled) };
+  return { who: o.who ?? 'project', url, port, proc, stop: () => stopServer(proc, port, profiled ? 15_000 : 3000, profiled) };
 }
 
 /**

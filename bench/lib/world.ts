@@ -12,6 +12,7 @@ import { deploymentBody } from '../peers/common.js';
 
 export const BENCH_NFT = '4242';
 export const CHAT_MESSAGE = 'Tell me about the benchmark.';
+export const BEFORE = 'project-before';
 
 /**
  * Everything scenarios share: the project's data dir with a signed-in wallet and a running local
@@ -40,6 +41,15 @@ export class World {
   readonly deploymentFile: string;
   /** node flags of every project server started from now on (--profile sets --cpu-prof) */
   projectNodeArgs: string[] = [];
+  /**
+   * --before=DIST: the same project built from another commit, measured as the participant
+   * `project-before` beside the project in the scenarios that compare stacks (a before/after
+   * under the same load, interleaved like any peer).
+   */
+  beforeCli: string | undefined;
+  get extraPeers(): string[] {
+    return this.beforeCli ? [BEFORE] : [];
+  }
 
   constructor(private readonly tools: Tools) {
     this.root = tempDir('panthers-bench-');
@@ -154,8 +164,10 @@ export class World {
   }
 
   /** Starts the project on the prepared data dir; with `deployed`, waits for its deployment to run. */
-  async startProject(delayMs: number, deployed: boolean, env?: Record<string, string>): Promise<Target> {
-    const t = await startProject(this.tools, { dataDir: this.projectDir, delayMs, env, nodeArgs: this.projectNodeArgs });
+  async startProject(delayMs: number, deployed: boolean, env?: Record<string, string>, before = false): Promise<Target> {
+    const t = await startProject(this.tools, {
+      dataDir: this.projectDir, delayMs, env, nodeArgs: this.projectNodeArgs, ...(before ? { cli: this.beforeCli, who: BEFORE } : {}),
+    });
     if (deployed && this.session) {
       try {
         await ensureDeployed(t, this.session);
@@ -175,15 +187,16 @@ export class World {
 
   /** The token and first-chunk offset a target's clients use. */
   tokenFor(who: string): string {
-    return who === 'project' ? this.session!.token : this.peerToken;
+    return who === 'project' || who === BEFORE ? this.session!.token : this.peerToken;
   }
 
   offsetMs(who: string, delayMs: number): number {
-    return (who === 'project' ? this.firstChunkDelays : 1) * delayMs;
+    return (who === 'project' || who === BEFORE ? this.firstChunkDelays : 1) * delayMs;
   }
 
   /** Starts whichever participant by name. */
   start(who: string, delayMs: number, deployed = true, env?: Record<string, string>): Promise<Target> {
+    if (who === BEFORE) return this.startProject(delayMs, deployed, env, true);
     return who === 'project' ? this.startProject(delayMs, deployed, env) : this.startPeer(who as PeerName, delayMs);
   }
 

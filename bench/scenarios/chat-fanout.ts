@@ -84,7 +84,8 @@ export const chatFanout: Scenario = {
   async run(ctx: BenchContext): Promise<MetricResult[]> {
     const { sizes, world, tools } = ctx;
     const missing = world.missingFor(this.needs);
-    const who = [...(missing ? [] : ['project']), ...PEERS];
+    const peers = [...PEERS, ...world.extraPeers];
+    const who = [...(missing ? [] : ['project']), ...peers];
     // Socket.IO peers speak its protocol (the same events); the project and the rest plain WS.
     const protocolOf = (w: string) => (w.includes('socketio') ? 'socketio' : 'ws') as 'ws' | 'socketio';
     const C = sizes.fanoutClients;
@@ -129,12 +130,12 @@ export const chatFanout: Scenario = {
       .filter(Boolean).join('; ') || undefined;
     const cpuNote = [na, ...new Set(notes)].filter(Boolean).join('; ') || undefined;
     return [
-      summarize({ name: this.name, metric: 'cpu_pct', unit: `% core @${C}x20/s`, better: 'lower', note: cpuNote }, cpu, PEERS),
-      summarize({ name: this.name, metric: 'cpu_per_chunk', unit: 'us CPU/chunk @20/s', better: 'lower', note: na }, cpuPerChunk, PEERS),
-      summarize({ name: this.name, metric: 'p99_lateness', unit: 'ms', better: 'lower', ratio: false, note: na }, late, PEERS),
-      summarize({ name: this.name, metric: 'capacity', unit: `chunks/s to ${C}`, better: 'higher', note: capNote }, capacity, PEERS),
-      summarize({ name: this.name, metric: 'connections', unit: 'clients', better: 'higher', note: na }, conns, PEERS),
-      summarize({ name: this.name, metric: 'connections_rss', unit: 'MB', better: 'lower', note: na }, rss, PEERS),
+      summarize({ name: this.name, metric: 'cpu_pct', unit: `% core @${C}x20/s`, better: 'lower', note: cpuNote }, cpu, peers),
+      summarize({ name: this.name, metric: 'cpu_per_chunk', unit: 'us CPU/chunk @20/s', better: 'lower', note: na }, cpuPerChunk, peers),
+      summarize({ name: this.name, metric: 'p99_lateness', unit: 'ms', better: 'lower', ratio: false, note: na }, late, peers),
+      summarize({ name: this.name, metric: 'capacity', unit: `chunks/s to ${C}`, better: 'higher', note: capNote }, capacity, peers),
+      summarize({ name: this.name, metric: 'connections', unit: 'clients', better: 'higher', note: na }, conns, peers),
+      summarize({ name: this.name, metric: 'connections_rss', unit: 'MB', better: 'lower', note: na }, rss, peers),
     ];
   },
 };

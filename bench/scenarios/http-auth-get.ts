@@ -14,6 +14,7 @@ export const httpAuthGet: Scenario = {
   async run(ctx: BenchContext): Promise<MetricResult[]> {
     const { tools, sizes, world } = ctx;
     const missing = world.missingFor(this.needs);
+    const peers = [...PEERS, ...world.extraPeers];
     const rps = new Samples();
     const p99 = new Samples();
     const cpuPerReq = new Samples();
@@ -21,7 +22,7 @@ export const httpAuthGet: Scenario = {
     if (!tools.wrk) {
       note = `skipped: ${WRK_MISSING_HINT}`;
     } else {
-      const who = [...(missing ? [] : ['project']), ...PEERS];
+      const who = [...(missing ? [] : ['project']), ...peers];
       const failed = await rounds(ctx, who, async (w, round) => {
         const t = await world.start(w, 0);
         try {
@@ -52,9 +53,9 @@ export const httpAuthGet: Scenario = {
       note = joinNotes(note, failed);
     }
     return [
-      summarize({ name: this.name, metric: 'requests_per_s', unit: 'req/s', better: 'higher', note }, rps, PEERS),
-      summarize({ name: this.name, metric: 'p99', unit: 'ms', better: 'lower', ratio: false, note }, p99, PEERS),
-      summarize({ name: this.name, metric: 'cpu_per_request', unit: 'us CPU/req', better: 'lower', note }, cpuPerReq, PEERS),
+      summarize({ name: this.name, metric: 'requests_per_s', unit: 'req/s', better: 'higher', note }, rps, peers),
+      summarize({ name: this.name, metric: 'p99', unit: 'ms', better: 'lower', ratio: false, note }, p99, peers),
+      summarize({ name: this.name, metric: 'cpu_per_request', unit: 'us CPU/req', better: 'lower', note }, cpuPerReq, peers),
     ];
   },
 };

@@ -12,7 +12,8 @@ export const sseStream: Scenario = {
   async run(ctx: BenchContext): Promise<MetricResult[]> {
     const { sizes, world } = ctx;
     const missing = world.missingFor(this.needs);
-    const who = [...(missing ? [] : ['project']), ...PEERS];
+    const peers = [...PEERS, ...world.extraPeers];
+    const who = [...(missing ? [] : ['project']), ...peers];
     const M = sizes.sseStreams;
     const cpu = new Samples();
     const cpuPerChunk = new Samples();
@@ -30,10 +31,10 @@ export const sseStream: Scenario = {
     });
     const na = joinNotes(missing ? `${NA_MISSING}: ${missing}` : undefined, failed);
     return [
-      summarize({ name: this.name, metric: 'cpu_pct', unit: `% core @${M}x20/s`, better: 'lower', note: [na, ...notes].filter(Boolean).join('; ') || undefined }, cpu, PEERS),
-      summarize({ name: this.name, metric: 'cpu_per_chunk', unit: 'us CPU/chunk', better: 'lower', note: na }, cpuPerChunk, PEERS),
-      summarize({ name: this.name, metric: 'chunks_per_s', unit: 'chunks/s', better: 'higher', note: na }, rate, PEERS),
-      summarize({ name: this.name, metric: 'p99_lateness', unit: 'ms', better: 'lower', ratio: false, note: na }, late, PEERS),
+      summarize({ name: this.name, metric: 'cpu_pct', unit: `% core @${M}x20/s`, better: 'lower', note: [na, ...notes].filter(Boolean).join('; ') || undefined }, cpu, peers),
+      summarize({ name: this.name, metric: 'cpu_per_chunk', unit: 'us CPU/chunk', better: 'lower', note: na }, cpuPerChunk, peers),
+      summarize({ name: this.name, metric: 'chunks_per_s', unit: 'chunks/s', better: 'higher', note: na }, rate, peers),
+      summarize({ name: this.name, metric: 'p99_lateness', unit: 'ms', better: 'lower', ratio: false, note: na }, late, peers),
     ];
   },
 };
