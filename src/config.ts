@@ -28,6 +28,15 @@ export interface Config {
   corsOrigins: string[];
   requireSignedRequests: boolean;
   chatDailyTokenQuota: number; // 0 = off
+  /** Models a deployment may name ("backend:model" or "backend:*"); empty = any. */
+  modelsAllowed: string[];
+  /** The most output tokens one turn may ask a backend for (max_tokens / num_predict). */
+  modelMaxTokens: number;
+  /** Open WebSockets one wallet / one client IP may hold at once. */
+  wsMaxPerWallet: number;
+  wsMaxPerIp: number;
+  /** Rows the audit log keeps at most; past it the oldest are pruned (the chain stays verifiable). */
+  auditMaxRows: number;
   auditRetentionDays: number; // 0 = keep forever
   requestTimeoutMs: number;
   eventLoopLagLimitMs: number;
@@ -140,6 +149,19 @@ function list(env: Env, name: string): string[] {
   return raw.split(',').map((s) => s.trim()).filter(Boolean);
 }
 
+const MODEL_ENTRY_RE = /^(scripted|openai|ollama)(:[^\s,]{1,128})?$/;
+
+/** PANTHERS_MODELS_ALLOWED: "openai:gpt-4o-mini,ollama:*,scripted" (a bare backend = its default model). */
+function modelsAllowed(env: Env): string[] {
+  const entries = list(env, 'PANTHERS_MODELS_ALLOWED');
+  for (const e of entries) {
+    if (!MODEL_ENTRY_RE.test(e)) {
+      throw new ConfigError('PANTHERS_MODELS_ALLOWED', `entries must be backend, backend:model or backend:* (backends: scripted, openai, ollama), got "${e}"`);
+    }
+  }
+  return entries;
+}
+
 export function parseRateLimits(raw: string | undefined): RateLimits | 'off' {
   if (raw === undefined || raw.trim() === '') return { ...DEFAULT_RATE_LIMITS };
   if (raw.trim().toLowerCase() === 'off') return 'off';
@@ -195,6 +217,11 @@ export function loadConfig(env: Env = process.env): Config {
     corsOrigins: list(env, 'PANTHERS_CORS_ORIGINS'),
     requireSignedRequests: bool(env, 'PANTHERS_REQUIRE_SIGNED_REQUESTS', false),
     chatDailyTokenQuota: int(env, 'PANTHERS_CHAT_DAILY_TOKEN_QUOTA', 0),
+    modelsAllowed: modelsAllowed(env),
+    modelMaxTokens: int(env, 'PANTHERS_MODEL_MAX_TOKENS', 1024, 1, 1_000_000),
+    wsMaxPerWallet: int(env, 'PANTHERS_WS_MAX_PER_WALLET', 16, 1),
+    wsMaxPerIp: int(env, 'PANTHERS_WS_MAX_PER_IP', 256, 1),
+    auditMaxRows: int(env, 'PANTHERS_AUDIT_MAX_ROWS', 5_000_000, 100),
     auditRetentionDays: int(env, 'PANTHERS_AUDIT_RETENTION_DAYS', 90),
     requestTimeoutMs: int(env, 'PANTHERS_REQUEST_TIMEOUT_MS', 30_000, 1),
     eventLoopLagLimitMs: int(env, 'PANTHERS_EVENT_LOOP_LAG_LIMIT_MS', 500, 1),
