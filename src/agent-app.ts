@@ -116,7 +116,7 @@ export async function createAgentApp(config: Config, opts: AgentAppOptions): Pro
       throw new ApiError('FORBIDDEN', `This wallet does not own NFT ${n}`);
     }
   };
-  wsHandlers.chat_stream = chatStreamHandler({ actors, conversations, available, authorize });
+  wsHandlers.chat_stream = chatStreamHandler({ actors, conversations, maxMessageChars: config.maxMessageChars, available, authorize });
   const api = new Router();
   api.addAll(agentRoutes({ actors, conversations, maxMessageChars: config.maxMessageChars, startedAt, now, available, authorize }));
   api.addAll([

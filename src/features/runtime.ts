@@ -206,6 +206,6 @@ function wsHandlers(
         conn.send({ type: 'unsubscribed', channel: msg.channel, nft_token_id: msg.nft_token_id, conversation_id: msg.conversation_id, was_subscribed: was });
       },
     },
-    chat_stream: chatStreamHandler({ actors: ctx.actors, conversations, available: (nft) => agents.isMounted(nft), authorize }),
+    chat_stream: chatStreamHandler({ actors: ctx.actors, conversations, maxMessageChars: ctx.config.maxMessageChars, available: (nft) => agents.isMounted(nft), authorize }),
   };
 }

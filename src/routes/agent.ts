@@ -7,6 +7,7 @@ import { AGENT_ACTOR, type AgentMsg, type TurnHandle, type TurnListener, type Tu
 import type { ConversationsRepo } from '../agents/conversations-repo.js';
 import type { AgentSettings } from '../providers/provider.js';
 import { sseChunk } from '../agents/chat-frames.js';
+import { chatMessageSchema, conversationIdSchema } from '../agents/chat-message.js';
 import type { ActorRegistry } from '../../actors/registry.js';
 import type { AuthClaims } from '../server/route.js';
 
@@ -25,7 +26,7 @@ export interface AgentRouteDeps {
 /** Longest an HTTP stream waits for a slow reader to drain before giving up on it. */
 const SSE_DRAIN_TIMEOUT_MS = 30_000;
 
-const conversationId = v.pipe(v.string('must be a string'), v.regex(/^[A-Za-z0-9-]{1,64}$/, 'must be a conversation id'));
+const conversationId = conversationIdSchema;
 
 const turnResponse = v.object({ response: v.string(), conversation_id: v.string(), timestamp: v.string(), tokens_used: v.number() });
 
@@ -81,12 +82,7 @@ class SseBridge implements TurnListener {
 /** The Agent API: health, info, chat (JSON and SSE), history, clear. */
 export function agentRoutes(deps: AgentRouteDeps): RouteDef[] {
   const { actors, conversations } = deps;
-  const message = v.pipe(
-    v.string('must be a string'),
-    v.trim(),
-    v.minLength(1, 'must not be empty'),
-    v.maxLength(deps.maxMessageChars, `must be at most ${deps.maxMessageChars} characters`),
-  );
+  const message = chatMessageSchema(deps.maxMessageChars);
 
   async function agentFor(req: Request<unknown, unknown>): Promise<string> {
     const nft = req.agentNft;
