@@ -52,8 +52,10 @@ export interface AgentActorDeps {
   model(setting: string): { backend: ModelBackend; model: string };
   concurrency: number;
   historyTokenBudget: number;
-  /** Quota hooks (per-NFT daily token budget); optional. */
-  quota?: { check(nft: string): void; add(nft: string, tokens: number): void };
+  /** The per-NFT daily token budget: a turn holds its worst case from admission until it settles. */
+  quota?: { reserve(nft: string, cost: number): { settle(tokens: number): void } };
+  /** The output-token cap sent to the backend with every turn (PANTHERS_MODEL_MAX_TOKENS). */
+  maxTokens?: number;
   onTurn?(outcome: 'complete' | 'incomplete' | 'error'): void;
 }
 
@@ -91,20 +93,32 @@ class AgentBehaviour implements Behaviour<AgentMsg, unknown> {
   }
 
   private turn(msg: Extract<AgentMsg, { type: 'turn' }>): TurnHandle {
-    this.deps.quota?.check(this.nft);
     let id = msg.conversationId;
     if (id) this.deps.repo.owned(id, this.nft, msg.wallet);
-    else {
+    // Admission holds the turn's worst case: system prompt, the history it may carry (just the
+    // message in a new conversation), and the output cap. Settled with the real count at the end.
+    const hold = this.deps.quota?.reserve(this.nft, estimateTokens(this.deps.character(this.nft).system_prompt)
+      + Math.max(estimateTokens(msg.message), id ? this.deps.historyTokenBudget : 0) + (this.deps.maxTokens ?? 0));
+    if (!id) {
       id = randomUUID();
       const now = this.deps.now();
-      this.deps.repo.create({ id, nft_token_id: this.nft, wallet: msg.wallet.toLowerCase(), created_at: now, updated_at: now });
+      try {
+        this.deps.repo.create({ id, nft_token_id: this.nft, wallet: msg.wallet.toLowerCase(), created_at: now, updated_at: now });
+      } catch (e) {
+        hold?.settle(0);
+        throw e;
+      }
     }
     const conversationId = id;
     msg.opened?.(conversationId);
     this.active++;
     const isNew = !msg.conversationId;
-    const done = this.enqueue(conversationId, () => this.queue.add(() => this.runTurn(conversationId, isNew, msg.message, msg.signal, msg.listener)) as Promise<TurnResult>)
-      .finally(() => this.active--);
+    const done = this.enqueue(conversationId, () => this.queue.add(() => this.runTurn(conversationId, isNew, msg.message, msg.signal, msg.listener, hold)) as Promise<TurnResult>)
+      .finally(() => {
+        this.active--;
+        // A turn that ended before settling (it failed early) releases its hold.
+        hold?.settle(0);
+      });
     return { conversation_id: conversationId, done };
   }
 
@@ -126,7 +140,10 @@ class AgentBehaviour implements Behaviour<AgentMsg, unknown> {
     return next;
   }
 
-  private async runTurn(conversationId: string, isNew: boolean, message: string, signal: AbortSignal | undefined, listener: TurnListener | undefined): Promise<TurnResult> {
+  private async runTurn(
+    conversationId: string, isNew: boolean, message: string, signal: AbortSignal | undefined, listener: TurnListener | undefined,
+    hold: { settle(tokens: number): void } | undefined,
+  ): Promise<TurnResult> {
     const { repo, publisher, now } = this.deps;
     const character = this.deps.character(this.nft);
     const frames = new ChunkFrames(conversationId, this.nft);
@@ -156,7 +173,7 @@ class AgentBehaviour implements Behaviour<AgentMsg, unknown> {
     if (signal?.aborted) ac.abort();
     try {
       const { backend, model } = this.deps.model(character.model);
-      for await (const ev of backend.stream({ messages, model, signal: ac.signal })) {
+      for await (const ev of backend.stream({ messages, model, maxTokens: this.deps.maxTokens, signal: ac.signal })) {
         if (ev.type === 'usage') {
           usage = ev;
           continue;
@@ -188,7 +205,7 @@ class AgentBehaviour implements Behaviour<AgentMsg, unknown> {
       this.deps.log.error({ err: e, nft: this.nft, conversation: conversationId }, 'storing a reply failed');
       error ??= new ApiError('INTERNAL_ERROR', 'The reply could not be stored');
     }
-    this.deps.quota?.add(this.nft, tokensUsed);
+    hold?.settle(tokensUsed);
     this.deps.onTurn?.(error ? 'error' : incomplete ? 'incomplete' : 'complete');
     const result: TurnResult = {
       response: text, conversation_id: conversationId, timestamp: new Date(at).toISOString(), tokens_used: tokensUsed, incomplete, error,

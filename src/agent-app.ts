@@ -17,6 +17,7 @@ import { Router } from './server/router.js';
 import { route, type AuthClaims } from './server/route.js';
 import { nftTokenId } from './server/validation.js';
 import { RateLimiter } from './guards/rate-limiter.js';
+import { ChatQuota } from './guards/quota.js';
 import { Cors } from './guards/cors.js';
 import { OverloadMonitor } from './guards/overload.js';
 import { ApiError } from './errors.js';
@@ -97,13 +98,17 @@ export async function createAgentApp(config: Config, opts: AgentAppOptions): Pro
   const rateLimiter = config.rateLimits === 'off' ? undefined : new RateLimiter(config.rateLimits);
   const wsHandlers: Record<string, WsMessageHandler> = {};
   const ws = new WsServer({ config, log, metrics, rateLimiter, authenticate, handlers: wsHandlers, clientIp: (ip) => ip });
+  const quota = new ChatQuota(db, config.chatDailyTokenQuota, now);
   actors.register(agentActorKind({
     repo: conversations, publisher: ws, log, now,
     character: () => character,
-    model: (setting) => chooseModel(setting, config.model, (name) => models.get(name)),
+    model: (setting) => chooseModel(setting, config.model, (name) => models.get(name), config.modelsAllowed),
     concurrency: config.chatConcurrency,
     historyTokenBudget: config.historyTokenBudget,
     onTurn: (o) => metrics.chatTurns.labels(o).inc(),
+    // The same spend limits as embedded agents, on the agent's own SQLite.
+    quota,
+    maxTokens: config.modelMaxTokens,
   }));
 
   const signIn = new SignIn({ db, ownership, now, publicUrl: () => config.publicUrl, evmChainId: config.chainId });
@@ -118,7 +123,7 @@ export async function createAgentApp(config: Config, opts: AgentAppOptions): Pro
   };
   wsHandlers.chat_stream = chatStreamHandler({ actors, conversations, maxMessageChars: config.maxMessageChars, available, authorize });
   const api = new Router();
-  api.addAll(agentRoutes({ actors, conversations, maxMessageChars: config.maxMessageChars, startedAt, now, available, authorize }));
+  api.addAll(agentRoutes({ actors, conversations, maxMessageChars: config.maxMessageChars, startedAt, now, available, authorize, usage: (n) => quota.usage(n) }));
   api.addAll([
     route({
       method: 'POST', path: '/auth/challenge', rateClass: 'auth', auth: 'none', tags: ['agent'], summary: 'A message to sign for this agent',

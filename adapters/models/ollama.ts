@@ -35,6 +35,8 @@ export class OllamaBackend implements ModelBackend {
         model: request.model ?? this.defaultModel,
         messages: request.messages.map((m) => ({ role: m.role, content: m.content })),
         stream: true,
+        // Ollama's limit on generated tokens (docs/api.md, "options": num_predict).
+        ...(request.maxTokens !== undefined ? { options: { num_predict: request.maxTokens } } : {}),
       },
       timeoutMs: this.opts.timeoutMs,
       signal: request.signal,

@@ -43,6 +43,9 @@ export class OpenAIBackend implements ModelBackend {
         messages: request.messages.map((m) => ({ role: m.role, content: m.content })),
         stream: true,
         stream_options: { include_usage: true },
+        // `max_tokens`: what OpenAI's Chat Completions, vLLM, llama.cpp's server and LM Studio all
+        // read (OpenAI's newer max_completion_tokens is unknown to several compatible servers).
+        ...(request.maxTokens !== undefined ? { max_tokens: request.maxTokens } : {}),
       },
       timeoutMs: this.opts.timeoutMs,
       signal: request.signal,

@@ -22,7 +22,8 @@ export class ScriptedBackend implements ModelBackend {
 
   async *stream(request: ModelRequest): AsyncGenerator<ModelEvent, void, undefined> {
     const { signal } = request;
-    const reply = scriptedReply(request.messages);
+    // Like a real server, it stops at the output limit it is given (a word is a token here).
+    const reply = capReply(scriptedReply(request.messages), request.maxTokens);
     const delay = this.opts.delayMs;
     // Token i is due at start + i * delay (a metronome): time spent delivering a token does not
     // push the later ones back, so a loaded server does not drift further behind with each token.
@@ -77,6 +78,12 @@ export function scriptedReply(messages: readonly ChatMessage[]): string {
   const turn = turns === 1 ? 'This is the first turn of our conversation.' : `This is turn ${turns} of our conversation.`;
   const words = text.split(' ').length;
   return `You ${verb}: "${quote}" (${words} ${words === 1 ? 'word' : 'words'}). ${turn} ${disclaimer}`;
+}
+
+function capReply(reply: string, maxTokens: number | undefined): string {
+  if (maxTokens === undefined) return reply;
+  const tokens = splitTokens(reply);
+  return tokens.length <= maxTokens ? reply : tokens.slice(0, maxTokens).join('');
 }
 
 /** Word-sized tokens, each with the spaces that follow it: joined, they give back the text. */

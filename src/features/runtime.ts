@@ -106,17 +106,20 @@ export const runtimeFeature: FeatureModule = (f) => {
     specFor: (d) => agentSpec(ctx, d),
   }));
 
+  // Usage is counted even without a limit, so an owner can see it (GET /usage).
+  const quota = createChatQuota(ctx);
   ctx.actors.register(agentActorKind({
     repo: conversations,
     publisher: ctx.publisher,
     log: ctx.log,
     now: ctx.now,
     character: (nft) => agents.settings(nft) ?? deployments.latestForNft(nft)?.agent ?? defaultCharacter(nft, ctx.config.model),
-    model: (setting) => chooseModel(setting, ctx.config.model, ctx.model),
+    model: (setting) => chooseModel(setting, ctx.config.model, ctx.model, ctx.config.modelsAllowed),
     concurrency: ctx.config.chatConcurrency,
     historyTokenBudget: ctx.config.historyTokenBudget,
     onTurn: (outcome) => ctx.metrics.chatTurns.labels(outcome).inc(),
-    quota: ctx.config.chatDailyTokenQuota > 0 ? createChatQuota(ctx) : undefined,
+    quota,
+    maxTokens: ctx.config.modelMaxTokens,
   }));
 
   const authorize = async (auth: AuthClaims, nft: string) => {
@@ -129,7 +132,7 @@ export const runtimeFeature: FeatureModule = (f) => {
   f.addRoutes(deploymentRoutes(ctx, deployments));
   f.addAgentRoutes(agentRoutes({
     actors: ctx.actors, conversations, maxMessageChars: ctx.config.maxMessageChars, startedAt: ctx.startedAt, now: ctx.now,
-    available: (nft) => agents.isMounted(nft), authorize,
+    available: (nft) => agents.isMounted(nft), authorize, usage: (nft) => quota.usage(nft),
   }));
   f.addWsHandlers(wsHandlers(ctx, agents, conversations, authorize));
   f.setDeploymentsActive(() => deployments.activeCount());
@@ -160,6 +163,11 @@ function agentSpec(ctx: AppContext, d: Deployment): DeploySpec {
     PANTHERS_OPENAI_MODEL: c.openai.model,
     PANTHERS_OLLAMA_URL: c.ollama.baseUrl,
     PANTHERS_OLLAMA_MODEL: c.ollama.model,
+    // The operator's spend limits travel with the agent: a standalone agent enforces them too.
+    PANTHERS_MODELS_ALLOWED: c.modelsAllowed.join(','),
+    PANTHERS_MODEL_MAX_TOKENS: String(c.modelMaxTokens),
+    PANTHERS_CHAT_DAILY_TOKEN_QUOTA: String(c.chatDailyTokenQuota),
+    PANTHERS_MAX_MESSAGE_CHARS: String(c.maxMessageChars),
     PORT: '8080',
     HOST: '0.0.0.0',
   };

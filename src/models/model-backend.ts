@@ -15,6 +15,12 @@ export interface ModelRequest {
   messages: ChatMessage[];
   /** model name for backends that serve several */
   model?: string;
+  /**
+   * The most output tokens the reply may have (PANTHERS_MODEL_MAX_TOKENS): sent to the server
+   * as its own limit (OpenAI-compatible `max_tokens`, Ollama `options.num_predict`), so spend
+   * stops there and not only in our accounting. Unset = the server's default.
+   */
+  maxTokens?: number;
   signal: AbortSignal;
 }
 

@@ -10,6 +10,7 @@ import { sseChunk } from '../agents/chat-frames.js';
 import { chatMessageSchema, conversationIdSchema } from '../agents/chat-message.js';
 import type { ActorRegistry } from '../../actors/registry.js';
 import type { AuthClaims } from '../server/route.js';
+import type { UsageView } from '../guards/quota.js';
 
 export interface AgentRouteDeps {
   actors: ActorRegistry;
@@ -21,6 +22,8 @@ export interface AgentRouteDeps {
   available(nft: string): boolean;
   /** Throws FORBIDDEN unless the caller may use this NFT's agent. */
   authorize(auth: AuthClaims, nft: string): Promise<void>;
+  /** Today's token usage and budget of an NFT. */
+  usage?(nft: string): UsageView;
 }
 
 /** Longest an HTTP stream waits for a slow reader to drain before giving up on it. */
@@ -135,6 +138,18 @@ export function agentRoutes(deps: AgentRouteDeps): RouteDef[] {
         return { response: result.response, conversation_id: result.conversation_id, timestamp: result.timestamp, tokens_used: result.tokens_used };
       },
     }),
+    ...(deps.usage ? [route({
+      method: 'GET', path: '/usage', rateClass: 'other', auth: 'required', tags: ['agent'],
+      summary: "Today's model token usage of this NFT's agent and its daily quota (null when there is none)",
+      response: v.object({
+        nft_token_id: v.string(), day: v.string(), tokens_used: v.number(), tokens_reserved: v.number(),
+        daily_quota: v.nullable(v.number()), remaining: v.nullable(v.number()), resets_at: v.string(),
+      }),
+      async handler(req) {
+        const nft = await agentFor(req);
+        return deps.usage!(nft);
+      },
+    })] : []),
     route({
       method: 'GET', path: '/chat/history', rateClass: 'chat', auth: 'required', tags: ['agent'], summary: 'Conversation history, oldest first',
       query: v.object({ conversation_id: conversationId, limit: intParam(1, 100, 50), offset: intParam(0, 1_000_000_000, 0) }),
