@@ -97,7 +97,9 @@ export async function createAgentApp(config: Config, opts: AgentAppOptions): Pro
   const conversations = new ConversationsRepo(db, log);
   const rateLimiter = config.rateLimits === 'off' ? undefined : new RateLimiter(config.rateLimits);
   const wsHandlers: Record<string, WsMessageHandler> = {};
-  const ws = new WsServer({ config, log, metrics, rateLimiter, authenticate, handlers: wsHandlers, clientIp: (ip) => ip });
+  // The client address as HTTP sees it (X-Forwarded-For from a trusted ingress): the per-IP
+  // socket cap must not count every user behind the provider's proxy as one address.
+  const ws: WsServer = new WsServer({ config, log, metrics, rateLimiter, authenticate, handlers: wsHandlers, clientIp: (ip, headers) => http.clientIp({ ip, headers }) });
   const quota = new ChatQuota(db, config.chatDailyTokenQuota, now);
   actors.register(agentActorKind({
     repo: conversations, publisher: ws, log, now,
@@ -157,7 +159,7 @@ export async function createAgentApp(config: Config, opts: AgentAppOptions): Pro
   ]);
 
   const overload = new OverloadMonitor(config.eventLoopLagLimitMs);
-  const http = new HttpServer({
+  const http: HttpServer = new HttpServer({
     config, log, metrics, api, fixedAgentNft: nft, authenticate, rateLimiter, cors: new Cors(config.corsOrigins), overload,
     attachWs: (app) => ws.attach(app),
   });

@@ -133,7 +133,9 @@ export class AuditLog implements AuditSink {
    * method, route and status per minute, written when the minute is over, with `count`.
    */
   refused(entry: AuditEntry): void {
-    const windowStart = entry.ts - (entry.ts % 60_000);
+    // The log's own clock decides the minute (flush() closes minutes by it too).
+    const now = this.now();
+    const windowStart = now - (now % 60_000);
     if (windowStart !== this.aggregateWindow) this.closeAggregates(windowStart);
     let key = `${entry.ip}\0${entry.method}\0${entry.route}\0${entry.status}`;
     let agg = this.aggregates.get(key);
@@ -199,7 +201,8 @@ export class AuditLog implements AuditSink {
   /** Writes everything waiting. Called by the timer, a full batch, and stop(). */
   flush(closeAll = false): number {
     this.flushScheduled = false;
-    const nowWindow = this.now() - (this.now() % 60_000);
+    const now = this.now();
+    const nowWindow = now - (now % 60_000);
     if (closeAll || nowWindow !== this.aggregateWindow) this.closeAggregates(closeAll ? 0 : nowWindow);
     const batch = this.queue;
     if (batch.length === 0) return 0;

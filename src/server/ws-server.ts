@@ -223,19 +223,10 @@ export class WsServer implements Publisher {
             if ((this.perIp.get(ip) ?? 0) >= config.wsMaxPerIp) {
               return refuse(tooManySockets('address', config.wsMaxPerIp, 'PANTHERS_WS_MAX_PER_IP'), 'ip_cap', auth);
             }
-            // Counted now, not in open(): the next upgrade must see this one.
+            // Counted before upgrade() (which runs open() at once); close() gives the slot back.
             bump(this.perWallet, wallet, 1);
             bump(this.perIp, ip, 1);
-            let upgraded = false;
-            res.cork(() => {
-              res.upgrade<UserData>({ auth, ip, wallet }, key, protocol, extensions, context);
-              upgraded = true;
-            });
-            if (!upgraded) {
-              bump(this.perWallet, wallet, -1);
-              bump(this.perIp, ip, -1);
-              return;
-            }
+            res.cork(() => res.upgrade<UserData>({ auth, ip, wallet }, key, protocol, extensions, context));
             this.auditWs(ip, auth, 101, started);
           },
           (e) => {
@@ -292,23 +283,23 @@ export class WsServer implements Publisher {
       } catch {
         parsed = undefined;
       }
-      if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
-        this.limit(conn, 'other');
-        throw new ApiError('INVALID_REQUEST', 'Messages must be JSON objects');
-      }
-      const t = (parsed as { type?: unknown }).type;
+      const isObject = parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed);
+      const t = isObject ? (parsed as { type?: unknown }).type : undefined;
       if (t === 'ping') {
         // Keep-alive: neither limited nor audited (it touches nothing).
         conn.send('{"type":"pong"}');
         return;
       }
-      const handler = typeof t === 'string' ? this.deps.handlers[t] : undefined;
+      const handler = typeof t === 'string' && Object.hasOwn(this.deps.handlers, t) ? this.deps.handlers[t] : undefined;
+      if (handler) type = t as string;
+      // Every other message counts, malformed ones too (in `other`), before any work.
       try {
         this.limit(conn, handler?.rateClass ?? 'other');
       } catch (e) {
         refused = true;
         throw e;
       }
+      if (!isObject) throw new ApiError('INVALID_REQUEST', 'Messages must be JSON objects');
       type = validate(envelope, parsed, 'message').type;
       if (!handler) {
         throw new ApiError('INVALID_FIELD', `Unknown message type "${type}"`, { field: 'type', allowed: ['ping', ...Object.keys(this.deps.handlers)] });
@@ -341,7 +332,7 @@ export class WsServer implements Publisher {
     const entry: AuditEntry = {
       ts: Date.now(), requestId: randomUUID(), wallet: conn.auth.sub, nft: nft ?? conn.auth.nft, method: 'WS',
       // Only known types become routes: an invented type must not make up audit routes.
-      route: type && this.deps.handlers[type] ? `/ws:${type}` : '/ws:invalid',
+      route: type && Object.hasOwn(this.deps.handlers, type) ? `/ws:${type}` : '/ws:invalid',
       status, ip: conn.ip, durationMs: performance.now() - started,
     };
     if (refused && audit.refused) audit.refused(entry);
