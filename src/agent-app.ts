@@ -18,6 +18,7 @@ import { route, type AuthClaims } from './server/route.js';
 import { nftTokenId } from './server/validation.js';
 import { RateLimiter } from './guards/rate-limiter.js';
 import { ChatQuota } from './guards/quota.js';
+import { AuditLog } from './guards/audit-log.js';
 import { Cors } from './guards/cors.js';
 import { OverloadMonitor } from './guards/overload.js';
 import { ApiError } from './errors.js';
@@ -99,7 +100,10 @@ export async function createAgentApp(config: Config, opts: AgentAppOptions): Pro
   const wsHandlers: Record<string, WsMessageHandler> = {};
   // The client address as HTTP sees it (X-Forwarded-For from a trusted ingress): the per-IP
   // socket cap must not count every user behind the provider's proxy as one address.
-  const ws: WsServer = new WsServer({ config, log, metrics, rateLimiter, authenticate, handlers: wsHandlers, clientIp: (ip, headers) => http.clientIp({ ip, headers }) });
+  // The agent's own hash-chained audit log (same table and chain as the orchestrator's, so
+  // `panthers audit verify --data-dir` checks it): its HTTP calls, upgrades and WS messages.
+  const audit = new AuditLog({ db, log, metrics, retentionDays: config.auditRetentionDays, maxRows: config.auditMaxRows, now });
+  const ws: WsServer = new WsServer({ config, log, metrics, rateLimiter, authenticate, audit, handlers: wsHandlers, clientIp: (ip, headers) => http.clientIp({ ip, headers }) });
   const quota = new ChatQuota(db, config.chatDailyTokenQuota, now);
   actors.register(agentActorKind({
     repo: conversations, publisher: ws, log, now,
@@ -160,7 +164,7 @@ export async function createAgentApp(config: Config, opts: AgentAppOptions): Pro
 
   const overload = new OverloadMonitor(config.eventLoopLagLimitMs);
   const http: HttpServer = new HttpServer({
-    config, log, metrics, api, fixedAgentNft: nft, authenticate, rateLimiter, cors: new Cors(config.corsOrigins), overload,
+    config, log, metrics, api, fixedAgentNft: nft, authenticate, rateLimiter, cors: new Cors(config.corsOrigins), overload, audit,
     attachWs: (app) => ws.attach(app),
   });
   let stopped = false;
@@ -168,6 +172,7 @@ export async function createAgentApp(config: Config, opts: AgentAppOptions): Pro
     http, actors, db, tokens, log,
     async start(): Promise<number> {
       overload.start();
+      audit.start();
       const port = await http.listen(config.host, config.port);
       if (!config.publicUrlExplicit) config.publicUrl = `http://localhost:${port}`;
       log.info({ host: config.host, port, nft, orchestrator_jwks: config.orchestratorJwksUrl ?? null }, 'listening');
@@ -181,6 +186,7 @@ export async function createAgentApp(config: Config, opts: AgentAppOptions): Pro
       conversations.flush();
       actors.stopAll();
       overload.stop();
+      audit.stop();
       db.close();
       log.info('stopped');
       await new Promise<void>((r) => log.flush(() => r()));

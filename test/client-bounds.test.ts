@@ -340,6 +340,29 @@ describe('audit: rate limits before rows, aggregates, a cap, request ids, WS mes
   });
 });
 
+describe('rate-limited WS messages', () => {
+  test('messages past the limit get an error frame and are counted in one aggregate row, not a row each', async () => {
+    await awayFromMinuteBoundary(10_000);
+    const server = await startServer({ PANTHERS_RATE_LIMITS: 'auth=50,deployment=50,chat=50,other=10' });
+    try {
+      const me = await signIn(server, { nft: '1350' });
+      const c = await openWs(server.url, me.access_token); // the upgrade is 1 of the 10
+      for (let i = 0; i < 200; i++) c.ws.send(i % 2 ? 'not json' : JSON.stringify({ type: 'unsubscribe', channel: 'deployment', nft_token_id: '1350' }));
+      await waitFor(() => c.frames.length >= 200);
+      const limited = c.frames.filter((f) => f.type === 'error' && f.error.code === 'RATE_LIMITED');
+      assert.equal(limited.length, 191);
+      c.ws.close();
+      await server.stop();
+      const ws = storedRows(server.dataDir).filter((r) => r.method === 'WS' && r.route !== '/ws');
+      assert.equal(ws.filter((r) => r.count === null).length, 9, 'the 9 admitted messages have a row each');
+      assert.equal(ws.filter((r) => r.status === 429).reduce((n, r) => n + (r.count ?? 0), 0), 191);
+      assert.ok(ws.filter((r) => r.status === 429).length <= 4, 'aggregates (per route, per minute)');
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
 describe('HMAC replay set', () => {
   test('a signed request replayed after a restart is still refused (the set is in SQLite)', async () => {
     const env = { PANTHERS_REQUIRE_SIGNED_REQUESTS: 'true' };

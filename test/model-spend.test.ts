@@ -2,7 +2,10 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { startServer, spawnCli, tempDir, request, waitFor, type TestServer } from './helpers/server.js';
+import { spawnSync } from 'node:child_process';
+import Database from 'better-sqlite3';
+import { startServer, spawnCli, tempDir, request, waitFor, CLI, type TestServer } from './helpers/server.js';
+import { DB_FILE } from '../src/db/database.js';
 import { signIn, newEvmWallet, type SignedIn } from './helpers/wallets.js';
 import { startFakeOpenAI, type FakeLlm } from './fakes/openai-server.js';
 import { startFakeOllama } from './fakes/ollama-server.js';
@@ -165,6 +168,13 @@ describe('a standalone agent enforces the same limits', () => {
       agent.child.kill('SIGTERM');
       await agent.exited;
     }
+    // The agent keeps its own hash-chained audit log of these calls.
+    const db = new Database(path.join(dir, DB_FILE), { readonly: true });
+    const routes = (db.prepare('SELECT route, status FROM audit_log ORDER BY id').all() as { route: string; status: number }[]).map((r) => `${r.route} ${r.status}`);
+    db.close();
+    assert.ok(routes.includes('/agents/:nft/chat 200') && routes.includes('/agents/:nft/chat 429') && routes.includes('/agents/:nft/usage 200'), routes.join(', '));
+    const v = spawnSync(process.execPath, [CLI, 'audit', 'verify', '--data-dir', dir], { encoding: 'utf8', timeout: 20_000 });
+    assert.equal(v.status, 0, v.stderr);
   });
 
   test('a standalone agent whose model is off the list refuses the turn with 403', async () => {
