@@ -44,7 +44,7 @@ export interface Config {
   shutdownGraceMs: number;
   model: ModelKind;
   scriptedDelayMs: number;
-  openai: { baseUrl: string; apiKey: string | undefined; model: string };
+  openai: { baseUrl: string; apiKey: string | undefined; model: string; maxTokensField: 'max_tokens' | 'max_completion_tokens' };
   ollama: { baseUrl: string; model: string };
   modelTimeoutMs: number;
   chatConcurrency: number;
@@ -162,6 +162,19 @@ function modelsAllowed(env: Env): string[] {
   return entries;
 }
 
+function openaiConfig(env: Env): Config['openai'] {
+  const baseUrl = url(env, 'PANTHERS_OPENAI_BASE_URL', 'https://api.openai.com/v1')!;
+  // OpenAI itself deprecates max_tokens (its reasoning models refuse it) for max_completion_tokens;
+  // vLLM, llama.cpp's server, LM Studio and most compatible servers read max_tokens.
+  const official = new URL(baseUrl).hostname === 'api.openai.com';
+  return {
+    baseUrl,
+    apiKey: env.PANTHERS_OPENAI_API_KEY || undefined,
+    model: env.PANTHERS_OPENAI_MODEL || 'gpt-4o-mini',
+    maxTokensField: oneOf(env, 'PANTHERS_OPENAI_MAX_TOKENS_FIELD', ['max_tokens', 'max_completion_tokens'] as const, official ? 'max_completion_tokens' : 'max_tokens'),
+  };
+}
+
 export function parseRateLimits(raw: string | undefined): RateLimits | 'off' {
   if (raw === undefined || raw.trim() === '') return { ...DEFAULT_RATE_LIMITS };
   if (raw.trim().toLowerCase() === 'off') return 'off';
@@ -229,11 +242,7 @@ export function loadConfig(env: Env = process.env): Config {
     shutdownGraceMs: int(env, 'PANTHERS_SHUTDOWN_GRACE_MS', 10_000, 0),
     model: oneOf(env, 'PANTHERS_MODEL', ['scripted', 'openai', 'ollama'] as const, 'scripted'),
     scriptedDelayMs: int(env, 'PANTHERS_SCRIPTED_DELAY_MS', 20),
-    openai: {
-      baseUrl: url(env, 'PANTHERS_OPENAI_BASE_URL', 'https://api.openai.com/v1')!,
-      apiKey: env.PANTHERS_OPENAI_API_KEY || undefined,
-      model: env.PANTHERS_OPENAI_MODEL || 'gpt-4o-mini',
-    },
+    openai: openaiConfig(env),
     ollama: {
       baseUrl: url(env, 'PANTHERS_OLLAMA_URL', 'http://127.0.0.1:11434')!,
       model: env.PANTHERS_OLLAMA_MODEL || 'llama3.2',

@@ -10,6 +10,8 @@ import { signIn, newEvmWallet, type SignedIn } from './helpers/wallets.js';
 import { startFakeOpenAI, type FakeLlm } from './fakes/openai-server.js';
 import { startFakeOllama } from './fakes/ollama-server.js';
 import { splitTokens } from '../adapters/models/scripted.js';
+import { OpenAIBackend } from '../adapters/models/openai.js';
+import { loadConfig } from '../src/config.js';
 
 /** Model spend under the operator's control, through the real server and real signatures. */
 
@@ -75,6 +77,29 @@ describe('PANTHERS_MODELS_ALLOWED and the max_tokens cap', () => {
     const r3 = await chat(server, '1412', s.me.access_token, 'tell me a long story about panthers');
     assert.equal(r3.status, 200, r3.text);
     assert.equal(splitTokens(r3.body.response).length, 4, 'the scripted model stops at the cap too');
+  });
+});
+
+describe('the OpenAI cap field', () => {
+  test('api.openai.com gets max_completion_tokens (its reasoning models refuse max_tokens), other servers max_tokens; settable', async () => {
+    assert.equal(loadConfig({}).openai.maxTokensField, 'max_completion_tokens');
+    assert.equal(loadConfig({ PANTHERS_OPENAI_BASE_URL: 'http://127.0.0.1:8000/v1' }).openai.maxTokensField, 'max_tokens');
+    assert.equal(loadConfig({ PANTHERS_OPENAI_MAX_TOKENS_FIELD: 'max_tokens' }).openai.maxTokensField, 'max_tokens');
+    assert.throws(() => loadConfig({ PANTHERS_OPENAI_MAX_TOKENS_FIELD: 'n_predict' }), /PANTHERS_OPENAI_MAX_TOKENS_FIELD/);
+    const fake = await startFakeOpenAI();
+    try {
+      const backend = new OpenAIBackend({ baseUrl: fake.url, model: 'gpt-fake', timeoutMs: 5000, maxTokensField: 'max_completion_tokens' });
+      let text = '';
+      for await (const ev of backend.stream({ messages: [{ role: 'user', content: 'a long answer please' }], maxTokens: 3, signal: new AbortController().signal })) {
+        if (ev.type === 'delta') text += ev.content;
+      }
+      const sent = fake.requests.at(-1)!.body;
+      assert.equal(sent.max_completion_tokens, 3);
+      assert.equal(sent.max_tokens, undefined);
+      assert.equal(splitTokens(text).length, 3);
+    } finally {
+      await fake.close();
+    }
   });
 });
 

@@ -161,6 +161,7 @@ function agentSpec(ctx: AppContext, d: Deployment): DeploySpec {
     PANTHERS_MODEL: c.model,
     PANTHERS_OPENAI_BASE_URL: c.openai.baseUrl,
     PANTHERS_OPENAI_MODEL: c.openai.model,
+    PANTHERS_OPENAI_MAX_TOKENS_FIELD: c.openai.maxTokensField,
     PANTHERS_OLLAMA_URL: c.ollama.baseUrl,
     PANTHERS_OLLAMA_MODEL: c.ollama.model,
     // The operator's spend limits travel with the agent: a standalone agent enforces them too.

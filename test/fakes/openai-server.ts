@@ -222,7 +222,8 @@ export function startFakeOpenAI(opts: FakeLlmOptions = {}): Promise<FakeLlm> {
     const id = `chatcmpl-fake${++completionSeq}`;
     const model: string = body.model;
     // max_tokens caps the output tokens (a word is a token here); finish_reason says so.
-    const { text: reply, capped } = capTokens(replyFor(x, (last) => `Hello from the fake OpenAI server. You said: ${last}`), body.max_tokens);
+    // OpenAI reads max_completion_tokens (max_tokens is its deprecated alias); both are honoured.
+    const { text: reply, capped } = capTokens(replyFor(x, (last) => `Hello from the fake OpenAI server. You said: ${last}`), body.max_completion_tokens ?? body.max_tokens);
     const finish = capped ? 'length' : 'stop';
     const usage = countUsage(x, reply);
     if (body.stream !== true) {
