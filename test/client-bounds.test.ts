@@ -257,6 +257,9 @@ describe('audit: rate limits before rows, aggregates, a cap, request ids, WS mes
       }
       const v = verifyCli(server.dataDir);
       assert.equal(v.status, 0, v.stderr);
+      const t = spawnSync(process.execPath, [CLI, 'audit', 'tail', '-n', '50', '--data-dir', server.dataDir], { encoding: 'utf8', timeout: 20_000 });
+      const printed = t.stdout.trim().split('\n').map((l) => JSON.parse(l));
+      assert.equal(printed.filter((l) => l.method === 'OPTIONS').reduce((n, l) => n + l.count, 0), 3000, '`audit tail` shows the counts');
     } finally {
       await server.stop();
     }
