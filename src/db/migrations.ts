@@ -135,7 +135,16 @@ export const MIGRATIONS: readonly string[] = [
     head_hash            TEXT NOT NULL
   );
   `,
-  // 3 (client bounds): the caller's own X-Request-Id beside ours, and `count` for one row that
+  // 3 (money-safe lifecycle): what a provider needs later but must not keep in provider_ref (the
+  // Akash manifest holds the agent's secrets): AES-GCM encrypted, deleted once no longer needed.
+  `
+  CREATE TABLE deployment_secrets (
+    deployment_id  TEXT PRIMARY KEY,
+    value          BLOB NOT NULL,
+    updated_at     INTEGER NOT NULL
+  );
+  `,
+  // 4 (client bounds): the caller's own X-Request-Id beside ours, and `count` for one row that
   // stands for many refused requests (per client IP and minute); both NULL in ordinary rows, so
   // rows written before keep their hashes. The replay set of HMAC-signed requests, so that a
   // restart does not reopen the 300 s window.
