@@ -4,9 +4,11 @@ import http from 'node:http';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { DB_FILE } from '../src/db/database.js';
+import { DB_FILE, openDatabase } from '../src/db/database.js';
+import { AuditLog, verifyAuditChain } from '../src/guards/audit-log.js';
+import { createLogger } from '../src/logger.js';
 import WebSocket from 'ws';
-import { startServer, waitFor, CLI, type TestServer } from './helpers/server.js';
+import { startServer, waitFor, tempDir, CLI, type TestServer } from './helpers/server.js';
 import { signIn, newEvmWallet, assignNft, type SignedIn } from './helpers/wallets.js';
 import { openWs } from './helpers/ws.js';
 import { awayFromMinuteBoundary } from './helpers/guarantees.js';
@@ -388,5 +390,26 @@ describe('HMAC replay set', () => {
     } finally {
       await server.stop();
     }
+  });
+});
+
+describe('aggregates stay bounded under an address spray', () => {
+  test('past maxAggregates distinct addresses in a minute, the rest share one "*" row per kind; counts add up; the chain verifies', () => {
+    const db = openDatabase(tempDir());
+    let now = Date.UTC(2026, 11, 1, 12, 0, 5);
+    const audit = new AuditLog({ db, log: createLogger({ level: 'silent' }), maxAggregates: 3, now: () => now });
+    for (let i = 0; i < 1000; i++) {
+      audit.refused({ ts: now, requestId: `r${i}`, wallet: undefined, nft: undefined, method: 'GET', route: '/health', status: 429, ip: `198.51.100.${i % 250}`, durationMs: 0.1 });
+    }
+    audit.flush();
+    assert.equal((db.prepare('SELECT count(*) AS n FROM audit_log').get() as { n: number }).n, 0, 'the minute is still open');
+    now += 60_000; // the minute is over: its aggregates are written
+    audit.flush();
+    const rows = db.prepare('SELECT client_ip, count FROM audit_log ORDER BY id').all() as { client_ip: string; count: number }[];
+    assert.equal(rows.length, 4);
+    assert.deepEqual(rows.map((r) => r.client_ip).sort(), ['*', '198.51.100.0', '198.51.100.1', '198.51.100.2']);
+    assert.equal(rows.reduce((n, r) => n + r.count, 0), 1000);
+    assert.deepEqual(verifyAuditChain(db), { ok: true, rows: 4 });
+    db.close();
   });
 });
