@@ -8,7 +8,7 @@ import { DB_FILE, openDatabase } from '../src/db/database.js';
 import { AuditLog, verifyAuditChain } from '../src/guards/audit-log.js';
 import { createLogger } from '../src/logger.js';
 import WebSocket from 'ws';
-import { startServer, waitFor, tempDir, CLI, type TestServer } from './helpers/server.js';
+import { startServer, waitFor, tempDir, sleep, CLI, type TestServer } from './helpers/server.js';
 import { signIn, newEvmWallet, assignNft, type SignedIn } from './helpers/wallets.js';
 import { openWs } from './helpers/ws.js';
 import { awayFromMinuteBoundary } from './helpers/guarantees.js';
@@ -267,10 +267,15 @@ describe('audit: rate limits before rows, aggregates, a cap, request ids, WS mes
     }
   });
 
-  test('the audit log stays within PANTHERS_AUDIT_MAX_ROWS (oldest pruned, chain verifiable), with a metric and a degraded /health near it', async () => {
-    const server = await startServer({ PANTHERS_AUDIT_MAX_ROWS: '100' });
+  test('a flood of OPTIONS leaves the audit log far within PANTHERS_AUDIT_MAX_ROWS; stored rows stop at the cap (oldest pruned, chain verifiable), with a metric and a degraded /health near it', async () => {
+    const server = await startServer({ PANTHERS_AUDIT_MAX_ROWS: '100', PANTHERS_CORS_ORIGINS: 'https://app.example' });
     try {
+      // 5,000 preflights: counted, not stored a row each, so nowhere near the cap.
+      await flood(server, 5000, 16, 'OPTIONS', '/v1/deployments', { origin: 'https://app.example', 'access-control-request-method': 'POST' });
+      await sleep(400);
+      assert.ok(auditRows(server).length < 10, `${auditRows(server).length} rows after 5,000 OPTIONS`);
       assert.equal((await server.request('GET', '/v1/health')).body.degraded, undefined);
+      // Rows that are stored (404s: answered, not refused) fill it up to the cap and no further.
       await flood(server, 400, 8, 'GET', '/v1/no-such-route');
       await waitFor(() => auditRows(server).length >= 100, 5000);
       const health = (await waitFor(async () => {
