@@ -25,6 +25,7 @@ import { ApiError } from './errors.js';
 import { ConversationsRepo } from './agents/conversations-repo.js';
 import { defaultCharacter } from './agents/character.js';
 import { agentRoutes } from './routes/agent.js';
+import { openaiRoutes } from './routes/openai-compat.js';
 import { agentActorKind } from '../actors/agent-actor.js';
 import { createModelBackends } from '../adapters/models/index.js';
 import { RegistryOwnership } from '../adapters/ownership/registry.js';
@@ -111,10 +112,10 @@ export async function createAgentApp(config: Config, opts: AgentAppOptions): Pro
     model: (setting) => chooseModel(setting, config.model, (name) => models.get(name), config.modelsAllowed),
     concurrency: config.chatConcurrency,
     historyTokenBudget: config.historyTokenBudget,
+    maxTokens: config.modelMaxTokens,
     onTurn: (o) => metrics.chatTurns.labels(o).inc(),
     // The same spend limits as embedded agents, on the agent's own SQLite.
     quota,
-    maxTokens: config.modelMaxTokens,
   }));
 
   const signIn = new SignIn({ db, ownership, now, publicUrl: () => config.publicUrl, evmChainId: config.chainId });
@@ -129,7 +130,9 @@ export async function createAgentApp(config: Config, opts: AgentAppOptions): Pro
   };
   wsHandlers.chat_stream = chatStreamHandler({ actors, conversations, maxMessageChars: config.maxMessageChars, available, authorize });
   const api = new Router();
-  api.addAll(agentRoutes({ actors, conversations, maxMessageChars: config.maxMessageChars, startedAt, now, available, authorize, usage: (n) => quota.usage(n) }));
+  const agentDeps = { actors, conversations, maxMessageChars: config.maxMessageChars, startedAt, now, available, authorize, usage: (n: string) => quota.usage(n) };
+  api.addAll(agentRoutes(agentDeps));
+  api.addAll(openaiRoutes(agentDeps));
   api.addAll([
     route({
       method: 'POST', path: '/auth/challenge', rateClass: 'auth', auth: 'none', tags: ['agent'], summary: 'A message to sign for this agent',

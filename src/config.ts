@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 
 /**
@@ -30,8 +31,6 @@ export interface Config {
   chatDailyTokenQuota: number; // 0 = off
   /** Models a deployment may name ("backend:model" or "backend:*"); empty = any. */
   modelsAllowed: string[];
-  /** The most output tokens one turn may ask a backend for (max_tokens / num_predict). */
-  modelMaxTokens: number;
   /** Open WebSockets one wallet / one client IP may hold at once. */
   wsMaxPerWallet: number;
   wsMaxPerIp: number;
@@ -46,6 +45,10 @@ export interface Config {
   scriptedDelayMs: number;
   openai: { baseUrl: string; apiKey: string | undefined; model: string; maxTokensField: 'max_tokens' | 'max_completion_tokens' };
   ollama: { baseUrl: string; model: string };
+  /** the embedded llama.cpp backend (opt-in: `npm run setup:llama`) */
+  llama: { modelPath: string | undefined; contextSize: number; threads: number; gpuLayers: number; sequences: number; temperature: number };
+  /** the most tokens a reply may have, whatever the caller asks (every backend is told) */
+  modelMaxTokens: number;
   modelTimeoutMs: number;
   chatConcurrency: number;
   historyTokenBudget: number;
@@ -81,7 +84,7 @@ export interface Config {
   orchestratorJwksUrl: string | undefined;
 }
 
-export type ModelKind = 'scripted' | 'openai' | 'ollama';
+export type ModelKind = 'scripted' | 'openai' | 'ollama' | 'llama';
 export type RateClass = 'auth' | 'deployment' | 'chat' | 'other';
 export type RateLimits = Record<RateClass, number>;
 
@@ -149,14 +152,14 @@ function list(env: Env, name: string): string[] {
   return raw.split(',').map((s) => s.trim()).filter(Boolean);
 }
 
-const MODEL_ENTRY_RE = /^(scripted|openai|ollama)(:[^\s,]{1,128})?$/;
+const MODEL_ENTRY_RE = /^(scripted|openai|ollama|llama)(:[^\s,]{1,128})?$/;
 
 /** PANTHERS_MODELS_ALLOWED: "openai:gpt-4o-mini,ollama:*,scripted" (a bare backend = its default model). */
 function modelsAllowed(env: Env): string[] {
   const entries = list(env, 'PANTHERS_MODELS_ALLOWED');
   for (const e of entries) {
     if (!MODEL_ENTRY_RE.test(e)) {
-      throw new ConfigError('PANTHERS_MODELS_ALLOWED', `entries must be backend, backend:model or backend:* (backends: scripted, openai, ollama), got "${e}"`);
+      throw new ConfigError('PANTHERS_MODELS_ALLOWED', `entries must be backend, backend:model or backend:* (backends: scripted, openai, ollama, llama), got "${e}"`);
     }
   }
   return entries;
@@ -231,7 +234,6 @@ export function loadConfig(env: Env = process.env): Config {
     requireSignedRequests: bool(env, 'PANTHERS_REQUIRE_SIGNED_REQUESTS', false),
     chatDailyTokenQuota: int(env, 'PANTHERS_CHAT_DAILY_TOKEN_QUOTA', 0),
     modelsAllowed: modelsAllowed(env),
-    modelMaxTokens: int(env, 'PANTHERS_MODEL_MAX_TOKENS', 1024, 1, 1_000_000),
     wsMaxPerWallet: int(env, 'PANTHERS_WS_MAX_PER_WALLET', 16, 1),
     wsMaxPerIp: int(env, 'PANTHERS_WS_MAX_PER_IP', 256, 1),
     auditMaxRows: int(env, 'PANTHERS_AUDIT_MAX_ROWS', 5_000_000, 100),
@@ -240,13 +242,23 @@ export function loadConfig(env: Env = process.env): Config {
     eventLoopLagLimitMs: int(env, 'PANTHERS_EVENT_LOOP_LAG_LIMIT_MS', 500, 1),
     actorIdleMs: int(env, 'PANTHERS_ACTOR_IDLE_MS', 5 * 60_000, 1),
     shutdownGraceMs: int(env, 'PANTHERS_SHUTDOWN_GRACE_MS', 10_000, 0),
-    model: oneOf(env, 'PANTHERS_MODEL', ['scripted', 'openai', 'ollama'] as const, 'scripted'),
+    model: oneOf(env, 'PANTHERS_MODEL', ['scripted', 'openai', 'ollama', 'llama'] as const, 'scripted'),
     scriptedDelayMs: int(env, 'PANTHERS_SCRIPTED_DELAY_MS', 20),
     openai: openaiConfig(env),
     ollama: {
       baseUrl: url(env, 'PANTHERS_OLLAMA_URL', 'http://127.0.0.1:11434')!,
       model: env.PANTHERS_OLLAMA_MODEL || 'llama3.2',
     },
+    llama: {
+      modelPath: env.PANTHERS_LLAMA_MODEL || undefined,
+      contextSize: int(env, 'PANTHERS_LLAMA_CONTEXT_SIZE', 4096, 64),
+      // One core is left to the event loop: llama.cpp's threads spin while they wait.
+      threads: int(env, 'PANTHERS_LLAMA_THREADS', Math.max(1, availableParallelism() - 1)),
+      gpuLayers: int(env, 'PANTHERS_LLAMA_GPU_LAYERS', 0),
+      sequences: int(env, 'PANTHERS_LLAMA_SEQUENCES', 4, 1, 64),
+      temperature: num(env, 'PANTHERS_LLAMA_TEMPERATURE', 0.7, 0),
+    },
+    modelMaxTokens: int(env, 'PANTHERS_MODEL_MAX_TOKENS', 1024, 1),
     modelTimeoutMs: int(env, 'PANTHERS_MODEL_TIMEOUT_MS', 60_000, 1),
     chatConcurrency: int(env, 'PANTHERS_CHAT_CONCURRENCY', 8, 1),
     historyTokenBudget: int(env, 'PANTHERS_HISTORY_TOKEN_BUDGET', 3000, 1),

@@ -21,6 +21,7 @@ import { createAkashProvider } from '../../adapters/providers/akash/index.js';
 import { createSecretVmProvider } from '../../adapters/providers/secretvm/index.js';
 import { deploymentRoutes } from '../routes/deployments.js';
 import { agentRoutes } from '../routes/agent.js';
+import { openaiRoutes } from '../routes/openai-compat.js';
 import { chatStreamHandler } from '../agents/chat-stream-ws.js';
 import { chooseModel } from '../agents/model-choice.js';
 import { createChatQuota } from './guarantees.js';
@@ -119,9 +120,9 @@ export const runtimeFeature: FeatureModule = (f) => {
     model: (setting) => chooseModel(setting, ctx.config.model, ctx.model, ctx.config.modelsAllowed),
     concurrency: ctx.config.chatConcurrency,
     historyTokenBudget: ctx.config.historyTokenBudget,
+    maxTokens: ctx.config.modelMaxTokens,
     onTurn: (outcome) => ctx.metrics.chatTurns.labels(outcome).inc(),
     quota,
-    maxTokens: ctx.config.modelMaxTokens,
   }));
 
   const authorize = async (auth: AuthClaims, nft: string) => {
@@ -132,10 +133,12 @@ export const runtimeFeature: FeatureModule = (f) => {
   };
 
   f.addRoutes(deploymentRoutes(ctx, deployments));
-  f.addAgentRoutes(agentRoutes({
+  const agentDeps = {
     actors: ctx.actors, conversations, maxMessageChars: ctx.config.maxMessageChars, startedAt: ctx.startedAt, now: ctx.now,
-    available: (nft) => agents.isMounted(nft), authorize, usage: (nft) => quota.usage(nft),
-  }));
+    available: (nft: string) => agents.isMounted(nft), authorize, usage: (nft: string) => quota.usage(nft),
+  };
+  f.addAgentRoutes(agentRoutes(agentDeps));
+  f.addAgentRoutes(openaiRoutes(agentDeps));
   f.addWsHandlers(wsHandlers(ctx, agents, conversations, authorize));
   f.setDeploymentsActive(() => deployments.activeCount());
 

@@ -9,23 +9,29 @@ export interface ChatMessage {
 
 export type ModelEvent =
   | { type: 'delta'; content: string }
-  | { type: 'usage'; promptTokens: number; completionTokens: number };
+  | {
+      type: 'usage'; promptTokens: number; completionTokens: number;
+      /** the reply stopped at maxTokens rather than where the model ended it */
+      truncated?: boolean;
+    };
 
 export interface ModelRequest {
   messages: ChatMessage[];
   /** model name for backends that serve several */
   model?: string;
   /**
-   * The most output tokens the reply may have (PANTHERS_MODEL_MAX_TOKENS): sent to the server
-   * as its own limit (OpenAI-compatible `max_tokens`, Ollama `options.num_predict`), so spend
-   * stops there and not only in our accounting. Unset = the server's default.
+   * The most output tokens the reply may have (PANTHERS_MODEL_MAX_TOKENS, or less when the caller
+   * asks): sent to the server as its own limit (OpenAI-compatible `max_tokens`, Ollama
+   * `options.num_predict`), so spend stops there and not only in our accounting.
    */
   maxTokens?: number;
+  /** who the turn is for (the NFT): backends with a shared pool serve tenants fairly */
+  tenant?: string;
   signal: AbortSignal;
 }
 
 export interface ModelBackend {
-  readonly name: 'scripted' | 'openai' | 'ollama';
+  readonly name: 'scripted' | 'openai' | 'ollama' | 'llama';
   readonly defaultModel: string;
   /**
    * Streams the reply: non-empty deltas, then exactly one usage event, last (the server's
