@@ -5,6 +5,7 @@ import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import Database from 'better-sqlite3';
 import { startServer, spawnCli, tempDir, request, waitFor, CLI, type TestServer } from './helpers/server.js';
+import type { AppOptions } from '../src/app.js';
 import { DB_FILE } from '../src/db/database.js';
 import { signIn, newEvmWallet, type SignedIn } from './helpers/wallets.js';
 import { startFakeOpenAI, type FakeLlm } from './fakes/openai-server.js';
@@ -12,6 +13,13 @@ import { startFakeOllama } from './fakes/ollama-server.js';
 import { splitTokens } from '../adapters/models/scripted.js';
 import { OpenAIBackend } from '../adapters/models/openai.js';
 import { loadConfig } from '../src/config.js';
+
+/** The real server; shedding on event-loop lag (not what these tests are about) is lifted, since
+ * the shared machine's load would otherwise shed their first requests. */
+function startUnshed(env: Record<string, string> = {}, opts: AppOptions = {}, dataDir?: string): Promise<TestServer> {
+  return startServer({ PANTHERS_EVENT_LOOP_LAG_LIMIT_MS: '10000', ...env }, opts, dataDir);
+}
+
 
 /** Model spend under the operator's control, through the real server and real signatures. */
 
@@ -35,7 +43,7 @@ describe('PANTHERS_MODELS_ALLOWED and the max_tokens cap', () => {
   before(async () => {
     openai = await startFakeOpenAI();
     ollama = await startFakeOllama();
-    server = await startServer({
+    server = await startUnshed({
       PANTHERS_OPENAI_BASE_URL: openai.url, PANTHERS_OLLAMA_URL: ollama.url, PANTHERS_OPENAI_MODEL: 'gpt-fake',
       PANTHERS_MODELS_ALLOWED: 'scripted,openai:gpt-fake,ollama:*', PANTHERS_MODEL_MAX_TOKENS: '4',
     });
@@ -106,7 +114,7 @@ describe('the OpenAI cap field', () => {
 describe('quota reserved at admission, settled at the end', () => {
   test('concurrent turns against a quota: only those whose worst case fits pass; usage never passes the quota; GET /usage shows it', async () => {
     // Each turn holds system prompt + message + max_tokens (about 38 + 1 + 40); a 250 budget fits 3.
-    const server = await startServer({ PANTHERS_CHAT_DAILY_TOKEN_QUOTA: '250', PANTHERS_MODEL_MAX_TOKENS: '40', PANTHERS_SCRIPTED_DELAY_MS: '15' });
+    const server = await startUnshed({ PANTHERS_CHAT_DAILY_TOKEN_QUOTA: '250', PANTHERS_MODEL_MAX_TOKENS: '40', PANTHERS_SCRIPTED_DELAY_MS: '15' });
     try {
       const { me } = await deploy(server, '1420');
       const results = await Promise.all(Array.from({ length: 8 }, (_, i) => chat(server, '1420', me.access_token, `hi ${i}`)));
@@ -133,7 +141,7 @@ describe('quota reserved at admission, settled at the end', () => {
   });
 
   test('GET /usage is the owner\'s only: another NFT\'s token is 403, no token 401; it is in the OpenAPI document', async () => {
-    const server = await startServer();
+    const server = await startUnshed();
     try {
       const { me } = await deploy(server, '1430');
       assert.equal((await chat(server, '1430', me.access_token, 'count me')).status, 200);
@@ -164,7 +172,7 @@ describe('a standalone agent enforces the same limits', () => {
     fs.writeFileSync(owners, JSON.stringify({ '1440': wallet.address }));
     const agent = await spawnCli(['agent'], {
       PANTHERS_AGENT_NFT: '1440', PORT: '0', HOST: '127.0.0.1', PANTHERS_DATA_DIR: dir, PANTHERS_OWNERS_FILE: owners,
-      PANTHERS_MODEL: 'scripted', PANTHERS_RATE_LIMITS: 'off',
+      PANTHERS_MODEL: 'scripted', PANTHERS_RATE_LIMITS: 'off', PANTHERS_EVENT_LOOP_LAG_LIMIT_MS: '10000',
       PANTHERS_CHAT_DAILY_TOKEN_QUOTA: '200', PANTHERS_MODEL_MAX_TOKENS: '30', PANTHERS_MODELS_ALLOWED: 'scripted',
     });
     try {
@@ -209,7 +217,7 @@ describe('a standalone agent enforces the same limits', () => {
     fs.writeFileSync(owners, JSON.stringify({ '1441': wallet.address }));
     const agent = await spawnCli(['agent'], {
       PANTHERS_AGENT_NFT: '1441', PORT: '0', HOST: '127.0.0.1', PANTHERS_DATA_DIR: dir, PANTHERS_OWNERS_FILE: owners,
-      PANTHERS_MODEL: 'scripted', PANTHERS_RATE_LIMITS: 'off', PANTHERS_AGENT_MODEL: 'openai:gpt-4o', PANTHERS_MODELS_ALLOWED: 'scripted',
+      PANTHERS_MODEL: 'scripted', PANTHERS_RATE_LIMITS: 'off', PANTHERS_EVENT_LOOP_LAG_LIMIT_MS: '10000', PANTHERS_AGENT_MODEL: 'openai:gpt-4o', PANTHERS_MODELS_ALLOWED: 'scripted',
     });
     try {
       const ch = await request(agent.url, 'POST', '/v1/auth/challenge', { body: { wallet_address: wallet.address } });
