@@ -144,7 +144,17 @@ export const MIGRATIONS: readonly string[] = [
     updated_at     INTEGER NOT NULL
   );
   `,
-  // 4 (client bounds): the caller's own X-Request-Id beside ours, and `count` for one row that
+  // 4 (ownership transfer): sessions by NFT (a transfer revokes the previous owner's), and the
+  // block an EVM Transfer-log poller has read up to, so a restart neither rescans nor skips.
+  `
+  CREATE INDEX IF NOT EXISTS sessions_nft ON sessions (nft_token_id) WHERE revoked_at IS NULL;
+  CREATE TABLE IF NOT EXISTS ownership_cursor (
+    source      TEXT PRIMARY KEY,
+    block       INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL
+  );
+  `,
+  // 5 (client bounds): the caller's own X-Request-Id beside ours, and `count` for one row that
   // stands for many refused requests (per client IP and minute); both NULL in ordinary rows, so
   // rows written before keep their hashes. The replay set of HMAC-signed requests, so that a
   // restart does not reopen the 300 s window.
