@@ -1,9 +1,9 @@
 import * as v from 'valibot';
-import { ApiError } from '../errors.js';
+import { ApiError, toApiError } from '../errors.js';
 import { json, route, type Request, type RouteDef, type SseSink } from '../server/route.js';
 import { intParam } from '../server/validation.js';
 import { VERSION } from '../version.js';
-import { AGENT_ACTOR, type AgentMsg, type TurnHandle, type TurnListener, type TurnResult } from '../../actors/agent-actor.js';
+import { AGENT_ACTOR, type AgentMsg, type ClearHandle, type TurnHandle, type TurnListener, type TurnResult } from '../../actors/agent-actor.js';
 import type { ConversationsRepo } from '../agents/conversations-repo.js';
 import type { AgentSettings } from '../providers/provider.js';
 import { sseChunk } from '../agents/chat-frames.js';
@@ -38,6 +38,7 @@ class SseBridge implements TurnListener {
   attach(sink: SseSink): void {
     this.sink = sink;
     sink.onAbort(() => this.abort.abort());
+    sink.onDeadline(() => this.abort.abort(new ApiError('TIMEOUT', 'The reply ran past its deadline; what was written is stored as incomplete')));
     for (const c of this.pending) sink.send(sseChunk(c));
     this.pending = [];
   }
@@ -66,10 +67,18 @@ class SseBridge implements TurnListener {
     });
   }
 
+  fail(e: unknown): void {
+    const sink = this.sink;
+    if (!sink || sink.aborted) return;
+    const err = toApiError(e);
+    sink.send(JSON.stringify({ done: true, incomplete: true, error: { code: err.code, message: err.message, details: err.details } }));
+    sink.end();
+  }
+
   finish(result: TurnResult): void {
     const sink = this.sink;
     if (!sink || sink.aborted) return;
-    const { error, ...rest } = result;
+    const { error, stored: _stored, ...rest } = result;
     const final = error
       ? { ...rest, done: true, error: { code: error.code, message: error.message, details: error.details } }
       : { ...rest, done: true };
@@ -130,7 +139,8 @@ export function agentRoutes(deps: AgentRouteDeps): RouteDef[] {
             kind: 'sse' as const,
             start(sink: SseSink) {
               bridge.attach(sink);
-              void handle.done.then((r) => bridge.finish(r));
+              // done never rejects (a failed turn resolves with its error); the catch is a backstop.
+              void handle.done.then((r) => bridge.finish(r)).catch((e) => bridge.fail(e));
             },
           };
         }
@@ -168,7 +178,8 @@ export function agentRoutes(deps: AgentRouteDeps): RouteDef[] {
       response: v.object({ message: v.string(), conversation_id: v.string(), deleted: v.number() }),
       async handler(req) {
         const nft = await agentFor(req);
-        const deleted = await actors.ask<number>(AGENT_ACTOR, nft, { type: 'clear', wallet: req.auth!.sub, conversationId: req.body.conversation_id } satisfies AgentMsg);
+        const cleared = await actors.ask<ClearHandle>(AGENT_ACTOR, nft, { type: 'clear', wallet: req.auth!.sub, conversationId: req.body.conversation_id } satisfies AgentMsg);
+        const deleted = await cleared.done;
         return json(200, { message: 'Conversation cleared', conversation_id: req.body.conversation_id, deleted });
       },
     }),

@@ -72,6 +72,8 @@ const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 const JSON_TYPE = 'application/json; charset=utf-8';
 const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
 const AGENT_PREFIX = '/v1/agents/';
+/** How long a stream past its deadline has to write its own final frame before the server ends it. */
+const STREAM_END_GRACE_MS = 2_000;
 
 /** One in-flight HTTP exchange. Holds the uWS response until it is answered or aborted. */
 class Exchange implements Request {
@@ -90,8 +92,13 @@ class Exchange implements Request {
   path = '';
   status = 0;
   readonly extraHeaders: Record<string, string> = {};
+  /** When a stream passed its deadline (performance.now()), 0 before. */
+  deadlineAt = 0;
+  /** A stream's last resort: writes a final error event and ends it (set by startSse). */
+  endStream: ((err: ApiError) => void) | undefined = undefined;
   private controller: AbortController | undefined;
   private abortCbs: (() => void)[] | undefined;
+  private deadlineCbs: (() => void)[] | undefined;
   private _log: Logger | undefined;
 
   constructor(
@@ -123,6 +130,17 @@ class Exchange implements Request {
 
   onAbort(cb: () => void): void {
     (this.abortCbs ??= []).push(cb);
+  }
+
+  onDeadline(cb: () => void): void {
+    (this.deadlineCbs ??= []).push(cb);
+  }
+
+  /** The stream ran past its deadline: its producer is told to stop (and then ends it). */
+  deadline(now: number): void {
+    if (this.deadlineAt) return;
+    this.deadlineAt = now;
+    if (this.deadlineCbs) for (const cb of this.deadlineCbs) cb();
   }
 
   abort(): void {
@@ -171,18 +189,31 @@ export class HttpServer {
     });
   }
 
-  /** Stops accepting connections, then waits (bounded) for in-flight requests to finish. */
-  async drain(graceMs: number): Promise<void> {
+  /** Stops accepting: the listen socket closes, and requests on open connections get 503. */
+  stopAccepting(): void {
     this.draining = true;
     if (this.listenSocket) uWS.us_listen_socket_close(this.listenSocket);
     this.listenSocket = undefined;
+  }
+
+  get accepting(): boolean {
+    return !this.draining;
+  }
+
+  /**
+   * Stops accepting, then waits (bounded) for in-flight requests and streams to finish. What is
+   * left then is answered, never dropped: a stream gets a final error event, a request a 503.
+   */
+  async drain(graceMs: number): Promise<void> {
+    this.stopAccepting();
     const until = Date.now() + graceMs;
     while (this.inflight.size > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
-    for (const ex of this.inflight) {
-      if (!ex.done && !ex.aborted) {
-        ex.res.cork(() => ex.res.close());
-        ex.abort();
-      }
+    const err = new ApiError('SERVICE_UNAVAILABLE', 'The server is shutting down');
+    for (const ex of [...this.inflight]) {
+      if (ex.aborted) continue;
+      if (ex.streaming) ex.endStream?.(err);
+      else if (!ex.done) this.fail(ex, err);
+      ex.abort();
     }
     clearInterval(this.deadlineTimer);
   }
@@ -481,6 +512,12 @@ export class HttpServer {
       cb?.();
       return true;
     });
+    ex.endStream = (err) => {
+      if (ex.aborted || ended) return;
+      const final = JSON.stringify({ done: true, incomplete: true, error: { code: err.code, message: err.message, details: err.details } });
+      res.cork(() => res.write('data: ' + final + '\n\n'));
+      sink.end();
+    };
     const sink: SseSink = {
       send: (data) => {
         if (ex.aborted || ended) return false;
@@ -494,6 +531,7 @@ export class HttpServer {
         drainCb = cb;
       },
       onAbort: (cb) => ex.onAbort(cb),
+      onDeadline: (cb) => ex.onDeadline(cb),
       end: () => {
         if (ex.aborted || ended) return;
         ended = true;
@@ -528,11 +566,27 @@ export class HttpServer {
     });
   }
 
+  /**
+   * Every exchange has a deadline: a request its requestTimeoutMs (answered 504), a stream its
+   * streamTimeoutMs: its producer is told to stop (the turn ends, stores what it had and writes
+   * its final frame); one that has not ended STREAM_END_GRACE_MS later is ended here.
+   */
   private checkDeadlines(): void {
     const limit = this.deps.config.requestTimeoutMs;
+    const streamLimit = this.deps.config.streamTimeoutMs;
     const now = performance.now();
     for (const ex of this.inflight) {
-      if (ex.done || ex.streaming || now - ex.start < limit) continue;
+      if (ex.aborted) continue;
+      if (ex.streaming) {
+        if (now - ex.start < streamLimit) continue;
+        if (!ex.deadlineAt) ex.deadline(now);
+        else if (now - ex.deadlineAt >= STREAM_END_GRACE_MS) {
+          ex.endStream?.(new ApiError('TIMEOUT', `The stream did not complete within ${streamLimit} ms`, { timeout_ms: streamLimit }));
+          ex.abort();
+        }
+        continue;
+      }
+      if (ex.done || now - ex.start < limit) continue;
       this.fail(ex, new ApiError('TIMEOUT', `The request did not complete within ${limit} ms`, { timeout_ms: limit }));
       ex.abort();
     }

@@ -61,6 +61,8 @@ export interface SseSink {
   onDrain(cb: () => void): void;
   /** Called once if the client goes away before end(). */
   onAbort(cb: () => void): void;
+  /** Called once when the stream runs past its deadline: stop producing and end it (the server ends it shortly after otherwise). */
+  onDeadline(cb: () => void): void;
   end(): void;
   readonly aborted: boolean;
 }
