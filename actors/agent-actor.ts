@@ -50,7 +50,9 @@ export type AgentMsg =
     }
   | { type: 'clear'; wallet: string; conversationId: string }
   | { type: 'ping' }
-  | { type: 'info' };
+  | { type: 'info' }
+  /** The agent is being stopped (its deployment stopped): its turns end now, stored as incomplete. */
+  | { type: 'stop' };
 
 export interface AgentActorDeps {
   repo: ConversationsRepo;
@@ -100,6 +102,9 @@ export class AgentBehaviour implements Behaviour<AgentMsg, unknown> {
         return 'pong';
       case 'info':
         return this.deps.character(this.nft);
+      case 'stop':
+        void this.abortAll(new ApiError('SERVICE_UNAVAILABLE', 'The agent was stopped; the partial reply is stored as incomplete'));
+        return undefined;
     }
   }
 

@@ -23,6 +23,8 @@ import { ApiError } from './errors.js';
 import { ConversationsRepo } from './agents/conversations-repo.js';
 import { defaultCharacter } from './agents/character.js';
 import { agentRoutes } from './routes/agent.js';
+import { shutDown } from './shutdown.js';
+import { IdempotencyStore } from './guards/idempotency.js';
 import { agentActorKind } from '../actors/agent-actor.js';
 import { createModelBackends } from '../adapters/models/index.js';
 import { RegistryOwnership } from '../adapters/ownership/registry.js';
@@ -116,9 +118,10 @@ export async function createAgentApp(config: Config, opts: AgentAppOptions): Pro
       throw new ApiError('FORBIDDEN', `This wallet does not own NFT ${n}`);
     }
   };
-  wsHandlers.chat_stream = chatStreamHandler({ actors, conversations, available, authorize });
+  const idempotency = new IdempotencyStore(db, now, config.idempotencyTtlMs);
+  wsHandlers.chat_stream = chatStreamHandler({ actors, conversations, available, authorize, idempotency, turnTimeoutMs: config.streamTimeoutMs });
   const api = new Router();
-  api.addAll(agentRoutes({ actors, conversations, maxMessageChars: config.maxMessageChars, startedAt, now, available, authorize }));
+  api.addAll(agentRoutes({ actors, conversations, maxMessageChars: config.maxMessageChars, startedAt, now, available, authorize, idempotency }));
   api.addAll([
     route({
       method: 'POST', path: '/auth/challenge', rateClass: 'auth', auth: 'none', tags: ['agent'], summary: 'A message to sign for this agent',
@@ -169,12 +172,15 @@ export async function createAgentApp(config: Config, opts: AgentAppOptions): Pro
     async stop(): Promise<void> {
       if (stopped) return;
       stopped = true;
-      await http.drain(config.shutdownGraceMs);
-      ws.closeAll();
-      conversations.flush();
-      actors.stopAll();
-      overload.stop();
-      db.close();
+      await shutDown({
+        http, ws, actors, log, graceMs: config.shutdownGraceMs,
+        flush: () => conversations.flush(),
+        close: () => {
+          actors.stopAll();
+          overload.stop();
+          db.close();
+        },
+      });
       log.info('stopped');
       await new Promise<void>((r) => log.flush(() => r()));
     },

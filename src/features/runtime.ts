@@ -23,6 +23,7 @@ import { agentRoutes } from '../routes/agent.js';
 import { chatStreamHandler } from '../agents/chat-stream-ws.js';
 import { chooseModel } from '../agents/model-choice.js';
 import { createChatQuota } from './guarantees.js';
+import { IdempotencyStore } from '../guards/idempotency.js';
 
 const DEPLOY_TIMEOUT_MS: Record<ProviderName, number> = { local: 30_000, akash: 30 * 60_000, secret_vm: 30 * 60_000 };
 
@@ -38,6 +39,9 @@ class EmbeddedAgents implements AgentHost {
 
   unmount(nft: string): void {
     this.mounted.delete(nft);
+    // Its turns end now (each stores what it had and ends its stream); the actor itself is
+    // stopped once idle, so a second instance never runs beside turns still finishing.
+    if (this.ctx.actors.isLive(AGENT_ACTOR, nft)) this.ctx.actors.tell(AGENT_ACTOR, nft, { type: 'stop' } satisfies AgentMsg);
     this.ctx.actors.passivate(AGENT_ACTOR, nft);
   }
 
@@ -70,6 +74,7 @@ export const runtimeFeature: FeatureModule = (f) => {
   const deployments = new DeploymentsRepo(ctx.db);
   const conversations = new ConversationsRepo(ctx.db, ctx.log);
   const agents = new EmbeddedAgents(ctx);
+  const idempotency = new IdempotencyStore(ctx.db, ctx.now, ctx.config.idempotencyTtlMs);
   // One p-queue per provider bounds the concurrency and rate of its calls.
   const queues = new Map<ProviderName, PQueue>();
   const queue = (p: ProviderName) => {
@@ -126,12 +131,12 @@ export const runtimeFeature: FeatureModule = (f) => {
     }
   };
 
-  f.addRoutes(deploymentRoutes(ctx, deployments));
+  f.addRoutes(deploymentRoutes(ctx, deployments, idempotency));
   f.addAgentRoutes(agentRoutes({
     actors: ctx.actors, conversations, maxMessageChars: ctx.config.maxMessageChars, startedAt: ctx.startedAt, now: ctx.now,
-    available: (nft) => agents.isMounted(nft), authorize,
+    available: (nft) => agents.isMounted(nft), authorize, idempotency,
   }));
-  f.addWsHandlers(wsHandlers(ctx, agents, conversations, authorize));
+  f.addWsHandlers(wsHandlers(ctx, agents, conversations, authorize, idempotency));
   f.setDeploymentsActive(() => deployments.activeCount());
 
   f.onStart(async () => {
@@ -178,6 +183,7 @@ function wsHandlers(
   agents: EmbeddedAgents,
   conversations: ConversationsRepo,
   authorize: (auth: AuthClaims, nft: string) => Promise<void>,
+  idempotency: IdempotencyStore,
 ): Record<string, WsMessageHandler> {
   return {
     subscribe: {
@@ -206,6 +212,8 @@ function wsHandlers(
         conn.send({ type: 'unsubscribed', channel: msg.channel, nft_token_id: msg.nft_token_id, conversation_id: msg.conversation_id, was_subscribed: was });
       },
     },
-    chat_stream: chatStreamHandler({ actors: ctx.actors, conversations, available: (nft) => agents.isMounted(nft), authorize }),
+    chat_stream: chatStreamHandler({
+      actors: ctx.actors, conversations, available: (nft) => agents.isMounted(nft), authorize, idempotency, turnTimeoutMs: ctx.config.streamTimeoutMs,
+    }),
   };
 }

@@ -9,6 +9,7 @@ import type { AgentSettings } from '../providers/provider.js';
 import { sseChunk } from '../agents/chat-frames.js';
 import type { ActorRegistry } from '../../actors/registry.js';
 import type { AuthClaims } from '../server/route.js';
+import { IdempotencyStore, notFinished } from '../guards/idempotency.js';
 
 export interface AgentRouteDeps {
   actors: ActorRegistry;
@@ -20,6 +21,8 @@ export interface AgentRouteDeps {
   available(nft: string): boolean;
   /** Throws FORBIDDEN unless the caller may use this NFT's agent. */
   authorize(auth: AuthClaims, nft: string): Promise<void>;
+  /** Remembers results of POST /chat sent with an Idempotency-Key. */
+  idempotency?: IdempotencyStore;
 }
 
 /** Longest an HTTP stream waits for a slow reader to drain before giving up on it. */
@@ -78,13 +81,33 @@ class SseBridge implements TurnListener {
   finish(result: TurnResult): void {
     const sink = this.sink;
     if (!sink || sink.aborted) return;
-    const { error, stored: _stored, ...rest } = result;
-    const final = error
-      ? { ...rest, done: true, error: { code: error.code, message: error.message, details: error.details } }
-      : { ...rest, done: true };
-    sink.send(JSON.stringify(final));
+    sink.send(JSON.stringify(finalOf(result)));
     sink.end();
   }
+}
+
+/** A turn's final object (the SSE stream's last event), as remembered for an idempotent retry. */
+function finalOf(r: TurnResult): Record<string, unknown> {
+  const { error, stored: _stored, ...rest } = r;
+  return error ? { ...rest, done: true, error: { code: error.code, message: error.message, details: error.details } } : { ...rest, done: true };
+}
+
+/** Answers a retried POST /chat from the first attempt's result, as JSON or as a (short) stream. */
+function replayChat(status: number, body: string, stream: boolean): unknown {
+  const final = JSON.parse(body) as { response: string; conversation_id: string; timestamp: string; tokens_used: number; error?: { code: string; message: string; details: unknown } };
+  if (stream) {
+    return {
+      kind: 'sse' as const,
+      start(sink: SseSink) {
+        if (final.response) sink.send(sseChunk(final.response));
+        sink.send(body);
+        sink.end();
+      },
+    };
+  }
+  const headers = { 'Idempotent-Replayed': 'true' };
+  if (final.error) return json(status, { error: final.error }, headers);
+  return json(200, { response: final.response, conversation_id: final.conversation_id, timestamp: final.timestamp, tokens_used: final.tokens_used }, headers);
 }
 
 /** The Agent API: health, info, chat (JSON and SSE), history, clear. */
@@ -129,11 +152,39 @@ export function agentRoutes(deps: AgentRouteDeps): RouteDef[] {
       response: turnResponse,
       async handler(req) {
         const nft = await agentFor(req);
+        const wallet = req.auth!.sub;
+        // An Idempotency-Key makes a retry answer the first attempt's result instead of running again.
+        const store = deps.idempotency;
+        const key = store ? IdempotencyStore.parseKey(req.header('idempotency-key'), 'Idempotency-Key') : undefined;
+        const scope = `POST /chat ${nft}`;
+        if (store && key) {
+          const b = store.begin(wallet, scope, key, IdempotencyStore.fingerprint(req.body));
+          if (b.kind === 'replay') return replayChat(b.status, b.body, req.body.stream === true);
+          if (b.kind !== 'new') throw notFinished(b, key);
+        }
         const bridge = req.body.stream ? new SseBridge() : undefined;
         const signal = bridge ? bridge.abort.signal : req.signal;
-        const handle = await actors.ask<TurnHandle>(AGENT_ACTOR, nft, {
-          type: 'turn', wallet: req.auth!.sub, conversationId: req.body.conversation_id, message: req.body.message, signal, listener: bridge,
-        } satisfies AgentMsg);
+        let handle: TurnHandle;
+        try {
+          handle = await actors.ask<TurnHandle>(AGENT_ACTOR, nft, {
+            type: 'turn', wallet, conversationId: req.body.conversation_id, message: req.body.message, signal, listener: bridge,
+          } satisfies AgentMsg);
+        } catch (e) {
+          if (store && key) store.release(wallet, scope, key);
+          throw e;
+        }
+        if (store && key) {
+          store.setRef(wallet, scope, key, handle.conversation_id);
+          void handle.done.then((r) => {
+            try {
+              // A turn that left nothing (cancelled before the model started) is not a first result.
+              if (!r.stored) store.release(wallet, scope, key);
+              else store.complete(wallet, scope, key, r.error ? r.error.status : 200, JSON.stringify(finalOf(r)), r.conversation_id);
+            } catch (e) {
+              req.log.error({ err: e }, 'remembering an idempotent chat result failed');
+            }
+          });
+        }
         if (bridge) {
           return {
             kind: 'sse' as const,

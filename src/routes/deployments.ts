@@ -7,6 +7,7 @@ import { DEPLOYMENT_ACTOR, deploymentView, type DeploymentMsg, type DeploymentVi
 import { DEPLOYMENT_STATUSES, type DeploymentsRepo } from '../deployments/deployments-repo.js';
 import { PROVIDERS, type ProviderName, type Resources } from '../providers/provider.js';
 import { defaultCharacter } from '../agents/character.js';
+import { IdempotencyStore, idempotentJson } from '../guards/idempotency.js';
 
 const ESTIMATED_SECONDS: Record<ProviderName, number> = { local: 1, akash: 180, secret_vm: 300 };
 export const DEFAULT_RESOURCES: Resources = { cpu: 0.5, memory_mb: 512, disk_mb: 1024, gpu: 0 };
@@ -58,7 +59,7 @@ async function owns(ctx: AppContext, req: Request<unknown, unknown>, nft: string
   return ctx.ownership.owns(req.auth!.sub, nft);
 }
 
-export function deploymentRoutes(ctx: AppContext, repo: DeploymentsRepo): RouteDef[] {
+export function deploymentRoutes(ctx: AppContext, repo: DeploymentsRepo, idempotency?: IdempotencyStore): RouteDef[] {
   const ask = (nft: string, msg: DeploymentMsg) => ctx.actors.ask<DeploymentView>(DEPLOYMENT_ACTOR, nft, msg);
   return [
     route({
@@ -74,11 +75,17 @@ export function deploymentRoutes(ctx: AppContext, repo: DeploymentsRepo): RouteD
         if (missing) throw new ApiError('SERVICE_UNAVAILABLE', `Provider ${provider} is not configured: ${missing}`, { provider });
         const resources: Resources = { ...DEFAULT_RESOURCES, ...req.body.resources };
         const agent = { ...defaultCharacter(nft, ctx.config.model), ...req.body.agent };
-        const view = await ask(nft, { type: 'deploy', wallet: req.auth!.sub, provider, resources, agent });
-        return json(202, {
-          deployment_id: view.deployment_id, nft_token_id: nft, status: view.status, provider,
-          endpoint_url: view.endpoint_url, estimated_time: ESTIMATED_SECONDS[provider],
-        });
+        const deploy = async () => {
+          const view = await ask(nft, { type: 'deploy', wallet: req.auth!.sub, provider, resources, agent });
+          return json(202, {
+            deployment_id: view.deployment_id, nft_token_id: nft, status: view.status, provider,
+            endpoint_url: view.endpoint_url, estimated_time: ESTIMATED_SECONDS[provider],
+          });
+        };
+        // With an Idempotency-Key, a retry answers the first deploy's 202 instead of a 409.
+        if (!idempotency) return deploy();
+        const key = IdempotencyStore.parseKey(req.header('idempotency-key'), 'Idempotency-Key');
+        return idempotentJson(idempotency, req.auth!.sub, 'POST /deployments', key, req.body, deploy);
       },
     }),
     route({

@@ -60,7 +60,7 @@ export interface HttpServerDeps {
  */
 function headersToRead(deps: HttpServerDeps): string[] {
   const c = deps.config;
-  const h = ['authorization', 'x-request-id'];
+  const h = ['authorization', 'x-request-id', 'idempotency-key'];
   if (deps.agents) h.push('host');
   if (c.corsOrigins.length) h.push('origin', 'access-control-request-headers');
   if (c.trustedProxies.length) h.push('x-forwarded-for', 'x-forwarded-proto');
@@ -97,6 +97,7 @@ class Exchange implements Request {
   /** A stream's last resort: writes a final error event and ends it (set by startSse). */
   endStream: ((err: ApiError) => void) | undefined = undefined;
   private controller: AbortController | undefined;
+  private abortReason: ApiError | undefined;
   private abortCbs: (() => void)[] | undefined;
   private deadlineCbs: (() => void)[] | undefined;
   private _log: Logger | undefined;
@@ -120,7 +121,7 @@ class Exchange implements Request {
 
   get signal(): AbortSignal {
     this.controller ??= new AbortController();
-    if (this.aborted) this.controller.abort();
+    if (this.aborted) this.controller.abort(this.abortReason);
     return this.controller.signal;
   }
 
@@ -143,10 +144,12 @@ class Exchange implements Request {
     if (this.deadlineCbs) for (const cb of this.deadlineCbs) cb();
   }
 
-  abort(): void {
+  /** The client went away (no reason), or the server cut the exchange short (an ApiError says why). */
+  abort(reason?: ApiError): void {
     if (this.aborted) return;
     this.aborted = true;
-    this.controller?.abort();
+    this.abortReason = reason;
+    this.controller?.abort(reason);
     if (this.abortCbs) for (const cb of this.abortCbs) cb();
   }
 }
@@ -213,7 +216,7 @@ export class HttpServer {
       if (ex.aborted) continue;
       if (ex.streaming) ex.endStream?.(err);
       else if (!ex.done) this.fail(ex, err);
-      ex.abort();
+      ex.abort(err);
     }
     clearInterval(this.deadlineTimer);
   }
@@ -587,8 +590,9 @@ export class HttpServer {
         continue;
       }
       if (ex.done || now - ex.start < limit) continue;
-      this.fail(ex, new ApiError('TIMEOUT', `The request did not complete within ${limit} ms`, { timeout_ms: limit }));
-      ex.abort();
+      const err = new ApiError('TIMEOUT', `The request did not complete within ${limit} ms`, { timeout_ms: limit });
+      this.fail(ex, err);
+      ex.abort(err);
     }
   }
 }

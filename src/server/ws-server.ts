@@ -157,6 +157,7 @@ export class WsServer implements Publisher {
           });
           this.auditWs(ip, undefined, e.status, started);
         };
+        if (!this.accepting) return refuse(new ApiError('SERVICE_UNAVAILABLE', 'The server is shutting down'));
         if (!token) return refuse(new ApiError('UNAUTHORIZED', 'Missing token query parameter'));
         this.deps.authenticate(token).then(
           (auth) => {
@@ -276,6 +277,14 @@ export class WsServer implements Publisher {
     return this.conns.size;
   }
 
+  private accepting = true;
+
+  /** Shutdown: refuse new upgrades (503) from connections still open to the HTTP side. */
+  stopAccepting(): void {
+    this.accepting = false;
+  }
+
+  /** Ends every socket with a close frame (1001 going away), after what is already queued on it. */
   closeAll(): void {
     if (this.sweep) clearInterval(this.sweep);
     for (const conn of this.conns) conn.close(1001, 'server shutting down');
