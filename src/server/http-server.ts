@@ -72,6 +72,9 @@ const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 const JSON_TYPE = 'application/json; charset=utf-8';
 const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
 const AGENT_PREFIX = '/v1/agents/';
+/** Lingering close of a refused upload: at most this long, and this many more bytes read. */
+const LINGER_MS = 2_000;
+const LINGER_MAX_BYTES = 16 * 1024 * 1024;
 /** How long a stream past its deadline has to write its own final frame before the server ends it. */
 const STREAM_END_GRACE_MS = 2_000;
 
@@ -92,6 +95,10 @@ class Exchange implements Request {
   path = '';
   status = 0;
   readonly extraHeaders: Record<string, string> = {};
+  /** The whole request body has arrived (or there is none): closing now cannot cut the client's upload. */
+  bodyComplete = false;
+  /** Set while a refused body is being read and discarded (lingering close): the body ended or its bound was hit. */
+  lingerDone: (() => void) | undefined = undefined;
   /** When a stream passed its deadline (performance.now()), 0 before. */
   deadlineAt = 0;
   /** A stream's last resort: writes a final error event and ends it (set by startSse). */
@@ -247,6 +254,7 @@ export class HttpServer {
     this.inflight.add(ex);
     // The body must be consumed from this synchronous call on; start reading now.
     const body = BODY_METHODS.has(method) ? this.readBody(ex) : undefined;
+    if (!body) ex.bodyComplete = true;
     // Handled where it is awaited; a request refused before that (404, 401) must not leave an
     // unhandled rejection behind (413 of a body nobody reads), which would end the process.
     body?.catch(() => undefined);
@@ -415,17 +423,19 @@ export class HttpServer {
     const limit = this.deps.config.bodyLimit;
     const declared = Number(ex.headers['content-length'] ?? 0);
     return new Promise((resolve, reject) => {
-      if (declared > limit) {
-        reject(new ApiError('PAYLOAD_TOO_LARGE', `Request body over the ${limit}-byte limit`, { limit }));
-        // Keep reading nothing; the reply closes the connection.
-        ex.res.onData(() => {});
-        return;
-      }
       const chunks: Buffer[] = [];
       let size = 0;
-      let failed = false;
+      let failed = declared > limit;
+      let discarded = 0;
+      if (failed) reject(new ApiError('PAYLOAD_TOO_LARGE', `Request body over the ${limit}-byte limit`, { limit }));
       ex.res.onData((ab, isLast) => {
-        if (failed) return;
+        if (isLast) ex.bodyComplete = true;
+        if (failed) {
+          // Refused: read and discard what the client is still sending (bounded), see linger().
+          discarded += ab.byteLength;
+          if (isLast || discarded > LINGER_MAX_BYTES) ex.lingerDone?.();
+          return;
+        }
         size += ab.byteLength;
         if (size > limit) {
           failed = true;
@@ -485,10 +495,39 @@ export class HttpServer {
       for (const k in ex.extraHeaders) res.writeHeader(k, ex.extraHeaders[k]!);
       // While draining, close keep-alive connections after their answer so the process can exit.
       const closeAfter = close || this.draining;
+      if (close && !ex.bodyComplete && ex.method !== 'HEAD') return this.linger(ex, body);
       if (ex.method === 'HEAD') res.endWithoutBody(Buffer.byteLength(body), closeAfter);
       else res.end(body, closeAfter);
     });
     this.finish(ex);
+  }
+
+  /**
+   * Lingering close (as nginx does): the answer to a refused upload (413) is written while the
+   * client is still sending; closing the socket then would reset it, and a reset discards the
+   * answer unread in the client's buffers (1 run in 4 under load). So the answer goes out now,
+   * the rest of the body is read and discarded, and the connection is closed when the body
+   * ends, after LINGER_MAX_BYTES more, or after LINGER_MS, whichever comes first.
+   */
+  private linger(ex: Exchange, body: string): void {
+    const res = ex.res;
+    res.writeHeader('Connection', 'close');
+    res.write(body);
+    let closed = false;
+    const close = () => {
+      if (closed) return;
+      closed = true;
+      clearTimeout(timer);
+      ex.lingerDone = undefined;
+      if (!ex.aborted) res.cork(() => res.end('', true));
+    };
+    const timer = setTimeout(close, LINGER_MS);
+    timer.unref();
+    ex.lingerDone = () => setImmediate(close);
+    ex.onAbort(() => {
+      closed = true;
+      clearTimeout(timer);
+    });
   }
 
   private startSse(ex: Exchange, start: (sink: SseSink) => void): void {
