@@ -245,7 +245,7 @@ export class AgentBehaviour implements Behaviour<AgentMsg, unknown> {
     let error: ApiError | undefined;
     try {
       const { backend, model } = this.deps.model(character.model);
-      for await (const ev of backend.stream({ messages, model, signal: ac.signal })) {
+      for await (const ev of untilAborted(backend.stream({ messages, model, signal: ac.signal }), ac.signal)) {
         if (ev.type === 'usage') {
           usage = ev;
           continue;
@@ -291,6 +291,35 @@ export class AgentBehaviour implements Behaviour<AgentMsg, unknown> {
     };
     publisher.publish(topic, frames.last(result));
     return result;
+  }
+}
+
+/**
+ * Iterates a model stream until it ends or the signal aborts, whichever comes first: a backend
+ * that does not honour the abort (a stuck connection) cannot hold a turn, its conversation and
+ * a concurrency slot past a deadline or a shutdown.
+ */
+async function* untilAborted<T>(source: AsyncIterable<T>, signal: AbortSignal): AsyncGenerator<T> {
+  const it = source[Symbol.asyncIterator]();
+  let onAbort: (() => void) | undefined;
+  const aborted = new Promise<'aborted'>((resolve) => {
+    onAbort = () => resolve('aborted');
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+  });
+  try {
+    for (;;) {
+      const r = await Promise.race([it.next(), aborted]);
+      if (r === 'aborted') {
+        // Release the backend's connection without waiting on it.
+        void Promise.resolve(it.return?.()).catch(() => undefined);
+        return;
+      }
+      if (r.done) return;
+      yield r.value;
+    }
+  } finally {
+    signal.removeEventListener('abort', onAbort!);
   }
 }
 
