@@ -29,7 +29,7 @@ export async function shutDown(p: ShutdownParts): Promise<void> {
   const left = () => Math.max(0, until - Date.now());
   p.http.stopAccepting();
   p.ws.stopAccepting();
-  const reason = new ApiError('SERVICE_UNAVAILABLE', 'The server is shutting down; the partial reply is stored as incomplete');
+  const reason = new ApiError('SERVICE_UNAVAILABLE', 'The server is shutting down; the partial reply is stored as incomplete', { reason: 'shutdown' });
   const turns = p.actors.behaviours<AgentBehaviour>(AGENT_ACTOR).map((b) => b.abortAll(reason));
   if (turns.length) {
     let timer: NodeJS.Timeout | undefined;

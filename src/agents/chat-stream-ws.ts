@@ -96,7 +96,7 @@ export function chatStreamHandler(deps: ChatStreamDeps): WsMessageHandler<v.Infe
         if (!store) return;
         try {
           if (!r.stored) store.release(wallet, scope, key);
-          else store.complete(wallet, scope, key, r.error ? r.error.status : 200, new ChunkFrames(r.conversation_id, nft).last(r), r.conversation_id);
+          else if (r.error?.details.reason !== 'shutdown') store.complete(wallet, scope, key, r.error ? r.error.status : 200, new ChunkFrames(r.conversation_id, nft).last(r), r.conversation_id);
         } catch {
           // The database is gone (shutdown): the key stays pending and a retry is told so.
         }

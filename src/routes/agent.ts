@@ -158,7 +158,8 @@ export function agentRoutes(deps: AgentRouteDeps): RouteDef[] {
         const key = store ? IdempotencyStore.parseKey(req.header('idempotency-key'), 'Idempotency-Key') : undefined;
         const scope = `POST /chat ${nft}`;
         if (store && key) {
-          const b = store.begin(wallet, scope, key, IdempotencyStore.fingerprint(req.body));
+          // The same turn whether streamed or not: a retry may ask for the other format.
+          const b = store.begin(wallet, scope, key, IdempotencyStore.fingerprint({ message: req.body.message, conversation_id: req.body.conversation_id ?? null }));
           if (b.kind === 'replay') return replayChat(b.status, b.body, req.body.stream === true);
           if (b.kind !== 'new') throw notFinished(b, key);
         }
@@ -177,9 +178,11 @@ export function agentRoutes(deps: AgentRouteDeps): RouteDef[] {
           store.setRef(wallet, scope, key, handle.conversation_id);
           void handle.done.then((r) => {
             try {
-              // A turn that left nothing (cancelled before the model started) is not a first result.
+              // A turn that left nothing (cancelled before the model started) is not a first result;
+              // one cut by a shutdown stays pending: after the restart a retry is told "interrupted",
+              // as after a crash, rather than replayed a 503.
               if (!r.stored) store.release(wallet, scope, key);
-              else store.complete(wallet, scope, key, r.error ? r.error.status : 200, JSON.stringify(finalOf(r)), r.conversation_id);
+              else if (r.error?.details.reason !== 'shutdown') store.complete(wallet, scope, key, r.error ? r.error.status : 200, JSON.stringify(finalOf(r)), r.conversation_id);
             } catch (e) {
               req.log.error({ err: e }, 'remembering an idempotent chat result failed');
             }

@@ -218,7 +218,7 @@ export class HttpServer {
     this.stopAccepting();
     const until = Date.now() + graceMs;
     while (this.inflight.size > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
-    const err = new ApiError('SERVICE_UNAVAILABLE', 'The server is shutting down');
+    const err = new ApiError('SERVICE_UNAVAILABLE', 'The server is shutting down', { reason: 'shutdown' });
     for (const ex of [...this.inflight]) {
       if (ex.aborted) continue;
       if (ex.streaming) ex.endStream?.(err);
