@@ -190,6 +190,31 @@ describe('clear, info and health never wait behind a stream', () => {
   });
 });
 
+describe('stopping a deployment while its agent streams', () => {
+  test('the stream ends with a final frame, the partial reply is stored incomplete, and the actor stops once idle', async () => {
+    const server = await startServer({ PANTHERS_SCRIPTED_DELAY_MS: '500' });
+    try {
+      const me = await deploy(server, '1504');
+      const s = await openSseChat(server.url, '1504', me.access_token, { message: 'long' });
+      await waitFor(() => s.events.length > 1);
+      const stop = await server.request('DELETE', '/v1/deployments/1504', { token: me.access_token });
+      assert.ok(stop.status < 300, stop.text);
+      await s.ended;
+      const last = s.events.at(-1);
+      assert.equal(last.done, true);
+      assert.equal(last.incomplete, true);
+      assert.equal(last.error.code, 'SERVICE_UNAVAILABLE');
+      const sent = s.events.filter((e) => e.done === false).map((e) => e.content).join('');
+      const stored = storedMessages(server.dataDir, last.conversation_id);
+      assert.deepEqual(stored.map((m) => [m.role, m.incomplete]), [['user', 0], ['assistant', 1]]);
+      assert.equal(stored[1]!.content, sent);
+      await waitFor(() => { server.app.ctx.actors.sweep(); return !server.app.ctx.actors.isLive('agent', '1504'); });
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
 describe('no exchange stays in flight past its deadline, streaming or not', () => {
   test('an SSE stream past PANTHERS_STREAM_TIMEOUT_MS ends with a TIMEOUT frame; its partial reply is stored incomplete', async () => {
     const server = await startServer({ PANTHERS_SCRIPTED_DELAY_MS: '200', PANTHERS_STREAM_TIMEOUT_MS: '700' });
