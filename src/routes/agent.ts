@@ -146,7 +146,7 @@ export function agentRoutes(deps: AgentRouteDeps): RouteDef[] {
       },
     }),
     route({
-      method: 'POST', path: '/chat', rateClass: 'chat', auth: 'required', tags: ['agent'], sse: true,
+      method: 'POST', path: '/chat', rateClass: 'chat', auth: 'required', tags: ['agent'], sse: true, idempotent: true,
       summary: 'Send a message to the agent (stream: true answers text/event-stream)',
       body: v.object({ message, conversation_id: v.optional(conversationId), stream: v.optional(v.boolean('must be true or false')) }),
       response: turnResponse,

@@ -63,7 +63,7 @@ export function deploymentRoutes(ctx: AppContext, repo: DeploymentsRepo, idempot
   const ask = (nft: string, msg: DeploymentMsg) => ctx.actors.ask<DeploymentView>(DEPLOYMENT_ACTOR, nft, msg);
   return [
     route({
-      method: 'POST', path: '/deployments', rateClass: 'deployment', auth: 'required', signed: true, tags: ['deployments'],
+      method: 'POST', path: '/deployments', rateClass: 'deployment', auth: 'required', signed: true, idempotent: true, tags: ['deployments'],
       summary: 'Deploy the agent of an NFT', body: deployBody(ctx), successStatus: 202,
       response: v.object({ deployment_id: v.string(), status: v.string(), endpoint_url: v.nullable(v.string()), estimated_time: v.number() }),
       async handler(req) {

@@ -100,6 +100,8 @@ export interface RouteDef<B = any, Q = any> {
   auth: 'none' | 'required' | 'optional';
   /** requires an HMAC request signature when PANTHERS_REQUIRE_SIGNED_REQUESTS is on */
   signed?: boolean;
+  /** honours an Idempotency-Key header (documented in OpenAPI) */
+  idempotent?: boolean;
   body?: v.GenericSchema<unknown, B>;
   query?: v.GenericSchema<unknown, Q>;
   /** for the OpenAPI document */
