@@ -138,9 +138,8 @@ export class ActorRegistry {
   tell(kindName: string, key: string, msg: unknown): void {
     // Work finishing after shutdown (a provider call, a timer) reports to nobody: that is fine.
     if (this.stoppedAll) return;
-    const entry = this.entry(kindName, key);
-    entry.lastUsed = this.now();
-    this.enqueue(entry, { msg });
+    // No clock read per tell: a queued actor is busy (never swept), and the drain stamps lastUsed.
+    this.enqueue(this.entry(kindName, key), { msg });
   }
 
   /**
@@ -275,7 +274,7 @@ export class ActorRegistry {
           let out = state.receive(p.msg);
           // Only a real promise costs a microtask hop: a burst of synchronous messages runs flat out.
           if (out !== null && typeof out === 'object' && typeof (out as Promise<unknown>).then === 'function') out = await out;
-          settle(p, true, out);
+          if (p.resolve !== undefined) settle(p, true, out); // a tell has nobody to answer
         } catch (e) {
           if (isApiError(e)) {
             settle(p, false, e);
@@ -293,6 +292,7 @@ export class ActorRegistry {
         }
       }
       entry.scheduled = false;
+      entry.lastUsed = this.now();
       if (entry.retiring) setImmediate(() => entries.get(key) === entry && this.passivate(kind.name, key));
       return state;
     };
