@@ -135,7 +135,16 @@ export const MIGRATIONS: readonly string[] = [
     head_hash            TEXT NOT NULL
   );
   `,
-  // 3 (idempotency): results of writes sent with an Idempotency-Key (or WS message_id), per
+  // 3 (money-safe lifecycle): what a provider needs later but must not keep in provider_ref (the
+  // Akash manifest holds the agent's secrets): AES-GCM encrypted, deleted once no longer needed.
+  `
+  CREATE TABLE deployment_secrets (
+    deployment_id  TEXT PRIMARY KEY,
+    value          BLOB NOT NULL,
+    updated_at     INTEGER NOT NULL
+  );
+  `,
+  // 4 (idempotency): results of writes sent with an Idempotency-Key (or WS message_id), per
   // wallet and scope (route, NFT), kept until expires_at. state 'pending' while the first
   // request runs, in the process `boot`.
   `
