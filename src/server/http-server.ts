@@ -72,9 +72,13 @@ const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 const JSON_TYPE = 'application/json; charset=utf-8';
 const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
 const AGENT_PREFIX = '/v1/agents/';
-/** Lingering close of a refused upload: at most this long, and this many more bytes read. */
-const LINGER_MS = 2_000;
-const LINGER_MAX_BYTES = 16 * 1024 * 1024;
+/**
+ * Lingering close of a refused upload: at most this long, and this many more bytes read (nginx:
+ * lingering_time 30 s). Long enough for an ordinary upload to finish under load, so a strict
+ * client (undici) reads a whole answer; short enough that nobody can keep us reading.
+ */
+const LINGER_MS = 10_000;
+const LINGER_MAX_BYTES = 64 * 1024 * 1024;
 /** How long a stream past its deadline has to write its own final frame before the server ends it. */
 const STREAM_END_GRACE_MS = 2_000;
 
@@ -505,25 +509,30 @@ export class HttpServer {
   /**
    * Lingering close (as nginx does): the answer to a refused upload (413) is written while the
    * client is still sending; closing the socket then would reset it, and a reset discards the
-   * answer unread in the client's buffers (1 run in 4 under load). So the answer goes out now,
-   * the rest of the body is read and discarded, and the connection is closed when the body
-   * ends, after LINGER_MAX_BYTES more, or after LINGER_MS, whichever comes first.
+   * answer unread in the client's buffers (1 run in 4 under load). So the answer goes out now
+   * (chunked: uWS cannot end a response while the request body is still arriving), the rest of
+   * the body is read and discarded, and when it has all arrived the answer is terminated (the
+   * client closes, as `Connection: close` tells it). A client still sending after
+   * LINGER_MAX_BYTES more or LINGER_MS is cut off: it had that long to read its answer.
+   * (uWS's end(..., closeConnection) after write() emits a stray header line: not used here.)
    */
   private linger(ex: Exchange, body: string): void {
     const res = ex.res;
     res.writeHeader('Connection', 'close');
     res.write(body);
     let closed = false;
-    const close = () => {
+    const close = (complete: boolean) => {
       if (closed) return;
       closed = true;
       clearTimeout(timer);
       ex.lingerDone = undefined;
-      if (!ex.aborted) res.cork(() => res.end('', true));
+      if (ex.aborted) return;
+      if (complete) res.cork(() => res.end('', false));
+      else res.close();
     };
-    const timer = setTimeout(close, LINGER_MS);
+    const timer = setTimeout(() => close(false), LINGER_MS);
     timer.unref();
-    ex.lingerDone = () => setImmediate(close);
+    ex.lingerDone = () => setImmediate(() => close(ex.bodyComplete));
     ex.onAbort(() => {
       closed = true;
       clearTimeout(timer);
