@@ -5,7 +5,7 @@ import { ApiError, isApiError, toApiError } from '../src/errors.js';
 import type { Logger } from '../src/logger.js';
 import type { Publisher } from '../src/server/ws-server.js';
 import type { ConversationsRepo } from '../src/agents/conversations-repo.js';
-import { estimateTokens, type ModelBackend } from '../src/models/model-backend.js';
+import { estimateTokens, type ChatMessage, type ModelBackend } from '../src/models/model-backend.js';
 import type { AgentSettings } from '../src/providers/provider.js';
 import { chatTopic, ChunkFrames } from '../src/agents/chat-frames.js';
 
@@ -17,6 +17,10 @@ export interface TurnResult {
   timestamp: string;
   tokens_used: number;
   incomplete: boolean;
+  /** the reply stopped at the max_tokens cap */
+  truncated?: boolean;
+  prompt_tokens?: number;
+  completion_tokens?: number;
   error?: ApiError;
   /**
    * False when the turn left nothing in the conversation: it was cancelled before the model started
@@ -47,6 +51,12 @@ export type AgentMsg =
       type: 'turn'; wallet: string; conversationId?: string; message: string; signal?: AbortSignal; listener?: TurnListener;
       /** Called synchronously once the conversation id is known, before any chunk is published. */
       opened?(conversationId: string): void;
+      /** asks for a shorter reply than the operator's cap */
+      maxTokens?: number;
+      /** conversationId names a conversation to open when it does not exist yet (OpenAI `user`) */
+      createIfMissing?: boolean;
+      /** earlier messages the caller sent, stored before this one when the conversation is new */
+      prelude?: ChatMessage[];
     }
   | { type: 'clear'; wallet: string; conversationId: string }
   | { type: 'ping' }
@@ -65,6 +75,8 @@ export interface AgentActorDeps {
   model(setting: string): { backend: ModelBackend; model: string };
   concurrency: number;
   historyTokenBudget: number;
+  /** the operator's cap on reply tokens, sent to every backend */
+  maxTokens?: number;
   /** Quota hooks (per-NFT daily token budget); optional. */
   quota?: { check(nft: string): void; add(nft: string, tokens: number): void };
   onTurn?(outcome: 'complete' | 'incomplete' | 'error'): void;
@@ -126,16 +138,20 @@ export class AgentBehaviour implements Behaviour<AgentMsg, unknown> {
   private turn(msg: Extract<AgentMsg, { type: 'turn' }>): TurnHandle {
     this.deps.quota?.check(this.nft);
     let id = msg.conversationId;
-    if (id) this.deps.repo.owned(id, this.nft, msg.wallet);
-    else {
-      id = randomUUID();
+    let isNew = !id;
+    if (id && msg.createIfMissing && !this.deps.repo.get(id)) isNew = true;
+    else if (id) this.deps.repo.owned(id, this.nft, msg.wallet);
+    id ??= randomUUID();
+    if (isNew) {
       const now = this.deps.now();
       this.deps.repo.create({ id, nft_token_id: this.nft, wallet: msg.wallet.toLowerCase(), created_at: now, updated_at: now });
     }
     const conversationId = id;
     msg.opened?.(conversationId);
     this.active++;
-    const isNew = !msg.conversationId;
+    const cap = this.deps.maxTokens;
+    const maxTokens = msg.maxTokens !== undefined && cap !== undefined ? Math.min(msg.maxTokens, cap) : msg.maxTokens ?? cap;
+    const prelude = isNew ? msg.prelude : undefined;
     // The turn's own controller: aborted by the caller's signal, a clear or a shutdown.
     const ac = new AbortController();
     const signal = msg.signal;
@@ -144,7 +160,7 @@ export class AgentBehaviour implements Behaviour<AgentMsg, unknown> {
     else signal?.addEventListener('abort', onAbort, { once: true });
     let set = this.turns.get(conversationId);
     if (!set) this.turns.set(conversationId, (set = new Set()));
-    const run = () => this.queue.add(() => this.safeTurn(conversationId, isNew, msg.message, ac, msg.listener)) as Promise<TurnResult>;
+    const run = () => this.queue.add(() => this.safeTurn(conversationId, isNew && !prelude?.length, msg.message, ac, msg.listener, maxTokens, prelude)) as Promise<TurnResult>;
     const t = { ac, done: undefined as unknown as Promise<TurnResult> };
     t.done = this.enqueue(conversationId, run)
       .catch((e) => this.failed(conversationId, e, false)) // p-queue itself failing: still an answer
@@ -198,7 +214,10 @@ export class AgentBehaviour implements Behaviour<AgentMsg, unknown> {
    * or the context, the quota) ends it with an error frame and, once the user's message is
    * stored, a stored incomplete reply. A turn aborted before the model starts stores nothing.
    */
-  private async safeTurn(conversationId: string, isNew: boolean, message: string, ac: AbortController, listener: TurnListener | undefined): Promise<TurnResult> {
+  private async safeTurn(
+    conversationId: string, isNew: boolean, message: string, ac: AbortController, listener: TurnListener | undefined,
+    maxTokens?: number, prelude?: ChatMessage[],
+  ): Promise<TurnResult> {
     const { repo, now, log } = this.deps;
     if (ac.signal.aborted) {
       const reason = ac.signal.reason;
@@ -206,14 +225,18 @@ export class AgentBehaviour implements Behaviour<AgentMsg, unknown> {
     }
     // Stored (committed) before the model is called.
     try {
-      await repo.appendCommitted(conversationId, 'user', message, estimateTokens(message), false, now());
+      const at = now();
+      // One group commit: the earlier messages and this one land together or not at all.
+      const writes = (prelude ?? []).map((m) => repo.appendCommitted(conversationId, m.role, m.content, estimateTokens(m.content), false, at));
+      writes.push(repo.appendCommitted(conversationId, 'user', message, estimateTokens(message), false, at));
+      await Promise.all(writes);
     } catch (e) {
       log.error({ err: e, nft: this.nft, conversation: conversationId }, 'storing a message failed');
       return this.failed(conversationId, new ApiError('SERVICE_UNAVAILABLE', 'The message could not be stored; try again'), false);
     }
     const progress = { text: '' };
     try {
-      return await this.runTurn(conversationId, isNew, message, ac, listener, progress);
+      return await this.runTurn(conversationId, isNew, message, ac, listener, progress, maxTokens);
     } catch (e) {
       log.error({ err: e, nft: this.nft, conversation: conversationId }, 'chat turn failed');
       const error = isApiError(e) ? e : new ApiError('INTERNAL_ERROR', 'The turn failed; the partial reply is stored as incomplete');
@@ -231,7 +254,9 @@ export class AgentBehaviour implements Behaviour<AgentMsg, unknown> {
     }
   }
 
-  private async runTurn(conversationId: string, isNew: boolean, message: string, ac: AbortController, listener: TurnListener | undefined, progress: { text: string }): Promise<TurnResult> {
+  private async runTurn(
+    conversationId: string, isNew: boolean, message: string, ac: AbortController, listener: TurnListener | undefined, progress: { text: string }, maxTokens?: number,
+  ): Promise<TurnResult> {
     const { repo, publisher, now } = this.deps;
     const character = this.deps.character(this.nft);
     const frames = new ChunkFrames(conversationId, this.nft);
@@ -241,11 +266,11 @@ export class AgentBehaviour implements Behaviour<AgentMsg, unknown> {
     const messages = [{ role: 'system' as const, content: character.system_prompt }, ...history];
 
     let text = '';
-    let usage: { promptTokens: number; completionTokens: number } | undefined;
+    let usage: { promptTokens: number; completionTokens: number; truncated?: boolean } | undefined;
     let error: ApiError | undefined;
     try {
       const { backend, model } = this.deps.model(character.model);
-      for await (const ev of untilAborted(backend.stream({ messages, model, signal: ac.signal }), ac.signal)) {
+      for await (const ev of untilAborted(backend.stream({ messages, model, maxTokens, tenant: this.nft, signal: ac.signal }), ac.signal)) {
         if (ev.type === 'usage') {
           usage = ev;
           continue;
@@ -271,7 +296,8 @@ export class AgentBehaviour implements Behaviour<AgentMsg, unknown> {
     if (ac.signal.aborted && ac.signal.reason instanceof ApiError) error ??= ac.signal.reason;
     const incomplete = ac.signal.aborted || error !== undefined;
     const completion = usage?.completionTokens ?? estimateTokens(text);
-    const tokensUsed = usage ? usage.promptTokens + usage.completionTokens : completion + messages.reduce((n, m) => n + estimateTokens(m.content), 0);
+    const promptTokens = usage ? usage.promptTokens : messages.reduce((n, m) => n + estimateTokens(m.content), 0);
+    const tokensUsed = promptTokens + completion;
     const at = now();
     try {
       await repo.appendCommitted(conversationId, 'assistant', text, completion, incomplete, at);
@@ -287,7 +313,8 @@ export class AgentBehaviour implements Behaviour<AgentMsg, unknown> {
       this.deps.log.error({ err: e, nft: this.nft }, 'counting a turn failed');
     }
     const result: TurnResult = {
-      response: text, conversation_id: conversationId, timestamp: new Date(at).toISOString(), tokens_used: tokensUsed, incomplete, error, stored: true,
+      response: text, conversation_id: conversationId, timestamp: new Date(at).toISOString(), tokens_used: tokensUsed, incomplete, error,
+      truncated: usage?.truncated === true, prompt_tokens: promptTokens, completion_tokens: completion, stored: true,
     };
     publisher.publish(topic, frames.last(result));
     return result;

@@ -25,6 +25,7 @@ import { defaultCharacter } from './agents/character.js';
 import { agentRoutes } from './routes/agent.js';
 import { shutDown } from './shutdown.js';
 import { IdempotencyStore } from './guards/idempotency.js';
+import { openaiRoutes } from './routes/openai-compat.js';
 import { agentActorKind } from '../actors/agent-actor.js';
 import { createModelBackends } from '../adapters/models/index.js';
 import { RegistryOwnership } from '../adapters/ownership/registry.js';
@@ -105,6 +106,7 @@ export async function createAgentApp(config: Config, opts: AgentAppOptions): Pro
     model: (setting) => chooseModel(setting, config.model, (name) => models.get(name)),
     concurrency: config.chatConcurrency,
     historyTokenBudget: config.historyTokenBudget,
+    maxTokens: config.modelMaxTokens,
     onTurn: (o) => metrics.chatTurns.labels(o).inc(),
   }));
 
@@ -121,7 +123,9 @@ export async function createAgentApp(config: Config, opts: AgentAppOptions): Pro
   const idempotency = new IdempotencyStore(db, now, config.idempotencyTtlMs);
   wsHandlers.chat_stream = chatStreamHandler({ actors, conversations, available, authorize, idempotency, turnTimeoutMs: config.streamTimeoutMs });
   const api = new Router();
-  api.addAll(agentRoutes({ actors, conversations, maxMessageChars: config.maxMessageChars, startedAt, now, available, authorize, idempotency }));
+  const agentDeps = { actors, conversations, maxMessageChars: config.maxMessageChars, startedAt, now, available, authorize, idempotency };
+  api.addAll(agentRoutes(agentDeps));
+  api.addAll(openaiRoutes(agentDeps));
   api.addAll([
     route({
       method: 'POST', path: '/auth/challenge', rateClass: 'auth', auth: 'none', tags: ['agent'], summary: 'A message to sign for this agent',

@@ -32,8 +32,11 @@ const conversationId = v.pipe(v.string('must be a string'), v.regex(/^[A-Za-z0-9
 
 const turnResponse = v.object({ response: v.string(), conversation_id: v.string(), timestamp: v.string(), tokens_used: v.number() });
 
-/** Bridges a turn's chunks to an SSE response that may be attached a moment after the turn starts. */
-class SseBridge implements TurnListener {
+/**
+ * Bridges a turn's chunks to an SSE response that may be attached a moment after the turn starts.
+ * The frames are the spec's; the OpenAI-compatible route renders its own (frame / finalFrames).
+ */
+export class SseBridge implements TurnListener {
   private sink: SseSink | undefined;
   private pending: string[] = [];
   readonly abort = new AbortController();
@@ -42,7 +45,7 @@ class SseBridge implements TurnListener {
     this.sink = sink;
     sink.onAbort(() => this.abort.abort());
     sink.onDeadline(() => this.abort.abort(new ApiError('TIMEOUT', 'The reply ran past its deadline; what was written is stored as incomplete')));
-    for (const c of this.pending) sink.send(sseChunk(c));
+    for (const c of this.pending) sink.send(this.frame(c));
     this.pending = [];
   }
 
@@ -52,7 +55,7 @@ class SseBridge implements TurnListener {
       this.pending.push(content);
       return;
     }
-    if (sink.send(sseChunk(content))) return;
+    if (sink.send(this.frame(content))) return;
     // Backed up: pause the model until the socket drains (bounded), so memory stays flat.
     return new Promise<void>((resolve) => {
       const t = setTimeout(() => {
@@ -81,14 +84,25 @@ class SseBridge implements TurnListener {
   finish(result: TurnResult): void {
     const sink = this.sink;
     if (!sink || sink.aborted) return;
-    sink.send(JSON.stringify(finalOf(result)));
+    for (const f of this.finalFrames(result)) sink.send(f);
     sink.end();
+  }
+
+  /** The `data:` payload of one chunk. */
+  protected frame(content: string): string {
+    return sseChunk(content);
+  }
+
+  /** The payloads that end the stream. */
+  protected finalFrames(result: TurnResult): string[] {
+    return [JSON.stringify(finalOf(result))];
   }
 }
 
 /** A turn's final object (the SSE stream's last event), as remembered for an idempotent retry. */
 function finalOf(r: TurnResult): Record<string, unknown> {
-  const { error, stored: _stored, ...rest } = r;
+  const { error } = r;
+  const rest = { response: r.response, conversation_id: r.conversation_id, timestamp: r.timestamp, tokens_used: r.tokens_used, incomplete: r.incomplete };
   return error ? { ...rest, done: true, error: { code: error.code, message: error.message, details: error.details } } : { ...rest, done: true };
 }
 
