@@ -213,10 +213,6 @@ export class HttpServer {
     this.listenSocket = undefined;
   }
 
-  get accepting(): boolean {
-    return !this.draining;
-  }
-
   /**
    * Stops accepting, then waits (bounded) for in-flight requests and streams to finish. What is
    * left then is answered, never dropped: a stream gets a final error event, a request a 503.
