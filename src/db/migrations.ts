@@ -144,7 +144,17 @@ export const MIGRATIONS: readonly string[] = [
     updated_at     INTEGER NOT NULL
   );
   `,
-  // 4 (idempotency): results of writes sent with an Idempotency-Key (or WS message_id), per
+  // 4 (ownership transfer): sessions by NFT (a transfer revokes the previous owner's), and the
+  // block an EVM Transfer-log poller has read up to, so a restart neither rescans nor skips.
+  `
+  CREATE INDEX IF NOT EXISTS sessions_nft ON sessions (nft_token_id) WHERE revoked_at IS NULL;
+  CREATE TABLE IF NOT EXISTS ownership_cursor (
+    source      TEXT PRIMARY KEY,
+    block       INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL
+  );
+  `,
+  // 5 (idempotency): results of writes sent with an Idempotency-Key (or WS message_id), per
   // wallet and scope (route, NFT), kept until expires_at. state 'pending' while the first
   // request runs, in the process `boot`.
   `
