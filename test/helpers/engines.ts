@@ -3,6 +3,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { tempDir } from './server.js';
+import { freePort } from '../../bench/lib/servers.js';
 
 /**
  * Real PostgreSQL 15 and NATS 2.9 servers for cluster tests, from Debian's packages (`.ci/run`
@@ -10,17 +11,6 @@ import { tempDir } from './server.js';
  * shared/reference/cluster.md describes (initdb refuses root: it runs as the postgres user).
  */
 const PG_BIN = '/usr/lib/postgresql/15/bin';
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 async function waitForPort(port: number, timeoutMs: number): Promise<void> {
   const until = Date.now() + timeoutMs;
