@@ -6,15 +6,10 @@ import { startServer, waitFor, type TestServer } from './helpers/server.js';
 import { signIn, type SignedIn } from './helpers/wallets.js';
 import { openWs } from './helpers/ws.js';
 import { openSseChat, storedMessages } from './helpers/streams.js';
+import { deployLocal } from './helpers/deploy.js';
 import type { ModelBackend } from '../src/models/model-backend.js';
 
-async function deploy(server: TestServer, nft: string): Promise<SignedIn> {
-  const me = await signIn(server, { nft });
-  const r = await server.request('POST', '/v1/deployments', { token: me.access_token, body: { nft_token_id: nft, provider: 'local' } });
-  assert.equal(r.status, 202, r.text);
-  await waitFor(async () => (await server.request('GET', `/v1/deployments/${nft}`, { token: me.access_token })).body.status === 'running');
-  return me;
-}
+const deploy = deployLocal;
 
 /** The live agent actor's dependencies: where a test injects a failure (as SQLite's own tests inject faults). */
 function agentDeps(server: TestServer, nft: string): any {

@@ -4,14 +4,9 @@ import { startServer, waitFor, sleep, type TestServer } from './helpers/server.j
 import { signIn, type SignedIn } from './helpers/wallets.js';
 import { openWs } from './helpers/ws.js';
 import { openSseChat, storedMessages } from './helpers/streams.js';
+import { deployLocal } from './helpers/deploy.js';
 
-async function deploy(server: TestServer, nft: string): Promise<SignedIn> {
-  const me = await signIn(server, { nft });
-  const r = await server.request('POST', '/v1/deployments', { token: me.access_token, body: { nft_token_id: nft, provider: 'local' } });
-  assert.equal(r.status, 202, r.text);
-  await waitFor(async () => (await server.request('GET', `/v1/deployments/${nft}`, { token: me.access_token })).body.status === 'running');
-  return me;
-}
+const deploy = deployLocal;
 
 describe('idempotent writes: Idempotency-Key on POST /chat and POST /deployments, message_id on WS chat_stream', () => {
   let server: TestServer;
