@@ -26,6 +26,8 @@ import { ApiError } from './errors.js';
 import { ConversationsRepo } from './agents/conversations-repo.js';
 import { defaultCharacter } from './agents/character.js';
 import { agentRoutes } from './routes/agent.js';
+import { shutDown } from './shutdown.js';
+import { IdempotencyStore } from './guards/idempotency.js';
 import { openaiRoutes } from './routes/openai-compat.js';
 import { agentActorKind } from '../actors/agent-actor.js';
 import { createModelBackends } from '../adapters/models/index.js';
@@ -129,9 +131,10 @@ export async function createAgentApp(config: Config, opts: AgentAppOptions): Pro
       throw new ApiError('FORBIDDEN', `This wallet does not own NFT ${n}`);
     }
   };
-  wsHandlers.chat_stream = chatStreamHandler({ actors, conversations, maxMessageChars: config.maxMessageChars, available, authorize });
+  const idempotency = new IdempotencyStore(db, now, config.idempotencyTtlMs);
+  wsHandlers.chat_stream = chatStreamHandler({ actors, conversations, maxMessageChars: config.maxMessageChars, available, authorize, idempotency, turnTimeoutMs: config.streamTimeoutMs });
   const api = new Router();
-  const agentDeps = { actors, conversations, maxMessageChars: config.maxMessageChars, startedAt, now, available, authorize, usage: (n: string) => quota.usage(n) };
+  const agentDeps = { actors, conversations, maxMessageChars: config.maxMessageChars, startedAt, now, available, authorize, usage: (n: string) => quota.usage(n), idempotency };
   api.addAll(agentRoutes(agentDeps));
   api.addAll(openaiRoutes(agentDeps));
   api.addAll([
@@ -185,13 +188,16 @@ export async function createAgentApp(config: Config, opts: AgentAppOptions): Pro
     async stop(): Promise<void> {
       if (stopped) return;
       stopped = true;
-      await http.drain(config.shutdownGraceMs);
-      ws.closeAll();
-      conversations.flush();
-      actors.stopAll();
-      overload.stop();
-      audit.stop();
-      db.close();
+      await shutDown({
+        http, ws, actors, log, graceMs: config.shutdownGraceMs,
+        flush: () => conversations.flush(),
+        close: () => {
+          actors.stopAll();
+          overload.stop();
+          audit.stop();
+          db.close();
+        },
+      });
       log.info('stopped');
       await new Promise<void>((r) => log.flush(() => r()));
     },

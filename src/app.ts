@@ -20,6 +20,7 @@ import type { AppContext } from './app-context.js';
 import type { ProviderAdapter, ProviderName } from './providers/provider.js';
 import type { ModelBackend } from './models/model-backend.js';
 import { features } from './features.js';
+import { shutDown } from './shutdown.js';
 import type { Feature } from './feature.js';
 
 export interface AppOptions {
@@ -40,7 +41,7 @@ export interface App {
   readonly routes: { api: Router; agents: Router };
   /** Listens and recovers persisted work. Resolves with the bound port. */
   start(): Promise<number>;
-  /** Graceful: stop accepting, finish in-flight (bounded), close sockets, stop actors, close SQLite. */
+  /** Graceful (see shutdown.ts): stop accepting, abort turns and await their writes, end streams and sockets, flush, close SQLite. */
   stop(): Promise<void>;
 }
 
@@ -159,13 +160,18 @@ export async function createApp(config: Config, opts: AppOptions = {}): Promise<
     async stop() {
       if (stopped) return;
       stopped = true;
-      await http.drain(config.shutdownGraceMs);
-      ws.closeAll();
-      for (const h of stopHooks.reverse()) await h();
-      actors.stopAll();
-      overload.stop();
-      ctx.ownership.close();
-      db.close();
+      await shutDown({
+        http, ws, actors, log, graceMs: config.shutdownGraceMs,
+        flush: async () => {
+          for (const h of stopHooks.reverse()) await h();
+        },
+        close: () => {
+          actors.stopAll();
+          overload.stop();
+          ctx.ownership.close();
+          db.close();
+        },
+      });
       log.info('stopped');
       await new Promise<void>((r) => log.flush(() => r()));
     },

@@ -45,6 +45,10 @@ export interface Config {
   auditMaxRows: number;
   auditRetentionDays: number; // 0 = keep forever
   requestTimeoutMs: number;
+  /** A streamed reply's deadline (SSE and WS turns): then it is cut short, stored incomplete, and ended. */
+  streamTimeoutMs: number;
+  /** How long an Idempotency-Key (or WS message_id) is remembered. */
+  idempotencyTtlMs: number;
   eventLoopLagLimitMs: number;
   actorIdleMs: number;
   shutdownGraceMs: number;
@@ -253,6 +257,8 @@ export function loadConfig(env: Env = process.env): Config {
     auditMaxRows: int(env, 'PANTHERS_AUDIT_MAX_ROWS', 5_000_000, 100),
     auditRetentionDays: int(env, 'PANTHERS_AUDIT_RETENTION_DAYS', 90),
     requestTimeoutMs: int(env, 'PANTHERS_REQUEST_TIMEOUT_MS', 30_000, 1),
+    streamTimeoutMs: int(env, 'PANTHERS_STREAM_TIMEOUT_MS', 5 * 60_000, 1),
+    idempotencyTtlMs: int(env, 'PANTHERS_IDEMPOTENCY_TTL_MS', 24 * 3600_000, 1000),
     eventLoopLagLimitMs: int(env, 'PANTHERS_EVENT_LOOP_LAG_LIMIT_MS', 500, 1),
     actorIdleMs: int(env, 'PANTHERS_ACTOR_IDLE_MS', 5 * 60_000, 1),
     shutdownGraceMs: int(env, 'PANTHERS_SHUTDOWN_GRACE_MS', 10_000, 0),

@@ -167,4 +167,24 @@ export const MIGRATIONS: readonly string[] = [
   ) WITHOUT ROWID;
   CREATE INDEX signature_replay_expires ON signature_replay (expires_at);
   `,
+  // 6 (idempotency): results of writes sent with an Idempotency-Key (or WS message_id), per
+  // wallet and scope (route, NFT), kept until expires_at. state 'pending' while the first
+  // request runs, in the process `boot`.
+  `
+  CREATE TABLE idempotency_keys (
+    wallet       TEXT NOT NULL,
+    scope        TEXT NOT NULL,
+    key          TEXT NOT NULL,
+    fingerprint  TEXT NOT NULL,
+    state        TEXT NOT NULL,
+    boot         TEXT NOT NULL,
+    status       INTEGER,
+    response     TEXT,
+    ref          TEXT,
+    created_at   INTEGER NOT NULL,
+    expires_at   INTEGER NOT NULL,
+    PRIMARY KEY (wallet, scope, key)
+  );
+  CREATE INDEX idempotency_keys_expires ON idempotency_keys (expires_at);
+  `,
 ];

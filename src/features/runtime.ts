@@ -25,6 +25,7 @@ import { openaiRoutes } from '../routes/openai-compat.js';
 import { chatStreamHandler } from '../agents/chat-stream-ws.js';
 import { chooseModel } from '../agents/model-choice.js';
 import { createChatQuota } from './guarantees.js';
+import { IdempotencyStore } from '../guards/idempotency.js';
 import { isIpLiteral, isLoopbackIp } from '../server/public-url.js';
 import { viewForReader } from '../deployments/deployment-view.js';
 import { sameWallet } from '../auth/ownership.js';
@@ -43,6 +44,9 @@ class EmbeddedAgents implements AgentHost {
 
   unmount(nft: string): void {
     this.mounted.delete(nft);
+    // Its turns end now (each stores what it had and ends its stream); the actor itself is
+    // stopped once idle, so a second instance never runs beside turns still finishing.
+    if (this.ctx.actors.isLive(AGENT_ACTOR, nft)) this.ctx.actors.tell(AGENT_ACTOR, nft, { type: 'stop' } satisfies AgentMsg);
     this.ctx.actors.passivate(AGENT_ACTOR, nft);
   }
 
@@ -78,6 +82,7 @@ export const runtimeFeature: FeatureModule = (f) => {
   const deployments = new DeploymentsRepo(ctx.db);
   const conversations = new ConversationsRepo(ctx.db, ctx.log);
   const agents = new EmbeddedAgents(ctx);
+  const idempotency = new IdempotencyStore(ctx.db, ctx.now, ctx.config.idempotencyTtlMs);
   // One p-queue per provider bounds the concurrency and rate of its calls.
   const queues = new Map<ProviderName, PQueue>();
   const queue = (p: ProviderName) => {
@@ -146,14 +151,14 @@ export const runtimeFeature: FeatureModule = (f) => {
     }
   };
 
-  f.addRoutes(deploymentRoutes(ctx, deployments));
+  f.addRoutes(deploymentRoutes(ctx, deployments, idempotency));
   const agentDeps = {
     actors: ctx.actors, conversations, maxMessageChars: ctx.config.maxMessageChars, startedAt: ctx.startedAt, now: ctx.now,
-    available: (nft: string) => agents.isMounted(nft), authorize, usage: (nft: string) => quota.usage(nft),
+    available: (nft: string) => agents.isMounted(nft), authorize, usage: (nft: string) => quota.usage(nft), idempotency,
   };
   f.addAgentRoutes(agentRoutes(agentDeps));
   f.addAgentRoutes(openaiRoutes(agentDeps));
-  f.addWsHandlers(wsHandlers(ctx, agents, conversations, deployments, authorize));
+  f.addWsHandlers(wsHandlers(ctx, agents, conversations, deployments, authorize, idempotency));
   f.setDeploymentsActive(() => deployments.activeCount());
 
   f.onStart(async () => {
@@ -207,6 +212,7 @@ function wsHandlers(
   conversations: ConversationsRepo,
   deployments: DeploymentsRepo,
   authorize: (auth: AuthClaims, nft: string) => Promise<void>,
+  idempotency: IdempotencyStore,
 ): Record<string, WsMessageHandler> {
   return {
     subscribe: {
@@ -237,6 +243,9 @@ function wsHandlers(
         conn.send({ type: 'unsubscribed', channel: msg.channel, nft_token_id: msg.nft_token_id, conversation_id: msg.conversation_id, was_subscribed: was });
       },
     },
-    chat_stream: chatStreamHandler({ actors: ctx.actors, conversations, maxMessageChars: ctx.config.maxMessageChars, available: (nft) => agents.isMounted(nft), authorize }),
+    chat_stream: chatStreamHandler({
+      actors: ctx.actors, conversations, maxMessageChars: ctx.config.maxMessageChars, available: (nft) => agents.isMounted(nft), authorize,
+      idempotency, turnTimeoutMs: ctx.config.streamTimeoutMs,
+    }),
   };
 }
