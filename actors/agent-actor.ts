@@ -154,8 +154,13 @@ export class AgentBehaviour implements Behaviour<AgentMsg, unknown> {
     // the output cap. Settled with the real count when the turn ends.
     let input = estimateTokens(msg.message);
     for (const m of prelude ?? []) input += estimateTokens(m.content);
-    const hold = this.deps.quota?.reserve(this.nft, estimateTokens(this.deps.character(this.nft).system_prompt)
-      + (isNew ? input : Math.max(input, this.deps.historyTokenBudget)) + (maxTokens ?? 0));
+    let system = 0;
+    try {
+      system = estimateTokens(this.deps.character(this.nft).system_prompt);
+    } catch {
+      // The turn itself will meet this failure and end its stream with an error frame.
+    }
+    const hold = this.deps.quota?.reserve(this.nft, system + (isNew ? input : Math.max(input, this.deps.historyTokenBudget)) + (maxTokens ?? 0));
     if (isNew) {
       const now = this.deps.now();
       try {
@@ -183,7 +188,11 @@ export class AgentBehaviour implements Behaviour<AgentMsg, unknown> {
       .finally(() => {
         this.active--;
         // A turn that ended before settling (it failed early) releases its hold.
-        hold?.settle(0);
+        try {
+          hold?.settle(0);
+        } catch (e) {
+          this.deps.log.error({ err: e, nft: this.nft }, 'releasing a quota hold failed');
+        }
         signal?.removeEventListener('abort', onAbort);
         set.delete(t);
         if (set.size === 0 && this.turns.get(conversationId) === set) this.turns.delete(conversationId);

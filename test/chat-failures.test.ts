@@ -90,7 +90,7 @@ describe('a failed turn always ends its stream with an error frame and a stored 
   test('the quota hook throwing after the reply is stored does not store it twice', async () => {
     const d = agentDeps(server, nft);
     const orig = d.quota;
-    d.quota = { check() {}, add() { throw sqliteError('SQLITE_BUSY', 'database is locked'); } };
+    d.quota = { reserve: () => ({ settle() { throw sqliteError('SQLITE_BUSY', 'database is locked'); } }) };
     try {
       const before = storedMessages(server.dataDir, cid).length;
       const r = await server.request('POST', `/v1/agents/${nft}/chat`, { token: me.access_token, body: { message: 'count me', conversation_id: cid } });
