@@ -11,9 +11,20 @@ export interface OwnershipVerifier {
    */
   readonly local?: boolean;
   ownerOf(nftTokenId: string): Promise<string | undefined>;
+  /**
+   * The NFTs a wallet holds, when the source can list them (the registry; an ERC-721 contract
+   * with the Enumerable extension). Resolves undefined when it cannot: the holder then types
+   * a token id. At most `limit` ids from `offset`, and how many there are in all.
+   */
+  listOwned?(wallet: string, limit: number, offset: number): Promise<OwnedPage | undefined>;
   /** Forget cached answers (after a write this process made). */
   invalidate?(nftTokenId?: string): void;
   close?(): void;
+}
+
+export interface OwnedPage {
+  tokens: string[];
+  total: number;
 }
 
 /** Wallet addresses compare case-insensitively (EIP-55 checksums are case; bech32 is lowercase). */
@@ -44,6 +55,11 @@ export class CachedOwnership implements OwnershipVerifier {
   async owns(wallet: string, nftTokenId: string): Promise<boolean> {
     const owner = await this.ownerOf(nftTokenId);
     return owner !== undefined && sameWallet(owner, wallet);
+  }
+
+  /** Listing is not cached: it is asked once per console sign-in, not on every request. */
+  listOwned(wallet: string, limit: number, offset: number): Promise<OwnedPage | undefined> {
+    return this.inner.listOwned ? this.inner.listOwned(wallet, limit, offset) : Promise.resolve(undefined);
   }
 
   /** Forget a cached answer (after `nft assign`, or when a test changes owners). */

@@ -20,6 +20,7 @@ import { createAkashProvider } from '../../adapters/providers/akash/index.js';
 import { createSecretVmProvider } from '../../adapters/providers/secretvm/index.js';
 import { deploymentRoutes } from '../routes/deployments.js';
 import { agentRoutes } from '../routes/agent.js';
+import { conversationListRoutes } from '../routes/conversations.js';
 import { chatStreamHandler } from '../agents/chat-stream-ws.js';
 import { chooseModel } from '../agents/model-choice.js';
 import { createChatQuota } from './guarantees.js';
@@ -131,6 +132,7 @@ export const runtimeFeature: FeatureModule = (f) => {
     actors: ctx.actors, conversations, maxMessageChars: ctx.config.maxMessageChars, startedAt: ctx.startedAt, now: ctx.now,
     available: (nft) => agents.isMounted(nft), authorize,
   }));
+  f.addAgentRoutes(conversationListRoutes({ db: ctx.db, authorize }));
   f.addWsHandlers(wsHandlers(ctx, agents, conversations, authorize));
   f.setDeploymentsActive(() => deployments.activeCount());
 

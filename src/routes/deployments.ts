@@ -8,7 +8,7 @@ import { DEPLOYMENT_STATUSES, type DeploymentsRepo } from '../deployments/deploy
 import { PROVIDERS, type ProviderName, type Resources } from '../providers/provider.js';
 import { defaultCharacter } from '../agents/character.js';
 
-const ESTIMATED_SECONDS: Record<ProviderName, number> = { local: 1, akash: 180, secret_vm: 300 };
+export const ESTIMATED_SECONDS: Record<ProviderName, number> = { local: 1, akash: 180, secret_vm: 300 };
 export const DEFAULT_RESOURCES: Resources = { cpu: 0.5, memory_mb: 512, disk_mb: 1024, gpu: 0 };
 
 function deployBody(ctx: AppContext) {

@@ -11,6 +11,7 @@ import type { RateLimiter } from '../guards/rate-limiter.js';
 import type { Cors } from '../guards/cors.js';
 import type { OverloadMonitor } from '../guards/overload.js';
 import { STATUS_LINES } from './status-lines.js';
+import type { StaticFiles } from './static-files.js';
 
 /** Appends one row per API call (batched by the implementation). */
 export interface AuditSink {
@@ -52,6 +53,8 @@ export interface HttpServerDeps {
   requestVerifier?: RequestVerifier;
   /** Lets the WebSocket layer attach itself to the same app. */
   attachWs?(app: TemplatedApp): void;
+  /** The web console's built files, answered at `/` and `/assets/*` of the orchestrator. */
+  staticFiles?: StaticFiles;
 }
 
 /**
@@ -193,6 +196,8 @@ export class HttpServer {
 
   private onRequest(res: HttpResponse, req: HttpRequest): void {
     const method = req.getMethod().toUpperCase();
+    const sf = this.deps.staticFiles;
+    if (sf && sf.handles(method, req.getUrl()) && this.serveStatic(sf, res, req, method)) return;
     const headers: Record<string, string> = {};
     for (const h of this.readHeaders) {
       const v = req.getHeader(h);
@@ -217,6 +222,27 @@ export class HttpServer {
     // unhandled rejection behind (413 of a body nobody reads), which would end the process.
     body?.catch(() => undefined);
     this.handle(ex, body).catch((e) => this.fail(ex, e));
+  }
+
+  /**
+   * The console's files, answered synchronously from memory before any API machinery: no
+   * auth, no body, no rate-limit bucket (a page load must not eat the API budget of its own
+   * calls). Not on an embedded agent's host name, and in production only over HTTPS (else the
+   * API path answers its usual FORBIDDEN).
+   */
+  private serveStatic(sf: StaticFiles, res: HttpResponse, req: HttpRequest, method: string): boolean {
+    if (this.agentHostRe && this.agentHostRe.test(req.getHeader('host'))) return false;
+    const prod = this.deps.config.env === 'production';
+    const ip = Buffer.from(res.getRemoteAddressAsText()).toString();
+    if (prod && !(req.getHeader('x-forwarded-proto') === 'https' && this.deps.config.trustedProxies.includes(ip))) return false;
+    if (this.draining) return false;
+    const start = performance.now();
+    const url = req.getUrl();
+    const given = req.getHeader('x-request-id');
+    const id = given && REQUEST_ID_RE.test(given) ? given : randomUUID();
+    const status = sf.serve(res, method, url, req.getHeader('accept-encoding'), req.getHeader('if-none-match'), id, prod);
+    this.deps.metrics.observeRequest('/console', method, status, (performance.now() - start) / 1000);
+    return true;
   }
 
   private async handle(ex: Exchange, bodyPromise: Promise<Buffer> | undefined): Promise<void> {
