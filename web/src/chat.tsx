@@ -110,12 +110,15 @@ export function Chat({ nft, onBack }: { nft: string; onBack(): void }) {
     let got = '';
     try {
       const res = await send('POST', `${base}/chat`, { body: { message: text, conversation_id: current, stream: true }, signal: ac.signal });
-      const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+      // A plain reader and TextDecoder (not pipeThrough(TextDecoderStream)): Chromium reported
+      // the piped variant's finished uWS responses as net::ERR_ABORTED.
+      const reader = res.body!.getReader();
+      const decoder = new TextDecoder();
       let buf = '';
       for (;;) {
         const { value, done } = await reader.read();
         if (done) break;
-        buf += value;
+        buf += decoder.decode(value, { stream: true });
         let cut: number;
         while ((cut = buf.indexOf('\n\n')) >= 0) {
           const event = buf.slice(0, cut);

@@ -70,8 +70,9 @@ function inline(text: string): ComponentChildren[] {
   const out: ComponentChildren[] = [];
   let last = 0;
   let key = 0;
-  INLINE.lastIndex = 0;
-  for (let m = INLINE.exec(text); m; m = INLINE.exec(text)) {
+  // matchAll iterates over its own copy of the pattern: inline() recurses (bold, links), and a
+  // shared global RegExp's lastIndex would be reset under the outer loop.
+  for (const m of text.matchAll(INLINE)) {
     if (m.index > last) out.push(...breaks(text.slice(last, m.index), key++));
     if (m[1]) out.push(<code key={key++}>{m[2]}</code>);
     else if (m[3] ?? m[4]) out.push(<strong key={key++}>{inline((m[3] ?? m[4])!)}</strong>);
