@@ -127,9 +127,18 @@ export class PageWatch {
       if (m.type() === 'error') this.note(`console error: ${m.text()} @ ${m.location().url}`);
     });
     page.on('pageerror', (e) => this.note(`page error: ${e.message}`));
-    page.on('requestfailed', (r) => this.note(`request failed: ${r.method()} ${r.url()} ${r.failure()?.errorText}`));
+    const answered = new WeakSet<object>();
+    page.on('requestfailed', (r) => {
+      // Chromium reports a response read through a ReadableStream reader as net::ERR_ABORTED
+      // once the body is done when it was sent with Cache-Control: no-store (as every API
+      // answer is): reproduced with a 30-line net server, headers otherwise equal. A request
+      // that got its (successful) answer and was then closed by the page is not a failure.
+      if (r.failure()?.errorText === 'net::ERR_ABORTED' && answered.has(r)) return;
+      this.note(`request failed: ${r.method()} ${r.url()} ${r.failure()?.errorText}`);
+    });
     page.on('response', (r) => {
-      if (r.status() >= 400) this.note(`HTTP ${r.status()}: ${r.request().method()} ${r.url()}`);
+      if (r.status() < 400) answered.add(r.request());
+      else this.note(`HTTP ${r.status()}: ${r.request().method()} ${r.url()}`);
     });
   }
 
