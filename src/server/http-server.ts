@@ -236,6 +236,9 @@ export class HttpServer {
     const ip = Buffer.from(res.getRemoteAddressAsText()).toString();
     if (prod && !(req.getHeader('x-forwarded-proto') === 'https' && this.deps.config.trustedProxies.includes(ip))) return false;
     if (this.draining) return false;
+    // uWS counts a response finished by endWithoutBody (HEAD, 304) as unanswered unless an
+    // abort handler is attached: it would abort the process.
+    res.onAborted(() => {});
     const start = performance.now();
     const url = req.getUrl();
     const given = req.getHeader('x-request-id');

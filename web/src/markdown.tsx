@@ -64,7 +64,9 @@ function blocks(src: string): VNode[] {
   return out;
 }
 
-const INLINE = /(`+)([\s\S]*?)\1|\*\*([\s\S]+?)\*\*|__([\s\S]+?)__|\*([^*\s][^*]*?)\*|_([^_\s][^_]*?)_|\[([^\]]{1,500})\]\(([^)\s]{1,2000})\)/g;
+// Underscore emphasis only at word edges (CommonMark's rule), so snake_case and __dunder__
+// inside words stay as written.
+const INLINE = /(`+)([\s\S]*?)\1|\*\*([\s\S]+?)\*\*|(?<!\w)__([\s\S]+?)__(?!\w)|\*([^*\s][^*]*?)\*|(?<!\w)_([^_\s][^_]*?)_(?!\w)|\[([^\]]{1,500})\]\(([^)\s]{1,2000})\)/g;
 
 function inline(text: string): ComponentChildren[] {
   const out: ComponentChildren[] = [];

@@ -52,7 +52,7 @@ export function discoverWallets(opts: { devWallet: boolean }, onChange: (list: W
       list.push({ id: 'window.ethereum', name: 'Browser wallet', kind: 'evm', provider: window.ethereum });
     }
     if (window.keplr) list.push({ id: 'keplr', name: 'Keplr (Secret Network)', kind: 'keplr' });
-    if (opts.devWallet) list.push({ id: 'dev', name: 'Dev wallet (this browser only)', kind: 'dev' });
+    if (opts.devWallet) list.push({ id: 'dev', name: 'Dev wallet', kind: 'dev' });
     onChange(list);
   };
   const onAnnounce = (ev: Event) => {
