@@ -54,7 +54,23 @@ async function newPage(ctx: BrowserContext): Promise<Page> {
     seen.refresh = body.refresh_token;
     if (r.url().endsWith('/refresh')) seen.refreshes++;
   });
+  p.on('request', (r) => {
+    // No token in any URL but the documented /ws?token= (WebSockets are not 'request' events).
+    for (const t of [seen.access, seen.refresh]) if (t && r.url().includes(t.slice(-24))) leaks.push(r.url());
+  });
   return p;
+}
+
+const leaks: string[] = [];
+
+/** Every form control on the page has an accessible name (label, aria-label or a legend's radio label). */
+async function unlabeledControls(p: Page): Promise<string[]> {
+  return p.locator('input, select, textarea').evaluateAll((els) => els
+    .filter((e) => {
+      const el = e as unknown as { labels?: { length: number }; getAttribute(n: string): string | null; id: string; outerHTML: string };
+      return !(el.labels && el.labels.length) && !el.getAttribute('aria-label') && !el.getAttribute('aria-labelledby');
+    })
+    .map((e) => (e as unknown as { outerHTML: string }).outerHTML.slice(0, 120)));
 }
 
 /** Picks a wallet, an NFT, shows the message and signs it: the whole sign-in as a user does it. */
@@ -69,6 +85,7 @@ async function signIn(p: Page, walletName: string, nft: string): Promise<void> {
 }
 
 function assertClean(): void {
+  assert.deepEqual(leaks, [], 'a token appeared in a request URL');
   const problems = watch.unexpected();
   assert.deepEqual(problems, [], `unexpected browser problems:\n${problems.join('\n')}`);
 }
@@ -177,6 +194,7 @@ describe('web console in Chromium', { timeout: 240_000 }, () => {
     assert.match(msg, new RegExp(`^localhost:${server.port} wants you to sign in with your Ethereum account:\\n${A.address}`));
     assert.match(msg, /Nonce: [0-9a-f]{16,}/);
     assert.equal(await page.locator('.warn').count(), 0, 'the message domain is this page\'s host');
+    assert.deepEqual(await unlabeledControls(page), [], 'every control on the sign-in screen has a label');
     await screens(page, '03-siwe-message');
     await page.getByRole('button', { name: 'Sign with Test Wallet A' }).click();
     await page.getByRole('heading', { name: 'My agents' }).waitFor();
@@ -207,6 +225,7 @@ describe('web console in Chromium', { timeout: 240_000 }, () => {
     await form.getByLabel('Model').selectOption('scripted:scripted');
     await form.getByText('Resources (optional)').click();
     await form.getByLabel('Memory (MB)').fill('256');
+    assert.deepEqual(await unlabeledControls(page), [], 'every control on My agents and the deploy form has a label');
     await screens(page, '04-deploy-form');
     await form.getByRole('button', { name: 'Deploy on local' }).click();
     await page.locator('li.agent[data-nft="7"][data-status="running"]').waitFor();
@@ -251,6 +270,7 @@ describe('web console in Chromium', { timeout: 240_000 }, () => {
     assert.equal(await page.evaluate(() => (globalThis as any).__pwned), undefined);
     assert.match(await reply.locator('.meta').innerText(), /\d+ tokens/);
     assert.match(await page.locator('.tokens').innerText(), /Tokens used in this conversation: [1-9]\d*/);
+    assert.deepEqual(await unlabeledControls(page), [], 'every control on the chat screen has a label');
     await screens(page, '06-chat');
     assertClean();
   });
