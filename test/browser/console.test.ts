@@ -3,9 +3,9 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Browser, BrowserContext, Page, WebSocketRoute } from 'playwright-core';
-import { ROOT, request, spawnCli, tempDir, type ServerProcess } from './helpers/server.js';
-import { newCosmosWallet, newEvmWallet } from './helpers/wallets.js';
-import { ARTIFACTS, PageWatch, injectWallets, launchBrowser, screens, svgIcon, type InjectedEvm } from './helpers/browser.js';
+import { ROOT, request, spawnCli, tempDir, type ServerProcess } from '../helpers/server.js';
+import { newCosmosWallet, newEvmWallet } from '../helpers/wallets.js';
+import { ARTIFACTS, PageWatch, injectWallets, launchBrowser, screens, svgIcon, type InjectedEvm } from '../helpers/browser.js';
 
 /**
  * The web console in a real browser (Debian's Chromium) against the real server process
@@ -423,9 +423,13 @@ describe('web console in Chromium', { timeout: 240_000 }, () => {
     const tSigned = Date.now();
     await p.locator('li.agent[data-nft="8"]').getByRole('button', { name: 'Deploy' }).click();
     await p.getByRole('button', { name: 'Deploy on local' }).click();
-    await p.locator('li.agent[data-nft="8"][data-status="running"]').waitFor();
+    await p.locator('li.agent[data-nft="8"][data-status="running"] .status-message').waitFor();
     const tRunning = Date.now();
     await p.locator('li.agent[data-nft="8"]').getByRole('button', { name: 'Chat' }).click();
+    await p.getByRole('heading', { name: 'Chat with NFT #8' }).waitFor().catch(async (e) => {
+      await p.screenshot({ path: path.join(ARTIFACTS, 'failed-measure.png') });
+      throw new Error(`${e}\nproblems: ${w.unexpected().join('\n')}\nurl: ${p.url()}`);
+    });
     await p.getByRole('textbox', { name: 'Message' }).fill('hi');
     const tSend = Date.now();
     await p.getByRole('textbox', { name: 'Message' }).press('Enter');
