@@ -21,7 +21,11 @@ import { createAkashProvider } from '../../adapters/providers/akash/index.js';
 import { createSecretVmProvider } from '../../adapters/providers/secretvm/index.js';
 import { deploymentRoutes } from '../routes/deployments.js';
 import { agentRoutes } from '../routes/agent.js';
+<<<<<<< HEAD
 import { conversationListRoutes } from '../routes/conversations.js';
+=======
+import { openaiRoutes } from '../routes/openai-compat.js';
+>>>>>>> main
 import { chatStreamHandler } from '../agents/chat-stream-ws.js';
 import { chooseModel } from '../agents/model-choice.js';
 import { createChatQuota } from './guarantees.js';
@@ -118,6 +122,7 @@ export const runtimeFeature: FeatureModule = (f) => {
     model: (setting) => chooseModel(setting, ctx.config.model, ctx.model),
     concurrency: ctx.config.chatConcurrency,
     historyTokenBudget: ctx.config.historyTokenBudget,
+    maxTokens: ctx.config.modelMaxTokens,
     onTurn: (outcome) => ctx.metrics.chatTurns.labels(outcome).inc(),
     quota: ctx.config.chatDailyTokenQuota > 0 ? createChatQuota(ctx) : undefined,
   }));
@@ -130,11 +135,18 @@ export const runtimeFeature: FeatureModule = (f) => {
   };
 
   f.addRoutes(deploymentRoutes(ctx, deployments));
-  f.addAgentRoutes(agentRoutes({
+  const agentDeps = {
     actors: ctx.actors, conversations, maxMessageChars: ctx.config.maxMessageChars, startedAt: ctx.startedAt, now: ctx.now,
+<<<<<<< HEAD
     available: (nft) => agents.isMounted(nft), authorize,
   }));
   f.addAgentRoutes(conversationListRoutes({ db: ctx.db, authorize }));
+=======
+    available: (nft: string) => agents.isMounted(nft), authorize,
+  };
+  f.addAgentRoutes(agentRoutes(agentDeps));
+  f.addAgentRoutes(openaiRoutes(agentDeps));
+>>>>>>> main
   f.addWsHandlers(wsHandlers(ctx, agents, conversations, authorize));
   f.setDeploymentsActive(() => deployments.activeCount());
 
