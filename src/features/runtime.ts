@@ -21,11 +21,8 @@ import { createAkashProvider } from '../../adapters/providers/akash/index.js';
 import { createSecretVmProvider } from '../../adapters/providers/secretvm/index.js';
 import { deploymentRoutes } from '../routes/deployments.js';
 import { agentRoutes } from '../routes/agent.js';
-<<<<<<< HEAD
 import { conversationListRoutes } from '../routes/conversations.js';
-=======
 import { openaiRoutes } from '../routes/openai-compat.js';
->>>>>>> main
 import { chatStreamHandler } from '../agents/chat-stream-ws.js';
 import { chooseModel } from '../agents/model-choice.js';
 import { createChatQuota } from './guarantees.js';
@@ -137,16 +134,11 @@ export const runtimeFeature: FeatureModule = (f) => {
   f.addRoutes(deploymentRoutes(ctx, deployments));
   const agentDeps = {
     actors: ctx.actors, conversations, maxMessageChars: ctx.config.maxMessageChars, startedAt: ctx.startedAt, now: ctx.now,
-<<<<<<< HEAD
-    available: (nft) => agents.isMounted(nft), authorize,
-  }));
-  f.addAgentRoutes(conversationListRoutes({ db: ctx.db, authorize }));
-=======
     available: (nft: string) => agents.isMounted(nft), authorize,
   };
   f.addAgentRoutes(agentRoutes(agentDeps));
   f.addAgentRoutes(openaiRoutes(agentDeps));
->>>>>>> main
+  f.addAgentRoutes(conversationListRoutes({ db: ctx.db, authorize }));
   f.addWsHandlers(wsHandlers(ctx, agents, conversations, authorize));
   f.setDeploymentsActive(() => deployments.activeCount());
 
