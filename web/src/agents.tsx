@@ -55,11 +55,20 @@ export function Agents({ onChat }: { onChat(nft: string): void }) {
         call<{ enumerable: boolean; data: { nft_token_id: string }[] }>('GET', '/v1/nfts', { query: { owner: session.wallet, limit: 100 } }),
         call<Options>('GET', '/v1/providers'),
       ]);
-      setEnumerable(page.enumerable);
-      setOptions(opts);
       const ids = page.data.map((d) => d.nft_token_id);
       if (!ids.includes(session.nft)) ids.unshift(session.nft);
+      setEnumerable(page.enumerable);
+      setOptions(opts);
       setNfts(ids);
+      // The socket's `subscribed` frames bring each NFT's state; this fills the cards even
+      // while it is still connecting (or down): the latest deployment of each NFT.
+      const recent = await call<ListAnswer>('GET', '/v1/deployments', { query: { limit: 100, sort: 'created_at', order: 'desc' } });
+      setLive((m) => {
+        const next = { ...m };
+        for (const d of recent.deployments) if (next[d.nft_token_id] === undefined) next[d.nft_token_id] = d;
+        if (!recent.pagination.has_more) for (const id of ids) if (next[id] === undefined) next[id] = null;
+        return next;
+      });
     });
   }, [session?.sessionId]);
 
