@@ -384,8 +384,18 @@ describe('web console in Chromium', { timeout: 240_000 }, () => {
     assertClean();
   });
 
-  it('signs in with Keplr (ADR-036) for a secret1 holder', async () => {
-    await signIn(page, 'Keplr (Secret Network)', '20');
+  it('signs in with Keplr (ADR-036) for a secret1 holder, by keyboard alone', async () => {
+    // Tab to each control and press Enter: no mouse.
+    await tabTo(page, /Keplr \(Secret Network\)$/);
+    await page.keyboard.press('Enter');
+    await page.getByRole('radio', { name: '#20' }).waitFor();
+    await tabTo(page, /^Get sign-in message$/);
+    await page.keyboard.press('Enter');
+    await page.getByLabel('Message to sign').waitFor();
+    assert.match(await page.getByLabel('Message to sign').innerText(), /wants you to sign in with your Cosmos account:\nsecret1/);
+    await tabTo(page, /^Sign with Keplr/);
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { name: 'My agents' }).waitFor();
     await page.locator('li.agent[data-nft="20"]').waitFor();
     assert.match(await page.locator('.who').innerText(), /secret1/);
     await page.getByRole('button', { name: 'Log out' }).click();
@@ -493,6 +503,19 @@ describe('web console in Chromium', { timeout: 240_000 }, () => {
     console.log('console first-page JS gzipped bytes', meta.first_page_js_gzip_bytes);
   });
 });
+
+/** Presses Tab until the focused element's text matches (keyboard-only use), at most 40 times. */
+async function tabTo(p: Page, name: RegExp): Promise<void> {
+  for (let i = 0; i < 40; i++) {
+    await p.keyboard.press('Tab');
+    const text = await p.evaluate(() => {
+      const el = (globalThis as any).document.activeElement;
+      return el ? String(el.innerText || el.value || el.getAttribute('aria-label') || '').trim() : '';
+    });
+    if (name.test(text)) return;
+  }
+  throw new Error(`could not reach ${name} with Tab`);
+}
 
 async function waitUntil(fn: () => boolean, what: string, ms = 10_000): Promise<void> {
   const until = Date.now() + ms;
