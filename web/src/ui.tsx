@@ -61,7 +61,7 @@ export function ErrorBox({ error, waiting }: { error?: Shown; waiting?: number }
   if (!error) return null;
   return (
     <div class="error" role="alert">
-      <strong class="code">{error.code}</strong> <span>{error.message}</span>
+      <strong class="code">{error.code}</strong> <span>{error.message}{/[.!?]$/.test(error.message) ? '' : '.'}</span>
       {error.retryAt !== undefined && (
         <span class="wait">
           {' '}
