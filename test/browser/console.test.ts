@@ -103,8 +103,8 @@ describe('web console in Chromium', { timeout: 240_000 }, () => {
       PANTHERS_SCRIPTED_DELAY_MS: '25',
       PANTHERS_RATE_LIMITS: 'auth=60,deployment=60,chat=300,other=600',
     });
-    // The sign-in message names the public URL's host (localhost:PORT): open the console there.
-    base = `http://localhost:${server.port}`;
+    // The sign-in message names the public URL's host: open the console there, as a user would.
+    base = ((await (await fetch(server.url + '/v1/console/config')).json()) as { public_url: string }).public_url;
     browser = await launchBrowser();
     context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
     await injectWallets(context, EVM, K);
@@ -191,7 +191,7 @@ describe('web console in Chromium', { timeout: 240_000 }, () => {
     await page.getByRole('radio', { name: '#7' }).check();
     await page.getByRole('button', { name: 'Get sign-in message' }).click();
     const msg = await page.getByLabel('Message to sign').innerText();
-    assert.match(msg, new RegExp(`^localhost:${server.port} wants you to sign in with your Ethereum account:\\n${A.address}`));
+    assert.match(msg, new RegExp(`^${new URL(base).host.replace(/\./g, '\\.')} wants you to sign in with your Ethereum account:\\n${A.address}`));
     assert.match(msg, /Nonce: [0-9a-f]{16,}/);
     assert.equal(await page.locator('.warn').count(), 0, 'the message domain is this page\'s host');
     assert.deepEqual(await unlabeledControls(page), [], 'every control on the sign-in screen has a label');
@@ -476,7 +476,7 @@ describe('web console in Chromium', { timeout: 240_000 }, () => {
       const p = await newPage(ctx);
       const w = new PageWatch(p);
       w.expect(/HTTP 429/, /status of 429/);
-      await p.goto(`http://localhost:${limited.port}/`);
+      await p.goto(limited.url + '/');
       await p.getByRole('button', { name: 'Test Wallet A' }).click();
       await p.getByLabel('Token id').fill('7');
       const get = p.getByRole('button', { name: 'Get sign-in message' });
