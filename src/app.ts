@@ -14,6 +14,7 @@ import { Router } from './server/router.js';
 import type { AuthClaims, RouteDef } from './server/route.js';
 import { RateLimiter } from './guards/rate-limiter.js';
 import { Cors } from './guards/cors.js';
+import { StaticFiles } from './server/static-files.js';
 import { OverloadMonitor } from './guards/overload.js';
 import { monitoringRoutes } from './routes/monitoring.js';
 import type { AppContext } from './app-context.js';
@@ -143,6 +144,8 @@ export async function createApp(config: Config, opts: AppOptions = {}): Promise<
     audit: { record: (e) => audit?.record(e), refused: (e) => (audit?.refused ? audit.refused(e) : audit?.record(e)) },
     requestVerifier: { verify: (r) => requestVerifier?.verify(r) },
     attachWs: (app) => ws.attach(app),
+    // The web console (dist/web, built by `npm run build`), at `/` of the same process.
+    staticFiles: new StaticFiles(),
   });
 
   let stopped = false;

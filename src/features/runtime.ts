@@ -21,6 +21,7 @@ import { createAkashProvider } from '../../adapters/providers/akash/index.js';
 import { createSecretVmProvider } from '../../adapters/providers/secretvm/index.js';
 import { deploymentRoutes } from '../routes/deployments.js';
 import { agentRoutes } from '../routes/agent.js';
+import { conversationListRoutes } from '../routes/conversations.js';
 import { openaiRoutes } from '../routes/openai-compat.js';
 import { chatStreamHandler } from '../agents/chat-stream-ws.js';
 import { chooseModel } from '../agents/model-choice.js';
@@ -158,6 +159,7 @@ export const runtimeFeature: FeatureModule = (f) => {
   };
   f.addAgentRoutes(agentRoutes(agentDeps));
   f.addAgentRoutes(openaiRoutes(agentDeps));
+  f.addAgentRoutes(conversationListRoutes({ db: ctx.db, authorize }));
   f.addWsHandlers(wsHandlers(ctx, agents, conversations, deployments, authorize, idempotency));
   f.setDeploymentsActive(() => deployments.activeCount());
 

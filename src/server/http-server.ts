@@ -12,6 +12,7 @@ import type { RateLimiter } from '../guards/rate-limiter.js';
 import type { Cors } from '../guards/cors.js';
 import type { OverloadMonitor } from '../guards/overload.js';
 import { STATUS_LINES } from './status-lines.js';
+import type { StaticFiles } from './static-files.js';
 import { KNOWN_METHODS } from '../metrics.js';
 import { isLoopbackIp } from './public-url.js';
 import { DONE, isOpenAiPath, openaiError } from '../agents/openai-wire.js';
@@ -66,6 +67,8 @@ export interface HttpServerDeps {
   live?: LiveConnections;
   /** Lets the WebSocket layer attach itself to the same app. */
   attachWs?(app: TemplatedApp): void;
+  /** The web console's built files, answered at `/` and `/assets/*` of the orchestrator. */
+  staticFiles?: StaticFiles;
 }
 
 /**
@@ -258,6 +261,8 @@ export class HttpServer {
 
   private onRequest(res: HttpResponse, req: HttpRequest): void {
     const method = req.getMethod().toUpperCase();
+    const sf = this.deps.staticFiles;
+    if (sf && sf.handles(method, req.getUrl()) && this.serveStatic(sf, res, req, method)) return;
     const headers: Record<string, string> = {};
     for (const h of this.readHeaders) {
       const v = req.getHeader(h);
@@ -283,6 +288,30 @@ export class HttpServer {
     // unhandled rejection behind (413 of a body nobody reads), which would end the process.
     body?.catch(() => undefined);
     this.handle(ex, body).catch((e) => this.fail(ex, e));
+  }
+
+  /**
+   * The console's files, answered synchronously from memory before any API machinery: no
+   * auth, no body, no rate-limit bucket (a page load must not eat the API budget of its own
+   * calls). Not on an embedded agent's host name, and in production only over HTTPS (else the
+   * API path answers its usual FORBIDDEN).
+   */
+  private serveStatic(sf: StaticFiles, res: HttpResponse, req: HttpRequest, method: string): boolean {
+    if (this.agentHostRe && this.agentHostRe.test(req.getHeader('host'))) return false;
+    const prod = this.deps.config.env === 'production';
+    const ip = Buffer.from(res.getRemoteAddressAsText()).toString();
+    if (prod && !(req.getHeader('x-forwarded-proto') === 'https' && this.deps.config.trustedProxies.includes(ip))) return false;
+    if (this.draining) return false;
+    // uWS counts a response finished by endWithoutBody (HEAD, 304) as unanswered unless an
+    // abort handler is attached: it would abort the process.
+    res.onAborted(() => {});
+    const start = performance.now();
+    const url = req.getUrl();
+    const given = req.getHeader('x-request-id');
+    const id = given && REQUEST_ID_RE.test(given) ? given : randomUUID();
+    const status = sf.serve(res, method, url, req.getHeader('accept-encoding'), req.getHeader('if-none-match'), id, prod);
+    this.deps.metrics.observeRequest('/console', method, status, (performance.now() - start) / 1000);
+    return true;
   }
 
   private async handle(ex: Exchange, bodyPromise: Promise<Buffer> | undefined): Promise<void> {
