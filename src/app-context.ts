@@ -5,6 +5,7 @@ import type { Metrics } from './metrics.js';
 import type { ActorRegistry } from '../actors/registry.js';
 import type { TokenService } from './auth/tokens.js';
 import type { CachedOwnership } from './auth/ownership.js';
+import type { AgentAccess } from './auth/agent-access.js';
 import type { Publisher } from './server/ws-server.js';
 import type { ProviderAdapter, ProviderName } from './providers/provider.js';
 import type { ModelBackend } from './models/model-backend.js';
@@ -18,6 +19,8 @@ export interface AppContext {
   readonly actors: ActorRegistry;
   readonly tokens: TokenService;
   readonly ownership: CachedOwnership;
+  /** Agent-scoped tokens, deployment credentials, and `ownershipLost(nft)` (ends an NFT's agent tokens). */
+  readonly agentAccess: AgentAccess;
   readonly publisher: Publisher;
   readonly providers: Map<ProviderName, ProviderAdapter>;
   /** The model backend for a name ('scripted' | 'openai' | 'ollama'); undefined if not configured. */

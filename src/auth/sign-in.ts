@@ -57,8 +57,11 @@ export class SignIn {
     this.ttlMs = opts.ttlMs ?? CHALLENGE_TTL_MS;
   }
 
-  /** Issues a message to sign. FORBIDDEN when the wallet does not own the NFT now. */
-  async issueChallenge(req: ChallengeRequest): Promise<Challenge> {
+  /**
+   * Issues a message to sign. FORBIDDEN when the wallet does not own the NFT now. `origin` names
+   * who the wallet signs in to (an agent's endpoint); default: this server's public URL.
+   */
+  async issueChallenge(req: ChallengeRequest, origin?: string): Promise<Challenge> {
     const wallet = canonicalWallet(req.wallet_address);
     const nft = req.nft_token_id;
     await this.requireOwner(wallet, nft);
@@ -66,13 +69,15 @@ export class SignIn {
     // Whole seconds, so the stored expiry is exactly the one written in the message.
     const expiresAt = Math.floor((now + this.ttlMs) / 1000) * 1000;
     const nonce = Buffer.from(this.random(16)).toString('hex');
-    const url = new URL(this.opts.publicUrl());
+    const url = new URL(origin ?? this.opts.publicUrl());
     const evm = walletKind(wallet) === 'evm';
     const message = formatSiweMessage({
       domain: url.host,
       address: wallet,
-      statement: `Sign in to Secret Panthers as the owner of NFT #${nft}.`,
-      uri: url.origin,
+      statement: origin
+        ? `Sign in to the Secret Panthers agent of NFT #${nft} as its owner.`
+        : `Sign in to Secret Panthers as the owner of NFT #${nft}.`,
+      uri: originOf(url),
       version: '1',
       chainId: evm ? String(this.opts.evmChainId) : (this.opts.cosmosChainId ?? SECRET_CHAIN_ID),
       nonce,
@@ -89,11 +94,16 @@ export class SignIn {
    * INVALID_FIELD (malformed address/signature), INVALID_SIGNATURE (not an unused, unexpired
    * message issued for this wallet and NFT, or a wrong signature) or FORBIDDEN (not the owner now).
    */
-  async verifySignedChallenge(s: SignedChallenge): Promise<{ wallet: string; nft: string }> {
+  async verifySignedChallenge(s: SignedChallenge, origin?: string): Promise<{ wallet: string; nft: string }> {
     const wallet = canonicalWallet(s.wallet_address);
     const nft = s.nft_token_id;
-    const nonce = parseSiweMessage(s.message)?.nonce;
+    const parsed = parseSiweMessage(s.message);
+    const nonce = parsed?.nonce;
     if (!nonce) throw refused('the message is not a sign-in message issued by this server');
+    // A message issued for the orchestrator opens no agent session, and the reverse: each names
+    // whom it signs in to, and only that one accepts it. (The nonce is not burned for a message
+    // presented at the wrong place: it was never this verifier's to burn.)
+    if (parsed.uri !== originOf(new URL(origin ?? this.opts.publicUrl()))) throw refused('the message signs in to another service');
     // Burned before anything else is checked: every attempt costs the nonce, failed ones too.
     const row = this.store.burn(nonce);
     if (!row) throw refused('the message was not issued by this server or was already used');
@@ -112,6 +122,12 @@ export class SignIn {
       throw new ApiError('FORBIDDEN', `Wallet ${wallet} does not own NFT ${nft}`, { nft_token_id: nft });
     }
   }
+}
+
+/** The URI written in messages: the origin, plus the path when the service lives under one. */
+function originOf(url: URL): string {
+  const p = url.pathname.replace(/\/+$/, '');
+  return url.origin + p;
 }
 
 function refused(reason: string): ApiError {

@@ -12,7 +12,7 @@ import { sessionActorKind } from '../../actors/session-actor.js';
 export const authFeature: FeatureModule = (f) => {
   const { ctx } = f;
   const sessions = new SessionRepository(ctx.db);
-  const guard = new SessionGuard(ctx.tokens, sessions);
+  const guard = new SessionGuard(ctx.tokens, sessions, ctx.agentAccess);
   ctx.actors.register(
     sessionActorKind({
       sessions,

@@ -22,6 +22,7 @@ import { deploymentRoutes } from '../routes/deployments.js';
 import { agentRoutes } from '../routes/agent.js';
 import { chatStreamHandler } from '../agents/chat-stream-ws.js';
 import { chooseModel } from '../agents/model-choice.js';
+import { embeddedEndpointUrl } from '../agents/embedded-endpoint.js';
 import { createChatQuota } from './guarantees.js';
 
 const DEPLOY_TIMEOUT_MS: Record<ProviderName, number> = { local: 30_000, akash: 30 * 60_000, secret_vm: 30 * 60_000 };
@@ -54,9 +55,7 @@ class EmbeddedAgents implements AgentHost {
   }
 
   endpointUrl(nft: string): string {
-    const u = new URL(this.ctx.config.publicUrl);
-    const proto = this.ctx.config.env === 'production' ? 'https:' : u.protocol;
-    return `${proto}//agent-${nft}.${u.host}`;
+    return embeddedEndpointUrl(this.ctx.config, nft);
   }
 }
 
@@ -154,7 +153,13 @@ function agentSpec(ctx: AppContext, d: Deployment): DeploySpec {
     PANTHERS_AGENT_NAME: d.agent.name,
     PANTHERS_AGENT_MODEL: d.agent.model,
     PANTHERS_AGENT_CAPABILITIES: d.agent.capabilities.join(','),
+    // Identity: the orchestrator the agent pulls revocations from, checks tokens against (JWKS)
+    // and, in registry mode, asks who owns its NFT (with the credential in the secrets).
+    PANTHERS_ORCHESTRATOR_URL: c.publicUrl,
     PANTHERS_ORCHESTRATOR_JWKS_URL: `${c.publicUrl}/.well-known/jwks.json`,
+    PANTHERS_OWNERSHIP: c.ownership,
+    PANTHERS_CHAIN_ID: String(c.chainId),
+    ...(c.nftContract ? { PANTHERS_NFT_CONTRACT: c.nftContract } : {}),
     PANTHERS_MODEL: c.model,
     PANTHERS_OPENAI_BASE_URL: c.openai.baseUrl,
     PANTHERS_OPENAI_MODEL: c.openai.model,
@@ -164,6 +169,10 @@ function agentSpec(ctx: AppContext, d: Deployment): DeploySpec {
     HOST: '0.0.0.0',
   };
   const secrets: Record<string, string> = {};
+  // Scoped to this deployment's NFT and dead once it stops: see src/auth/agent-access.ts.
+  secrets.PANTHERS_AGENT_CREDENTIAL = ctx.agentAccess.credentialFor(d.id, d.nft_token_id);
+  // An RPC URL often embeds the operator's provider key: it travels as a secret.
+  if (c.ownership === 'evm' && c.evmRpcUrl) secrets.PANTHERS_EVM_RPC_URL = c.evmRpcUrl;
   if (c.openai.apiKey) secrets.PANTHERS_OPENAI_API_KEY = c.openai.apiKey;
   // The system prompt can be long and personal: it travels with the secrets, not the plain env.
   secrets.PANTHERS_AGENT_SYSTEM_PROMPT = d.agent.system_prompt;
