@@ -158,6 +158,7 @@ function agentSpec(ctx: AppContext, d: Deployment): DeploySpec {
     PANTHERS_ORCHESTRATOR_URL: c.publicUrl,
     PANTHERS_ORCHESTRATOR_JWKS_URL: `${c.publicUrl}/.well-known/jwks.json`,
     PANTHERS_OWNERSHIP: c.ownership,
+    PANTHERS_OWNERSHIP_CACHE_MS: String(c.ownershipCacheMs),
     PANTHERS_CHAIN_ID: String(c.chainId),
     ...(c.nftContract ? { PANTHERS_NFT_CONTRACT: c.nftContract } : {}),
     PANTHERS_MODEL: c.model,
