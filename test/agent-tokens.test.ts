@@ -236,3 +236,31 @@ async function signWith(privateKey: string, message: string): Promise<string> {
   const { Wallet } = await import('ethers');
   return new Wallet(privateKey).signMessage(message);
 }
+
+describe('a remote agent that cannot reach its orchestrator', () => {
+  test('fails closed: orchestrator tokens are refused (503) once the last good revocation pull is older than PANTHERS_AGENT_REVOCATION_MAX_STALE_MS', async () => {
+    const provider = new ProcessProvider('akash', { PANTHERS_AGENT_REVOCATION_POLL_MS: '200', PANTHERS_AGENT_REVOCATION_MAX_STALE_MS: '1000' });
+    const server = await startServer({ PANTHERS_HEALTH_INTERVAL_MS: '60000' }, { providers: { akash: provider } });
+    try {
+      const owner = await signIn(server, { nft: '950' });
+      const endpoint = await deployRemote(server, owner, '950');
+      const t = await exchange(server, owner, '950');
+      assert.equal((await request(endpoint, 'POST', '/v1/chat', { token: t.body.access_token, body: { message: 'up' } })).status, 200);
+      await server.stop(); // the orchestrator goes away; the agent process keeps running
+      const t0 = performance.now();
+      let r;
+      for (;;) {
+        r = await request(endpoint, 'POST', '/v1/chat', { token: t.body.access_token, body: { message: 'still?' } });
+        if (r.status !== 200 || performance.now() - t0 > 5000) break;
+        await sleep(50);
+      }
+      assert.equal(r.status, 503, r.text);
+      assert.equal(r.body.error.code, 'SERVICE_UNAVAILABLE');
+      assert.equal(r.body.error.details.reason, 'revocations_stale');
+      assert.ok(performance.now() - t0 < 2500, 'refused within the stale bound');
+    } finally {
+      await provider.stopAll();
+      await server.stop();
+    }
+  });
+});
