@@ -25,6 +25,8 @@ export class ProcessProvider implements ProviderAdapter {
     const env: Record<string, string> = {
       ...spec.env, ...spec.secrets,
       PORT: '0', HOST: '127.0.0.1', PANTHERS_DATA_DIR: tempDir('panthers-remote-agent-'), PANTHERS_RATE_LIMITS: 'off',
+      // Not the orchestrator's own (inherited when it runs from a shell that set it).
+      PANTHERS_PUBLIC_URL: '',
       ...this.overrides,
     };
     const proc = await spawnCli(['agent'], env);
