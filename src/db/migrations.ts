@@ -135,7 +135,16 @@ export const MIGRATIONS: readonly string[] = [
     head_hash            TEXT NOT NULL
   );
   `,
-  // 3 (agent-scoped tokens): which sessions hold an agent token for which NFT (so a remote
+  // 3 (money-safe lifecycle): what a provider needs later but must not keep in provider_ref (the
+  // Akash manifest holds the agent's secrets): AES-GCM encrypted, deleted once no longer needed.
+  `
+  CREATE TABLE deployment_secrets (
+    deployment_id  TEXT PRIMARY KEY,
+    value          BLOB NOT NULL,
+    updated_at     INTEGER NOT NULL
+  );
+  `,
+  // 4 (agent-scoped tokens): which sessions hold an agent token for which NFT (so a remote
   // agent's revocation list names only sessions that matter to it), and per-NFT cut-offs: agent
   // tokens issued before `not_before` (ms) are refused (ownership of the NFT was lost).
   `
