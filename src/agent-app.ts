@@ -136,6 +136,9 @@ export async function createAgentApp(config: Config, opts: AgentAppOptions): Pro
   const available = (n: string) => n === nft;
   const authorize = async (auth: AuthClaims, n: string) => {
     if (auth.nft !== n) throw new ApiError('FORBIDDEN', `This token is not for the agent of NFT ${n}`);
+    // Checked again per use, not only at connect: a WebSocket opened before a logout cannot
+    // start another turn once the revocation has been pulled.
+    if (auth.issuer === 'orchestrator') link?.check(auth);
     // Every token, ours or the orchestrator's, only while its wallet owns the NFT (cached for
     // PANTHERS_OWNERSHIP_CACHE_MS): a transfer nobody told us about still ends access.
     if (!(await ownership.owns(auth.sub, n))) throw new ApiError('FORBIDDEN', `This wallet does not own NFT ${n}`);

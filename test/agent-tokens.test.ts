@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { startServer, request, sleep, waitFor, type TestServer } from './helpers/server.js';
 import { signIn, assignNft, newEvmWallet, type SignedIn } from './helpers/wallets.js';
 import { ProcessProvider } from './helpers/process-provider.js';
+import { openWs } from './helpers/ws.js';
 
 /** How often the remote agents of this test pull their revocation list. */
 const POLL_MS = 300;
@@ -124,6 +125,8 @@ describe('agent-scoped tokens and remote agents', () => {
     const me = await signIn(server, { nft: '900', wallet: newEvmWalletFor(owner) });
     const t = await exchange(server, me, '900');
     assert.equal((await request(endpoint, 'GET', '/v1/chat/history?conversation_id=none', { token: t.body.access_token })).status, 404);
+    // A WebSocket opened before the logout.
+    const sock = await openWs(endpoint, t.body.access_token);
     const t0 = performance.now();
     const out = await server.request('POST', '/v1/auth/logout', { token: me.access_token });
     assert.equal(out.status, 200);
@@ -132,6 +135,12 @@ describe('agent-scoped tokens and remote agents', () => {
     assert.equal(refused.status, 401);
     assert.equal(refused.body.error.details.reason, 'session_revoked');
     assert.ok(refused.ms < POLL_MS + 1500, `logout took ${refused.ms} ms to reach the agent`);
+    // ... cannot start another turn either.
+    sock.ws.send(JSON.stringify({ type: 'chat_stream', message: 'after logout' }));
+    const err = await sock.next((f) => f.type === 'error' || (f.type === 'chat_chunk' && f.done === true));
+    assert.equal(err.type, 'error', JSON.stringify(err));
+    assert.equal(err.error.code, 'UNAUTHORIZED');
+    sock.ws.close();
   });
 
   test('refresh-token reuse reaches the remote agent', async () => {
