@@ -2,6 +2,7 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { startServer, waitFor, type TestServer } from './helpers/server.js';
+import { LAG_LIMIT } from './helpers/process-provider.js';
 import { signIn, assignNft, newEvmWallet, newCosmosWallet, type SignedIn } from './helpers/wallets.js';
 
 /**
@@ -13,7 +14,7 @@ describe('embedded agent sign-in', () => {
   let owner: SignedIn;
 
   before(async () => {
-    server = await startServer();
+    server = await startServer({ PANTHERS_EVENT_LOOP_LAG_LIMIT_MS: LAG_LIMIT });
     owner = await signIn(server, { nft: '610' });
     const d = await server.request('POST', '/v1/deployments', { token: owner.access_token, body: { nft_token_id: '610', provider: 'local' } });
     assert.equal(d.status, 202, d.text);

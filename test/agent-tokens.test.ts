@@ -2,7 +2,7 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, request, sleep, waitFor, type TestServer } from './helpers/server.js';
 import { signIn, assignNft, newEvmWallet, type SignedIn } from './helpers/wallets.js';
-import { ProcessProvider } from './helpers/process-provider.js';
+import { ProcessProvider, LAG_LIMIT } from './helpers/process-provider.js';
 import { openWs } from './helpers/ws.js';
 
 /** How often the remote agents of this test pull their revocation list. */
@@ -44,7 +44,7 @@ describe('agent-scoped tokens and remote agents', () => {
   const latencies: Record<string, number> = {};
 
   before(async () => {
-    server = await startServer({ PANTHERS_HEALTH_INTERVAL_MS: '60000', PANTHERS_OWNERSHIP_CACHE_MS: '300' }, { providers: { akash: provider } });
+    server = await startServer({ PANTHERS_HEALTH_INTERVAL_MS: '60000', PANTHERS_EVENT_LOOP_LAG_LIMIT_MS: LAG_LIMIT, PANTHERS_OWNERSHIP_CACHE_MS: '300' }, { providers: { akash: provider } });
     owner = await signIn(server, { nft: '900' });
     endpoint = await deployRemote(server, owner, '900');
   });
@@ -249,7 +249,7 @@ async function signWith(privateKey: string, message: string): Promise<string> {
 describe('a remote agent that cannot reach its orchestrator', () => {
   test('fails closed: orchestrator tokens are refused (503) once the last good revocation pull is older than PANTHERS_AGENT_REVOCATION_MAX_STALE_MS', async () => {
     const provider = new ProcessProvider('akash', { PANTHERS_AGENT_REVOCATION_POLL_MS: '200', PANTHERS_AGENT_REVOCATION_MAX_STALE_MS: '1000' });
-    const server = await startServer({ PANTHERS_HEALTH_INTERVAL_MS: '60000' }, { providers: { akash: provider } });
+    const server = await startServer({ PANTHERS_HEALTH_INTERVAL_MS: '60000', PANTHERS_EVENT_LOOP_LAG_LIMIT_MS: LAG_LIMIT }, { providers: { akash: provider } });
     try {
       const owner = await signIn(server, { nft: '950' });
       const endpoint = await deployRemote(server, owner, '950');

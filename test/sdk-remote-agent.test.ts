@@ -5,7 +5,7 @@ import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { CLI, startServer, tempDir, waitFor, sleep, type TestServer } from './helpers/server.js';
 import { assignNft, newEvmWallet } from './helpers/wallets.js';
-import { ProcessProvider } from './helpers/process-provider.js';
+import { ProcessProvider, LAG_LIMIT } from './helpers/process-provider.js';
 import { PanthersClient, type Tokens } from '../src/sdk/index.js';
 
 /**
@@ -29,7 +29,7 @@ describe('SDK and CLI exchange tokens for remote agents', () => {
 
   before(async () => {
     // Agent tokens of 2 s: the SDK must renew them between calls.
-    server = await startServer({ PANTHERS_HEALTH_INTERVAL_MS: '60000', PANTHERS_AGENT_TOKEN_TTL_SEC: '2' }, { providers: { akash: provider } });
+    server = await startServer({ PANTHERS_HEALTH_INTERVAL_MS: '60000', PANTHERS_EVENT_LOOP_LAG_LIMIT_MS: LAG_LIMIT, PANTHERS_AGENT_TOKEN_TTL_SEC: '2' }, { providers: { akash: provider } });
     assignNft(server, '960', wallet.address);
     client = new PanthersClient({ baseUrl: server.url, fetch: recordingFetch });
     await client.signInWithPrivateKey(wallet.privateKey, '960');

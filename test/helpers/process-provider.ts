@@ -4,6 +4,12 @@ import type {
 } from '../../src/providers/provider.js';
 
 /**
+ * Load shedding is not what these tests are about: on a loaded 2-core machine a 500 ms event-loop
+ * lag is reached by the test process itself, and the servers would answer 503 "overloaded".
+ */
+export const LAG_LIMIT = '60000';
+
+/**
  * A remote provider reduced to what matters for identity tests: deploy starts the real
  * `panthers agent` process from exactly the env and secrets the orchestrator's deploy spec holds
  * (as a container would get them), on 127.0.0.1 with an ephemeral port, and reports its URL as
@@ -27,6 +33,7 @@ export class ProcessProvider implements ProviderAdapter {
       PORT: '0', HOST: '127.0.0.1', PANTHERS_DATA_DIR: tempDir('panthers-remote-agent-'), PANTHERS_RATE_LIMITS: 'off',
       // Not the orchestrator's own (inherited when it runs from a shell that set it).
       PANTHERS_PUBLIC_URL: '',
+      PANTHERS_EVENT_LOOP_LAG_LIMIT_MS: LAG_LIMIT,
       ...this.overrides,
     };
     const proc = await spawnCli(['agent'], env);
