@@ -26,6 +26,7 @@ import { ApiError } from './errors.js';
 import { ConversationsRepo } from './agents/conversations-repo.js';
 import { defaultCharacter } from './agents/character.js';
 import { agentRoutes } from './routes/agent.js';
+import { openaiRoutes } from './routes/openai-compat.js';
 import { agentActorKind } from '../actors/agent-actor.js';
 import { createModelBackends } from '../adapters/models/index.js';
 import { RegistryOwnership } from '../adapters/ownership/registry.js';
@@ -129,6 +130,7 @@ export async function createAgentApp(config: Config, opts: AgentAppOptions): Pro
     model: (setting) => chooseModel(setting, config.model, (name) => models.get(name)),
     concurrency: config.chatConcurrency,
     historyTokenBudget: config.historyTokenBudget,
+    maxTokens: config.modelMaxTokens,
     onTurn: (o) => metrics.chatTurns.labels(o).inc(),
   }));
 
@@ -162,7 +164,9 @@ export async function createAgentApp(config: Config, opts: AgentAppOptions): Pro
       return { access_token: access.token, expires_in: access.expiresIn };
     },
   }));
-  api.addAll(agentRoutes({ actors, conversations, maxMessageChars: config.maxMessageChars, startedAt, now, available, authorize }));
+  const agentDeps = { actors, conversations, maxMessageChars: config.maxMessageChars, startedAt, now, available, authorize };
+  api.addAll(agentRoutes(agentDeps));
+  api.addAll(openaiRoutes(agentDeps));
   api.addAll([
     route({
       method: 'GET', path: '/metrics', rateClass: 'other', auth: 'none', summary: 'Prometheus metrics', raw: true,
