@@ -112,4 +112,24 @@ describe('SDK and CLI exchange tokens for remote agents', () => {
     assert.match(out.stdout, /from the terminal/);
     assert.match(out.stderr, /\[conversation [0-9a-f-]+ · \d+ tokens\]/);
   });
+
+  test('a stopped and redeployed agent is followed to its new endpoint', async () => {
+    // refreshMarginMs 0: the agent token is used until it expires (2 s here), not renewed early.
+    const c2 = new PanthersClient({ baseUrl: server.url, fetch: recordingFetch, tokens: client.tokens, refreshMarginMs: 0 });
+    const agent = c2.agent('960');
+    await agent.chat('before the stop');
+    await c2.deployments.stop('960');
+    await waitFor(async () => (await c2.deployments.get('960')).status === 'stopped');
+    // Its token may still be valid but the agent is gone: the client asks again and learns why.
+    await assert.rejects(agent.chat('nobody there'), (e: { code?: string }) => e.code === 'NOT_FOUND');
+    await c2.deployments.create({ nft_token_id: '960', provider: 'akash' });
+    const d = await waitFor(async () => {
+      const g = await c2.deployments.get('960');
+      return g.status === 'running' ? g : undefined;
+    }, 20_000);
+    assert.notEqual(d!.endpoint_url, endpoint);
+    const r = await agent.chat('at the new place');
+    assert.match(r.response, /at the new place/);
+    assert.ok(sent.some((s) => s.url.startsWith(d!.endpoint_url!)), 'called the new endpoint');
+  });
 });

@@ -75,6 +75,13 @@ func (r *remoteAgent) baseURL() string {
 func (r *remoteAgent) exchangeLocked(ctx context.Context) error {
 	t, err := r.c.AgentToken(ctx, r.nft)
 	if err != nil {
+		var apiErr *Error
+		if errors.As(err, &apiErr) && apiErr.Code == CodeNotFound {
+			// No live deployment any more: look the agent up again next call.
+			r.c.mu.Lock()
+			delete(r.c.agents, r.nft)
+			r.c.mu.Unlock()
+		}
 		return err
 	}
 	r.token, r.base = t.AccessToken, strings.TrimRight(t.EndpointURL, "/")
@@ -104,7 +111,10 @@ func (c *Client) agentRoute(ctx context.Context, nft string) (*remoteAgent, erro
 		return nil, err
 	}
 	var r *remoteAgent
-	if d.Provider != "local" && d.EndpointURL != nil && *d.EndpointURL != "" {
+	if d.Provider != "local" {
+		if d.EndpointURL == nil || *d.EndpointURL == "" {
+			return nil, nil // remote but not serving yet: look again next call
+		}
 		r = &remoteAgent{c: c, nft: nft}
 	}
 	c.mu.Lock()

@@ -211,22 +211,30 @@ export class PanthersClient {
     if (!r) {
       r = this.findAgentRoute(nft, signal);
       this.agentRoutes.set(nft, r);
-      r.catch(() => this.agentRoutes.delete(nft));
+      // Kept only when the answer is settled (local, or remote with an endpoint).
+      r.then((route) => route.kind === 'embedded' && !route.settled && this.forgetAgentRoute(nft), () => this.forgetAgentRoute(nft));
     }
     return r;
   }
 
+  /** @internal the deployment moved (stopped, redeployed): find the agent again next time */
+  forgetAgentRoute(nft: string): void {
+    this.agentRoutes.delete(nft);
+  }
+
   private async findAgentRoute(nft: string, signal?: AbortSignal): Promise<AgentRoute> {
     // Not signed in, or no deployment: the orchestrator's embedded path answers (or says 404).
-    if (!this.state) return { kind: 'embedded' };
+    if (!this.state) return { kind: 'embedded', settled: false };
     let d: Deployment;
     try {
       d = await this.deployments.get(nft, { signal });
     } catch (e) {
-      if (e instanceof PanthersError && e.code === 'NOT_FOUND') return { kind: 'embedded' };
+      if (e instanceof PanthersError && e.code === 'NOT_FOUND') return { kind: 'embedded', settled: false };
       throw e;
     }
-    if (d.provider === 'local' || !d.endpoint_url) return { kind: 'embedded' };
+    if (d.provider === 'local') return { kind: 'embedded', settled: true };
+    // Remote but not serving yet: the embedded path says 404 now; look again next call.
+    if (!d.endpoint_url) return { kind: 'embedded', settled: false };
     return new RemoteAgent(this, nft, this.now, this.refreshMarginMs);
   }
 
@@ -274,8 +282,8 @@ export class PanthersClient {
 
   /** @internal the raw response of a successful call */
   async send(call: Call, accept: string): Promise<Response> {
-    const base = call.target?.baseUrl ?? this.baseUrl;
-    const url = base + call.path + queryString(call.query);
+    let base = call.target?.baseUrl ?? this.baseUrl;
+    let url = base + call.path + queryString(call.query);
     const target = new URL(url);
     const body = call.body === undefined ? undefined : JSON.stringify(call.body);
     let refreshed = false;
@@ -298,6 +306,16 @@ export class PanthersClient {
         res = await this.fetchFn(url, { method: call.method, headers, body, signal: call.signal });
       } catch (e) {
         if (call.signal?.aborted) throw e;
+        if (call.target && !refreshed && (call.method === 'GET' || neverConnected(e))) {
+          // The agent may have moved (redeployed elsewhere): a new exchange says where it is now.
+          // (A POST is retried only when it never reached anyone: a turn must not run twice.)
+          refreshed = true;
+          await call.target.renew(call.signal);
+          base = call.target.baseUrl;
+          url = base + call.path + queryString(call.query);
+          attempt--;
+          continue;
+        }
         throw new PanthersError('NETWORK_ERROR', `Cannot reach ${base}: ${causeOf(e)}`, { cause: e });
       }
       if (res.ok || call.accept?.includes(res.status)) return res;
@@ -306,6 +324,8 @@ export class PanthersClient {
         // Expired or revoked there: exchange again (the orchestrator says if the session ended).
         refreshed = true;
         await call.target.renew(call.signal);
+        base = call.target.baseUrl;
+        url = base + call.path + queryString(call.query);
         attempt--;
         continue;
       }
@@ -456,7 +476,7 @@ export class PanthersClient {
   }
 }
 
-type AgentRoute = { kind: 'embedded' } | RemoteAgent;
+type AgentRoute = { kind: 'embedded'; settled: boolean } | RemoteAgent;
 
 /**
  * A remote agent as the client sees it: its endpoint and an agent-scoped token, exchanged at the
@@ -491,7 +511,14 @@ class RemoteAgent implements AgentTarget {
 
   renew(signal?: AbortSignal): Promise<void> {
     this.exchanging ??= (async () => {
-      const t = await this.client.agentToken(this.nft, { signal });
+      let t: AgentToken;
+      try {
+        t = await this.client.agentToken(this.nft, { signal });
+      } catch (e) {
+        // No live deployment any more: the next call looks the agent up again.
+        if (e instanceof PanthersError && e.code === 'NOT_FOUND') this.client.forgetAgentRoute(this.nft);
+        throw e;
+      }
       this.token_ = t.access_token;
       this.expiresAt = this.now() + t.expires_in * 1000;
       this.baseUrl = t.endpoint_url.replace(/\/+$/, '');
@@ -645,6 +672,12 @@ function base64UrlDecode(s: string): Uint8Array {
   const out = new Uint8Array(bin.length);
   for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
   return out;
+}
+
+/** The request failed before any connection was made (so nothing could have been done). */
+function neverConnected(e: unknown): boolean {
+  const code = ((e as { cause?: { code?: unknown } }).cause?.code ?? '') as string;
+  return ['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT'].includes(code);
 }
 
 function causeOf(e: unknown): string {

@@ -400,10 +400,18 @@ class PanthersClient:
                 if e.code != "NOT_FOUND":
                     raise
                 return None  # no deployment: the orchestrator's embedded path answers (404)
-            if d.provider != "local" and d.endpoint_url:
+            if d.provider != "local":
+                if not d.endpoint_url:
+                    return None  # remote but not serving yet: look again next call
                 remote = _RemoteAgent(self, nft_token_id)
+        else:
+            return None
         with self._lock:
             return self._agents.setdefault(nft_token_id, remote)
+
+    def _forget_agent(self, nft_token_id: str) -> None:
+        with self._lock:
+            self._agents.pop(nft_token_id, None)
 
     def _ws_connect(self, remote: Optional[_RemoteAgent] = None) -> WsConnection:
         if remote is not None:
@@ -539,7 +547,12 @@ class _RemoteAgent:
             self._exchange()
 
     def _exchange(self) -> None:
-        t = self._client.agent_token(self._nft)
+        try:
+            t = self._client.agent_token(self._nft)
+        except PanthersError as e:
+            if e.code == "NOT_FOUND":  # no live deployment any more: look it up again next call
+                self._client._forget_agent(self._nft)
+            raise
         self._token = t.access_token
         self._expires_at = time.time() + float(t.expires_in)
         self.base_url = t.endpoint_url.rstrip("/")
