@@ -15,6 +15,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand"
@@ -23,6 +24,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -455,6 +457,17 @@ func (c *Client) send(ctx context.Context, method, path string, q url.Values, bo
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
+			}
+			if o.remote != nil && !refreshed && (method == "GET" || errors.Is(err, syscall.ECONNREFUSED)) {
+				// The agent may have moved (redeployed): a new exchange says where it is now.
+				// (A POST is retried only when it never reached anyone: a turn must not run twice.)
+				refreshed = true
+				if err := o.remote.renew(ctx); err != nil {
+					return nil, err
+				}
+				u = o.remote.baseURL() + target
+				attempt--
+				continue
 			}
 			return nil, &Error{Code: CodeNetworkError, Message: fmt.Sprintf("%s %s: %v", method, target, err)}
 		}

@@ -487,7 +487,15 @@ class PanthersClient:
             except urllib.error.HTTPError as http_err:
                 err = _error_from_http(http_err)
             except (urllib.error.URLError, OSError) as net:
-                raise PanthersError("NETWORK_ERROR", f"{method} {target} failed: {getattr(net, 'reason', net)}", 0) from None
+                reason = getattr(net, "reason", net)
+                if remote is not None and not refreshed and (method == "GET" or isinstance(reason, ConnectionRefusedError)):
+                    # The agent may have moved (redeployed): a new exchange says where it is now.
+                    # (A POST is retried only when it never reached anyone: a turn must not run twice.)
+                    refreshed = True
+                    remote.renew()
+                    url = remote.base_url + target
+                    continue
+                raise PanthersError("NETWORK_ERROR", f"{method} {target} failed: {reason}", 0) from None
             if remote is not None and auth and not refreshed and err.code in ("TOKEN_EXPIRED", "UNAUTHORIZED"):
                 # Expired or revoked at the agent: exchange again once (the orchestrator says if the session ended).
                 refreshed = True
