@@ -214,6 +214,7 @@ describe('agent-scoped tokens and remote agents', () => {
     const deployment = [...provider.agents.values()].find((a) => a.env.PANTHERS_AGENT_NFT === '900')!;
     const cred = deployment.env.PANTHERS_AGENT_CREDENTIAL!;
     assert.match(cred, /^pac_/);
+    assert.equal(deployment.spec.env.PANTHERS_AGENT_CREDENTIAL, undefined, 'a secret, not plain env');
     assert.equal(deployment.env.PANTHERS_ORCHESTRATOR_URL, server.app.ctx.config.publicUrl);
     const owner900 = await server.request('GET', '/v1/agents/900/owner', { headers: { authorization: `Bearer ${cred}` } });
     assert.equal(owner900.status, 200, owner900.text);

@@ -18,7 +18,8 @@ export const LAG_LIMIT = '60000';
  * without depending on a provider's protocol.)
  */
 export class ProcessProvider implements ProviderAdapter {
-  readonly agents = new Map<string, { proc: ServerProcess; env: Record<string, string> }>();
+  /** by deployment id: the process, the env it was started with (env + secrets), and the spec */
+  readonly agents = new Map<string, { proc: ServerProcess; env: Record<string, string>; spec: DeploySpec }>();
 
   constructor(readonly name: ProviderName = 'akash', private readonly overrides: Record<string, string> = {}) {}
 
@@ -37,7 +38,7 @@ export class ProcessProvider implements ProviderAdapter {
       ...this.overrides,
     };
     const proc = await spawnCli(['agent'], env);
-    this.agents.set(spec.deploymentId, { proc, env });
+    this.agents.set(spec.deploymentId, { proc, env, spec });
     const ref: ProviderRef = { deployment_id: spec.deploymentId, port: proc.port };
     ctx.saveRef(ref);
     return { endpointUrl: proc.url, ref };
