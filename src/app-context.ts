@@ -7,6 +7,8 @@ import type { TokenService } from './auth/tokens.js';
 import type { CachedOwnership } from './auth/ownership.js';
 import type { AgentAccess } from './auth/agent-access.js';
 import type { Publisher } from './server/ws-server.js';
+import type { LiveConnections } from './server/live-connections.js';
+import type { AuditSink } from './server/http-server.js';
 import type { ProviderAdapter, ProviderName } from './providers/provider.js';
 import type { ModelBackend } from './models/model-backend.js';
 
@@ -22,6 +24,10 @@ export interface AppContext {
   /** Agent-scoped tokens, deployment credentials, and `ownershipLost(nft)` (ends an NFT's agent tokens). */
   readonly agentAccess: AgentAccess;
   readonly publisher: Publisher;
+  /** WebSockets and SSE streams by session: a revocation ends them at once */
+  readonly live: LiveConnections;
+  /** the audit trail (rows for events no request caused, e.g. a revocation after a transfer) */
+  readonly audit: AuditSink;
   readonly providers: Map<ProviderName, ProviderAdapter>;
   /** The model backend for a name ('scripted' | 'openai' | 'ollama'); undefined if not configured. */
   model(name: string): ModelBackend | undefined;

@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import { createHmac } from 'node:crypto';
 import path from 'node:path';
 import * as jose from 'jose';
 import { ApiError } from '../errors.js';
@@ -81,9 +82,21 @@ export class TokenService {
     return { keys: [this.key.publicJwk] };
   }
 
-  /** Signs an access token; its audience is the orchestrator unless `aud` says otherwise. */
-  async issue(claims: { sub: string; nft: string; sid: string; aud?: string }, ttlSec = ACCESS_TOKEN_TTL_SEC): Promise<{ token: string; expiresIn: number }> {
-    const iat = Math.floor(this.now() / 1000);
+  /**
+   * A secret for `label`, derived from the signing key (HMAC-SHA256 over its private scalar):
+   * stable across restarts without another key file. Used for refresh-token rotation.
+   */
+  deriveSecret(label: string): Buffer {
+    return createHmac('sha256', Buffer.from(this.key.privateJwk.d!, 'base64url')).update(`secret-panthers/${label}`).digest();
+  }
+
+  /**
+   * Signs an access token; its audience is the orchestrator unless `aud` says otherwise.
+   * `issuedAtMs` pins iat (and so exp): Ed25519 signatures are deterministic, so the same claims
+   * issued at the same second give the same token (a refresh retried in its grace window).
+   */
+  async issue(claims: { sub: string; nft: string; sid: string; aud?: string }, ttlSec = ACCESS_TOKEN_TTL_SEC, issuedAtMs?: number): Promise<{ token: string; expiresIn: number }> {
+    const iat = Math.floor((issuedAtMs ?? this.now()) / 1000);
     const token = await new jose.SignJWT({ nft: claims.nft, sid: claims.sid })
       .setProtectedHeader({ alg: ALG, kid: this.key.kid, typ: 'JWT' })
       .setSubject(claims.sub)
@@ -92,7 +105,7 @@ export class TokenService {
       .setIssuedAt(iat)
       .setExpirationTime(iat + ttlSec)
       .sign(this.privateKey);
-    return { token, expiresIn: ttlSec };
+    return { token, expiresIn: Math.max(0, iat + ttlSec - Math.floor(this.now() / 1000)) };
   }
 
   /**

@@ -45,7 +45,7 @@ export function agentSignInRoutes(deps: AgentSignInDeps): RouteDef[] {
       response: v.object({ message: v.string(), nonce: v.string(), expires_at: v.string() }),
       handler(req) {
         const nft = nftOf(req);
-        return deps.signIn.issueChallenge({ wallet_address: req.body.wallet_address, nft_token_id: nft }, deps.origin(nft));
+        return deps.signIn.issueChallenge({ wallet_address: req.body.wallet_address, nft_token_id: nft }, undefined, deps.origin(nft));
       },
     }),
     route({
@@ -57,6 +57,7 @@ export function agentSignInRoutes(deps: AgentSignInDeps): RouteDef[] {
         const nft = nftOf(req);
         const { wallet } = await deps.signIn.verifySignedChallenge(
           { wallet_address: req.body.wallet_address, nft_token_id: nft, signature: req.body.signature, message: req.body.message, public_key: req.body.public_key },
+          undefined,
           deps.origin(nft),
         );
         return deps.issue(wallet, nft, req);
