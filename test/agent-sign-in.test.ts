@@ -112,7 +112,9 @@ describe('embedded agent sign-in', () => {
     const after = await server.request('POST', '/v1/agents/610/chat', { token: t.body.access_token, body: { message: 'scoped' } });
     assert.equal(after.status, 401);
     // Ownership lost: every agent token of the NFT is cut off at once here.
-    const t2 = await server.request('POST', '/v1/agents/610/token', { token: owner.access_token });
+    const me2 = await signIn(server, { nft: '610', wallet: { address: owner.wallet, privateKey: owner.privateKey, sign: (m) => sign(owner.privateKey, m) } });
+    const t2 = await server.request('POST', '/v1/agents/610/token', { token: me2.access_token });
+    assert.equal(t2.status, 200, t2.text);
     server.app.ctx.agentAccess.ownershipLost('610');
     const cut = await server.request('POST', '/v1/agents/610/chat', { token: t2.body.access_token, body: { message: 'x' } });
     assert.equal(cut.status, 401);

@@ -59,6 +59,7 @@ export class AgentAccess {
   private readonly upsertGrant;
   private readonly revokedStmt;
   private readonly pruneStmt;
+  private readonly holdersStmt;
   private readonly cutoffGet;
   private readonly cutoffSet;
   private readonly deploymentById;
@@ -86,6 +87,10 @@ export class AgentAccess {
        WHERE g.nft_token_id = ? AND g.expires_at > ? AND s.revoked_at IS NOT NULL`,
     );
     this.pruneStmt = db.prepare<[number]>('DELETE FROM agent_token_grants WHERE expires_at <= ?');
+    this.holdersStmt = db.prepare<[string, number], { wallet: string }>(
+      `SELECT DISTINCT s.wallet FROM agent_token_grants g JOIN sessions s ON s.id = g.session_id
+       WHERE g.nft_token_id = ? AND g.expires_at > ?`,
+    );
     this.cutoffGet = db.prepare<[string], { not_before: number }>('SELECT not_before FROM agent_token_cutoffs WHERE nft_token_id = ?');
     this.cutoffSet = db.prepare<[string, number]>(
       `INSERT INTO agent_token_cutoffs (nft_token_id, not_before) VALUES (?, ?)
@@ -164,6 +169,18 @@ export class AgentAccess {
     this.cutoffSet.run(nft, at);
     this.cutoffs.set(nft, Math.max(this.cutoffs.get(nft) ?? 0, at));
     for (const l of this.lostListeners) l(nft, at);
+  }
+
+  /**
+   * The owner of `nft` is now `owner` (undefined: nobody): when a live agent token of the NFT is
+   * held by another wallet, ownership was lost for it, so every agent token of the NFT is cut off
+   * (the owner's own are exchanged again). Re-asserting the same owner cuts nothing.
+   */
+  ownerIs(nft: string, owner: string | undefined): boolean {
+    const held = this.holdersStmt.all(nft, this.now()).map((r) => r.wallet);
+    const lost = held.some((w) => owner === undefined || w.toLowerCase() !== owner.toLowerCase());
+    if (lost) this.ownershipLost(nft);
+    return lost;
   }
 
   /** Told after ownershipLost (e.g. to close live streams of that NFT). */
