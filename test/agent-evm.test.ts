@@ -43,7 +43,7 @@ function fakeRpc(owners: Map<bigint, string>): Promise<{ url: string; close(): P
 }
 
 /** evm ownership: the remote agent gets the orchestrator's RPC settings and checks ownership itself. */
-describe('a remote agent in evm ownership mode', () => {
+describe('a remote agent in evm ownership mode', { timeout: 120_000 }, () => {
   const owners = new Map<bigint, string>();
   let rpc: Awaited<ReturnType<typeof fakeRpc>>;
   let server: TestServer;

@@ -9,7 +9,7 @@ import { signIn, assignNft, newEvmWallet, newCosmosWallet, type SignedIn } from 
  * The embedded (local) agent's own sign-in, on the orchestrator process: POST /auth/challenge and
  * /auth/verify under /v1/agents/{nft}/ and by Host agent-{nft}.<host>, with real signatures.
  */
-describe('embedded agent sign-in', () => {
+describe('embedded agent sign-in', { timeout: 120_000 }, () => {
   let server: TestServer;
   let owner: SignedIn;
 

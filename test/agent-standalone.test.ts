@@ -10,7 +10,7 @@ import { openWs } from './helpers/ws.js';
  * `panthers agent` as a remote provider's container runs it: a real process, configured only by
  * the env vars the Dockerfile and the provider adapters pass.
  */
-describe('standalone agent process', () => {
+describe('standalone agent process', { timeout: 120_000 }, () => {
   let orchestrator: TestServer;
   let agent: ServerProcess;
   let owner: SignedIn;

@@ -36,7 +36,7 @@ async function msUntilRefused(endpoint: string, token: string, since: number, li
  * Agent-scoped tokens through real processes: the orchestrator server, and real `panthers agent`
  * processes started from the deploy spec's env and secrets (what a provider's container gets).
  */
-describe('agent-scoped tokens and remote agents', () => {
+describe('agent-scoped tokens and remote agents', { timeout: 180_000 }, () => {
   let server: TestServer;
   const provider = new ProcessProvider('akash', { PANTHERS_AGENT_REVOCATION_POLL_MS: String(POLL_MS) });
   let owner: SignedIn;
@@ -249,7 +249,7 @@ async function signWith(privateKey: string, message: string): Promise<string> {
   return new Wallet(privateKey).signMessage(message);
 }
 
-describe('a remote agent that cannot reach its orchestrator', () => {
+describe('a remote agent that cannot reach its orchestrator', { timeout: 120_000 }, () => {
   test('fails closed: orchestrator tokens are refused (503) once the last good revocation pull is older than PANTHERS_AGENT_REVOCATION_MAX_STALE_MS', async () => {
     const provider = new ProcessProvider('akash', { PANTHERS_AGENT_REVOCATION_POLL_MS: '200', PANTHERS_AGENT_REVOCATION_MAX_STALE_MS: '1000' });
     const server = await startServer({ PANTHERS_HEALTH_INTERVAL_MS: '60000', PANTHERS_EVENT_LOOP_LAG_LIMIT_MS: LAG_LIMIT }, { providers: { akash: provider } });

@@ -13,7 +13,7 @@ import { PanthersClient, type Tokens } from '../src/sdk/index.js';
  * the deploy spec): they exchange the session token for an agent-scoped one by themselves, send
  * only that one to the agent's endpoint, and renew it when it expires or is refused.
  */
-describe('SDK and CLI exchange tokens for remote agents', () => {
+describe('SDK and CLI exchange tokens for remote agents', { timeout: 180_000 }, () => {
   let server: TestServer;
   const provider = new ProcessProvider('akash', { PANTHERS_AGENT_REVOCATION_POLL_MS: '200' });
   const wallet = newEvmWallet();
