@@ -7,6 +7,7 @@ import { Metrics } from './metrics.js';
 import { ActorRegistry } from '../actors/registry.js';
 import { TokenService, TOKEN_ISSUER } from './auth/tokens.js';
 import { CachedOwnership, type OwnershipVerifier } from './auth/ownership.js';
+import { AgentAccess } from './auth/agent-access.js';
 import { HttpServer, type AuditSink, type RequestVerifier } from './server/http-server.js';
 import { WsServer, type WsMessageHandler } from './server/ws-server.js';
 import { LiveConnections } from './server/live-connections.js';
@@ -72,7 +73,7 @@ export async function createApp(config: Config, opts: AppOptions = {}): Promise<
   const overload = new OverloadMonitor(config.eventLoopLagLimitMs);
 
   // Late-bound so feature modules can replace them while being wired.
-  let authenticate = (token: string): Promise<AuthClaims> => tokens.verify(token);
+  let authenticate = (token: string, _agentNft?: string): Promise<AuthClaims> => tokens.verify(token);
   let audit: AuditSink | undefined;
   let requestVerifier: RequestVerifier | undefined;
 
@@ -91,6 +92,7 @@ export async function createApp(config: Config, opts: AppOptions = {}): Promise<
   const models = new Map<string, ModelBackend>();
   const ctx: AppContext = {
     config, log, db, metrics, actors, tokens,
+    agentAccess: new AgentAccess(db, tokens, config.dataDir, now, config.agentTokenTtlSec),
     ownership: new CachedOwnership(opts.ownership ?? (await defaultOwnership(config, db)), config.ownershipCacheMs, now),
     publisher: ws,
     live,
@@ -140,7 +142,7 @@ export async function createApp(config: Config, opts: AppOptions = {}): Promise<
   const http: HttpServer = new HttpServer({
     config, log, metrics, api, agents, cors, rateLimiter, live,
     overload,
-    authenticate: (t) => authenticate(t),
+    authenticate: (t, agentNft) => authenticate(t, agentNft),
     audit: { record: (e) => audit?.record(e), refused: (e) => (audit?.refused ? audit.refused(e) : audit?.record(e)) },
     requestVerifier: { verify: (r) => requestVerifier?.verify(r) },
     attachWs: (app) => ws.attach(app),

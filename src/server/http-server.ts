@@ -57,7 +57,8 @@ export interface HttpServerDeps {
   agents?: Router;
   /** Standalone agent: every request addresses this NFT's agent. */
   fixedAgentNft?: string;
-  authenticate(token: string): Promise<AuthClaims>;
+  /** `agentNft`: the request addresses that NFT's agent, whose scoped tokens are then accepted too. */
+  authenticate(token: string, agentNft?: string): Promise<AuthClaims>;
   rateLimiter?: RateLimiter;
   cors: Cors;
   overload?: OverloadMonitor;
@@ -114,6 +115,8 @@ class Exchange implements Request {
   body: unknown = undefined;
   auth: AuthClaims | undefined = undefined;
   agentNft: string | undefined = undefined;
+  /** a route a remote agent calls with its deployment credential */
+  credentialRoute = false;
   nft: string | undefined = undefined;
   path = '';
   status = 0;
@@ -350,6 +353,7 @@ export class HttpServer {
     }
     const route = m.route;
     ex.route = route.path;
+    ex.credentialRoute = route.credential === 'agent';
     ex.params = m.params;
     if (ex.agentNft === undefined && m.params.nft_token_id !== undefined) ex.nft = m.params.nft_token_id;
 
@@ -427,7 +431,8 @@ export class HttpServer {
 
   private async authenticate(ex: Exchange, route: RouteDef): Promise<void> {
     const h = ex.headers.authorization;
-    if (route.auth === 'none' && !h) return;
+    // A deployment credential is not a JWT: its route's handler checks it.
+    if (route.auth === 'none' && (!h || route.credential)) return;
     const token = h && h.length > 7 && h.slice(0, 7).toLowerCase() === 'bearer ' ? h.slice(7).trim() : undefined;
     if (!token) {
       if (route.auth === 'required') {
@@ -436,7 +441,7 @@ export class HttpServer {
       return;
     }
     try {
-      ex.auth = await this.deps.authenticate(token);
+      ex.auth = await this.deps.authenticate(token, ex.agentNft);
     } catch (e) {
       if (route.auth === 'required') throw e;
     }
@@ -445,7 +450,8 @@ export class HttpServer {
   private rateLimit(ex: Exchange, cls: RateClass, count = true): void {
     const limiter = this.deps.rateLimiter;
     if (!limiter) return;
-    const key = ex.auth ? `w:${ex.auth.sub.toLowerCase()}` : `ip:${this.clientIp(ex)}`;
+    // Agents of one provider share its egress address: their polls are counted per agent there.
+    const key = ex.auth ? `w:${ex.auth.sub.toLowerCase()}` : ex.credentialRoute ? `a:${ex.agentNft}:${this.clientIp(ex)}` : `ip:${this.clientIp(ex)}`;
     const d = count ? limiter.take(cls, key) : limiter.peek(cls, key);
     ex.extraHeaders['X-RateLimit-Limit'] = String(d.limit);
     ex.extraHeaders['X-RateLimit-Remaining'] = String(d.remaining);
