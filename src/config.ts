@@ -252,7 +252,7 @@ export function loadConfig(env: Env = process.env): Config {
     ownershipCacheMs: int(env, 'PANTHERS_OWNERSHIP_CACHE_MS', 30_000),
     ownershipPollMs: int(env, 'PANTHERS_OWNERSHIP_POLL_MS', 1000, 50, 3_600_000),
     transferConversations: oneOf(env, 'PANTHERS_TRANSFER_CONVERSATIONS', ['keep', 'wipe'] as const, 'keep'),
-    refreshGraceMs: int(env, 'PANTHERS_REFRESH_GRACE_MS', 30_000, 0, 600_000),
+    refreshGraceMs: int(env, 'PANTHERS_REFRESH_GRACE_MS', 10_000, 0, 600_000),
     evmRpcUrl,
     nftContract,
     chainId: int(env, 'PANTHERS_CHAIN_ID', 1, 1),
