@@ -20,10 +20,13 @@ export interface Feature {
   setProvider(name: ProviderName, adapter: ProviderAdapter): void;
   setModel(name: string, backend: ModelBackend): void;
   /** Replaces token verification for HTTP and WS (e.g. to add session revocation). */
-  setAuthenticate(fn: (token: string) => Promise<AuthClaims>): void;
+  /** `agentNft` is set when an HTTP request addresses that NFT's embedded agent. */
+  setAuthenticate(fn: (token: string, agentNft?: string) => Promise<AuthClaims>): void;
   setAudit(sink: AuditSink): void;
   setRequestVerifier(v: RequestVerifier): void;
   setDeploymentsActive(fn: () => number): void;
+  /** A check /health runs: a sentence while something is near a limit (health says degraded). */
+  addHealthWarning(fn: () => string | undefined): void;
   onStart(fn: () => Promise<void> | void): void;
   onStop(fn: () => Promise<void> | void): void;
 }
