@@ -25,6 +25,11 @@ test('rowContent is exactly JSON.stringify of the row, for plain and awkward val
     const expected = JSON.stringify([r.id, r.ts, r.request_id, r.wallet, r.nft_token_id, r.method, r.route, r.status, r.client_ip, r.duration_ms]);
     assert.equal(rowContent(r), expected);
   }
+  // The later columns are covered only when set (rows from before them keep their hash).
+  for (const [crid, count] of [['client-"id"', null], [null, 42], ['k1', 3]] as [string | null, number | null][]) {
+    const r = { ...base, client_request_id: crid, count };
+    assert.equal(rowContent(r), JSON.stringify([r.id, r.ts, r.request_id, r.wallet, r.nft_token_id, r.method, r.route, r.status, r.client_ip, r.duration_ms, crid, count]));
+  }
 });
 
 test('batched writes keep the chain verifiable row by row across flushes', () => {
