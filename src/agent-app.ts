@@ -96,7 +96,7 @@ export async function createAgentApp(config: Config, opts: AgentAppOptions): Pro
   const conversations = new ConversationsRepo(db, log);
   const rateLimiter = config.rateLimits === 'off' ? undefined : new RateLimiter(config.rateLimits);
   const wsHandlers: Record<string, WsMessageHandler> = {};
-  const ws = new WsServer({ config, log, metrics, rateLimiter, authenticate, handlers: wsHandlers, clientIp: (ip) => ip });
+  const ws = new WsServer({ config, log, metrics, rateLimiter, authenticate, handlers: wsHandlers, clientIp: (ip, headers) => http.clientIp({ ip, headers }) });
   actors.register(agentActorKind({
     repo: conversations, publisher: ws, log, now,
     character: () => character,

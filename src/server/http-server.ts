@@ -63,7 +63,7 @@ function headersToRead(deps: HttpServerDeps): string[] {
   const h = ['authorization', 'x-request-id'];
   if (deps.agents) h.push('host');
   if (c.corsOrigins.length) h.push('origin', 'access-control-request-headers');
-  if (c.trustedProxies.length) h.push('x-forwarded-for', 'x-forwarded-proto');
+  if (c.trustedProxies.length || c.ingress !== 'none') h.push('x-forwarded-for', 'x-forwarded-proto');
   if (c.requireSignedRequests) h.push('x-signature', 'x-timestamp');
   return h;
 }
@@ -361,7 +361,14 @@ export class HttpServer {
   clientIp(ex: { ip: string; headers: Record<string, string> }): string {
     const xff = ex.headers['x-forwarded-for'];
     const trusted = this.deps.config.trustedProxies;
-    if (!xff || !trusted.includes(ex.ip)) return ex.ip;
+    if (!xff) return ex.ip;
+    if (this.deps.config.ingress !== 'none') {
+      // Behind the provider's ingress the peer is always that proxy, and it sets (nginx-ingress:
+      // X-Forwarded-For $remote_addr) or appends (Traefik) the client's address last.
+      const last = xff.slice(xff.lastIndexOf(',') + 1).trim();
+      return last || ex.ip;
+    }
+    if (!trusted.includes(ex.ip)) return ex.ip;
     // The rightmost address that is not one of our proxies: entries left of it were written
     // by the client itself (a proxy that appends, e.g. nginx $proxy_add_x_forwarded_for).
     const parts = xff.split(',');
@@ -374,6 +381,11 @@ export class HttpServer {
 
   private isHttps(ex: Exchange): boolean {
     // This build of uWS has no TLS: HTTPS is terminated by a reverse proxy we trust.
+    const ingress = this.deps.config.ingress;
+    // Akash's ingress serves plain HTTP unless the provider added TLS: the deployment's
+    // endpoint_url says which, and the tokens sent here are agent-scoped and short-lived.
+    if (ingress === 'http') return true;
+    if (ingress === 'tls') return ex.headers['x-forwarded-proto'] === 'https';
     return ex.headers['x-forwarded-proto'] === 'https' && this.deps.config.trustedProxies.includes(ex.ip);
   }
 
