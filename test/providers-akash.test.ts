@@ -23,7 +23,7 @@ async function setup(fakeOpts: FakeAkashOptions = {}, env: Record<string, string
   const fake = await startFakeAkash(fakeOpts);
   const logs = captureLogger();
   const config = loadConfig({
-    PANTHERS_AKASH_API_URL: fake.url,
+    PANTHERS_AKASH_API_URL: fake.url, PANTHERS_ALLOW_PRIVATE_ENDPOINTS: 'true',
     PANTHERS_AKASH_API_KEY: KEY,
     PANTHERS_AKASH_POLL_MS: '15',
     PANTHERS_AKASH_BID_TIMEOUT_MS: '800',
@@ -66,10 +66,13 @@ test('akash: the SDL is YAML that reads back with the resources, env, marker and
   assert.ok(svc.env.includes(`TRICKY=${spec.env.TRICKY}`), 'a tricky value survives verbatim');
   assert.ok(svc.env.includes(`PANTHERS_OPENAI_API_KEY=${CONTRACT_SECRET}`), 'on Akash the secret travels in the SDL env');
   assert.deepEqual(svc.expose, [{ port: 8080, as: 80, to: [{ global: true }] }]);
+  assert.ok(svc.env.includes('PANTHERS_INGRESS=http'), 'the agent knows it sits behind the HTTP ingress');
+  assert.ok(svc.env.includes('PANTHERS_DATA_DIR=/app/data'));
+  assert.deepEqual(svc.params, { storage: { data: { mount: '/app/data', readOnly: false } } }, 'the data dir is the persistent volume');
   const res = doc.profiles.compute.agent.resources;
   assert.deepEqual(res.cpu, { units: 1.5 });
   assert.deepEqual(res.memory, { size: '2048Mi' });
-  assert.deepEqual(res.storage, [{ size: '4096Mi' }]);
+  assert.deepEqual(res.storage, [{ size: '512Mi' }, { name: 'data', size: '4096Mi', attributes: { persistent: true, class: 'beta3' } }]);
   assert.deepEqual(res.gpu, { units: 1, attributes: { vendor: { nvidia: null } } });
   assert.deepEqual(doc.profiles.placement.dcloud.pricing.agent, { denom: 'uact', amount: 2500 });
   assert.deepEqual(doc.deployment.agent.dcloud, { profile: 'agent', count: 1 });

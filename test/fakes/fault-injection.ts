@@ -34,6 +34,8 @@ export interface JournalEntry {
   method: string;
   path: string;
   query: URLSearchParams;
+  /** the request body: parsed JSON, a multipart form's fields (files as text), else undefined */
+  body?: unknown;
   status: number | 'hang' | 'reset';
   at: number;
 }
@@ -69,6 +71,7 @@ export async function startFakeServer(handler: FakeHandler, faults: Fault[] = []
     const url = new URL(req.url ?? '/', 'http://127.0.0.1');
     const entry: JournalEntry = { method: req.method ?? 'GET', path: url.pathname, query: url.searchParams, status: 0, at: Date.now() };
     journal.push(entry);
+    entry.body = await journalBody(req, body);
     const fault = takeFault(faults, entry.method, url.pathname);
     if (fault?.kind === 'hang') {
       entry.status = 'hang';
@@ -136,6 +139,22 @@ function send(res: http.ServerResponse, reply: FakeReply): void {
   }
   res.writeHead(reply.status, headers);
   res.end(payload);
+}
+
+async function journalBody(req: http.IncomingMessage, body: Buffer): Promise<unknown> {
+  if (body.length === 0) return undefined;
+  const type = req.headers['content-type'] ?? '';
+  if (type.startsWith('multipart/form-data')) {
+    try {
+      const form = await new Request('http://fake/', { method: 'POST', headers: { 'content-type': type }, body }).formData();
+      const fields: Record<string, string> = {};
+      for (const [k, v] of form) fields[k] = typeof v === 'string' ? v : await v.text();
+      return fields;
+    } catch {
+      return undefined;
+    }
+  }
+  return jsonBody(body);
 }
 
 export function jsonBody(body: Buffer): any {
