@@ -1,4 +1,6 @@
 import fs from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { tempDir } from './server.js';
@@ -28,4 +30,49 @@ export function testTls(): TestTls {
   run(['x509', '-req', '-in', f('leaf.csr'), '-CA', f('ca.pem'), '-CAkey', f('ca.key'), '-CAcreateserial', '-days', '2', '-extfile', f('ext.cnf'), '-out', f('leaf.pem')]);
   made = { caFile: f('ca.pem'), ca: fs.readFileSync(f('ca.pem'), 'utf8'), key: fs.readFileSync(f('leaf.key'), 'utf8'), cert: fs.readFileSync(f('leaf.pem'), 'utf8') };
   return made;
+}
+
+export interface CaResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  text: string;
+  body: any;
+  /** ms from sending to the first body byte that carried a `"type":"token"`/`chunk` SSE event */
+  firstEventMs?: number;
+}
+
+/**
+ * One HTTP(S) request with an explicit CA (fetch has no per-call CA in Node 20), the body read
+ * whole; onData sees each chunk as it arrives (to time a stream).
+ */
+export function caRequest(url: string, opts: { method?: string; headers?: Record<string, string>; body?: unknown; ca?: string; onData?: (chunk: string, ms: number) => void } = {}): Promise<CaResponse> {
+  const u = new URL(url);
+  const mod = u.protocol === 'https:' ? https : http;
+  const payload = opts.body === undefined ? undefined : JSON.stringify(opts.body);
+  const headers: Record<string, string> = { ...(opts.headers ?? {}) };
+  if (payload !== undefined) headers['content-type'] = 'application/json';
+  const started = performance.now();
+  return new Promise((resolve, reject) => {
+    const req = mod.request(u, { method: opts.method ?? 'GET', headers, ca: opts.ca, agent: false }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => {
+        text += c;
+        opts.onData?.(c, performance.now() - started);
+      });
+      res.on('end', () => {
+        let body: any;
+        try {
+          body = text ? JSON.parse(text) : undefined;
+        } catch {
+          body = undefined;
+        }
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, text, body });
+      });
+      res.on('error', reject);
+    });
+    req.setTimeout(20_000, () => req.destroy(new Error(`${opts.method ?? 'GET'} ${url}: no answer in 20 s`)));
+    req.on('error', reject);
+    req.end(payload);
+  });
 }
