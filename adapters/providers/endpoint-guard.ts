@@ -52,11 +52,11 @@ export class PrivateEndpointError extends Error {
 }
 
 /** A DNS lookup for sockets that refuses non-public answers. */
-const publicOnlyLookup: LookupFunction = (hostname, options, callback) => {
+const publicOnlyLookup = (blocked: (ip: string) => boolean): LookupFunction => (hostname, options, callback) => {
   dns.lookup(hostname, { ...options, all: true }, (err, addresses) => {
     if (err) return (callback as (e: Error) => void)(err);
     const list = addresses as dns.LookupAddress[];
-    const bad = list.find((a) => isPrivateAddress(a.address));
+    const bad = list.find((a) => blocked(a.address));
     if (bad || list.length === 0) {
       return (callback as (e: Error) => void)(new PrivateEndpointError(hostname, bad?.address ?? 'nothing'));
     }
@@ -113,6 +113,8 @@ export interface SafeGetOptions {
   /** redirects followed at most, each checked like the first URL (default 3) */
   maxRedirects?: number;
   signal?: AbortSignal;
+  /** which addresses are refused (default isPrivateAddress; tests narrow it) */
+  blocked?: (ip: string) => boolean;
 }
 
 export interface SafeGetResult {
@@ -148,7 +150,8 @@ function getOnce(u: URL, opts: SafeGetOptions, signal: AbortSignal): Promise<{ s
   return new Promise((resolve, reject) => {
     // A literal IP never goes through the lookup: it is checked here, before any connection.
     const host = hostOf(u);
-    if (!opts.allowPrivate && net.isIP(host) && isPrivateAddress(host)) {
+    const blocked = opts.blocked ?? isPrivateAddress;
+    if (!opts.allowPrivate && net.isIP(host) && blocked(host)) {
       reject(new PrivateEndpointError(host, host));
       return;
     }
@@ -158,7 +161,7 @@ function getOnce(u: URL, opts: SafeGetOptions, signal: AbortSignal): Promise<{ s
       // A fresh connection each time: a pooled socket would skip the lookup check.
       agent: false,
       headers: { accept: 'application/json', 'user-agent': 'secret-panthers-health' },
-      ...(opts.allowPrivate ? {} : { lookup: publicOnlyLookup }),
+      ...(opts.allowPrivate ? {} : { lookup: publicOnlyLookup(blocked) }),
     }, (res) => {
       const chunks: Buffer[] = [];
       let size = 0;
