@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import { test } from 'node:test';
 import { loadConfig } from '../src/config.js';
 import { renderSdl } from '../adapters/providers/akash/index.js';
@@ -27,6 +28,8 @@ test('image: the Dockerfile is read (production env, port 8080, the agent comman
   assert.deepEqual(img.cmd, ['node', 'dist/bin/panthers.js', 'agent']);
   assert.equal(img.workdir, '/app');
   assert.deepEqual(img.expose, [8080]);
+  assert.equal(img.env.PANTHERS_RUN_AS, "1000:1000");
+  assert.equal(img.user, undefined, "starts as root only to take the data dir, then drops (src/run-as.ts)");
 });
 
 test('image: without the deploy env the agent refuses everything (the finding: 403 "HTTPS is required")', async () => {
@@ -44,7 +47,9 @@ test('image on Akash: the SDL env, behind an ingress-nginx-like proxy, plain HTT
   const config = loadConfig({});
   const { env } = sdlService(renderSdl(spec(), config.akash));
   assert.equal(env.PANTHERS_INGRESS, 'http');
-  const c = await runContainer({ env, mounts: { '/app/data': tempDir('panthers-vol-') } });
+  // The persistent volume as Akash mounts it: a directory owned by root.
+  const volume = tempDir('panthers-vol-');
+  const c = await runContainer({ env, mounts: { '/app/data': volume } });
   const plain = await startIngress({ kind: 'nginx-ingress', target: c.url });
   const tls = testTls();
   const secure = await startIngress({ kind: 'nginx-ingress', target: c.url, tls });
@@ -63,7 +68,15 @@ test('image on Akash: the SDL env, behind an ingress-nginx-like proxy, plain HTT
     assert.equal(s.status, 200, s.text);
     assert.equal(secure.lastForwarded()!['x-forwarded-proto'], 'https');
     // The data dir is the volume, not the container layer.
-    assert.equal(c.env.PANTHERS_DATA_DIR.startsWith('/app'), false);
+    assert.equal(c.env.PANTHERS_DATA_DIR, volume);
+    assert.ok(fs.readdirSync(volume).length > 0, 'the agent wrote its state to the volume');
+    if (process.getuid?.() === 0) {
+      // Started as root (as the image is): it took the root-owned volume and dropped to node.
+      const status = fs.readFileSync(`/proc/${c.child.pid}/status`, 'utf8');
+      assert.match(status, /^Uid:\s+1000\s+1000\s+1000\s+1000$/m);
+      assert.equal(fs.statSync(volume).uid, 1000);
+      for (const f of fs.readdirSync(volume)) assert.equal(fs.statSync(`${volume}/${f}`).uid, 1000, f);
+    }
   } finally {
     await plain.close();
     await secure.close();

@@ -13,7 +13,9 @@ import { ROOT } from '../helpers/server.js';
  *     network namespace is the loopback interface here);
  *   - volumes: an env value naming a path under a mount point is rewritten to the host dir;
  *     a data dir with no volume lives in the container's writable layer (deleted on stop).
- * No host environment leaks in: the process gets exactly image ENV + the deploy's env.
+ * No host environment leaks in: the process gets exactly image ENV + the deploy's env. Like the
+ * image, it starts as the current user; started as root it drops to PANTHERS_RUN_AS itself,
+ * after taking ownership of a (root-created) volume, as on Akash.
  */
 
 export interface ImageConfig {
@@ -94,6 +96,8 @@ export async function runContainer(spec: ContainerSpec, image = readDockerfile()
   const env: Record<string, string> = { ...image.env, ...spec.env };
   // The container's writable layer: what is not on a volume is gone when it stops.
   const layer = fs.mkdtempSync(path.join(os.tmpdir(), 'panthers-container-'));
+  // Traversable by the image's unprivileged user (the agent drops to it when started as root).
+  fs.chmodSync(layer, 0o755);
   const dataDir = env.PANTHERS_DATA_DIR;
   if (dataDir && !Object.keys(mounts).some((m) => dataDir === m || dataDir.startsWith(m + '/'))) {
     mounts[dataDir] = path.join(layer, dataDir);
