@@ -16,6 +16,11 @@ import { RemoteAgent } from './remote-agent.js';
  * and deletes the volume (Akash storage lives as long as the lease).
  *
  * `journal` (from fault-injection.ts) lists every call as { method, path, query, body, status }.
+ *
+ * Checked against akash-network/console@d84c9e93 apps/api/src/deployment/http-schemas/
+ * (lease.schema.ts: CreateLeaseRequest { manifest, leases[{ dseq, gseq, oseq, provider }] },
+ * LeaseStatusResponse { forwarded_ports, ips, services.<name> { available, total, uris,
+ * ready_replicas, ... } }) and akash-network/provider@afc4dd7c (ingress, storage).
  */
 
 export interface FakeBid {

@@ -9,7 +9,7 @@ import type { Duplex } from 'node:stream';
  * Local stand-ins for the proxies in front of a remote agent, forwarding HTTP and WebSocket
  * upgrades to it with the headers the real ones set:
  *
- * - `nginx-ingress` (Akash): akash-network/provider cluster/kube/client_ingress.go makes one
+ * - `nginx-ingress` (Akash): akash-network/provider@afc4dd7c cluster/kube/client_ingress.go makes one
  *   Ingress per lease hostname (class akash-ingress-class, rules only, no TLS section) served by
  *   kubernetes/ingress-nginx; its Gateway API mode (_docs/kustomize/nginx-gateway-fabric/
  *   gateway.yaml) has a single HTTP listener on port 80. The generated nginx.conf sets
@@ -17,9 +17,10 @@ import type { Duplex } from 'node:stream';
  *   use-forwarded-headers is off by default), X-Forwarded-Host $best_http_host,
  *   X-Forwarded-Port $pass_port, X-Forwarded-Proto/X-Forwarded-Scheme/X-Scheme
  *   $pass_access_scheme, X-Original-Forwarded-For $http_x_forwarded_for, X-Request-ID, and
- *   clears Proxy. TLS only when the provider gave the controller a (wildcard) certificate.
+ *   clears Proxy (the rendered ingress-nginx nginx.conf, as published in many public copies of
+ *   its template output). TLS only when the provider gave the controller a (wildcard) certificate.
  * - `traefik` (SecretVM): the Traefik v2 service of the compose file (as scrtlabs/secretvm-cli
- *   `vm create --tls` adds it), TLS on its websecure entrypoint: X-Forwarded-Proto https,
+ *   `vm create --tls` adds it, secretvm-cli@94f38b52), TLS on its websecure entrypoint: X-Forwarded-Proto https,
  *   X-Forwarded-For the client's address (the client's own X-Forwarded-* are dropped: no
  *   trusted IPs configured), X-Forwarded-Host/Port/Server, X-Real-Ip.
  */

@@ -20,6 +20,10 @@ import { RemoteAgent } from './remote-agent.js';
  *
  * `journal` (from fault-injection.ts) lists every call as { method, path, query, body, status };
  * a multipart body is its fields (the compose file as text).
+ *
+ * Checked against scrtlabs/secretvm-cli@94f38b52 src/commands/vm/create.ts (form fields
+ * dockercompose, name, vmTypeId, secrets_plaintext, fs_persistence=1; the --tls Traefik
+ * service and its Host(`$DOMAIN_NAME`) labels) and compose-spec/compose-go@e70e961c.
  */
 
 export interface FakeSecretVmOptions {
