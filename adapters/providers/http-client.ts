@@ -191,12 +191,11 @@ export async function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   }
 }
 
-/** GET {url}/health with a timeout, no retries: one observation. */
 /** Bytes of a health answer read at most (a provider's endpoint could stream forever). */
 export const HEALTH_BODY_LIMIT = 16 * 1024;
 
 /**
- * GET {endpoint}/health with the SSRF rules of endpoint-guard: public addresses only (unless
+ * GET {endpoint}/health with a timeout, no retries (one observation), under the SSRF rules of endpoint-guard: public addresses only (unless
  * allowPrivate), redirects re-checked, at most HEALTH_BODY_LIMIT bytes read.
  */
 export async function checkHealth(endpointUrl: string, timeoutMs: number, signal?: AbortSignal, allowPrivate = false): Promise<HealthReport> {

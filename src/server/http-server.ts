@@ -385,7 +385,8 @@ export class HttpServer {
     // Akash's ingress serves plain HTTP unless the provider added TLS: the deployment's
     // endpoint_url says which, and the tokens sent here are agent-scoped and short-lived.
     if (ingress === 'http') return true;
-    if (ingress === 'tls') return ex.headers['x-forwarded-proto'] === 'https';
+    // Traefik (forwardedheaders/forwarded_header.go) says "wss" for a WebSocket handshake.
+    if (ingress === 'tls') return ex.headers['x-forwarded-proto'] === 'https' || ex.headers['x-forwarded-proto'] === 'wss';
     return ex.headers['x-forwarded-proto'] === 'https' && this.deps.config.trustedProxies.includes(ex.ip);
   }
 

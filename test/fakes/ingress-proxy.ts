@@ -19,10 +19,13 @@ import type { Duplex } from 'node:stream';
  *   $pass_access_scheme, X-Original-Forwarded-For $http_x_forwarded_for, X-Request-ID, and
  *   clears Proxy (the rendered ingress-nginx nginx.conf, as published in many public copies of
  *   its template output). TLS only when the provider gave the controller a (wildcard) certificate.
- * - `traefik` (SecretVM): the Traefik v2 service of the compose file (as scrtlabs/secretvm-cli
- *   `vm create --tls` adds it, secretvm-cli@94f38b52), TLS on its websecure entrypoint: X-Forwarded-Proto https,
- *   X-Forwarded-For the client's address (the client's own X-Forwarded-* are dropped: no
- *   trusted IPs configured), X-Forwarded-Host/Port/Server, X-Real-Ip.
+ * - `traefik` (SecretVM): the Traefik service of the compose file (as scrtlabs/secretvm-cli
+ *   `vm create --tls` adds it, secretvm-cli@94f38b52), TLS on its websecure entrypoint.
+ *   traefik/traefik pkg/middlewares/forwardedheaders/forwarded_header.go: with no trusted IPs
+ *   (not `insecure`) the client's X-Forwarded-* and X-Real-Ip are deleted, then X-Real-Ip is the
+ *   client, X-Forwarded-Proto https (wss for a WebSocket handshake), X-Forwarded-Port and
+ *   -Host from the request, X-Forwarded-Server the hostname; its reverse proxy appends the
+ *   client to X-Forwarded-For.
  */
 
 export type IngressKind = 'nginx-ingress' | 'traefik';
@@ -84,7 +87,7 @@ export async function startIngress(opts: IngressOptions): Promise<Ingress> {
       out['x-forwarded-for'] = client;
       out['x-forwarded-host'] = host;
       out['x-forwarded-port'] = String(port);
-      out['x-forwarded-proto'] = scheme;
+      out['x-forwarded-proto'] = upgrade ? (tls ? 'wss' : 'ws') : scheme;
       out['x-forwarded-server'] = 'traefik-fake';
       out['x-real-ip'] = client;
     }

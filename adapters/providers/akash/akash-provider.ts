@@ -295,6 +295,8 @@ export class AkashProvider implements ProviderAdapter {
    * The agent's URL from the lease URI (a bare hostname, ingress-nginx on port 80). A provider
    * that put TLS in front of its ingress (a wildcard certificate on :443) serves the same host
    * over https: tried first, with certificate checks, and used when it answers /health.
+   * (ingress-nginx always listens on 443, with its self-signed "Fake Certificate" when the
+   * provider configured none: certificate checks are what tell the two apart.)
    */
   private async endpointFor(uri: string, signal?: AbortSignal): Promise<string> {
     const allowPrivate = this.config.allowPrivateEndpoints;
