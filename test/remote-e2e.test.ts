@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import WebSocket from 'ws';
@@ -176,7 +177,7 @@ async function deployAndUse(t: TestContext, h: Harness, provider: 'akash' | 'sec
   return { me, endpoint, conversation, messages: history.body.messages.length as number, deployToRunningMs, firstChunkMs: streamed.firstChunkMs! };
 }
 
-async function stopAndSeeItGone(h: Harness, nft: string, token: string, child: { exitCode: number | null; signalCode: string | null } & NodeJS.EventEmitter) {
+async function stopAndSeeItGone(h: Harness, nft: string, token: string, child: ChildProcess) {
   const exited = child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise<void>((r) => child.once('exit', () => r()));
   const del = await request(h.server.url, 'DELETE', `/v1/deployments/${nft}`, { token });
   assert.ok(del.status === 200 || del.status === 202, del.text);
