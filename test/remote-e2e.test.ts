@@ -198,8 +198,16 @@ test('remote e2e: Akash, sign in -> deploy -> WS progress -> health.ok -> chat (
     assert.equal(dep.agent.container.env.NODE_ENV, 'production');
     assert.equal(dep.agent.container.env.PANTHERS_AGENT_SYSTEM_PROMPT, 'You are a remote panther.');
 
-    // A pod restart: the persistent volume keeps the conversation.
-    await h.akash.restartAgent(dep.dseq);
+    // The agent goes down (a crashed pod): the orchestrator's health checks see the ingress's
+    // 502, then health again once it is back; its persistent volume kept the conversation.
+    await dep.agent.stopContainer();
+    const down = await waitFor(async () => {
+      const d = await request(h.server.url, 'GET', '/v1/deployments/901', { token: r.me.token });
+      return d.body?.health?.ok === false ? d.body.health : undefined;
+    }, 15_000, 50);
+    assert.match(down.message, /HTTP 502/);
+    await dep.agent.start(dep.agent.env);
+    await waitFor(async () => (await request(h.server.url, 'GET', '/v1/deployments/901', { token: r.me.token })).body?.health?.ok === true, 15_000, 50);
     const after = await caRequest(`${r.endpoint}/chat/history?conversation_id=${r.conversation}`, { ca: h.ca, headers: { authorization: `Bearer ${r.me.token}` } });
     assert.equal(after.status, 200, after.text);
     assert.equal(after.body.messages.length, r.messages, 'conversations survive a restart of the agent');
