@@ -129,7 +129,7 @@ async function wsChat(endpoint: string, token: string, ca: string, message: stri
   }
 }
 
-async function deployAndUse(t: TestContext, h: Harness, provider: 'akash' | 'secret_vm', nft: string, systemPrompt: string) {
+async function deployAndUse(t: TestContext, h: Harness, provider: 'akash' | 'secret_vm', nft: string, systemPrompt: string, scheme: 'https' | 'http' = 'https') {
   const me = await signIn(h, nft);
   const ws = await openWs(h.server.url, me.token);
   ws.ws.send(JSON.stringify({ type: 'subscribe', channel: 'deployment', nft_token_id: nft }));
@@ -147,7 +147,7 @@ async function deployAndUse(t: TestContext, h: Harness, provider: 'akash' | 'sec
   assert.ok(progress.length >= 3, 'progress was reported on the way');
   assert.deepEqual(progress, [...progress].sort((a, b) => a - b), 'progress never goes back');
   const endpoint: string = running.endpoint_url;
-  assert.match(endpoint, /^https:\/\/127\.0\.0\.1:\d+$/, 'TLS where the provider serves it');
+  assert.match(endpoint, new RegExp(`^${scheme}://127\\.0\\.0\\.1:\\d+$`), scheme === 'https' ? 'TLS where the provider serves it' : 'plain HTTP where it does not');
   ws.ws.close();
 
   // health.ok from the real agent, through the proxy, checked by the orchestrator.
@@ -170,7 +170,7 @@ async function deployAndUse(t: TestContext, h: Harness, provider: 'akash' | 'sec
   assert.ok(streamed.events.length > 3, 'the answer came in pieces');
   const overWs = await wsChat(endpoint, me.token, h.ca, 'and over a websocket');
   assert.ok(overWs.length > 0);
-  t.diagnostic(`${provider}: deploy-to-running ${Math.round(deployToRunningMs)} ms; first streamed token ${streamed.firstChunkMs!.toFixed(1)} ms (remote agent through its proxy)`);
+  t.diagnostic(`${provider} (${scheme}): deploy-to-running ${Math.round(deployToRunningMs)} ms; first streamed token ${streamed.firstChunkMs!.toFixed(1)} ms (remote agent through its proxy)`);
 
   const history = await caRequest(`${endpoint}/chat/history?conversation_id=${conversation}`, { ca: h.ca, headers: { authorization: `Bearer ${me.token}` } });
   assert.equal(history.status, 200, history.text);
@@ -218,6 +218,17 @@ test('remote e2e: Akash, sign in -> deploy -> WS progress -> health.ok -> chat (
     assert.ok(h.akash.journal.some((j) => j.method === 'DELETE' && j.path === `/v1/deployments/${dep.dseq}`), 'the journal shows the close');
     const create = h.akash.journal.find((j) => j.method === 'POST' && j.path === '/v1/deployments');
     assert.equal(typeof (create?.body as any)?.data?.sdl, 'string', 'the journal keeps request bodies');
+  } finally {
+    await h.close();
+  }
+});
+
+test('remote e2e: Akash whose ingress has no TLS: endpoint_url is http://, and the same path works over plain HTTP', async (t) => {
+  const h = await harness();
+  try {
+    const r = await deployAndUse(t, h, 'akash', '905', 'Plain panther.', 'http');
+    const [dep] = h.akash.activeDeployments();
+    await stopAndSeeItGone(h, '905', r.me.token, dep!.agent!.container!.child);
   } finally {
     await h.close();
   }
