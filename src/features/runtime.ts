@@ -13,6 +13,7 @@ import { chatTopic } from '../agents/chat-frames.js';
 import { defaultCharacter } from '../agents/character.js';
 import type { AgentHost } from '../agents/agent-host.js';
 import type { AgentSettings, DeploySpec, ProviderName } from '../providers/provider.js';
+import { ProviderSecrets } from '../deployments/provider-secrets.js';
 import { DEPLOYMENT_ACTOR, deploymentActorKind, type DeploymentMsg, type DeploymentView } from '../../actors/deployment-actor.js';
 import { AGENT_ACTOR, agentActorKind, type AgentMsg } from '../../actors/agent-actor.js';
 import { LocalProvider } from '../../adapters/providers/local.js';
@@ -104,6 +105,7 @@ export const runtimeFeature: FeatureModule = (f) => {
     healthIntervalMs: ctx.config.deploy.healthIntervalMs,
     deployTimeoutMs: (p) => DEPLOY_TIMEOUT_MS[p],
     specFor: (d) => agentSpec(ctx, d),
+    secrets: new ProviderSecrets(ctx.db, ctx.config.dataDir),
   }));
 
   ctx.actors.register(agentActorKind({

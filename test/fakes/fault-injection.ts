@@ -18,7 +18,9 @@ export type FaultKind =
   /** processes the request, then never answers */
   | 'hang-after'
   /** processes the request, then drops the connection */
-  | 'reset-after';
+  | 'reset-after'
+  /** processes the request, then answers after delayMs (a slow answer to a done deed) */
+  | 'delay-after';
 
 export interface Fault {
   method: string;
@@ -28,16 +30,21 @@ export interface Fault {
   /** how many matching calls get the fault (default 1) */
   times?: number;
   retryAfterSec?: number;
+  /** for 'delay-after' (default 500) */
+  delayMs?: number;
 }
 
 export interface JournalEntry {
   method: string;
   path: string;
   query: URLSearchParams;
-  /** the request body: parsed JSON, a multipart form's fields (files as text), else undefined */
-  body?: unknown;
   status: number | 'hang' | 'reset';
   at: number;
+  /**
+   * the request body: parsed JSON, a multipart form's fields (files as text; filled in once
+   * parsed, before the handler runs), else the text; undefined when empty
+   */
+  body?: unknown;
 }
 
 export interface FakeReply {
@@ -69,9 +76,9 @@ export async function startFakeServer(handler: FakeHandler, faults: Fault[] = []
 
   async function serve(req: http.IncomingMessage, res: http.ServerResponse, body: Buffer): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://127.0.0.1');
-    const entry: JournalEntry = { method: req.method ?? 'GET', path: url.pathname, query: url.searchParams, status: 0, at: Date.now() };
+    const entry: JournalEntry = { method: req.method ?? 'GET', path: url.pathname, query: url.searchParams, status: 0, at: Date.now(), body: journalBody(body) };
     journal.push(entry);
-    entry.body = await journalBody(req, body);
+    if (String(req.headers['content-type'] ?? '').startsWith('multipart/form-data')) entry.body = await formFields(req, body) ?? entry.body;
     const fault = takeFault(faults, entry.method, url.pathname);
     if (fault?.kind === 'hang') {
       entry.status = 'hang';
@@ -102,6 +109,7 @@ export async function startFakeServer(handler: FakeHandler, faults: Fault[] = []
       req.socket.destroy();
       return;
     }
+    if (fault?.kind === 'delay-after') await sleep(fault.delayMs ?? 500);
     if (fault?.kind === '500-after') reply = { status: 500, body: { error: 'InternalServerError', message: 'transaction result unknown' } };
     entry.status = reply.status;
     send(res, reply);
@@ -141,20 +149,15 @@ function send(res: http.ServerResponse, reply: FakeReply): void {
   res.end(payload);
 }
 
-async function journalBody(req: http.IncomingMessage, body: Buffer): Promise<unknown> {
-  if (body.length === 0) return undefined;
-  const type = req.headers['content-type'] ?? '';
-  if (type.startsWith('multipart/form-data')) {
-    try {
-      const form = await new Request('http://fake/', { method: 'POST', headers: { 'content-type': type }, body }).formData();
-      const fields: Record<string, string> = {};
-      for (const [k, v] of form) fields[k] = typeof v === 'string' ? v : await v.text();
-      return fields;
-    } catch {
-      return undefined;
-    }
+async function formFields(req: http.IncomingMessage, body: Buffer): Promise<Record<string, string> | undefined> {
+  try {
+    const form = await new Request('http://fake/', { method: 'POST', headers: { 'content-type': String(req.headers['content-type']) }, body }).formData();
+    const fields: Record<string, string> = {};
+    for (const [k, v] of form) fields[k] = typeof v === 'string' ? v : await v.text();
+    return fields;
+  } catch {
+    return undefined;
   }
-  return jsonBody(body);
 }
 
 export function jsonBody(body: Buffer): any {
@@ -164,4 +167,11 @@ export function jsonBody(body: Buffer): any {
   } catch {
     return undefined;
   }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function journalBody(body: Buffer): unknown {
+  if (body.length === 0) return undefined;
+  return jsonBody(body) ?? body.toString('utf8');
 }
