@@ -43,7 +43,7 @@ providerContract('akash', async () => {
 test('akash: the contract run logged no secret and made exactly one deployment and one lease', () => {
   const h = contractHarness!;
   assertNoSecret({ s: CONTRACT_SECRET }, h.logs.text());
-  assert.equal(h.fake.counts.deploymentsCreated, 1);
+  assert.equal(h.fake.counts.deploymentsCreated, 1, JSON.stringify(h.fake.journal.map((j) => [j.method, j.path, j.status])));
   assert.equal(h.fake.counts.leasesCreated, 1);
   assert.equal(h.fake.activeDeployments().length, 0, 'stopped at the end');
 });
@@ -222,7 +222,7 @@ test('akash: a create that hangs times out; nothing was made, so it is retried o
     const started = Date.now();
     const result = await h.adapter.deploy(contractSpec(), recordingContext());
     assert.ok(Date.now() - started >= 400, 'waited for the call timeout');
-    assert.equal(h.fake.counts.deploymentsCreated, 1);
+    assert.equal(h.fake.counts.deploymentsCreated, 1, JSON.stringify(h.fake.journal.map((j) => [j.method, j.path, j.status])));
     assert.equal(h.fake.counts.leasesCreated, 1);
     assert.equal(h.fake.activeDeployments()[0]!.dseq, result.ref.dseq);
   } finally {
