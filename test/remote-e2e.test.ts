@@ -32,8 +32,11 @@ interface Harness {
 
 async function harness(env: Record<string, string> = {}): Promise<Harness> {
   const tls = testTls();
-  const akash = await startFakeAkash({ runAgents: {} });
-  const svm = await startFakeSecretVm({ runAgents: { tls } });
+  // Test-only, not from the deploy spec: a loaded shared CI machine must not make the agents
+  // shed load (503) instead of answering what is tested.
+  const agentEnv = { PANTHERS_EVENT_LOOP_LAG_LIMIT_MS: '5000' };
+  const akash = await startFakeAkash({ runAgents: { env: agentEnv } });
+  const svm = await startFakeSecretVm({ runAgents: { tls, env: agentEnv } });
   const dir = tempDir();
   const ownersFile = path.join(dir, 'owners.json');
   fs.writeFileSync(ownersFile, '{}');
@@ -48,6 +51,7 @@ async function harness(env: Record<string, string> = {}): Promise<Harness> {
     PANTHERS_AKASH_API_URL: akash.url, PANTHERS_AKASH_API_KEY: 'test-akash-key', PANTHERS_AKASH_POLL_MS: '30',
     PANTHERS_SECRETVM_API_URL: svm.url, PANTHERS_SECRETVM_API_KEY: 'test-secretvm-key', PANTHERS_SECRETVM_POLL_MS: '30',
     PANTHERS_ALLOW_PRIVATE_ENDPOINTS: 'true',
+    PANTHERS_EVENT_LOOP_LAG_LIMIT_MS: '5000',
     ...env,
   });
   return {
@@ -189,7 +193,7 @@ test('remote e2e: Akash, sign in -> deploy -> WS progress -> health.ok -> chat (
   const h = await harness();
   try {
     // The fake provider offers TLS at its ingress (a certificate the orchestrator trusts).
-    h.akash.opts.runAgents = { tls: testTls() };
+    h.akash.opts.runAgents = { ...h.akash.opts.runAgents, tls: testTls() };
     const r = await deployAndUse(t, h, 'akash', '901', 'You are a remote panther.');
     const [dep] = h.akash.activeDeployments();
     assert.ok(dep?.agent?.container, 'the fake runs the agent');

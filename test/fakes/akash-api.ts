@@ -48,7 +48,7 @@ export interface FakeAkashOptions {
   echoSdlInError?: boolean;
   faults?: Fault[];
   /** run the SDL's agent for real behind an ingress-like proxy (TLS when a certificate is given) */
-  runAgents?: { tls?: { key: string; cert: string } };
+  runAgents?: { tls?: { key: string; cert: string }; env?: Record<string, string> };
   /**
    * false: GET /v1/deployments/{dseq} returns no consoleSettings.sdl, as the console's
    * DeploymentResponseSchema (apps/api/src/deployment/http-schemas/deployment.schema.ts) has none
@@ -227,7 +227,7 @@ export async function startFakeAkash(opts: FakeAkashOptions = {}): Promise<FakeA
         d.agent = await RemoteAgent.create({ kind: 'nginx-ingress', tls: opts.runAgents.tls });
         const svc = sdlService(d.sdl);
         for (const mount of svc.mounts) d.agent.volume(mount);
-        void d.agent.start(svc.env);
+        void d.agent.start({ ...svc.env, ...opts.runAgents.env });
       }
       return { status: 200, body: { data: deploymentView(d, false) } };
     }

@@ -39,7 +39,7 @@ export interface FakeSecretVmOptions {
   insufficientFunds?: boolean;
   faults?: Fault[];
   /** run the compose file's agent for real behind a Traefik-like TLS proxy */
-  runAgents?: { tls: { key: string; cert: string } };
+  runAgents?: { tls: { key: string; cert: string }; env?: Record<string, string> };
 }
 
 export interface FakeVm {
@@ -190,7 +190,7 @@ export async function startFakeSecretVm(opts: FakeSecretVmOptions = {}): Promise
       for (const v of svc.volumes) vm.agent.volume(v);
       // No Traefik route in the file: nothing serves TLS at the domain.
       if (svc.tlsPort === undefined) await vm.agent.ingress.close();
-      void vm.agent.start(svc.env);
+      void vm.agent.start({ ...svc.env, ...opts.runAgents!.env });
     } catch (e) {
       vm.composeError = (e as Error).message;
     }
