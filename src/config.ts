@@ -182,6 +182,10 @@ export function parseRateLimits(raw: string | undefined): RateLimits | 'off' {
 
 /** Builds the configuration from an environment (process.env by default). Throws ConfigError. */
 export function loadConfig(env: Env = process.env): Config {
+  // Cluster mode exists only as building blocks (docs/cluster.md): refuse rather than run alone.
+  for (const name of ['PANTHERS_DATABASE_URL', 'PANTHERS_NATS_URL']) {
+    if (env[name]) throw new ConfigError(name, 'is set, but cluster mode is not available in this version yet (docs/cluster.md): unset it to run one process on SQLite');
+  }
   const port = int(env, 'PORT', 3000, 0, 65535);
   const host = env.HOST || '127.0.0.1';
   const nodeEnv = oneOf(env, 'PANTHERS_ENV', ['development', 'production', 'test'] as const, 'development');
