@@ -20,6 +20,7 @@ import type { AppContext } from './app-context.js';
 import type { ProviderAdapter, ProviderName } from './providers/provider.js';
 import type { ModelBackend } from './models/model-backend.js';
 import { features } from './features.js';
+import { shutDown } from './shutdown.js';
 import type { Feature } from './feature.js';
 
 export interface AppOptions {
@@ -40,7 +41,7 @@ export interface App {
   readonly routes: { api: Router; agents: Router };
   /** Listens and recovers persisted work. Resolves with the bound port. */
   start(): Promise<number>;
-  /** Graceful: stop accepting, finish in-flight (bounded), close sockets, stop actors, close SQLite. */
+  /** Graceful (see shutdown.ts): stop accepting, abort turns and await their writes, end streams and sockets, flush, close SQLite. */
   stop(): Promise<void>;
 }
 
@@ -80,7 +81,7 @@ export async function createApp(config: Config, opts: AppOptions = {}): Promise<
   const ws = new WsServer({
     config, log, metrics, rateLimiter, live,
     authenticate: (t) => authenticate(t),
-    audit: { record: (e) => audit?.record(e) },
+    audit: { record: (e) => audit?.record(e), refused: (e) => (audit?.refused ? audit.refused(e) : audit?.record(e)) },
     handlers: wsHandlers,
     clientIp: (ip, headers) => http.clientIp({ ip, headers }),
   });
@@ -103,6 +104,7 @@ export async function createApp(config: Config, opts: AppOptions = {}): Promise<
   const agents = new Router();
   const startHooks: (() => Promise<void> | void)[] = [];
   const stopHooks: (() => Promise<void> | void)[] = [];
+  const healthWarnings: (() => string | undefined)[] = [];
 
   // Each feature module contributes routes, WS handlers, adapters and lifecycle hooks.
   const wiring: Feature = {
@@ -124,6 +126,7 @@ export async function createApp(config: Config, opts: AppOptions = {}): Promise<
     setDeploymentsActive: (fn) => {
       deploymentsActive = fn;
     },
+    addHealthWarning: (fn) => void healthWarnings.push(fn),
     onStart: (fn) => void startHooks.push(fn),
     onStop: (fn) => void stopHooks.push(fn),
     routers: { api, agents },
@@ -131,13 +134,13 @@ export async function createApp(config: Config, opts: AppOptions = {}): Promise<
   for (const f of features) await f(wiring);
   for (const [name, a] of Object.entries(opts.providers ?? {})) if (a) providers.set(name as ProviderName, a);
   for (const [name, m] of Object.entries(opts.models ?? {})) if (m) models.set(name, m);
-  api.addAll(monitoringRoutes({ ctx, deploymentsActive: () => deploymentsActive(), overloaded: () => overload.overloaded }));
+  api.addAll(monitoringRoutes({ ctx, deploymentsActive: () => deploymentsActive(), overloaded: () => overload.overloaded, warnings: () => healthWarnings.map((w) => w()).filter((w): w is string => !!w) }));
 
   const http: HttpServer = new HttpServer({
     config, log, metrics, api, agents, cors, rateLimiter, live,
     overload,
     authenticate: (t) => authenticate(t),
-    audit: { record: (e) => audit?.record(e) },
+    audit: { record: (e) => audit?.record(e), refused: (e) => (audit?.refused ? audit.refused(e) : audit?.record(e)) },
     requestVerifier: { verify: (r) => requestVerifier?.verify(r) },
     attachWs: (app) => ws.attach(app),
   });
@@ -157,13 +160,18 @@ export async function createApp(config: Config, opts: AppOptions = {}): Promise<
     async stop() {
       if (stopped) return;
       stopped = true;
-      await http.drain(config.shutdownGraceMs);
-      ws.closeAll();
-      for (const h of stopHooks.reverse()) await h();
-      actors.stopAll();
-      overload.stop();
-      ctx.ownership.close();
-      db.close();
+      await shutDown({
+        http, ws, actors, log, graceMs: config.shutdownGraceMs,
+        flush: async () => {
+          for (const h of stopHooks.reverse()) await h();
+        },
+        close: () => {
+          actors.stopAll();
+          overload.stop();
+          ctx.ownership.close();
+          db.close();
+        },
+      });
       log.info('stopped');
       await new Promise<void>((r) => log.flush(() => r()));
     },

@@ -46,7 +46,10 @@ test('OpenAPI 3.1 document: served at both paths, every route of the live tables
         assert.ok(ok.headers['X-RateLimit-Remaining'], 'rate-limit headers documented');
         assert.ok(op.responses['429'].headers['Retry-After'], 'Retry-After on 429');
         if (r.sse) assert.ok(ok.content['text/event-stream'], `${r.path} documents its SSE answer`);
-        if (r.signed) assert.deepEqual(op.parameters.filter((p: { $ref?: string }) => p.$ref).map((p: { $ref: string }) => p.$ref), ['#/components/parameters/XSignature', '#/components/parameters/XTimestamp']);
+        const refs = (op.parameters ?? []).filter((p: { $ref?: string }) => p.$ref).map((p: { $ref: string }) => p.$ref);
+        if (r.signed) assert.deepEqual(refs.filter((x: string) => x.includes('/X')), ['#/components/parameters/XSignature', '#/components/parameters/XTimestamp']);
+        // POST /chat and POST /deployments document their Idempotency-Key header.
+        assert.equal(refs.includes('#/components/parameters/IdempotencyKey'), r.idempotent === true, `${r.method} ${r.path}`);
       }
     }
     assert.deepEqual(missing, []);

@@ -154,4 +154,37 @@ export const MIGRATIONS: readonly string[] = [
     updated_at  INTEGER NOT NULL
   );
   `,
+  // 5 (client bounds): the caller's own X-Request-Id beside ours, and `count` for one row that
+  // stands for many refused requests (per client IP and minute); both NULL in ordinary rows, so
+  // rows written before keep their hashes. The replay set of HMAC-signed requests, so that a
+  // restart does not reopen the 300 s window.
+  `
+  ALTER TABLE audit_log ADD COLUMN client_request_id TEXT;
+  ALTER TABLE audit_log ADD COLUMN count INTEGER;
+  CREATE TABLE signature_replay (
+    signature   TEXT PRIMARY KEY,
+    expires_at  INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  CREATE INDEX signature_replay_expires ON signature_replay (expires_at);
+  `,
+  // 6 (idempotency): results of writes sent with an Idempotency-Key (or WS message_id), per
+  // wallet and scope (route, NFT), kept until expires_at. state 'pending' while the first
+  // request runs, in the process `boot`.
+  `
+  CREATE TABLE idempotency_keys (
+    wallet       TEXT NOT NULL,
+    scope        TEXT NOT NULL,
+    key          TEXT NOT NULL,
+    fingerprint  TEXT NOT NULL,
+    state        TEXT NOT NULL,
+    boot         TEXT NOT NULL,
+    status       INTEGER,
+    response     TEXT,
+    ref          TEXT,
+    created_at   INTEGER NOT NULL,
+    expires_at   INTEGER NOT NULL,
+    PRIMARY KEY (wallet, scope, key)
+  );
+  CREATE INDEX idempotency_keys_expires ON idempotency_keys (expires_at);
+  `,
 ];

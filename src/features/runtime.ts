@@ -25,6 +25,7 @@ import { openaiRoutes } from '../routes/openai-compat.js';
 import { chatStreamHandler } from '../agents/chat-stream-ws.js';
 import { chooseModel } from '../agents/model-choice.js';
 import { createChatQuota } from './guarantees.js';
+import { IdempotencyStore } from '../guards/idempotency.js';
 import { isIpLiteral, isLoopbackIp } from '../server/public-url.js';
 import { viewForReader } from '../deployments/deployment-view.js';
 import { sameWallet } from '../auth/ownership.js';
@@ -43,6 +44,9 @@ class EmbeddedAgents implements AgentHost {
 
   unmount(nft: string): void {
     this.mounted.delete(nft);
+    // Its turns end now (each stores what it had and ends its stream); the actor itself is
+    // stopped once idle, so a second instance never runs beside turns still finishing.
+    if (this.ctx.actors.isLive(AGENT_ACTOR, nft)) this.ctx.actors.tell(AGENT_ACTOR, nft, { type: 'stop' } satisfies AgentMsg);
     this.ctx.actors.passivate(AGENT_ACTOR, nft);
   }
 
@@ -78,6 +82,7 @@ export const runtimeFeature: FeatureModule = (f) => {
   const deployments = new DeploymentsRepo(ctx.db);
   const conversations = new ConversationsRepo(ctx.db, ctx.log);
   const agents = new EmbeddedAgents(ctx);
+  const idempotency = new IdempotencyStore(ctx.db, ctx.now, ctx.config.idempotencyTtlMs);
   // One p-queue per provider bounds the concurrency and rate of its calls.
   const queues = new Map<ProviderName, PQueue>();
   const queue = (p: ProviderName) => {
@@ -115,6 +120,8 @@ export const runtimeFeature: FeatureModule = (f) => {
     secrets: new ProviderSecrets(ctx.db, ctx.config.dataDir),
   }));
 
+  // Usage is counted even without a limit, so an owner can see it (GET /usage).
+  const quota = createChatQuota(ctx);
   ctx.actors.register(agentActorKind({
     repo: conversations,
     publisher: ctx.publisher,
@@ -129,12 +136,12 @@ export const runtimeFeature: FeatureModule = (f) => {
       if (deployer && owner && !sameWallet(deployer, owner)) return { ...c, system_prompt: defaultCharacter(nft, ctx.config.model).system_prompt };
       return c;
     },
-    model: (setting) => chooseModel(setting, ctx.config.model, ctx.model),
+    model: (setting) => chooseModel(setting, ctx.config.model, ctx.model, ctx.config.modelsAllowed),
     concurrency: ctx.config.chatConcurrency,
     historyTokenBudget: ctx.config.historyTokenBudget,
     maxTokens: ctx.config.modelMaxTokens,
     onTurn: (outcome) => ctx.metrics.chatTurns.labels(outcome).inc(),
-    quota: ctx.config.chatDailyTokenQuota > 0 ? createChatQuota(ctx) : undefined,
+    quota,
   }));
 
   const authorize = async (auth: AuthClaims, nft: string) => {
@@ -144,14 +151,14 @@ export const runtimeFeature: FeatureModule = (f) => {
     }
   };
 
-  f.addRoutes(deploymentRoutes(ctx, deployments));
+  f.addRoutes(deploymentRoutes(ctx, deployments, idempotency));
   const agentDeps = {
     actors: ctx.actors, conversations, maxMessageChars: ctx.config.maxMessageChars, startedAt: ctx.startedAt, now: ctx.now,
-    available: (nft: string) => agents.isMounted(nft), authorize,
+    available: (nft: string) => agents.isMounted(nft), authorize, usage: (nft: string) => quota.usage(nft), idempotency,
   };
   f.addAgentRoutes(agentRoutes(agentDeps));
   f.addAgentRoutes(openaiRoutes(agentDeps));
-  f.addWsHandlers(wsHandlers(ctx, agents, conversations, deployments, authorize));
+  f.addWsHandlers(wsHandlers(ctx, agents, conversations, deployments, authorize, idempotency));
   f.setDeploymentsActive(() => deployments.activeCount());
 
   f.onStart(async () => {
@@ -178,8 +185,14 @@ function agentSpec(ctx: AppContext, d: Deployment): DeploySpec {
     PANTHERS_MODEL: c.model,
     PANTHERS_OPENAI_BASE_URL: c.openai.baseUrl,
     PANTHERS_OPENAI_MODEL: c.openai.model,
+    PANTHERS_OPENAI_MAX_TOKENS_FIELD: c.openai.maxTokensField,
     PANTHERS_OLLAMA_URL: c.ollama.baseUrl,
     PANTHERS_OLLAMA_MODEL: c.ollama.model,
+    // The operator's spend limits travel with the agent: a standalone agent enforces them too.
+    PANTHERS_MODELS_ALLOWED: c.modelsAllowed.join(','),
+    PANTHERS_MODEL_MAX_TOKENS: String(c.modelMaxTokens),
+    PANTHERS_CHAT_DAILY_TOKEN_QUOTA: String(c.chatDailyTokenQuota),
+    PANTHERS_MAX_MESSAGE_CHARS: String(c.maxMessageChars),
     PORT: '8080',
     HOST: '0.0.0.0',
   };
@@ -199,6 +212,7 @@ function wsHandlers(
   conversations: ConversationsRepo,
   deployments: DeploymentsRepo,
   authorize: (auth: AuthClaims, nft: string) => Promise<void>,
+  idempotency: IdempotencyStore,
 ): Record<string, WsMessageHandler> {
   return {
     subscribe: {
@@ -229,6 +243,9 @@ function wsHandlers(
         conn.send({ type: 'unsubscribed', channel: msg.channel, nft_token_id: msg.nft_token_id, conversation_id: msg.conversation_id, was_subscribed: was });
       },
     },
-    chat_stream: chatStreamHandler({ actors: ctx.actors, conversations, available: (nft) => agents.isMounted(nft), authorize }),
+    chat_stream: chatStreamHandler({
+      actors: ctx.actors, conversations, maxMessageChars: ctx.config.maxMessageChars, available: (nft) => agents.isMounted(nft), authorize,
+      idempotency, turnTimeoutMs: ctx.config.streamTimeoutMs,
+    }),
   };
 }

@@ -81,13 +81,23 @@ export function components(): Record<string, unknown> {
       },
     },
     headers: {
-      'X-Request-Id': { description: 'The request id (the caller\'s X-Request-Id when it was valid); it is in the server log line.', schema: { type: 'string' } },
+      'X-Request-Id': { description: 'The server\'s id of this request (in its log line and audit row); a caller\'s own X-Request-Id is recorded beside it, not used as it.', schema: { type: 'string' } },
       'X-RateLimit-Limit': { description: 'Requests allowed per minute in this route\'s rate class (see x-rate-class).', schema: { type: 'integer' } },
       'X-RateLimit-Remaining': { description: 'Requests left in the current window.', schema: { type: 'integer' } },
       'X-RateLimit-Reset': { description: 'When the window resets, unix seconds.', schema: { type: 'integer' } },
       'Retry-After': { description: 'Seconds to wait before retrying (429 RATE_LIMITED, 503 overload).', schema: { type: 'integer' } },
     },
     parameters: {
+      IdempotencyKey: {
+        name: 'Idempotency-Key', in: 'header', required: false,
+        description:
+          'Makes a retry safe: a request sent again with the same key (same wallet, same route, same request) is answered with the first ' +
+          'result (`Idempotent-Replayed: true`) and stores nothing twice. The same key with a different request is 409 CONFLICT; a retry ' +
+          'while the first still runs is 409 CONFLICT with details.state "in_progress" (retry shortly), after a restart that cut it short ' +
+          '"interrupted" (read back what it stored, then use a new key). A request that left nothing (refused, or cancelled before the ' +
+          'model started) frees its key. Keys are remembered for PANTHERS_IDEMPOTENCY_TTL_MS (default 24 h).',
+        schema: { type: 'string', pattern: '^[\\x21-\\x7e]{1,255}$' },
+      },
       XSignature: {
         name: 'X-Signature', in: 'header', required: false,
         description:

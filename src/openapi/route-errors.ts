@@ -26,6 +26,8 @@ export function routeErrorCodes(route: RouteDef, kind: 'api' | 'agents'): ErrorC
   if (route.body || ['POST', 'PUT', 'PATCH', 'DELETE'].includes(route.method)) codes.add('PAYLOAD_TOO_LARGE');
   if (route.auth === 'required') for (const c of ['UNAUTHORIZED', 'TOKEN_EXPIRED', 'FORBIDDEN'] as const) codes.add(c);
   if (route.signed) codes.add('INVALID_SIGNATURE');
+  // A key reused with another request, or retried while its first request runs.
+  if (route.idempotent) codes.add('CONFLICT');
   if (route.path.includes(':') || kind === 'agents') codes.add('NOT_FOUND');
   if (kind === 'agents' && route.auth !== 'none') codes.add('FORBIDDEN');
   if (route.rateClass === 'chat' && route.method === 'POST') codes.add('QUOTA_EXCEEDED');

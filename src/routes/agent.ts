@@ -1,14 +1,17 @@
 import * as v from 'valibot';
-import { ApiError } from '../errors.js';
+import { ApiError, toApiError } from '../errors.js';
 import { json, route, type Request, type RouteDef, type SseSink } from '../server/route.js';
 import { intParam } from '../server/validation.js';
 import { VERSION } from '../version.js';
-import { AGENT_ACTOR, type AgentMsg, type TurnHandle, type TurnListener, type TurnResult } from '../../actors/agent-actor.js';
+import { AGENT_ACTOR, type AgentMsg, type ClearHandle, type TurnHandle, type TurnListener, type TurnResult } from '../../actors/agent-actor.js';
 import type { ConversationsRepo } from '../agents/conversations-repo.js';
 import type { AgentSettings } from '../providers/provider.js';
 import { sseChunk } from '../agents/chat-frames.js';
+import { chatMessageSchema, conversationIdSchema } from '../agents/chat-message.js';
 import type { ActorRegistry } from '../../actors/registry.js';
 import type { AuthClaims } from '../server/route.js';
+import type { UsageView } from '../guards/quota.js';
+import { IdempotencyStore, notFinished } from '../guards/idempotency.js';
 
 export interface AgentRouteDeps {
   actors: ActorRegistry;
@@ -20,12 +23,16 @@ export interface AgentRouteDeps {
   available(nft: string): boolean;
   /** Throws FORBIDDEN unless the caller may use this NFT's agent. */
   authorize(auth: AuthClaims, nft: string): Promise<void>;
+  /** Today's token usage and budget of an NFT. */
+  usage?(nft: string): UsageView;
+  /** Remembers results of POST /chat sent with an Idempotency-Key. */
+  idempotency?: IdempotencyStore;
 }
 
 /** Longest an HTTP stream waits for a slow reader to drain before giving up on it. */
 const SSE_DRAIN_TIMEOUT_MS = 30_000;
 
-const conversationId = v.pipe(v.string('must be a string'), v.regex(/^[A-Za-z0-9-]{1,64}$/, 'must be a conversation id'));
+const conversationId = conversationIdSchema;
 
 const turnResponse = v.object({ response: v.string(), conversation_id: v.string(), timestamp: v.string(), tokens_used: v.number() });
 
@@ -41,6 +48,7 @@ export class SseBridge implements TurnListener {
   attach(sink: SseSink): void {
     this.sink = sink;
     sink.onAbort(() => this.abort.abort());
+    sink.onDeadline(() => this.abort.abort(new ApiError('TIMEOUT', 'The reply ran past its deadline; what was written is stored as incomplete')));
     for (const c of this.pending) sink.send(this.frame(c));
     this.pending = [];
   }
@@ -69,6 +77,14 @@ export class SseBridge implements TurnListener {
     });
   }
 
+  fail(e: unknown): void {
+    const sink = this.sink;
+    if (!sink || sink.aborted) return;
+    const err = toApiError(e);
+    sink.send(JSON.stringify({ done: true, incomplete: true, error: { code: err.code, message: err.message, details: err.details } }));
+    sink.end();
+  }
+
   finish(result: TurnResult): void {
     const sink = this.sink;
     if (!sink || sink.aborted) return;
@@ -83,24 +99,39 @@ export class SseBridge implements TurnListener {
 
   /** The payloads that end the stream. */
   protected finalFrames(result: TurnResult): string[] {
-    const { error } = result;
-    const rest = { response: result.response, conversation_id: result.conversation_id, timestamp: result.timestamp, tokens_used: result.tokens_used, incomplete: result.incomplete };
-    const final = error
-      ? { ...rest, done: true, error: { code: error.code, message: error.message, details: error.details } }
-      : { ...rest, done: true };
-    return [JSON.stringify(final)];
+    return [JSON.stringify(finalOf(result))];
   }
+}
+
+/** A turn's final object (the SSE stream's last event), as remembered for an idempotent retry. */
+function finalOf(r: TurnResult): Record<string, unknown> {
+  const { error } = r;
+  const rest = { response: r.response, conversation_id: r.conversation_id, timestamp: r.timestamp, tokens_used: r.tokens_used, incomplete: r.incomplete };
+  return error ? { ...rest, done: true, error: { code: error.code, message: error.message, details: error.details } } : { ...rest, done: true };
+}
+
+/** Answers a retried POST /chat from the first attempt's result, as JSON or as a (short) stream. */
+function replayChat(status: number, body: string, stream: boolean): unknown {
+  const final = JSON.parse(body) as { response: string; conversation_id: string; timestamp: string; tokens_used: number; error?: { code: string; message: string; details: unknown } };
+  if (stream) {
+    return {
+      kind: 'sse' as const,
+      start(sink: SseSink) {
+        if (final.response) sink.send(sseChunk(final.response));
+        sink.send(body);
+        sink.end();
+      },
+    };
+  }
+  const headers = { 'Idempotent-Replayed': 'true' };
+  if (final.error) return json(status, { error: final.error }, headers);
+  return json(200, { response: final.response, conversation_id: final.conversation_id, timestamp: final.timestamp, tokens_used: final.tokens_used }, headers);
 }
 
 /** The Agent API: health, info, chat (JSON and SSE), history, clear. */
 export function agentRoutes(deps: AgentRouteDeps): RouteDef[] {
   const { actors, conversations } = deps;
-  const message = v.pipe(
-    v.string('must be a string'),
-    v.trim(),
-    v.minLength(1, 'must not be empty'),
-    v.maxLength(deps.maxMessageChars, `must be at most ${deps.maxMessageChars} characters`),
-  );
+  const message = chatMessageSchema(deps.maxMessageChars);
 
   async function agentFor(req: Request<unknown, unknown>): Promise<string> {
     const nft = req.agentNft;
@@ -128,23 +159,55 @@ export function agentRoutes(deps: AgentRouteDeps): RouteDef[] {
       },
     }),
     route({
-      method: 'POST', path: '/chat', rateClass: 'chat', auth: 'required', tags: ['agent'], sse: true,
+      method: 'POST', path: '/chat', rateClass: 'chat', auth: 'required', tags: ['agent'], sse: true, idempotent: true,
       summary: 'Send a message to the agent (stream: true answers text/event-stream)',
       body: v.object({ message, conversation_id: v.optional(conversationId), stream: v.optional(v.boolean('must be true or false')) }),
       response: turnResponse,
       async handler(req) {
         const nft = await agentFor(req);
+        const wallet = req.auth!.sub;
+        // An Idempotency-Key makes a retry answer the first attempt's result instead of running again.
+        const store = deps.idempotency;
+        const key = store ? IdempotencyStore.parseKey(req.header('idempotency-key'), 'Idempotency-Key') : undefined;
+        const scope = `POST /chat ${nft}`;
+        if (store && key) {
+          // The same turn whether streamed or not: a retry may ask for the other format.
+          const b = store.begin(wallet, scope, key, IdempotencyStore.fingerprint({ message: req.body.message, conversation_id: req.body.conversation_id ?? null }));
+          if (b.kind === 'replay') return replayChat(b.status, b.body, req.body.stream === true);
+          if (b.kind !== 'new') throw notFinished(b, key);
+        }
         const bridge = req.body.stream ? new SseBridge() : undefined;
         const signal = bridge ? bridge.abort.signal : req.signal;
-        const handle = await actors.ask<TurnHandle>(AGENT_ACTOR, nft, {
-          type: 'turn', wallet: req.auth!.sub, conversationId: req.body.conversation_id, message: req.body.message, signal, listener: bridge,
-        } satisfies AgentMsg);
+        let handle: TurnHandle;
+        try {
+          handle = await actors.ask<TurnHandle>(AGENT_ACTOR, nft, {
+            type: 'turn', wallet, conversationId: req.body.conversation_id, message: req.body.message, signal, listener: bridge,
+          } satisfies AgentMsg);
+        } catch (e) {
+          if (store && key) store.release(wallet, scope, key);
+          throw e;
+        }
+        if (store && key) {
+          store.setRef(wallet, scope, key, handle.conversation_id);
+          void handle.done.then((r) => {
+            try {
+              // A turn that left nothing (cancelled before the model started) is not a first result;
+              // one cut by a shutdown stays pending: after the restart a retry is told "interrupted",
+              // as after a crash, rather than replayed a 503.
+              if (!r.stored) store.release(wallet, scope, key);
+              else if (r.error?.details.reason !== 'shutdown') store.complete(wallet, scope, key, r.error ? r.error.status : 200, JSON.stringify(finalOf(r)), r.conversation_id);
+            } catch (e) {
+              req.log.error({ err: e }, 'remembering an idempotent chat result failed');
+            }
+          });
+        }
         if (bridge) {
           return {
             kind: 'sse' as const,
             start(sink: SseSink) {
               bridge.attach(sink);
-              void handle.done.then((r) => bridge.finish(r));
+              // done never rejects (a failed turn resolves with its error); the catch is a backstop.
+              void handle.done.then((r) => bridge.finish(r)).catch((e) => bridge.fail(e));
             },
           };
         }
@@ -153,6 +216,18 @@ export function agentRoutes(deps: AgentRouteDeps): RouteDef[] {
         return { response: result.response, conversation_id: result.conversation_id, timestamp: result.timestamp, tokens_used: result.tokens_used };
       },
     }),
+    ...(deps.usage ? [route({
+      method: 'GET', path: '/usage', rateClass: 'other', auth: 'required', tags: ['agent'],
+      summary: "Today's model token usage of this NFT's agent and its daily quota (null when there is none)",
+      response: v.object({
+        nft_token_id: v.string(), day: v.string(), tokens_used: v.number(), tokens_reserved: v.number(),
+        daily_quota: v.nullable(v.number()), remaining: v.nullable(v.number()), resets_at: v.string(),
+      }),
+      async handler(req) {
+        const nft = await agentFor(req);
+        return deps.usage!(nft);
+      },
+    })] : []),
     route({
       method: 'GET', path: '/chat/history', rateClass: 'chat', auth: 'required', tags: ['agent'], summary: 'Conversation history, oldest first',
       query: v.object({ conversation_id: conversationId, limit: intParam(1, 100, 50), offset: intParam(0, 1_000_000_000, 0) }),
@@ -182,7 +257,8 @@ export function agentRoutes(deps: AgentRouteDeps): RouteDef[] {
       response: v.object({ message: v.string(), conversation_id: v.string(), deleted: v.number() }),
       async handler(req) {
         const nft = await agentFor(req);
-        const deleted = await actors.ask<number>(AGENT_ACTOR, nft, { type: 'clear', wallet: req.auth!.sub, conversationId: req.body.conversation_id } satisfies AgentMsg);
+        const cleared = await actors.ask<ClearHandle>(AGENT_ACTOR, nft, { type: 'clear', wallet: req.auth!.sub, conversationId: req.body.conversation_id } satisfies AgentMsg);
+        const deleted = await cleared.done;
         return json(200, { message: 'Conversation cleared', conversation_id: req.body.conversation_id, deleted });
       },
     }),

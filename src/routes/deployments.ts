@@ -7,6 +7,8 @@ import { DEPLOYMENT_ACTOR, deploymentView, type DeploymentMsg, type DeploymentVi
 import { DEPLOYMENT_STATUSES, type DeploymentsRepo } from '../deployments/deployments-repo.js';
 import { PROVIDERS, type ProviderName, type Resources } from '../providers/provider.js';
 import { defaultCharacter } from '../agents/character.js';
+import { chooseModel } from '../agents/model-choice.js';
+import { IdempotencyStore, idempotentJson } from '../guards/idempotency.js';
 import { viewForReader } from '../deployments/deployment-view.js';
 import { sameWallet } from '../auth/ownership.js';
 
@@ -73,11 +75,11 @@ async function ownedOf(ctx: AppContext, wallet: string, candidates: string[]): P
   return owned;
 }
 
-export function deploymentRoutes(ctx: AppContext, repo: DeploymentsRepo): RouteDef[] {
+export function deploymentRoutes(ctx: AppContext, repo: DeploymentsRepo, idempotency?: IdempotencyStore): RouteDef[] {
   const ask = (nft: string, msg: DeploymentMsg) => ctx.actors.ask<DeploymentView>(DEPLOYMENT_ACTOR, nft, msg);
   return [
     route({
-      method: 'POST', path: '/deployments', rateClass: 'deployment', auth: 'required', signed: true, tags: ['deployments'],
+      method: 'POST', path: '/deployments', rateClass: 'deployment', auth: 'required', signed: true, idempotent: true, tags: ['deployments'],
       summary: 'Deploy the agent of an NFT', body: deployBody(ctx), successStatus: 202,
       response: v.object({ deployment_id: v.string(), status: v.string(), endpoint_url: v.nullable(v.string()), estimated_time: v.number() }),
       async handler(req) {
@@ -89,11 +91,26 @@ export function deploymentRoutes(ctx: AppContext, repo: DeploymentsRepo): RouteD
         if (missing) throw new ApiError('SERVICE_UNAVAILABLE', `Provider ${provider} is not configured: ${missing}`, { provider });
         const resources: Resources = { ...DEFAULT_RESOURCES, ...req.body.resources };
         const agent = { ...defaultCharacter(nft, ctx.config.model), ...req.body.agent };
-        const view = await ask(nft, { type: 'deploy', wallet: req.auth!.sub, provider, resources, agent });
-        return json(202, {
-          deployment_id: view.deployment_id, nft_token_id: nft, status: view.status, provider,
-          endpoint_url: view.endpoint_url, estimated_time: ESTIMATED_SECONDS[provider],
-        });
+        // The operator decides which models may run (and cost): PANTHERS_MODELS_ALLOWED.
+        if (ctx.config.modelsAllowed.length) try {
+          chooseModel(agent.model, ctx.config.model, ctx.model, ctx.config.modelsAllowed);
+        } catch (e) {
+          if (e instanceof ApiError && e.code === 'FORBIDDEN') {
+            throw new ApiError('INVALID_FIELD', `agent.model: ${e.message} (allowed: ${ctx.config.modelsAllowed.join(', ')})`, { field: 'agent.model', ...e.details });
+          }
+          throw e;
+        }
+        const deploy = async () => {
+          const view = await ask(nft, { type: 'deploy', wallet: req.auth!.sub, provider, resources, agent });
+          return json(202, {
+            deployment_id: view.deployment_id, nft_token_id: nft, status: view.status, provider,
+            endpoint_url: view.endpoint_url, estimated_time: ESTIMATED_SECONDS[provider],
+          });
+        };
+        // With an Idempotency-Key, a retry answers the first deploy's 202 instead of a 409.
+        if (!idempotency) return deploy();
+        const key = IdempotencyStore.parseKey(req.header('idempotency-key'), 'Idempotency-Key');
+        return idempotentJson(idempotency, req.auth!.sub, 'POST /deployments', key, req.body, deploy);
       },
     }),
     route({

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { arrivedOverHttps } from './https-rule.js';
 import uWS, { type HttpRequest, type HttpResponse, type TemplatedApp, type us_listen_socket } from './uws.js';
 import { ApiError, toApiError } from '../errors.js';
 import type { Config, RateClass } from '../config.js';
@@ -12,12 +13,19 @@ import type { RateLimiter } from '../guards/rate-limiter.js';
 import type { Cors } from '../guards/cors.js';
 import type { OverloadMonitor } from '../guards/overload.js';
 import { STATUS_LINES } from './status-lines.js';
+import { KNOWN_METHODS } from '../metrics.js';
 import { isLoopbackIp } from './public-url.js';
 import { DONE, isOpenAiPath, openaiError } from '../agents/openai-wire.js';
 
 /** Appends one row per API call (batched by the implementation). */
 export interface AuditSink {
   record(entry: AuditEntry): void;
+  /**
+   * A request refused before it did anything (rate limited, shed, plain HTTP in production) or a
+   * CORS preflight: counted into one row per client IP, method, route and status per minute,
+   * so a flood of them costs a counter, not a hash-chained row each.
+   */
+  refused?(entry: AuditEntry): void;
 }
 
 export interface AuditEntry {
@@ -30,6 +38,8 @@ export interface AuditEntry {
   status: number;
   ip: string;
   durationMs: number;
+  /** The caller's own X-Request-Id, kept beside ours (never as ours). */
+  clientRequestId?: string;
 }
 
 /** Checks X-Signature / X-Timestamp on routes marked `signed`. Throws ApiError INVALID_SIGNATURE. */
@@ -65,7 +75,7 @@ export interface HttpServerDeps {
  */
 function headersToRead(deps: HttpServerDeps): string[] {
   const c = deps.config;
-  const h = ['authorization', 'x-request-id'];
+  const h = ['authorization', 'x-request-id', 'idempotency-key'];
   if (deps.agents) h.push('host');
   // An agent's OpenAI-compatible endpoint names the conversation in a header.
   if (deps.agents || deps.fixedAgentNft !== undefined) h.push('x-conversation-id');
@@ -79,6 +89,15 @@ const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 const JSON_TYPE = 'application/json; charset=utf-8';
 const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
 const AGENT_PREFIX = '/v1/agents/';
+/**
+ * Lingering close of a refused upload: at most this long, and this many more bytes read (nginx:
+ * lingering_time 30 s). Long enough for an ordinary upload to finish under load, so a strict
+ * client (undici) reads a whole answer; short enough that nobody can keep us reading.
+ */
+const LINGER_MS = 10_000;
+const LINGER_MAX_BYTES = 64 * 1024 * 1024;
+/** How long a stream past its deadline has to write its own final frame before the server ends it. */
+const STREAM_END_GRACE_MS = 2_000;
 
 /** One in-flight HTTP exchange. Holds the uWS response until it is answered or aborted. */
 class Exchange implements Request {
@@ -96,9 +115,23 @@ class Exchange implements Request {
   nft: string | undefined = undefined;
   path = '';
   status = 0;
+  /** Refused before doing anything (rate limited, shed, plain HTTP in production) or a preflight: audited in aggregate. */
+  refused = false;
+  /** The caller's X-Request-Id when well-formed: logged and audited beside ours, never as ours. */
+  readonly clientRequestId: string | undefined;
   readonly extraHeaders: Record<string, string> = {};
+  /** The whole request body has arrived (or there is none): closing now cannot cut the client's upload. */
+  bodyComplete = false;
+  /** Set while a refused body is being read and discarded (lingering close): the body ended or its bound was hit. */
+  lingerDone: (() => void) | undefined = undefined;
+  /** When a stream passed its deadline (performance.now()), 0 before. */
+  deadlineAt = 0;
+  /** A stream's last resort: writes a final error event and ends it (set by startSse). */
+  endStream: ((err: ApiError) => void) | undefined = undefined;
   private controller: AbortController | undefined;
+  private abortReason: ApiError | undefined;
   private abortCbs: (() => void)[] | undefined;
+  private deadlineCbs: (() => void)[] | undefined;
   private _log: Logger | undefined;
 
   constructor(
@@ -111,7 +144,9 @@ class Exchange implements Request {
     private readonly baseLog: Logger,
   ) {
     const given = headers['x-request-id'];
-    this.id = given && REQUEST_ID_RE.test(given) ? given : randomUUID();
+    this.clientRequestId = given && REQUEST_ID_RE.test(given) ? given : undefined;
+    // Always ours: a client-chosen id could collide with or impersonate another request's.
+    this.id = randomUUID();
   }
 
   header(name: string): string | undefined {
@@ -120,22 +155,35 @@ class Exchange implements Request {
 
   get signal(): AbortSignal {
     this.controller ??= new AbortController();
-    if (this.aborted) this.controller.abort();
+    if (this.aborted) this.controller.abort(this.abortReason);
     return this.controller.signal;
   }
 
   get log(): Logger {
-    return (this._log ??= this.baseLog.child({ req_id: this.id }));
+    return (this._log ??= this.baseLog.child(this.clientRequestId ? { req_id: this.id, client_req_id: this.clientRequestId } : { req_id: this.id }));
   }
 
   onAbort(cb: () => void): void {
     (this.abortCbs ??= []).push(cb);
   }
 
-  abort(): void {
+  onDeadline(cb: () => void): void {
+    (this.deadlineCbs ??= []).push(cb);
+  }
+
+  /** The stream ran past its deadline: its producer is told to stop (and then ends it). */
+  deadline(now: number): void {
+    if (this.deadlineAt) return;
+    this.deadlineAt = now;
+    if (this.deadlineCbs) for (const cb of this.deadlineCbs) cb();
+  }
+
+  /** The client went away (no reason), or the server cut the exchange short (an ApiError says why). */
+  abort(reason?: ApiError): void {
     if (this.aborted) return;
     this.aborted = true;
-    this.controller?.abort();
+    this.abortReason = reason;
+    this.controller?.abort(reason);
     if (this.abortCbs) for (const cb of this.abortCbs) cb();
   }
 }
@@ -180,18 +228,27 @@ export class HttpServer {
     });
   }
 
-  /** Stops accepting connections, then waits (bounded) for in-flight requests to finish. */
-  async drain(graceMs: number): Promise<void> {
+  /** Stops accepting: the listen socket closes, and requests on open connections get 503. */
+  stopAccepting(): void {
     this.draining = true;
     if (this.listenSocket) uWS.us_listen_socket_close(this.listenSocket);
     this.listenSocket = undefined;
+  }
+
+  /**
+   * Stops accepting, then waits (bounded) for in-flight requests and streams to finish. What is
+   * left then is answered, never dropped: a stream gets a final error event, a request a 503.
+   */
+  async drain(graceMs: number): Promise<void> {
+    this.stopAccepting();
     const until = Date.now() + graceMs;
     while (this.inflight.size > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
-    for (const ex of this.inflight) {
-      if (!ex.done && !ex.aborted) {
-        ex.res.cork(() => ex.res.close());
-        ex.abort();
-      }
+    const err = new ApiError('SERVICE_UNAVAILABLE', 'The server is shutting down', { reason: 'shutdown' });
+    for (const ex of [...this.inflight]) {
+      if (ex.aborted) continue;
+      if (ex.streaming) ex.endStream?.(err);
+      else if (!ex.done) this.fail(ex, err);
+      ex.abort(err);
     }
     clearInterval(this.deadlineTimer);
   }
@@ -222,6 +279,7 @@ export class HttpServer {
     this.inflight.add(ex);
     // The body must be consumed from this synchronous call on; start reading now.
     const body = BODY_METHODS.has(method) ? this.readBody(ex) : undefined;
+    if (!body) ex.bodyComplete = true;
     // Handled where it is awaited; a request refused before that (404, 401) must not leave an
     // unhandled rejection behind (413 of a body nobody reads), which would end the process.
     body?.catch(() => undefined);
@@ -236,12 +294,17 @@ export class HttpServer {
       if (h) Object.assign(ex.extraHeaders, h);
     }
     if (ex.method === 'OPTIONS') {
+      ex.refused = true;
       const h = cors.preflight(origin, ex.headers['access-control-request-headers']);
       if (h) Object.assign(ex.extraHeaders, h);
       return this.send(ex, 204, '', undefined);
     }
-    if (this.draining) throw new ApiError('SERVICE_UNAVAILABLE', 'The server is shutting down');
+    if (this.draining) {
+      ex.refused = true;
+      throw new ApiError('SERVICE_UNAVAILABLE', 'The server is shutting down');
+    }
     if (config.env === 'production' && !this.isHttps(ex)) {
+      ex.refused = true;
       throw new ApiError('FORBIDDEN', 'HTTPS is required: plain-HTTP requests are refused in production', { https_required: true });
     }
 
@@ -263,6 +326,7 @@ export class HttpServer {
     if (ex.agentNft === undefined && m.params.nft_token_id !== undefined) ex.nft = m.params.nft_token_id;
 
     if (this.deps.overload?.overloaded && route.path !== '/health') {
+      ex.refused = true;
       this.deps.metrics.shed.inc();
       ex.extraHeaders['Retry-After'] = String(this.deps.overload.retryAfter);
       throw new ApiError('SERVICE_UNAVAILABLE', 'The server is overloaded; retry shortly', { reason: 'overloaded' });
@@ -359,6 +423,7 @@ export class HttpServer {
     ex.extraHeaders['X-RateLimit-Remaining'] = String(d.remaining);
     ex.extraHeaders['X-RateLimit-Reset'] = String(d.reset);
     if (!d.ok && count) {
+      ex.refused = true;
       ex.extraHeaders['Retry-After'] = String(d.retryAfter);
       this.deps.metrics.rateLimited.labels(cls).inc();
       throw new ApiError('RATE_LIMITED', `Rate limit of ${d.limit} ${cls} requests per minute exceeded`, {
@@ -390,31 +455,26 @@ export class HttpServer {
   }
 
   private isHttps(ex: Exchange): boolean {
-    // This build of uWS has no TLS: HTTPS is terminated by a reverse proxy we trust.
-    const ingress = this.deps.config.ingress;
-    // Akash's ingress serves plain HTTP unless the provider added TLS: the deployment's
-    // endpoint_url says which, and the tokens sent here are agent-scoped and short-lived.
-    if (ingress === 'http') return true;
-    // Traefik (forwardedheaders/forwarded_header.go) says "wss" for a WebSocket handshake.
-    if (ingress === 'tls') return ex.headers['x-forwarded-proto'] === 'https' || ex.headers['x-forwarded-proto'] === 'wss';
-    return ex.headers['x-forwarded-proto'] === 'https' && this.deps.config.trustedProxies.includes(ex.ip);
+    return arrivedOverHttps(this.deps.config, ex.ip, ex.headers['x-forwarded-proto']);
   }
 
   private readBody(ex: Exchange): Promise<Buffer> {
     const limit = this.deps.config.bodyLimit;
     const declared = Number(ex.headers['content-length'] ?? 0);
     return new Promise((resolve, reject) => {
-      if (declared > limit) {
-        reject(new ApiError('PAYLOAD_TOO_LARGE', `Request body over the ${limit}-byte limit`, { limit }));
-        // Keep reading nothing; the reply closes the connection.
-        ex.res.onData(() => {});
-        return;
-      }
       const chunks: Buffer[] = [];
       let size = 0;
-      let failed = false;
+      let failed = declared > limit;
+      let discarded = 0;
+      if (failed) reject(new ApiError('PAYLOAD_TOO_LARGE', `Request body over the ${limit}-byte limit`, { limit }));
       ex.res.onData((ab, isLast) => {
-        if (failed) return;
+        if (isLast) ex.bodyComplete = true;
+        if (failed) {
+          // Refused: read and discard what the client is still sending (bounded), see linger().
+          discarded += ab.byteLength;
+          if (isLast || discarded > LINGER_MAX_BYTES) ex.lingerDone?.();
+          return;
+        }
         size += ab.byteLength;
         if (size > limit) {
           failed = true;
@@ -479,10 +539,44 @@ export class HttpServer {
       for (const k in ex.extraHeaders) res.writeHeader(k, ex.extraHeaders[k]!);
       // While draining, close keep-alive connections after their answer so the process can exit.
       const closeAfter = close || this.draining;
+      if (close && !ex.bodyComplete && ex.method !== 'HEAD') return this.linger(ex, body);
       if (ex.method === 'HEAD') res.endWithoutBody(Buffer.byteLength(body), closeAfter);
       else res.end(body, closeAfter);
     });
     this.finish(ex);
+  }
+
+  /**
+   * Lingering close (as nginx does): the answer to a refused upload (413) is written while the
+   * client is still sending; closing the socket then would reset it, and a reset discards the
+   * answer unread in the client's buffers (1 run in 4 under load). So the answer goes out now
+   * (chunked: uWS cannot end a response while the request body is still arriving), the rest of
+   * the body is read and discarded, and when it has all arrived the answer is terminated (the
+   * client closes, as `Connection: close` tells it). A client still sending after
+   * LINGER_MAX_BYTES more or LINGER_MS is cut off: it had that long to read its answer.
+   * (uWS's end(..., closeConnection) after write() emits a stray header line: not used here.)
+   */
+  private linger(ex: Exchange, body: string): void {
+    const res = ex.res;
+    res.writeHeader('Connection', 'close');
+    res.write(body);
+    let closed = false;
+    const close = (complete: boolean) => {
+      if (closed) return;
+      closed = true;
+      clearTimeout(timer);
+      ex.lingerDone = undefined;
+      if (ex.aborted) return;
+      if (complete) res.cork(() => res.end('', false));
+      else res.close();
+    };
+    const timer = setTimeout(() => close(false), LINGER_MS);
+    timer.unref();
+    ex.lingerDone = () => setImmediate(() => close(ex.bodyComplete));
+    ex.onAbort(() => {
+      closed = true;
+      clearTimeout(timer);
+    });
   }
 
   private startSse(ex: Exchange, start: (sink: SseSink) => void): void {
@@ -525,7 +619,7 @@ export class HttpServer {
       // In the stream's own dialect: ours ends with {done, error}; OpenAI's with an error and [DONE].
       const frames = ex.agentNft !== undefined && isOpenAiPath(ex.path)
         ? [JSON.stringify(openaiError(e)), DONE]
-        : [JSON.stringify({ done: true, error: { code: e.code, message: e.message, details: e.details } })];
+        : [JSON.stringify({ done: true, incomplete: true, error: { code: e.code, message: e.message, details: e.details } })];
       res.cork(() => {
         for (const f of frames) res.write('data: ' + f + '\n\n');
         res.end();
@@ -533,6 +627,8 @@ export class HttpServer {
       ex.abort(); // stops the producer (its onAbort callbacks), nothing more is written
       this.finish(ex);
     };
+    // Also the last resort of a stream past its deadline or still open at shutdown.
+    ex.endStream = endWith;
     if (ex.auth) {
       unregister = this.deps.live?.add(ex.auth.sid, { kind: 'sse', end: (e) => endWith(e) });
       const msLeft = ex.auth.exp * 1000 - Date.now();
@@ -553,6 +649,7 @@ export class HttpServer {
         drainCb = cb;
       },
       onAbort: (cb) => ex.onAbort(cb),
+      onDeadline: (cb) => ex.onDeadline(cb),
       end: () => {
         if (ex.aborted || ended) return;
         ended = true;
@@ -575,26 +672,52 @@ export class HttpServer {
     const status = ex.aborted && !ex.streaming ? 499 : ex.status;
     const routeLabel = ex.route || 'unmatched';
     this.deps.metrics.observeRequest(routeLabel, ex.method, status, ms / 1000);
-    // One line per request; the level check first, so a quiet server builds no child logger.
-    if (this.deps.log.isLevelEnabled('info')) {
-      ex.log.info(
+    // One line per request (refused ones at debug: a flood must not fill the log either); the
+    // level check first, so a quiet server builds no child logger.
+    const level = ex.refused ? 'debug' : 'info';
+    if (this.deps.log.isLevelEnabled(level)) {
+      ex.log[level](
         { method: ex.method, url: ex.fullPath, route: routeLabel, status, ms: Math.round(ms * 100) / 100, wallet: ex.auth?.sub, nft: ex.nft ?? ex.agentNft },
         'request',
       );
     }
-    this.deps.audit?.record({
+    const audit = this.deps.audit;
+    if (!audit) return;
+    const entry: AuditEntry = {
       ts: Date.now(), requestId: ex.id, wallet: ex.auth?.sub, nft: ex.nft ?? ex.agentNft ?? ex.auth?.nft,
-      method: ex.method, route: ex.agentNft !== undefined ? `/agents/:nft${ex.route}` : routeLabel, status, ip: this.clientIp(ex), durationMs: ms,
-    });
+      // An invented method is stored as OTHER (it is one metric label too).
+      method: KNOWN_METHODS.has(ex.method) ? ex.method : 'OTHER',
+      route: ex.agentNft !== undefined ? `/agents/:nft${ex.route}` : routeLabel, status, ip: this.clientIp(ex), durationMs: ms,
+      clientRequestId: ex.clientRequestId,
+    };
+    if (ex.refused && audit.refused) audit.refused(entry);
+    else audit.record(entry);
   }
 
+  /**
+   * Every exchange has a deadline: a request its requestTimeoutMs (answered 504), a stream its
+   * streamTimeoutMs: its producer is told to stop (the turn ends, stores what it had and writes
+   * its final frame); one that has not ended STREAM_END_GRACE_MS later is ended here.
+   */
   private checkDeadlines(): void {
     const limit = this.deps.config.requestTimeoutMs;
+    const streamLimit = this.deps.config.streamTimeoutMs;
     const now = performance.now();
     for (const ex of this.inflight) {
-      if (ex.done || ex.streaming || now - ex.start < limit) continue;
-      this.fail(ex, new ApiError('TIMEOUT', `The request did not complete within ${limit} ms`, { timeout_ms: limit }));
-      ex.abort();
+      if (ex.aborted) continue;
+      if (ex.streaming) {
+        if (now - ex.start < streamLimit) continue;
+        if (!ex.deadlineAt) ex.deadline(now);
+        else if (now - ex.deadlineAt >= STREAM_END_GRACE_MS) {
+          ex.endStream?.(new ApiError('TIMEOUT', `The stream did not complete within ${streamLimit} ms`, { timeout_ms: streamLimit }));
+          ex.abort();
+        }
+        continue;
+      }
+      if (ex.done || now - ex.start < limit) continue;
+      const err = new ApiError('TIMEOUT', `The request did not complete within ${limit} ms`, { timeout_ms: limit });
+      this.fail(ex, err);
+      ex.abort(err);
     }
   }
 }

@@ -63,6 +63,8 @@ export interface SseSink {
   onDrain(cb: () => void): void;
   /** Called once if the client goes away before end(). */
   onAbort(cb: () => void): void;
+  /** Called once when the stream runs past its deadline: stop producing and end it (the server ends it shortly after otherwise). */
+  onDeadline(cb: () => void): void;
   end(): void;
   readonly aborted: boolean;
 }
@@ -100,6 +102,8 @@ export interface RouteDef<B = any, Q = any> {
   auth: 'none' | 'required' | 'optional';
   /** requires an HMAC request signature when PANTHERS_REQUIRE_SIGNED_REQUESTS is on */
   signed?: boolean;
+  /** honours an Idempotency-Key header (documented in OpenAPI) */
+  idempotent?: boolean;
   body?: v.GenericSchema<unknown, B>;
   query?: v.GenericSchema<unknown, Q>;
   /** for the OpenAPI document */
