@@ -95,6 +95,8 @@ export interface AgentActorDeps {
  * mailbox.
  */
 export class AgentBehaviour implements Behaviour<AgentMsg, unknown> {
+  /** set by shutdown: new turns are refused with this */
+  private closing: ApiError | undefined;
   private readonly queue: PQueue;
   private readonly chains = new Map<string, Promise<unknown>>();
   /** Turns queued or running, per conversation: what a clear or a shutdown aborts. */
@@ -129,7 +131,10 @@ export class AgentBehaviour implements Behaviour<AgentMsg, unknown> {
    * Aborts every turn (shutdown, the agent stopped) and resolves once each has stored what it had.
    * A turn that had not reached the model yet stores nothing.
    */
-  abortAll(reason: ApiError): Promise<TurnResult[]> {
+  abortAll(reason: ApiError, refuseNew = false): Promise<TurnResult[]> {
+    // Shutdown: a request still on its way (authorizing, queued for the mailbox) must not start
+    // a turn after this one pass, which could then write after the database closed.
+    if (refuseNew) this.closing = reason;
     const all: Promise<TurnResult>[] = [];
     for (const set of this.turns.values()) {
       for (const t of set) {
@@ -141,6 +146,7 @@ export class AgentBehaviour implements Behaviour<AgentMsg, unknown> {
   }
 
   private turn(msg: Extract<AgentMsg, { type: 'turn' }>): TurnHandle {
+    if (this.closing) throw this.closing;
     let id = msg.conversationId;
     let isNew = !id;
     if (id && msg.createIfMissing && !this.deps.repo.get(id)) isNew = true;
@@ -160,7 +166,10 @@ export class AgentBehaviour implements Behaviour<AgentMsg, unknown> {
     } catch {
       // The turn itself will meet this failure and end its stream with an error frame.
     }
-    const hold = this.deps.quota?.reserve(this.nft, system + (isNew ? input : Math.max(input, this.deps.historyTokenBudget)) + (maxTokens ?? 0));
+    // A continued conversation holds what its stored history will really put before the model
+    // (up to the budget), not the whole budget: a small daily quota can still continue one.
+    const context = isNew || !this.deps.quota ? 0 : this.deps.repo.contextTokens(id, this.deps.historyTokenBudget);
+    const hold = this.deps.quota?.reserve(this.nft, system + Math.min(input + context, Math.max(input, this.deps.historyTokenBudget)) + (maxTokens ?? 0));
     if (isNew) {
       const now = this.deps.now();
       try {

@@ -105,6 +105,16 @@ export interface Config {
     readyTimeoutMs: number;
   };
   orchestratorJwksUrl: string | undefined;
+  /** Orchestrator: lifetime of agent-scoped tokens (POST /agents/{nft}/token), at most 900 s. */
+  agentTokenTtlSec: number;
+  /** Standalone agent: the orchestrator it pulls revocations from and asks about ownership. */
+  orchestratorUrl: string | undefined;
+  /** Standalone agent: its per-deployment credential (answers only for its own NFT). */
+  agentCredential: string | undefined;
+  /** Standalone agent: how often it pulls the revocation list. */
+  agentRevocationPollMs: number;
+  /** Standalone agent: refuse orchestrator-issued tokens when the last good pull is older than this. */
+  agentRevocationMaxStaleMs: number;
 }
 
 export type ModelKind = 'scripted' | 'openai' | 'ollama' | 'llama';
@@ -327,5 +337,10 @@ export function loadConfig(env: Env = process.env): Config {
       readyTimeoutMs: int(env, 'PANTHERS_SECRETVM_READY_TIMEOUT_MS', 600_000, 1),
     },
     orchestratorJwksUrl: url(env, 'PANTHERS_ORCHESTRATOR_JWKS_URL', undefined),
+    agentTokenTtlSec: int(env, 'PANTHERS_AGENT_TOKEN_TTL_SEC', 600, 1, 900),
+    orchestratorUrl: url(env, 'PANTHERS_ORCHESTRATOR_URL', undefined),
+    agentCredential: env.PANTHERS_AGENT_CREDENTIAL || undefined,
+    agentRevocationPollMs: int(env, 'PANTHERS_AGENT_REVOCATION_POLL_MS', 2000, 50, 60_000),
+    agentRevocationMaxStaleMs: int(env, 'PANTHERS_AGENT_REVOCATION_MAX_STALE_MS', 30_000, 100, 3_600_000),
   };
 }

@@ -30,8 +30,9 @@ export async function shutDown(p: ShutdownParts): Promise<void> {
   p.http.stopAccepting();
   p.ws.stopAccepting();
   const reason = new ApiError('SERVICE_UNAVAILABLE', 'The server is shutting down; the partial reply is stored as incomplete', { reason: 'shutdown' });
-  const turns = p.actors.behaviours<AgentBehaviour>(AGENT_ACTOR).map((b) => b.abortAll(reason));
-  if (turns.length) {
+  const abortTurns = async () => {
+    const turns = p.actors.behaviours<AgentBehaviour>(AGENT_ACTOR).map((b) => b.abortAll(reason, true));
+    if (!turns.length) return;
     let timer: NodeJS.Timeout | undefined;
     const ended = await Promise.race([
       Promise.all(turns).then(() => true),
@@ -39,8 +40,11 @@ export async function shutDown(p: ShutdownParts): Promise<void> {
     ]);
     clearTimeout(timer);
     if (!ended) p.log.warn({ graceMs: p.graceMs }, 'shutdown: some chat turns did not end within the grace period');
-  }
+  };
+  await abortTurns();
   await p.http.drain(left());
+  // An agent spawned by a request that was already on its way has turns of its own: end them too.
+  await abortTurns();
   p.ws.closeAll();
   await p.flush();
   p.close();

@@ -87,8 +87,13 @@ export function chatStreamHandler(deps: ChatStreamDeps): WsMessageHandler<v.Infe
       try {
         handle = await deps.actors.ask<TurnHandle>(AGENT_ACTOR, nft, {
           type: 'turn', wallet, conversationId: msg.conversation_id, message: msg.message, signal: ac.signal,
+          // Runs inside the agent's mailbox: it must not throw (that would crash the actor).
           opened: (id) => {
-            if (store) store.setRef(wallet, scope, key, id);
+            try {
+              if (store) store.setRef(wallet, scope, key, id);
+            } catch {
+              // The turn runs anyway; only the in-progress pointer is missing.
+            }
             follow(id);
           },
         } satisfies AgentMsg);

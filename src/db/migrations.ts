@@ -187,4 +187,20 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX idempotency_keys_expires ON idempotency_keys (expires_at);
   `,
+  // 7 (agent-scoped tokens): which sessions hold an agent token for which NFT (so a remote
+  // agent's revocation list names only sessions that matter to it), and per-NFT cut-offs: agent
+  // tokens issued before `not_before` (ms) are refused (ownership of the NFT was lost).
+  `
+  CREATE TABLE agent_token_grants (
+    nft_token_id  TEXT NOT NULL,
+    session_id    TEXT NOT NULL,
+    expires_at    INTEGER NOT NULL,
+    PRIMARY KEY (nft_token_id, session_id)
+  ) WITHOUT ROWID;
+  CREATE INDEX agent_token_grants_expires ON agent_token_grants (expires_at);
+  CREATE TABLE agent_token_cutoffs (
+    nft_token_id  TEXT PRIMARY KEY,
+    not_before    INTEGER NOT NULL
+  );
+  `,
 ];

@@ -21,12 +21,13 @@ import { createAkashProvider } from '../../adapters/providers/akash/index.js';
 import { createSecretVmProvider } from '../../adapters/providers/secretvm/index.js';
 import { deploymentRoutes } from '../routes/deployments.js';
 import { agentRoutes } from '../routes/agent.js';
+import { conversationListRoutes } from '../routes/conversations.js';
 import { openaiRoutes } from '../routes/openai-compat.js';
 import { chatStreamHandler } from '../agents/chat-stream-ws.js';
 import { chooseModel } from '../agents/model-choice.js';
+import { embeddedEndpointUrl } from '../agents/embedded-endpoint.js';
 import { createChatQuota } from './guarantees.js';
 import { IdempotencyStore } from '../guards/idempotency.js';
-import { isIpLiteral, isLoopbackIp } from '../server/public-url.js';
 import { viewForReader } from '../deployments/deployment-view.js';
 import { sameWallet } from '../auth/ownership.js';
 
@@ -63,12 +64,7 @@ class EmbeddedAgents implements AgentHost {
   }
 
   endpointUrl(nft: string): string {
-    const u = new URL(this.ctx.config.publicUrl);
-    const proto = this.ctx.config.env === 'production' ? 'https:' : u.protocol;
-    // An IP has no sub-domains: loopback agents are agent-N.localhost, others are path-addressed.
-    if (isLoopbackIp(u.hostname)) return `${proto}//agent-${nft}.localhost${u.port ? ':' + u.port : ''}`;
-    if (isIpLiteral(u.hostname)) return `${proto}//${u.host}/v1/agents/${nft}`;
-    return `${proto}//agent-${nft}.${u.host}`;
+    return embeddedEndpointUrl(this.ctx.config, nft);
   }
 }
 
@@ -158,6 +154,7 @@ export const runtimeFeature: FeatureModule = (f) => {
   };
   f.addAgentRoutes(agentRoutes(agentDeps));
   f.addAgentRoutes(openaiRoutes(agentDeps));
+  f.addAgentRoutes(conversationListRoutes({ db: ctx.db, authorize }));
   f.addWsHandlers(wsHandlers(ctx, agents, conversations, deployments, authorize, idempotency));
   f.setDeploymentsActive(() => deployments.activeCount());
 
@@ -181,7 +178,14 @@ function agentSpec(ctx: AppContext, d: Deployment): DeploySpec {
     PANTHERS_AGENT_NAME: d.agent.name,
     PANTHERS_AGENT_MODEL: d.agent.model,
     PANTHERS_AGENT_CAPABILITIES: d.agent.capabilities.join(','),
+    // Identity: the orchestrator the agent pulls revocations from, checks tokens against (JWKS)
+    // and, in registry mode, asks who owns its NFT (with the credential in the secrets).
+    PANTHERS_ORCHESTRATOR_URL: c.publicUrl,
     PANTHERS_ORCHESTRATOR_JWKS_URL: `${c.publicUrl}/.well-known/jwks.json`,
+    PANTHERS_OWNERSHIP: c.ownership,
+    PANTHERS_OWNERSHIP_CACHE_MS: String(c.ownershipCacheMs),
+    PANTHERS_CHAIN_ID: String(c.chainId),
+    ...(c.nftContract ? { PANTHERS_NFT_CONTRACT: c.nftContract } : {}),
     PANTHERS_MODEL: c.model,
     PANTHERS_OPENAI_BASE_URL: c.openai.baseUrl,
     PANTHERS_OPENAI_MODEL: c.openai.model,
@@ -197,6 +201,10 @@ function agentSpec(ctx: AppContext, d: Deployment): DeploySpec {
     HOST: '0.0.0.0',
   };
   const secrets: Record<string, string> = {};
+  // Scoped to this deployment's NFT and dead once it stops: see src/auth/agent-access.ts.
+  secrets.PANTHERS_AGENT_CREDENTIAL = ctx.agentAccess.credentialFor(d.id, d.nft_token_id);
+  // An RPC URL often embeds the operator's provider key: it travels as a secret.
+  if (c.ownership === 'evm' && c.evmRpcUrl) secrets.PANTHERS_EVM_RPC_URL = c.evmRpcUrl;
   if (c.openai.apiKey) secrets.PANTHERS_OPENAI_API_KEY = c.openai.apiKey;
   // The system prompt can be long and personal: it travels with the secrets, not the plain env.
   secrets.PANTHERS_AGENT_SYSTEM_PROMPT = d.agent.system_prompt;

@@ -13,7 +13,21 @@ export function components(): Record<string, unknown> {
         bearerFormat: 'JWT',
         description:
           'An access token from POST /v1/auth/verify (1 hour; EdDSA JWT, keys at /.well-known/jwks.json). ' +
-          'Renew it with POST /v1/auth/refresh, which also rotates the refresh token. An expired token answers 401 TOKEN_EXPIRED.',
+          'Renew it with POST /v1/auth/refresh, which also rotates the refresh token. An expired token answers 401 TOKEN_EXPIRED. ' +
+          'Every token has an audience (`aud`): session tokens are `orchestrator` and work on the orchestrator API and its embedded agents; ' +
+          'POST /v1/agents/{nft_token_id}/token trades one for an agent-scoped token (`agent:{nft}`, at most 15 minutes, bound to the session) ' +
+          'that only that NFT\'s agent accepts, embedded or remote, and that an agent\'s own POST /auth/verify also issues. ' +
+          'A token presented where its audience is not accepted answers 401 UNAUTHORIZED with details.reason `wrong_audience`; ' +
+          'one of a revoked session 401 UNAUTHORIZED (`session_revoked` at a remote agent), one issued before the NFT changed hands 401 UNAUTHORIZED (`ownership_lost`), ' +
+          'and a remote agent that could not pull its revocation list recently answers 503 SERVICE_UNAVAILABLE (`revocations_stale`) rather than accept it unchecked.',
+      },
+      agentCredential: {
+        type: 'http',
+        scheme: 'bearer',
+        bearerFormat: 'pac_<deployment>.<mac>',
+        description:
+          'The per-deployment credential a remote agent is started with (PANTHERS_AGENT_CREDENTIAL, in its secrets): it answers only about that ' +
+          'deployment\'s NFT (owner, revocations) and stops working when the deployment is stopped or failed.',
       },
     },
     schemas: {

@@ -92,7 +92,8 @@ function operation(route: RouteDef, kind: 'api' | 'agents'): Record<string, unkn
   const op: Record<string, unknown> = {
     summary: route.summary,
     tags: route.tags ?? [kind === 'agents' ? 'agent' : 'api'],
-    security: route.auth === 'required' ? [{ bearerAuth: [] }] : route.auth === 'optional' ? [{ bearerAuth: [] }, {}] : [],
+    security: route.credential === 'agent' ? [{ agentCredential: [] }]
+      : route.auth === 'required' ? [{ bearerAuth: [] }] : route.auth === 'optional' ? [{ bearerAuth: [] }, {}] : [],
     'x-rate-class': route.rateClass,
   };
   if (route.signed) op['x-signed'] = true;

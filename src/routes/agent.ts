@@ -43,11 +43,17 @@ const turnResponse = v.object({ response: v.string(), conversation_id: v.string(
 export class SseBridge implements TurnListener {
   private sink: SseSink | undefined;
   private pending: string[] = [];
+  /** resolves the chunk waiting for the socket to drain, if one is */
+  private wake: (() => void) | undefined;
   readonly abort = new AbortController();
 
   attach(sink: SseSink): void {
     this.sink = sink;
-    sink.onAbort(() => this.abort.abort());
+    // One abort handler for the stream's life (not one per backed-up chunk).
+    sink.onAbort(() => {
+      this.abort.abort();
+      this.wake?.();
+    });
     sink.onDeadline(() => this.abort.abort(new ApiError('TIMEOUT', 'The reply ran past its deadline; what was written is stored as incomplete')));
     for (const c of this.pending) sink.send(this.frame(c));
     this.pending = [];
@@ -64,16 +70,15 @@ export class SseBridge implements TurnListener {
     return new Promise<void>((resolve) => {
       const t = setTimeout(() => {
         this.abort.abort();
-        resolve();
+        done();
       }, SSE_DRAIN_TIMEOUT_MS);
-      sink.onDrain(() => {
+      const done = () => {
         clearTimeout(t);
+        this.wake = undefined;
         resolve();
-      });
-      sink.onAbort(() => {
-        clearTimeout(t);
-        resolve();
-      });
+      };
+      this.wake = done;
+      sink.onDrain(done);
     });
   }
 
@@ -112,7 +117,9 @@ function finalOf(r: TurnResult): Record<string, unknown> {
 
 /** Answers a retried POST /chat from the first attempt's result, as JSON or as a (short) stream. */
 function replayChat(status: number, body: string, stream: boolean): unknown {
-  const final = JSON.parse(body) as { response: string; conversation_id: string; timestamp: string; tokens_used: number; error?: { code: string; message: string; details: unknown } };
+  const final = JSON.parse(body) as {
+    response: string; conversation_id: string; timestamp: string; tokens_used: number; incomplete?: boolean; error?: { code: string; message: string; details: unknown };
+  };
   if (stream) {
     return {
       kind: 'sse' as const,
@@ -125,7 +132,11 @@ function replayChat(status: number, body: string, stream: boolean): unknown {
   }
   const headers = { 'Idempotent-Replayed': 'true' };
   if (final.error) return json(status, { error: final.error }, headers);
-  return json(200, { response: final.response, conversation_id: final.conversation_id, timestamp: final.timestamp, tokens_used: final.tokens_used }, headers);
+  // A first attempt cut short (the client went away) is replayed as what it was: incomplete.
+  return json(200, {
+    response: final.response, conversation_id: final.conversation_id, timestamp: final.timestamp, tokens_used: final.tokens_used,
+    ...(final.incomplete ? { incomplete: true } : {}),
+  }, headers);
 }
 
 /** The Agent API: health, info, chat (JSON and SSE), history, clear. */
@@ -188,7 +199,12 @@ export function agentRoutes(deps: AgentRouteDeps): RouteDef[] {
           throw e;
         }
         if (store && key) {
-          store.setRef(wallet, scope, key, handle.conversation_id);
+          try {
+            store.setRef(wallet, scope, key, handle.conversation_id);
+          } catch (e) {
+            // The turn runs anyway; only the in-progress pointer is missing.
+            req.log.error({ err: e }, 'remembering an idempotent chat turn failed');
+          }
           void handle.done.then((r) => {
             try {
               // A turn that left nothing (cancelled before the model started) is not a first result;

@@ -13,6 +13,7 @@ import type { RateLimiter } from '../guards/rate-limiter.js';
 import type { Cors } from '../guards/cors.js';
 import type { OverloadMonitor } from '../guards/overload.js';
 import { STATUS_LINES } from './status-lines.js';
+import type { StaticFiles } from './static-files.js';
 import { KNOWN_METHODS } from '../metrics.js';
 import { isLoopbackIp } from './public-url.js';
 import { DONE, isOpenAiPath, openaiError } from '../agents/openai-wire.js';
@@ -57,7 +58,8 @@ export interface HttpServerDeps {
   agents?: Router;
   /** Standalone agent: every request addresses this NFT's agent. */
   fixedAgentNft?: string;
-  authenticate(token: string): Promise<AuthClaims>;
+  /** `agentNft`: the request addresses that NFT's agent, whose scoped tokens are then accepted too. */
+  authenticate(token: string, agentNft?: string): Promise<AuthClaims>;
   rateLimiter?: RateLimiter;
   cors: Cors;
   overload?: OverloadMonitor;
@@ -67,6 +69,8 @@ export interface HttpServerDeps {
   live?: LiveConnections;
   /** Lets the WebSocket layer attach itself to the same app. */
   attachWs?(app: TemplatedApp): void;
+  /** The web console's built files, answered at `/` and `/assets/*` of the orchestrator. */
+  staticFiles?: StaticFiles;
 }
 
 /**
@@ -112,6 +116,8 @@ class Exchange implements Request {
   body: unknown = undefined;
   auth: AuthClaims | undefined = undefined;
   agentNft: string | undefined = undefined;
+  /** a route a remote agent calls with its deployment credential */
+  credentialRoute = false;
   nft: string | undefined = undefined;
   path = '';
   status = 0;
@@ -259,6 +265,8 @@ export class HttpServer {
 
   private onRequest(res: HttpResponse, req: HttpRequest): void {
     const method = req.getMethod().toUpperCase();
+    const sf = this.deps.staticFiles;
+    if (sf && sf.handles(method, req.getUrl()) && this.serveStatic(sf, res, req, method)) return;
     const headers: Record<string, string> = {};
     for (const h of this.readHeaders) {
       const v = req.getHeader(h);
@@ -284,6 +292,30 @@ export class HttpServer {
     // unhandled rejection behind (413 of a body nobody reads), which would end the process.
     body?.catch(() => undefined);
     this.handle(ex, body).catch((e) => this.fail(ex, e));
+  }
+
+  /**
+   * The console's files, answered synchronously from memory before any API machinery: no
+   * auth, no body, no rate-limit bucket (a page load must not eat the API budget of its own
+   * calls). Not on an embedded agent's host name, and in production only over HTTPS (else the
+   * API path answers its usual FORBIDDEN).
+   */
+  private serveStatic(sf: StaticFiles, res: HttpResponse, req: HttpRequest, method: string): boolean {
+    if (this.agentHostRe && this.agentHostRe.test(req.getHeader('host'))) return false;
+    const prod = this.deps.config.env === 'production';
+    const ip = Buffer.from(res.getRemoteAddressAsText()).toString();
+    if (prod && !(req.getHeader('x-forwarded-proto') === 'https' && this.deps.config.trustedProxies.includes(ip))) return false;
+    if (this.draining) return false;
+    // uWS counts a response finished by endWithoutBody (HEAD, 304) as unanswered unless an
+    // abort handler is attached: it would abort the process.
+    res.onAborted(() => {});
+    const start = performance.now();
+    const url = req.getUrl();
+    const given = req.getHeader('x-request-id');
+    const id = given && REQUEST_ID_RE.test(given) ? given : randomUUID();
+    const status = sf.serve(res, method, url, req.getHeader('accept-encoding'), req.getHeader('if-none-match'), id, prod);
+    this.deps.metrics.observeRequest('/console', method, status, (performance.now() - start) / 1000);
+    return true;
   }
 
   private async handle(ex: Exchange, bodyPromise: Promise<Buffer> | undefined): Promise<void> {
@@ -322,6 +354,7 @@ export class HttpServer {
     }
     const route = m.route;
     ex.route = route.path;
+    ex.credentialRoute = route.credential === 'agent';
     ex.params = m.params;
     if (ex.agentNft === undefined && m.params.nft_token_id !== undefined) ex.nft = m.params.nft_token_id;
 
@@ -399,7 +432,8 @@ export class HttpServer {
 
   private async authenticate(ex: Exchange, route: RouteDef): Promise<void> {
     const h = ex.headers.authorization;
-    if (route.auth === 'none' && !h) return;
+    // A deployment credential is not a JWT: its route's handler checks it.
+    if (route.auth === 'none' && (!h || route.credential)) return;
     const token = h && h.length > 7 && h.slice(0, 7).toLowerCase() === 'bearer ' ? h.slice(7).trim() : undefined;
     if (!token) {
       if (route.auth === 'required') {
@@ -408,7 +442,7 @@ export class HttpServer {
       return;
     }
     try {
-      ex.auth = await this.deps.authenticate(token);
+      ex.auth = await this.deps.authenticate(token, ex.agentNft);
     } catch (e) {
       if (route.auth === 'required') throw e;
     }
@@ -417,7 +451,8 @@ export class HttpServer {
   private rateLimit(ex: Exchange, cls: RateClass, count = true): void {
     const limiter = this.deps.rateLimiter;
     if (!limiter) return;
-    const key = ex.auth ? `w:${ex.auth.sub.toLowerCase()}` : `ip:${this.clientIp(ex)}`;
+    // Agents of one provider share its egress address: their polls are counted per agent there.
+    const key = ex.auth ? `w:${ex.auth.sub.toLowerCase()}` : ex.credentialRoute ? `a:${ex.agentNft}:${this.clientIp(ex)}` : `ip:${this.clientIp(ex)}`;
     const d = count ? limiter.take(cls, key) : limiter.peek(cls, key);
     ex.extraHeaders['X-RateLimit-Limit'] = String(d.limit);
     ex.extraHeaders['X-RateLimit-Remaining'] = String(d.remaining);

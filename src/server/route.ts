@@ -14,6 +14,10 @@ export interface AuthClaims {
   sid: string;
   /** expiry, unix seconds */
   exp: number;
+  /** issued at, unix seconds */
+  iat?: number;
+  /** who the token is for: 'orchestrator', or 'agent:{nft}' for an agent-scoped token */
+  aud?: string;
   /** who issued it: this process ('self') or an orchestrator known by its JWKS ('orchestrator') */
   issuer?: 'self' | 'orchestrator';
 }
@@ -100,6 +104,11 @@ export interface RouteDef<B = any, Q = any> {
   /** the rate-limit class */
   rateClass: RateClass;
   auth: 'none' | 'required' | 'optional';
+  /**
+   * 'agent': the caller is a remote agent presenting its deployment credential (checked by the
+   * handler). Documented as its own security scheme; rate-limited per agent and address.
+   */
+  credential?: 'agent';
   /** requires an HMAC request signature when PANTHERS_REQUIRE_SIGNED_REQUESTS is on */
   signed?: boolean;
   /** honours an Idempotency-Key header (documented in OpenAPI) */
