@@ -15,8 +15,9 @@ import { caRequest, testTls } from './helpers/tls.js';
  * The remote path end to end, through real processes: the orchestrator (`panthers serve`),
  * the provider fakes speaking the documented APIs, and the agent they start from what they
  * were sent (as the image runs it) behind a proxy like the provider's ingress. A user signs
- * in, deploys, watches progress over WS, sees health from the real agent, chats with it at
- * endpoint_url (plain, SSE-streamed, WS-streamed), and stops it (the process ends).
+ * in, deploys, watches progress over WS, sees health from the real agent, exchanges the session
+ * for an agent-scoped token (POST /v1/agents/{nft}/token), chats with the agent at endpoint_url
+ * with it (plain, SSE-streamed, WS-streamed), and stops it (the process ends).
  */
 
 const OPERATOR_KEY = 'sk-operator-OPENAI-key-0042';
@@ -161,24 +162,36 @@ async function deployAndUse(t: TestContext, h: Harness, provider: 'akash' | 'sec
   }, 15_000, 50);
   assert.equal(healthy.status, 'running');
 
+  // The token for the remote host: exchanged for one only this NFT's agent accepts (the
+  // orchestrator token never goes to a host run by the provider).
+  const ex = await request(h.server.url, 'POST', `/v1/agents/${nft}/token`, { token: me.token });
+  assert.equal(ex.status, 200, ex.text);
+  assert.equal(ex.body.audience, `agent:${nft}`);
+  assert.ok(ex.body.expires_in <= 900);
+  assert.equal(ex.body.endpoint_url, endpoint);
+  const agentToken: string = ex.body.access_token;
+  assert.equal((await request(h.server.url, 'GET', `/v1/deployments/${nft}`, { token: agentToken })).status, 401, 'the orchestrator refuses an agent token');
+  const withSession = await caRequest(`${endpoint}/chat`, { method: 'POST', ca: h.ca, headers: { authorization: `Bearer ${me.token}` }, body: { message: 'x' } });
+  assert.equal(withSession.status, 401, `the agent refuses the orchestrator token: ${withSession.text}`);
+
   // Chat with the remote agent at endpoint_url.
-  const plain = await caRequest(`${endpoint}/chat`, { method: 'POST', ca: h.ca, headers: { authorization: `Bearer ${me.token}` }, body: { message: 'hello remote panther' } });
+  const plain = await caRequest(`${endpoint}/chat`, { method: 'POST', ca: h.ca, headers: { authorization: `Bearer ${agentToken}` }, body: { message: 'hello remote panther' } });
   assert.equal(plain.status, 200, plain.text);
   assert.ok(plain.body.response.length > 0);
   const conversation = plain.body.conversation_id as string;
-  const streamed = await streamChat(endpoint, me.token, h.ca, 'stream to me', conversation);
+  const streamed = await streamChat(endpoint, agentToken, h.ca, 'stream to me', conversation);
   assert.equal(streamed.status, 200, streamed.text);
   const last = streamed.events.at(-1);
   assert.equal(last.done, true);
   assert.equal(streamed.events.filter((e) => e.done === false).map((e) => e.content).join(''), last.response);
   assert.ok(streamed.events.length > 3, 'the answer came in pieces');
-  const overWs = await wsChat(endpoint, me.token, h.ca, 'and over a websocket');
+  const overWs = await wsChat(endpoint, agentToken, h.ca, 'and over a websocket');
   assert.ok(overWs.length > 0);
   t.diagnostic(`${provider} (${scheme}): deploy-to-running ${Math.round(deployToRunningMs)} ms; first streamed token ${streamed.firstChunkMs!.toFixed(1)} ms (remote agent through its proxy)`);
 
-  const history = await caRequest(`${endpoint}/chat/history?conversation_id=${conversation}`, { ca: h.ca, headers: { authorization: `Bearer ${me.token}` } });
+  const history = await caRequest(`${endpoint}/chat/history?conversation_id=${conversation}`, { ca: h.ca, headers: { authorization: `Bearer ${agentToken}` } });
   assert.equal(history.status, 200, history.text);
-  return { me, endpoint, conversation, messages: history.body.messages.length as number, deployToRunningMs, firstChunkMs: streamed.firstChunkMs! };
+  return { me, agentToken, endpoint, conversation, messages: history.body.messages.length as number, deployToRunningMs, firstChunkMs: streamed.firstChunkMs! };
 }
 
 async function stopAndSeeItGone(h: Harness, nft: string, token: string, child: ChildProcess) {
@@ -212,7 +225,7 @@ test('remote e2e: Akash, sign in -> deploy -> WS progress -> health.ok -> chat (
     assert.match(down.message, /HTTP 502/);
     await dep.agent.start(dep.agent.env);
     await waitFor(async () => (await request(h.server.url, 'GET', '/v1/deployments/901', { token: r.me.token })).body?.health?.ok === true, 15_000, 50);
-    const after = await caRequest(`${r.endpoint}/chat/history?conversation_id=${r.conversation}`, { ca: h.ca, headers: { authorization: `Bearer ${r.me.token}` } });
+    const after = await caRequest(`${r.endpoint}/chat/history?conversation_id=${r.conversation}`, { ca: h.ca, headers: { authorization: `Bearer ${r.agentToken}` } });
     assert.equal(after.status, 200, after.text);
     assert.equal(after.body.messages.length, r.messages, 'conversations survive a restart of the agent');
 
@@ -256,7 +269,7 @@ test('remote e2e: SecretVM, the same path over Traefik-like TLS; a ${VAR} system
     assert.equal((await fetch(`${h.svm.url}/api/vm/${vm.vmId}/stop`, { method: 'POST', headers: auth })).status, 200);
     assert.equal(vm.agent.ready(), false);
     assert.equal((await fetch(`${h.svm.url}/api/vm/${vm.vmId}/start`, { method: 'POST', headers: auth })).status, 200);
-    const after = await caRequest(`${r.endpoint}/chat/history?conversation_id=${r.conversation}`, { ca: h.ca, headers: { authorization: `Bearer ${r.me.token}` } });
+    const after = await caRequest(`${r.endpoint}/chat/history?conversation_id=${r.conversation}`, { ca: h.ca, headers: { authorization: `Bearer ${r.agentToken}` } });
     assert.equal(after.status, 200, after.text);
     assert.equal(after.body.messages.length, r.messages);
 
