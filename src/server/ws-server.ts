@@ -225,7 +225,8 @@ export class WsServer implements Publisher {
         conn.send('{"type":"pong"}');
         return;
       }
-      const handler = this.deps.handlers[type];
+      // Own keys only: "constructor" or "toString" must not reach Object.prototype.
+      const handler = Object.hasOwn(this.deps.handlers, type) ? this.deps.handlers[type] : undefined;
       if (!handler) {
         throw new ApiError('INVALID_FIELD', `Unknown message type "${type}"`, { field: 'type', allowed: ['ping', ...Object.keys(this.deps.handlers)] });
       }
