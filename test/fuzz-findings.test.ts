@@ -30,3 +30,39 @@ describe('fuzz findings', () => {
     }
   });
 });
+
+describe('fuzz findings: bodies', () => {
+  test('a request with an empty body whose header section arrives in pieces is answered (it hung: uWS never reports the end of an empty body then)', async () => {
+    const server = await startServer();
+    try {
+      const me = await signIn(server, { nft: '5151' });
+      const net = await import('node:net');
+      const s = net.connect(server.port, '127.0.0.1');
+      await new Promise((r) => s.once('connect', r));
+      let got = '';
+      s.on('data', (d) => { got += d.toString('latin1'); });
+      const inPieces = async (raw: string) => {
+        const step = Math.ceil(raw.length / 4);
+        for (let i = 0; i < raw.length; i += step) {
+          s.write(raw.slice(i, i + step));
+          await new Promise((r) => setTimeout(r, 25));
+        }
+      };
+      const answers = (n: number) => (got.match(/HTTP\/1\.1 \d{3}/g) ?? []).length >= n;
+      const until = async (n: number) => {
+        for (let i = 0; i < 200 && !answers(n); i++) await new Promise((r) => setTimeout(r, 10));
+        assert.ok(answers(n), `answer ${n} within 2 s; got ${JSON.stringify(got.slice(0, 300))}`);
+      };
+      await inPieces(`DELETE /v1/deployments/5151 HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${me.access_token}\r\nContent-Length: 0\r\n\r\n`);
+      await until(1);
+      assert.match(got, /^HTTP\/1\.1 404 /, 'no deployment yet: NOT_FOUND');
+      // No Content-Length at all is an empty body too; the kept-alive connection still works.
+      await inPieces(`POST /v1/auth/logout HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${me.access_token}\r\n\r\n`);
+      await until(2);
+      assert.match(got, /HTTP\/1\.1 200 [^]*Logged out/);
+      s.destroy();
+    } finally {
+      await server.stop();
+    }
+  });
+});

@@ -201,6 +201,8 @@ export class HttpServer {
     if (BODY_METHODS.has(method)) {
       const len = req.getHeader('content-length');
       if (len) headers['content-length'] = len;
+      const te = req.getHeader('transfer-encoding');
+      if (te) headers['transfer-encoding'] = te;
     }
     const ex = new Exchange(
       res, method, req.getUrl(), req.getQuery() ?? '', headers,
@@ -390,6 +392,9 @@ export class HttpServer {
       const chunks: Buffer[] = [];
       let size = 0;
       let failed = false;
+      // No body by HTTP's framing rules: do not wait for uWS to say so. It does not when the
+      // header section came in more than one packet (a DELETE with Content-Length: 0 then hung).
+      if (declared === 0 && !ex.headers['transfer-encoding']) resolve(Buffer.alloc(0));
       ex.res.onData((ab, isLast) => {
         if (failed) return;
         size += ab.byteLength;

@@ -79,6 +79,16 @@ export function operations(doc: Schema): Operation[] {
   return ops;
 }
 
+/**
+ * Text with a % and only visible ASCII goes into the target as it is (odd escapes like %FF or a
+ * lone %); anything else is percent-encoded, so the request line stays one line of three parts
+ * (a space inside the target is probed once in fuzz.ts: uWS waits for the rest of a line that
+ * never comes).
+ */
+function raw(v: string): boolean {
+  return v.includes('%') && /^[\x21-\x7e]*$/.test(v);
+}
+
 const weirdSegment = fc.oneof(
   fc.constantFrom('', '%00', '..%2F..%2Fetc%2Fpasswd', '%FF%FE', '%', '%E2%82', 'null', '-1', '1e309', '%20', '..', '.', '%2F', 'é', '%C3%A9'),
   fc.string({ maxLength: 30 }).map((s) => encodeURIComponent(s)),
@@ -203,12 +213,15 @@ export function httpCase(ops: Operation[], world: World): fc.Arbitrary<HttpCase>
       delivery: fc.oneof({ weight: 60, arbitrary: fc.constant<'whole'>('whole') }, { weight: 1, arbitrary: fc.constant<'slow'>('slow') }, { weight: 2, arbitrary: fc.constant<'truncated'>('truncated') }),
       chunked: fc.oneof({ weight: 30, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) }),
     }).map((g): HttpCase => {
+      // uWS 20.30 buffers at most 4 KB of a header section that arrives in pieces (it closes the
+      // connection past that; probed once in fuzz.ts): big headers go in one write.
+      if (g.tweak?.name.startsWith('huge header') && g.delivery === 'slow') g = { ...g, delivery: 'whole' };
       let target = op.path;
       let pathOk = true;
       let crossTenant = false;
       op.pathParams.forEach((p, i) => {
         const seg = g.path[i]!;
-        target = target.replace(`{${p}}`, seg.v === '' ? '' : /%/.test(seg.v) ? seg.v : encodeURIComponent(seg.v));
+        target = target.replace(`{${p}}`, seg.v === '' ? '' : raw(seg.v) ? seg.v : encodeURIComponent(seg.v));
         if (!seg.ok) pathOk = false;
         if (seg.theirs) crossTenant = true;
       });
@@ -222,7 +235,7 @@ export function httpCase(ops: Operation[], world: World): fc.Arbitrary<HttpCase>
         }
         if (!x.ok) queryOk = false;
         if (q.name === 'conversation_id' && x.v === world.theirConversation) crossTenant = true;
-        qs.push(`${q.name}=${/%/.test(x.v) ? x.v : encodeURIComponent(x.v)}`);
+        qs.push(`${q.name}=${raw(x.v) ? x.v : encodeURIComponent(x.v)}`);
       });
       if (qs.length) target += '?' + qs.join('&');
       const bodyText = g.body.text;

@@ -36,9 +36,12 @@ export interface FuzzReport {
   byStatus: Record<string, number>;
   /** requests with a method uWS does not parse: connection closed by uWS, no answer */
   uwsRefused: number;
+  /** 503 SERVICE_UNAVAILABLE answers (designed: unconfigured provider, load shedding) */
+  unavailable: number;
   seed: number;
   durationMs: number;
-  failure?: { message: string; repro: string; shrinks: number };
+  /** `before`: the cases sent just before the first failure (same kept-alive connection) */
+  failure?: { message: string; repro: string; shrinks: number; before: string[] };
   afterRun: string[];
   probes: string[];
 }
@@ -60,6 +63,8 @@ export const UWS_PROBES: { name: string; request: string }[] = [
   { name: 'HTTP/2 preface on the HTTP/1.1 port', request: 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n' },
   { name: 'Content-Length and Transfer-Encoding both (smuggling)', request: 'POST /v1/auth/challenge HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n' },
   { name: 'two Content-Length headers that disagree', request: 'POST /v1/auth/challenge HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 5\r\n\r\n{}' },
+  { name: 'a 5 KB header section in pieces (uWS buffers 4 KB of a split header)', request: 'SLOW:GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Junk: ' + 'j'.repeat(5000) + '\r\n\r\n' },
+  { name: 'a space inside the request target', request: 'GET /v1/health?limit= % HTTP/1.1\r\nHost: x\r\n\r\n' },
   { name: 'a request line with no version', request: 'GET /v1/health\r\n\r\n' },
 ];
 
@@ -144,6 +149,7 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
     let wsFrames = 0;
     let runs = 0;
     let uwsRefused = 0;
+    let unavailable = 0;
     const tokenFor = (k: TokenKind): string | undefined => {
       switch (k) {
         case 'valid': return my.access_token;
@@ -182,7 +188,11 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
         method: c.method, target: c.target, headers: [...authHeader(c.token), ...c.headers],
         body: c.body === undefined ? undefined : Buffer.from(c.body, 'latin1'), delivery: c.delivery, chunked: c.chunked,
       });
-      if (out.kind === 'hang') return `no answer within 10 s (got ${JSON.stringify(out.partial)})`;
+      if (out.kind === 'hang') {
+        // Tell a stalled server from a stuck connection.
+        const probe = await new RawHttp(port, 2000).send({ method: 'GET', target: '/v1/health', headers: [], delivery: 'whole' });
+        return `no answer within 10 s (got ${JSON.stringify(out.partial)}); a new connection's /health: ${probe.kind === 'response' ? probe.response.status : probe.kind}`;
+      }
       if (out.kind === 'closed') {
         if (c.delivery === 'truncated') return undefined;
         if (!UWS_METHODS.has(c.method)) {
@@ -196,7 +206,10 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
       const { status, headers, body } = out.response;
       byStatus[status] = (byStatus[status] ?? 0) + 1;
       const text = body.toString('utf8');
-      if (status >= 500) return `status ${status}: ${text.slice(0, 300)}`;
+      // 503 SERVICE_UNAVAILABLE is a designed answer (a provider this server has no credentials
+      // for, load shedding), counted apart; any other 5xx is a failure.
+      if (status === 503 && /"code":"SERVICE_UNAVAILABLE"/.test(text)) unavailable++;
+      else if (status >= 500) return `status ${status}: ${text.slice(0, 300)}`;
       if (STACK.test(text) && !c.target.includes('openapi') && !c.target.includes('metrics')) return `the answer leaks internals: ${text.slice(0, 300)}`;
       if (status >= 400 && c.method !== 'HEAD') {
         const bad = checkError(status, text);
@@ -273,10 +286,10 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
           if (f.type === 'error') {
             const bad = checkError((ERROR_CODES as Record<string, { status: number }>)[f.error?.code]?.status ?? 0, JSON.stringify({ error: f.error }));
             if (bad) return `WS error frame: ${bad}`;
-            if ((ERROR_CODES as Record<string, { status: number }>)[f.error.code]!.status >= 500) return `WS error frame with a 5xx code: ${JSON.stringify(f).slice(0, 300)}`;
+            if ((ERROR_CODES as Record<string, { status: number }>)[f.error.code]!.status >= 500 && f.error.code !== 'SERVICE_UNAVAILABLE') return `WS error frame with a 5xx code: ${JSON.stringify(f).slice(0, 300)}`;
             if (STACK.test(JSON.stringify(f))) return `WS error frame leaks internals: ${JSON.stringify(f).slice(0, 300)}`;
           }
-          if (f.type === 'chat_chunk' && f.done && f.error && (ERROR_CODES as Record<string, { status: number }>)[f.error.code]?.status >= 500) return `WS chat final frame with ${f.error.code}: ${JSON.stringify(f).slice(0, 300)}`;
+          if (f.type === 'chat_chunk' && f.done && f.error && f.error.code !== 'SERVICE_UNAVAILABLE' && (ERROR_CODES as Record<string, { status: number }>)[f.error.code]!.status >= 500) return `WS chat final frame with ${f.error.code}: ${JSON.stringify(f).slice(0, 300)}`;
           if ((f.type === 'subscribed' || f.type === 'chat_chunk') && f.nft_token_id === theirs) return `WS gave access to another wallet's NFT: ${JSON.stringify(f).slice(0, 300)}`;
         }
         if (pong === 'pong') {
@@ -290,8 +303,14 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
       }
     };
 
+    // The last cases sent: a failure on a kept-alive connection may be caused by the one before.
+    const recent: string[] = [];
+    let failedAfter: string[] | undefined;
     const runCase = async (c: Case): Promise<string | undefined> => {
       runs++;
+      recent.push(c.kind === 'http' ? `${c.method.slice(0, 12)} ${c.target.slice(0, 80)} [${c.mutation}]` : `WS ${c.frames.length} frames`);
+      if (recent.length > 4) recent.shift();
+      if (process.env.FUZZ_TRACE) process.stderr.write(`#${runs} ${recent[recent.length - 1]}\n`);
       if (crashed) return `the server is gone: ${crashed}`;
       const bad = c.kind === 'http' ? await runHttp(c) : await runWs(c);
       // A crash shows up as the process's exit, a moment after the request that caused it.
@@ -311,7 +330,8 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
     const probes: string[] = [];
     if (opts.probes !== false) {
       await Promise.all(UWS_PROBES.map(async (p) => {
-        const out = await new RawHttp(port, 15_000).sendBytes(Buffer.from(p.request, 'latin1'));
+        const slow = p.request.startsWith('SLOW:');
+        const out = await new RawHttp(port, 15_000).sendBytes(Buffer.from(slow ? p.request.slice(5) : p.request, 'latin1'), slow ? 4 : 1);
         if (out.kind === 'hang') afterRun.push(`probe "${p.name}": no answer and no close within 15 s`);
         else if (out.kind === 'response') {
           const { status, body } = out.response;
@@ -331,7 +351,10 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
     );
     const result = await fc.check(fc.asyncProperty(arb, async (c) => {
       const bad = await runCase(c);
-      if (bad) throw new Error(bad);
+      if (bad) {
+        failedAfter ??= recent.slice(0, -1);
+        throw new Error(bad);
+      }
     }), { numRuns: opts.requests, seed, endOnFailure: false, markInterruptAsFailure: false });
     http.close();
 
@@ -342,6 +365,7 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
         message: (result.errorInstance as Error | undefined)?.message ?? String(result.errorInstance),
         repro: c ? repro(c, port) : '(no counterexample)',
         shrinks: result.numShrinks,
+        before: failedAfter ?? [],
       };
     }
 
@@ -363,7 +387,7 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
       }
     }
     return {
-      requests: runs, httpCases, wsCases, wsFrames, byStatus, uwsRefused, seed, durationMs: Math.round(performance.now() - t0), failure, afterRun, probes,
+      requests: runs, httpCases, wsCases, wsFrames, byStatus, uwsRefused, unavailable, seed, durationMs: Math.round(performance.now() - t0), failure, afterRun, probes,
     };
   } finally {
     if (srv.alive) {

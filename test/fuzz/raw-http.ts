@@ -60,10 +60,10 @@ export class RawHttp {
   }
 
   /** Sends bytes as they are on a fresh connection and reads what comes back. */
-  async sendBytes(bytes: Buffer): Promise<RawOutcome> {
+  async sendBytes(bytes: Buffer, pieces = 1): Promise<RawOutcome> {
     const socket = await this.connect();
     try {
-      return await this.exchange(socket, { method: 'GET', target: '', headers: [], delivery: 'whole' }, bytes);
+      return await this.exchange(socket, { method: 'GET', target: '', headers: [], delivery: 'whole' }, bytes, pieces);
     } finally {
       socket.destroy();
     }
@@ -82,7 +82,7 @@ export class RawHttp {
     });
   }
 
-  private exchange(socket: net.Socket, req: RawRequest, bytes?: Buffer): Promise<RawOutcome> {
+  private exchange(socket: net.Socket, req: RawRequest, bytes?: Buffer, pieces = 1): Promise<RawOutcome> {
     return new Promise((resolve) => {
       let buf = Buffer.alloc(0);
       let done = false;
@@ -110,7 +110,15 @@ export class RawHttp {
       };
       socket.on('data', onData);
       socket.on('close', onClose);
-      if (bytes) socket.write(bytes);
+      if (bytes) {
+        const step = Math.ceil(bytes.length / pieces);
+        void (async () => {
+          for (let i = 0; i < bytes.length; i += step) {
+            if (i) await new Promise((r) => setTimeout(r, 30));
+            socket.write(bytes.subarray(i, i + step));
+          }
+        })();
+      }
       else void write(socket, req).catch(() => undefined);
     });
   }
@@ -124,7 +132,10 @@ async function write(socket: net.Socket, req: RawRequest): Promise<void> {
   let payload = body;
   if (req.chunked) {
     lines.push('Transfer-Encoding: chunked');
-    payload = Buffer.concat([Buffer.from(body.length.toString(16) + '\r\n'), body, Buffer.from('\r\n0\r\n\r\n')]);
+    // one chunk (none for an empty body), then the last-chunk
+    payload = body.length
+      ? Buffer.concat([Buffer.from(body.length.toString(16) + '\r\n'), body, Buffer.from('\r\n0\r\n\r\n')])
+      : Buffer.from('0\r\n\r\n');
   } else if (!hasLength && (body.length || ['POST', 'PUT', 'PATCH', 'DELETE'].includes(req.method))) {
     lines.push(`Content-Length: ${body.length}`);
   }

@@ -25,12 +25,14 @@ const report = await runFuzz({
 console.log('\nfuzz figures');
 console.log(`  cases run                ${report.requests} (${report.httpCases} HTTP requests, ${report.wsCases} WS connections with ${report.wsFrames} frames)`);
 console.log(`  answers by status        ${Object.entries(report.byStatus).map(([s, n]) => `${s}: ${n}`).join(', ')}`);
+console.log(`  503 SERVICE_UNAVAILABLE  ${report.unavailable} (designed: e.g. a provider this server has no credentials for)`);
 console.log(`  closed by uWS           ${report.uwsRefused} (a method uWS does not parse: it closes the connection, no app code runs)`);
 console.log(`  time                     ${(report.durationMs / 1000).toFixed(1)} s   seed ${report.seed}`);
 if (report.failure) {
   console.log(`  FAILED (shrunk ${report.failure.shrinks} times): ${report.failure.message}`);
   console.log('  minimal repro:');
   console.log(report.failure.repro.split('\n').map((l) => '    ' + l).join('\n'));
+  if (report.failure.before.length) console.log(`  sent just before the first failure:\n${report.failure.before.map((b) => '    ' + b).join('\n')}`);
   console.log(`  replay: npm run fuzz -- --requests=${report.requests} --seed=${report.seed}`);
 }
 for (const p of report.probes) console.log(`  uWS probe                ${p}`);
