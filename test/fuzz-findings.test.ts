@@ -66,3 +66,24 @@ describe('fuzz findings: bodies', () => {
     }
   });
 });
+
+describe('fuzz findings: nested objects', () => {
+  test('POST /deployments: an array where resources or agent must be an object is INVALID_FIELD (it was taken as {})', async () => {
+    const server = await startServer();
+    try {
+      const me = await signIn(server, { nft: '5152' });
+      for (const field of ['resources', 'agent']) {
+        for (const value of [[], [1, 2], ['cpu']]) {
+          const r = await server.request('POST', '/v1/deployments', { token: me.access_token, body: { nft_token_id: '5152', provider: 'local', [field]: value } });
+          assert.equal(r.status, 400, r.text);
+          assert.equal(r.body.error.code, 'INVALID_FIELD');
+          assert.equal(r.body.error.details.field, field);
+        }
+      }
+      const ok = await server.request('POST', '/v1/deployments', { token: me.access_token, body: { nft_token_id: '5152', provider: 'local', resources: { cpu: 1 }, agent: { name: 'Ada' } } });
+      assert.equal(ok.status, 202, ok.text);
+    } finally {
+      await server.stop();
+    }
+  });
+});

@@ -191,7 +191,9 @@ export function httpCase(ops: Operation[], world: World): fc.Arbitrary<HttpCase>
   const hints: Record<string, fc.Arbitrary<unknown>> = {
     nft_token_id: fc.oneof({ weight: 8, arbitrary: fc.constant(world.mine) }, { weight: 2, arbitrary: fc.constant(world.theirs) }, { weight: 1, arbitrary: fc.stringMatching(/^[A-Za-z0-9_-]{1,78}$/) }),
     conversation_id: fc.oneof({ weight: 6, arbitrary: fc.constant(world.myConversation) }, { weight: 2, arbitrary: fc.constant(world.theirConversation) }, { weight: 1, arbitrary: fc.uuid() }),
-    wallet_address: fc.oneof(fc.constant(world.myWallet), fc.stringMatching(/^0x[0-9a-f]{40}$/), fc.string({ maxLength: 50 })),
+    // valid values only (checks the JSON Schema cannot say, like an EIP-55 checksum): the
+    // mutations make the invalid ones, and a case's expected answer relies on the rest being valid
+    wallet_address: fc.oneof(fc.constant(world.myWallet), fc.stringMatching(/^0x[0-9a-f]{40}$/)),
     provider: fc.oneof({ weight: 5, arbitrary: fc.constant('local') }, { weight: 1, arbitrary: fc.constantFrom('akash', 'secret_vm') }),
     message: fc.string({ minLength: 1, maxLength: 60 }).map((s) => (s.trim() ? s : 'hello ' + s)),
   };
@@ -208,8 +210,9 @@ export function httpCase(ops: Operation[], world: World): fc.Arbitrary<HttpCase>
       query: queryArb,
       body: bodyVariants(op, world, hints),
       token: fc.oneof({ weight: 12, arbitrary: fc.constant<TokenKind>('valid') }, { weight: 1, arbitrary: fc.constantFrom<TokenKind>('none', 'garbage', 'bad-signature', 'not-bearer', 'empty-bearer') }),
-      method: fc.option(oddMethods, { freq: 12, nil: undefined }),
-      tweak: fc.option(headerTweaks, { freq: 8, nil: undefined }),
+      // (fc.option's freq is the odds of the nil value: weights say what is meant)
+      method: fc.oneof({ weight: 10, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: oddMethods }),
+      tweak: fc.oneof({ weight: 5, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: headerTweaks }),
       delivery: fc.oneof({ weight: 60, arbitrary: fc.constant<'whole'>('whole') }, { weight: 1, arbitrary: fc.constant<'slow'>('slow') }, { weight: 2, arbitrary: fc.constant<'truncated'>('truncated') }),
       chunked: fc.oneof({ weight: 30, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) }),
     }).map((g): HttpCase => {
