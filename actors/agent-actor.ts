@@ -5,7 +5,7 @@ import { ApiError, toApiError } from '../src/errors.js';
 import type { Logger } from '../src/logger.js';
 import type { Publisher } from '../src/server/ws-server.js';
 import type { ConversationsRepo } from '../src/agents/conversations-repo.js';
-import { estimateTokens, type ModelBackend } from '../src/models/model-backend.js';
+import { estimateTokens, type ChatMessage, type ModelBackend } from '../src/models/model-backend.js';
 import type { AgentSettings } from '../src/providers/provider.js';
 import { chatTopic, ChunkFrames } from '../src/agents/chat-frames.js';
 
@@ -17,6 +17,10 @@ export interface TurnResult {
   timestamp: string;
   tokens_used: number;
   incomplete: boolean;
+  /** the reply stopped at the max_tokens cap */
+  truncated?: boolean;
+  prompt_tokens?: number;
+  completion_tokens?: number;
   error?: ApiError;
 }
 
@@ -36,6 +40,12 @@ export type AgentMsg =
       type: 'turn'; wallet: string; conversationId?: string; message: string; signal?: AbortSignal; listener?: TurnListener;
       /** Called synchronously once the conversation id is known, before any chunk is published. */
       opened?(conversationId: string): void;
+      /** asks for a shorter reply than the operator's cap */
+      maxTokens?: number;
+      /** conversationId names a conversation to open when it does not exist yet (OpenAI `user`) */
+      createIfMissing?: boolean;
+      /** earlier messages the caller sent, stored before this one when the conversation is new */
+      prelude?: ChatMessage[];
     }
   | { type: 'clear'; wallet: string; conversationId: string }
   | { type: 'ping' }
@@ -52,6 +62,8 @@ export interface AgentActorDeps {
   model(setting: string): { backend: ModelBackend; model: string };
   concurrency: number;
   historyTokenBudget: number;
+  /** the operator's cap on reply tokens, sent to every backend */
+  maxTokens?: number;
   /** Quota hooks (per-NFT daily token budget); optional. */
   quota?: { check(nft: string): void; add(nft: string, tokens: number): void };
   onTurn?(outcome: 'complete' | 'incomplete' | 'error'): void;
@@ -93,17 +105,21 @@ class AgentBehaviour implements Behaviour<AgentMsg, unknown> {
   private turn(msg: Extract<AgentMsg, { type: 'turn' }>): TurnHandle {
     this.deps.quota?.check(this.nft);
     let id = msg.conversationId;
-    if (id) this.deps.repo.owned(id, this.nft, msg.wallet);
-    else {
-      id = randomUUID();
+    let isNew = !id;
+    if (id && msg.createIfMissing && !this.deps.repo.get(id)) isNew = true;
+    else if (id) this.deps.repo.owned(id, this.nft, msg.wallet);
+    id ??= randomUUID();
+    if (isNew) {
       const now = this.deps.now();
       this.deps.repo.create({ id, nft_token_id: this.nft, wallet: msg.wallet.toLowerCase(), created_at: now, updated_at: now });
     }
     const conversationId = id;
     msg.opened?.(conversationId);
     this.active++;
-    const isNew = !msg.conversationId;
-    const done = this.enqueue(conversationId, () => this.queue.add(() => this.runTurn(conversationId, isNew, msg.message, msg.signal, msg.listener)) as Promise<TurnResult>)
+    const cap = this.deps.maxTokens;
+    const maxTokens = msg.maxTokens !== undefined && cap !== undefined ? Math.min(msg.maxTokens, cap) : msg.maxTokens ?? cap;
+    const prelude = isNew ? msg.prelude : undefined;
+    const done = this.enqueue(conversationId, () => this.queue.add(() => this.runTurn(conversationId, isNew && !prelude?.length, msg.message, msg.signal, msg.listener, maxTokens, prelude)) as Promise<TurnResult>)
       .finally(() => this.active--);
     return { conversation_id: conversationId, done };
   }
@@ -126,14 +142,21 @@ class AgentBehaviour implements Behaviour<AgentMsg, unknown> {
     return next;
   }
 
-  private async runTurn(conversationId: string, isNew: boolean, message: string, signal: AbortSignal | undefined, listener: TurnListener | undefined): Promise<TurnResult> {
+  private async runTurn(
+    conversationId: string, isNew: boolean, message: string, signal: AbortSignal | undefined, listener: TurnListener | undefined,
+    maxTokens?: number, prelude?: ChatMessage[],
+  ): Promise<TurnResult> {
     const { repo, publisher, now } = this.deps;
     const character = this.deps.character(this.nft);
     const frames = new ChunkFrames(conversationId, this.nft);
     const topic = chatTopic(conversationId);
     // Stored (committed) before the model is called.
     try {
-      await repo.appendCommitted(conversationId, 'user', message, estimateTokens(message), false, now());
+      const at = now();
+      // One group commit: the earlier messages and this one land together or not at all.
+      const writes = (prelude ?? []).map((m) => repo.appendCommitted(conversationId, m.role, m.content, estimateTokens(m.content), false, at));
+      writes.push(repo.appendCommitted(conversationId, 'user', message, estimateTokens(message), false, at));
+      await Promise.all(writes);
     } catch (e) {
       this.deps.log.error({ err: e, nft: this.nft, conversation: conversationId }, 'storing a message failed');
       const failed: TurnResult = {
@@ -148,7 +171,7 @@ class AgentBehaviour implements Behaviour<AgentMsg, unknown> {
     const messages = [{ role: 'system' as const, content: character.system_prompt }, ...history];
 
     let text = '';
-    let usage: { promptTokens: number; completionTokens: number } | undefined;
+    let usage: { promptTokens: number; completionTokens: number; truncated?: boolean } | undefined;
     let error: ApiError | undefined;
     const ac = new AbortController();
     const onAbort = () => ac.abort();
@@ -156,7 +179,7 @@ class AgentBehaviour implements Behaviour<AgentMsg, unknown> {
     if (signal?.aborted) ac.abort();
     try {
       const { backend, model } = this.deps.model(character.model);
-      for await (const ev of backend.stream({ messages, model, signal: ac.signal })) {
+      for await (const ev of backend.stream({ messages, model, maxTokens, tenant: this.nft, signal: ac.signal })) {
         if (ev.type === 'usage') {
           usage = ev;
           continue;
@@ -180,7 +203,8 @@ class AgentBehaviour implements Behaviour<AgentMsg, unknown> {
     }
     const incomplete = ac.signal.aborted || error !== undefined;
     const completion = usage?.completionTokens ?? estimateTokens(text);
-    const tokensUsed = usage ? usage.promptTokens + usage.completionTokens : completion + messages.reduce((n, m) => n + estimateTokens(m.content), 0);
+    const promptTokens = usage ? usage.promptTokens : messages.reduce((n, m) => n + estimateTokens(m.content), 0);
+    const tokensUsed = promptTokens + completion;
     const at = now();
     try {
       await repo.appendCommitted(conversationId, 'assistant', text, completion, incomplete, at);
@@ -192,6 +216,7 @@ class AgentBehaviour implements Behaviour<AgentMsg, unknown> {
     this.deps.onTurn?.(error ? 'error' : incomplete ? 'incomplete' : 'complete');
     const result: TurnResult = {
       response: text, conversation_id: conversationId, timestamp: new Date(at).toISOString(), tokens_used: tokensUsed, incomplete, error,
+      truncated: usage?.truncated === true, prompt_tokens: promptTokens, completion_tokens: completion,
     };
     publisher.publish(topic, frames.last(result));
     return result;

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { ActorKind, Behaviour, SelfRef } from './registry.js';
+import type { ActorKind, Behaviour, SelfRef, StopReason } from './registry.js';
 import { ApiError } from '../src/errors.js';
 import type { Logger } from '../src/logger.js';
 import type { Publisher } from '../src/server/ws-server.js';
@@ -19,13 +19,23 @@ export type DeploymentMsg =
   | { type: 'stop' }
   | { type: 'get' }
   | { type: 'recover' }
+  /** after a crash of this actor: drive a mid-lifecycle deployment no provider work is driving */
+  | { type: 'resume' }
   | { type: 'step'; id: string; progress: number; message: string }
   | { type: 'deployed'; id: string; result: DeployResult }
   | { type: 'deploy_failed'; id: string; message: string }
   | { type: 'stopped'; id: string }
   | { type: 'stop_failed'; id: string; message: string }
+  | { type: 'released'; id: string }
+  | { type: 'release_failed'; id: string; message: string }
   | { type: 'health' }
   | { type: 'health_result'; id: string; report: HealthReport };
+
+/** Where provider secrets (the Akash manifest) are kept between steps: src/deployments/provider-secrets.ts. */
+export interface SecretStore {
+  get(deploymentId: string): string | undefined;
+  set(deploymentId: string, value: string | null): void;
+}
 
 export interface DeploymentActorDeps {
   repo: DeploymentsRepo;
@@ -40,36 +50,91 @@ export interface DeploymentActorDeps {
   specFor(d: Deployment): DeploySpec;
   /** Longest a deploy may take before it is failed, per provider. */
   deployTimeoutMs(provider: ProviderName): number;
+  secrets: SecretStore;
 }
 
 export { deploymentView, type DeploymentView } from '../src/deployments/deployment-view.js';
 
 const TERMINAL: readonly DeploymentStatus[] = ['stopped', 'failed'];
+/** A redeploy over a failed deployment waits this long at most for its resource to be released. */
+const RELEASE_BEFORE_REDEPLOY_MS = 10_000;
+/**
+ * The ref a failed deployment keeps when releasing it failed and no ref was ever saved (a create
+ * whose answer was lost): not a resource, a note that one may exist and must be looked up.
+ */
+const LOOKUP_OWED: ProviderRef = { lookup_owed: true };
+/** Backoff of the retried release of a failed deployment's resource. */
+const RELEASE_RETRY_BASE_MS = 15_000;
+const RELEASE_RETRY_MAX_MS = 600_000;
+
+/** Provider work of one NFT: it belongs to the NFT, not to one incarnation of its actor. */
+interface Work {
+  deploymentId: string;
+  kind: 'deploy' | 'stop';
+  controller: AbortController;
+}
+
+/** What every incarnation of the NFT actors of one registry shares. */
+interface Shared {
+  works: Map<string, Work>;
+  /** The live behaviour of each NFT, so provider work reports a saved ref to whichever one runs now. */
+  live: Map<string, DeploymentBehaviour>;
+}
 
 /**
  * One NFT's deployment state machine: pending -> deploying -> running -> stopping -> stopped,
  * any -> failed, redeploy from stopped/failed. Provider work runs outside the mailbox (through the
  * provider's p-queue) and reports back as messages, so every state change is made here, in order,
  * written to SQLite and then published to the NFT's channel.
+ *
+ * Money rules: a stop during a create waits in `stopping` for the create to settle, then closes
+ * what it made and anything else carrying the deployment's marker/name; a redeploy over a failed
+ * deployment that holds a resource releases it first; a crash of this actor leaves provider work
+ * running (the rebuilt actor picks it up) and resumes a deployment no work is driving.
  */
 class DeploymentBehaviour implements Behaviour<DeploymentMsg, unknown> {
   private current: Deployment | undefined;
-  private work: AbortController | undefined;
   private healthTimer: NodeJS.Timeout | undefined;
   private healthInFlight = false;
+  private releaseRetry: NodeJS.Timeout | undefined;
+  private releaseAttempts = 0;
 
-  constructor(private readonly nft: string, private readonly self: SelfRef<DeploymentMsg>, private readonly deps: DeploymentActorDeps) {
+  constructor(
+    private readonly nft: string,
+    private readonly self: SelfRef<DeploymentMsg>,
+    private readonly deps: DeploymentActorDeps,
+    private readonly shared: Shared,
+  ) {
     this.current = deps.repo.latestForNft(nft);
+    shared.live.set(nft, this);
     if (this.current?.status === 'running') this.startHealthChecks();
   }
 
-  busy(): boolean {
-    return this.work !== undefined || (this.current !== undefined && !TERMINAL.includes(this.current.status));
+  private get work(): Work | undefined {
+    return this.shared.works.get(this.nft);
   }
 
-  stopped(): void {
-    this.work?.abort();
+  busy(): boolean {
+    return this.work !== undefined || owesWork(this.current);
+  }
+
+  stopped(why?: StopReason): void {
     if (this.healthTimer) clearInterval(this.healthTimer);
+    if (this.releaseRetry) clearTimeout(this.releaseRetry);
+    this.healthTimer = undefined;
+    if (this.shared.live.get(this.nft) === this) this.shared.live.delete(this.nft);
+    if (why === 'crashed') {
+      // Provider work goes on and reports to the rebuilt actor; what no work drives, it resumes.
+      if (owesWork(this.current)) this.self.tell({ type: 'resume' });
+      return;
+    }
+    this.work?.controller.abort();
+    this.shared.works.delete(this.nft);
+  }
+
+  /** Provider work saved a ref for deployment `id` (already on disk): keep the copy in memory equal. */
+  refSaved(id: string, ref: ProviderRef | null): void {
+    if (this.current?.id === id) this.current.provider_ref = ref;
   }
 
   receive(msg: DeploymentMsg): unknown {
@@ -82,7 +147,9 @@ class DeploymentBehaviour implements Behaviour<DeploymentMsg, unknown> {
         if (!this.current) throw new ApiError('NOT_FOUND', `NFT ${this.nft} has never been deployed`);
         return deploymentView(this.current);
       case 'recover':
-        return this.recover();
+        return this.recover(true);
+      case 'resume':
+        return this.recover(false);
       case 'step':
         return this.onStep(msg.id, msg.progress, msg.message);
       case 'deployed':
@@ -93,6 +160,10 @@ class DeploymentBehaviour implements Behaviour<DeploymentMsg, unknown> {
         return this.onStopped(msg.id);
       case 'stop_failed':
         return this.onStopFailed(msg.id, msg.message);
+      case 'released':
+        return this.onReleased(msg.id);
+      case 'release_failed':
+        return this.onReleaseFailed(msg.id, msg.message);
       case 'health':
         return this.checkHealth();
       case 'health_result':
@@ -100,13 +171,35 @@ class DeploymentBehaviour implements Behaviour<DeploymentMsg, unknown> {
     }
   }
 
-  private deploy(msg: Extract<DeploymentMsg, { type: 'deploy' }>): DeploymentView {
+  private deploy(msg: Extract<DeploymentMsg, { type: 'deploy' }>): DeploymentView | Promise<DeploymentView> {
     const cur = this.current;
     if (cur && ACTIVE_STATUSES.includes(cur.status)) {
       throw new ApiError('ALREADY_EXISTS', `NFT ${this.nft} already has a deployment that is ${cur.status}`, {
         deployment_id: cur.id, status: cur.status,
       });
     }
+    if (cur?.status === 'failed' && cur.provider_ref) return this.releaseThenDeploy(cur, msg);
+    return this.insertAndDeploy(msg);
+  }
+
+  /**
+   * A failed deployment still holding a provider resource is released before anything new is
+   * created: otherwise the new row would hide the old ref and the resource would bill forever.
+   * The mailbox waits for it (bounded): nothing else of this NFT may happen in between.
+   */
+  private async releaseThenDeploy(cur: Deployment, msg: Extract<DeploymentMsg, { type: 'deploy' }>): Promise<DeploymentView> {
+    try {
+      await this.release(cur, AbortSignal.timeout(Math.min(RELEASE_BEFORE_REDEPLOY_MS, this.deps.deployTimeoutMs(cur.provider))));
+    } catch (e) {
+      throw new ApiError('SERVICE_UNAVAILABLE', `The failed deployment ${cur.id} still holds a resource at ${cur.provider} that could not be released (${describe(e)}); nothing new was created, try again`, {
+        deployment_id: cur.id, provider: cur.provider,
+      });
+    }
+    this.markReleased(cur, 'Released the provider resource the failed deployment held, before the redeploy');
+    return this.insertAndDeploy(msg);
+  }
+
+  private insertAndDeploy(msg: Extract<DeploymentMsg, { type: 'deploy' }>): DeploymentView {
     const now = this.deps.now();
     const d: Deployment = {
       id: randomUUID(), nft_token_id: this.nft, wallet: msg.wallet.toLowerCase(), provider: msg.provider, status: 'pending',
@@ -123,7 +216,7 @@ class DeploymentBehaviour implements Behaviour<DeploymentMsg, unknown> {
     }
     this.current = d;
     this.publish(ev, d);
-    this.runDeploy(d, undefined);
+    this.runDeploy(d, undefined, false);
     return deploymentView(d);
   }
 
@@ -132,80 +225,144 @@ class DeploymentBehaviour implements Behaviour<DeploymentMsg, unknown> {
     if (!d) throw new ApiError('NOT_FOUND', `NFT ${this.nft} has never been deployed`);
     if (d.status === 'stopped' || d.status === 'stopping') return deploymentView(d);
     if (d.status === 'failed' && !d.provider_ref) return deploymentView(d);
-    // Anything else (running, mid-deploy, or failed with a resource left at the provider): release it.
-    this.work?.abort();
-    this.work = undefined;
+    const work = this.work;
+    if (work?.kind === 'deploy') {
+      // Never `stopped` while a create may still land: stopping until the provider call in
+      // flight settles (onDeployFailed/onDeployed), then everything it created is closed.
+      this.transition(d, 'stopping', d.progress, 'Stopping: waiting for the provider call in flight, then closing what it created', {});
+      work.controller.abort(new ApiError('CONFLICT', 'Deployment cancelled'));
+      return deploymentView(d);
+    }
+    // Running, or failed with a resource left at the provider: release it.
     this.transition(d, 'stopping', d.progress, 'Stopping the agent', {});
     this.runStop(d);
     return deploymentView(d);
   }
 
-  /** Restart recovery: finish what the process was doing when it died, without doing it twice. */
-  private recover(): DeploymentView | undefined {
+  /**
+   * Restart recovery (`recover`, also re-confirms a running deployment) and resume after a crash
+   * of this actor (`resume`): finish what was under way, without doing it twice. Without a saved
+   * ref the adapter looks the resource up (marker/name) before creating.
+   */
+  private recover(confirmRunning: boolean): DeploymentView | undefined {
     const d = this.current;
+    if (d?.status === 'failed' && d.provider_ref && !this.work) this.releaseFailed(d);
     if (!d || TERMINAL.includes(d.status) || this.work) return d && deploymentView(d);
+    if (d.status === 'running' && !confirmRunning) return deploymentView(d);
     if (d.status === 'stopping') this.runStop(d);
-    else this.runDeploy(d, d.provider_ref ?? undefined);
+    else this.runDeploy(d, d.provider_ref ?? undefined, true);
     return deploymentView(d);
   }
 
-  private runDeploy(d: Deployment, ref: ProviderRef | undefined): void {
+  private track(d: Deployment, kind: Work['kind']): Work {
+    const work: Work = { deploymentId: d.id, kind, controller: new AbortController() };
+    this.shared.works.set(this.nft, work);
+    return work;
+  }
+
+  private untrack(work: Work): void {
+    if (this.shared.works.get(this.nft) === work) this.shared.works.delete(this.nft);
+  }
+
+  private runDeploy(d: Deployment, ref: ProviderRef | undefined, resuming: boolean): void {
     const adapter = this.deps.providers.get(d.provider);
     const id = d.id;
     if (!adapter) {
       this.self.tell({ type: 'deploy_failed', id, message: `Provider ${d.provider} is not configured on this server` });
       return;
     }
-    const work = new AbortController();
-    this.work = work;
+    const work = this.track(d, 'deploy');
     const timeoutMs = this.deps.deployTimeoutMs(d.provider);
     const spec = this.deps.specFor(d);
+    const { nft, deps, shared } = this;
+    const secret = resuming ? deps.secrets.get(id) : undefined;
     this.deps.run(d.provider, async () => {
-      if (work.signal.aborted) throw new ApiError('CONFLICT', 'Deployment cancelled');
-      this.self.tell({ type: 'step', id, progress: 5, message: ref ? `Resuming deployment on ${d.provider}` : `Deploying to ${d.provider}` });
-      const timer = setTimeout(() => work.abort(new ApiError('TIMEOUT', `Deployment did not finish within ${Math.round(timeoutMs / 1000)} s`)), timeoutMs);
+      if (work.controller.signal.aborted) throw new ApiError('CONFLICT', 'Deployment cancelled');
+      this.self.tell({ type: 'step', id, progress: 5, message: ref || resuming ? `Resuming deployment on ${d.provider}` : `Deploying to ${d.provider}` });
+      const timer = setTimeout(() => work.controller.abort(new ApiError('TIMEOUT', `Deployment did not finish within ${Math.round(timeoutMs / 1000)} s`)), timeoutMs);
       try {
         return await adapter.deploy(spec, {
-          signal: work.signal,
+          signal: work.controller.signal,
           ref,
+          resuming,
+          secret,
           progress: (progress, message) => this.self.tell({ type: 'step', id, progress, message }),
           // Written synchronously, before the provider call returns, so that a kill -9 right after a
           // create still leaves the reference on disk and recovery resumes instead of creating again.
-          saveRef: (r) => this.saveRef(id, r),
+          // Through `shared`: after a crash of this actor the rebuilt one holds the deployment.
+          saveRef: (r) => {
+            shared.live.get(nft)?.refSaved(id, r);
+            try {
+              deps.repo.saveRef(nft, id, r, deps.now());
+            } catch (e) {
+              // Not a reason to fail the deploy (SQLITE_BUSY): the copy in memory is written with the
+              // next transition, and without it a restart looks the resource up by marker/name.
+              deps.log.warn({ nft, deployment: id, err: describe(e) }, 'could not write the provider ref now');
+            }
+          },
+          saveSecret: (v) => {
+            try {
+              deps.secrets.set(id, v);
+            } catch (e) {
+              deps.log.warn({ nft, deployment: id, err: describe(e) }, 'could not write the provider secret now');
+            }
+          },
         });
       } finally {
         clearTimeout(timer);
       }
     }).then(
-      (result) => this.self.tell({ type: 'deployed', id, result: result as DeployResult }),
+      (result) => {
+        this.untrack(work);
+        this.self.tell({ type: 'deployed', id, result: result as DeployResult });
+      },
       (e: unknown) => {
-        const reason = work.signal.reason;
+        this.untrack(work);
+        const reason = work.controller.signal.reason;
         const err = reason instanceof ApiError ? reason : e;
         this.self.tell({ type: 'deploy_failed', id, message: describe(err) });
       },
     );
   }
 
-  private runStop(d: Deployment): void {
+  /**
+   * Releases everything a deployment made at its provider: its saved ref, and whatever the
+   * provider finds carrying its marker/name (a create whose answer was lost or came after a stop).
+   */
+  private async release(d: Deployment, signal: AbortSignal): Promise<void> {
     const adapter = this.deps.providers.get(d.provider);
-    const id = d.id;
-    const ref = d.provider_ref;
-    if (!adapter || !ref) {
-      this.self.tell({ type: 'stopped', id });
-      return;
+    if (!adapter) return;
+    const refs: ProviderRef[] = d.provider_ref && !d.provider_ref.lookup_owed ? [d.provider_ref] : [];
+    if (adapter.findCreated && !adapter.missingConfig()) {
+      const spec = this.deps.specFor(d);
+      for (const r of await this.deps.run(d.provider, () => adapter.findCreated!(spec, signal))) {
+        if (!refs.some((x) => refKey(x) === refKey(r))) refs.push(r);
+      }
     }
-    this.deps.run(d.provider, () => adapter.stop(ref, AbortSignal.timeout(this.deps.deployTimeoutMs(d.provider)))).then(
-      () => this.self.tell({ type: 'stopped', id }),
-      (e: unknown) => this.self.tell({ type: 'stop_failed', id, message: describe(e) }),
+    for (const r of refs) await this.deps.run(d.provider, () => adapter.stop(r, signal));
+    this.deps.secrets.set(d.id, null);
+  }
+
+  private runStop(d: Deployment): void {
+    const id = d.id;
+    const work = this.track(d, 'stop');
+    this.release(d, AbortSignal.any([work.controller.signal, AbortSignal.timeout(this.deps.deployTimeoutMs(d.provider))])).then(
+      () => {
+        this.untrack(work);
+        this.self.tell({ type: 'stopped', id });
+      },
+      (e: unknown) => {
+        this.untrack(work);
+        this.self.tell({ type: 'stop_failed', id, message: describe(e) });
+      },
     );
   }
 
-  private saveRef(id: string, ref: ProviderRef): void {
-    const d = this.current;
-    if (!d || d.id !== id) return;
-    d.provider_ref = ref;
-    d.updated_at = this.deps.now();
-    this.deps.repo.save(d);
+  /** The deployment no longer holds anything at its provider: its ref is cleared (on disk and here). */
+  private markReleased(d: Deployment, message: string): void {
+    this.deps.repo.saveRef(this.nft, d.id, null, this.deps.now());
+    d.provider_ref = null;
+    if (this.current?.id === d.id) this.transition(d, d.status, d.progress, message, {});
   }
 
   private onStep(id: string, progress: number, message: string): void {
@@ -217,7 +374,6 @@ class DeploymentBehaviour implements Behaviour<DeploymentMsg, unknown> {
   private onDeployed(id: string, result: DeployResult): void {
     const d = this.current;
     if (!d || d.id !== id) return;
-    this.work = undefined;
     if (d.status === 'running') {
       // Recovery of a running deployment confirmed it still serves.
       d.endpoint_url = result.endpointUrl;
@@ -227,8 +383,15 @@ class DeploymentBehaviour implements Behaviour<DeploymentMsg, unknown> {
       this.startHealthChecks();
       return;
     }
+    if (d.status === 'stopping') {
+      // Stopped while the provider was still creating it: close what was created.
+      this.deps.repo.saveRef(this.nft, id, result.ref, this.deps.now());
+      d.provider_ref = result.ref;
+      if (this.work?.kind !== 'stop') this.runStop(d);
+      return;
+    }
     if (d.status !== 'pending' && d.status !== 'deploying') {
-      // Stopped while the provider was still creating it: release what was created.
+      // Ended while the provider was still creating it (cannot normally happen): release it.
       const adapter = this.deps.providers.get(d.provider);
       if (adapter) this.deps.run(d.provider, () => adapter.stop(result.ref)).catch(() => undefined);
       return;
@@ -243,17 +406,63 @@ class DeploymentBehaviour implements Behaviour<DeploymentMsg, unknown> {
   private onDeployFailed(id: string, message: string): void {
     const d = this.current;
     if (!d || d.id !== id) return;
-    this.work = undefined;
-    if (d.status === 'stopping' || TERMINAL.includes(d.status)) return;
+    if (d.status === 'stopping') {
+      // The create the stop waited for has settled: now close what it made (ref saved meanwhile).
+      if (this.work?.kind !== 'stop') this.runStop(d);
+      return;
+    }
+    if (TERMINAL.includes(d.status)) return;
     this.transition(d, 'failed', d.progress, `Deployment failed: ${message}`, { error: message });
     this.stopHealthChecks();
-    // Release whatever the provider may have created before the failure (best effort).
+    this.releaseFailed(d);
+  }
+
+  /** Releases whatever the provider may have created for a failed deployment (in the background). */
+  private releaseFailed(d: Deployment): void {
     const adapter = this.deps.providers.get(d.provider);
-    if (adapter && d.provider_ref) {
-      const ref = d.provider_ref;
-      this.deps.run(d.provider, () => adapter.stop(ref)).catch((e: unknown) =>
-        this.deps.log.warn({ nft: this.nft, deployment: id, err: describe(e) }, 'releasing a failed deployment failed'));
+    if (!adapter || adapter.missingConfig()) return;
+    const id = d.id;
+    this.release(d, AbortSignal.timeout(this.deps.deployTimeoutMs(d.provider))).then(
+      () => this.self.tell({ type: 'released', id }),
+      (e: unknown) => this.self.tell({ type: 'release_failed', id, message: describe(e) }),
+    );
+  }
+
+  private onReleased(id: string): void {
+    const d = this.current;
+    this.releaseAttempts = 0;
+    if (d?.id === id && d.status === 'failed') {
+      if (d.provider_ref) this.markReleased(d, 'Released what the provider had created');
+      return;
     }
+    // No longer the current deployment (a redeploy released it too): just clear its ref.
+    if (d?.id !== id) this.deps.repo.saveRef(this.nft, id, null, this.deps.now());
+  }
+
+  private onReleaseFailed(id: string, message: string): void {
+    const d = this.current;
+    this.deps.log.warn({ nft: this.nft, deployment: id, err: message }, 'releasing a failed deployment failed');
+    if (d?.id !== id || d.status !== 'failed') return;
+    this.oweRelease(d);
+  }
+
+  /**
+   * Something may still bill: the row keeps its ref (or a note that a look-up is owed), and the
+   * release is retried with backoff while this process runs; after a restart, recovery retries it.
+   * DELETE or a redeploy releases it too.
+   */
+  private oweRelease(d: Deployment): void {
+    if (!d.provider_ref) {
+      this.deps.repo.saveRef(this.nft, d.id, LOOKUP_OWED, this.deps.now());
+      d.provider_ref = LOOKUP_OWED;
+    }
+    if (this.releaseRetry) clearTimeout(this.releaseRetry);
+    const delay = Math.min(RELEASE_RETRY_BASE_MS * 2 ** this.releaseAttempts++, RELEASE_RETRY_MAX_MS);
+    this.releaseRetry = setTimeout(() => {
+      this.releaseRetry = undefined;
+      this.self.tell({ type: 'resume' });
+    }, delay);
+    this.releaseRetry.unref();
   }
 
   private onStopped(id: string): void {
@@ -267,7 +476,8 @@ class DeploymentBehaviour implements Behaviour<DeploymentMsg, unknown> {
     const d = this.current;
     if (!d || d.id !== id || d.status !== 'stopping') return;
     this.stopHealthChecks();
-    this.transition(d, 'failed', d.progress, `Stopping failed: ${message}; DELETE again to retry`, { error: `stop failed: ${message}` });
+    this.transition(d, 'failed', d.progress, `Stopping failed: ${message}; retried in the background, or DELETE again`, { error: `stop failed: ${message}` });
+    this.oweRelease(d);
   }
 
   private startHealthChecks(): void {
@@ -326,9 +536,23 @@ function describe(e: unknown): string {
   return String(e);
 }
 
+/**
+ * Mid-lifecycle, or failed while still holding a provider ref (a release to retry): such an actor
+ * is never passivated, and after a crash it resumes.
+ */
+function owesWork(d: Deployment | undefined): boolean {
+  return d !== undefined && (!TERMINAL.includes(d.status) || (d.status === 'failed' && d.provider_ref !== null));
+}
+
+/** Identity of a provider resource across ref shapes (a saved Akash ref has lease ids, a found one only the dseq). */
+function refKey(r: ProviderRef): string {
+  return String(r.dseq ?? r.vmId ?? r.id ?? JSON.stringify(r));
+}
+
 export function deploymentActorKind(deps: DeploymentActorDeps): ActorKind<DeploymentMsg, unknown> {
+  const shared: Shared = { works: new Map(), live: new Map() };
   return {
     name: DEPLOYMENT_ACTOR,
-    create: (nft, self) => new DeploymentBehaviour(nft, self, deps),
+    create: (nft, self) => new DeploymentBehaviour(nft, self, deps, shared),
   };
 }

@@ -18,9 +18,14 @@ export interface Behaviour<M = unknown, R = unknown> {
   receive(msg: M): R | Promise<R>;
   /** Work still running outside the mailbox (a stream, a provider call): never passivate then. */
   busy?(): boolean;
-  /** Called when the actor stops (passivation, crash, shutdown): clear timers here. */
-  stopped?(): void;
+  /**
+   * Called when the actor stops: clear timers here. After a crash the actor is rebuilt from
+   * SQLite and work it started outside the mailbox may go on and report to the new one.
+   */
+  stopped?(why: StopReason): void;
 }
+
+export type StopReason = 'passivated' | 'crashed' | 'shutdown';
 
 /** A handle an actor uses to message itself later (e.g. when a provider call finishes). */
 export interface SelfRef<M> {
@@ -173,7 +178,7 @@ export class ActorRegistry {
     const entry = k?.entries.get(key);
     if (!k || !entry) return;
     k.entries.delete(key);
-    entry.behaviour?.stopped?.();
+    entry.behaviour?.stopped?.('passivated');
     nact.stop(entry.ref);
     this.events.onPassivate?.(kindName, key);
   }
@@ -196,7 +201,7 @@ export class ActorRegistry {
     clearInterval(this.sweeper);
     for (const k of this.kinds.values()) {
       for (const entry of k.entries.values()) {
-        entry.behaviour?.stopped?.();
+        entry.behaviour?.stopped?.('shutdown');
         // Nothing will answer these now: say so instead of leaving their timers to run out.
         for (const p of entry.pending.splice(0)) {
           if (p.settled) continue;
@@ -274,7 +279,7 @@ export class ActorRegistry {
         entry.restarts = 0;
       }
       entry.restarts++;
-      entry.behaviour?.stopped?.();
+      entry.behaviour?.stopped?.('crashed');
       entry.behaviour = undefined;
       this.events.onCrash?.(kind.name, key, err);
       log.error({ actor: kind.name, key, err, restarts: entry.restarts }, 'actor crashed');

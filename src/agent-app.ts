@@ -23,6 +23,7 @@ import { ApiError } from './errors.js';
 import { ConversationsRepo } from './agents/conversations-repo.js';
 import { defaultCharacter } from './agents/character.js';
 import { agentRoutes } from './routes/agent.js';
+import { openaiRoutes } from './routes/openai-compat.js';
 import { agentActorKind } from '../actors/agent-actor.js';
 import { createModelBackends } from '../adapters/models/index.js';
 import { RegistryOwnership } from '../adapters/ownership/registry.js';
@@ -103,6 +104,7 @@ export async function createAgentApp(config: Config, opts: AgentAppOptions): Pro
     model: (setting) => chooseModel(setting, config.model, (name) => models.get(name)),
     concurrency: config.chatConcurrency,
     historyTokenBudget: config.historyTokenBudget,
+    maxTokens: config.modelMaxTokens,
     onTurn: (o) => metrics.chatTurns.labels(o).inc(),
   }));
 
@@ -118,7 +120,9 @@ export async function createAgentApp(config: Config, opts: AgentAppOptions): Pro
   };
   wsHandlers.chat_stream = chatStreamHandler({ actors, conversations, available, authorize });
   const api = new Router();
-  api.addAll(agentRoutes({ actors, conversations, maxMessageChars: config.maxMessageChars, startedAt, now, available, authorize }));
+  const agentDeps = { actors, conversations, maxMessageChars: config.maxMessageChars, startedAt, now, available, authorize };
+  api.addAll(agentRoutes(agentDeps));
+  api.addAll(openaiRoutes(agentDeps));
   api.addAll([
     route({
       method: 'POST', path: '/auth/challenge', rateClass: 'auth', auth: 'none', tags: ['agent'], summary: 'A message to sign for this agent',

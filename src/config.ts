@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 
 /**
@@ -37,6 +38,10 @@ export interface Config {
   scriptedDelayMs: number;
   openai: { baseUrl: string; apiKey: string | undefined; model: string };
   ollama: { baseUrl: string; model: string };
+  /** the embedded llama.cpp backend (opt-in: `npm run setup:llama`) */
+  llama: { modelPath: string | undefined; contextSize: number; threads: number; gpuLayers: number; sequences: number; temperature: number };
+  /** the most tokens a reply may have, whatever the caller asks (every backend is told) */
+  modelMaxTokens: number;
   modelTimeoutMs: number;
   chatConcurrency: number;
   historyTokenBudget: number;
@@ -72,7 +77,7 @@ export interface Config {
   orchestratorJwksUrl: string | undefined;
 }
 
-export type ModelKind = 'scripted' | 'openai' | 'ollama';
+export type ModelKind = 'scripted' | 'openai' | 'ollama' | 'llama';
 export type RateClass = 'auth' | 'deployment' | 'chat' | 'other';
 export type RateLimits = Record<RateClass, number>;
 
@@ -200,7 +205,7 @@ export function loadConfig(env: Env = process.env): Config {
     eventLoopLagLimitMs: int(env, 'PANTHERS_EVENT_LOOP_LAG_LIMIT_MS', 500, 1),
     actorIdleMs: int(env, 'PANTHERS_ACTOR_IDLE_MS', 5 * 60_000, 1),
     shutdownGraceMs: int(env, 'PANTHERS_SHUTDOWN_GRACE_MS', 10_000, 0),
-    model: oneOf(env, 'PANTHERS_MODEL', ['scripted', 'openai', 'ollama'] as const, 'scripted'),
+    model: oneOf(env, 'PANTHERS_MODEL', ['scripted', 'openai', 'ollama', 'llama'] as const, 'scripted'),
     scriptedDelayMs: int(env, 'PANTHERS_SCRIPTED_DELAY_MS', 20),
     openai: {
       baseUrl: url(env, 'PANTHERS_OPENAI_BASE_URL', 'https://api.openai.com/v1')!,
@@ -211,6 +216,16 @@ export function loadConfig(env: Env = process.env): Config {
       baseUrl: url(env, 'PANTHERS_OLLAMA_URL', 'http://127.0.0.1:11434')!,
       model: env.PANTHERS_OLLAMA_MODEL || 'llama3.2',
     },
+    llama: {
+      modelPath: env.PANTHERS_LLAMA_MODEL || undefined,
+      contextSize: int(env, 'PANTHERS_LLAMA_CONTEXT_SIZE', 4096, 64),
+      // One core is left to the event loop: llama.cpp's threads spin while they wait.
+      threads: int(env, 'PANTHERS_LLAMA_THREADS', Math.max(1, availableParallelism() - 1)),
+      gpuLayers: int(env, 'PANTHERS_LLAMA_GPU_LAYERS', 0),
+      sequences: int(env, 'PANTHERS_LLAMA_SEQUENCES', 4, 1, 64),
+      temperature: num(env, 'PANTHERS_LLAMA_TEMPERATURE', 0.7, 0),
+    },
+    modelMaxTokens: int(env, 'PANTHERS_MODEL_MAX_TOKENS', 1024, 1),
     modelTimeoutMs: int(env, 'PANTHERS_MODEL_TIMEOUT_MS', 60_000, 1),
     chatConcurrency: int(env, 'PANTHERS_CHAT_CONCURRENCY', 8, 1),
     historyTokenBudget: int(env, 'PANTHERS_HISTORY_TOKEN_BUDGET', 3000, 1),

@@ -383,7 +383,7 @@ describe('openai backend with other servers\' stream shapes', () => {
 });
 
 describe('wiring', () => {
-  it('createModelBackends builds all three from the configuration', () => {
+  it('createModelBackends builds all four from the configuration', () => {
     const config = loadConfig({
       PANTHERS_SCRIPTED_DELAY_MS: '0',
       PANTHERS_OPENAI_BASE_URL: 'http://127.0.0.1:9/v1',
@@ -391,7 +391,7 @@ describe('wiring', () => {
       PANTHERS_OLLAMA_MODEL: 'my-llama',
     });
     const backends = createModelBackends(config);
-    assert.deepEqual([...backends.keys()].sort(), ['ollama', 'openai', 'scripted']);
+    assert.deepEqual([...backends.keys()].sort(), ['llama', 'ollama', 'openai', 'scripted']);
     for (const [name, b] of backends) assert.equal(b.name, name);
     assert.equal(backends.get('openai')!.defaultModel, 'my-model');
     assert.equal(backends.get('ollama')!.defaultModel, 'my-llama');

@@ -1,6 +1,6 @@
 import { ApiError } from '../../src/errors.js';
 
-export type RemoteBackendName = 'openai' | 'ollama';
+export type RemoteBackendName = 'openai' | 'ollama' | 'llama';
 
 /** The backend is down, refused, answered an error or broke off: the turn cannot complete. */
 export function unavailable(backend: RemoteBackendName, why: string, extra: Record<string, unknown> = {}): ApiError {

@@ -35,6 +35,8 @@ export class OllamaBackend implements ModelBackend {
         model: request.model ?? this.defaultModel,
         messages: request.messages.map((m) => ({ role: m.role, content: m.content })),
         stream: true,
+        // Ollama's cap on generated tokens (docs/api.md: options.num_predict).
+        ...(request.maxTokens !== undefined ? { options: { num_predict: request.maxTokens } } : {}),
       },
       timeoutMs: this.opts.timeoutMs,
       signal: request.signal,
@@ -60,6 +62,7 @@ export class OllamaBackend implements ModelBackend {
           type: 'usage',
           promptTokens: typeof obj.prompt_eval_count === 'number' ? obj.prompt_eval_count : estimate.promptTokens,
           completionTokens: typeof obj.eval_count === 'number' ? obj.eval_count : estimate.completionTokens,
+          ...(obj.done_reason === 'length' ? { truncated: true } : {}),
         };
         return;
       }
@@ -72,6 +75,7 @@ export class OllamaBackend implements ModelBackend {
 interface ChatLine {
   error?: unknown;
   done?: boolean;
+  done_reason?: string;
   message?: { content?: string };
   eval_count?: number;
   prompt_eval_count?: number;

@@ -43,6 +43,8 @@ export class OpenAIBackend implements ModelBackend {
         messages: request.messages.map((m) => ({ role: m.role, content: m.content })),
         stream: true,
         stream_options: { include_usage: true },
+        // max_tokens, not max_completion_tokens: the field every compatible server reads.
+        ...(request.maxTokens !== undefined ? { max_tokens: request.maxTokens } : {}),
       },
       timeoutMs: this.opts.timeoutMs,
       signal: request.signal,
@@ -53,6 +55,7 @@ export class OpenAIBackend implements ModelBackend {
     let reply = '';
     let usage: Usage | undefined;
     let finished = false;
+    let truncated = false;
     // One SSE event's data: returns the text it carries; notes usage and the end marker.
     const take = (data: string): string => {
       if (data === '[DONE]') {
@@ -66,6 +69,7 @@ export class OpenAIBackend implements ModelBackend {
         usage = { type: 'usage', promptTokens: event.usage.prompt_tokens, completionTokens: event.usage.completion_tokens ?? 0 };
       }
       const choice = Array.isArray(event.choices) ? event.choices.find((c) => (c?.index ?? 0) === 0) : undefined;
+      if (choice?.finish_reason === 'length') truncated = true;
       const content = choice?.delta?.content;
       return typeof content === 'string' ? content : '';
     };
@@ -93,7 +97,8 @@ export class OpenAIBackend implements ModelBackend {
       }
       if (!finished) throw unavailable('openai', 'the stream ended before [DONE]');
     }
-    yield usage ?? estimatedUsage(request.messages, reply);
+    const u = usage ?? estimatedUsage(request.messages, reply);
+    yield truncated ? { ...u, truncated } : u;
   }
 
   private streamError(event: unknown): ApiError {
@@ -105,7 +110,7 @@ interface ChunkEvent {
   error?: unknown;
   object?: unknown;
   usage?: { prompt_tokens?: number; completion_tokens?: number } | null;
-  choices?: { index?: number; delta?: { content?: string | null } }[];
+  choices?: { index?: number; delta?: { content?: string | null }; finish_reason?: string | null }[];
 }
 
 function parseEvent(data: string): ChunkEvent {

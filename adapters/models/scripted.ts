@@ -22,7 +22,12 @@ export class ScriptedBackend implements ModelBackend {
 
   async *stream(request: ModelRequest): AsyncGenerator<ModelEvent, void, undefined> {
     const { signal } = request;
-    const reply = scriptedReply(request.messages);
+    const all = scriptedReply(request.messages);
+    // A word is a token here: maxTokens keeps that many.
+    const tokens = splitTokens(all);
+    const truncated = request.maxTokens !== undefined && tokens.length > request.maxTokens;
+    if (truncated) tokens.length = request.maxTokens!;
+    const reply = truncated ? tokens.join('') : all;
     const delay = this.opts.delayMs;
     // Token i is due at start + i * delay (a metronome): time spent delivering a token does not
     // push the later ones back, so a loaded server does not drift further behind with each token.
@@ -33,7 +38,7 @@ export class ScriptedBackend implements ModelBackend {
     if (delay > 0) signal.addEventListener('abort', onAbort, { once: true });
     try {
       let i = 0;
-      for (const token of splitTokens(reply)) {
+      for (const token of tokens) {
         if (i > 0 && delay > 0) {
           const wait = start + i * delay - performance.now();
           if (wait > 0 && !signal.aborted) {
@@ -56,7 +61,8 @@ export class ScriptedBackend implements ModelBackend {
       if (delay > 0) signal.removeEventListener('abort', onAbort);
     }
     if (signal.aborted) return;
-    yield estimatedUsage(request.messages, reply);
+    const usage = estimatedUsage(request.messages, reply);
+    yield truncated ? { ...usage, truncated } : usage;
   }
 }
 

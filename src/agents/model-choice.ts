@@ -1,7 +1,7 @@
 import { ApiError } from '../errors.js';
 import type { ModelBackend } from '../models/model-backend.js';
 
-const BACKENDS = ['scripted', 'openai', 'ollama'];
+const BACKENDS = ['scripted', 'openai', 'ollama', 'llama'];
 
 /**
  * Resolves an agent's `model` setting: "openai:gpt-4o" (backend and model), "ollama" (a backend

@@ -135,4 +135,13 @@ export const MIGRATIONS: readonly string[] = [
     head_hash            TEXT NOT NULL
   );
   `,
+  // 3 (money-safe lifecycle): what a provider needs later but must not keep in provider_ref (the
+  // Akash manifest holds the agent's secrets): AES-GCM encrypted, deleted once no longer needed.
+  `
+  CREATE TABLE deployment_secrets (
+    deployment_id  TEXT PRIMARY KEY,
+    value          BLOB NOT NULL,
+    updated_at     INTEGER NOT NULL
+  );
+  `,
 ];

@@ -93,13 +93,16 @@ export class DeploymentsRepo {
         `UPDATE deployments SET status = @status, progress = @progress, endpoint_url = @endpoint_url, provider_ref = @provider_ref,
          details = @details, error = @error, health = @health, updated_at = @updated_at WHERE id = @id`,
       ),
+      saveRef: db.prepare('UPDATE deployments SET provider_ref = ?, updated_at = ? WHERE id = ?'),
       event: db.prepare(
         'INSERT INTO deployment_events (deployment_id, nft_token_id, status, progress, message, created_at) VALUES (?, ?, ?, ?, ?, ?)',
       ),
       events: db.prepare<[string], DeploymentEvent>('SELECT * FROM deployment_events WHERE deployment_id = ? ORDER BY id'),
       active: db.prepare<[], { n: number }>(`SELECT count(*) AS n FROM deployments WHERE status IN ('pending','deploying','running','stopping')`),
+      // Failed ones that still hold a provider ref too: their release is retried.
       unfinished: db.prepare<[], { nft_token_id: string }>(
-        `SELECT DISTINCT nft_token_id FROM deployments WHERE status IN ('pending','deploying','running','stopping')`,
+        `SELECT DISTINCT nft_token_id FROM deployments
+         WHERE status IN ('pending','deploying','running','stopping') OR (status = 'failed' AND provider_ref IS NOT NULL)`,
       ),
     };
   }
@@ -164,6 +167,20 @@ export class DeploymentsRepo {
     })();
   }
 
+  /**
+   * Writes only the provider reference of a deployment. Provider work calls it the moment a
+   * resource exists, outside the actor's message order, so it touches nothing else.
+   */
+  saveRef(nft: string, id: string, ref: ProviderRef | null, updatedAt: number): void {
+    this.stmts.saveRef.run(j(ref), updatedAt, id);
+    const cached = this.latest.get(nft);
+    if (cached && cached.id === id) {
+      cached.provider_ref = ref;
+      cached.updated_at = updatedAt;
+      this.latestJson.delete(nft);
+    }
+  }
+
   private appendEvent(d: Deployment, message: string): DeploymentEvent {
     const info = this.stmts.event.run(d.id, d.nft_token_id, d.status, d.progress, message, d.updated_at);
     return {
@@ -180,7 +197,7 @@ export class DeploymentsRepo {
     return this.stmts.active.get()!.n;
   }
 
-  /** NFTs whose latest deployment was interrupted mid-lifecycle (for restart recovery). */
+  /** NFTs whose deployment was interrupted mid-lifecycle or still holds a resource to release (restart recovery). */
   unfinishedNfts(): string[] {
     return this.stmts.unfinished.all().map((r) => r.nft_token_id);
   }

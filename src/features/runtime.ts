@@ -13,6 +13,7 @@ import { chatTopic } from '../agents/chat-frames.js';
 import { defaultCharacter } from '../agents/character.js';
 import type { AgentHost } from '../agents/agent-host.js';
 import type { AgentSettings, DeploySpec, ProviderName } from '../providers/provider.js';
+import { ProviderSecrets } from '../deployments/provider-secrets.js';
 import { DEPLOYMENT_ACTOR, deploymentActorKind, type DeploymentMsg, type DeploymentView } from '../../actors/deployment-actor.js';
 import { AGENT_ACTOR, agentActorKind, type AgentMsg } from '../../actors/agent-actor.js';
 import { LocalProvider } from '../../adapters/providers/local.js';
@@ -20,6 +21,7 @@ import { createAkashProvider } from '../../adapters/providers/akash/index.js';
 import { createSecretVmProvider } from '../../adapters/providers/secretvm/index.js';
 import { deploymentRoutes } from '../routes/deployments.js';
 import { agentRoutes } from '../routes/agent.js';
+import { openaiRoutes } from '../routes/openai-compat.js';
 import { chatStreamHandler } from '../agents/chat-stream-ws.js';
 import { chooseModel } from '../agents/model-choice.js';
 import { createChatQuota } from './guarantees.js';
@@ -104,6 +106,7 @@ export const runtimeFeature: FeatureModule = (f) => {
     healthIntervalMs: ctx.config.deploy.healthIntervalMs,
     deployTimeoutMs: (p) => DEPLOY_TIMEOUT_MS[p],
     specFor: (d) => agentSpec(ctx, d),
+    secrets: new ProviderSecrets(ctx.db, ctx.config.dataDir),
   }));
 
   ctx.actors.register(agentActorKind({
@@ -115,6 +118,7 @@ export const runtimeFeature: FeatureModule = (f) => {
     model: (setting) => chooseModel(setting, ctx.config.model, ctx.model),
     concurrency: ctx.config.chatConcurrency,
     historyTokenBudget: ctx.config.historyTokenBudget,
+    maxTokens: ctx.config.modelMaxTokens,
     onTurn: (outcome) => ctx.metrics.chatTurns.labels(outcome).inc(),
     quota: ctx.config.chatDailyTokenQuota > 0 ? createChatQuota(ctx) : undefined,
   }));
@@ -127,10 +131,12 @@ export const runtimeFeature: FeatureModule = (f) => {
   };
 
   f.addRoutes(deploymentRoutes(ctx, deployments));
-  f.addAgentRoutes(agentRoutes({
+  const agentDeps = {
     actors: ctx.actors, conversations, maxMessageChars: ctx.config.maxMessageChars, startedAt: ctx.startedAt, now: ctx.now,
-    available: (nft) => agents.isMounted(nft), authorize,
-  }));
+    available: (nft: string) => agents.isMounted(nft), authorize,
+  };
+  f.addAgentRoutes(agentRoutes(agentDeps));
+  f.addAgentRoutes(openaiRoutes(agentDeps));
   f.addWsHandlers(wsHandlers(ctx, agents, conversations, authorize));
   f.setDeploymentsActive(() => deployments.activeCount());
 

@@ -9,17 +9,25 @@ export interface ChatMessage {
 
 export type ModelEvent =
   | { type: 'delta'; content: string }
-  | { type: 'usage'; promptTokens: number; completionTokens: number };
+  | {
+      type: 'usage'; promptTokens: number; completionTokens: number;
+      /** the reply stopped at maxTokens rather than where the model ended it */
+      truncated?: boolean;
+    };
 
 export interface ModelRequest {
   messages: ChatMessage[];
   /** model name for backends that serve several */
   model?: string;
+  /** most tokens the reply may have (the operator's cap, or less when the caller asks) */
+  maxTokens?: number;
+  /** who the turn is for (the NFT): backends with a shared pool serve tenants fairly */
+  tenant?: string;
   signal: AbortSignal;
 }
 
 export interface ModelBackend {
-  readonly name: 'scripted' | 'openai' | 'ollama';
+  readonly name: 'scripted' | 'openai' | 'ollama' | 'llama';
   readonly defaultModel: string;
   /**
    * Streams the reply: non-empty deltas, then exactly one usage event, last (the server's

@@ -42,6 +42,18 @@ export interface DeployContext {
   saveRef(ref: ProviderRef): void;
   /** Set when resuming after a restart: what saveRef last stored. */
   ref?: ProviderRef;
+  /**
+   * True when this process lost track of the deployment (a restart or an actor crash): a create
+   * may have gone out whose answer never got saved, so look it up (marker, name) before creating.
+   */
+  resuming?: boolean;
+  /**
+   * What the provider needs later but must not put in the ref because it is secret (Akash: the
+   * manifest the lease sends). Stored encrypted, deleted when the deployment ends; null deletes.
+   */
+  saveSecret?(value: string | null): void;
+  /** Set when resuming: what saveSecret last stored. */
+  secret?: string;
 }
 
 export interface DeployResult {
@@ -74,6 +86,12 @@ export interface ProviderAdapter {
   status(ref: ProviderRef, signal?: AbortSignal): Promise<ProviderStatus>;
   /** Stops and releases everything; idempotent. */
   stop(ref: ProviderRef, signal?: AbortSignal): Promise<void>;
+  /**
+   * Resources this deployment created at the provider, found without a saved ref (Akash: the SDL
+   * marker; SecretVM: the deterministic name). A stop releases these too, so a create whose answer
+   * was lost (or is still in flight) is never left billing.
+   */
+  findCreated?(spec: DeploySpec, signal?: AbortSignal): Promise<ProviderRef[]>;
   /** Checks the running agent. */
   health(endpointUrl: string, ref: ProviderRef, signal?: AbortSignal): Promise<HealthReport>;
 }

@@ -29,8 +29,11 @@ const conversationId = v.pipe(v.string('must be a string'), v.regex(/^[A-Za-z0-9
 
 const turnResponse = v.object({ response: v.string(), conversation_id: v.string(), timestamp: v.string(), tokens_used: v.number() });
 
-/** Bridges a turn's chunks to an SSE response that may be attached a moment after the turn starts. */
-class SseBridge implements TurnListener {
+/**
+ * Bridges a turn's chunks to an SSE response that may be attached a moment after the turn starts.
+ * The frames are the spec's; the OpenAI-compatible route renders its own (frame / finalFrames).
+ */
+export class SseBridge implements TurnListener {
   private sink: SseSink | undefined;
   private pending: string[] = [];
   readonly abort = new AbortController();
@@ -38,7 +41,7 @@ class SseBridge implements TurnListener {
   attach(sink: SseSink): void {
     this.sink = sink;
     sink.onAbort(() => this.abort.abort());
-    for (const c of this.pending) sink.send(sseChunk(c));
+    for (const c of this.pending) sink.send(this.frame(c));
     this.pending = [];
   }
 
@@ -48,7 +51,7 @@ class SseBridge implements TurnListener {
       this.pending.push(content);
       return;
     }
-    if (sink.send(sseChunk(content))) return;
+    if (sink.send(this.frame(content))) return;
     // Backed up: pause the model until the socket drains (bounded), so memory stays flat.
     return new Promise<void>((resolve) => {
       const t = setTimeout(() => {
@@ -69,12 +72,23 @@ class SseBridge implements TurnListener {
   finish(result: TurnResult): void {
     const sink = this.sink;
     if (!sink || sink.aborted) return;
-    const { error, ...rest } = result;
+    for (const f of this.finalFrames(result)) sink.send(f);
+    sink.end();
+  }
+
+  /** The `data:` payload of one chunk. */
+  protected frame(content: string): string {
+    return sseChunk(content);
+  }
+
+  /** The payloads that end the stream. */
+  protected finalFrames(result: TurnResult): string[] {
+    const { error } = result;
+    const rest = { response: result.response, conversation_id: result.conversation_id, timestamp: result.timestamp, tokens_used: result.tokens_used, incomplete: result.incomplete };
     const final = error
       ? { ...rest, done: true, error: { code: error.code, message: error.message, details: error.details } }
       : { ...rest, done: true };
-    sink.send(JSON.stringify(final));
-    sink.end();
+    return [JSON.stringify(final)];
   }
 }
 

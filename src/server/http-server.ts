@@ -11,6 +11,7 @@ import type { RateLimiter } from '../guards/rate-limiter.js';
 import type { Cors } from '../guards/cors.js';
 import type { OverloadMonitor } from '../guards/overload.js';
 import { STATUS_LINES } from './status-lines.js';
+import { isOpenAiPath, openaiError } from '../agents/openai-wire.js';
 
 /** Appends one row per API call (batched by the implementation). */
 export interface AuditSink {
@@ -62,6 +63,8 @@ function headersToRead(deps: HttpServerDeps): string[] {
   const c = deps.config;
   const h = ['authorization', 'x-request-id'];
   if (deps.agents) h.push('host');
+  // An agent's OpenAI-compatible endpoint names the conversation in a header.
+  if (deps.agents || deps.fixedAgentNft !== undefined) h.push('x-conversation-id');
   if (c.corsOrigins.length) h.push('origin', 'access-control-request-headers');
   if (c.trustedProxies.length) h.push('x-forwarded-for', 'x-forwarded-proto');
   if (c.requireSignedRequests) h.push('x-signature', 'x-timestamp');
@@ -318,7 +321,8 @@ export class HttpServer {
   private stripVersion(ex: Exchange, p: string): string {
     if (p === '/v1') return '/v1';
     if (p.startsWith('/v1/')) return p.slice(3);
-    if (p !== '/' && !p.startsWith('/.well-known/')) {
+    // /openai/v1/... is versioned by OpenAI's scheme, not an alias.
+    if (p !== '/' && !p.startsWith('/.well-known/') && !(ex.agentNft !== undefined && isOpenAiPath(p))) {
       ex.extraHeaders.Deprecation = 'true';
       ex.extraHeaders.Link = `</v1${p}>; rel="successor-version"`;
     }
@@ -417,7 +421,10 @@ export class HttpServer {
         if (r.headers) Object.assign(ex.extraHeaders, r.headers);
         return this.sendJson(ex, r.status, r.body);
       }
-      if (r.kind === 'sse') return this.startSse(ex, r.start);
+      if (r.kind === 'sse') {
+        if (r.headers) Object.assign(ex.extraHeaders, r.headers);
+        return this.startSse(ex, r.start);
+      }
       if (r.kind === 'text') return this.send(ex, r.status, r.body, r.contentType);
       if (r.kind === 'json-text') return this.send(ex, r.status, r.body, JSON_TYPE);
     }
@@ -437,8 +444,10 @@ export class HttpServer {
     if (err.code === 'TIMEOUT') this.deps.metrics.timeouts.inc();
     // A quota refusal says when to come back in a header too, as a rate limit does.
     if (err.code === 'QUOTA_EXCEEDED' && typeof err.details.retry_after === 'number') ex.extraHeaders['Retry-After'] = String(err.details.retry_after);
+    // An agent's OpenAI-compatible paths answer in OpenAI's error shape, every other path in the spec's.
+    const body = ex.agentNft !== undefined && isOpenAiPath(ex.path) ? openaiError(err) : err.toBody();
     // A body we refused to read: answer and close the connection rather than drain it.
-    this.send(ex, err.status, JSON.stringify(err.toBody()), 'application/json; charset=utf-8', err.code === 'PAYLOAD_TOO_LARGE');
+    this.send(ex, err.status, JSON.stringify(body), 'application/json; charset=utf-8', err.code === 'PAYLOAD_TOO_LARGE');
   }
 
   private send(ex: Exchange, status: number, body: string, contentType: string | undefined, close = false): void {

@@ -52,6 +52,8 @@ export interface JsonReply {
 /** A server-sent events stream. The server calls start() once headers can be written. */
 export interface SseReply {
   kind: 'sse';
+  /** extra response headers */
+  headers?: Record<string, string>;
   start(sink: SseSink): void;
 }
 

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { startFakeServer, jsonBody, type Fault, type FakeReply, type FakeServer } from './fault-injection.js';
 
 /**
@@ -30,6 +31,11 @@ export interface FakeAkashOptions {
   /** a create answers 400 and quotes the SDL back (a provider echoing what it got) */
   echoSdlInError?: boolean;
   faults?: Fault[];
+  /**
+   * false: GET /v1/deployments/{dseq} returns no consoleSettings.sdl, as the console's
+   * DeploymentResponseSchema (apps/api/src/deployment/http-schemas/deployment.schema.ts) has none
+   */
+  sdlReadBack?: boolean;
 }
 
 export interface FakeLease {
@@ -101,7 +107,8 @@ export async function startFakeAkash(opts: FakeAkashOptions = {}): Promise<FakeA
 
   function deploymentView(d: FakeDeployment, withStatus: boolean) {
     return {
-      deployment: { id: { owner: d.owner, dseq: d.dseq }, state: d.state, hash: 'aGFzaA==', created_at: d.createdAt },
+      // hash: the manifest version, sha256 of the manifest JSON the create returned (console deployment-writer create()).
+      deployment: { id: { owner: d.owner, dseq: d.dseq }, state: d.state, hash: createHash('sha256').update(d.manifest).digest('base64'), created_at: d.createdAt },
       leases: d.leases.map((l) => leaseView(d, l, withStatus)),
       escrow_account: { id: { scope: 'deployment', xid: `${d.owner}/${d.dseq}` }, state: { owner: d.owner, state: d.state === 'active' ? 'open' : 'closed', transferred: [], settled_at: '0', funds: [], deposits: [] } },
     };
@@ -144,6 +151,7 @@ export async function startFakeAkash(opts: FakeAkashOptions = {}): Promise<FakeA
           l.statusPolls++;
           if (opts.insufficientFunds === 'status' && l.state === 'active') l.state = 'insufficient_funds';
         }
+        if (opts.sdlReadBack === false) return { status: 200, body: { data: deploymentView(d, true) } };
         return { status: 200, body: { data: { ...deploymentView(d, true), consoleSettings: { sdl: d.sdl, manifestVersion: 'dmVyc2lvbg==' } } } };
       }
       if (method === 'DELETE') {

@@ -18,7 +18,9 @@ export type FaultKind =
   /** processes the request, then never answers */
   | 'hang-after'
   /** processes the request, then drops the connection */
-  | 'reset-after';
+  | 'reset-after'
+  /** processes the request, then answers after delayMs (a slow answer to a done deed) */
+  | 'delay-after';
 
 export interface Fault {
   method: string;
@@ -28,6 +30,8 @@ export interface Fault {
   /** how many matching calls get the fault (default 1) */
   times?: number;
   retryAfterSec?: number;
+  /** for 'delay-after' (default 500) */
+  delayMs?: number;
 }
 
 export interface JournalEntry {
@@ -36,6 +40,8 @@ export interface JournalEntry {
   query: URLSearchParams;
   status: number | 'hang' | 'reset';
   at: number;
+  /** the request body: parsed JSON, else the text (multipart included), undefined when empty */
+  body?: unknown;
 }
 
 export interface FakeReply {
@@ -67,7 +73,7 @@ export async function startFakeServer(handler: FakeHandler, faults: Fault[] = []
 
   async function serve(req: http.IncomingMessage, res: http.ServerResponse, body: Buffer): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://127.0.0.1');
-    const entry: JournalEntry = { method: req.method ?? 'GET', path: url.pathname, query: url.searchParams, status: 0, at: Date.now() };
+    const entry: JournalEntry = { method: req.method ?? 'GET', path: url.pathname, query: url.searchParams, status: 0, at: Date.now(), body: journalBody(body) };
     journal.push(entry);
     const fault = takeFault(faults, entry.method, url.pathname);
     if (fault?.kind === 'hang') {
@@ -99,6 +105,7 @@ export async function startFakeServer(handler: FakeHandler, faults: Fault[] = []
       req.socket.destroy();
       return;
     }
+    if (fault?.kind === 'delay-after') await sleep(fault.delayMs ?? 500);
     if (fault?.kind === '500-after') reply = { status: 500, body: { error: 'InternalServerError', message: 'transaction result unknown' } };
     entry.status = reply.status;
     send(res, reply);
@@ -145,4 +152,11 @@ export function jsonBody(body: Buffer): any {
   } catch {
     return undefined;
   }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function journalBody(body: Buffer): unknown {
+  if (body.length === 0) return undefined;
+  return jsonBody(body) ?? body.toString('utf8');
 }

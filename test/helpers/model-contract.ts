@@ -19,8 +19,8 @@ export interface SubjectOptions {
 
 export type MakeSubject = (opts: SubjectOptions) => Promise<ContractSubject> | ContractSubject;
 
-const ONE_TURN: ChatMessage[] = [{ role: 'user', content: 'Hello panther, how are you today?' }];
-const THREE_TURNS: ChatMessage[] = [
+export const ONE_TURN: ChatMessage[] = [{ role: 'user', content: 'Hello panther, how are you today?' }];
+export const THREE_TURNS: ChatMessage[] = [
   { role: 'system', content: 'You are a helpful panther.' },
   { role: 'user', content: 'Hi there' },
   { role: 'assistant', content: 'Hello! How can I help?' },
@@ -90,7 +90,7 @@ export function modelContract(name: string, make: MakeSubject): void {
 
     it('has a name and a default model', async () => {
       const s = await subject();
-      assert.ok(['scripted', 'openai', 'ollama'].includes(s.backend.name));
+      assert.ok(['scripted', 'openai', 'ollama', 'llama'].includes(s.backend.name));
       assert.ok(s.backend.defaultModel.length > 0);
     });
 

@@ -37,7 +37,8 @@ export interface AkashLease {
 }
 
 export interface AkashDeployment {
-  deployment: { id: { owner?: string; dseq: string }; state: string; created_at?: string };
+  /** hash: the manifest version the deployment was created with (base64) */
+  deployment: { id: { owner?: string; dseq: string }; state: string; hash?: string; created_at?: string };
   leases: AkashLease[];
   /** newer console versions: what the console stored for the deployment */
   consoleSettings?: { sdl?: string } | null;

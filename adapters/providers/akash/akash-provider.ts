@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Config } from '../../../src/config.js';
 import type { Logger } from '../../../src/logger.js';
 import type {
@@ -7,7 +8,7 @@ import { checkHealth, sleep, type RetryPolicy, type CallLimiter } from '../http-
 import {
   deployFailure, mayHaveHappened, progressReporter, resourceName, secretScrubber, toProviderError,
 } from '../remote-deploy.js';
-import { AkashApi, type AkashDeployment, type AkashLease, type Bid, type BidId } from './akash-api.js';
+import { AkashApi, type AkashDeployment, type AkashLease, type Bid, type BidId, type CreatedDeployment } from './akash-api.js';
 import { AKASH_SERVICE, deploymentMarker, renderSdl } from './sdl.js';
 
 export interface AkashProviderOptions {
@@ -21,7 +22,7 @@ export interface AkashProviderOptions {
   limit?: CallLimiter;
 }
 
-/** What the adapter persists: never the SDL or manifest (they carry the secrets). */
+/** What the adapter persists in the ref: never the SDL or manifest (they carry the secrets). */
 interface AkashRef {
   dseq?: string;
   gseq?: number;
@@ -47,8 +48,9 @@ export class AkashProvider implements ProviderAdapter {
   private readonly readyTimeoutMs: number;
   private readonly createAttempts: number;
   /**
-   * Manifests of created-but-not-yet-leased deployments, in memory only: the lease needs the
-   * manifest the create returned, and it holds the agent's secrets, so it is never persisted.
+   * Manifests of created-but-not-yet-leased deployments. The lease needs the manifest the create
+   * returned and it holds the agent's secrets: it goes to ctx.saveSecret (stored encrypted, deleted
+   * once the lease is made) so a restart mid-bid resumes; this map only spares the decryption.
    */
   private readonly manifests = new Map<string, string>();
 
@@ -82,6 +84,12 @@ export class AkashProvider implements ProviderAdapter {
     const signal = ctx.signal;
     let ref: AkashRef = pickRef(ctx.ref);
     let leased = false;
+    // The process lost track of a create it may have sent: look for it before creating, and
+    // once more when running (a create still being processed may land after the first look).
+    const lostCreate = ctx.resuming === true && !ref.dseq;
+    let manifest: string | undefined;
+    const stored = storedManifest(ctx.secret);
+    if (stored && !this.manifests.has(stored.dseq)) this.manifests.set(stored.dseq, stored.manifest);
 
     if (ref.dseq) {
       const dep = await this.api.getDeployment(ref.dseq, signal);
@@ -104,10 +112,17 @@ export class AkashProvider implements ProviderAdapter {
     }
 
     if (!ref.dseq) {
-      const dseq = await this.create(spec, signal);
-      ref = { dseq };
+      // A create may have gone out before the process lost track of it: never leave it open.
+      if (lostCreate) await this.closeStrays(spec.deploymentId, undefined, undefined, signal);
+      const created = await this.create(spec, signal);
+      manifest = created.manifest;
+      ref = { dseq: created.dseq };
+      // The manifest first, then the ref: a ref on disk always has its manifest next to it.
+      ctx.saveSecret?.(JSON.stringify(created));
       ctx.saveRef({ ...ref });
-      progress(10, `Akash deployment ${dseq} created`);
+      progress(10, `Akash deployment ${created.dseq} created`);
+      // Cancelled while the create was in flight: it settled and its ref is saved; the caller closes it.
+      signal.throwIfAborted();
     }
     const dseq = ref.dseq!;
 
@@ -116,10 +131,12 @@ export class AkashProvider implements ProviderAdapter {
       await this.lease(dseq, bid, signal);
       ref = { dseq, gseq: bid.id.gseq, oseq: bid.id.oseq, provider: bid.id.provider };
       ctx.saveRef({ ...ref });
+      ctx.saveSecret?.(null);
       progress(50, `lease created with provider ${bid.id.provider}; manifest sent`);
     }
 
     const { uri, lease } = await this.waitForReady(dseq, signal, progress);
+    if (lostCreate) await this.closeStrays(spec.deploymentId, dseq, manifest, signal);
     const endpointUrl = /^[a-z][a-z0-9+.-]*:\/\//i.test(uri) ? uri : `http://${uri}`;
     this.log.info({ deployment_id: spec.deploymentId, dseq, endpoint: endpointUrl }, 'Akash agent ready');
     return {
@@ -141,15 +158,18 @@ export class AkashProvider implements ProviderAdapter {
    * cannot be leased (its manifest came back in the lost answer), so it is closed before the
    * next attempt: one lease, at most one open deployment per NFT.
    */
-  private async create(spec: DeploySpec, signal: AbortSignal): Promise<string> {
+  private async create(spec: DeploySpec, signal: AbortSignal): Promise<CreatedDeployment> {
     const sdl = renderSdl(spec, this.config.akash);
     const name = resourceName(spec);
     for (let attempt = 1; ; attempt++) {
+      signal.throwIfAborted();
       try {
-        const created = await this.api.createDeployment(sdl, name, signal);
+        // Not aborted by a stop: an abandoned create can still land at the console and bill.
+        // It settles (bounded by the HTTP timeout), its ref is saved, and then the stop closes it.
+        const created = await this.api.createDeployment(sdl, name);
         this.manifests.set(created.dseq, created.manifest);
         this.log.info({ deployment_id: spec.deploymentId, dseq: created.dseq }, 'Akash deployment created');
-        return created.dseq;
+        return created;
       } catch (e) {
         if (!mayHaveHappened(e) || signal.aborted) throw e;
         const orphans = await this.findByMarker(spec.deploymentId, signal);
@@ -164,25 +184,54 @@ export class AkashProvider implements ProviderAdapter {
     }
   }
 
-  /** Open deployments of this API key's owner that carry our deployment's marker. */
-  private async findByMarker(deploymentId: string, signal: AbortSignal): Promise<string[]> {
+  /**
+   * Open, unleased deployments of this API key's owner that carry our deployment's marker (what
+   * a lost create leaves: a lease is only made after the dseq was saved). Two ways to recognise one: the SDL the console kept
+   * (consoleSettings.sdl, where the console returns it) holds the marker line, or its on-chain
+   * `hash` (the manifest version: sha256 of the sorted manifest JSON, apps/api deployment-writer
+   * create()) equals that of a manifest we hold for this deployment (same SDL, same manifest).
+   */
+  private async findByMarker(deploymentId: string, signal: AbortSignal, opts: { manifest?: string } = {}): Promise<string[]> {
     const marker = deploymentMarker(deploymentId);
+    const hash = opts.manifest === undefined ? undefined : manifestHash(opts.manifest);
     const candidates: string[] = [];
+    const found = new Set<string>();
     for (let page = 0; page < LIST_PAGES; page++) {
       const { deployments, hasMore } = await this.api.listDeployments(page * LIST_PAGE, LIST_PAGE, signal);
       for (const d of deployments) {
-        if (d.deployment?.state === 'active' && (d.leases ?? []).length === 0) candidates.push(String(d.deployment.id.dseq));
+        if (d.deployment?.state !== 'active' || (d.leases ?? []).length > 0) continue;
+        const dseq = String(d.deployment.id.dseq);
+        if (hash !== undefined && d.deployment.hash === hash) found.add(dseq);
+        else candidates.push(dseq);
       }
       if (!hasMore) break;
     }
-    // dseq is a block height: the newest first, and only a bounded number of look-ups.
+    // dseq grows with time (the console uses Date.now()): the newest first, a bounded number of look-ups.
     candidates.sort((a, b) => b.length - a.length || (b > a ? 1 : b < a ? -1 : 0));
-    const found: string[] = [];
     for (const dseq of candidates.slice(0, MARKER_LOOKUPS)) {
       const dep = await this.api.getDeployment(dseq, signal);
-      if (dep?.consoleSettings?.sdl?.includes(marker)) found.push(dseq);
+      if (dep?.consoleSettings?.sdl?.includes(marker)) found.add(dseq);
     }
-    return found;
+    return [...found];
+  }
+
+  /**
+   * Closes the unleased deployments carrying this deployment's marker, except `keep`. With the
+   * manifest of our own create, twins are recognised by hash too (same SDL, same manifest), which
+   * works where the console does not return the SDL.
+   */
+  private async closeStrays(deploymentId: string, keep: string | undefined, manifest: string | undefined, signal: AbortSignal): Promise<void> {
+    for (const dseq of await this.findByMarker(deploymentId, signal, { manifest })) {
+      if (dseq === keep) continue;
+      this.log.warn({ deployment_id: deploymentId, dseq }, 'closing an Akash deployment an earlier attempt created');
+      await this.api.closeDeployment(dseq, signal);
+    }
+  }
+
+  async findCreated(spec: DeploySpec, signal?: AbortSignal): Promise<ProviderRef[]> {
+    if (this.missingConfig()) return [];
+    const found = await this.findByMarker(spec.deploymentId, signal ?? new AbortController().signal);
+    return found.map((dseq) => ({ dseq }));
   }
 
   private async waitForBid(dseq: string, signal: AbortSignal, progress: (p: number, m: string) => void): Promise<Bid> {
@@ -363,4 +412,20 @@ function serviceOf(lease: AkashLease) {
 
 function sameBid(a: BidId, b: BidId): boolean {
   return a.provider === b.provider && a.gseq === b.gseq && a.oseq === b.oseq;
+}
+
+/** The manifest a previous process saved with ctx.saveSecret, if it is well formed. */
+function storedManifest(secret: string | undefined): CreatedDeployment | undefined {
+  if (!secret) return undefined;
+  try {
+    const v = JSON.parse(secret) as Partial<CreatedDeployment>;
+    return typeof v.dseq === 'string' && typeof v.manifest === 'string' ? { dseq: v.dseq, manifest: v.manifest } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The deployment's on-chain version for a manifest: base64 of sha256 of its sorted JSON. */
+function manifestHash(manifest: string): string {
+  return createHash('sha256').update(manifest).digest('base64');
 }

@@ -80,6 +80,8 @@ export class SecretVmProvider implements ProviderAdapter {
       ref = { vmId: vm.vmId == null ? undefined : String(vm.vmId), id: vm.id == null ? undefined : String(vm.id), name };
       ctx.saveRef(clean(ref));
       progress(20, `SecretVM ${name} created`);
+      // Cancelled while the create was in flight: it settled and its ref is saved; the caller terminates it.
+      signal.throwIfAborted();
     }
 
     const vm = await this.waitForRunning(routeId, signal, progress);
@@ -117,8 +119,11 @@ export class SecretVmProvider implements ProviderAdapter {
       environment: this.config.env === 'production' ? 'prod' as const : 'dev' as const,
     };
     for (let attempt = 1; ; attempt++) {
+      signal.throwIfAborted();
       try {
-        const vm = await this.api.createVm(input, signal);
+        // Not aborted by a stop: an abandoned create can still make a VM that bills. It settles
+        // (bounded by the HTTP timeout), its ref is saved, and then the stop terminates it.
+        const vm = await this.api.createVm(input);
         this.log.info({ deployment_id: spec.deploymentId, vm: vmRouteId(vm) }, 'SecretVM created');
         return vm;
       } catch (e) {
@@ -135,9 +140,20 @@ export class SecretVmProvider implements ProviderAdapter {
     }
   }
 
-  private async findByName(name: string, signal: AbortSignal): Promise<VmInstance | undefined> {
+  private async findByName(name: string, signal?: AbortSignal): Promise<VmInstance | undefined> {
+    return (await this.findAllByName(name, signal))[0];
+  }
+
+  /** Live VMs carrying the name (GET /api/vm/instances lists nameFromUser, as secretvm-cli `vm list` shows it). */
+  private async findAllByName(name: string, signal?: AbortSignal): Promise<VmInstance[]> {
     const vms = await this.api.listVms(signal);
-    return vms.find((vm) => (vm.nameFromUser === name || vm.name === name) && vmRouteId(vm) && mapVmStatus(vm) !== 'stopped');
+    return vms.filter((vm) => (vm.nameFromUser === name || vm.name === name) && vmRouteId(vm) && mapVmStatus(vm) !== 'stopped');
+  }
+
+  async findCreated(spec: DeploySpec, signal?: AbortSignal): Promise<ProviderRef[]> {
+    if (this.missingConfig()) return [];
+    const vms = await this.findAllByName(resourceName(spec), signal);
+    return vms.map((vm) => clean({ vmId: vm.vmId == null ? undefined : String(vm.vmId), id: vm.id == null ? undefined : String(vm.id), name: resourceName(spec) }));
   }
 
   private async waitForRunning(routeId: string, signal: AbortSignal, progress: (p: number, m: string) => void): Promise<VmInstance> {

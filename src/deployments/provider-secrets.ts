@@ -1,0 +1,74 @@
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Db } from '../db/database.js';
+
+export const PROVIDER_SECRETS_KEY_FILE = 'provider-secrets.key';
+
+/**
+ * What a provider adapter must keep across a restart but may not put in provider_ref because it
+ * is secret (the Akash manifest carries the agent's env, model keys included). Encrypted with
+ * AES-256-GCM under a key file of its own in the data dir (0600), so a copy of the database alone
+ * (a backup, a `.dump` in a bug report) reveals nothing; the deployment id is the associated data,
+ * so a row moved to another deployment does not decrypt. Rows are deleted as soon as the adapter
+ * says so (after the Akash lease) and when the deployment ends.
+ */
+export class ProviderSecrets {
+  private key: Buffer | undefined;
+  private readonly stmts;
+
+  constructor(private readonly db: Db, private readonly dataDir: string) {
+    this.stmts = {
+      get: db.prepare<[string], { value: Buffer }>('SELECT value FROM deployment_secrets WHERE deployment_id = ?'),
+      put: db.prepare('INSERT OR REPLACE INTO deployment_secrets (deployment_id, value, updated_at) VALUES (?, ?, ?)'),
+      del: db.prepare('DELETE FROM deployment_secrets WHERE deployment_id = ?'),
+    };
+  }
+
+  get(deploymentId: string): string | undefined {
+    const row = this.stmts.get.get(deploymentId);
+    if (!row) return undefined;
+    const blob = row.value;
+    try {
+      const d = createDecipheriv('aes-256-gcm', this.keyBytes(), blob.subarray(0, 12));
+      d.setAAD(Buffer.from(deploymentId));
+      d.setAuthTag(blob.subarray(12, 28));
+      return Buffer.concat([d.update(blob.subarray(28)), d.final()]).toString('utf8');
+    } catch {
+      return undefined; // another key (data dir restored without it): as if never saved
+    }
+  }
+
+  set(deploymentId: string, value: string | null): void {
+    if (value === null) {
+      this.stmts.del.run(deploymentId);
+      return;
+    }
+    const iv = randomBytes(12);
+    const c = createCipheriv('aes-256-gcm', this.keyBytes(), iv);
+    c.setAAD(Buffer.from(deploymentId));
+    const body = Buffer.concat([c.update(value, 'utf8'), c.final()]);
+    this.stmts.put.run(deploymentId, Buffer.concat([iv, c.getAuthTag(), body]), Date.now());
+  }
+
+  private keyBytes(): Buffer {
+    if (this.key) return this.key;
+    const file = path.join(this.dataDir, PROVIDER_SECRETS_KEY_FILE);
+    try {
+      const k = fs.readFileSync(file);
+      if (k.length === 32) return (this.key = k);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
+    fs.mkdirSync(this.dataDir, { recursive: true });
+    const k = randomBytes(32);
+    // wx: two processes starting at once must not each write a different key.
+    try {
+      fs.writeFileSync(file, k, { mode: 0o600, flag: 'wx' });
+      return (this.key = k);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      return (this.key = fs.readFileSync(file));
+    }
+  }
+}
