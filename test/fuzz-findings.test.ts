@@ -87,3 +87,24 @@ describe('fuzz findings: nested objects', () => {
     }
   });
 });
+
+describe('fuzz findings: OpenAI-compatible body', () => {
+  test('POST /openai/v1/chat/completions: an array for stream_options or for a message is INVALID_FIELD', async () => {
+    const server = await startServer();
+    try {
+      const me = await signIn(server, { nft: '5153' });
+      const d = await server.request('POST', '/v1/deployments', { token: me.access_token, body: { nft_token_id: '5153', provider: 'local' } });
+      assert.equal(d.status, 202, d.text);
+      const url = '/v1/agents/5153/openai/v1/chat/completions';
+      const base = { model: 'scripted', messages: [{ role: 'user', content: 'hi' }] };
+      for (const [body, param] of [[{ ...base, stream_options: [] }, 'stream_options'], [{ ...base, messages: [[]] }, 'messages.0']] as const) {
+        const r = await server.request('POST', url, { token: me.access_token, body });
+        assert.equal(r.status, 400, r.text);
+        assert.equal(r.body.error.code, 'invalid_field');
+        assert.equal(r.body.error.param, param);
+      }
+    } finally {
+      await server.stop();
+    }
+  });
+});

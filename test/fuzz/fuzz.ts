@@ -172,7 +172,11 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
       return [['Authorization', `Bearer ${tokenFor(k)}`]];
     };
 
-    const checkError = (status: number, text: string): string | undefined => {
+    /**
+     * The spec's error body, or under an agent's /openai/ routes OpenAI's
+     * ({ error: { message, type, param, code } }, code = the spec's code in lower case).
+     */
+    const checkError = (status: number, text: string, openai = false): string | undefined => {
       let body: any;
       try {
         body = JSON.parse(text);
@@ -181,8 +185,10 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
       }
       const e = body?.error;
       if (!e || typeof e !== 'object' || typeof e.code !== 'string' || typeof e.message !== 'string') return `error body not in the spec's format: ${text.slice(0, 200)}`;
-      if (e.details !== undefined && (typeof e.details !== 'object' || e.details === null || Array.isArray(e.details))) return `error details is not an object: ${text.slice(0, 200)}`;
-      const known = (ERROR_CODES as Record<string, { status: number }>)[e.code];
+      if (openai) {
+        if (typeof e.type !== 'string' || !(e.param === null || typeof e.param === 'string')) return `error body not in OpenAI's format: ${text.slice(0, 200)}`;
+      } else if (e.details !== undefined && (typeof e.details !== 'object' || e.details === null || Array.isArray(e.details))) return `error details is not an object: ${text.slice(0, 200)}`;
+      const known = (ERROR_CODES as Record<string, { status: number }>)[openai ? e.code.toUpperCase() : e.code];
       if (!known) return `unknown error code ${e.code}`;
       if (known.status !== status) return `code ${e.code} answered with status ${status} (the spec's status is ${known.status})`;
       return undefined;
@@ -224,14 +230,17 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
       if (status === 503 && /"code":"SERVICE_UNAVAILABLE"/.test(text)) unavailable++;
       else if (status >= 500) return `status ${status}: ${text.slice(0, 300)}`;
       if (STACK.test(text) && !c.target.includes('openapi') && !c.target.includes('metrics')) return `the answer leaks internals: ${text.slice(0, 300)}`;
+      // (an NFT segment that is no NFT id routes to no agent: the spec's format then)
+      const openai = /^\/v1\/agents\/[A-Za-z0-9_-]{1,78}\/openai\//.test(c.target);
       if (status >= 400 && c.method !== 'HEAD') {
-        const bad = checkError(status, text);
+        const bad = checkError(status, text, openai);
         if (bad) return bad;
       }
       if (c.expect) {
-        const code = status >= 400 ? JSON.parse(text).error.code : undefined;
+        const e = status >= 400 ? JSON.parse(text).error : undefined;
+        const code = openai ? e?.code?.toUpperCase() : e?.code;
         if (status !== c.expect.status || code !== c.expect.code) return `expected ${c.expect.status} ${c.expect.code}, got ${status} ${text.slice(0, 200)}`;
-        if (c.expect.field && JSON.parse(text).error.details?.field !== c.expect.field) return `expected details.field ${c.expect.field}: ${text.slice(0, 200)}`;
+        if (c.expect.field && (openai ? e.param : e.details?.field) !== c.expect.field) return `expected the field ${c.expect.field} to be named: ${text.slice(0, 200)}`;
       }
       if (c.crossTenant && c.authRoute && c.token === 'valid' && status < 300) return `another wallet's NFT or conversation answered ${status}: ${text.slice(0, 200)}`;
       void headers;

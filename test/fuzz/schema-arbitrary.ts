@@ -32,6 +32,8 @@ export function valid(schema: Schema | undefined, root: Schema, hints: Record<st
       return fc.double({ min: schema.minimum ?? 0, max: schema.maximum ?? 1000, noNaN: true });
     case 'boolean':
       return fc.boolean();
+    case 'null':
+      return fc.constant(null);
     case 'array':
       return fc.array(valid(schema.items, root, hints), { minLength: schema.minItems ?? 0, maxLength: Math.min(schema.maxItems ?? 3, 3) });
     case 'object':
@@ -55,7 +57,17 @@ export function resolve(ref: string, root: Schema): Schema {
 
 /** A value of a different JSON type than the schema asks for. */
 export function wrongType(schema: Schema | undefined): fc.Arbitrary<unknown> {
-  const type = schema?.type ?? (schema?.enum || schema?.pattern || 'const' in (schema ?? {}) ? 'string' : undefined);
+  // every JSON type the schema (or any of its alternatives) allows
+  const allowed = new Set<string>();
+  const collect = (x: Schema | undefined) => {
+    if (!x) return;
+    for (const alt of [...(x.anyOf ?? []), ...(x.oneOf ?? [])] as Schema[]) collect(alt);
+    if (Array.isArray(x.type)) for (const t of x.type) allowed.add(t);
+    else if (x.type) allowed.add(x.type);
+    else if (x.enum || x.pattern) allowed.add('string');
+    else if ('const' in x) allowed.add(x.const === null ? 'null' : Array.isArray(x.const) ? 'array' : typeof x.const);
+  };
+  collect(schema);
   const all: [string, fc.Arbitrary<unknown>][] = [
     ['string', fc.string({ maxLength: 20 })],
     ['number', fc.oneof(fc.integer(), fc.double({ noNaN: true }), fc.constantFrom(1e308, -0, 2 ** 53 + 1))],
@@ -64,7 +76,7 @@ export function wrongType(schema: Schema | undefined): fc.Arbitrary<unknown> {
     ['array', fc.array(fc.jsonValue({ maxDepth: 1 }), { maxLength: 3 })],
     ['object', fc.dictionary(fc.string({ maxLength: 8 }), fc.jsonValue({ maxDepth: 1 }), { maxKeys: 3 })],
   ];
-  const others = all.filter(([t]) => t !== type && !(type === 'integer' && t === 'number'));
+  const others = all.filter(([t]) => !allowed.has(t) && !(t === 'number' && allowed.has('integer')));
   return fc.oneof(...others.map(([, a]) => a));
 }
 
