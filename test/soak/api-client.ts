@@ -26,8 +26,8 @@ export interface ClientHooks {
 export class ApiClient {
   constructor(public base: string, private readonly hooks: ClientHooks, private readonly deadlineMs = 20_000) {}
 
-  async call(method: string, path: string, opts: { body?: unknown; token?: string } = {}): Promise<Answer> {
-    const headers: Record<string, string> = {};
+  async call(method: string, path: string, opts: { body?: unknown; token?: string; headers?: Record<string, string> } = {}): Promise<Answer> {
+    const headers: Record<string, string> = { ...opts.headers };
     if (opts.body !== undefined) headers['content-type'] = 'application/json';
     if (opts.token) headers.authorization = `Bearer ${opts.token}`;
     const signal = AbortSignal.timeout(this.deadlineMs);
@@ -50,13 +50,13 @@ export class ApiClient {
   }
 
   /** POST /chat with stream: true; resolves with the final SSE object (done: true) and the chunk text. */
-  async chatSse(nft: string, token: string, body: Record<string, unknown>): Promise<{ status: number; final?: any; chunks: string; error?: any }> {
+  async chatSse(nft: string, token: string, body: Record<string, unknown>, extra: Record<string, string> = {}): Promise<{ status: number; final?: any; chunks: string; error?: any }> {
     const signal = AbortSignal.timeout(this.deadlineMs);
     const route = `POST /v1/agents/{nft}/chat (sse)`;
     try {
       const res = await fetch(`${this.base}/v1/agents/${nft}/chat`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}`, ...extra },
         body: JSON.stringify({ ...body, stream: true }),
         signal,
       });

@@ -202,6 +202,17 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
     n.expect = 'running';
   }
 
+  // Idempotency-Key on POST /chat (when the server documents it): turns carry a key, and a turn
+  // the crash left unanswered is sent again with it after the restart; the retry must answer
+  // the first attempt's result (or refuse), and the turn is then stored once.
+  const doc = (await api.call('GET', '/v1/openapi.json')).body;
+  const chatOp = doc?.paths?.['/v1/agents/{nft_token_id}/chat']?.post;
+  const idempotent = ((chatOp?.parameters ?? []) as { $ref?: string; name?: string }[]).some((p) =>
+    (p.$ref ? doc.components?.parameters?.[p.$ref.split('/').pop()!]?.name : p.name) === 'Idempotency-Key');
+  log(`soak: Idempotency-Key on POST /chat ${idempotent ? 'documented: unanswered turns are retried with their key' : 'not documented: no retries'}`);
+  interface Unanswered { n: Nft; conv: Conversation | undefined; mine: Conversation[]; message: string; key: string }
+  let unanswered: Unanswered[] = [];
+
   // --- the workload -------------------------------------------------------------------------
   let stopping = false;
   const pause = () => sleep(Math.floor(rnd() * 15));
@@ -226,14 +237,18 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
         c.turns.push({ user: message, reply });
       };
       const body = { message, ...(conv ? { conversation_id: conv.id } : {}) };
+      const key = `soak-${seq}-${rnd().toString(36).slice(2, 10)}`;
+      const headers: Record<string, string> = idempotent ? { 'Idempotency-Key': key } : {};
       if (roll < 0.35) {
-        const r = await attempt('chat', () => api.call('POST', `/v1/agents/${n.id}/chat`, { token: n.session.access, body }));
+        const r = await attempt('chat', () => api.call('POST', `/v1/agents/${n.id}/chat`, { token: n.session.access, body, headers }));
         if (r?.status === 200) {
           tally('chat', 'ok');
           record(r.body.conversation_id, r.body.response);
         } else if (r) tally('chat', 'refused');
+        else if (idempotent) unanswered.push({ n, conv, mine, message, key });
       } else if (roll < 0.65) {
-        const r = await attempt('chat (sse)', () => api.chatSse(n.id, n.session.access, body));
+        const r = await attempt('chat (sse)', () => api.chatSse(n.id, n.session.access, body, headers));
+        if (!r && idempotent) unanswered.push({ n, conv, mine, message, key });
         if (r?.final && !r.final.error && !r.final.incomplete) {
           tally('chat (sse)', 'ok');
           if (r.final.response !== r.chunks) violation('truncated', `SSE chunks (${r.chunks.length} chars) differ from the final response (${r.final.response.length} chars)`);
@@ -349,6 +364,33 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
       }
     }
     ws.close();
+  };
+
+  /** After a restart: each turn the crash left unanswered is sent again with its key. */
+  const retryUnanswered = async () => {
+    const todo = unanswered;
+    unanswered = [];
+    for (const u of todo) {
+      const body = { message: u.message, ...(u.conv ? { conversation_id: u.conv.id } : {}) };
+      const r = await api.call('POST', `/v1/agents/${u.n.id}/chat`, { token: u.n.session.access, body, headers: { 'Idempotency-Key': u.key } });
+      if (r.status === 200) {
+        tally('chat retry', 'ok');
+        check(`retry:${u.key}`);
+        let c = u.conv;
+        if (!c) {
+          c = { id: r.body.conversation_id, nft: u.n.id, turns: [], sent: new Set([u.message]) };
+          u.mine.push(c);
+          u.n.conversations.push(c);
+        }
+        c.turns.push({ user: u.message, reply: r.body.response });
+      } else if (r.status === 409 && r.body?.error?.code === 'CONFLICT') {
+        // "interrupted": the first attempt was cut mid-turn; what it stored stays as it is
+        tally('chat retry', 'refused');
+      } else {
+        tally('chat retry', 'refused');
+        if (r.status !== 404) violation('retry refused', `a retry with its Idempotency-Key got ${r.status} ${r.text.slice(0, 200)}`);
+      }
+    }
   };
 
   // --- checks after a restart ---------------------------------------------------------------
@@ -476,6 +518,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
       stopping = true;
       await Promise.all(workers);
       await start();
+      await retryUnanswered();
       await verify();
       log(`cycle ${cycle}/${opts.cycles}: killed after ${runFor} ms, /health in ${Math.round(srv!.toHealthMs)} ms, ${checked.size} acknowledged writes checked, ${violations.length} violations`);
     }
