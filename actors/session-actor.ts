@@ -10,7 +10,8 @@ export const SESSION_ACTOR = 'session';
 
 export type SessionMsg =
   | { type: 'open'; wallet: string; nft: string }
-  | { type: 'refresh'; hash: string }
+  /** `next`: the token that replaces the presented one (nextRefreshToken); graceMs: see below */
+  | { type: 'refresh'; hash: string; next: string; graceMs: number }
   | { type: 'revoke'; why: string }
   | { type: 'get' };
 
@@ -18,6 +19,8 @@ export type SessionMsg =
 export interface SessionGrant {
   session: SessionRow;
   refreshToken: string;
+  /** when this refresh token was issued: the access token issued with it carries this iat */
+  issuedAt: number;
 }
 
 export interface SessionActorDeps {
@@ -25,7 +28,7 @@ export interface SessionActorDeps {
   now: () => number;
   randomBytes?: (n: number) => Uint8Array;
   /** told after a revocation is written, so access tokens stop working at once */
-  onRevoked?(sid: string): void;
+  onRevoked?(sid: string, why: string, row: SessionRow): void;
   onOpened?(sid: string): void;
 }
 
@@ -50,7 +53,7 @@ export function sessionActorKind(deps: SessionActorDeps): ActorKind<SessionMsg, 
         const at = deps.now();
         deps.sessions.revoke(sid, why, at);
         row = { ...row, revoked_at: at, revoked_why: why };
-        deps.onRevoked?.(sid);
+        deps.onRevoked?.(sid, why, row);
       };
       return {
         receive(msg) {
@@ -68,23 +71,31 @@ export function sessionActorKind(deps: SessionActorDeps): ActorKind<SessionMsg, 
               deps.sessions.open(next);
               row = next;
               deps.onOpened?.(sid);
-              return { session: row, refreshToken };
+              return { session: row, refreshToken, issuedAt: now };
             }
             case 'refresh': {
               if (!row || row.revoked_at !== null) throw invalidRefresh('the session has ended');
+              const now = deps.now();
               if (msg.hash !== row.refresh_hash) {
-                // An older token of this session: someone kept a copy. End the session for both.
+                // The immediately previous token, within the grace window: its answer was lost (a
+                // network blip, a crash). Answer it again with the same new token, rotate nothing.
+                const prev = deps.sessions.refreshToken(msg.hash);
+                if (prev && prev.session_id === sid && prev.rotated_at !== null && now - prev.rotated_at <= msg.graceMs &&
+                    hashRefreshToken(msg.next) === row.refresh_hash) {
+                  return { session: row, refreshToken: msg.next, issuedAt: prev.rotated_at };
+                }
+                // An older token of this session (or the previous one after the window): someone
+                // kept a copy. End the session for both.
                 revoke('refresh_token_reuse');
                 throw invalidRefresh('refresh token reuse detected; the session is revoked');
               }
-              const now = deps.now();
               if (now >= row.expires_at) throw invalidRefresh('the refresh token has expired');
-              const refreshToken = newRefreshToken(random);
+              const refreshToken = msg.next;
               const hash = hashRefreshToken(refreshToken);
               const expiresAt = now + REFRESH_TOKEN_TTL_MS;
               deps.sessions.rotate(sid, row.refresh_hash, hash, now, expiresAt);
               row = { ...row, refresh_hash: hash, expires_at: expiresAt };
-              return { session: row, refreshToken };
+              return { session: row, refreshToken, issuedAt: now };
             }
             case 'revoke':
               revoke(msg.why);

@@ -2,6 +2,7 @@ import * as jose from 'jose';
 import * as v from 'valibot';
 import type { DestinationStream } from 'pino';
 import type { Config } from './config.js';
+import { defaultPublicUrl } from './server/public-url.js';
 import { createLogger, type Logger } from './logger.js';
 import { openDatabase, type Db } from './db/database.js';
 import { Metrics } from './metrics.js';
@@ -166,7 +167,7 @@ export async function createAgentApp(config: Config, opts: AgentAppOptions): Pro
     async start(): Promise<number> {
       overload.start();
       const port = await http.listen(config.host, config.port);
-      if (!config.publicUrlExplicit) config.publicUrl = `http://localhost:${port}`;
+      if (!config.publicUrlExplicit) config.publicUrl = defaultPublicUrl(config.host, port);
       log.info({ host: config.host, port, nft, orchestrator_jwks: config.orchestratorJwksUrl ?? null }, 'listening');
       return port;
     },

@@ -6,6 +6,8 @@ import type { ActorRegistry } from '../actors/registry.js';
 import type { TokenService } from './auth/tokens.js';
 import type { CachedOwnership } from './auth/ownership.js';
 import type { Publisher } from './server/ws-server.js';
+import type { LiveConnections } from './server/live-connections.js';
+import type { AuditSink } from './server/http-server.js';
 import type { ProviderAdapter, ProviderName } from './providers/provider.js';
 import type { ModelBackend } from './models/model-backend.js';
 
@@ -19,6 +21,10 @@ export interface AppContext {
   readonly tokens: TokenService;
   readonly ownership: CachedOwnership;
   readonly publisher: Publisher;
+  /** WebSockets and SSE streams by session: a revocation ends them at once */
+  readonly live: LiveConnections;
+  /** the audit trail (rows for events no request caused, e.g. a revocation after a transfer) */
+  readonly audit: AuditSink;
   readonly providers: Map<ProviderName, ProviderAdapter>;
   /** The model backend for a name ('scripted' | 'openai' | 'ollama'); undefined if not configured. */
   model(name: string): ModelBackend | undefined;

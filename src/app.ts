@@ -1,5 +1,6 @@
 import type { DestinationStream } from 'pino';
 import type { Config } from './config.js';
+import { defaultPublicUrl } from './server/public-url.js';
 import { createLogger } from './logger.js';
 import { openDatabase, type Db } from './db/database.js';
 import { Metrics } from './metrics.js';
@@ -8,6 +9,7 @@ import { TokenService, TOKEN_ISSUER } from './auth/tokens.js';
 import { CachedOwnership, type OwnershipVerifier } from './auth/ownership.js';
 import { HttpServer, type AuditSink, type RequestVerifier } from './server/http-server.js';
 import { WsServer, type WsMessageHandler } from './server/ws-server.js';
+import { LiveConnections } from './server/live-connections.js';
 import { Router } from './server/router.js';
 import type { AuthClaims, RouteDef } from './server/route.js';
 import { RateLimiter } from './guards/rate-limiter.js';
@@ -74,8 +76,9 @@ export async function createApp(config: Config, opts: AppOptions = {}): Promise<
 
   // Filled by the feature modules below; the WS server reads it per message.
   const wsHandlers: Record<string, WsMessageHandler> = {};
+  const live = new LiveConnections();
   const ws = new WsServer({
-    config, log, metrics, rateLimiter,
+    config, log, metrics, rateLimiter, live,
     authenticate: (t) => authenticate(t),
     audit: { record: (e) => audit?.record(e) },
     handlers: wsHandlers,
@@ -88,6 +91,8 @@ export async function createApp(config: Config, opts: AppOptions = {}): Promise<
     config, log, db, metrics, actors, tokens,
     ownership: new CachedOwnership(opts.ownership ?? (await defaultOwnership(config, db)), config.ownershipCacheMs, now),
     publisher: ws,
+    live,
+    audit: { record: (e) => audit?.record(e) },
     providers,
     model: (name) => models.get(name),
     startedAt: now(),
@@ -130,7 +135,7 @@ export async function createApp(config: Config, opts: AppOptions = {}): Promise<
   api.addAll(monitoringRoutes({ ctx, deploymentsActive: () => deploymentsActive(), overloaded: () => overload.overloaded }));
 
   const http: HttpServer = new HttpServer({
-    config, log, metrics, api, agents, cors, rateLimiter,
+    config, log, metrics, api, agents, cors, rateLimiter, live,
     overload,
     authenticate: (t) => authenticate(t),
     audit: { record: (e) => audit?.record(e) },
@@ -145,7 +150,7 @@ export async function createApp(config: Config, opts: AppOptions = {}): Promise<
       overload.start();
       const port = await http.listen(config.host, config.port);
       // PORT=0 binds an ephemeral port: the derived public URL must name the real one.
-      if (!config.publicUrlExplicit) config.publicUrl = `http://localhost:${port}`;
+      if (!config.publicUrlExplicit) config.publicUrl = defaultPublicUrl(config.host, port);
       for (const h of startHooks) await h();
       log.info({ host: config.host, port, dataDir: config.dataDir, publicUrl: config.publicUrl }, 'listening');
       return port;
@@ -170,7 +175,9 @@ export async function createApp(config: Config, opts: AppOptions = {}): Promise<
 async function defaultOwnership(config: Config, db: Db): Promise<OwnershipVerifier> {
   if (config.ownership === 'evm') {
     const { EvmOwnership } = await import('../adapters/ownership/evm.js');
-    return new EvmOwnership({ rpcUrl: config.evmRpcUrl!, contract: config.nftContract!, chainId: config.chainId });
+    const { sqliteBlockCursor } = await import('../adapters/ownership/block-cursor.js');
+    const cursor = sqliteBlockCursor(db, `evm:${config.chainId}:${config.nftContract!.toLowerCase()}`);
+    return new EvmOwnership({ rpcUrl: config.evmRpcUrl!, contract: config.nftContract!, chainId: config.chainId, cursor });
   }
   const { RegistryOwnership } = await import('../adapters/ownership/registry.js');
   return new RegistryOwnership(db, config.ownersFile);

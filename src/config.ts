@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
+import { defaultPublicUrl } from './server/public-url.js';
 
 /**
  * Configuration from environment variables (and `bin/panthers serve` flags, which the CLI maps
@@ -21,6 +22,12 @@ export interface Config {
   ownership: 'registry' | 'evm';
   ownersFile: string | undefined;
   ownershipCacheMs: number;
+  /** how often ownership changes are polled (registry diff; evm Transfer logs) */
+  ownershipPollMs: number;
+  /** what happens to the previous holder's conversations when an NFT changes hands */
+  transferConversations: 'keep' | 'wipe';
+  /** how long the immediately previous refresh token is still answered (with the same new pair) */
+  refreshGraceMs: number;
   evmRpcUrl: string | undefined;
   nftContract: string | undefined;
   chainId: number;
@@ -163,10 +170,14 @@ export function parseRateLimits(raw: string | undefined): RateLimits | 'off' {
 
 /** Builds the configuration from an environment (process.env by default). Throws ConfigError. */
 export function loadConfig(env: Env = process.env): Config {
+  // Cluster mode exists only as building blocks (docs/cluster.md): refuse rather than run alone.
+  for (const name of ['PANTHERS_DATABASE_URL', 'PANTHERS_NATS_URL']) {
+    if (env[name]) throw new ConfigError(name, 'is set, but cluster mode is not available in this version yet (docs/cluster.md): unset it to run one process on SQLite');
+  }
   const port = int(env, 'PORT', 3000, 0, 65535);
   const host = env.HOST || '127.0.0.1';
   const nodeEnv = oneOf(env, 'PANTHERS_ENV', ['development', 'production', 'test'] as const, 'development');
-  const publicUrl = url(env, 'PANTHERS_PUBLIC_URL', undefined) ?? `http://localhost:${port}`;
+  const publicUrl = url(env, 'PANTHERS_PUBLIC_URL', undefined) ?? defaultPublicUrl(host, port);
   const ownership = oneOf(env, 'PANTHERS_OWNERSHIP', ['registry', 'evm'] as const, 'registry');
   const evmRpcUrl = url(env, 'PANTHERS_EVM_RPC_URL', undefined);
   const nftContract = env.PANTHERS_NFT_CONTRACT || undefined;
@@ -192,6 +203,9 @@ export function loadConfig(env: Env = process.env): Config {
     ownership,
     ownersFile: env.PANTHERS_OWNERS_FILE ? path.resolve(env.PANTHERS_OWNERS_FILE) : undefined,
     ownershipCacheMs: int(env, 'PANTHERS_OWNERSHIP_CACHE_MS', 30_000),
+    ownershipPollMs: int(env, 'PANTHERS_OWNERSHIP_POLL_MS', 1000, 50, 3_600_000),
+    transferConversations: oneOf(env, 'PANTHERS_TRANSFER_CONVERSATIONS', ['keep', 'wipe'] as const, 'keep'),
+    refreshGraceMs: int(env, 'PANTHERS_REFRESH_GRACE_MS', 30_000, 0, 600_000),
     evmRpcUrl,
     nftContract,
     chainId: int(env, 'PANTHERS_CHAIN_ID', 1, 1),

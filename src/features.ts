@@ -4,6 +4,7 @@ import { guaranteesFeature } from './features/guarantees.js';
 import { modelsFeature } from './features/models.js';
 import { runtimeFeature } from './features/runtime.js';
 import { openapiFeature } from './features/openapi.js';
+import { ownershipTransferFeature } from './features/ownership-transfer.js';
 
 /** The feature modules wired into every orchestrator process, in order. */
-export const features: FeatureModule[] = [authFeature, guaranteesFeature, modelsFeature, runtimeFeature, openapiFeature];
+export const features: FeatureModule[] = [authFeature, guaranteesFeature, modelsFeature, runtimeFeature, ownershipTransferFeature, openapiFeature];

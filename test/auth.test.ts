@@ -297,11 +297,14 @@ test('refresh rotates; reusing a rotated token revokes the whole session', async
   assert.equal(unknown.status, 401);
 });
 
-test('two simultaneous refreshes with one token: one wins, the other is reuse (serialized by the session actor)', async () => {
+test('three simultaneous refreshes with one token: one rotation, all three get the same new pair (grace window, serialized by the session actor)', async () => {
   const s = await signIn(server, { nft: nextNft() });
   const results = await Promise.all([1, 2, 3].map(() => server.request('POST', '/v1/auth/refresh', { body: { refresh_token: s.refresh_token } })));
-  assert.equal(results.filter((r) => r.status === 200).length, 1);
-  assert.equal(results.filter((r) => r.status === 401).length, 2);
+  assert.deepEqual(results.map((r) => r.status), [200, 200, 200]);
+  assert.equal(new Set(results.map((r) => r.body.refresh_token)).size, 1);
+  assert.equal(new Set(results.map((r) => r.body.access_token)).size, 1);
+  const n = server.app.ctx.db.prepare('SELECT COUNT(*) AS n FROM refresh_tokens WHERE session_id = ?').get(s.session_id) as { n: number };
+  assert.equal(n.n, 2, 'rotated once');
 });
 
 test('refresh after the NFT changed hands: FORBIDDEN and the session is revoked', async () => {

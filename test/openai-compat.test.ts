@@ -5,6 +5,7 @@ import path from 'node:path';
 import OpenAI from 'openai';
 import { startServer, spawnCli, tempDir, request, waitFor, type TestServer, type ServerProcess } from './helpers/server.js';
 import { signIn, newEvmWallet, type SignedIn } from './helpers/wallets.js';
+import { deployLocal } from './helpers/deploy.js';
 import { openWs } from './helpers/ws.js';
 
 /**
@@ -12,13 +13,6 @@ import { openWs } from './helpers/ws.js';
  * (openai/openai-node) against the real server: plain, streamed with usage, aborted mid-stream,
  * a bad token, a foreign NFT, a too-large request, and the standalone agent at its root.
  */
-async function deployLocal(server: TestServer, nft: string, agent?: object): Promise<SignedIn> {
-  const me = await signIn(server, { nft });
-  const r = await server.request('POST', '/v1/deployments', { token: me.access_token, body: { nft_token_id: nft, provider: 'local', agent } });
-  assert.equal(r.status, 202, r.text);
-  await waitFor(async () => (await server.request('GET', `/v1/deployments/${nft}`, { token: me.access_token })).body.status === 'running');
-  return me;
-}
 
 function client(baseURL: string, token: string): OpenAI {
   return new OpenAI({ baseURL, apiKey: token, maxRetries: 0, timeout: 10_000 });

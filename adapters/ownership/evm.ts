@@ -1,12 +1,27 @@
 import { ApiError } from '../../src/errors.js';
-import type { OwnershipVerifier } from '../../src/auth/ownership.js';
+import type { OwnershipChanges, OwnershipVerifier } from '../../src/auth/ownership.js';
+
+/** Where the Transfer-log poller keeps the last block it has read (a table row in practice). */
+export interface BlockCursor {
+  get(): number | undefined;
+  set(block: number): void;
+}
 
 export interface EvmOwnershipOptions {
   rpcUrl: string;
   contract: string;
   chainId: number;
   timeoutMs?: number;
+  /** persisted progress of changes(); without one, changes() starts at the head each process */
+  cursor?: BlockCursor;
+  /** most blocks one eth_getLogs asks for (public RPCs cap ranges at 1k-10k blocks) */
+  maxLogRange?: number;
 }
+
+/** keccak256("Transfer(address,address,uint256)"): topic 0 of ERC-721 (and ERC-20) Transfer logs. */
+export const TRANSFER_TOPIC = '0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef';
+const QUANTITY = /^0x(0|[1-9a-f][0-9a-f]*)$/i;
+const WORD = /^0x[0-9a-fA-F]{64}$/;
 
 /** ownerOf(uint256) */
 const OWNER_OF = '0x6352211e';
@@ -22,8 +37,85 @@ export class EvmOwnership implements OwnershipVerifier {
   readonly kind = 'evm';
   private chainCheck: Promise<void> | undefined;
   private nextId = 1;
+  private memoryCursor: number | undefined;
+  /** blocks per eth_getLogs now: halved when the node refuses a range (result caps), regrown after */
+  private logRange: number | undefined;
 
   constructor(private readonly opts: EvmOwnershipOptions) {}
+
+  /**
+   * Token ids named by the contract's Transfer logs in the blocks after the cursor, up to the
+   * head (at most maxLogRange blocks per call): eth_blockNumber, then eth_getLogs with the
+   * contract address and topic 0. ERC-721 Transfer has four topics (from, to and tokenId are
+   * indexed); the id is topic 3. ownerOf stays the truth: the caller asks it for each id, so a
+   * log later removed by a reorg changes nothing. The first call (no cursor yet) starts at the
+   * head: history before this server watched is not a change it has to act on.
+   */
+  async changes(): Promise<OwnershipChanges> {
+    await this.checkChain();
+    const head = quantity(await this.call('eth_blockNumber', []), 'eth_blockNumber');
+    const cursor = this.opts.cursor ? this.opts.cursor.get() : this.memoryCursor;
+    const save = (block: number) => {
+      if (this.opts.cursor) this.opts.cursor.set(block);
+      else this.memoryCursor = block;
+    };
+    if (cursor === undefined) {
+      save(head);
+      return { ids: [] };
+    }
+    if (head <= cursor) return { ids: [] }; // nothing new (or the node is behind: wait for it)
+    const max = this.opts.maxLogRange ?? 1000;
+    const range = (this.logRange ??= max);
+    const from = cursor + 1;
+    const to = Math.min(head, cursor + range);
+    let logs: unknown;
+    try {
+      logs = await this.call('eth_getLogs', [{
+        address: this.opts.contract, fromBlock: hex(from), toBlock: hex(to), topics: [TRANSFER_TOPIC],
+      }]);
+    } catch (e) {
+      // Nodes cap a query ("query returned more than 10000 results", "block range too large"):
+      // a smaller range next time, so the cursor cannot stay stuck on one busy stretch.
+      this.logRange = Math.max(1, Math.floor(range / 2));
+      throw e;
+    }
+    this.logRange = Math.min(max, range * 2);
+    if (!Array.isArray(logs)) throw unavailable('The EVM RPC answered eth_getLogs with something that is not a list of logs');
+    const ids = new Set<string>();
+    for (const log of logs as { topics?: unknown; address?: unknown }[]) {
+      const topics = log?.topics;
+      if (!Array.isArray(topics) || topics.length !== 4 || topics[0] !== TRANSFER_TOPIC || !WORD.test(String(topics[3]))) continue;
+      if (typeof log.address === 'string' && log.address.toLowerCase() !== this.opts.contract.toLowerCase()) continue;
+      ids.add(BigInt(topics[3] as string).toString());
+    }
+    return { ids: [...ids], commit: () => save(to) };
+  }
+
+  private async call(method: string, params: unknown[]): Promise<unknown> {
+    try {
+      return await this.rpc(method, params);
+    } catch (e) {
+      throw e instanceof RpcError ? unavailable(`The EVM RPC failed ${method}: ${e.message}`, { rpc_code: e.code }) : e;
+    }
+  }
+
+  /** eth_call at "latest" (no `to`: a deployless call); a revert is an RpcError, other failures SERVICE_UNAVAILABLE. */
+  async ethCall(to: string | undefined, data: string): Promise<unknown> {
+    await this.checkChain();
+    try {
+      return await this.rpc('eth_call', [to ? { to, data } : { data }, 'latest']);
+    } catch (e) {
+      if (e instanceof RpcError && !e.isRevert) throw unavailable(`The EVM RPC failed eth_call: ${e.message}`, { rpc_code: e.code });
+      throw e;
+    }
+  }
+
+  async getCode(address: string): Promise<string> {
+    await this.checkChain();
+    const code = await this.call('eth_getCode', [address, 'latest']);
+    if (typeof code !== 'string' || !/^0x([0-9a-fA-F]{2})*$/.test(code)) throw unavailable('The EVM RPC returned malformed eth_getCode');
+    return code;
+  }
 
   async ownerOf(nftTokenId: string): Promise<string | undefined> {
     if (!/^\d{1,78}$/.test(nftTokenId)) return undefined; // ERC-721 ids are uint256
@@ -98,7 +190,16 @@ export class EvmOwnership implements OwnershipVerifier {
   }
 }
 
-class RpcError extends Error {
+function hex(n: number): string {
+  return '0x' + n.toString(16);
+}
+
+function quantity(v: unknown, method: string): number {
+  if (typeof v !== 'string' || !QUANTITY.test(v)) throw unavailable(`The EVM RPC answered ${method} with something that is not a QUANTITY`);
+  return Number(BigInt(v));
+}
+
+export class RpcError extends Error {
   constructor(readonly code: number, message: string) {
     super(message);
   }

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import type { Db } from '../../src/db/database.js';
-import type { OwnershipVerifier } from '../../src/auth/ownership.js';
+import type { OwnershipChanges, OwnershipVerifier } from '../../src/auth/ownership.js';
 
 /**
  * The self-hosted default: owners come from the `nft_owners` table (managed by
@@ -25,10 +25,42 @@ export class RegistryOwnership implements OwnershipVerifier {
   private version = -1;
   private checkedAt = 0;
   private static readonly CHECK_MS = 50;
+  private readonly allRows;
+  /** What changes() last saw: the effective owner of every NFT (table over file). */
+  private snapshot: Map<string, string> | undefined;
+  private snapshotVersion = -1;
+  private snapshotFileStamp = '';
+  private dirty = false;
 
   constructor(db: Db, private readonly ownersFile?: string, private readonly now: () => number = Date.now) {
     this.byToken = db.prepare<[string], { owner: string }>('SELECT owner FROM nft_owners WHERE nft_token_id = ?');
     this.dataVersion = db.prepare<[], number>('PRAGMA data_version').pluck();
+    this.allRows = db.prepare<[], { nft_token_id: string; owner: string }>('SELECT nft_token_id, owner FROM nft_owners');
+  }
+
+  /**
+   * The NFTs whose owner differs from the last call's view. Cheap when nothing changed (one
+   * PRAGMA and one stat); otherwise one scan of the table, diffed against the previous scan.
+   * The first call only takes the snapshot (owners before it are not "changes").
+   */
+  async changes(): Promise<OwnershipChanges> {
+    const version = this.dataVersion.get()!;
+    this.reloadFile();
+    if (this.snapshot && version === this.snapshotVersion && this.fileStamp === this.snapshotFileStamp && !this.dirty) return { ids: [] };
+    this.dirty = false;
+    this.snapshotVersion = version;
+    this.snapshotFileStamp = this.fileStamp;
+    const next = new Map(this.fileOwners);
+    for (const r of this.allRows.iterate()) next.set(r.nft_token_id, r.owner);
+    const prev = this.snapshot;
+    this.snapshot = next;
+    if (!prev) return { ids: [] };
+    const ids: string[] = [];
+    for (const [nft, owner] of next) if (prev.get(nft)?.toLowerCase() !== owner.toLowerCase()) ids.push(nft);
+    for (const nft of prev.keys()) if (!next.has(nft)) ids.push(nft);
+    // A changed answer must not come from the per-call cache.
+    for (const nft of ids) this.cache.delete(nft);
+    return { ids };
   }
 
   async ownerOf(nftTokenId: string): Promise<string | undefined> {
@@ -54,6 +86,8 @@ export class RegistryOwnership implements OwnershipVerifier {
   }
 
   invalidate(nftTokenId?: string): void {
+    // Our own connection's writes do not bump data_version: look again on the next changes().
+    this.dirty = true;
     if (nftTokenId === undefined) this.cache.clear();
     else this.cache.delete(nftTokenId);
   }

@@ -6,7 +6,8 @@ import { evmAddressOfPublicKey, toChecksumAddress } from './evm-address.js';
 /** secp256k1 group order; s above n/2 is the malleable twin of a valid signature. */
 export const SECP256K1_N = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
 const HALF_N = SECP256K1_N >> 1n;
-const SIGNATURE_HEX = /^(0x)?[0-9a-fA-F]{130}$/;
+const SIGNATURE_HEX = /^(0x)?([0-9a-fA-F]{130}|[0-9a-fA-F]{128})$/;
+const LOW_255_BITS = (1n << 255n) - 1n;
 
 /** keccak256("\x19Ethereum Signed Message:\n" + byte length + message): what personal_sign signs (EIP-191). */
 export function personalMessageDigest(message: string): Uint8Array {
@@ -25,12 +26,19 @@ export interface EvmSignature {
   recovery: number;
 }
 
-/** Parses a 65-byte r||s||v hex signature (v 27/28 or 0/1). Malformed: ApiError INVALID_FIELD. */
+/**
+ * Parses a 65-byte r||s||v hex signature (v 27/28 or 0/1), or a 64-byte EIP-2098 compact one
+ * (r || yParityAndS: the top bit of the second word is the y parity). Malformed: INVALID_FIELD.
+ */
 export function parseEvmSignature(hex: string): EvmSignature {
   if (!SIGNATURE_HEX.test(hex)) {
-    throw invalidSignatureField('must be a 65-byte hex signature (0x + 130 hex characters)');
+    throw invalidSignatureField('must be a 65-byte hex signature (0x + 130 hex characters) or a 64-byte EIP-2098 compact one');
   }
   const body = hex.startsWith('0x') ? hex.slice(2) : hex;
+  if (body.length === 128) {
+    const vs = BigInt('0x' + body.slice(64));
+    return { r: BigInt('0x' + body.slice(0, 64)), s: vs & LOW_255_BITS, recovery: Number(vs >> 255n) };
+  }
   const v = parseInt(body.slice(128, 130), 16);
   const recovery = v >= 27 ? v - 27 : v;
   if (recovery !== 0 && recovery !== 1) throw invalidSignatureField(`has recovery byte v=${v}; expected 27, 28, 0 or 1`);

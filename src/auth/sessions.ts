@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import type { Db } from '../db/database.js';
 
 /** A refresh token is good for this long after it was issued; each use issues a new one. */
@@ -29,6 +29,15 @@ export function newRefreshToken(random: (n: number) => Uint8Array = randomBytes)
   return Buffer.from(random(32)).toString('base64url');
 }
 
+/**
+ * The refresh token that replaces `token` at rotation: HMAC(rotation key, token). Derived, not
+ * random, so a retry with the previous token inside the grace window gets the very same new
+ * token back, even after a restart, with only hashes stored.
+ */
+export function nextRefreshToken(rotationKey: Uint8Array, token: string): string {
+  return createHmac('sha256', rotationKey).update(token).digest('base64url');
+}
+
 export function hashRefreshToken(token: string): string {
   return createHash('sha256').update(token).digest('hex');
 }
@@ -45,6 +54,8 @@ export class SessionRepository {
   private readonly markRotated;
   private readonly setCurrent;
   private readonly revokeStmt;
+  private readonly activeForNftStmt;
+  private readonly activeNftsStmt;
 
   constructor(private readonly db: Db) {
     this.getStmt = db.prepare<[string], SessionRow>(
@@ -58,6 +69,10 @@ export class SessionRepository {
     this.markRotated = db.prepare<[number, string]>('UPDATE refresh_tokens SET rotated_at = ? WHERE hash = ? AND rotated_at IS NULL');
     this.setCurrent = db.prepare<[string, number, string]>('UPDATE sessions SET refresh_hash = ?, expires_at = ? WHERE id = ?');
     this.revokeStmt = db.prepare<[number, string, string]>('UPDATE sessions SET revoked_at = ?, revoked_why = ? WHERE id = ? AND revoked_at IS NULL');
+    this.activeForNftStmt = db.prepare<[string, number], { id: string; wallet: string }>(
+      'SELECT id, wallet FROM sessions WHERE nft_token_id = ? AND revoked_at IS NULL AND expires_at > ?',
+    );
+    this.activeNftsStmt = db.prepare<[number], string>('SELECT DISTINCT nft_token_id FROM sessions WHERE revoked_at IS NULL AND expires_at > ?').pluck();
   }
 
   get(id: string): SessionRow | undefined {
@@ -83,6 +98,15 @@ export class SessionRepository {
       this.insertToken.run(newHash, id, at);
       this.setCurrent.run(newHash, expiresAt, id);
     })();
+  }
+
+  /** Sessions of an NFT that still work (not revoked, refresh token not expired). */
+  activeForNft(nft: string, now: number): { id: string; wallet: string }[] {
+    return this.activeForNftStmt.all(nft, now);
+  }
+
+  activeNfts(now: number): string[] {
+    return this.activeNftsStmt.all(now);
   }
 
   revoke(id: string, why: string, at: number): void {

@@ -4,6 +4,8 @@ import { ApiError } from '../errors.js';
 import { CHALLENGE_TTL_MS, ChallengeStore } from './challenges.js';
 import { formatSiweMessage, parseSiweMessage } from './siwe-message.js';
 import { canonicalWallet, verifyWalletSignature, walletKind } from './wallet-signature.js';
+import { personalMessageDigest } from './evm-signature.js';
+import type { ContractSignatures } from './contract-signature.js';
 
 /** Secret Network mainnet: the chain id written into the messages `secret1...` wallets sign. */
 export const SECRET_CHAIN_ID = 'secret-4';
@@ -15,6 +17,13 @@ export interface SignInOptions {
   now: () => number;
   /** The origin users sign in to; read per challenge (the port is known only after listen). */
   publicUrl: () => string;
+  /**
+   * Origins of dApps allowed to sign users in (PANTHERS_CORS_ORIGINS without `*`): a challenge
+   * asked for from one of them names it as the SIWE domain and URI instead of the public URL.
+   */
+  allowedOrigins?: () => readonly string[];
+  /** EIP-1271 / EIP-6492 checks for smart-contract wallets (with the evm verifier) */
+  contractSignatures?: ContractSignatures;
   /** EIP-155 chain id for 0x wallets */
   evmChainId: number;
   cosmosChainId?: string;
@@ -57,8 +66,22 @@ export class SignIn {
     this.ttlMs = opts.ttlMs ?? CHALLENGE_TTL_MS;
   }
 
+  /**
+   * The origin a sign-in message names: the request's Origin when it is an allowed dApp origin
+   * (the page the user signs on), else the public URL.
+   */
+  originFor(requestOrigin: string | undefined): URL {
+    const o = requestOrigin?.replace(/\/+$/, '');
+    if (o && this.allowed().has(o)) return new URL(o);
+    return new URL(new URL(this.opts.publicUrl()).origin);
+  }
+
+  private allowed(): Set<string> {
+    return new Set((this.opts.allowedOrigins?.() ?? []).filter((x) => x !== '*').map((x) => x.replace(/\/+$/, '')));
+  }
+
   /** Issues a message to sign. FORBIDDEN when the wallet does not own the NFT now. */
-  async issueChallenge(req: ChallengeRequest): Promise<Challenge> {
+  async issueChallenge(req: ChallengeRequest, requestOrigin?: string): Promise<Challenge> {
     const wallet = canonicalWallet(req.wallet_address);
     const nft = req.nft_token_id;
     await this.requireOwner(wallet, nft);
@@ -66,7 +89,7 @@ export class SignIn {
     // Whole seconds, so the stored expiry is exactly the one written in the message.
     const expiresAt = Math.floor((now + this.ttlMs) / 1000) * 1000;
     const nonce = Buffer.from(this.random(16)).toString('hex');
-    const url = new URL(this.opts.publicUrl());
+    const url = this.originFor(requestOrigin);
     const evm = walletKind(wallet) === 'evm';
     const message = formatSiweMessage({
       domain: url.host,
@@ -89,11 +112,12 @@ export class SignIn {
    * INVALID_FIELD (malformed address/signature), INVALID_SIGNATURE (not an unused, unexpired
    * message issued for this wallet and NFT, or a wrong signature) or FORBIDDEN (not the owner now).
    */
-  async verifySignedChallenge(s: SignedChallenge): Promise<{ wallet: string; nft: string }> {
+  async verifySignedChallenge(s: SignedChallenge, requestOrigin?: string): Promise<{ wallet: string; nft: string }> {
     const wallet = canonicalWallet(s.wallet_address);
     const nft = s.nft_token_id;
-    const nonce = parseSiweMessage(s.message)?.nonce;
-    if (!nonce) throw refused('the message is not a sign-in message issued by this server');
+    const parsed = parseSiweMessage(s.message);
+    const nonce = parsed?.nonce;
+    if (!parsed || !nonce) throw refused('the message is not a sign-in message issued by this server');
     // Burned before anything else is checked: every attempt costs the nonce, failed ones too.
     const row = this.store.burn(nonce);
     if (!row) throw refused('the message was not issued by this server or was already used');
@@ -102,9 +126,44 @@ export class SignIn {
       throw refused('the message was issued for another wallet or NFT');
     }
     if (this.opts.now() >= row.expires_at) throw refused('the message has expired; ask for a new challenge');
-    verifyWalletSignature({ wallet, message: s.message, signature: s.signature, publicKey: s.public_key });
+    this.checkOrigin(parsed.domain, parsed.uri, requestOrigin);
+    await this.checkSignature(wallet, s);
     await this.requireOwner(wallet, nft);
     return { wallet, nft };
+  }
+
+  /**
+   * The message must name an origin this server signs users in for (the public URL or an allowed
+   * dApp origin; either may have changed since the challenge), its domain must be that origin's
+   * host, and a browser's verify request must come from the origin the message names.
+   */
+  private checkOrigin(domain: string, uri: string, requestOrigin: string | undefined): void {
+    let u: URL;
+    try {
+      u = new URL(uri);
+    } catch {
+      throw refused('the message URI is not a URL');
+    }
+    const origin = u.origin;
+    const ours = new URL(this.opts.publicUrl()).origin;
+    if (origin !== ours && !this.allowed().has(origin)) throw refused(`the message is for ${origin}, not an origin this server signs in for`);
+    if (domain !== u.host) throw refused('the message domain is not the host of its URI');
+    const o = requestOrigin?.replace(/\/+$/, '');
+    if (o && this.allowed().has(o) && o !== origin) throw refused(`the message was issued for ${origin}, but is verified from ${o}`);
+  }
+
+  /** EOA signatures (EIP-191, 65 bytes or EIP-2098 compact; ADR-036), then smart-contract wallets. */
+  private async checkSignature(wallet: string, s: SignedChallenge): Promise<void> {
+    try {
+      verifyWalletSignature({ wallet, message: s.message, signature: s.signature, publicKey: s.public_key });
+    } catch (e) {
+      const contracts = this.opts.contractSignatures;
+      if (!contracts || walletKind(wallet) !== 'evm' || !(e instanceof ApiError)) throw e;
+      if (e.code !== 'INVALID_SIGNATURE' && e.code !== 'INVALID_FIELD') throw e;
+      if (await contracts.isValid(wallet, personalMessageDigest(s.message), s.signature)) return;
+      if (e.code === 'INVALID_FIELD' && !/^0x([0-9a-fA-F]{2})+$/.test(s.signature)) throw e;
+      throw refused('neither the wallet key nor the wallet contract (EIP-1271 / EIP-6492) accepts this signature');
+    }
   }
 
   private async requireOwner(wallet: string, nft: string): Promise<void> {

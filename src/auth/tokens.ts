@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import { createHmac } from 'node:crypto';
 import path from 'node:path';
 import * as jose from 'jose';
 import { ApiError } from '../errors.js';
@@ -73,8 +74,20 @@ export class TokenService {
     return { keys: [this.key.publicJwk] };
   }
 
-  async issue(claims: { sub: string; nft: string; sid: string }, ttlSec = ACCESS_TOKEN_TTL_SEC): Promise<{ token: string; expiresIn: number }> {
-    const iat = Math.floor(this.now() / 1000);
+  /**
+   * A secret for `label`, derived from the signing key (HMAC-SHA256 over its private scalar):
+   * stable across restarts without another key file. Used for refresh-token rotation.
+   */
+  deriveSecret(label: string): Buffer {
+    return createHmac('sha256', Buffer.from(this.key.privateJwk.d!, 'base64url')).update(`secret-panthers/${label}`).digest();
+  }
+
+  /**
+   * `issuedAtMs` pins iat (and so exp): Ed25519 signatures are deterministic, so the same claims
+   * issued at the same second give the same token (a refresh retried in its grace window).
+   */
+  async issue(claims: { sub: string; nft: string; sid: string }, ttlSec = ACCESS_TOKEN_TTL_SEC, issuedAtMs?: number): Promise<{ token: string; expiresIn: number }> {
+    const iat = Math.floor((issuedAtMs ?? this.now()) / 1000);
     const token = await new jose.SignJWT({ nft: claims.nft, sid: claims.sid })
       .setProtectedHeader({ alg: ALG, kid: this.key.kid, typ: 'JWT' })
       .setSubject(claims.sub)
@@ -82,7 +95,7 @@ export class TokenService {
       .setIssuedAt(iat)
       .setExpirationTime(iat + ttlSec)
       .sign(this.privateKey);
-    return { token, expiresIn: ttlSec };
+    return { token, expiresIn: Math.max(0, iat + ttlSec - Math.floor(this.now() / 1000)) };
   }
 
   /** Verifies a token: TOKEN_EXPIRED when past its expiry, UNAUTHORIZED for anything else wrong. */

@@ -144,4 +144,14 @@ export const MIGRATIONS: readonly string[] = [
     updated_at     INTEGER NOT NULL
   );
   `,
+  // 4 (ownership transfer): sessions by NFT (a transfer revokes the previous owner's), and the
+  // block an EVM Transfer-log poller has read up to, so a restart neither rescans nor skips.
+  `
+  CREATE INDEX IF NOT EXISTS sessions_nft ON sessions (nft_token_id) WHERE revoked_at IS NULL;
+  CREATE TABLE IF NOT EXISTS ownership_cursor (
+    source      TEXT PRIMARY KEY,
+    block       INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL
+  );
+  `,
 ];

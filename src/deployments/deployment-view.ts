@@ -19,3 +19,13 @@ export function deploymentView(d: Deployment) {
   };
 }
 export type DeploymentView = ReturnType<typeof deploymentView>;
+
+/**
+ * What a reader may see of a deployment: all of it when they made it; when it was made by a
+ * previous owner of the NFT, everything but the system prompt (it can be personal: it is the
+ * previous owner's, not the NFT's), flagged `previous_owner: true`.
+ */
+export function viewForReader<V extends { agent: { system_prompt: string } }>(view: V, deployer: string, reader: string): V & { previous_owner?: true } {
+  if (deployer.toLowerCase() === reader.toLowerCase()) return view;
+  return { ...view, agent: { ...view.agent, system_prompt: '' }, previous_owner: true };
+}

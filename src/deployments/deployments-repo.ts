@@ -39,7 +39,8 @@ export interface DeploymentEvent {
 }
 
 export interface ListFilter {
-  wallet: string;
+  /** the NFTs whose deployments are listed (those the caller owns now) */
+  nfts: string[];
   status?: DeploymentStatus;
   provider?: ProviderName;
   sort: 'created_at' | 'status' | 'nft_token_id';
@@ -202,9 +203,23 @@ export class DeploymentsRepo {
     return this.stmts.unfinished.all().map((r) => r.nft_token_id);
   }
 
+  /**
+   * NFTs a wallet may own, to be confirmed with the ownership verifier: those it deployed, those
+   * it signed in for, and those the registry table names it the owner of.
+   */
+  candidateNfts(wallet: string): string[] {
+    return this.db.prepare(
+      `SELECT nft_token_id FROM deployments WHERE wallet = ?
+       UNION SELECT nft_token_id FROM sessions WHERE wallet = ?
+       UNION SELECT nft_token_id FROM nft_owners WHERE lower(owner) = ?`,
+    ).pluck().all(wallet.toLowerCase(), wallet, wallet.toLowerCase()) as string[];
+  }
+
+  /** Deployments of the given NFTs (whoever made them), filtered, sorted and paged. */
   list(f: ListFilter): { rows: Deployment[]; total: number } {
-    const where = ['wallet = ?'];
-    const args: unknown[] = [f.wallet.toLowerCase()];
+    if (f.nfts.length === 0) return { rows: [], total: 0 };
+    const where = [`nft_token_id IN (${f.nfts.map(() => '?').join(',')})`];
+    const args: unknown[] = [...f.nfts];
     if (f.status) {
       where.push('status = ?');
       args.push(f.status);

@@ -1,4 +1,9 @@
+import { randomUUID } from 'node:crypto';
 import type { FeatureModule } from '../feature.js';
+import { revocationReason } from '../server/live-connections.js';
+import type { Config } from '../config.js';
+import { ContractSignatures } from '../auth/contract-signature.js';
+import { EvmOwnership } from '../../adapters/ownership/evm.js';
 import { SessionRepository } from '../auth/sessions.js';
 import { SessionGuard } from '../auth/session-guard.js';
 import { SignIn } from '../auth/sign-in.js';
@@ -9,6 +14,12 @@ import { sessionActorKind } from '../../actors/session-actor.js';
  * Wallet sign-in: challenge/verify, sessions with rotating refresh tokens (one SessionActor per
  * session), logout, the JWKS, and the request authenticator that refuses tokens of ended sessions.
  */
+/** With the evm verifier, smart-contract wallets sign in through the same JSON-RPC node. */
+function contractSignatures(config: Config): ContractSignatures | undefined {
+  if (config.ownership !== 'evm' || !config.evmRpcUrl || !config.nftContract) return undefined;
+  return new ContractSignatures(new EvmOwnership({ rpcUrl: config.evmRpcUrl, contract: config.nftContract, chainId: config.chainId }));
+}
+
 export const authFeature: FeatureModule = (f) => {
   const { ctx } = f;
   const sessions = new SessionRepository(ctx.db);
@@ -18,7 +29,16 @@ export const authFeature: FeatureModule = (f) => {
       sessions,
       now: ctx.now,
       onOpened: (sid) => guard.markActive(sid),
-      onRevoked: (sid) => guard.markRevoked(sid),
+      onRevoked: (sid, why, row) => {
+        guard.markRevoked(sid);
+        // Its open sockets and streams end now, not when their token expires.
+        const ended = ctx.live.endSession(sid, revocationReason(why));
+        ctx.audit.record({
+          ts: ctx.now(), requestId: randomUUID(), wallet: row.wallet, nft: row.nft_token_id,
+          method: 'EVENT', route: `session revoked: ${why}`, status: 401, ip: '', durationMs: 0,
+        });
+        ctx.log.info({ session_id: sid, wallet: row.wallet, nft: row.nft_token_id, why, connections_ended: ended }, 'session revoked');
+      },
     }),
   );
   const signIn = new SignIn({
@@ -26,7 +46,9 @@ export const authFeature: FeatureModule = (f) => {
     ownership: ctx.ownership,
     now: ctx.now,
     publicUrl: () => ctx.config.publicUrl,
+    allowedOrigins: () => ctx.config.corsOrigins,
     evmChainId: ctx.config.chainId,
+    contractSignatures: contractSignatures(ctx.config),
   });
   f.addRoutes(authRoutes({ ctx, signIn, sessions }));
   f.setAuthenticate(guard.authenticate);

@@ -25,6 +25,9 @@ import { openaiRoutes } from '../routes/openai-compat.js';
 import { chatStreamHandler } from '../agents/chat-stream-ws.js';
 import { chooseModel } from '../agents/model-choice.js';
 import { createChatQuota } from './guarantees.js';
+import { isIpLiteral, isLoopbackIp } from '../server/public-url.js';
+import { viewForReader } from '../deployments/deployment-view.js';
+import { sameWallet } from '../auth/ownership.js';
 
 const DEPLOY_TIMEOUT_MS: Record<ProviderName, number> = { local: 30_000, akash: 30 * 60_000, secret_vm: 30 * 60_000 };
 
@@ -58,6 +61,9 @@ class EmbeddedAgents implements AgentHost {
   endpointUrl(nft: string): string {
     const u = new URL(this.ctx.config.publicUrl);
     const proto = this.ctx.config.env === 'production' ? 'https:' : u.protocol;
+    // An IP has no sub-domains: loopback agents are agent-N.localhost, others are path-addressed.
+    if (isLoopbackIp(u.hostname)) return `${proto}//agent-${nft}.localhost${u.port ? ':' + u.port : ''}`;
+    if (isIpLiteral(u.hostname)) return `${proto}//${u.host}/v1/agents/${nft}`;
     return `${proto}//agent-${nft}.${u.host}`;
   }
 }
@@ -114,7 +120,15 @@ export const runtimeFeature: FeatureModule = (f) => {
     publisher: ctx.publisher,
     log: ctx.log,
     now: ctx.now,
-    character: (nft) => agents.settings(nft) ?? deployments.latestForNft(nft)?.agent ?? defaultCharacter(nft, ctx.config.model),
+    character: (nft) => {
+      const c = agents.settings(nft) ?? deployments.latestForNft(nft)?.agent ?? defaultCharacter(nft, ctx.config.model);
+      // A deployment made by a previous owner answers the new one without the old system prompt
+      // (it may be personal); the name, model and capabilities stay until the new owner redeploys.
+      const deployer = deployments.latestForNft(nft)?.wallet;
+      const owner = ctx.ownership.peek(nft);
+      if (deployer && owner && !sameWallet(deployer, owner)) return { ...c, system_prompt: defaultCharacter(nft, ctx.config.model).system_prompt };
+      return c;
+    },
     model: (setting) => chooseModel(setting, ctx.config.model, ctx.model),
     concurrency: ctx.config.chatConcurrency,
     historyTokenBudget: ctx.config.historyTokenBudget,
@@ -137,7 +151,7 @@ export const runtimeFeature: FeatureModule = (f) => {
   };
   f.addAgentRoutes(agentRoutes(agentDeps));
   f.addAgentRoutes(openaiRoutes(agentDeps));
-  f.addWsHandlers(wsHandlers(ctx, agents, conversations, authorize));
+  f.addWsHandlers(wsHandlers(ctx, agents, conversations, deployments, authorize));
   f.setDeploymentsActive(() => deployments.activeCount());
 
   f.onStart(async () => {
@@ -183,6 +197,7 @@ function wsHandlers(
   ctx: AppContext,
   agents: EmbeddedAgents,
   conversations: ConversationsRepo,
+  deployments: DeploymentsRepo,
   authorize: (auth: AuthClaims, nft: string) => Promise<void>,
 ): Record<string, WsMessageHandler> {
   return {
@@ -199,7 +214,9 @@ function wsHandlers(
         } catch (e) {
           if (!(e instanceof ApiError && e.code === 'NOT_FOUND')) throw e;
         }
-        conn.send({ type: 'subscribed', channel: 'deployment', nft_token_id: nft, deployment: current });
+        const deployer = deployments.latestForNft(nft)?.wallet;
+        const shown = current && deployer ? viewForReader(current, deployer, conn.auth.sub) : current;
+        conn.send({ type: 'subscribed', channel: 'deployment', nft_token_id: nft, deployment: shown });
       },
     },
     unsubscribe: {

@@ -171,7 +171,7 @@ function websocketOperation(wsHandlers: Readonly<Record<string, WsMessageHandler
       '`{type:"subscribe",channel:"deployment",nft_token_id}` -> `{type:"subscribed",deployment}` then DeploymentStatusFrame per transition; ' +
       '`{type:"chat_stream",message,nft_token_id?,conversation_id?}` -> `{type:"subscribed",channel:"chat",conversation_id}` then ChatChunkFrame...; ' +
       '`{type:"unsubscribe",channel,nft_token_id?|conversation_id?}`; `{type:"ping"}` -> `{type:"pong"}`. ' +
-      'Errors: `{type:"error",request_type?,error:{code,message,details}}`; an expired token closes the socket with code 4001.',
+      'Errors: `{type:"error",request_type?,error:{code,message,details}}`; a socket closes with 4001 when its token expires, 4002 when its session is revoked (logout, refresh-token reuse), 4003 when its NFT changed hands (ownership_lost), 4008 for a slow reader; an `error` frame naming why comes first.',
     tags: ['websocket'],
     operationId: 'websocket',
     security: [],

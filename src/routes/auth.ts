@@ -5,7 +5,7 @@ import { ApiError } from '../errors.js';
 import { route, type RouteDef } from '../server/route.js';
 import { nftTokenId } from '../server/validation.js';
 import { ACCESS_TOKEN_TTL_SEC } from '../auth/tokens.js';
-import { hashRefreshToken, type SessionRepository, type SessionRow } from '../auth/sessions.js';
+import { hashRefreshToken, nextRefreshToken, type SessionRepository, type SessionRow } from '../auth/sessions.js';
 import type { SignIn } from '../auth/sign-in.js';
 import { walletKind } from '../auth/wallet-signature.js';
 import { SESSION_ACTOR, newSessionId, type SessionGrant, type SessionMsg } from '../../actors/session-actor.js';
@@ -29,7 +29,8 @@ const ChallengeBody = v.object({ wallet_address: walletAddress, nft_token_id: nf
 const VerifyBody = v.object({
   wallet_address: walletAddress,
   nft_token_id: nftTokenId,
-  signature: v.pipe(v.string('must be a string'), v.trim(), v.minLength(1, 'must not be empty'), v.maxLength(512, 'must be at most 512 characters')),
+  // Smart-contract wallet signatures (EIP-1271 multisig, EIP-6492 envelopes) run to a few KB.
+  signature: v.pipe(v.string('must be a string'), v.trim(), v.minLength(1, 'must not be empty'), v.maxLength(16384, 'must be at most 16384 characters')),
   message: v.pipe(v.string('must be a string'), v.minLength(1, 'must not be empty'), v.maxLength(4096, 'must be at most 4096 characters')),
   public_key: v.optional(v.pipe(v.string('must be a string'), v.trim(), v.maxLength(128, 'must be at most 128 characters'))),
 });
@@ -42,6 +43,7 @@ const isoTime = (ms: number) => new Date(ms).toISOString();
 /** POST /auth/challenge, /auth/verify, /auth/refresh, /auth/logout; GET /auth/session, /.well-known/jwks.json. */
 export function authRoutes({ ctx, signIn, sessions }: AuthRouteDeps): RouteDef[] {
   const ask = <R>(sid: string, msg: SessionMsg) => ctx.actors.ask<R>(SESSION_ACTOR, sid, msg);
+  const rotationKey = ctx.tokens.deriveSecret('refresh-rotation');
 
   return [
     route({
@@ -51,7 +53,7 @@ export function authRoutes({ ctx, signIn, sessions }: AuthRouteDeps): RouteDef[]
       response: v.object({ message: v.string(), nonce: v.string(), expires_at: v.string() }),
       handler(req) {
         req.nft = req.body.nft_token_id;
-        return signIn.issueChallenge(req.body);
+        return signIn.issueChallenge(req.body, req.header('origin'));
       },
     }),
     route({
@@ -61,7 +63,7 @@ export function authRoutes({ ctx, signIn, sessions }: AuthRouteDeps): RouteDef[]
       response: v.object({ access_token: v.string(), refresh_token: v.string(), expires_in: v.number(), session_id: v.string(), signing_key: v.optional(v.string()) }),
       async handler(req) {
         req.nft = req.body.nft_token_id;
-        const { wallet, nft } = await signIn.verifySignedChallenge(req.body);
+        const { wallet, nft } = await signIn.verifySignedChallenge(req.body, req.header('origin'));
         const grant = await ask<SessionGrant>(newSessionId(), { type: 'open', wallet, nft });
         const access = await ctx.tokens.issue({ sub: wallet, nft, sid: grant.session.id }, ACCESS_TOKEN_TTL_SEC);
         req.log.info({ wallet, nft, session_id: grant.session.id }, 'session opened');
@@ -76,18 +78,25 @@ export function authRoutes({ ctx, signIn, sessions }: AuthRouteDeps): RouteDef[]
       body: RefreshBody,
       response: v.object({ access_token: v.string(), expires_in: v.number(), refresh_token: v.string() }),
       async handler(req) {
-        const hash = hashRefreshToken(req.body.refresh_token);
+        const token = req.body.refresh_token;
+        const hash = hashRefreshToken(token);
         const known = sessions.refreshToken(hash);
         if (!known) throw new ApiError('UNAUTHORIZED', 'Invalid refresh token');
-        const grant = await ask<SessionGrant>(known.session_id, { type: 'refresh', hash });
-        const { wallet_address, nft_token_id } = view(grant.session);
+        const current = sessions.get(known.session_id);
+        if (!current || current.revoked_at !== null) throw new ApiError('UNAUTHORIZED', 'Invalid refresh token', { reason: 'the session has ended' });
+        const { wallet_address, nft_token_id } = view(current);
         req.nft = nft_token_id;
-        // The NFT may have changed hands since sign-in: a session lives only as long as ownership.
+        // Ownership first, rotation after: an RPC blip (503) leaves the presented token current,
+        // so the client's retry is not mistaken for reuse. The NFT may have changed hands since
+        // sign-in: a session lives only as long as ownership.
         if (!(await ctx.ownership.owns(wallet_address, nft_token_id))) {
-          await ask(grant.session.id, { type: 'revoke', why: 'ownership_lost' });
+          await ask(current.id, { type: 'revoke', why: 'ownership_lost' });
           throw new ApiError('FORBIDDEN', `Wallet ${wallet_address} no longer owns NFT ${nft_token_id}; the session is revoked`, { nft_token_id });
         }
-        const access = await ctx.tokens.issue({ sub: wallet_address, nft: nft_token_id, sid: grant.session.id }, ACCESS_TOKEN_TTL_SEC);
+        const grant = await ask<SessionGrant>(current.id, {
+          type: 'refresh', hash, next: nextRefreshToken(rotationKey, token), graceMs: ctx.config.refreshGraceMs,
+        });
+        const access = await ctx.tokens.issue({ sub: wallet_address, nft: nft_token_id, sid: grant.session.id }, ACCESS_TOKEN_TTL_SEC, grant.issuedAt);
         return { access_token: access.token, expires_in: access.expiresIn, refresh_token: grant.refreshToken };
       },
     }),

@@ -7,6 +7,8 @@ import { DEPLOYMENT_ACTOR, deploymentView, type DeploymentMsg, type DeploymentVi
 import { DEPLOYMENT_STATUSES, type DeploymentsRepo } from '../deployments/deployments-repo.js';
 import { PROVIDERS, type ProviderName, type Resources } from '../providers/provider.js';
 import { defaultCharacter } from '../agents/character.js';
+import { viewForReader } from '../deployments/deployment-view.js';
+import { sameWallet } from '../auth/ownership.js';
 
 const ESTIMATED_SECONDS: Record<ProviderName, number> = { local: 1, akash: 180, secret_vm: 300 };
 export const DEFAULT_RESOURCES: Resources = { cpu: 0.5, memory_mb: 512, disk_mb: 1024, gpu: 0 };
@@ -51,11 +53,24 @@ const deploymentResponse = v.object({
   agent: v.object({ name: v.string(), system_prompt: v.string(), model: v.string(), capabilities: v.array(v.string()) }),
   health: v.nullable(v.object({ ok: v.boolean(), checked_at: v.string(), latency_ms: v.number(), message: v.string() })),
   error: v.nullable(v.string()), details: v.nullable(v.record(v.string(), v.unknown())),
+  /** made by a previous owner of the NFT: its system prompt is not shown */
+  previous_owner: v.optional(v.literal(true)),
 });
 
 /** Ownership is re-checked on every deployment call (cached for PANTHERS_OWNERSHIP_CACHE_MS). */
 async function owns(ctx: AppContext, req: Request<unknown, unknown>, nft: string): Promise<boolean> {
   return ctx.ownership.owns(req.auth!.sub, nft);
+}
+
+/** The candidates the wallet owns now (ownership answers are cached; a few at a time). */
+async function ownedOf(ctx: AppContext, wallet: string, candidates: string[]): Promise<string[]> {
+  const owned: string[] = [];
+  for (let i = 0; i < candidates.length; i += 16) {
+    const batch = candidates.slice(i, i + 16);
+    const answers = await Promise.all(batch.map((nft) => ctx.ownership.owns(wallet, nft)));
+    batch.forEach((nft, j) => answers[j] && owned.push(nft));
+  }
+  return owned;
 }
 
 export function deploymentRoutes(ctx: AppContext, repo: DeploymentsRepo): RouteDef[] {
@@ -91,6 +106,9 @@ export function deploymentRoutes(ctx: AppContext, repo: DeploymentsRepo): RouteD
         // A read: SQLite is the truth (the actor writes through before it answers), so no actor hop.
         const body = repo.latestViewJson(nft);
         if (body === undefined) throw new ApiError('NOT_FOUND', `NFT ${nft} has never been deployed`);
+        const deployer = repo.latestForNft(nft)!.wallet;
+        // Made by a previous owner: shown without their system prompt.
+        if (!sameWallet(deployer, req.auth!.sub)) return viewForReader(JSON.parse(body) as DeploymentView, deployer, req.auth!.sub);
         return jsonText(200, body);
       },
     }),
@@ -114,10 +132,13 @@ export function deploymentRoutes(ctx: AppContext, repo: DeploymentsRepo): RouteD
         deployments: v.array(deploymentResponse), total: v.number(),
         pagination: v.object({ total: v.number(), limit: v.number(), offset: v.number(), has_more: v.boolean() }),
       }),
-      handler(req) {
+      async handler(req) {
         const q = req.query;
-        const { rows, total } = repo.list({ wallet: req.auth!.sub, ...q });
-        const deployments = rows.map(deploymentView);
+        const wallet = req.auth!.sub;
+        // Deployments belong to the NFT's current owner: whoever made them, listed by NFTs owned now.
+        const nfts = await ownedOf(ctx, wallet, repo.candidateNfts(wallet));
+        const { rows, total } = repo.list({ nfts, ...q });
+        const deployments = rows.map((d) => viewForReader(deploymentView(d), d.wallet, wallet));
         return { deployments, total, pagination: { total, limit: q.limit, offset: q.offset, has_more: q.offset + rows.length < total } };
       },
     }),

@@ -5,13 +5,15 @@ import type { Config, RateClass } from '../config.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import type { Router } from './router.js';
+import type { LiveConnections } from './live-connections.js';
 import type { AuthClaims, Reply, Request, RouteDef, SseSink } from './route.js';
 import { validate } from './validation.js';
 import type { RateLimiter } from '../guards/rate-limiter.js';
 import type { Cors } from '../guards/cors.js';
 import type { OverloadMonitor } from '../guards/overload.js';
 import { STATUS_LINES } from './status-lines.js';
-import { isOpenAiPath, openaiError } from '../agents/openai-wire.js';
+import { isLoopbackIp } from './public-url.js';
+import { DONE, isOpenAiPath, openaiError } from '../agents/openai-wire.js';
 
 /** Appends one row per API call (batched by the implementation). */
 export interface AuditSink {
@@ -51,6 +53,8 @@ export interface HttpServerDeps {
   overload?: OverloadMonitor;
   audit?: AuditSink;
   requestVerifier?: RequestVerifier;
+  /** the index a session revocation uses to end this server's SSE streams of that session */
+  live?: LiveConnections;
   /** Lets the WebSocket layer attach itself to the same app. */
   attachWs?(app: TemplatedApp): void;
 }
@@ -155,7 +159,9 @@ export class HttpServer {
     this.app = uWS.App();
     this.readHeaders = headersToRead(deps);
     const publicHost = new URL(deps.config.publicUrl).hostname;
-    this.agentHostRe = deps.agents ? new RegExp(`^agent-([A-Za-z0-9_-]{1,78})\\.${escapeRe(publicHost)}(?::\\d+)?$`, 'i') : undefined;
+    // A loopback public host (the default when bound to 127.0.0.1) has its agents at agent-N.localhost.
+    const hostRe = isLoopbackIp(publicHost) ? `(?:${escapeRe(publicHost)}|localhost)` : escapeRe(publicHost);
+    this.agentHostRe = deps.agents ? new RegExp(`^agent-([A-Za-z0-9_-]{1,78})\\.${hostRe}(?::\\d+)?$`, 'i') : undefined;
     deps.attachWs?.(this.app);
     this.app.any('/*', (res, req) => this.onRequest(res, req));
     // Deadlines are checked by one coarse timer over the in-flight set, not a timer per request.
@@ -495,6 +501,37 @@ export class HttpServer {
       cb?.();
       return true;
     });
+    // A stream opened with a session's token ends when the session is revoked or its token
+    // expires: one last event carries the error, then the stream ends and the turn is aborted.
+    let unregister: (() => void) | undefined;
+    let expiry: NodeJS.Timeout | undefined;
+    const cleanup = () => {
+      unregister?.();
+      unregister = undefined;
+      clearTimeout(expiry);
+    };
+    const endWith = (e: ApiError) => {
+      if (ex.aborted || ended) return;
+      ended = true;
+      cleanup();
+      // In the stream's own dialect: ours ends with {done, error}; OpenAI's with an error and [DONE].
+      const frames = ex.agentNft !== undefined && isOpenAiPath(ex.path)
+        ? [JSON.stringify(openaiError(e)), DONE]
+        : [JSON.stringify({ done: true, error: { code: e.code, message: e.message, details: e.details } })];
+      res.cork(() => {
+        for (const f of frames) res.write('data: ' + f + '\n\n');
+        res.end();
+      });
+      ex.abort(); // stops the producer (its onAbort callbacks), nothing more is written
+      this.finish(ex);
+    };
+    if (ex.auth) {
+      unregister = this.deps.live?.add(ex.auth.sid, { kind: 'sse', end: (e) => endWith(e) });
+      const msLeft = ex.auth.exp * 1000 - Date.now();
+      expiry = setTimeout(() => endWith(new ApiError('TOKEN_EXPIRED', 'The access token has expired; refresh it')), Math.max(0, Math.min(msLeft, 2 ** 31 - 1)));
+      expiry.unref();
+      ex.onAbort(cleanup);
+    }
     const sink: SseSink = {
       send: (data) => {
         if (ex.aborted || ended) return false;
@@ -511,6 +548,7 @@ export class HttpServer {
       end: () => {
         if (ex.aborted || ended) return;
         ended = true;
+        cleanup();
         res.cork(() => res.end());
         this.finish(ex);
       },

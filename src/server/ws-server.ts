@@ -10,6 +10,11 @@ import type { AuthClaims } from './route.js';
 import { validate } from './validation.js';
 import type { AuditSink } from './http-server.js';
 import { STATUS_LINES } from './status-lines.js';
+import {
+  WS_CLOSE_OWNERSHIP_LOST, WS_CLOSE_SESSION_REVOKED, WS_CLOSE_SLOW_CONSUMER, WS_CLOSE_TOKEN_EXPIRED, type LiveConnections,
+} from './live-connections.js';
+
+export { WS_CLOSE_OWNERSHIP_LOST, WS_CLOSE_SESSION_REVOKED, WS_CLOSE_SLOW_CONSUMER, WS_CLOSE_TOKEN_EXPIRED };
 
 /** What a WS message handler sees of its socket: plain operations, no uWS types. */
 export interface WsConn {
@@ -35,11 +40,15 @@ export interface WsMessageHandler<T = any> {
 export interface Publisher {
   publish(topic: string, frame: string): void;
   subscribers(topic: string): number;
+  /** Unsubscribes the sockets on `topic` whose claims `keep` refuses, telling each with `frame`. */
+  dropSubscribers?(topic: string, keep: (auth: AuthClaims) => boolean, frame: object): number;
 }
 
 interface UserData {
   conn?: Conn;
   auth: AuthClaims;
+  /** kept to re-check the session on every message through the same guard as HTTP */
+  token: string;
   ip: string;
 }
 
@@ -47,6 +56,7 @@ class Conn implements WsConn {
   readonly id = randomUUID();
   closed = false;
   expiryTimer: NodeJS.Timeout | undefined;
+  unregister: (() => void) | undefined;
   private closeCbs: (() => void)[] | undefined;
 
   constructor(readonly ws: WebSocket<UserData>, readonly auth: AuthClaims, private readonly onDrop: () => void) {}
@@ -100,12 +110,11 @@ export interface WsServerDeps {
   authenticate(token: string): Promise<AuthClaims>;
   rateLimiter?: RateLimiter;
   audit?: AuditSink;
+  /** the index a session revocation uses to end this server's sockets of that session */
+  live?: LiveConnections;
   handlers: Record<string, WsMessageHandler>;
   clientIp(ip: string, headers: Record<string, string>): string;
 }
-
-export const WS_CLOSE_TOKEN_EXPIRED = 4001;
-export const WS_CLOSE_SLOW_CONSUMER = 4008;
 
 const envelope = v.object({ type: v.pipe(v.string('must be a string'), v.minLength(1, 'must not be empty')) });
 
@@ -168,7 +177,7 @@ export class WsServer implements Publisher {
                 'Retry-After': String(d.retryAfter), 'X-RateLimit-Limit': String(d.limit), 'X-RateLimit-Remaining': '0', 'X-RateLimit-Reset': String(d.reset),
               });
             }
-            res.cork(() => res.upgrade<UserData>({ auth, ip }, key, protocol, extensions, context));
+            res.cork(() => res.upgrade<UserData>({ auth, token, ip }, key, protocol, extensions, context));
             this.auditWs(ip, auth, 101, started);
           },
           (e) => refuse(toApiError(e)),
@@ -179,17 +188,21 @@ export class WsServer implements Publisher {
         const conn = new Conn(ws, data.auth, () => metrics.wsSlowConsumers.labels('dropped').inc());
         data.conn = conn;
         this.conns.add(conn);
+        conn.unregister = this.deps.live?.add(data.auth.sid, {
+          kind: 'ws',
+          end: (error, code) => this.end(conn, error, code),
+        });
         metrics.wsConnections.inc();
         const msLeft = data.auth.exp * 1000 - Date.now();
         conn.expiryTimer = setTimeout(() => {
-          conn.send(errorFrame(new ApiError('TOKEN_EXPIRED', 'The access token has expired; reconnect with a new one')));
-          conn.close(WS_CLOSE_TOKEN_EXPIRED, 'token expired');
+          this.end(conn, new ApiError('TOKEN_EXPIRED', 'The access token has expired; reconnect with a new one'), WS_CLOSE_TOKEN_EXPIRED);
         }, Math.max(0, Math.min(msLeft, 2 ** 31 - 1)));
         conn.expiryTimer.unref();
       },
       message: (ws, message) => {
-        const conn = ws.getUserData().conn!;
-        this.onMessage(conn, Buffer.from(message).toString('utf8')).catch((e) => {
+        const data = ws.getUserData();
+        const conn = data.conn!;
+        this.onMessage(conn, data.token, Buffer.from(message).toString('utf8')).catch((e) => {
           log.error({ err: e }, 'ws handler failed');
           conn.send(errorFrame(toApiError(e)));
         });
@@ -198,6 +211,7 @@ export class WsServer implements Publisher {
         const conn = ws.getUserData().conn;
         if (!conn) return;
         clearTimeout(conn.expiryTimer);
+        conn.unregister?.();
         conn.markClosed();
         this.conns.delete(conn);
         metrics.wsConnections.dec();
@@ -207,7 +221,30 @@ export class WsServer implements Publisher {
     this.sweep.unref();
   }
 
-  private async onMessage(conn: Conn, text: string): Promise<void> {
+  /** Sends `error` as the socket's last frame and closes it with `code` (the reason names the error). */
+  private end(conn: Conn, error: ApiError, code: number): void {
+    if (conn.closed) return;
+    conn.send(errorFrame(error));
+    const reason = typeof error.details.reason === 'string' ? error.details.reason : error.code.toLowerCase();
+    conn.close(code, reason.slice(0, 120));
+  }
+
+  private async onMessage(conn: Conn, token: string, text: string): Promise<void> {
+    // Every message re-checks the session through the guard HTTP uses (two cached lookups): a
+    // session revoked in another process, or one whose token expired, stops here too.
+    try {
+      await this.deps.authenticate(token);
+    } catch (e) {
+      const err = toApiError(e);
+      if (err.code === 'SERVICE_UNAVAILABLE') {
+        conn.send(errorFrame(err));
+        return;
+      }
+      const code = err.code === 'TOKEN_EXPIRED' ? WS_CLOSE_TOKEN_EXPIRED : err.code === 'FORBIDDEN' ? WS_CLOSE_OWNERSHIP_LOST : WS_CLOSE_SESSION_REVOKED;
+      this.end(conn, err, code);
+      return;
+    }
+    if (conn.closed) return;
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);
@@ -271,6 +308,21 @@ export class WsServer implements Publisher {
 
   subscribers(topic: string): number {
     return this.app ? this.app.numSubscribers(topic) : 0;
+  }
+
+  /**
+   * Unsubscribes every socket on `topic` whose claims `keep` refuses (e.g. after an NFT changed
+   * hands), telling each with `frame`. Returns how many were dropped.
+   */
+  dropSubscribers(topic: string, keep: (auth: AuthClaims) => boolean, frame: object): number {
+    let dropped = 0;
+    for (const conn of this.conns) {
+      if (conn.closed || keep(conn.auth) || !conn.isSubscribed(topic)) continue;
+      conn.unsubscribe(topic);
+      conn.send(frame);
+      dropped++;
+    }
+    return dropped;
   }
 
   get connectionCount(): number {

@@ -1,0 +1,52 @@
+import type { FeatureModule } from '../feature.js';
+import { SessionRepository } from '../auth/sessions.js';
+import { OwnershipWatcher } from '../auth/ownership-watcher.js';
+import { sameWallet } from '../auth/ownership.js';
+import { deploymentTopic } from '../deployments/deployment-frames.js';
+import { SESSION_ACTOR, type SessionMsg } from '../../actors/session-actor.js';
+
+/**
+ * Sessions follow NFT ownership: the watcher revokes the previous owner's sessions of an NFT
+ * that changed hands (their sockets and streams end with FORBIDDEN / close 4003 and an audit
+ * row), drops other wallets' subscriptions to its deployment, and applies
+ * PANTHERS_TRANSFER_CONVERSATIONS to the previous holder's conversations.
+ */
+export const ownershipTransferFeature: FeatureModule = (f) => {
+  const { ctx } = f;
+  const sessions = new SessionRepository(ctx.db);
+  const wipe = ctx.db.transaction((nft: string, owner: string | undefined) => {
+    const keep = owner?.toLowerCase() ?? '';
+    const ids = ctx.db.prepare('SELECT id FROM conversations WHERE nft_token_id = ? AND lower(wallet) <> ?').pluck().all(nft, keep) as string[];
+    const delMessages = ctx.db.prepare('DELETE FROM messages WHERE conversation_id = ?');
+    const delConversation = ctx.db.prepare('DELETE FROM conversations WHERE id = ?');
+    for (const id of ids) {
+      delMessages.run(id);
+      delConversation.run(id);
+    }
+    return ids.length;
+  });
+  const watcher = new OwnershipWatcher({
+    ownership: ctx.ownership,
+    log: ctx.log,
+    intervalMs: ctx.config.ownershipPollMs,
+    reconcileOnStart: ctx.config.ownership === 'registry',
+    sessionsOf: (nft) => sessions.activeForNft(nft, ctx.now()),
+    nftsWithSessions: () => sessions.activeNfts(ctx.now()),
+    revoke: async (sid) => {
+      await ctx.actors.ask(SESSION_ACTOR, sid, { type: 'revoke', why: 'ownership_lost' } satisfies SessionMsg);
+    },
+    transferred: (nft, owner, previous) => {
+      const keep = (auth: { sub: string }) => owner !== undefined && sameWallet(auth.sub, owner);
+      ctx.publisher.dropSubscribers?.(deploymentTopic(nft), keep, {
+        type: 'unsubscribed', channel: 'deployment', nft_token_id: nft, reason: 'ownership_lost',
+        error: { code: 'FORBIDDEN', message: `This wallet no longer owns NFT ${nft}`, details: { reason: 'ownership_lost' } },
+      });
+      if (ctx.config.transferConversations === 'wipe') {
+        const n = wipe(nft, owner);
+        if (n) ctx.log.info({ nft, conversations: n }, 'previous owner conversations wiped');
+      }
+    },
+  });
+  f.onStart(() => watcher.start());
+  f.onStop(() => watcher.stop());
+};
