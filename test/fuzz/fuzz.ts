@@ -222,7 +222,7 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
         // over its limit) by closing the connection before any application code runs.
         return `connection closed without an answer${out.partial ? ` (${JSON.stringify(out.partial)})` : ''}`;
       }
-      const { status, headers, body } = out.response;
+      const { status, body } = out.response;
       byStatus[status] = (byStatus[status] ?? 0) + 1;
       const text = body.toString('utf8');
       // 503 SERVICE_UNAVAILABLE is a designed answer (a provider this server has no credentials
@@ -243,7 +243,6 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
         if (c.expect.field && (openai ? e.param : e.details?.field) !== c.expect.field) return `expected the field ${c.expect.field} to be named: ${text.slice(0, 200)}`;
       }
       if (c.crossTenant && c.authRoute && c.token === 'valid' && status < 300) return `another wallet's NFT or conversation answered ${status}: ${text.slice(0, 200)}`;
-      void headers;
       // The fuzzer's own session may be ended by a valid logout: sign in again.
       if (c.op === 'POST /v1/auth/logout' && status === 200) my = await signIn(me, mine);
       return undefined;
@@ -297,19 +296,20 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
           if (ws.readyState !== WebSocket.OPEN) break;
           wsFrames++;
           if (f.closes) expectClose = true;
-          ws.send(f.binary ? Buffer.from(f.text, 'latin1') : f.closes === 'bad-utf8' ? Buffer.from(f.text, 'latin1') : f.text, { binary: Boolean(f.binary) });
+          ws.send(f.binary || f.closes === 'bad-utf8' ? Buffer.from(f.text, 'latin1') : f.text, { binary: Boolean(f.binary) });
         }
         if (ws.readyState === WebSocket.OPEN) ws.send('{"type":"ping"}');
-        const pong = await Promise.race([
-          new Promise<string>((resolve) => {
-            const check = setInterval(() => {
-              // pings among the fuzzed frames answer too: wait for the pong of the last one
-              if (frames.filter((f) => f.type === 'pong').length > pingsSent) { clearInterval(check); resolve('pong'); }
-            }, 2);
-            closed.then(() => { clearInterval(check); resolve('closed'); });
-            setTimeout(() => { clearInterval(check); resolve('hang'); }, 10_000);
-          }),
-        ]);
+        const pong = await new Promise<string>((resolve) => {
+          const end = (why: string) => {
+            clearInterval(check);
+            clearTimeout(deadline);
+            resolve(why);
+          };
+          // pings among the fuzzed frames answer too: wait for the pong of the last one
+          const check = setInterval(() => { if (frames.filter((f) => f.type === 'pong').length > pingsSent) end('pong'); }, 2);
+          const deadline = setTimeout(() => end('hang'), 10_000);
+          void closed.then(() => end('closed'));
+        });
         if (pong === 'hang') return `WS: no pong within 10 s after ${c.frames.length} frames`;
         if (pong === 'closed' && !expectClose && closeCode !== 4008) return `WS closed (code ${closeCode}) though every frame was a well-formed text frame`;
         for (const f of frames) {
