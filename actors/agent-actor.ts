@@ -62,10 +62,10 @@ export interface AgentActorDeps {
   model(setting: string): { backend: ModelBackend; model: string };
   concurrency: number;
   historyTokenBudget: number;
-  /** the operator's cap on reply tokens, sent to every backend */
+  /** the operator's cap on reply tokens, sent to every backend (PANTHERS_MODEL_MAX_TOKENS) */
   maxTokens?: number;
-  /** Quota hooks (per-NFT daily token budget); optional. */
-  quota?: { check(nft: string): void; add(nft: string, tokens: number): void };
+  /** The per-NFT daily token budget: a turn holds its worst case from admission until it settles. */
+  quota?: { reserve(nft: string, cost: number): { settle(tokens: number): void } };
   onTurn?(outcome: 'complete' | 'incomplete' | 'error'): void;
 }
 
@@ -103,24 +103,39 @@ class AgentBehaviour implements Behaviour<AgentMsg, unknown> {
   }
 
   private turn(msg: Extract<AgentMsg, { type: 'turn' }>): TurnHandle {
-    this.deps.quota?.check(this.nft);
     let id = msg.conversationId;
     let isNew = !id;
     if (id && msg.createIfMissing && !this.deps.repo.get(id)) isNew = true;
     else if (id) this.deps.repo.owned(id, this.nft, msg.wallet);
     id ??= randomUUID();
+    const cap = this.deps.maxTokens;
+    const maxTokens = msg.maxTokens !== undefined && cap !== undefined ? Math.min(msg.maxTokens, cap) : msg.maxTokens ?? cap;
+    const prelude = isNew ? msg.prelude : undefined;
+    // Admission holds the turn's worst case: the system prompt, what the model will read (a new
+    // conversation: the message and any prelude; a continued one: up to the history budget) and
+    // the output cap. Settled with the real count when the turn ends.
+    let input = estimateTokens(msg.message);
+    for (const m of prelude ?? []) input += estimateTokens(m.content);
+    const hold = this.deps.quota?.reserve(this.nft, estimateTokens(this.deps.character(this.nft).system_prompt)
+      + (isNew ? input : Math.max(input, this.deps.historyTokenBudget)) + (maxTokens ?? 0));
     if (isNew) {
       const now = this.deps.now();
-      this.deps.repo.create({ id, nft_token_id: this.nft, wallet: msg.wallet.toLowerCase(), created_at: now, updated_at: now });
+      try {
+        this.deps.repo.create({ id, nft_token_id: this.nft, wallet: msg.wallet.toLowerCase(), created_at: now, updated_at: now });
+      } catch (e) {
+        hold?.settle(0);
+        throw e;
+      }
     }
     const conversationId = id;
     msg.opened?.(conversationId);
     this.active++;
-    const cap = this.deps.maxTokens;
-    const maxTokens = msg.maxTokens !== undefined && cap !== undefined ? Math.min(msg.maxTokens, cap) : msg.maxTokens ?? cap;
-    const prelude = isNew ? msg.prelude : undefined;
-    const done = this.enqueue(conversationId, () => this.queue.add(() => this.runTurn(conversationId, isNew && !prelude?.length, msg.message, msg.signal, msg.listener, maxTokens, prelude)) as Promise<TurnResult>)
-      .finally(() => this.active--);
+    const done = this.enqueue(conversationId, () => this.queue.add(() => this.runTurn(conversationId, isNew && !prelude?.length, msg.message, msg.signal, msg.listener, maxTokens, prelude, hold)) as Promise<TurnResult>)
+      .finally(() => {
+        this.active--;
+        // A turn that ended before settling (it failed early) releases its hold.
+        hold?.settle(0);
+      });
     return { conversation_id: conversationId, done };
   }
 
@@ -144,7 +159,7 @@ class AgentBehaviour implements Behaviour<AgentMsg, unknown> {
 
   private async runTurn(
     conversationId: string, isNew: boolean, message: string, signal: AbortSignal | undefined, listener: TurnListener | undefined,
-    maxTokens?: number, prelude?: ChatMessage[],
+    maxTokens?: number, prelude?: ChatMessage[], hold?: { settle(tokens: number): void },
   ): Promise<TurnResult> {
     const { repo, publisher, now } = this.deps;
     const character = this.deps.character(this.nft);
@@ -212,7 +227,7 @@ class AgentBehaviour implements Behaviour<AgentMsg, unknown> {
       this.deps.log.error({ err: e, nft: this.nft, conversation: conversationId }, 'storing a reply failed');
       error ??= new ApiError('INTERNAL_ERROR', 'The reply could not be stored');
     }
-    this.deps.quota?.add(this.nft, tokensUsed);
+    hold?.settle(tokensUsed);
     this.deps.onTurn?.(error ? 'error' : incomplete ? 'incomplete' : 'complete');
     const result: TurnResult = {
       response: text, conversation_id: conversationId, timestamp: new Date(at).toISOString(), tokens_used: tokensUsed, incomplete, error,

@@ -61,7 +61,11 @@ function verify(db: Database.Database): number {
 function format(r: AuditRow): string {
   return JSON.stringify({
     id: r.id, time: new Date(r.ts).toISOString(), request_id: r.request_id, wallet: r.wallet, nft: r.nft_token_id,
-    method: r.method, route: r.route, status: r.status, ip: r.client_ip, duration_ms: r.duration_ms, hash: r.hash,
+    method: r.method, route: r.route, status: r.status, ip: r.client_ip, duration_ms: r.duration_ms,
+    // Only when set: the caller's own request id, and how many refused requests an aggregate row counts.
+    ...(r.client_request_id ? { client_request_id: r.client_request_id } : {}),
+    ...(r.count != null ? { count: r.count } : {}),
+    hash: r.hash,
   });
 }
 

@@ -18,6 +18,8 @@ import { Router } from './server/router.js';
 import { route, type AuthClaims } from './server/route.js';
 import { nftTokenId } from './server/validation.js';
 import { RateLimiter } from './guards/rate-limiter.js';
+import { ChatQuota } from './guards/quota.js';
+import { AuditLog } from './guards/audit-log.js';
 import { Cors } from './guards/cors.js';
 import { OverloadMonitor } from './guards/overload.js';
 import { ApiError } from './errors.js';
@@ -98,15 +100,23 @@ export async function createAgentApp(config: Config, opts: AgentAppOptions): Pro
   const conversations = new ConversationsRepo(db, log);
   const rateLimiter = config.rateLimits === 'off' ? undefined : new RateLimiter(config.rateLimits);
   const wsHandlers: Record<string, WsMessageHandler> = {};
-  const ws = new WsServer({ config, log, metrics, rateLimiter, authenticate, handlers: wsHandlers, clientIp: (ip) => ip });
+  // The client address as HTTP sees it (X-Forwarded-For from a trusted ingress): the per-IP
+  // socket cap must not count every user behind the provider's proxy as one address.
+  // The agent's own hash-chained audit log (same table and chain as the orchestrator's, so
+  // `panthers audit verify --data-dir` checks it): its HTTP calls, upgrades and WS messages.
+  const audit = new AuditLog({ db, log, metrics, retentionDays: config.auditRetentionDays, maxRows: config.auditMaxRows, now });
+  const ws: WsServer = new WsServer({ config, log, metrics, rateLimiter, authenticate, audit, handlers: wsHandlers, clientIp: (ip, headers) => http.clientIp({ ip, headers }) });
+  const quota = new ChatQuota(db, config.chatDailyTokenQuota, now);
   actors.register(agentActorKind({
     repo: conversations, publisher: ws, log, now,
     character: () => character,
-    model: (setting) => chooseModel(setting, config.model, (name) => models.get(name)),
+    model: (setting) => chooseModel(setting, config.model, (name) => models.get(name), config.modelsAllowed),
     concurrency: config.chatConcurrency,
     historyTokenBudget: config.historyTokenBudget,
     maxTokens: config.modelMaxTokens,
     onTurn: (o) => metrics.chatTurns.labels(o).inc(),
+    // The same spend limits as embedded agents, on the agent's own SQLite.
+    quota,
   }));
 
   const signIn = new SignIn({ db, ownership, now, publicUrl: () => config.publicUrl, evmChainId: config.chainId });
@@ -119,9 +129,9 @@ export async function createAgentApp(config: Config, opts: AgentAppOptions): Pro
       throw new ApiError('FORBIDDEN', `This wallet does not own NFT ${n}`);
     }
   };
-  wsHandlers.chat_stream = chatStreamHandler({ actors, conversations, available, authorize });
+  wsHandlers.chat_stream = chatStreamHandler({ actors, conversations, maxMessageChars: config.maxMessageChars, available, authorize });
   const api = new Router();
-  const agentDeps = { actors, conversations, maxMessageChars: config.maxMessageChars, startedAt, now, available, authorize };
+  const agentDeps = { actors, conversations, maxMessageChars: config.maxMessageChars, startedAt, now, available, authorize, usage: (n: string) => quota.usage(n) };
   api.addAll(agentRoutes(agentDeps));
   api.addAll(openaiRoutes(agentDeps));
   api.addAll([
@@ -157,8 +167,8 @@ export async function createAgentApp(config: Config, opts: AgentAppOptions): Pro
   ]);
 
   const overload = new OverloadMonitor(config.eventLoopLagLimitMs);
-  const http = new HttpServer({
-    config, log, metrics, api, fixedAgentNft: nft, authenticate, rateLimiter, cors: new Cors(config.corsOrigins), overload,
+  const http: HttpServer = new HttpServer({
+    config, log, metrics, api, fixedAgentNft: nft, authenticate, rateLimiter, cors: new Cors(config.corsOrigins), overload, audit,
     attachWs: (app) => ws.attach(app),
   });
   let stopped = false;
@@ -166,6 +176,7 @@ export async function createAgentApp(config: Config, opts: AgentAppOptions): Pro
     http, actors, db, tokens, log,
     async start(): Promise<number> {
       overload.start();
+      audit.start();
       const port = await http.listen(config.host, config.port);
       if (!config.publicUrlExplicit) config.publicUrl = defaultPublicUrl(config.host, port);
       log.info({ host: config.host, port, nft, orchestrator_jwks: config.orchestratorJwksUrl ?? null }, 'listening');
@@ -179,6 +190,7 @@ export async function createAgentApp(config: Config, opts: AgentAppOptions): Pro
       conversations.flush();
       actors.stopAll();
       overload.stop();
+      audit.stop();
       db.close();
       log.info('stopped');
       await new Promise<void>((r) => log.flush(() => r()));

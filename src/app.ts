@@ -80,7 +80,7 @@ export async function createApp(config: Config, opts: AppOptions = {}): Promise<
   const ws = new WsServer({
     config, log, metrics, rateLimiter, live,
     authenticate: (t) => authenticate(t),
-    audit: { record: (e) => audit?.record(e) },
+    audit: { record: (e) => audit?.record(e), refused: (e) => (audit?.refused ? audit.refused(e) : audit?.record(e)) },
     handlers: wsHandlers,
     clientIp: (ip, headers) => http.clientIp({ ip, headers }),
   });
@@ -103,6 +103,7 @@ export async function createApp(config: Config, opts: AppOptions = {}): Promise<
   const agents = new Router();
   const startHooks: (() => Promise<void> | void)[] = [];
   const stopHooks: (() => Promise<void> | void)[] = [];
+  const healthWarnings: (() => string | undefined)[] = [];
 
   // Each feature module contributes routes, WS handlers, adapters and lifecycle hooks.
   const wiring: Feature = {
@@ -125,6 +126,7 @@ export async function createApp(config: Config, opts: AppOptions = {}): Promise<
     setDeploymentsActive: (fn) => {
       deploymentsActive = fn;
     },
+    addHealthWarning: (fn) => void healthWarnings.push(fn),
     onStart: (fn) => void startHooks.push(fn),
     onStop: (fn) => void stopHooks.push(fn),
     routers: { api, agents },
@@ -132,13 +134,13 @@ export async function createApp(config: Config, opts: AppOptions = {}): Promise<
   for (const f of features) await f(wiring);
   for (const [name, a] of Object.entries(opts.providers ?? {})) if (a) providers.set(name as ProviderName, a);
   for (const [name, m] of Object.entries(opts.models ?? {})) if (m) models.set(name, m);
-  api.addAll(monitoringRoutes({ ctx, deploymentsActive: () => deploymentsActive(), overloaded: () => overload.overloaded }));
+  api.addAll(monitoringRoutes({ ctx, deploymentsActive: () => deploymentsActive(), overloaded: () => overload.overloaded, warnings: () => healthWarnings.map((w) => w()).filter((w): w is string => !!w) }));
 
   const http: HttpServer = new HttpServer({
     config, log, metrics, api, agents, cors, rateLimiter, live,
     overload,
     authenticate: (t) => authenticate(t),
-    audit: { record: (e) => audit?.record(e) },
+    audit: { record: (e) => audit?.record(e), refused: (e) => (audit?.refused ? audit.refused(e) : audit?.record(e)) },
     requestVerifier: { verify: (r) => requestVerifier?.verify(r) },
     attachWs: (app) => ws.attach(app),
   });

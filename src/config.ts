@@ -36,6 +36,13 @@ export interface Config {
   corsOrigins: string[];
   requireSignedRequests: boolean;
   chatDailyTokenQuota: number; // 0 = off
+  /** Models a deployment may name ("backend:model" or "backend:*"); empty = any. */
+  modelsAllowed: string[];
+  /** Open WebSockets one wallet / one client IP may hold at once. */
+  wsMaxPerWallet: number;
+  wsMaxPerIp: number;
+  /** Rows the audit log keeps at most; past it the oldest are pruned (the chain stays verifiable). */
+  auditMaxRows: number;
   auditRetentionDays: number; // 0 = keep forever
   requestTimeoutMs: number;
   eventLoopLagLimitMs: number;
@@ -43,7 +50,7 @@ export interface Config {
   shutdownGraceMs: number;
   model: ModelKind;
   scriptedDelayMs: number;
-  openai: { baseUrl: string; apiKey: string | undefined; model: string };
+  openai: { baseUrl: string; apiKey: string | undefined; model: string; maxTokensField: 'max_tokens' | 'max_completion_tokens' };
   ollama: { baseUrl: string; model: string };
   /** the embedded llama.cpp backend (opt-in: `npm run setup:llama`) */
   llama: { modelPath: string | undefined; contextSize: number; threads: number; gpuLayers: number; sequences: number; temperature: number };
@@ -152,6 +159,32 @@ function list(env: Env, name: string): string[] {
   return raw.split(',').map((s) => s.trim()).filter(Boolean);
 }
 
+const MODEL_ENTRY_RE = /^(scripted|openai|ollama|llama)(:[^\s,]{1,128})?$/;
+
+/** PANTHERS_MODELS_ALLOWED: "openai:gpt-4o-mini,ollama:*,scripted" (a bare backend = its default model). */
+function modelsAllowed(env: Env): string[] {
+  const entries = list(env, 'PANTHERS_MODELS_ALLOWED');
+  for (const e of entries) {
+    if (!MODEL_ENTRY_RE.test(e)) {
+      throw new ConfigError('PANTHERS_MODELS_ALLOWED', `entries must be backend, backend:model or backend:* (backends: scripted, openai, ollama, llama), got "${e}"`);
+    }
+  }
+  return entries;
+}
+
+function openaiConfig(env: Env): Config['openai'] {
+  const baseUrl = url(env, 'PANTHERS_OPENAI_BASE_URL', 'https://api.openai.com/v1')!;
+  // OpenAI itself deprecates max_tokens (its reasoning models refuse it) for max_completion_tokens;
+  // vLLM, llama.cpp's server, LM Studio and most compatible servers read max_tokens.
+  const official = new URL(baseUrl).hostname === 'api.openai.com';
+  return {
+    baseUrl,
+    apiKey: env.PANTHERS_OPENAI_API_KEY || undefined,
+    model: env.PANTHERS_OPENAI_MODEL || 'gpt-4o-mini',
+    maxTokensField: oneOf(env, 'PANTHERS_OPENAI_MAX_TOKENS_FIELD', ['max_tokens', 'max_completion_tokens'] as const, official ? 'max_completion_tokens' : 'max_tokens'),
+  };
+}
+
 export function parseRateLimits(raw: string | undefined): RateLimits | 'off' {
   if (raw === undefined || raw.trim() === '') return { ...DEFAULT_RATE_LIMITS };
   if (raw.trim().toLowerCase() === 'off') return 'off';
@@ -214,6 +247,10 @@ export function loadConfig(env: Env = process.env): Config {
     corsOrigins: list(env, 'PANTHERS_CORS_ORIGINS'),
     requireSignedRequests: bool(env, 'PANTHERS_REQUIRE_SIGNED_REQUESTS', false),
     chatDailyTokenQuota: int(env, 'PANTHERS_CHAT_DAILY_TOKEN_QUOTA', 0),
+    modelsAllowed: modelsAllowed(env),
+    wsMaxPerWallet: int(env, 'PANTHERS_WS_MAX_PER_WALLET', 16, 1),
+    wsMaxPerIp: int(env, 'PANTHERS_WS_MAX_PER_IP', 256, 1),
+    auditMaxRows: int(env, 'PANTHERS_AUDIT_MAX_ROWS', 5_000_000, 100),
     auditRetentionDays: int(env, 'PANTHERS_AUDIT_RETENTION_DAYS', 90),
     requestTimeoutMs: int(env, 'PANTHERS_REQUEST_TIMEOUT_MS', 30_000, 1),
     eventLoopLagLimitMs: int(env, 'PANTHERS_EVENT_LOOP_LAG_LIMIT_MS', 500, 1),
@@ -221,11 +258,7 @@ export function loadConfig(env: Env = process.env): Config {
     shutdownGraceMs: int(env, 'PANTHERS_SHUTDOWN_GRACE_MS', 10_000, 0),
     model: oneOf(env, 'PANTHERS_MODEL', ['scripted', 'openai', 'ollama', 'llama'] as const, 'scripted'),
     scriptedDelayMs: int(env, 'PANTHERS_SCRIPTED_DELAY_MS', 20),
-    openai: {
-      baseUrl: url(env, 'PANTHERS_OPENAI_BASE_URL', 'https://api.openai.com/v1')!,
-      apiKey: env.PANTHERS_OPENAI_API_KEY || undefined,
-      model: env.PANTHERS_OPENAI_MODEL || 'gpt-4o-mini',
-    },
+    openai: openaiConfig(env),
     ollama: {
       baseUrl: url(env, 'PANTHERS_OLLAMA_URL', 'http://127.0.0.1:11434')!,
       model: env.PANTHERS_OLLAMA_MODEL || 'llama3.2',

@@ -26,6 +26,8 @@ export interface Feature {
   setAudit(sink: AuditSink): void;
   setRequestVerifier(v: RequestVerifier): void;
   setDeploymentsActive(fn: () => number): void;
+  /** A check /health runs: a sentence while something is near a limit (health says degraded). */
+  addHealthWarning(fn: () => string | undefined): void;
   onStart(fn: () => Promise<void> | void): void;
   onStop(fn: () => Promise<void> | void): void;
 }

@@ -4,6 +4,8 @@ import client from 'prom-client';
  * The process's Prometheus metrics, in one registry per process (tests build several servers in
  * one process, so nothing here touches prom-client's global registry).
  */
+export const KNOWN_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
+
 export class Metrics {
   readonly registry = new client.Registry();
   readonly httpRequests: client.Counter<'route' | 'method' | 'status'>;
@@ -19,6 +21,11 @@ export class Metrics {
   readonly chatTurns: client.Counter<'outcome'>;
   readonly deploymentsActive: client.Gauge;
   readonly auditQueue: client.Gauge;
+  readonly auditRows: client.Gauge;
+  readonly auditMaxRows: client.Gauge;
+  readonly auditPruned: client.Counter<'reason'>;
+  readonly auditAggregated: client.Counter;
+  readonly wsRefused: client.Counter<'reason'>;
 
   // Labelled children resolved once per (route, method, status): no label hashing per request.
   private readonly requestChildren = new Map<string, client.Counter.Internal>();
@@ -54,9 +61,16 @@ export class Metrics {
       collect() { if (active) this.set(active()); },
     });
     this.auditQueue = new client.Gauge({ name: 'audit_queue_length', help: 'Audit rows waiting for the next batch write', registers });
+    this.auditRows = new client.Gauge({ name: 'audit_rows', help: 'Rows in the audit log', registers });
+    this.auditMaxRows = new client.Gauge({ name: 'audit_max_rows', help: 'The audit log cap (PANTHERS_AUDIT_MAX_ROWS); past it the oldest rows are pruned', registers });
+    this.auditPruned = new client.Counter({ name: 'audit_pruned_rows_total', help: 'Audit rows deleted, by reason (retention, cap)', labelNames: ['reason'], registers });
+    this.auditAggregated = new client.Counter({ name: 'audit_aggregated_requests_total', help: 'Refused requests and preflights counted in per-IP aggregate rows instead of a row each', registers });
+    this.wsRefused = new client.Counter({ name: 'ws_upgrades_refused_total', help: 'WebSocket upgrades refused, by reason', labelNames: ['reason'], registers });
   }
 
-  observeRequest(route: string, method: string, status: number, seconds: number): void {
+  observeRequest(route: string, rawMethod: string, status: number, seconds: number): void {
+    // Any other method a client invents is one label, so it cannot grow the series without bound.
+    const method = KNOWN_METHODS.has(rawMethod) ? rawMethod : 'OTHER';
     const key = `${method} ${route} ${status}`;
     let c = this.requestChildren.get(key);
     if (!c) {

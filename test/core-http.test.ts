@@ -145,14 +145,16 @@ describe('core HTTP plumbing', () => {
     assert.ok(server.logs.text.includes('secret internal detail'), 'the log has it');
   });
 
-  test('X-Request-Id is echoed when sane and generated otherwise', async () => {
-    const echoed = await server.request('GET', '/v1/health', { headers: { 'x-request-id': 'abc-123' } });
-    assert.equal(echoed.headers.get('x-request-id'), 'abc-123');
+  test('X-Request-Id is always ours; a sane client id is logged beside it, a bad one ignored', async () => {
+    const given = await server.request('GET', '/v1/health', { headers: { 'x-request-id': 'abc-123' } });
+    const ours = given.headers.get('x-request-id')!;
+    assert.match(ours, /^[0-9a-f-]{36}$/, 'a client cannot choose the id the server logs and audits requests by');
     const made = await server.request('GET', '/v1/health', { headers: { 'x-request-id': 'bad id with spaces <script>' } });
     assert.match(made.headers.get('x-request-id')!, /^[0-9a-f-]{36}$/);
     const err = await server.request('GET', '/v1/nope');
     assert.ok(err.headers.get('x-request-id'));
-    assert.ok(server.logs.lines.some((l) => l.includes('"req_id":"abc-123"') && l.includes('"status":200')));
+    assert.ok(server.logs.lines.some((l) => l.includes(`"req_id":"${ours}"`) && l.includes('"client_req_id":"abc-123"') && l.includes('"status":200')));
+    assert.ok(!server.logs.text.includes('<script>'));
   });
 
   test('a client that aborts mid-request never crashes the process', async () => {

@@ -53,13 +53,40 @@ test('usage survives a restart (a new ChatQuota on the same file)', () => {
   db.close();
 });
 
-test('off when the quota is 0: never refuses, writes nothing', () => {
+test('off when the quota is 0: never refuses, but usage is still counted (GET /usage shows it)', () => {
   const db = openDatabase(tempDir());
   const q = new ChatQuota(db, 0, () => NOON);
   assert.equal(q.enabled, false);
   q.add('7', 1e9);
   q.check('7');
-  assert.equal((db.prepare('SELECT count(*) AS n FROM chat_usage').get() as { n: number }).n, 0);
+  q.reserve('7', 1e9).settle(5);
+  assert.deepEqual(q.usage('7'), {
+    nft_token_id: '7', day: '2026-11-25', tokens_used: 1e9 + 5, tokens_reserved: 0, daily_quota: null, remaining: null, resets_at: '2026-11-26T00:00:00.000Z',
+  });
+  db.close();
+});
+
+test('reserve holds a turn\'s worst case: concurrent holds cannot overrun the budget; settle counts the real use once', () => {
+  const db = openDatabase(tempDir());
+  const q = new ChatQuota(db, 1000, () => NOON);
+  const a = q.reserve('7', 400);
+  const b = q.reserve('7', 400);
+  const refused = quotaError(() => q.reserve('7', 400)); // 800 held + 400 > 1000
+  assert.equal(refused.code, 'QUOTA_EXCEEDED');
+  assert.equal(refused.details.reserved, 800);
+  assert.equal(refused.details.requested, 400);
+  assert.equal(refused.details.retry_after, 2, 'refused only by holds: retry soon');
+  assert.equal(q.usage('7').remaining, 200);
+  a.settle(100);
+  a.settle(100); // once only
+  assert.equal(q.used('7'), 100);
+  assert.equal(q.reserved('7'), 400);
+  b.settle(0); // released
+  assert.equal(q.reserved('7'), 0);
+  q.reserve('7', 900).settle(900);
+  const spent = quotaError(() => q.reserve('7', 1));
+  assert.match(spent.message, /used up/);
+  assert.equal(spent.details.retry_after, 12 * 3600);
   db.close();
 });
 

@@ -145,6 +145,8 @@ printf '%s\\n%s\\n%s\\n%s' "$TS" POST /v1/deployments "$BODY_HASH" | openssl dgs
 test('the replay set is bounded and fails closed when full of live signatures', () => {
   let now = 1_760_000_000_000;
   const db = server.app.ctx.db;
+  // The set is the server's SQLite table: start this case from an empty one.
+  db.prepare('DELETE FROM signature_replay').run();
   const verifier = new HmacRequestVerifier({ db, now: () => now, maxSeen: 3 });
   const sid = (db.prepare('SELECT id FROM sessions WHERE signing_key = ?').get(key) as { id: string }).id;
   const auth = { sub: WALLET_A, nft: '1', sid, exp: now / 1000 + 3600 };

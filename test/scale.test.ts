@@ -35,7 +35,11 @@ describe('at scale', () => {
   });
 
   test('1,000 concurrent WS streaming conversations all complete with every chunk in order', async (t) => {
-    const server = await startServer({ PANTHERS_SCRIPTED_DELAY_MS: '5', PANTHERS_HEALTH_INTERVAL_MS: '60000', PANTHERS_EVENT_LOOP_LAG_LIMIT_MS: '5000' });
+    // One wallet on one address opens all 1,000 sockets: lift the per-wallet and per-IP caps.
+    const server = await startServer({
+      PANTHERS_SCRIPTED_DELAY_MS: '5', PANTHERS_HEALTH_INTERVAL_MS: '60000', PANTHERS_EVENT_LOOP_LAG_LIMIT_MS: '5000',
+      PANTHERS_WS_MAX_PER_WALLET: '100000', PANTHERS_WS_MAX_PER_IP: '100000',
+    });
     const sockets: WebSocket[] = [];
     try {
       const N = 1000;

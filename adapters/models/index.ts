@@ -23,6 +23,7 @@ export function createModelBackends(config: Config): Map<string, ModelBackend> {
       apiKey: config.openai.apiKey,
       model: config.openai.model,
       timeoutMs: config.modelTimeoutMs,
+      maxTokensField: config.openai.maxTokensField,
     }),
     new OllamaBackend({ baseUrl: config.ollama.baseUrl, model: config.ollama.model, timeoutMs: config.modelTimeoutMs }),
     new LlamaBackend({ ...config.llama, timeoutMs: config.modelTimeoutMs }),

@@ -12,6 +12,8 @@ export interface OpenAIBackendOptions {
   model: string;
   /** idle timeout: longest wait for the first byte and for each next chunk */
   timeoutMs: number;
+  /** the request field that carries the output cap (default max_tokens) */
+  maxTokensField?: 'max_tokens' | 'max_completion_tokens';
 }
 
 type Usage = Extract<ModelEvent, { type: 'usage' }>;
@@ -43,8 +45,9 @@ export class OpenAIBackend implements ModelBackend {
         messages: request.messages.map((m) => ({ role: m.role, content: m.content })),
         stream: true,
         stream_options: { include_usage: true },
-        // max_tokens, not max_completion_tokens: the field every compatible server reads.
-        ...(request.maxTokens !== undefined ? { max_tokens: request.maxTokens } : {}),
+        // `max_tokens` is what vLLM, llama.cpp's server and LM Studio read; OpenAI itself wants
+        // `max_completion_tokens` (PANTHERS_OPENAI_MAX_TOKENS_FIELD, chosen by the base URL).
+        ...(request.maxTokens !== undefined ? { [this.opts.maxTokensField ?? 'max_tokens']: request.maxTokens } : {}),
       },
       timeoutMs: this.opts.timeoutMs,
       signal: request.signal,

@@ -51,6 +51,9 @@ export async function startProject(tools: Tools, o: ProjectOptions): Promise<Tar
       PANTHERS_SCRIPTED_DELAY_MS: String(o.delayMs),
       // The benchmark drives thousands of concurrent turns: lift the per-process chat bound.
       PANTHERS_CHAT_CONCURRENCY: '100000',
+      // ...and all its clients are one wallet on one address: lift the socket caps.
+      PANTHERS_WS_MAX_PER_WALLET: '1000000',
+      PANTHERS_WS_MAX_PER_IP: '1000000',
       PANTHERS_ENV: 'development',
       ...o.env,
     },

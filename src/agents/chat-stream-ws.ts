@@ -7,17 +7,23 @@ import type { ActorRegistry } from '../../actors/registry.js';
 import { AGENT_ACTOR, type AgentMsg, type TurnHandle } from '../../actors/agent-actor.js';
 import type { ConversationsRepo } from './conversations-repo.js';
 import { chatTopic } from './chat-frames.js';
+import { chatMessageSchema, conversationIdSchema } from './chat-message.js';
 
-const chatStreamMsg = v.object({
-  type: v.literal('chat_stream'),
-  conversation_id: v.optional(v.pipe(v.string('must be a string'), v.regex(/^[A-Za-z0-9-]{1,64}$/, 'must be a conversation id'))),
-  nft_token_id: v.optional(nftTokenId),
-  message: v.optional(v.pipe(v.string('must be a string'), v.trim(), v.minLength(1, 'must not be empty'))),
-});
+/** The same message schema as POST /chat (one limit for both transports). */
+function chatStreamMsg(maxMessageChars: number) {
+  return v.object({
+    type: v.literal('chat_stream'),
+    conversation_id: v.optional(conversationIdSchema),
+    nft_token_id: v.optional(nftTokenId),
+    message: v.optional(chatMessageSchema(maxMessageChars)),
+  });
+}
 
 export interface ChatStreamDeps {
   actors: ActorRegistry;
   conversations: ConversationsRepo;
+  /** PANTHERS_MAX_MESSAGE_CHARS, as POST /chat applies it */
+  maxMessageChars: number;
   /** Whether this NFT's agent runs here. */
   available(nft: string): boolean;
   /** Throws FORBIDDEN unless the caller may use this NFT's agent. */
@@ -28,9 +34,9 @@ export interface ChatStreamDeps {
  * The `chat_stream` WS message, for the orchestrator's embedded agents and a standalone agent
  * alike: follow a conversation's chunks and, with `message`, send a turn over the socket.
  */
-export function chatStreamHandler(deps: ChatStreamDeps): WsMessageHandler<v.InferOutput<typeof chatStreamMsg>> {
+export function chatStreamHandler(deps: ChatStreamDeps): WsMessageHandler<v.InferOutput<ReturnType<typeof chatStreamMsg>>> {
   return {
-    schema: chatStreamMsg,
+    schema: chatStreamMsg(deps.maxMessageChars),
     rateClass: 'chat',
     async handle(conn: WsConn, msg) {
       const nft = msg.nft_token_id ?? conn.auth.nft;

@@ -154,4 +154,17 @@ export const MIGRATIONS: readonly string[] = [
     updated_at  INTEGER NOT NULL
   );
   `,
+  // 5 (client bounds): the caller's own X-Request-Id beside ours, and `count` for one row that
+  // stands for many refused requests (per client IP and minute); both NULL in ordinary rows, so
+  // rows written before keep their hashes. The replay set of HMAC-signed requests, so that a
+  // restart does not reopen the 300 s window.
+  `
+  ALTER TABLE audit_log ADD COLUMN client_request_id TEXT;
+  ALTER TABLE audit_log ADD COLUMN count INTEGER;
+  CREATE TABLE signature_replay (
+    signature   TEXT PRIMARY KEY,
+    expires_at  INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  CREATE INDEX signature_replay_expires ON signature_replay (expires_at);
+  `,
 ];

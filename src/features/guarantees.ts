@@ -24,8 +24,9 @@ export const guaranteesFeature: FeatureModule = (f) => {
     throw new ConfigError('PANTHERS_PUBLIC_URL', `must be an https:// URL when PANTHERS_ENV=production, got "${config.publicUrl}"`);
   }
 
-  const audit = new AuditLog({ db: ctx.db, log: ctx.log, metrics: ctx.metrics, retentionDays: config.auditRetentionDays, now: ctx.now });
+  const audit = new AuditLog({ db: ctx.db, log: ctx.log, metrics: ctx.metrics, retentionDays: config.auditRetentionDays, maxRows: config.auditMaxRows, now: ctx.now });
   f.setAudit(audit);
+  f.addHealthWarning(() => audit.nearCap());
   f.onStart(() => audit.start());
   f.onStop(() => audit.stop());
 

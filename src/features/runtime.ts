@@ -115,6 +115,8 @@ export const runtimeFeature: FeatureModule = (f) => {
     secrets: new ProviderSecrets(ctx.db, ctx.config.dataDir),
   }));
 
+  // Usage is counted even without a limit, so an owner can see it (GET /usage).
+  const quota = createChatQuota(ctx);
   ctx.actors.register(agentActorKind({
     repo: conversations,
     publisher: ctx.publisher,
@@ -129,12 +131,12 @@ export const runtimeFeature: FeatureModule = (f) => {
       if (deployer && owner && !sameWallet(deployer, owner)) return { ...c, system_prompt: defaultCharacter(nft, ctx.config.model).system_prompt };
       return c;
     },
-    model: (setting) => chooseModel(setting, ctx.config.model, ctx.model),
+    model: (setting) => chooseModel(setting, ctx.config.model, ctx.model, ctx.config.modelsAllowed),
     concurrency: ctx.config.chatConcurrency,
     historyTokenBudget: ctx.config.historyTokenBudget,
     maxTokens: ctx.config.modelMaxTokens,
     onTurn: (outcome) => ctx.metrics.chatTurns.labels(outcome).inc(),
-    quota: ctx.config.chatDailyTokenQuota > 0 ? createChatQuota(ctx) : undefined,
+    quota,
   }));
 
   const authorize = async (auth: AuthClaims, nft: string) => {
@@ -147,7 +149,7 @@ export const runtimeFeature: FeatureModule = (f) => {
   f.addRoutes(deploymentRoutes(ctx, deployments));
   const agentDeps = {
     actors: ctx.actors, conversations, maxMessageChars: ctx.config.maxMessageChars, startedAt: ctx.startedAt, now: ctx.now,
-    available: (nft: string) => agents.isMounted(nft), authorize,
+    available: (nft: string) => agents.isMounted(nft), authorize, usage: (nft: string) => quota.usage(nft),
   };
   f.addAgentRoutes(agentRoutes(agentDeps));
   f.addAgentRoutes(openaiRoutes(agentDeps));
@@ -178,8 +180,14 @@ function agentSpec(ctx: AppContext, d: Deployment): DeploySpec {
     PANTHERS_MODEL: c.model,
     PANTHERS_OPENAI_BASE_URL: c.openai.baseUrl,
     PANTHERS_OPENAI_MODEL: c.openai.model,
+    PANTHERS_OPENAI_MAX_TOKENS_FIELD: c.openai.maxTokensField,
     PANTHERS_OLLAMA_URL: c.ollama.baseUrl,
     PANTHERS_OLLAMA_MODEL: c.ollama.model,
+    // The operator's spend limits travel with the agent: a standalone agent enforces them too.
+    PANTHERS_MODELS_ALLOWED: c.modelsAllowed.join(','),
+    PANTHERS_MODEL_MAX_TOKENS: String(c.modelMaxTokens),
+    PANTHERS_CHAT_DAILY_TOKEN_QUOTA: String(c.chatDailyTokenQuota),
+    PANTHERS_MAX_MESSAGE_CHARS: String(c.maxMessageChars),
     PORT: '8080',
     HOST: '0.0.0.0',
   };
@@ -229,6 +237,6 @@ function wsHandlers(
         conn.send({ type: 'unsubscribed', channel: msg.channel, nft_token_id: msg.nft_token_id, conversation_id: msg.conversation_id, was_subscribed: was });
       },
     },
-    chat_stream: chatStreamHandler({ actors: ctx.actors, conversations, available: (nft) => agents.isMounted(nft), authorize }),
+    chat_stream: chatStreamHandler({ actors: ctx.actors, conversations, maxMessageChars: ctx.config.maxMessageChars, available: (nft) => agents.isMounted(nft), authorize }),
   };
 }

@@ -1,4 +1,4 @@
-import crypto from 'node:crypto';
+import crypto, { randomUUID } from 'node:crypto';
 import type { Statement } from 'better-sqlite3';
 import type { Db } from '../db/database.js';
 import type { Logger } from '../logger.js';
@@ -20,6 +20,10 @@ export interface AuditRow {
   status: number;
   client_ip: string | null;
   duration_ms: number;
+  /** the caller's own X-Request-Id (request_id is always ours); NULL when none was sent */
+  client_request_id?: string | null;
+  /** an aggregate row stands for this many refused requests; NULL for an ordinary row */
+  count?: number | null;
   prev_hash: string;
   hash: string;
 }
@@ -30,7 +34,12 @@ export interface AuditRow {
  * that a field could contain).
  */
 export function rowContent(r: Omit<AuditRow, 'prev_hash' | 'hash'>): string {
-  return JSON.stringify([r.id, r.ts, r.request_id, r.wallet, r.nft_token_id, r.method, r.route, r.status, r.client_ip, r.duration_ms]);
+  const base = [r.id, r.ts, r.request_id, r.wallet, r.nft_token_id, r.method, r.route, r.status, r.client_ip, r.duration_ms];
+  // Columns added later are covered only when set, so rows written before them keep their hash.
+  const crid = r.client_request_id ?? null;
+  const count = r.count ?? null;
+  if (crid !== null || count !== null) base.push(crid, count);
+  return JSON.stringify(base);
 }
 
 // crypto.hash (Node >= 20.12) is one native call; about half the cost of createHash().update().digest().
@@ -43,9 +52,13 @@ export function chainHash(prevHash: string, content: string): string {
   return sha256hex(prevHash + '\n' + content);
 }
 
-const COLUMNS = 'id, ts, request_id, wallet, nft_token_id, method, route, status, client_ip, duration_ms, prev_hash, hash';
+const COLUMNS = 'id, ts, request_id, wallet, nft_token_id, method, route, status, client_ip, duration_ms, client_request_id, count, prev_hash, hash';
+const PARAMS = 14;
 /** Rows per INSERT statement: measured 6.1 us/row one at a time, 2.8 us/row 100 at a time. */
 const ROWS_PER_INSERT = 100;
+
+/** What a refused-request aggregate adds to an entry. */
+type QueuedEntry = AuditEntry & { count?: number };
 
 export interface AuditLogOptions {
   db: Db;
@@ -59,13 +72,27 @@ export interface AuditLogOptions {
   maxQueue?: number;
   /** 0 keeps rows forever */
   retentionDays?: number;
+  /** the most rows kept; past it the oldest are pruned like retention does (0 = no cap) */
+  maxRows?: number;
+  /** distinct (ip, method, route, status) aggregates tracked per minute; past it they share one "*" ip */
+  maxAggregates?: number;
   now?: () => number;
 }
 
 interface ChainState {
   headId: number;
   headHash: string;
+  prunedThroughId: number;
 }
+
+/** Requests refused in one minute from one IP with one method, route and status. */
+interface Aggregate {
+  entry: AuditEntry;
+  count: number;
+}
+
+/** /health says degraded once the log holds this share of its cap. */
+export const AUDIT_DEGRADED_SHARE = 0.9;
 
 /**
  * The append-only audit trail. record() runs on the request path and only pushes to an array;
@@ -75,13 +102,17 @@ interface ChainState {
  * break verification: the first remaining row links to the pruned-through hash).
  */
 export class AuditLog implements AuditSink {
-  private queue: AuditEntry[] = [];
+  private queue: QueuedEntry[] = [];
   private timer: NodeJS.Timeout | undefined;
   private flushScheduled = false;
   private pruneTimer: NodeJS.Timeout | undefined;
   private state: ChainState | undefined;
   private readonly inserts = new Map<number, Statement>();
   private dropped = 0;
+  private aggregates = new Map<string, Aggregate>();
+  private aggregateWindow = 0;
+  private readonly maxRows: number;
+  private readonly maxAggregates: number;
   private readonly intervalMs: number;
   private readonly batchSize: number;
   private readonly maxQueue: number;
@@ -91,7 +122,58 @@ export class AuditLog implements AuditSink {
     this.intervalMs = opts.intervalMs ?? 200;
     this.batchSize = opts.batchSize ?? 500;
     this.maxQueue = opts.maxQueue ?? 100_000;
+    this.maxRows = opts.maxRows ?? 0;
+    this.maxAggregates = opts.maxAggregates ?? 10_000;
     this.now = opts.now ?? Date.now;
+    if (this.maxRows) opts.metrics?.auditMaxRows.set(this.maxRows);
+  }
+
+  /**
+   * Counts a refused request (or preflight) into its minute's aggregate: one row per client IP,
+   * method, route and status per minute, written when the minute is over, with `count`.
+   */
+  refused(entry: AuditEntry): void {
+    // The log's own clock decides the minute (flush() closes minutes by it too).
+    const now = this.now();
+    const windowStart = now - (now % 60_000);
+    if (windowStart !== this.aggregateWindow) this.closeAggregates(windowStart);
+    let key = `${entry.ip}\0${entry.method}\0${entry.route}\0${entry.status}`;
+    let agg = this.aggregates.get(key);
+    if (!agg && this.aggregates.size >= this.maxAggregates) {
+      // A spray of distinct addresses: the rest of the minute shares one row per kind.
+      key = `*\0${entry.method}\0${entry.route}\0${entry.status}`;
+      agg = this.aggregates.get(key);
+      entry = { ...entry, ip: '*' };
+    }
+    if (agg) agg.count++;
+    else this.aggregates.set(key, { entry: { ...entry, ts: windowStart, wallet: undefined, nft: undefined, durationMs: 0, clientRequestId: undefined }, count: 1 });
+    this.opts.metrics?.auditAggregated.inc();
+  }
+
+  /** Queues the aggregates of the minute that ended (all of them when `next` is 0). */
+  private closeAggregates(next: number): void {
+    this.aggregateWindow = next;
+    if (this.aggregates.size === 0) return;
+    const done = this.aggregates;
+    this.aggregates = new Map();
+    for (const { entry, count } of done.values()) {
+      this.queue.push({ ...entry, requestId: `aggregate-${randomUUID()}`, count });
+    }
+  }
+
+  /** Rows in the log now (ids are consecutive from the pruned-through anchor to the head). */
+  get rows(): number {
+    const st = this.state;
+    return st ? st.headId - st.prunedThroughId : 0;
+  }
+
+  /** Undefined while well under the cap; a sentence for /health once near it. */
+  nearCap(): string | undefined {
+    if (!this.maxRows) return undefined;
+    this.state ??= readChainState(this.opts.db);
+    const rows = this.rows;
+    if (rows < this.maxRows * AUDIT_DEGRADED_SHARE) return undefined;
+    return `audit log holds ${rows} of its ${this.maxRows}-row cap (PANTHERS_AUDIT_MAX_ROWS); the oldest rows are pruned past it`;
   }
 
   record(entry: AuditEntry): void {
@@ -105,6 +187,8 @@ export class AuditLog implements AuditSink {
 
   start(): void {
     if (this.timer) return;
+    this.state ??= readChainState(this.opts.db);
+    this.opts.metrics?.auditRows.set(this.rows);
     this.timer = setInterval(() => this.flush(), this.intervalMs);
     this.timer.unref();
     if (this.opts.retentionDays) {
@@ -115,8 +199,11 @@ export class AuditLog implements AuditSink {
   }
 
   /** Writes everything waiting. Called by the timer, a full batch, and stop(). */
-  flush(): number {
+  flush(closeAll = false): number {
     this.flushScheduled = false;
+    const now = this.now();
+    const nowWindow = now - (now % 60_000);
+    if (closeAll || nowWindow !== this.aggregateWindow) this.closeAggregates(closeAll ? 0 : nowWindow);
     const batch = this.queue;
     if (batch.length === 0) return 0;
     this.queue = [];
@@ -144,17 +231,19 @@ export class AuditLog implements AuditSink {
   private insertFor(n: number): Statement {
     let st = this.inserts.get(n);
     if (!st) {
-      st = this.opts.db.prepare(`INSERT INTO audit_log (${COLUMNS}) VALUES ${Array(n).fill('(?,?,?,?,?,?,?,?,?,?,?,?)').join(',')}`);
+      st = this.opts.db.prepare(`INSERT INTO audit_log (${COLUMNS}) VALUES ${Array(n).fill(`(${Array(PARAMS).fill('?').join(',')})`).join(',')}`);
       this.inserts.set(n, st);
     }
     return st;
   }
 
-  private write(batch: AuditEntry[]): void {
+  private write(batch: QueuedEntry[]): void {
     const { db } = this.opts;
+    const prunedBefore = this.state?.prunedThroughId;
     db.transaction(() => {
       const st = this.state ?? readChainState(db);
       let { headId, headHash } = st;
+      let { prunedThroughId } = st;
       let args: unknown[] = [];
       for (let i = 0; i < batch.length; i++) {
         const e = batch[i]!;
@@ -170,21 +259,40 @@ export class AuditLog implements AuditSink {
           client_ip: e.ip || null,
           // Rounded so the stored REAL reads back to exactly the value that was hashed.
           duration_ms: Math.round(e.durationMs * 1000) / 1000,
+          client_request_id: e.clientRequestId ?? null,
+          count: e.count ?? null,
         };
         const hash = chainHash(headHash, rowContent(row));
-        args.push(row.id, row.ts, row.request_id, row.wallet, row.nft_token_id, row.method, row.route, row.status, row.client_ip, row.duration_ms, headHash, hash);
+        args.push(row.id, row.ts, row.request_id, row.wallet, row.nft_token_id, row.method, row.route, row.status, row.client_ip, row.duration_ms, row.client_request_id, row.count, headHash, hash);
         headId = row.id;
         headHash = hash;
-        const rows = args.length / 12;
+        const rows = args.length / PARAMS;
         if (rows === ROWS_PER_INSERT || i === batch.length - 1) {
           this.insertFor(rows).run(args);
           args = [];
         }
       }
       db.prepare('UPDATE audit_chain SET head_id = ?, head_hash = ? WHERE id = 1').run(headId, headHash);
+      const over = this.maxRows ? headId - prunedThroughId - this.maxRows : 0;
+      if (over > 0) {
+        // The cap: the oldest rows go, as retention prunes them; the anchor keeps verify whole.
+        const through = prunedThroughId + over;
+        const last = db.prepare('SELECT hash FROM audit_log WHERE id = ?').get(through) as { hash: string } | undefined;
+        if (last) {
+          db.prepare('DELETE FROM audit_log WHERE id <= ?').run(through);
+          db.prepare('UPDATE audit_chain SET pruned_through_id = ?, pruned_through_hash = ? WHERE id = 1').run(through, last.hash);
+          prunedThroughId = through;
+        }
+      }
       // Only after the commit succeeds does memory move on (the transaction throws otherwise).
-      this.state = { headId, headHash };
+      this.state = { headId, headHash, prunedThroughId };
     })();
+    const pruned = prunedBefore === undefined ? 0 : this.state!.prunedThroughId - prunedBefore;
+    if (pruned > 0) {
+      this.opts.metrics?.auditPruned.labels('cap').inc(pruned);
+      this.opts.log.warn({ pruned, max_rows: this.maxRows }, 'audit log at its cap: oldest rows pruned');
+    }
+    this.opts.metrics?.auditRows.set(this.rows);
   }
 
   /**
@@ -203,6 +311,9 @@ export class AuditLog implements AuditSink {
         if (!last) return 0;
         const n = db.prepare('DELETE FROM audit_log WHERE id <= ?').run(last.id).changes;
         db.prepare('UPDATE audit_chain SET pruned_through_id = ?, pruned_through_hash = ? WHERE id = 1').run(last.id, last.hash);
+        if (this.state) this.state = { ...this.state, prunedThroughId: last.id };
+        this.opts.metrics?.auditPruned.labels('retention').inc(n);
+        this.opts.metrics?.auditRows.set(this.rows);
         return n;
       })();
     } catch (e) {
@@ -221,18 +332,18 @@ export class AuditLog implements AuditSink {
     if (this.pruneTimer) clearInterval(this.pruneTimer);
     this.timer = undefined;
     this.pruneTimer = undefined;
-    this.flush();
+    this.flush(true);
   }
 }
 
 /** The chain's anchor row, created on first use (a database from before the chain table). */
 function readChainState(db: Db): ChainState {
-  let row = db.prepare('SELECT head_id, head_hash FROM audit_chain WHERE id = 1').get() as { head_id: number; head_hash: string } | undefined;
+  let row = db.prepare('SELECT head_id, head_hash, pruned_through_id FROM audit_chain WHERE id = 1').get() as { head_id: number; head_hash: string; pruned_through_id: number } | undefined;
   if (!row) {
     db.prepare('INSERT INTO audit_chain (id, pruned_through_id, pruned_through_hash, head_id, head_hash) VALUES (1, 0, ?, 0, ?)').run(GENESIS_HASH, GENESIS_HASH);
-    row = { head_id: 0, head_hash: GENESIS_HASH };
+    row = { head_id: 0, head_hash: GENESIS_HASH, pruned_through_id: 0 };
   }
-  return { headId: row.head_id, headHash: row.head_hash };
+  return { headId: row.head_id, headHash: row.head_hash, prunedThroughId: row.pruned_through_id };
 }
 
 export interface AuditVerifyResult {

@@ -48,21 +48,30 @@ export interface HmacVerifierOptions {
 
 /**
  * Checks X-Timestamp and X-Signature on routes marked `signed`, against the signing key of the
- * caller's session. Each signature is accepted once: accepted signatures are remembered until
- * their timestamp leaves the window, after which the timestamp check alone refuses them. The
- * set is in memory (per process) and bounded; when full of live entries it fails closed.
+ * caller's session. Each signature is accepted once: accepted signatures are stored in SQLite
+ * (`signature_replay`, so a restart does not reopen the window) until their timestamp leaves
+ * the window, after which the timestamp check alone refuses them. The set is bounded; when
+ * full of live entries it fails closed.
  */
 export class HmacRequestVerifier implements RequestVerifier {
-  private readonly seen = new Map<string, number>();
   private readonly keyLookup;
+  private readonly insertSeen;
+  private readonly sweepSeen;
+  private readonly countSeen;
   private readonly now: () => number;
   private readonly maxSeen: number;
+  private seenCount: number;
   private nextSweep = 0;
 
   constructor(opts: HmacVerifierOptions) {
     this.keyLookup = opts.db.prepare('SELECT signing_key FROM sessions WHERE id = ? AND revoked_at IS NULL');
+    // A signature already present is a replay: the primary key makes check-and-remember one step.
+    this.insertSeen = opts.db.prepare('INSERT OR IGNORE INTO signature_replay (signature, expires_at) VALUES (?, ?)');
+    this.sweepSeen = opts.db.prepare('DELETE FROM signature_replay WHERE expires_at < ?');
+    this.countSeen = opts.db.prepare('SELECT count(*) AS n FROM signature_replay');
     this.now = opts.now ?? Date.now;
     this.maxSeen = opts.maxSeen ?? 100_000;
+    this.seenCount = (this.countSeen.get() as { n: number }).n;
   }
 
   verify(req: { method: string; fullPath: string; body: Buffer; header(name: string): string | undefined; auth: AuthClaims }): void {
@@ -84,25 +93,23 @@ export class HmacRequestVerifier implements RequestVerifier {
     }
     const expected = Buffer.from(signRequest(row.signing_key, req.method, req.fullPath, req.body, tsRaw), 'hex');
     if (!timingSafeEqual(expected, Buffer.from(sig, 'hex'))) throw new ApiError('INVALID_SIGNATURE', 'X-Signature does not match the request');
-
-    const id = sig.toLowerCase();
-    if (this.seen.has(id)) throw new ApiError('INVALID_SIGNATURE', 'This signature was already used (replay)');
-    this.remember(id, ts + SIGNATURE_WINDOW_SEC, nowSec);
+    this.remember(sig.toLowerCase(), ts + SIGNATURE_WINDOW_SEC, nowSec);
   }
 
   private remember(id: string, expiresAt: number, nowSec: number): void {
-    if (this.seen.size >= this.maxSeen || nowSec >= this.nextSweep) {
-      for (const [k, exp] of this.seen) if (exp < nowSec) this.seen.delete(k);
+    if (this.seenCount >= this.maxSeen || nowSec >= this.nextSweep) {
+      this.seenCount -= this.sweepSeen.run(nowSec).changes;
       this.nextSweep = nowSec + 30;
-      if (this.seen.size >= this.maxSeen) {
+      if (this.seenCount >= this.maxSeen) {
         throw new ApiError('SERVICE_UNAVAILABLE', 'Too many signed requests in flight; retry shortly', { reason: 'replay_cache_full' });
       }
     }
-    this.seen.set(id, expiresAt);
+    if (this.insertSeen.run(id, expiresAt).changes === 0) throw new ApiError('INVALID_SIGNATURE', 'This signature was already used (replay)');
+    this.seenCount++;
   }
 
   /** Signatures remembered now (for tests of the bound). */
   get size(): number {
-    return this.seen.size;
+    return this.seenCount;
   }
 }

@@ -19,7 +19,11 @@ export interface ModelRequest {
   messages: ChatMessage[];
   /** model name for backends that serve several */
   model?: string;
-  /** most tokens the reply may have (the operator's cap, or less when the caller asks) */
+  /**
+   * The most output tokens the reply may have (PANTHERS_MODEL_MAX_TOKENS, or less when the caller
+   * asks): sent to the server as its own limit (OpenAI-compatible `max_tokens`, Ollama
+   * `options.num_predict`), so spend stops there and not only in our accounting.
+   */
   maxTokens?: number;
   /** who the turn is for (the NFT): backends with a shared pool serve tenants fairly */
   tenant?: string;

@@ -81,7 +81,7 @@ export function components(): Record<string, unknown> {
       },
     },
     headers: {
-      'X-Request-Id': { description: 'The request id (the caller\'s X-Request-Id when it was valid); it is in the server log line.', schema: { type: 'string' } },
+      'X-Request-Id': { description: 'The server\'s id of this request (in its log line and audit row); a caller\'s own X-Request-Id is recorded beside it, not used as it.', schema: { type: 'string' } },
       'X-RateLimit-Limit': { description: 'Requests allowed per minute in this route\'s rate class (see x-rate-class).', schema: { type: 'integer' } },
       'X-RateLimit-Remaining': { description: 'Requests left in the current window.', schema: { type: 'integer' } },
       'X-RateLimit-Reset': { description: 'When the window resets, unix seconds.', schema: { type: 'integer' } },

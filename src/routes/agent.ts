@@ -7,8 +7,10 @@ import { AGENT_ACTOR, type AgentMsg, type TurnHandle, type TurnListener, type Tu
 import type { ConversationsRepo } from '../agents/conversations-repo.js';
 import type { AgentSettings } from '../providers/provider.js';
 import { sseChunk } from '../agents/chat-frames.js';
+import { chatMessageSchema, conversationIdSchema } from '../agents/chat-message.js';
 import type { ActorRegistry } from '../../actors/registry.js';
 import type { AuthClaims } from '../server/route.js';
+import type { UsageView } from '../guards/quota.js';
 
 export interface AgentRouteDeps {
   actors: ActorRegistry;
@@ -20,12 +22,14 @@ export interface AgentRouteDeps {
   available(nft: string): boolean;
   /** Throws FORBIDDEN unless the caller may use this NFT's agent. */
   authorize(auth: AuthClaims, nft: string): Promise<void>;
+  /** Today's token usage and budget of an NFT. */
+  usage?(nft: string): UsageView;
 }
 
 /** Longest an HTTP stream waits for a slow reader to drain before giving up on it. */
 const SSE_DRAIN_TIMEOUT_MS = 30_000;
 
-const conversationId = v.pipe(v.string('must be a string'), v.regex(/^[A-Za-z0-9-]{1,64}$/, 'must be a conversation id'));
+const conversationId = conversationIdSchema;
 
 const turnResponse = v.object({ response: v.string(), conversation_id: v.string(), timestamp: v.string(), tokens_used: v.number() });
 
@@ -95,12 +99,7 @@ export class SseBridge implements TurnListener {
 /** The Agent API: health, info, chat (JSON and SSE), history, clear. */
 export function agentRoutes(deps: AgentRouteDeps): RouteDef[] {
   const { actors, conversations } = deps;
-  const message = v.pipe(
-    v.string('must be a string'),
-    v.trim(),
-    v.minLength(1, 'must not be empty'),
-    v.maxLength(deps.maxMessageChars, `must be at most ${deps.maxMessageChars} characters`),
-  );
+  const message = chatMessageSchema(deps.maxMessageChars);
 
   async function agentFor(req: Request<unknown, unknown>): Promise<string> {
     const nft = req.agentNft;
@@ -153,6 +152,18 @@ export function agentRoutes(deps: AgentRouteDeps): RouteDef[] {
         return { response: result.response, conversation_id: result.conversation_id, timestamp: result.timestamp, tokens_used: result.tokens_used };
       },
     }),
+    ...(deps.usage ? [route({
+      method: 'GET', path: '/usage', rateClass: 'other', auth: 'required', tags: ['agent'],
+      summary: "Today's model token usage of this NFT's agent and its daily quota (null when there is none)",
+      response: v.object({
+        nft_token_id: v.string(), day: v.string(), tokens_used: v.number(), tokens_reserved: v.number(),
+        daily_quota: v.nullable(v.number()), remaining: v.nullable(v.number()), resets_at: v.string(),
+      }),
+      async handler(req) {
+        const nft = await agentFor(req);
+        return deps.usage!(nft);
+      },
+    })] : []),
     route({
       method: 'GET', path: '/chat/history', rateClass: 'chat', auth: 'required', tags: ['agent'], summary: 'Conversation history, oldest first',
       query: v.object({ conversation_id: conversationId, limit: intParam(1, 100, 50), offset: intParam(0, 1_000_000_000, 0) }),

@@ -7,6 +7,7 @@ import { DEPLOYMENT_ACTOR, deploymentView, type DeploymentMsg, type DeploymentVi
 import { DEPLOYMENT_STATUSES, type DeploymentsRepo } from '../deployments/deployments-repo.js';
 import { PROVIDERS, type ProviderName, type Resources } from '../providers/provider.js';
 import { defaultCharacter } from '../agents/character.js';
+import { chooseModel } from '../agents/model-choice.js';
 import { viewForReader } from '../deployments/deployment-view.js';
 import { sameWallet } from '../auth/ownership.js';
 
@@ -89,6 +90,15 @@ export function deploymentRoutes(ctx: AppContext, repo: DeploymentsRepo): RouteD
         if (missing) throw new ApiError('SERVICE_UNAVAILABLE', `Provider ${provider} is not configured: ${missing}`, { provider });
         const resources: Resources = { ...DEFAULT_RESOURCES, ...req.body.resources };
         const agent = { ...defaultCharacter(nft, ctx.config.model), ...req.body.agent };
+        // The operator decides which models may run (and cost): PANTHERS_MODELS_ALLOWED.
+        if (ctx.config.modelsAllowed.length) try {
+          chooseModel(agent.model, ctx.config.model, ctx.model, ctx.config.modelsAllowed);
+        } catch (e) {
+          if (e instanceof ApiError && e.code === 'FORBIDDEN') {
+            throw new ApiError('INVALID_FIELD', `agent.model: ${e.message} (allowed: ${ctx.config.modelsAllowed.join(', ')})`, { field: 'agent.model', ...e.details });
+          }
+          throw e;
+        }
         const view = await ask(nft, { type: 'deploy', wallet: req.auth!.sub, provider, resources, agent });
         return json(202, {
           deployment_id: view.deployment_id, nft_token_id: nft, status: view.status, provider,

@@ -8,10 +8,12 @@ export interface MonitoringDeps {
   ctx: AppContext;
   deploymentsActive(): number;
   overloaded(): boolean;
+  /** Limits being approached (the audit log near its cap): /health reports degraded with them. */
+  warnings?(): string[];
 }
 
 /** GET /health, GET /metrics, GET /v1 (the version document). */
-export function monitoringRoutes({ ctx, deploymentsActive, overloaded }: MonitoringDeps): RouteDef[] {
+export function monitoringRoutes({ ctx, deploymentsActive, overloaded, warnings }: MonitoringDeps): RouteDef[] {
   // A write probe costs a transaction: probe at most once a second, however often /health is polled.
   let probedAt = -Infinity;
   let writable = true;
@@ -27,16 +29,22 @@ export function monitoringRoutes({ ctx, deploymentsActive, overloaded }: Monitor
     route({
       method: 'GET', path: '/health', rateClass: 'other', auth: 'none', tags: ['monitoring'],
       summary: 'Service health check',
-      response: v.object({ status: v.picklist(['healthy', 'unhealthy']), version: v.string(), uptime: v.number(), deployments_active: v.number() }),
+      response: v.object({
+        status: v.picklist(['healthy', 'unhealthy']), version: v.string(), uptime: v.number(), deployments_active: v.number(),
+        overloaded: v.optional(v.boolean()), degraded: v.optional(v.boolean()), warnings: v.optional(v.array(v.string())), reason: v.optional(v.string()),
+      }),
       handler() {
         const writable = dbWritable();
         const busy = overloaded();
+        const warn = warnings?.() ?? [];
         const body = {
           status: writable ? 'healthy' : 'unhealthy',
           version: VERSION,
           uptime: Math.round((ctx.now() - ctx.startedAt) / 1000),
           deployments_active: deploymentsActive(),
           ...(busy ? { overloaded: true } : {}),
+          // Still serving (status stays in the spec's healthy|unhealthy), but an operator should act.
+          ...(warn.length ? { degraded: true, warnings: warn } : {}),
           ...(writable ? {} : { reason: 'database is not writable' }),
         };
         return json(writable ? 200 : 503, body);

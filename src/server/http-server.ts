@@ -12,12 +12,19 @@ import type { RateLimiter } from '../guards/rate-limiter.js';
 import type { Cors } from '../guards/cors.js';
 import type { OverloadMonitor } from '../guards/overload.js';
 import { STATUS_LINES } from './status-lines.js';
+import { KNOWN_METHODS } from '../metrics.js';
 import { isLoopbackIp } from './public-url.js';
 import { DONE, isOpenAiPath, openaiError } from '../agents/openai-wire.js';
 
 /** Appends one row per API call (batched by the implementation). */
 export interface AuditSink {
   record(entry: AuditEntry): void;
+  /**
+   * A request refused before it did anything (rate limited, shed, plain HTTP in production) or a
+   * CORS preflight: counted into one row per client IP, method, route and status per minute,
+   * so a flood of them costs a counter, not a hash-chained row each.
+   */
+  refused?(entry: AuditEntry): void;
 }
 
 export interface AuditEntry {
@@ -30,6 +37,8 @@ export interface AuditEntry {
   status: number;
   ip: string;
   durationMs: number;
+  /** The caller's own X-Request-Id, kept beside ours (never as ours). */
+  clientRequestId?: string;
 }
 
 /** Checks X-Signature / X-Timestamp on routes marked `signed`. Throws ApiError INVALID_SIGNATURE. */
@@ -96,6 +105,10 @@ class Exchange implements Request {
   nft: string | undefined = undefined;
   path = '';
   status = 0;
+  /** Refused before doing anything (rate limited, shed, plain HTTP in production) or a preflight: audited in aggregate. */
+  refused = false;
+  /** The caller's X-Request-Id when well-formed: logged and audited beside ours, never as ours. */
+  readonly clientRequestId: string | undefined;
   readonly extraHeaders: Record<string, string> = {};
   private controller: AbortController | undefined;
   private abortCbs: (() => void)[] | undefined;
@@ -111,7 +124,9 @@ class Exchange implements Request {
     private readonly baseLog: Logger,
   ) {
     const given = headers['x-request-id'];
-    this.id = given && REQUEST_ID_RE.test(given) ? given : randomUUID();
+    this.clientRequestId = given && REQUEST_ID_RE.test(given) ? given : undefined;
+    // Always ours: a client-chosen id could collide with or impersonate another request's.
+    this.id = randomUUID();
   }
 
   header(name: string): string | undefined {
@@ -125,7 +140,7 @@ class Exchange implements Request {
   }
 
   get log(): Logger {
-    return (this._log ??= this.baseLog.child({ req_id: this.id }));
+    return (this._log ??= this.baseLog.child(this.clientRequestId ? { req_id: this.id, client_req_id: this.clientRequestId } : { req_id: this.id }));
   }
 
   onAbort(cb: () => void): void {
@@ -238,12 +253,17 @@ export class HttpServer {
       if (h) Object.assign(ex.extraHeaders, h);
     }
     if (ex.method === 'OPTIONS') {
+      ex.refused = true;
       const h = cors.preflight(origin, ex.headers['access-control-request-headers']);
       if (h) Object.assign(ex.extraHeaders, h);
       return this.send(ex, 204, '', undefined);
     }
-    if (this.draining) throw new ApiError('SERVICE_UNAVAILABLE', 'The server is shutting down');
+    if (this.draining) {
+      ex.refused = true;
+      throw new ApiError('SERVICE_UNAVAILABLE', 'The server is shutting down');
+    }
     if (config.env === 'production' && !this.isHttps(ex)) {
+      ex.refused = true;
       throw new ApiError('FORBIDDEN', 'HTTPS is required: plain-HTTP requests are refused in production', { https_required: true });
     }
 
@@ -265,6 +285,7 @@ export class HttpServer {
     if (ex.agentNft === undefined && m.params.nft_token_id !== undefined) ex.nft = m.params.nft_token_id;
 
     if (this.deps.overload?.overloaded && route.path !== '/health') {
+      ex.refused = true;
       this.deps.metrics.shed.inc();
       ex.extraHeaders['Retry-After'] = String(this.deps.overload.retryAfter);
       throw new ApiError('SERVICE_UNAVAILABLE', 'The server is overloaded; retry shortly', { reason: 'overloaded' });
@@ -361,6 +382,7 @@ export class HttpServer {
     ex.extraHeaders['X-RateLimit-Remaining'] = String(d.remaining);
     ex.extraHeaders['X-RateLimit-Reset'] = String(d.reset);
     if (!d.ok && count) {
+      ex.refused = true;
       ex.extraHeaders['Retry-After'] = String(d.retryAfter);
       this.deps.metrics.rateLimited.labels(cls).inc();
       throw new ApiError('RATE_LIMITED', `Rate limit of ${d.limit} ${cls} requests per minute exceeded`, {
@@ -567,17 +589,26 @@ export class HttpServer {
     const status = ex.aborted && !ex.streaming ? 499 : ex.status;
     const routeLabel = ex.route || 'unmatched';
     this.deps.metrics.observeRequest(routeLabel, ex.method, status, ms / 1000);
-    // One line per request; the level check first, so a quiet server builds no child logger.
-    if (this.deps.log.isLevelEnabled('info')) {
-      ex.log.info(
+    // One line per request (refused ones at debug: a flood must not fill the log either); the
+    // level check first, so a quiet server builds no child logger.
+    const level = ex.refused ? 'debug' : 'info';
+    if (this.deps.log.isLevelEnabled(level)) {
+      ex.log[level](
         { method: ex.method, url: ex.fullPath, route: routeLabel, status, ms: Math.round(ms * 100) / 100, wallet: ex.auth?.sub, nft: ex.nft ?? ex.agentNft },
         'request',
       );
     }
-    this.deps.audit?.record({
+    const audit = this.deps.audit;
+    if (!audit) return;
+    const entry: AuditEntry = {
       ts: Date.now(), requestId: ex.id, wallet: ex.auth?.sub, nft: ex.nft ?? ex.agentNft ?? ex.auth?.nft,
-      method: ex.method, route: ex.agentNft !== undefined ? `/agents/:nft${ex.route}` : routeLabel, status, ip: this.clientIp(ex), durationMs: ms,
-    });
+      // An invented method is stored as OTHER (it is one metric label too).
+      method: KNOWN_METHODS.has(ex.method) ? ex.method : 'OTHER',
+      route: ex.agentNft !== undefined ? `/agents/:nft${ex.route}` : routeLabel, status, ip: this.clientIp(ex), durationMs: ms,
+      clientRequestId: ex.clientRequestId,
+    };
+    if (ex.refused && audit.refused) audit.refused(entry);
+    else audit.record(entry);
   }
 
   private checkDeadlines(): void {

@@ -5,10 +5,11 @@ import { ApiError, toApiError } from '../errors.js';
 import type { Config, RateClass } from '../config.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
-import type { RateLimiter } from '../guards/rate-limiter.js';
+import type { RateDecision, RateLimiter } from '../guards/rate-limiter.js';
 import type { AuthClaims } from './route.js';
 import { validate } from './validation.js';
-import type { AuditSink } from './http-server.js';
+import type { AuditEntry, AuditSink } from './http-server.js';
+import { wsMaxPayload } from '../agents/chat-message.js';
 import { STATUS_LINES } from './status-lines.js';
 import {
   WS_CLOSE_OWNERSHIP_LOST, WS_CLOSE_SESSION_REVOKED, WS_CLOSE_SLOW_CONSUMER, WS_CLOSE_TOKEN_EXPIRED, type LiveConnections,
@@ -50,6 +51,8 @@ interface UserData {
   /** kept to re-check the session on every message through the same guard as HTTP */
   token: string;
   ip: string;
+  /** lower-cased wallet: the key of the per-wallet socket count */
+  wallet: string;
 }
 
 class Conn implements WsConn {
@@ -59,7 +62,7 @@ class Conn implements WsConn {
   unregister: (() => void) | undefined;
   private closeCbs: (() => void)[] | undefined;
 
-  constructor(readonly ws: WebSocket<UserData>, readonly auth: AuthClaims, private readonly onDrop: () => void) {}
+  constructor(readonly ws: WebSocket<UserData>, readonly auth: AuthClaims, readonly ip: string, private readonly onDrop: () => void) {}
 
   send(frame: string | object): boolean {
     if (this.closed) return false;
@@ -118,6 +121,27 @@ export interface WsServerDeps {
 
 const envelope = v.object({ type: v.pipe(v.string('must be a string'), v.minLength(1, 'must not be empty')) });
 
+function bump(m: Map<string, number>, key: string, by: number): void {
+  const n = (m.get(key) ?? 0) + by;
+  if (n > 0) m.set(key, n);
+  else m.delete(key);
+}
+
+function rateLimited(d: RateDecision, message: string): ApiError {
+  return new ApiError('RATE_LIMITED', message, { class: 'other', limit: d.limit, retry_after: d.retryAfter, reset: d.reset });
+}
+
+function rateHeaders(d: RateDecision): Record<string, string> {
+  return { 'Retry-After': String(Math.max(1, d.retryAfter || d.reset - Math.floor(Date.now() / 1000))), 'X-RateLimit-Limit': String(d.limit), 'X-RateLimit-Remaining': '0', 'X-RateLimit-Reset': String(d.reset) };
+}
+
+/** 429 for a socket past its cap: says which cap, its value and the setting that raises it. */
+function tooManySockets(scope: 'wallet' | 'address', limit: number, setting: string): ApiError {
+  return new ApiError('RATE_LIMITED', `This ${scope} already has ${limit} open WebSockets, the most allowed (${setting}); close one first`, {
+    reason: 'too_many_connections', scope: scope === 'wallet' ? 'wallet' : 'ip', limit,
+  });
+}
+
 export function errorFrame(e: ApiError, type?: string): string {
   return JSON.stringify({ type: 'error', request_type: type, error: { code: e.code, message: e.message, details: e.details } });
 }
@@ -131,6 +155,10 @@ export class WsServer implements Publisher {
   private app: TemplatedApp | undefined;
   private readonly conns = new Set<Conn>();
   private sweep: NodeJS.Timeout | undefined;
+  // Open sockets, plus upgrades between their token check and open, per wallet and per IP.
+  private readonly perWallet = new Map<string, number>();
+  private readonly perIp = new Map<string, number>();
+  private readonly pendingPerIp = new Map<string, number>();
 
   constructor(private readonly deps: WsServerDeps) {}
 
@@ -138,7 +166,7 @@ export class WsServer implements Publisher {
     this.app = app;
     const { config, metrics, log } = this.deps;
     app.ws<UserData>('/ws', {
-      maxPayloadLength: 64 * 1024,
+      maxPayloadLength: wsMaxPayload(config.maxMessageChars),
       idleTimeout: config.wsIdleTimeoutSec,
       sendPingsAutomatically: true,
       // Past this many buffered bytes uWS drops further frames for the socket; the sweep below
@@ -150,42 +178,75 @@ export class WsServer implements Publisher {
         const key = req.getHeader('sec-websocket-key');
         const protocol = req.getHeader('sec-websocket-protocol');
         const extensions = req.getHeader('sec-websocket-extensions');
-        const headers: Record<string, string> = { 'x-forwarded-for': req.getHeader('x-forwarded-for') };
-        const ip = this.deps.clientIp(Buffer.from(res.getRemoteAddressAsText()).toString(), headers);
+        const headers: Record<string, string> = { 'x-forwarded-for': req.getHeader('x-forwarded-for'), 'x-forwarded-proto': req.getHeader('x-forwarded-proto') };
+        const peer = Buffer.from(res.getRemoteAddressAsText()).toString();
+        const ip = this.deps.clientIp(peer, headers);
         const started = performance.now();
         let aborted = false;
         res.onAborted(() => {
           aborted = true;
         });
-        const refuse = (e: ApiError, extra?: Record<string, string>) => {
+        const refuse = (e: ApiError, reason: string, auth?: AuthClaims, extra?: Record<string, string>) => {
+          metrics.wsRefused.labels(reason).inc();
           if (aborted) return;
           res.cork(() => {
             res.writeStatus(STATUS_LINES[e.status]!).writeHeader('Content-Type', 'application/json');
             if (extra) for (const k in extra) res.writeHeader(k, extra[k]!);
             res.end(JSON.stringify(e.toBody()));
           });
-          this.auditWs(ip, undefined, e.status, started);
+          // A refusal that did nothing (limits, plain HTTP) is counted in aggregate; a bad token is a row.
+          this.auditWs(ip, auth, e.status, started, reason !== 'unauthorized');
         };
-        if (!token) return refuse(new ApiError('UNAUTHORIZED', 'Missing token query parameter'));
+        // The same rule as HTTP: in production only HTTPS, i.e. wss:// through a trusted proxy.
+        if (config.env === 'production' && !(headers['x-forwarded-proto'] === 'https' && config.trustedProxies.includes(peer))) {
+          return refuse(new ApiError('FORBIDDEN', 'HTTPS is required: plain ws:// upgrades are refused in production', { https_required: true }), 'https_required');
+        }
+        const limiter = this.deps.rateLimiter;
+        // Failed tokens count per IP, as on HTTP: past the limit the IP is refused before any check.
+        const ipKey = `ip:${ip}`;
+        const failures = limiter?.peek('other', ipKey);
+        if (failures && failures.remaining === 0) return refuse(rateLimited(failures, 'Too many failed connection attempts from this address'), 'rate_limited', undefined, rateHeaders(failures));
+        const openIp = (this.perIp.get(ip) ?? 0) + (this.pendingPerIp.get(ip) ?? 0);
+        if (openIp >= config.wsMaxPerIp) {
+          return refuse(tooManySockets('address', config.wsMaxPerIp, 'PANTHERS_WS_MAX_PER_IP'), 'ip_cap');
+        }
+        const failed = (e: ApiError) => {
+          limiter?.take('other', ipKey);
+          refuse(e, 'unauthorized');
+        };
+        if (!token) return failed(new ApiError('UNAUTHORIZED', 'Missing token query parameter'));
+        bump(this.pendingPerIp, ip, 1);
         this.deps.authenticate(token).then(
           (auth) => {
+            bump(this.pendingPerIp, ip, -1);
             if (aborted) return;
-            const d = this.deps.rateLimiter?.take('other', `w:${auth.sub.toLowerCase()}`);
+            const wallet = auth.sub.toLowerCase();
+            const d = limiter?.take('other', `w:${wallet}`);
             if (d && !d.ok) {
-              this.deps.metrics.rateLimited.labels('other').inc();
-              return refuse(new ApiError('RATE_LIMITED', 'Too many connection attempts', { class: 'other', limit: d.limit, retry_after: d.retryAfter, reset: d.reset }), {
-                'Retry-After': String(d.retryAfter), 'X-RateLimit-Limit': String(d.limit), 'X-RateLimit-Remaining': '0', 'X-RateLimit-Reset': String(d.reset),
-              });
+              metrics.rateLimited.labels('other').inc();
+              return refuse(rateLimited(d, 'Too many connection attempts'), 'rate_limited', auth, rateHeaders(d));
             }
-            res.cork(() => res.upgrade<UserData>({ auth, token, ip }, key, protocol, extensions, context));
+            if ((this.perWallet.get(wallet) ?? 0) >= config.wsMaxPerWallet) {
+              return refuse(tooManySockets('wallet', config.wsMaxPerWallet, 'PANTHERS_WS_MAX_PER_WALLET'), 'wallet_cap', auth);
+            }
+            if ((this.perIp.get(ip) ?? 0) >= config.wsMaxPerIp) {
+              return refuse(tooManySockets('address', config.wsMaxPerIp, 'PANTHERS_WS_MAX_PER_IP'), 'ip_cap', auth);
+            }
+            // Counted before upgrade() (which runs open() at once); close() gives the slot back.
+            bump(this.perWallet, wallet, 1);
+            bump(this.perIp, ip, 1);
+            res.cork(() => res.upgrade<UserData>({ auth, token, ip, wallet }, key, protocol, extensions, context));
             this.auditWs(ip, auth, 101, started);
           },
-          (e) => refuse(toApiError(e)),
+          (e) => {
+            bump(this.pendingPerIp, ip, -1);
+            failed(toApiError(e));
+          },
         );
       },
       open: (ws) => {
         const data = ws.getUserData();
-        const conn = new Conn(ws, data.auth, () => metrics.wsSlowConsumers.labels('dropped').inc());
+        const conn = new Conn(ws, data.auth, data.ip, () => metrics.wsSlowConsumers.labels('dropped').inc());
         data.conn = conn;
         this.conns.add(conn);
         conn.unregister = this.deps.live?.add(data.auth.sid, {
@@ -208,7 +269,10 @@ export class WsServer implements Publisher {
         });
       },
       close: (ws) => {
-        const conn = ws.getUserData().conn;
+        const data = ws.getUserData();
+        bump(this.perWallet, data.wallet, -1);
+        bump(this.perIp, data.ip, -1);
+        const conn = data.conn;
         if (!conn) return;
         clearTimeout(conn.expiryTimer);
         conn.unregister?.();
@@ -230,6 +294,7 @@ export class WsServer implements Publisher {
   }
 
   private async onMessage(conn: Conn, token: string, text: string): Promise<void> {
+    const started = performance.now();
     // Every message re-checks the session through the guard HTTP uses (two cached lookups): a
     // session revoked in another process, or one whose token expired, stops here too.
     try {
@@ -245,43 +310,70 @@ export class WsServer implements Publisher {
       return;
     }
     if (conn.closed) return;
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(text);
-    } catch {
-      conn.send(errorFrame(new ApiError('INVALID_REQUEST', 'Messages must be JSON objects')));
-      return;
-    }
     let type: string | undefined;
+    let nft: string | undefined;
+    let refused = false;
     try {
-      if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
-        throw new ApiError('INVALID_REQUEST', 'Messages must be JSON objects');
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        parsed = undefined;
       }
-      type = validate(envelope, parsed, 'message').type;
-      if (type === 'ping') {
+      const isObject = parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed);
+      const t = isObject ? (parsed as { type?: unknown }).type : undefined;
+      if (t === 'ping') {
+        // Keep-alive: neither limited nor audited (it touches nothing).
         conn.send('{"type":"pong"}');
         return;
       }
-      // Own keys only: "constructor" or "toString" must not reach Object.prototype.
-      const handler = Object.hasOwn(this.deps.handlers, type) ? this.deps.handlers[type] : undefined;
+      const handler = typeof t === 'string' && Object.hasOwn(this.deps.handlers, t) ? this.deps.handlers[t] : undefined;
+      if (handler) type = t as string;
+      // Every other message counts, malformed ones too (in `other`), before any work.
+      try {
+        this.limit(conn, handler?.rateClass ?? 'other');
+      } catch (e) {
+        refused = true;
+        throw e;
+      }
+      if (!isObject) throw new ApiError('INVALID_REQUEST', 'Messages must be JSON objects');
+      type = validate(envelope, parsed, 'message').type;
       if (!handler) {
         throw new ApiError('INVALID_FIELD', `Unknown message type "${type}"`, { field: 'type', allowed: ['ping', ...Object.keys(this.deps.handlers)] });
       }
-      const limiter = this.deps.rateLimiter;
-      if (limiter) {
-        const d = limiter.take(handler.rateClass, `w:${conn.auth.sub.toLowerCase()}`);
-        if (!d.ok) {
-          this.deps.metrics.rateLimited.labels(handler.rateClass).inc();
-          throw new ApiError('RATE_LIMITED', `Rate limit of ${d.limit} ${handler.rateClass} messages per minute exceeded`, { class: handler.rateClass, limit: d.limit, retry_after: d.retryAfter, reset: d.reset });
-        }
-      }
       const msg = validate(handler.schema, parsed, 'message');
+      nft = typeof (msg as { nft_token_id?: unknown }).nft_token_id === 'string' ? (msg as { nft_token_id: string }).nft_token_id : undefined;
       await handler.handle(conn, msg);
+      this.auditMessage(conn, type, nft, 200, started, false);
     } catch (e) {
       const err = toApiError(e);
       if (err.code === 'INTERNAL_ERROR' && !(e instanceof ApiError)) this.deps.log.error({ err: e, type }, 'ws message failed');
       conn.send(errorFrame(err, type));
+      this.auditMessage(conn, type, nft, err.status, started, refused);
     }
+  }
+
+  /** Counts a message against its class for the socket's wallet; throws RATE_LIMITED past it. */
+  private limit(conn: Conn, cls: RateClass): void {
+    const d = this.deps.rateLimiter?.take(cls, `w:${conn.auth.sub.toLowerCase()}`);
+    if (d && !d.ok) {
+      this.deps.metrics.rateLimited.labels(cls).inc();
+      throw new ApiError('RATE_LIMITED', `Rate limit of ${d.limit} ${cls} messages per minute exceeded`, { class: cls, limit: d.limit, retry_after: d.retryAfter, reset: d.reset });
+    }
+  }
+
+  /** One audit row per WS message (a chat turn, a subscribe...), route `/ws:<type>`. */
+  private auditMessage(conn: Conn, type: string | undefined, nft: string | undefined, status: number, started: number, refused: boolean): void {
+    const audit = this.deps.audit;
+    if (!audit) return;
+    const entry: AuditEntry = {
+      ts: Date.now(), requestId: randomUUID(), wallet: conn.auth.sub, nft: nft ?? conn.auth.nft, method: 'WS',
+      // Only known types become routes: an invented type must not make up audit routes.
+      route: type && Object.hasOwn(this.deps.handlers, type) ? `/ws:${type}` : '/ws:invalid',
+      status, ip: conn.ip, durationMs: performance.now() - started,
+    };
+    if (refused && audit.refused) audit.refused(entry);
+    else audit.record(entry);
   }
 
   private closeSlowReaders(): void {
@@ -295,11 +387,20 @@ export class WsServer implements Publisher {
     }
   }
 
-  private auditWs(ip: string, auth: AuthClaims | undefined, status: number, started: number): void {
-    this.deps.audit?.record({
+  private auditWs(ip: string, auth: AuthClaims | undefined, status: number, started: number, refused = false): void {
+    const audit = this.deps.audit;
+    if (!audit) return;
+    const entry: AuditEntry = {
       ts: Date.now(), requestId: randomUUID(), wallet: auth?.sub, nft: auth?.nft, method: 'WS', route: '/ws',
       status, ip, durationMs: performance.now() - started,
-    });
+    };
+    if (refused && audit.refused) audit.refused(entry);
+    else audit.record(entry);
+  }
+
+  /** Open sockets of a wallet (for tests and the note's measurements). */
+  socketsOf(wallet: string): number {
+    return this.perWallet.get(wallet.toLowerCase()) ?? 0;
   }
 
   publish(topic: string, frame: string): void {

@@ -1,5 +1,5 @@
 import {
-  countUsage, listenRecording, replyFor, sleep, wordChunks, writeBody,
+  capTokens, countUsage, listenRecording, replyFor, sleep, wordChunks, writeBody,
   type FakeExchange, type FakeLlm, type FakeLlmOptions,
 } from './openai-server.js';
 
@@ -29,10 +29,11 @@ export function startFakeOllama(opts: FakeLlmOptions = {}): Promise<FakeLlm> {
     }
     if (mode === 'hang') return;
 
-    const reply = replyFor(x, (last) => `Hello from the fake Ollama server. You said: ${last}`);
+    // options.num_predict caps the output tokens (a word is a token here); done_reason says so.
+    const { text: reply, capped } = capTokens(replyFor(x, (last) => `Hello from the fake Ollama server. You said: ${last}`), body.options?.num_predict);
     const usage = countUsage(x, reply);
     const final = (content: string): Record<string, unknown> => ({
-      model, created_at: createdAt(), message: { role: 'assistant', content }, done: true, done_reason: 'stop',
+      model, created_at: createdAt(), message: { role: 'assistant', content }, done: true, done_reason: capped ? 'length' : 'stop',
       total_duration: 4883583458, load_duration: 1334875, prompt_eval_count: usage.prompt,
       prompt_eval_duration: 342546000, eval_count: usage.completion, eval_duration: 4535599000,
     });

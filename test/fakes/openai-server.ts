@@ -129,6 +129,14 @@ export async function listenRecording(
 }
 
 /** Word-sized pieces that join back to the text. */
+/** The reply cut to `limit` word tokens when the request set a limit (max_tokens, num_predict). */
+export function capTokens(text: string, limit: unknown): { text: string; capped: boolean } {
+  if (typeof limit !== 'number' || limit < 0) return { text, capped: false };
+  const words = wordChunks(text);
+  if (words.length <= limit) return { text, capped: false };
+  return { text: words.slice(0, limit).join(''), capped: true };
+}
+
 export function wordChunks(text: string): string[] {
   return text.match(/\S+\s*|\s+/g) ?? [];
 }
@@ -213,12 +221,15 @@ export function startFakeOpenAI(opts: FakeLlmOptions = {}): Promise<FakeLlm> {
 
     const id = `chatcmpl-fake${++completionSeq}`;
     const model: string = body.model;
-    const reply = replyFor(x, (last) => `Hello from the fake OpenAI server. You said: ${last}`);
+    // max_tokens caps the output tokens (a word is a token here); finish_reason says so.
+    // OpenAI reads max_completion_tokens (max_tokens is its deprecated alias); both are honoured.
+    const { text: reply, capped } = capTokens(replyFor(x, (last) => `Hello from the fake OpenAI server. You said: ${last}`), body.max_completion_tokens ?? body.max_tokens);
+    const finish = capped ? 'length' : 'stop';
     const usage = countUsage(x, reply);
     if (body.stream !== true) {
       return sendJson(res, 200, {
         id, object: 'chat.completion', created: CREATED, model,
-        choices: [{ index: 0, message: { role: 'assistant', content: reply }, logprobs: null, finish_reason: 'stop' }],
+        choices: [{ index: 0, message: { role: 'assistant', content: reply }, logprobs: null, finish_reason: finish }],
         usage: { prompt_tokens: usage.prompt, completion_tokens: usage.completion, total_tokens: usage.prompt + usage.completion },
       });
     }
@@ -259,7 +270,7 @@ export function startFakeOpenAI(opts: FakeLlmOptions = {}): Promise<FakeLlm> {
       return void res.end();
     }
     if (mode === 'truncated') return void res.end();
-    await send(chunk([{ index: 0, delta: {}, logprobs: null, finish_reason: 'stop' }]));
+    await send(chunk([{ index: 0, delta: {}, logprobs: null, finish_reason: finish }]));
     if (includeUsage) {
       await send(chunk([], { usage: { prompt_tokens: usage.prompt, completion_tokens: usage.completion, total_tokens: usage.prompt + usage.completion } }));
     }

@@ -80,6 +80,9 @@ export async function startServer(env: Record<string, string> = {}, opts: AppOpt
     LOG_LEVEL: 'info',
     PANTHERS_RATE_LIMITS: 'off',
     PANTHERS_SCRIPTED_DELAY_MS: '0',
+    // Load shedding is tested on its own (guarantees-overload); elsewhere a busy test machine
+    // (parallel test files, a browser, a soak) must not turn requests into 503 "overloaded".
+    PANTHERS_EVENT_LOOP_LAG_LIMIT_MS: '10000',
     ...env,
   });
   const logs = new LogCapture();
@@ -105,7 +108,7 @@ export interface ServerProcess {
 /** Starts `panthers serve` (or another subcommand) as a real child process and waits for it to listen. */
 export async function spawnCli(args: string[], env: Record<string, string>, waitFor: RegExp = /"msg":"listening"/): Promise<ServerProcess> {
   const child = spawn(process.execPath, [CLI, ...args], {
-    env: { ...process.env, LOG_LEVEL: 'info', PANTHERS_SCRIPTED_DELAY_MS: '0', ...env },
+    env: { ...process.env, LOG_LEVEL: 'info', PANTHERS_SCRIPTED_DELAY_MS: '0', PANTHERS_EVENT_LOOP_LAG_LIMIT_MS: '10000', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
