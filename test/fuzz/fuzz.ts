@@ -246,8 +246,6 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
         if (c.expect.field && (openai ? e.param : e.details?.field) !== c.expect.field) return `expected the field ${c.expect.field} to be named: ${text.slice(0, 200)}`;
       }
       if (c.crossTenant && c.authRoute && c.token === 'valid' && status < 300) return `another wallet's NFT or conversation answered ${status}: ${text.slice(0, 200)}`;
-      // The fuzzer's own session may be ended by a valid logout: sign in again.
-      if (c.op === 'POST /v1/auth/logout' && status === 200) my = await signIn(me, mine);
       return undefined;
     };
 
@@ -347,6 +345,11 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
       if (process.env.FUZZ_TRACE) process.stderr.write(`#${runs} ${recent[recent.length - 1]}\n`);
       if (crashed) return `the server is gone: ${crashed}`;
       const bad = c.kind === 'http' ? await runHttp(c) : await runWs(c);
+      // A logout may have ended the fuzzer's own session, answered or not (a truncated delivery
+      // still carries the whole head): sign in again when it did.
+      if (c.kind === 'http' && c.target.startsWith('/v1/auth/logout')) {
+        if ((await json('GET', '/v1/auth/session', my.access_token)).status !== 200) my = await signIn(me, mine);
+      }
       // A crash shows up as the process's exit, a moment after the request that caused it.
       if (!bad && (runs % 200 === 0 || c.kind === 'ws')) {
         await new Promise((r) => setImmediate(r));
