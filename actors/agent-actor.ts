@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import PQueue from 'p-queue';
 import type { ActorKind, Behaviour } from './registry.js';
-import { ApiError, toApiError } from '../src/errors.js';
+import { ApiError, isApiError, toApiError } from '../src/errors.js';
 import type { Logger } from '../src/logger.js';
 import type { Publisher } from '../src/server/ws-server.js';
 import type { ConversationsRepo } from '../src/agents/conversations-repo.js';
@@ -22,6 +22,12 @@ export interface TurnResult {
   prompt_tokens?: number;
   completion_tokens?: number;
   error?: ApiError;
+  /**
+   * False when the turn left nothing in the conversation: it was cancelled before the model started
+   * (client gone, deadline, shutdown, cleared) or the user's message could not be stored. A retry
+   * of such a turn is a first attempt, not a duplicate.
+   */
+  stored: boolean;
 }
 
 /** Receives a turn's chunks as they stream (an SSE response). Returning a promise pauses the model. */
@@ -31,8 +37,13 @@ export interface TurnListener {
 
 export interface TurnHandle {
   conversation_id: string;
-  /** Settles when the reply is stored: resolves even when the turn failed (see result.error). */
+  /** Settles when the reply is stored: resolves even when the turn failed (see result.error), never rejects. */
   done: Promise<TurnResult>;
+}
+
+/** What a clear answers at once (the mailbox never waits on it): resolves with the rows deleted. */
+export interface ClearHandle {
+  done: Promise<number>;
 }
 
 export type AgentMsg =
@@ -49,7 +60,14 @@ export type AgentMsg =
     }
   | { type: 'clear'; wallet: string; conversationId: string }
   | { type: 'ping' }
-  | { type: 'info' };
+  | { type: 'info' }
+  /** The agent is being stopped (its deployment stopped): its turns end now, stored as incomplete. */
+  | { type: 'stop' };
+
+/** A turn's share of the daily token quota, held from admission and settled with the real count. */
+export interface QuotaHold {
+  settle(tokens: number): void;
+}
 
 export interface AgentActorDeps {
   repo: ConversationsRepo;
@@ -65,7 +83,7 @@ export interface AgentActorDeps {
   /** the operator's cap on reply tokens, sent to every backend (PANTHERS_MODEL_MAX_TOKENS) */
   maxTokens?: number;
   /** The per-NFT daily token budget: a turn holds its worst case from admission until it settles. */
-  quota?: { reserve(nft: string, cost: number): { settle(tokens: number): void } };
+  quota?: { reserve(nft: string, cost: number): QuotaHold };
   onTurn?(outcome: 'complete' | 'incomplete' | 'error'): void;
 }
 
@@ -76,9 +94,13 @@ export interface AgentActorDeps {
  * Chunks go to the conversation's WS topic and to the requesting HTTP stream, never through the
  * mailbox.
  */
-class AgentBehaviour implements Behaviour<AgentMsg, unknown> {
+export class AgentBehaviour implements Behaviour<AgentMsg, unknown> {
+  /** set by shutdown: new turns are refused with this */
+  private closing: ApiError | undefined;
   private readonly queue: PQueue;
   private readonly chains = new Map<string, Promise<unknown>>();
+  /** Turns queued or running, per conversation: what a clear or a shutdown aborts. */
+  private readonly turns = new Map<string, Set<{ ac: AbortController; done: Promise<TurnResult> }>>();
   private active = 0;
 
   constructor(private readonly nft: string, private readonly deps: AgentActorDeps) {
@@ -99,10 +121,32 @@ class AgentBehaviour implements Behaviour<AgentMsg, unknown> {
         return 'pong';
       case 'info':
         return this.deps.character(this.nft);
+      case 'stop':
+        void this.abortAll(new ApiError('SERVICE_UNAVAILABLE', 'The agent was stopped; the partial reply is stored as incomplete'));
+        return undefined;
     }
   }
 
+  /**
+   * Aborts every turn (shutdown, the agent stopped) and resolves once each has stored what it had.
+   * A turn that had not reached the model yet stores nothing.
+   */
+  abortAll(reason: ApiError, refuseNew = false): Promise<TurnResult[]> {
+    // Shutdown: a request still on its way (authorizing, queued for the mailbox) must not start
+    // a turn after this one pass, which could then write after the database closed.
+    if (refuseNew) this.closing = reason;
+    const all: Promise<TurnResult>[] = [];
+    for (const set of this.turns.values()) {
+      for (const t of set) {
+        t.ac.abort(reason);
+        all.push(t.done);
+      }
+    }
+    return Promise.all(all);
+  }
+
   private turn(msg: Extract<AgentMsg, { type: 'turn' }>): TurnHandle {
+    if (this.closing) throw this.closing;
     let id = msg.conversationId;
     let isNew = !id;
     if (id && msg.createIfMissing && !this.deps.repo.get(id)) isNew = true;
@@ -116,8 +160,16 @@ class AgentBehaviour implements Behaviour<AgentMsg, unknown> {
     // the output cap. Settled with the real count when the turn ends.
     let input = estimateTokens(msg.message);
     for (const m of prelude ?? []) input += estimateTokens(m.content);
-    const hold = this.deps.quota?.reserve(this.nft, estimateTokens(this.deps.character(this.nft).system_prompt)
-      + (isNew ? input : Math.max(input, this.deps.historyTokenBudget)) + (maxTokens ?? 0));
+    let system = 0;
+    try {
+      system = estimateTokens(this.deps.character(this.nft).system_prompt);
+    } catch {
+      // The turn itself will meet this failure and end its stream with an error frame.
+    }
+    // A continued conversation holds what its stored history will really put before the model
+    // (up to the budget), not the whole budget: a small daily quota can still continue one.
+    const context = isNew || !this.deps.quota ? 0 : this.deps.repo.contextTokens(id, this.deps.historyTokenBudget);
+    const hold = this.deps.quota?.reserve(this.nft, system + Math.min(input + context, Math.max(input, this.deps.historyTokenBudget)) + (maxTokens ?? 0));
     if (isNew) {
       const now = this.deps.now();
       try {
@@ -130,19 +182,41 @@ class AgentBehaviour implements Behaviour<AgentMsg, unknown> {
     const conversationId = id;
     msg.opened?.(conversationId);
     this.active++;
-    const done = this.enqueue(conversationId, () => this.queue.add(() => this.runTurn(conversationId, isNew && !prelude?.length, msg.message, msg.signal, msg.listener, maxTokens, prelude, hold)) as Promise<TurnResult>)
+    // The turn's own controller: aborted by the caller's signal, a clear or a shutdown.
+    const ac = new AbortController();
+    const signal = msg.signal;
+    const onAbort = () => ac.abort(signal?.reason);
+    if (signal?.aborted) onAbort();
+    else signal?.addEventListener('abort', onAbort, { once: true });
+    let set = this.turns.get(conversationId);
+    if (!set) this.turns.set(conversationId, (set = new Set()));
+    const run = () => this.queue.add(() => this.safeTurn(conversationId, isNew && !prelude?.length, msg.message, ac, msg.listener, maxTokens, prelude, hold)) as Promise<TurnResult>;
+    const t = { ac, done: undefined as unknown as Promise<TurnResult> };
+    t.done = this.enqueue(conversationId, run)
+      .catch((e) => this.failed(conversationId, e, false)) // p-queue itself failing: still an answer
       .finally(() => {
         this.active--;
         // A turn that ended before settling (it failed early) releases its hold.
-        hold?.settle(0);
+        try {
+          hold?.settle(0);
+        } catch (e) {
+          this.deps.log.error({ err: e, nft: this.nft }, 'releasing a quota hold failed');
+        }
+        signal?.removeEventListener('abort', onAbort);
+        set.delete(t);
+        if (set.size === 0 && this.turns.get(conversationId) === set) this.turns.delete(conversationId);
       });
-    return { conversation_id: conversationId, done };
+    set.add(t);
+    return { conversation_id: conversationId, done: t.done };
   }
 
-  private clear(wallet: string, conversationId: string): Promise<number> {
+  private clear(wallet: string, conversationId: string): ClearHandle {
     this.deps.repo.owned(conversationId, this.nft, wallet);
-    // Ordered after the conversation's turns in flight, so a reply cannot land after the clear.
-    return this.enqueue(conversationId, async () => this.deps.repo.clear(conversationId));
+    // A clear does not wait behind a streaming reply: it cuts the conversation's turns short (each
+    // stores what it had and ends its stream), then deletes, ordered after them so no reply can
+    // land after the clear. The mailbox moves on at once; the caller awaits `done`.
+    for (const t of this.turns.get(conversationId) ?? []) t.ac.abort(new ApiError('CONFLICT', 'The conversation was cleared'));
+    return { done: this.enqueue(conversationId, async () => this.deps.repo.clear(conversationId)) };
   }
 
   /** Runs fn after everything already queued for the conversation. */
@@ -157,14 +231,34 @@ class AgentBehaviour implements Behaviour<AgentMsg, unknown> {
     return next;
   }
 
-  private async runTurn(
-    conversationId: string, isNew: boolean, message: string, signal: AbortSignal | undefined, listener: TurnListener | undefined,
-    maxTokens?: number, prelude?: ChatMessage[], hold?: { settle(tokens: number): void },
+  /** A turn's answer when it ended before or outside the model: published as the stream's last frame. */
+  private failed(conversationId: string, e: unknown, stored: boolean, text = ''): TurnResult {
+    const error = toApiError(e);
+    const result: TurnResult = {
+      response: text, conversation_id: conversationId, timestamp: new Date(this.deps.now()).toISOString(), tokens_used: 0, incomplete: true, error, stored,
+    };
+    try {
+      this.deps.publisher.publish(chatTopic(conversationId), new ChunkFrames(conversationId, this.nft).last(result));
+    } catch (pe) {
+      this.deps.log.error({ err: pe, nft: this.nft }, 'publishing a final chat frame failed');
+    }
+    return result;
+  }
+
+  /**
+   * Runs a turn and always answers: a throw anywhere (SQLITE_BUSY/FULL, building the character
+   * or the context, the quota) ends it with an error frame and, once the user's message is
+   * stored, a stored incomplete reply. A turn aborted before the model starts stores nothing.
+   */
+  private async safeTurn(
+    conversationId: string, isNew: boolean, message: string, ac: AbortController, listener: TurnListener | undefined,
+    maxTokens?: number, prelude?: ChatMessage[], hold?: QuotaHold,
   ): Promise<TurnResult> {
-    const { repo, publisher, now } = this.deps;
-    const character = this.deps.character(this.nft);
-    const frames = new ChunkFrames(conversationId, this.nft);
-    const topic = chatTopic(conversationId);
+    const { repo, now, log } = this.deps;
+    if (ac.signal.aborted) {
+      const reason = ac.signal.reason;
+      return this.failed(conversationId, reason instanceof ApiError ? reason : new ApiError('SERVICE_UNAVAILABLE', 'The turn was cancelled before the model started; nothing was stored'), false);
+    }
     // Stored (committed) before the model is called.
     try {
       const at = now();
@@ -173,14 +267,37 @@ class AgentBehaviour implements Behaviour<AgentMsg, unknown> {
       writes.push(repo.appendCommitted(conversationId, 'user', message, estimateTokens(message), false, at));
       await Promise.all(writes);
     } catch (e) {
-      this.deps.log.error({ err: e, nft: this.nft, conversation: conversationId }, 'storing a message failed');
-      const failed: TurnResult = {
-        response: '', conversation_id: conversationId, timestamp: new Date(now()).toISOString(), tokens_used: 0, incomplete: true,
-        error: new ApiError('SERVICE_UNAVAILABLE', 'The message could not be stored; try again'),
-      };
-      publisher.publish(topic, frames.last(failed));
-      return failed;
+      log.error({ err: e, nft: this.nft, conversation: conversationId }, 'storing a message failed');
+      return this.failed(conversationId, new ApiError('SERVICE_UNAVAILABLE', 'The message could not be stored; try again'), false);
     }
+    const progress = { text: '' };
+    try {
+      return await this.runTurn(conversationId, isNew, message, ac, listener, progress, maxTokens, hold);
+    } catch (e) {
+      log.error({ err: e, nft: this.nft, conversation: conversationId }, 'chat turn failed');
+      const error = isApiError(e) ? e : new ApiError('INTERNAL_ERROR', 'The turn failed; the partial reply is stored as incomplete');
+      try {
+        await repo.appendCommitted(conversationId, 'assistant', progress.text, estimateTokens(progress.text), true, now());
+      } catch (se) {
+        log.error({ err: se, nft: this.nft, conversation: conversationId }, 'storing an incomplete reply failed');
+      }
+      try {
+        this.deps.onTurn?.('error');
+      } catch {
+        // metrics only
+      }
+      return this.failed(conversationId, error, true, progress.text);
+    }
+  }
+
+  private async runTurn(
+    conversationId: string, isNew: boolean, message: string, ac: AbortController, listener: TurnListener | undefined, progress: { text: string }, maxTokens?: number,
+    hold?: QuotaHold,
+  ): Promise<TurnResult> {
+    const { repo, publisher, now } = this.deps;
+    const character = this.deps.character(this.nft);
+    const frames = new ChunkFrames(conversationId, this.nft);
+    const topic = chatTopic(conversationId);
     // A conversation opened by this turn holds just this message: no need to read it back.
     const history = isNew ? [{ role: 'user' as const, content: message }] : repo.context(conversationId, this.deps.historyTokenBudget);
     const messages = [{ role: 'system' as const, content: character.system_prompt }, ...history];
@@ -188,19 +305,16 @@ class AgentBehaviour implements Behaviour<AgentMsg, unknown> {
     let text = '';
     let usage: { promptTokens: number; completionTokens: number; truncated?: boolean } | undefined;
     let error: ApiError | undefined;
-    const ac = new AbortController();
-    const onAbort = () => ac.abort();
-    signal?.addEventListener('abort', onAbort, { once: true });
-    if (signal?.aborted) ac.abort();
     try {
       const { backend, model } = this.deps.model(character.model);
-      for await (const ev of backend.stream({ messages, model, maxTokens, tenant: this.nft, signal: ac.signal })) {
+      for await (const ev of untilAborted(backend.stream({ messages, model, maxTokens, tenant: this.nft, signal: ac.signal }), ac.signal)) {
         if (ev.type === 'usage') {
           usage = ev;
           continue;
         }
         if (!ev.content) continue;
         text += ev.content;
+        progress.text = text;
         publisher.publish(topic, frames.chunk(ev.content));
         if (listener) {
           const wait = listener.onChunk(ev.content);
@@ -213,9 +327,10 @@ class AgentBehaviour implements Behaviour<AgentMsg, unknown> {
         error = toApiError(e);
         if (error.code === 'INTERNAL_ERROR') this.deps.log.error({ err: e, nft: this.nft }, 'model stream failed');
       }
-    } finally {
-      signal?.removeEventListener('abort', onAbort);
     }
+    // Cut short by the server (deadline, clear, shutdown): the final frame says why. A client that
+    // went away sees nothing, so its reason (not an ApiError) is not an error.
+    if (ac.signal.aborted && ac.signal.reason instanceof ApiError) error ??= ac.signal.reason;
     const incomplete = ac.signal.aborted || error !== undefined;
     const completion = usage?.completionTokens ?? estimateTokens(text);
     const promptTokens = usage ? usage.promptTokens : messages.reduce((n, m) => n + estimateTokens(m.content), 0);
@@ -227,14 +342,48 @@ class AgentBehaviour implements Behaviour<AgentMsg, unknown> {
       this.deps.log.error({ err: e, nft: this.nft, conversation: conversationId }, 'storing a reply failed');
       error ??= new ApiError('INTERNAL_ERROR', 'The reply could not be stored');
     }
-    hold?.settle(tokensUsed);
-    this.deps.onTurn?.(error ? 'error' : incomplete ? 'incomplete' : 'complete');
+    // The reply is stored: nothing after this may fail the turn (that would store it twice).
+    try {
+      hold?.settle(tokensUsed);
+      this.deps.onTurn?.(error ? 'error' : incomplete ? 'incomplete' : 'complete');
+    } catch (e) {
+      this.deps.log.error({ err: e, nft: this.nft }, 'counting a turn failed');
+    }
     const result: TurnResult = {
       response: text, conversation_id: conversationId, timestamp: new Date(at).toISOString(), tokens_used: tokensUsed, incomplete, error,
-      truncated: usage?.truncated === true, prompt_tokens: promptTokens, completion_tokens: completion,
+      truncated: usage?.truncated === true, prompt_tokens: promptTokens, completion_tokens: completion, stored: true,
     };
     publisher.publish(topic, frames.last(result));
     return result;
+  }
+}
+
+/**
+ * Iterates a model stream until it ends or the signal aborts, whichever comes first: a backend
+ * that does not honour the abort (a stuck connection) cannot hold a turn, its conversation and
+ * a concurrency slot past a deadline or a shutdown.
+ */
+async function* untilAborted<T>(source: AsyncIterable<T>, signal: AbortSignal): AsyncGenerator<T> {
+  const it = source[Symbol.asyncIterator]();
+  let onAbort: (() => void) | undefined;
+  const aborted = new Promise<'aborted'>((resolve) => {
+    onAbort = () => resolve('aborted');
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+  });
+  try {
+    for (;;) {
+      const r = await Promise.race([it.next(), aborted]);
+      if (r === 'aborted') {
+        // Release the backend's connection without waiting on it.
+        void Promise.resolve(it.return?.()).catch(() => undefined);
+        return;
+      }
+      if (r.done) return;
+      yield r.value;
+    }
+  } finally {
+    signal.removeEventListener('abort', onAbort!);
   }
 }
 

@@ -1,6 +1,7 @@
 import nactModule from 'nact';
 import { ApiError, isApiError } from '../src/errors.js';
 import type { Logger } from '../src/logger.js';
+import { Mailbox } from './mailbox.js';
 
 // nact ships partly wrong types (see reference/toolchain.md): use the runtime shape we rely on.
 interface NactRef { readonly name: string }
@@ -42,18 +43,21 @@ export interface ActorKind<M = unknown, R = unknown> {
   maxRestarts?: number;
 }
 
-interface Entry {
-  ref: NactRef;
-  key: string;
-  behaviour: Behaviour<any, any> | undefined;
-  inflight: number;
-  lastUsed: number;
-  restarts: number;
-  restartWindowStart: number;
-  /** Messages waiting for the actor, in order. */
-  pending: Pending[];
+/** One live actor: its mailbox (the messages waiting for it, in order) and its bookkeeping. */
+class Entry extends Mailbox<Pending> {
+  ref: NactRef = undefined as unknown as NactRef;
+  behaviour: Behaviour<any, any> | undefined = undefined;
+  inflight = 0;
+  restarts = 0;
+  restartWindowStart = 0;
   /** A drain message is in the nact mailbox (or being handled). */
-  scheduled: boolean;
+  scheduled = false;
+  /** Asked to stop while busy: stopped as soon as it is idle (by the sweep or the end of a drain). */
+  retiring = false;
+
+  constructor(readonly key: string, public lastUsed: number) {
+    super();
+  }
 }
 
 /** One message for an actor; resolve/reject are set for an ask. */
@@ -67,6 +71,8 @@ interface Pending {
 
 /** The one message nact carries: "handle what is pending". */
 const DRAIN = Symbol('drain');
+/** Messages handled per drain before yielding to the event loop (and to other actors). */
+const DRAIN_BATCH = 8192;
 
 export interface RegistryOptions {
   log: Logger;
@@ -137,9 +143,8 @@ export class ActorRegistry {
   tell(kindName: string, key: string, msg: unknown): void {
     // Work finishing after shutdown (a provider call, a timer) reports to nobody: that is fine.
     if (this.stoppedAll) return;
-    const entry = this.entry(kindName, key);
-    entry.lastUsed = this.now();
-    this.enqueue(entry, { msg });
+    // No clock read per tell: a queued actor is busy (never swept), and the drain stamps lastUsed.
+    this.enqueue(this.entry(kindName, key), { msg });
   }
 
   /**
@@ -149,7 +154,7 @@ export class ActorRegistry {
    * The handler now takes every message pending when it runs, still one at a time and in order.
    */
   private enqueue(entry: Entry, p: Pending): void {
-    entry.pending.push(p);
+    entry.push(p);
     if (!entry.scheduled) {
       entry.scheduled = true;
       nact.dispatch(entry.ref, DRAIN);
@@ -172,12 +177,26 @@ export class ActorRegistry {
     return this.kinds.get(kindName)?.entries.has(key) ?? false;
   }
 
-  /** Stops one actor now (its next message rebuilds it from SQLite). */
+  /**
+   * Stops one actor (its next message rebuilds it from SQLite). An actor that is busy (messages
+   * pending or being handled, asks waiting, or work of its own such as a streaming turn) is only
+   * marked, and stopped once idle: stopping it then would drop its pending messages and let a
+   * second instance run beside the first.
+   */
   passivate(kindName: string, key: string): void {
     const k = this.kinds.get(kindName);
     const entry = k?.entries.get(key);
     if (!k || !entry) return;
-    k.entries.delete(key);
+    if (this.isBusy(entry)) {
+      entry.retiring = true;
+      return;
+    }
+    this.stop(kindName, k.entries, entry);
+  }
+
+  private stop(kindName: string, entries: Map<string, Entry>, entry: Entry): void {
+    const key = entry.key;
+    entries.delete(key);
     entry.behaviour?.stopped?.('passivated');
     nact.stop(entry.ref);
     this.events.onPassivate?.(kindName, key);
@@ -188,11 +207,20 @@ export class ActorRegistry {
     const cutoff = this.now() - this.opts.idleMs;
     for (const [name, k] of this.kinds) {
       for (const entry of k.entries.values()) {
-        if (entry.inflight === 0 && !entry.scheduled && entry.lastUsed <= cutoff && !entry.behaviour?.busy?.()) {
-          this.passivate(name, entry.key);
-        }
+        if ((entry.retiring || entry.lastUsed <= cutoff) && !this.isBusy(entry)) this.stop(name, k.entries, entry);
       }
     }
+  }
+
+  private isBusy(entry: Entry): boolean {
+    return entry.inflight > 0 || entry.scheduled || entry.length > 0 || (entry.behaviour?.busy?.() ?? false);
+  }
+
+  /** Every live actor's behaviour of a kind (shutdown: abort their work before the database closes). */
+  behaviours<B = Behaviour>(kindName: string): B[] {
+    const out: B[] = [];
+    for (const e of this.kinds.get(kindName)?.entries.values() ?? []) if (e.behaviour) out.push(e.behaviour as B);
+    return out;
   }
 
   stopAll(): void {
@@ -203,7 +231,7 @@ export class ActorRegistry {
       for (const entry of k.entries.values()) {
         entry.behaviour?.stopped?.('shutdown');
         // Nothing will answer these now: say so instead of leaving their timers to run out.
-        for (const p of entry.pending.splice(0)) {
+        for (const p of entry.takeAll()) {
           if (p.settled) continue;
           p.settled = true;
           if (p.timer) clearTimeout(p.timer);
@@ -228,17 +256,7 @@ export class ActorRegistry {
 
   private spawn(kind: ActorKind<any, any>, supervisor: NactRef, entries: Map<string, Entry>, key: string): Entry {
     const self: SelfRef<unknown> = { key, tell: (msg) => this.tell(kind.name, key, msg) };
-    const entry: Entry = {
-      ref: undefined as unknown as NactRef,
-      key,
-      behaviour: undefined,
-      inflight: 0,
-      lastUsed: this.now(),
-      restarts: 0,
-      restartWindowStart: 0,
-      pending: [],
-      scheduled: false,
-    };
+    const entry = new Entry(key, this.now());
     const log = this.opts.log;
     const settle = (p: Pending, ok: boolean, value: unknown) => {
       if (p.settled) return;
@@ -249,15 +267,19 @@ export class ActorRegistry {
     };
     // Handles every pending message, one at a time, in order, within one nact message.
     const drain = async (state: Behaviour | undefined) => {
-      while (entry.pending.length > 0) {
-        const p = entry.pending.shift()!;
+      let handled = 0;
+      let p: Pending | undefined;
+      while ((p = entry.shift()) !== undefined) {
         if (p.settled) continue; // its caller gave up (timeout)
         try {
           if (!state) {
             state = await kind.create(key, self);
             entry.behaviour = state;
           }
-          settle(p, true, await state.receive(p.msg));
+          let out = state.receive(p.msg);
+          // Only a real promise costs a microtask hop: a burst of synchronous messages runs flat out.
+          if (out !== null && typeof out === 'object' && typeof (out as Promise<unknown>).then === 'function') out = await out;
+          if (p.resolve !== undefined) settle(p, true, out); // a tell has nobody to answer
         } catch (e) {
           if (isApiError(e)) {
             settle(p, false, e);
@@ -268,8 +290,15 @@ export class ActorRegistry {
           entry.scheduled = false;
           throw e;
         }
+        if (++handled >= DRAIN_BATCH && entry.length > 0) {
+          // Still scheduled: the next drain message continues in order after other work has run.
+          nact.dispatch(entry.ref, DRAIN);
+          return state;
+        }
       }
       entry.scheduled = false;
+      entry.lastUsed = this.now();
+      if (entry.retiring) setImmediate(() => entries.get(key) === entry && this.passivate(kind.name, key));
       return state;
     };
     const onCrash = async (_msg: unknown, err: unknown, ctx: NactSupervisionCtx) => {
@@ -287,11 +316,15 @@ export class ActorRegistry {
         log.error({ actor: kind.name, key }, 'actor crashed too often; stopped until its next message');
         if (entries.get(key) === entry) entries.delete(key);
         // Messages that came in meanwhile go to a fresh actor.
-        const waiting = entry.pending.splice(0);
+        const waiting = entry.takeAll();
         setImmediate(() => {
           for (const p of waiting) {
-            if (p.settled || this.stoppedAll) continue;
-            if (p.timer) clearTimeout(p.timer);
+            // Each keeps its own timer: its caller still gets an answer or a TIMEOUT.
+            if (p.settled) continue;
+            if (this.stoppedAll) {
+              settle(p, false, new ApiError('SERVICE_UNAVAILABLE', 'The server is shutting down'));
+              continue;
+            }
             const next = this.entry(kind.name, key);
             this.enqueue(next, p);
           }
@@ -302,7 +335,7 @@ export class ActorRegistry {
       await new Promise((r) => setTimeout(r, Math.min(base * 2 ** (entry.restarts - 1), 10_000)));
       // nact resets the actor right after this returns; then drain what arrived meanwhile.
       setImmediate(() => {
-        if (entry.pending.length > 0 && !entry.scheduled && entries.get(key) === entry) {
+        if (entry.length > 0 && !entry.scheduled && entries.get(key) === entry) {
           entry.scheduled = true;
           nact.dispatch(entry.ref, DRAIN);
         }

@@ -6,11 +6,14 @@ import { runUntilSignal } from './run-until-signal.js';
 export const AGENT_HELP = `Usage: panthers agent --nft ID [--port 8080] [options]
 
 Runs one NFT's agent alone, with its own SQLite in the data dir: the Agent API (health, info,
-auth/challenge, auth/verify, chat, chat/history, chat/clear) at / and /v1. This is what a
+auth/challenge, auth/verify, chat, chat/history, chat/clear, /ws) at / and /v1. This is what a
 remote provider starts in its container. Environment:
   PANTHERS_AGENT_NFT                the NFT (or --nft)
   PORT (default 8080), HOST         where to listen (a container sets HOST=0.0.0.0)
-  PANTHERS_ORCHESTRATOR_JWKS_URL    accept the orchestrator's access tokens for this NFT
+  PANTHERS_ORCHESTRATOR_URL         the orchestrator: accept its agent-scoped tokens for this NFT
+  PANTHERS_AGENT_CREDENTIAL         this deployment's credential (revocations, registry ownership)
+  PANTHERS_ORCHESTRATOR_JWKS_URL    its keys (default: <orchestrator>/.well-known/jwks.json)
+  PANTHERS_AGENT_REVOCATION_POLL_MS, PANTHERS_AGENT_REVOCATION_MAX_STALE_MS  (2000, 30000)
   PANTHERS_AGENT_NAME, PANTHERS_AGENT_SYSTEM_PROMPT, PANTHERS_AGENT_MODEL, PANTHERS_AGENT_CAPABILITIES
   PANTHERS_MODEL, PANTHERS_OPENAI_*, PANTHERS_OLLAMA_*   the model backend
 Options map onto the same variables as \`panthers serve\`:

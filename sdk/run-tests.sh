@@ -24,13 +24,15 @@ trap cleanup EXIT
 
 free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 
-# start_server <name> [ENV=VALUE...]: starts `panthers serve`, waits for /v1/health; sets URL_<name>.
+# start_server <name> [ENV=VALUE...]: starts `panthers serve` (or "${SERVE[@]}"), waits for
+# /v1/health; sets URL_<name>.
+SERVE=(node "$PANTHERS_CLI" serve)
 start_server() {
   local name=$1; shift
   local port dir
   port="$(free_port)"; dir="$work/$name"; mkdir -p "$dir"
   env HOST=127.0.0.1 PORT="$port" PANTHERS_DATA_DIR="$dir" LOG_LEVEL=warn PANTHERS_SCRIPTED_DELAY_MS=0 \
-    PANTHERS_PUBLIC_URL="http://127.0.0.1:$port" "$@" node "$PANTHERS_CLI" serve >"$work/$name.log" 2>&1 &
+    PANTHERS_PUBLIC_URL="http://127.0.0.1:$port" "$@" "${SERVE[@]}" >"$work/$name.log" 2>&1 &
   pids+=($!)
   for _ in $(seq 1 100); do
     if /usr/bin/python3 -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:$port/v1/health', timeout=1)" 2>/dev/null; then
@@ -46,9 +48,14 @@ start_server() {
 # default 30 s window the immediately previous token is still answered; test/refresh-grace covers it).
 start_server main PANTHERS_RATE_LIMITS=off PANTHERS_REFRESH_GRACE_MS=0
 start_server strict PANTHERS_REQUIRE_SIGNED_REQUESTS=true PANTHERS_RATE_LIMITS=auth=1000,deployment=1000,chat=1000,other=4
+# Remote agents: provider `akash` starts a real `panthers agent` process (agent tokens of 3 s, so
+# the suites see the SDK renew them).
+SERVE=(node "$SDK/testing/remote-orchestrator.mjs")
+start_server remote PANTHERS_RATE_LIMITS=off PANTHERS_AGENT_TOKEN_TTL_SEC=3 PANTHERS_HEALTH_INTERVAL_MS=60000
 
 export PANTHERS_TEST_URL="$URL_main" PANTHERS_TEST_DATA_DIR="$DIR_main"
 export PANTHERS_TEST_STRICT_URL="$URL_strict" PANTHERS_TEST_STRICT_DATA_DIR="$DIR_strict"
+export PANTHERS_TEST_REMOTE_URL="$URL_remote" PANTHERS_TEST_REMOTE_DATA_DIR="$DIR_remote"
 export PANTHERS_TEST_ASSIGN="$SDK/testing/assign-nft.sh" PANTHERS_TEST_MINT="$SDK/testing/mint-expired-token.mjs"
 
 status=0

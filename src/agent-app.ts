@@ -7,7 +7,10 @@ import { createLogger, type Logger } from './logger.js';
 import { openDatabase, type Db } from './db/database.js';
 import { Metrics } from './metrics.js';
 import { ActorRegistry } from '../actors/registry.js';
-import { TokenService, TOKEN_ISSUER, ACCESS_TOKEN_TTL_SEC, verifyJwt } from './auth/tokens.js';
+import { TokenService, TOKEN_ISSUER, ACCESS_TOKEN_TTL_SEC, agentAudience, verifyJwt } from './auth/tokens.js';
+import { ConfigError } from './config.js';
+import { OrchestratorLink } from './agents/orchestrator-link.js';
+import { agentSignInRoutes } from './routes/agent-sign-in.js';
 import { CachedOwnership, type OwnershipVerifier } from './auth/ownership.js';
 import { SignIn } from './auth/sign-in.js';
 import { HttpServer } from './server/http-server.js';
@@ -26,6 +29,8 @@ import { ApiError } from './errors.js';
 import { ConversationsRepo } from './agents/conversations-repo.js';
 import { defaultCharacter } from './agents/character.js';
 import { agentRoutes } from './routes/agent.js';
+import { shutDown } from './shutdown.js';
+import { IdempotencyStore } from './guards/idempotency.js';
 import { openaiRoutes } from './routes/openai-compat.js';
 import { agentActorKind } from '../actors/agent-actor.js';
 import { createModelBackends } from '../adapters/models/index.js';
@@ -57,7 +62,9 @@ export function characterFromEnv(env: Record<string, string | undefined>): Parti
 /**
  * One agent alone (`panthers agent --nft ID`): what a remote provider runs in its container. Its
  * own SQLite holds the conversations; it accepts its own access tokens (issued by its POST
- * /auth/verify) and, given PANTHERS_ORCHESTRATOR_JWKS_URL, the orchestrator's tokens for its NFT.
+ * /auth/verify) and, given PANTHERS_ORCHESTRATOR_URL and its deployment credential, the
+ * orchestrator's agent-scoped tokens for its NFT (audience agent:{nft}, checked against the
+ * JWKS and the revocation list it pulls). Orchestrator session tokens are refused.
  */
 export interface AgentApp {
   readonly http: HttpServer;
@@ -78,22 +85,43 @@ export async function createAgentApp(config: Config, opts: AgentAppOptions): Pro
   const actors = new ActorRegistry({ log, idleMs: config.actorIdleMs, now });
   const metrics = new Metrics({ actorCounts: () => actors.counts() });
   const tokens = await TokenService.create(config.dataDir, TOKEN_ISSUER, now);
+  const audience = [agentAudience(nft)];
+
+  // The orchestrator link: revocations, the agent's public endpoint, and (registry) ownership.
+  const orchestratorUrl = config.orchestratorUrl;
+  const jwksUrl = config.orchestratorJwksUrl ?? (orchestratorUrl ? `${orchestratorUrl}/.well-known/jwks.json` : undefined);
+  if (jwksUrl && !(orchestratorUrl && config.agentCredential)) {
+    // Tokens that could not be checked for revocation would outlive logout: refuse to start.
+    throw new ConfigError('PANTHERS_AGENT_CREDENTIAL', 'and PANTHERS_ORCHESTRATOR_URL are required to accept orchestrator tokens (the agent pulls revocations with them)');
+  }
+  const link = orchestratorUrl && config.agentCredential
+    ? new OrchestratorLink({
+      orchestratorUrl, nft, credential: config.agentCredential, pollMs: config.agentRevocationPollMs,
+      maxStaleMs: config.agentRevocationMaxStaleMs, log, now,
+    })
+    : undefined;
   const inner = opts.ownership ?? (config.ownership === 'evm'
     ? new EvmOwnership({ rpcUrl: config.evmRpcUrl!, contract: config.nftContract!, chainId: config.chainId })
-    : new RegistryOwnership(db, config.ownersFile));
+    : link
+      ? { kind: 'orchestrator', ownerOf: (n: string) => link.ownerOf(n) }
+      : new RegistryOwnership(db, config.ownersFile));
   const ownership = new CachedOwnership(inner, config.ownershipCacheMs, now);
   const models = createModelBackends(config);
   for (const [name, m] of Object.entries(opts.models ?? {})) if (m) models.set(name, m);
 
-  // Orchestrator tokens: verified against its published keys (fetched and cached by jose).
-  const orchestratorKeys = config.orchestratorJwksUrl ? jose.createRemoteJWKSet(new URL(config.orchestratorJwksUrl), { timeoutDuration: 5000 }) : undefined;
+  // Orchestrator tokens: only agent-scoped ones for this NFT, verified against its published
+  // keys (fetched and cached by jose), then against the revocation list.
+  const orchestratorKeys = jwksUrl ? jose.createRemoteJWKSet(new URL(jwksUrl), { timeoutDuration: 5000 }) : undefined;
   const authenticate = async (token: string): Promise<AuthClaims> => {
+    let claims: AuthClaims;
     try {
-      return await tokens.verify(token);
+      claims = await tokens.verify(token, audience);
     } catch (e) {
-      if (!orchestratorKeys || !(e instanceof ApiError) || e.code !== 'UNAUTHORIZED') throw e;
-      return verifyJwt(token, orchestratorKeys, TOKEN_ISSUER, now, 'orchestrator');
+      if (!orchestratorKeys || !(e instanceof ApiError) || e.code !== 'UNAUTHORIZED' || e.details.reason === 'wrong_audience') throw e;
+      claims = await verifyJwt(token, orchestratorKeys, TOKEN_ISSUER, now, 'orchestrator', audience);
+      link!.check(claims);
     }
+    return claims;
   };
 
   const character: AgentSettings = { ...defaultCharacter(nft, config.model), ...opts.character };
@@ -123,40 +151,37 @@ export async function createAgentApp(config: Config, opts: AgentAppOptions): Pro
   const available = (n: string) => n === nft;
   const authorize = async (auth: AuthClaims, n: string) => {
     if (auth.nft !== n) throw new ApiError('FORBIDDEN', `This token is not for the agent of NFT ${n}`);
-    // Orchestrator tokens were issued after an ownership check moments ago (they live an hour);
-    // this agent's own tokens are re-checked against its verifier.
-    if (auth.issuer !== 'orchestrator' && !(await ownership.owns(auth.sub, n))) {
-      throw new ApiError('FORBIDDEN', `This wallet does not own NFT ${n}`);
-    }
+    // Checked again per use, not only at connect: a WebSocket opened before a logout cannot
+    // start another turn once the revocation has been pulled.
+    if (auth.issuer === 'orchestrator') link?.check(auth);
+    // Every token, ours or the orchestrator's, only while its wallet owns the NFT (cached for
+    // PANTHERS_OWNERSHIP_CACHE_MS): a transfer nobody told us about still ends access.
+    if (!(await ownership.owns(auth.sub, n))) throw new ApiError('FORBIDDEN', `This wallet does not own NFT ${n}`);
   };
-  wsHandlers.chat_stream = chatStreamHandler({ actors, conversations, maxMessageChars: config.maxMessageChars, available, authorize });
+  /** Whom the wallet signs in to: the explicit public URL, else what the orchestrator reported. */
+  const publicOrigin = (): string => {
+    if (config.publicUrlExplicit || !link) return config.publicUrl;
+    if (!link.endpointUrl) {
+      throw new ApiError('SERVICE_UNAVAILABLE', 'The agent does not know its public endpoint yet (the orchestrator reports it once the deployment has one); retry shortly', { reason: 'endpoint_unknown' });
+    }
+    return link.endpointUrl;
+  };
+  const idempotency = new IdempotencyStore(db, now, config.idempotencyTtlMs);
+  wsHandlers.chat_stream = chatStreamHandler({ actors, conversations, maxMessageChars: config.maxMessageChars, available, authorize, idempotency, turnTimeoutMs: config.streamTimeoutMs });
   const api = new Router();
-  const agentDeps = { actors, conversations, maxMessageChars: config.maxMessageChars, startedAt, now, available, authorize, usage: (n: string) => quota.usage(n) };
+  api.addAll(agentSignInRoutes({
+    signIn,
+    requireAgent: () => undefined,
+    origin: publicOrigin,
+    async issue(wallet) {
+      const access = await tokens.issue({ sub: wallet, nft, sid: `agent-${randomUUID()}`, aud: agentAudience(nft) }, ACCESS_TOKEN_TTL_SEC);
+      return { access_token: access.token, expires_in: access.expiresIn };
+    },
+  }));
+  const agentDeps = { actors, conversations, maxMessageChars: config.maxMessageChars, startedAt, now, available, authorize, usage: (n: string) => quota.usage(n), idempotency };
   api.addAll(agentRoutes(agentDeps));
   api.addAll(openaiRoutes(agentDeps));
   api.addAll([
-    route({
-      method: 'POST', path: '/auth/challenge', rateClass: 'auth', auth: 'none', tags: ['agent'], summary: 'A message to sign for this agent',
-      body: v.object({ wallet_address: v.pipe(v.string('must be a string'), v.minLength(1, 'must not be empty')), nft_token_id: v.optional(nftTokenId) }),
-      async handler(req) {
-        if (req.body.nft_token_id !== undefined && req.body.nft_token_id !== nft) throw new ApiError('NOT_FOUND', `This agent serves NFT ${nft}`);
-        return signIn.issueChallenge({ wallet_address: req.body.wallet_address, nft_token_id: nft });
-      },
-    }),
-    route({
-      method: 'POST', path: '/auth/verify', rateClass: 'auth', auth: 'none', tags: ['agent'], summary: 'Verify a signed challenge for this agent',
-      body: v.object({
-        wallet_address: v.pipe(v.string('must be a string'), v.minLength(1, 'must not be empty')),
-        signature: v.pipe(v.string('must be a string'), v.minLength(1, 'must not be empty')),
-        message: v.pipe(v.string('must be a string'), v.minLength(1, 'must not be empty')),
-        public_key: v.optional(v.string('must be a string')),
-      }),
-      async handler(req) {
-        const { wallet } = await signIn.verifySignedChallenge({ ...req.body, nft_token_id: nft });
-        const access = await tokens.issue({ sub: wallet, nft, sid: `agent-${randomUUID()}` }, ACCESS_TOKEN_TTL_SEC);
-        return { access_token: access.token, expires_in: access.expiresIn };
-      },
-    }),
     route({
       method: 'GET', path: '/metrics', rateClass: 'other', auth: 'none', summary: 'Prometheus metrics', raw: true,
       async handler() {
@@ -179,19 +204,25 @@ export async function createAgentApp(config: Config, opts: AgentAppOptions): Pro
       audit.start();
       const port = await http.listen(config.host, config.port);
       if (!config.publicUrlExplicit) config.publicUrl = defaultPublicUrl(config.host, port);
-      log.info({ host: config.host, port, nft, orchestrator_jwks: config.orchestratorJwksUrl ?? null }, 'listening');
+      // First pull before 'listening': orchestrator tokens work from the first request.
+      await link?.start();
+      log.info({ host: config.host, port, nft, orchestrator: orchestratorUrl ?? null, revocation_poll_ms: link ? config.agentRevocationPollMs : null }, 'listening');
       return port;
     },
     async stop(): Promise<void> {
       if (stopped) return;
       stopped = true;
-      await http.drain(config.shutdownGraceMs);
-      ws.closeAll();
-      conversations.flush();
-      actors.stopAll();
-      overload.stop();
-      audit.stop();
-      db.close();
+      link?.stop();
+      await shutDown({
+        http, ws, actors, log, graceMs: config.shutdownGraceMs,
+        flush: () => conversations.flush(),
+        close: () => {
+          actors.stopAll();
+          overload.stop();
+          audit.stop();
+          db.close();
+        },
+      });
       log.info('stopped');
       await new Promise<void>((r) => log.flush(() => r()));
     },

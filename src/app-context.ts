@@ -5,6 +5,7 @@ import type { Metrics } from './metrics.js';
 import type { ActorRegistry } from '../actors/registry.js';
 import type { TokenService } from './auth/tokens.js';
 import type { CachedOwnership } from './auth/ownership.js';
+import type { AgentAccess } from './auth/agent-access.js';
 import type { Publisher } from './server/ws-server.js';
 import type { LiveConnections } from './server/live-connections.js';
 import type { AuditSink } from './server/http-server.js';
@@ -20,6 +21,8 @@ export interface AppContext {
   readonly actors: ActorRegistry;
   readonly tokens: TokenService;
   readonly ownership: CachedOwnership;
+  /** Agent-scoped tokens, deployment credentials, and `ownershipLost(nft)` (ends an NFT's agent tokens). */
+  readonly agentAccess: AgentAccess;
   readonly publisher: Publisher;
   /** WebSockets and SSE streams by session: a revocation ends them at once */
   readonly live: LiveConnections;

@@ -7,6 +7,7 @@ import { Metrics } from './metrics.js';
 import { ActorRegistry } from '../actors/registry.js';
 import { TokenService, TOKEN_ISSUER } from './auth/tokens.js';
 import { CachedOwnership, type OwnershipVerifier } from './auth/ownership.js';
+import { AgentAccess } from './auth/agent-access.js';
 import { HttpServer, type AuditSink, type RequestVerifier } from './server/http-server.js';
 import { WsServer, type WsMessageHandler } from './server/ws-server.js';
 import { LiveConnections } from './server/live-connections.js';
@@ -14,12 +15,14 @@ import { Router } from './server/router.js';
 import type { AuthClaims, RouteDef } from './server/route.js';
 import { RateLimiter } from './guards/rate-limiter.js';
 import { Cors } from './guards/cors.js';
+import { StaticFiles } from './server/static-files.js';
 import { OverloadMonitor } from './guards/overload.js';
 import { monitoringRoutes } from './routes/monitoring.js';
 import type { AppContext } from './app-context.js';
 import type { ProviderAdapter, ProviderName } from './providers/provider.js';
 import type { ModelBackend } from './models/model-backend.js';
 import { features } from './features.js';
+import { shutDown } from './shutdown.js';
 import type { Feature } from './feature.js';
 
 export interface AppOptions {
@@ -40,7 +43,7 @@ export interface App {
   readonly routes: { api: Router; agents: Router };
   /** Listens and recovers persisted work. Resolves with the bound port. */
   start(): Promise<number>;
-  /** Graceful: stop accepting, finish in-flight (bounded), close sockets, stop actors, close SQLite. */
+  /** Graceful (see shutdown.ts): stop accepting, abort turns and await their writes, end streams and sockets, flush, close SQLite. */
   stop(): Promise<void>;
 }
 
@@ -70,7 +73,7 @@ export async function createApp(config: Config, opts: AppOptions = {}): Promise<
   const overload = new OverloadMonitor(config.eventLoopLagLimitMs);
 
   // Late-bound so feature modules can replace them while being wired.
-  let authenticate = (token: string): Promise<AuthClaims> => tokens.verify(token);
+  let authenticate = (token: string, _agentNft?: string): Promise<AuthClaims> => tokens.verify(token);
   let audit: AuditSink | undefined;
   let requestVerifier: RequestVerifier | undefined;
 
@@ -89,6 +92,7 @@ export async function createApp(config: Config, opts: AppOptions = {}): Promise<
   const models = new Map<string, ModelBackend>();
   const ctx: AppContext = {
     config, log, db, metrics, actors, tokens,
+    agentAccess: new AgentAccess(db, tokens, config.dataDir, now, config.agentTokenTtlSec),
     ownership: new CachedOwnership(opts.ownership ?? (await defaultOwnership(config, db)), config.ownershipCacheMs, now),
     publisher: ws,
     live,
@@ -139,10 +143,12 @@ export async function createApp(config: Config, opts: AppOptions = {}): Promise<
   const http: HttpServer = new HttpServer({
     config, log, metrics, api, agents, cors, rateLimiter, live,
     overload,
-    authenticate: (t) => authenticate(t),
+    authenticate: (t, agentNft) => authenticate(t, agentNft),
     audit: { record: (e) => audit?.record(e), refused: (e) => (audit?.refused ? audit.refused(e) : audit?.record(e)) },
     requestVerifier: { verify: (r) => requestVerifier?.verify(r) },
     attachWs: (app) => ws.attach(app),
+    // The web console (dist/web, built by `npm run build`), at `/` of the same process.
+    staticFiles: new StaticFiles(),
   });
 
   let stopped = false;
@@ -160,13 +166,18 @@ export async function createApp(config: Config, opts: AppOptions = {}): Promise<
     async stop() {
       if (stopped) return;
       stopped = true;
-      await http.drain(config.shutdownGraceMs);
-      ws.closeAll();
-      for (const h of stopHooks.reverse()) await h();
-      actors.stopAll();
-      overload.stop();
-      ctx.ownership.close();
-      db.close();
+      await shutDown({
+        http, ws, actors, log, graceMs: config.shutdownGraceMs,
+        flush: async () => {
+          for (const h of stopHooks.reverse()) await h();
+        },
+        close: () => {
+          actors.stopAll();
+          overload.stop();
+          ctx.ownership.close();
+          db.close();
+        },
+      });
       log.info('stopped');
       await new Promise<void>((r) => log.flush(() => r()));
     },

@@ -45,6 +45,10 @@ export interface Config {
   auditMaxRows: number;
   auditRetentionDays: number; // 0 = keep forever
   requestTimeoutMs: number;
+  /** A streamed reply's deadline (SSE and WS turns): then it is cut short, stored incomplete, and ended. */
+  streamTimeoutMs: number;
+  /** How long an Idempotency-Key (or WS message_id) is remembered. */
+  idempotencyTtlMs: number;
   eventLoopLagLimitMs: number;
   actorIdleMs: number;
   shutdownGraceMs: number;
@@ -89,6 +93,16 @@ export interface Config {
     readyTimeoutMs: number;
   };
   orchestratorJwksUrl: string | undefined;
+  /** Orchestrator: lifetime of agent-scoped tokens (POST /agents/{nft}/token), at most 900 s. */
+  agentTokenTtlSec: number;
+  /** Standalone agent: the orchestrator it pulls revocations from and asks about ownership. */
+  orchestratorUrl: string | undefined;
+  /** Standalone agent: its per-deployment credential (answers only for its own NFT). */
+  agentCredential: string | undefined;
+  /** Standalone agent: how often it pulls the revocation list. */
+  agentRevocationPollMs: number;
+  /** Standalone agent: refuse orchestrator-issued tokens when the last good pull is older than this. */
+  agentRevocationMaxStaleMs: number;
 }
 
 export type ModelKind = 'scripted' | 'openai' | 'ollama' | 'llama';
@@ -238,7 +252,7 @@ export function loadConfig(env: Env = process.env): Config {
     ownershipCacheMs: int(env, 'PANTHERS_OWNERSHIP_CACHE_MS', 30_000),
     ownershipPollMs: int(env, 'PANTHERS_OWNERSHIP_POLL_MS', 1000, 50, 3_600_000),
     transferConversations: oneOf(env, 'PANTHERS_TRANSFER_CONVERSATIONS', ['keep', 'wipe'] as const, 'keep'),
-    refreshGraceMs: int(env, 'PANTHERS_REFRESH_GRACE_MS', 30_000, 0, 600_000),
+    refreshGraceMs: int(env, 'PANTHERS_REFRESH_GRACE_MS', 10_000, 0, 600_000),
     evmRpcUrl,
     nftContract,
     chainId: int(env, 'PANTHERS_CHAIN_ID', 1, 1),
@@ -253,6 +267,8 @@ export function loadConfig(env: Env = process.env): Config {
     auditMaxRows: int(env, 'PANTHERS_AUDIT_MAX_ROWS', 5_000_000, 100),
     auditRetentionDays: int(env, 'PANTHERS_AUDIT_RETENTION_DAYS', 90),
     requestTimeoutMs: int(env, 'PANTHERS_REQUEST_TIMEOUT_MS', 30_000, 1),
+    streamTimeoutMs: int(env, 'PANTHERS_STREAM_TIMEOUT_MS', 5 * 60_000, 1),
+    idempotencyTtlMs: int(env, 'PANTHERS_IDEMPOTENCY_TTL_MS', 24 * 3600_000, 1000),
     eventLoopLagLimitMs: int(env, 'PANTHERS_EVENT_LOOP_LAG_LIMIT_MS', 500, 1),
     actorIdleMs: int(env, 'PANTHERS_ACTOR_IDLE_MS', 5 * 60_000, 1),
     shutdownGraceMs: int(env, 'PANTHERS_SHUTDOWN_GRACE_MS', 10_000, 0),
@@ -306,5 +322,10 @@ export function loadConfig(env: Env = process.env): Config {
       readyTimeoutMs: int(env, 'PANTHERS_SECRETVM_READY_TIMEOUT_MS', 600_000, 1),
     },
     orchestratorJwksUrl: url(env, 'PANTHERS_ORCHESTRATOR_JWKS_URL', undefined),
+    agentTokenTtlSec: int(env, 'PANTHERS_AGENT_TOKEN_TTL_SEC', 600, 1, 900),
+    orchestratorUrl: url(env, 'PANTHERS_ORCHESTRATOR_URL', undefined),
+    agentCredential: env.PANTHERS_AGENT_CREDENTIAL || undefined,
+    agentRevocationPollMs: int(env, 'PANTHERS_AGENT_REVOCATION_POLL_MS', 2000, 50, 60_000),
+    agentRevocationMaxStaleMs: int(env, 'PANTHERS_AGENT_REVOCATION_MAX_STALE_MS', 30_000, 100, 3_600_000),
   };
 }

@@ -22,7 +22,8 @@ export interface Feature {
   setProvider(name: ProviderName, adapter: ProviderAdapter): void;
   setModel(name: string, backend: ModelBackend): void;
   /** Replaces token verification for HTTP and WS (e.g. to add session revocation). */
-  setAuthenticate(fn: (token: string) => Promise<AuthClaims>): void;
+  /** `agentNft` is set when an HTTP request addresses that NFT's embedded agent. */
+  setAuthenticate(fn: (token: string, agentNft?: string) => Promise<AuthClaims>): void;
   setAudit(sink: AuditSink): void;
   setRequestVerifier(v: RequestVerifier): void;
   setDeploymentsActive(fn: () => number): void;

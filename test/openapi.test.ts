@@ -39,14 +39,18 @@ test('OpenAPI 3.1 document: served at both paths, every route of the live tables
           continue;
         }
         assert.equal(op['x-rate-class'], r.rateClass, `${r.method} ${r.path}`);
-        assert.deepEqual(op.security, r.auth === 'required' ? [{ bearerAuth: [] }] : r.auth === 'optional' ? [{ bearerAuth: [] }, {}] : [], `${r.method} ${r.path}`);
+        const security = r.credential === 'agent' ? [{ agentCredential: [] }] : r.auth === 'required' ? [{ bearerAuth: [] }] : r.auth === 'optional' ? [{ bearerAuth: [] }, {}] : [];
+        assert.deepEqual(op.security, security, `${r.method} ${r.path}`);
         if (r.body) assert.ok(op.requestBody?.content?.['application/json']?.schema, `${r.method} ${r.path} requestBody`);
         const ok = op.responses[String(r.successStatus ?? 200)];
         assert.ok(ok, `${r.method} ${r.path} success response`);
         assert.ok(ok.headers['X-RateLimit-Remaining'], 'rate-limit headers documented');
         assert.ok(op.responses['429'].headers['Retry-After'], 'Retry-After on 429');
         if (r.sse) assert.ok(ok.content['text/event-stream'], `${r.path} documents its SSE answer`);
-        if (r.signed) assert.deepEqual(op.parameters.filter((p: { $ref?: string }) => p.$ref).map((p: { $ref: string }) => p.$ref), ['#/components/parameters/XSignature', '#/components/parameters/XTimestamp']);
+        const refs = (op.parameters ?? []).filter((p: { $ref?: string }) => p.$ref).map((p: { $ref: string }) => p.$ref);
+        if (r.signed) assert.deepEqual(refs.filter((x: string) => x.includes('/X')), ['#/components/parameters/XSignature', '#/components/parameters/XTimestamp']);
+        // POST /chat and POST /deployments document their Idempotency-Key header.
+        assert.equal(refs.includes('#/components/parameters/IdempotencyKey'), r.idempotent === true, `${r.method} ${r.path}`);
       }
     }
     assert.deepEqual(missing, []);
@@ -61,6 +65,20 @@ test('OpenAPI 3.1 document: served at both paths, every route of the live tables
     assert.deepEqual(limit.schema, { type: 'integer', minimum: 1, maximum: 100, default: 50 });
     assert.ok(doc.paths['/v1/deployments/{nft_token_id}'].get.responses['404']);
     assert.ok(doc.paths['/v1/deployments/{nft_token_id}'].get.responses['401']['x-error-codes'].includes('TOKEN_EXPIRED'));
+
+    // Agent-scoped access: the exchange, the agents' own sign-in, the credential routes.
+    const exchange = doc.paths['/v1/agents/{nft_token_id}/token'].post;
+    assert.deepEqual(exchange.security, [{ bearerAuth: [] }]);
+    assert.deepEqual(exchange.responses['200'].content['application/json'].schema.required.sort(), ['access_token', 'audience', 'endpoint_url', 'expires_in', 'provider', 'token_type']);
+    assert.ok(exchange.responses['403']['x-error-codes'].includes('FORBIDDEN'));
+    assert.ok(exchange.responses['409']['x-error-codes'].includes('CONFLICT'));
+    const agentVerify = doc.paths['/v1/agents/{nft_token_id}/auth/verify'].post;
+    assert.deepEqual(agentVerify.requestBody.content['application/json'].schema.required.sort(), ['message', 'signature', 'wallet_address']);
+    assert.deepEqual(agentVerify.responses['200'].content['application/json'].schema.required.sort(), ['access_token', 'expires_in']);
+    assert.ok(agentVerify.responses['401']['x-error-codes'].includes('INVALID_SIGNATURE'));
+    assert.ok(doc.paths['/v1/agents/{nft_token_id}/auth/challenge'].post);
+    assert.deepEqual(doc.paths['/v1/agents/{nft_token_id}/revocations'].get.security, [{ agentCredential: [] }]);
+    assert.match(doc.components.securitySchemes.bearerAuth.description, /wrong_audience/);
 
     // The error codes are exactly the table of src/errors.ts.
     assert.deepEqual(doc.components.schemas.ErrorCode.enum, Object.keys(ERROR_CODES));

@@ -62,7 +62,7 @@ test('the Python SDK suite passes against the real server', () => {
   assert.ok(ran, `no passing unittest summary in:\n${suites.out.slice(-4000)}`);
   const [total, skipped] = [Number(ran[1]), Number(ran[2] ?? 0)];
   assert.ok(total - skipped >= 14, `only ${total - skipped} Python tests passed`);
-  for (const name of ['test_3_chat_sse_ws_history_clear', 'test_refreshes_on_token_expired_and_retries', 'test_rate_limited_retries_wait_retry_after']) {
+  for (const name of ['test_3_chat_sse_ws_history_clear', 'test_refreshes_on_token_expired_and_retries', 'test_rate_limited_retries_wait_retry_after', 'test_exchange_is_transparent']) {
     assert.match(suites.out, new RegExp(`${name} .*\\.\\.\\. ok`), `${name} did not pass`);
   }
 });
@@ -74,6 +74,7 @@ test('the Go SDK suite passes against the real server', () => {
   const passed = suites.out.match(/^--- PASS: /gm)?.length ?? 0;
   assert.ok(passed >= 9, `only ${passed} Go tests passed`);
   assert.match(suites.out, /^--- PASS: TestDeployWatchChatHistoryClearStop/m);
+  assert.match(suites.out, /^--- PASS: TestRemoteAgentTokenExchange/m);
 });
 
 test('sdk/run-tests.sh exits 0', () => {

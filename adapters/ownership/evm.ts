@@ -1,5 +1,5 @@
 import { ApiError } from '../../src/errors.js';
-import type { OwnershipChanges, OwnershipVerifier } from '../../src/auth/ownership.js';
+import type { OwnedPage, OwnershipChanges, OwnershipVerifier } from '../../src/auth/ownership.js';
 
 /** Where the Transfer-log poller keeps the last block it has read (a table row in practice). */
 export interface BlockCursor {
@@ -25,6 +25,11 @@ const WORD = /^0x[0-9a-fA-F]{64}$/;
 
 /** ownerOf(uint256) */
 const OWNER_OF = '0x6352211e';
+/** ERC-165 supportsInterface(bytes4), balanceOf(address), and ERC-721 Enumerable's tokenOfOwnerByIndex(address,uint256) */
+const SUPPORTS_INTERFACE = '0x01ffc9a7';
+const ERC721_ENUMERABLE_ID = '780e9d63';
+const BALANCE_OF = '0x70a08231';
+const TOKEN_OF_OWNER_BY_INDEX = '0x2f745c59';
 const UINT256_LIMIT = 2n ** 256n;
 
 /**
@@ -36,6 +41,7 @@ const UINT256_LIMIT = 2n ** 256n;
 export class EvmOwnership implements OwnershipVerifier {
   readonly kind = 'evm';
   private chainCheck: Promise<void> | undefined;
+  private enumerable: Promise<boolean> | undefined;
   private nextId = 1;
   private memoryCursor: number | undefined;
   /** blocks per eth_getLogs now: halved when the node refuses a range (result caps), regrown after */
@@ -137,6 +143,47 @@ export class EvmOwnership implements OwnershipVerifier {
     if (!/^0x0{24}/.test(result)) throw unavailable('The EVM RPC returned an ownerOf word that is not an address');
     const owner = '0x' + result.slice(-40).toLowerCase();
     return /^0x0{40}$/.test(owner) ? undefined : owner;
+  }
+
+  /**
+   * The wallet's tokens when the contract says (ERC-165) it implements ERC-721 Enumerable:
+   * balanceOf, then tokenOfOwnerByIndex for the page asked (at most `limit` calls). Undefined
+   * when it does not (or the probe reverts): the console then asks for a token id.
+   */
+  async listOwned(wallet: string, limit: number, offset: number): Promise<OwnedPage | undefined> {
+    if (!/^0x[0-9a-fA-F]{40}$/.test(wallet)) return undefined;
+    await this.checkChain();
+    this.enumerable ??= this.callWord(SUPPORTS_INTERFACE + ERC721_ENUMERABLE_ID.padEnd(64, '0'))
+      .then((r) => r !== undefined && /^0x0*1$/.test(r))
+      .catch((e) => {
+        this.enumerable = undefined;
+        throw e;
+      });
+    if (!(await this.enumerable)) return undefined;
+    const owner = wallet.slice(2).toLowerCase().padStart(64, '0');
+    const balance = await this.callWord(BALANCE_OF + owner);
+    if (balance === undefined) return undefined;
+    const total = Number(BigInt(balance));
+    const tokens: string[] = [];
+    for (let i = offset; i < Math.min(total, offset + limit); i++) {
+      const t = await this.callWord(TOKEN_OF_OWNER_BY_INDEX + owner + i.toString(16).padStart(64, '0'));
+      if (t === undefined) break; // the balance moved while we listed
+      tokens.push(BigInt(t).toString());
+    }
+    return { tokens, total };
+  }
+
+  /** eth_call returning one 32-byte word, or undefined when the call reverts. */
+  private async callWord(data: string): Promise<string | undefined> {
+    let result: unknown;
+    try {
+      result = await this.rpc('eth_call', [{ to: this.opts.contract, data }, 'latest']);
+    } catch (e) {
+      if (e instanceof RpcError && e.isRevert) return undefined;
+      throw e instanceof RpcError ? unavailable(`The EVM RPC failed eth_call: ${e.message}`, { rpc_code: e.code }) : e;
+    }
+    if (typeof result !== 'string' || !/^0x[0-9a-fA-F]{64}$/.test(result)) return undefined;
+    return result;
   }
 
   /** One eth_chainId check shared by concurrent callers; retried after a failure. */

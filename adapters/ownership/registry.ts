@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import type { Db } from '../../src/db/database.js';
-import type { OwnershipChanges, OwnershipVerifier } from '../../src/auth/ownership.js';
+import type { OwnedPage, OwnershipChanges, OwnershipVerifier } from '../../src/auth/ownership.js';
 
 /**
  * The self-hosted default: owners come from the `nft_owners` table (managed by
@@ -14,6 +14,7 @@ export class RegistryOwnership implements OwnershipVerifier {
   private fileOwners = new Map<string, string>();
   private fileStamp = '';
   private readonly byToken;
+  private readonly byOwner;
   private readonly dataVersion;
   /**
    * Table answers, kept until the table may have changed: another connection's commit (the CLI's
@@ -34,6 +35,7 @@ export class RegistryOwnership implements OwnershipVerifier {
 
   constructor(db: Db, private readonly ownersFile?: string, private readonly now: () => number = Date.now) {
     this.byToken = db.prepare<[string], { owner: string }>('SELECT owner FROM nft_owners WHERE nft_token_id = ?');
+    this.byOwner = db.prepare<[string], { nft_token_id: string }>('SELECT nft_token_id FROM nft_owners WHERE lower(owner) = ? ORDER BY nft_token_id');
     this.dataVersion = db.prepare<[], number>('PRAGMA data_version').pluck();
     this.allRows = db.prepare<[], { nft_token_id: string; owner: string }>('SELECT nft_token_id, owner FROM nft_owners');
   }
@@ -85,6 +87,18 @@ export class RegistryOwnership implements OwnershipVerifier {
     return this.fileOwners.get(nftTokenId);
   }
 
+  /** The wallet's tokens from the table and the file (the table wins for a token in both). */
+  async listOwned(wallet: string, limit: number, offset: number): Promise<OwnedPage> {
+    const w = wallet.toLowerCase();
+    const tokens = new Set(this.byOwner.all(w).map((r) => r.nft_token_id));
+    this.reloadFile();
+    for (const [token, owner] of this.fileOwners) {
+      if (owner.toLowerCase() === w && !tokens.has(token) && this.byToken.get(token) === undefined) tokens.add(token);
+    }
+    const all = [...tokens].sort(byTokenId);
+    return { tokens: all.slice(offset, offset + limit), total: all.length };
+  }
+
   invalidate(nftTokenId?: string): void {
     // Our own connection's writes do not bump data_version: look again on the next changes().
     this.dirty = true;
@@ -127,4 +141,13 @@ export function assignOwner(db: Db, nftTokenId: string, owner: string, now = Dat
 
 export function listOwners(db: Db): { nft_token_id: string; owner: string; updated_at: number }[] {
   return db.prepare('SELECT nft_token_id, owner, updated_at FROM nft_owners ORDER BY nft_token_id').all() as never;
+}
+
+/** Numeric ids in numeric order, then the others by text. */
+function byTokenId(a: string, b: string): number {
+  const na = /^\d+$/.test(a);
+  const nb = /^\d+$/.test(b);
+  if (na && nb) return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
+  if (na !== nb) return na ? -1 : 1;
+  return a < b ? -1 : a > b ? 1 : 0;
 }

@@ -15,6 +15,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand"
@@ -23,6 +24,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -55,6 +57,7 @@ type Client struct {
 	wallet       *Wallet
 	nft          string
 	usedSigs     map[string]time.Time
+	agents       map[string]*remoteAgent // nil value: embedded (through the orchestrator)
 }
 
 // New makes a client for the server at baseURL (e.g. http://127.0.0.1:3000).
@@ -84,7 +87,7 @@ func New(baseURL string, opts *Options) *Client {
 	// Streams last as long as the answer: no whole-request timeout, the context bounds them.
 	sc := *hc
 	sc.Timeout = 0
-	return &Client{baseURL: strings.TrimRight(baseURL, "/"), http: hc, streamHTTP: &sc, opts: o, usedSigs: map[string]time.Time{}}
+	return &Client{baseURL: strings.TrimRight(baseURL, "/"), http: hc, streamHTTP: &sc, opts: o, usedSigs: map[string]time.Time{}, agents: map[string]*remoteAgent{}}
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {
@@ -197,6 +200,7 @@ func (c *Client) Logout(ctx context.Context) (string, error) {
 	}
 	c.mu.Lock()
 	c.accessToken, c.refreshToken, c.signingKey, c.wallet = "", "", "", nil
+	c.agents = map[string]*remoteAgent{}
 	c.mu.Unlock()
 	return out.Message, nil
 }
@@ -266,19 +270,31 @@ func agentPath(nft, p string) string { return "/v1/agents/" + url.PathEscape(nft
 // AgentHealth is the agent's GET health.
 func (c *Client) AgentHealth(ctx context.Context, nftTokenID string) (*AgentHealth, error) {
 	var out AgentHealth
-	return &out, c.call(ctx, "GET", agentPath(nftTokenID, "health"), nil, nil, &out, callOpts{noAuth: true})
+	p, o, err := c.agentCall(ctx, nftTokenID, "health", callOpts{noAuth: true})
+	if err != nil {
+		return nil, err
+	}
+	return &out, c.call(ctx, "GET", p, nil, nil, &out, o)
 }
 
 // AgentInfo is the agent's GET info.
 func (c *Client) AgentInfo(ctx context.Context, nftTokenID string) (*AgentInfo, error) {
 	var out AgentInfo
-	return &out, c.call(ctx, "GET", agentPath(nftTokenID, "info"), nil, nil, &out, callOpts{noAuth: true})
+	p, o, err := c.agentCall(ctx, nftTokenID, "info", callOpts{noAuth: true})
+	if err != nil {
+		return nil, err
+	}
+	return &out, c.call(ctx, "GET", p, nil, nil, &out, o)
 }
 
 // Chat sends a message and waits for the whole answer (POST chat).
 func (c *Client) Chat(ctx context.Context, nftTokenID string, req ChatRequest) (*ChatResponse, error) {
 	var out ChatResponse
-	return &out, c.call(ctx, "POST", agentPath(nftTokenID, "chat"), nil, req, &out, callOpts{})
+	p, o, err := c.agentCall(ctx, nftTokenID, "chat", callOpts{})
+	if err != nil {
+		return nil, err
+	}
+	return &out, c.call(ctx, "POST", p, nil, req, &out, o)
 }
 
 // ChatHistory is GET chat/history: a conversation's messages, oldest first.
@@ -292,14 +308,22 @@ func (c *Client) ChatHistory(ctx context.Context, nftTokenID string, o HistoryOp
 		q.Set("offset", strconv.Itoa(o.Offset))
 	}
 	var out ChatHistory
-	return &out, c.call(ctx, "GET", agentPath(nftTokenID, "chat/history"), q, nil, &out, callOpts{})
+	p, co, err := c.agentCall(ctx, nftTokenID, "chat/history", callOpts{})
+	if err != nil {
+		return nil, err
+	}
+	return &out, c.call(ctx, "GET", p, q, nil, &out, co)
 }
 
 // ClearChat is POST chat/clear: deletes a conversation's messages.
 func (c *Client) ClearChat(ctx context.Context, nftTokenID, conversationID string) (*ClearResult, error) {
 	var out ClearResult
 	body := map[string]string{"conversation_id": conversationID}
-	return &out, c.call(ctx, "POST", agentPath(nftTokenID, "chat/clear"), nil, body, &out, callOpts{signed: true})
+	p, o, err := c.agentCall(ctx, nftTokenID, "chat/clear", callOpts{signed: true})
+	if err != nil {
+		return nil, err
+	}
+	return &out, c.call(ctx, "POST", p, nil, body, &out, o)
 }
 
 // ---- monitoring ----
@@ -333,6 +357,8 @@ type callOpts struct {
 	noAuth bool
 	signed bool
 	stream bool
+	// remote: the call goes to that agent's endpoint with its agent token (never the session's)
+	remote *remoteAgent
 }
 
 func (c *Client) call(ctx context.Context, method, path string, q url.Values, body, out any, o callOpts) error {
@@ -368,7 +394,14 @@ func (c *Client) send(ctx context.Context, method, path string, q url.Values, bo
 	if len(q) > 0 {
 		target += "?" + q.Encode()
 	}
-	u := c.baseURL + target
+	base := c.baseURL
+	if o.remote != nil {
+		if _, err := o.remote.currentToken(ctx); err != nil { // knows its endpoint after an exchange
+			return nil, err
+		}
+		base = o.remote.baseURL()
+	}
+	u := base + target
 	signedPath := target
 	if pu, err := url.Parse(u); err == nil {
 		signedPath = pu.EscapedPath()
@@ -378,7 +411,7 @@ func (c *Client) send(ctx context.Context, method, path string, q url.Values, bo
 	}
 	refreshed := false
 	for attempt := 0; ; attempt++ {
-		if !o.noAuth {
+		if !o.noAuth && o.remote == nil {
 			if err := c.ensureFresh(ctx); err != nil {
 				return nil, err
 			}
@@ -399,10 +432,16 @@ func (c *Client) send(ctx context.Context, method, path string, q url.Values, bo
 		if body != nil {
 			req.Header.Set("Content-Type", "application/json")
 		}
-		if tok := c.AccessToken(); !o.noAuth && tok != "" {
+		if o.remote != nil && !o.noAuth {
+			tok, err := o.remote.currentToken(ctx)
+			if err != nil {
+				return nil, err
+			}
+			req.Header.Set("Authorization", "Bearer "+tok)
+		} else if tok := c.AccessToken(); !o.noAuth && tok != "" {
 			req.Header.Set("Authorization", "Bearer "+tok)
 		}
-		if key := c.SigningKey(); o.signed && key != "" {
+		if key := c.SigningKey(); o.signed && key != "" && o.remote == nil {
 			ts, sig, err := c.freshSignature(key, method, signedPath, data)
 			if err != nil {
 				return nil, err
@@ -419,6 +458,17 @@ func (c *Client) send(ctx context.Context, method, path string, q url.Values, bo
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
+			if o.remote != nil && !refreshed && (method == "GET" || errors.Is(err, syscall.ECONNREFUSED)) {
+				// The agent may have moved (redeployed): a new exchange says where it is now.
+				// (A POST is retried only when it never reached anyone: a turn must not run twice.)
+				refreshed = true
+				if err := o.remote.renew(ctx); err != nil {
+					return nil, err
+				}
+				u = o.remote.baseURL() + target
+				attempt--
+				continue
+			}
 			return nil, &Error{Code: CodeNetworkError, Message: fmt.Sprintf("%s %s: %v", method, target, err)}
 		}
 		if resp.StatusCode < 300 {
@@ -426,7 +476,16 @@ func (c *Client) send(ctx context.Context, method, path string, q url.Values, bo
 		}
 		apiErr := errorFromResponse(resp)
 		switch {
-		case apiErr.Code == CodeTokenExpired && !o.noAuth && !refreshed && c.canRenew():
+		case o.remote != nil && !o.noAuth && !refreshed && (apiErr.Code == CodeTokenExpired || apiErr.Code == CodeUnauthorized):
+			// Expired or revoked at the agent: exchange again once (the orchestrator says if the session ended).
+			refreshed = true
+			if err := o.remote.renew(ctx); err != nil {
+				return nil, err
+			}
+			u = o.remote.baseURL() + target
+			attempt--
+			continue
+		case apiErr.Code == CodeTokenExpired && !o.noAuth && o.remote == nil && !refreshed && c.canRenew():
 			refreshed = true
 			if err := c.refreshOrSignIn(ctx); err != nil {
 				return nil, err

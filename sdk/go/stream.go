@@ -95,7 +95,11 @@ func (c *Client) ChatStream(ctx context.Context, nftTokenID string, req ChatRequ
 		ChatRequest
 		Stream bool `json:"stream"`
 	}{req, true}
-	resp, err := c.send(ctx, "POST", agentPath(nftTokenID, "chat"), nil, body, callOpts{stream: true})
+	p, o, err := c.agentCall(ctx, nftTokenID, "chat", callOpts{stream: true})
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.send(ctx, "POST", p, nil, body, o)
 	if err != nil {
 		return nil, err
 	}

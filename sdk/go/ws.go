@@ -29,16 +29,30 @@ type wsConn struct {
 }
 
 func (c *Client) dialWS(ctx context.Context) (*wsConn, error) {
-	if err := c.ensureFresh(ctx); err != nil {
-		return nil, err
+	return c.dialWSAt(ctx, nil)
+}
+
+// dialWSAt opens the orchestrator's /ws, or with remote that agent's own /ws with its agent token.
+func (c *Client) dialWSAt(ctx context.Context, remote *remoteAgent) (*wsConn, error) {
+	base, token := c.baseURL, ""
+	if remote != nil {
+		t, err := remote.currentToken(ctx)
+		if err != nil {
+			return nil, err
+		}
+		base, token = remote.baseURL(), t
+	} else {
+		if err := c.ensureFresh(ctx); err != nil {
+			return nil, err
+		}
+		token = c.AccessToken()
 	}
-	base := c.baseURL
 	if strings.HasPrefix(base, "https://") {
 		base = "wss://" + strings.TrimPrefix(base, "https://")
 	} else {
 		base = "ws://" + strings.TrimPrefix(base, "http://")
 	}
-	conn, resp, err := websocket.DefaultDialer.DialContext(ctx, base+"/ws?token="+url.QueryEscape(c.AccessToken()), http.Header{"User-Agent": {userAgent}})
+	conn, resp, err := websocket.DefaultDialer.DialContext(ctx, base+"/ws?token="+url.QueryEscape(token), http.Header{"User-Agent": {userAgent}})
 	if err != nil {
 		if resp != nil {
 			return nil, errorFromResponse(resp)
@@ -274,7 +288,11 @@ func (c *Client) WaitForStatus(ctx context.Context, nftTokenID, status string) (
 
 // ChatStreamWS sends a message and streams the answer over the WebSocket (chat_stream).
 func (c *Client) ChatStreamWS(ctx context.Context, nftTokenID string, req ChatRequest) (*ChatStream, error) {
-	conn, err := c.dialWS(ctx)
+	remote, err := c.agentRoute(ctx, nftTokenID)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := c.dialWSAt(ctx, remote)
 	if err != nil {
 		return nil, err
 	}

@@ -18,6 +18,7 @@ const token = await new jose.SignJWT({ nft, sid })
   .setProtectedHeader({ alg: 'EdDSA', kid: stored.kid, typ: 'JWT' })
   .setSubject(sub)
   .setIssuer('secret-panthers')
+  .setAudience('orchestrator')
   .setIssuedAt(now - 3700)
   .setExpirationTime(now - 60)
   .sign(key);

@@ -6,8 +6,9 @@ import type { WsConn, WsMessageHandler } from '../server/ws-server.js';
 import type { ActorRegistry } from '../../actors/registry.js';
 import { AGENT_ACTOR, type AgentMsg, type TurnHandle } from '../../actors/agent-actor.js';
 import type { ConversationsRepo } from './conversations-repo.js';
-import { chatTopic } from './chat-frames.js';
+import { chatTopic, ChunkFrames } from './chat-frames.js';
 import { chatMessageSchema, conversationIdSchema } from './chat-message.js';
+import { IdempotencyStore, notFinished } from '../guards/idempotency.js';
 
 /** The same message schema as POST /chat (one limit for both transports). */
 function chatStreamMsg(maxMessageChars: number) {
@@ -16,6 +17,8 @@ function chatStreamMsg(maxMessageChars: number) {
     conversation_id: v.optional(conversationIdSchema),
     nft_token_id: v.optional(nftTokenId),
     message: v.optional(chatMessageSchema(maxMessageChars)),
+    /** Makes a resent turn idempotent: the same id answers the first attempt instead of running again. */
+    message_id: v.optional(v.pipe(v.string('must be a string'), v.regex(/^[\x21-\x7e]{1,255}$/, 'must be 1 to 255 printable ASCII characters without spaces'))),
   });
 }
 
@@ -28,6 +31,10 @@ export interface ChatStreamDeps {
   available(nft: string): boolean;
   /** Throws FORBIDDEN unless the caller may use this NFT's agent. */
   authorize(auth: AuthClaims, nft: string): Promise<void>;
+  /** Remembers turns sent with a message_id. */
+  idempotency?: IdempotencyStore;
+  /** A turn sent over the socket is cut short (stored incomplete, final frame TIMEOUT) after this long. */
+  turnTimeoutMs?: number;
 }
 
 /**
@@ -52,12 +59,59 @@ export function chatStreamHandler(deps: ChatStreamDeps): WsMessageHandler<v.Infe
         follow(msg.conversation_id);
         return;
       }
-      // A turn sent over the socket stops when the socket goes away.
+      const wallet = conn.auth.sub;
+      const store = msg.message_id ? deps.idempotency : undefined;
+      const key = msg.message_id!;
+      const scope = `ws chat_stream ${nft}`;
+      if (store) {
+        const b = store.begin(wallet, scope, key, IdempotencyStore.fingerprint({ message: msg.message, conversation_id: msg.conversation_id ?? null }));
+        if (b.kind === 'replay') {
+          // The first attempt's last frame, to this socket only.
+          const final = JSON.parse(b.body) as { conversation_id: string };
+          follow(final.conversation_id);
+          conn.send(b.body);
+          return;
+        }
+        // Still streaming here: follow it (its remaining chunks and final frame come on the topic).
+        if (b.kind === 'in_progress' && b.ref) return follow(b.ref);
+        if (b.kind !== 'new') throw notFinished(b, key);
+      }
+      // A turn sent over the socket stops when the socket goes away, or at its deadline.
       const ac = new AbortController();
       conn.onClose(() => ac.abort());
-      await deps.actors.ask<TurnHandle>(AGENT_ACTOR, nft, {
-        type: 'turn', wallet: conn.auth.sub, conversationId: msg.conversation_id, message: msg.message, signal: ac.signal, opened: follow,
-      } satisfies AgentMsg);
+      const timer = deps.turnTimeoutMs
+        ? setTimeout(() => ac.abort(new ApiError('TIMEOUT', 'The reply ran past its deadline; what was written is stored as incomplete')), deps.turnTimeoutMs)
+        : undefined;
+      timer?.unref();
+      let handle: TurnHandle;
+      try {
+        handle = await deps.actors.ask<TurnHandle>(AGENT_ACTOR, nft, {
+          type: 'turn', wallet, conversationId: msg.conversation_id, message: msg.message, signal: ac.signal,
+          // Runs inside the agent's mailbox: it must not throw (that would crash the actor).
+          opened: (id) => {
+            try {
+              if (store) store.setRef(wallet, scope, key, id);
+            } catch {
+              // The turn runs anyway; only the in-progress pointer is missing.
+            }
+            follow(id);
+          },
+        } satisfies AgentMsg);
+      } catch (e) {
+        clearTimeout(timer);
+        if (store) store.release(wallet, scope, key);
+        throw e;
+      }
+      void handle.done.then((r) => {
+        clearTimeout(timer);
+        if (!store) return;
+        try {
+          if (!r.stored) store.release(wallet, scope, key);
+          else if (r.error?.details.reason !== 'shutdown') store.complete(wallet, scope, key, r.error ? r.error.status : 200, new ChunkFrames(r.conversation_id, nft).last(r), r.conversation_id);
+        } catch {
+          // The database is gone (shutdown): the key stays pending and a retry is told so.
+        }
+      });
     },
   };
 }

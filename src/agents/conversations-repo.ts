@@ -53,6 +53,7 @@ export class ConversationsRepo {
       count: db.prepare<[string], { n: number }>('SELECT count(*) AS n FROM messages WHERE conversation_id = ?'),
       recent: db.prepare<[string, number], StoredMessage>('SELECT * FROM messages WHERE conversation_id = ? ORDER BY id DESC LIMIT ?'),
       clear: db.prepare('DELETE FROM messages WHERE conversation_id = ?'),
+      recentTokens: db.prepare<[string, number], { tokens: number; chars: number }>('SELECT tokens, length(content) AS chars FROM messages WHERE conversation_id = ? ORDER BY id DESC LIMIT ?'),
     };
   }
 
@@ -139,6 +140,17 @@ export class ConversationsRepo {
       out.push({ role: m.role, content: m.content });
     }
     return out.reverse();
+  }
+
+  /** What context() would hand the model, in tokens: sized without reading the texts back. */
+  contextTokens(conversationId: string, tokenBudget: number): number {
+    let used = 0;
+    for (const m of this.s.recentTokens.iterate(conversationId, 200)) {
+      const t = m.tokens || Math.max(1, Math.ceil(m.chars / 4));
+      if (used + t > tokenBudget && used > 0) break;
+      used += t;
+    }
+    return used;
   }
 
   clear(conversationId: string): number {

@@ -12,6 +12,12 @@ export interface OwnershipVerifier {
   readonly local?: boolean;
   ownerOf(nftTokenId: string): Promise<string | undefined>;
   /**
+   * The NFTs a wallet holds, when the source can list them (the registry; an ERC-721 contract
+   * with the Enumerable extension). Resolves undefined when it cannot: the holder then types
+   * a token id. At most `limit` ids from `offset`, and how many there are in all.
+   */
+  listOwned?(wallet: string, limit: number, offset: number): Promise<OwnedPage | undefined>;
+  /**
    * The NFTs whose owner may have changed since the last call (registry: rows or file entries
    * that differ; evm: tokens named by Transfer logs since a persisted block). The caller checks
    * each with ownerOf, then calls commit() so the progress is kept. Throws SERVICE_UNAVAILABLE
@@ -21,6 +27,11 @@ export interface OwnershipVerifier {
   /** Forget cached answers (after a write this process made). */
   invalidate?(nftTokenId?: string): void;
   close?(): void;
+}
+
+export interface OwnedPage {
+  tokens: string[];
+  total: number;
 }
 
 export interface OwnershipChanges {
@@ -73,6 +84,11 @@ export class CachedOwnership implements OwnershipVerifier {
   async owns(wallet: string, nftTokenId: string): Promise<boolean> {
     const owner = await this.ownerOf(nftTokenId);
     return owner !== undefined && sameWallet(owner, wallet);
+  }
+
+  /** Listing is not cached: it is asked once per console sign-in, not on every request. */
+  listOwned(wallet: string, limit: number, offset: number): Promise<OwnedPage | undefined> {
+    return this.inner.listOwned ? this.inner.listOwned(wallet, limit, offset) : Promise.resolve(undefined);
   }
 
   changes(): Promise<OwnershipChanges> {

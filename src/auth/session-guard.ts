@@ -1,7 +1,8 @@
 import { ApiError } from '../errors.js';
 import type { AuthClaims } from '../server/route.js';
-import type { TokenService } from './tokens.js';
+import { ORCHESTRATOR_AUDIENCE, agentAudience, type TokenService } from './tokens.js';
 import type { SessionRepository } from './sessions.js';
+import type { AgentAccess } from './agent-access.js';
 
 const MAX_CACHED = 100_000;
 
@@ -15,13 +16,37 @@ export class SessionGuard {
   /** sid -> active (true) or revoked/unknown (false) */
   private readonly states = new Map<string, boolean>();
 
-  constructor(private readonly tokens: TokenService, private readonly sessions: SessionRepository) {}
+  private readonly audiences = [ORCHESTRATOR_AUDIENCE];
+  private readonly agentAudiences = new Map<string, string[]>();
 
-  readonly authenticate = async (token: string): Promise<AuthClaims> => {
-    const claims = await this.tokens.verify(token);
+  constructor(
+    private readonly tokens: TokenService,
+    private readonly sessions: SessionRepository,
+    private readonly agentAccess?: AgentAccess,
+  ) {}
+
+  /**
+   * Orchestrator routes accept only orchestrator-audience tokens; a request to the embedded agent
+   * of `agentNft` also accepts that NFT's agent tokens (not cut off by an ownership loss).
+   */
+  readonly authenticate = async (token: string, agentNft?: string): Promise<AuthClaims> => {
+    const claims = await this.tokens.verify(token, agentNft === undefined ? this.audiences : this.agentAudiencesFor(agentNft));
     if (!this.isActive(claims.sid)) throw new ApiError('UNAUTHORIZED', 'The session of this token has ended; sign in again');
+    if (claims.aud !== ORCHESTRATOR_AUDIENCE && this.agentAccess?.isCutOff(claims.nft, claims.iat)) {
+      throw new ApiError('UNAUTHORIZED', 'This agent token was issued before ownership of the NFT changed', { reason: 'ownership_lost' });
+    }
     return claims;
   };
+
+  private agentAudiencesFor(nft: string): string[] {
+    let a = this.agentAudiences.get(nft);
+    if (!a) {
+      a = [ORCHESTRATOR_AUDIENCE, agentAudience(nft)];
+      if (this.agentAudiences.size > 10_000) this.agentAudiences.clear();
+      this.agentAudiences.set(nft, a);
+    }
+    return a;
+  }
 
   isActive(sid: string): boolean {
     let state = this.states.get(sid);

@@ -80,8 +80,11 @@ export class SignIn {
     return new Set((this.opts.allowedOrigins?.() ?? []).filter((x) => x !== '*').map((x) => x.replace(/\/+$/, '')));
   }
 
-  /** Issues a message to sign. FORBIDDEN when the wallet does not own the NFT now. */
-  async issueChallenge(req: ChallengeRequest, requestOrigin?: string): Promise<Challenge> {
+  /**
+   * Issues a message to sign. FORBIDDEN when the wallet does not own the NFT now. `service` names
+   * another service the wallet signs in to (an agent's endpoint) instead of this server's origin.
+   */
+  async issueChallenge(req: ChallengeRequest, requestOrigin?: string, service?: string): Promise<Challenge> {
     const wallet = canonicalWallet(req.wallet_address);
     const nft = req.nft_token_id;
     await this.requireOwner(wallet, nft);
@@ -89,13 +92,15 @@ export class SignIn {
     // Whole seconds, so the stored expiry is exactly the one written in the message.
     const expiresAt = Math.floor((now + this.ttlMs) / 1000) * 1000;
     const nonce = Buffer.from(this.random(16)).toString('hex');
-    const url = this.originFor(requestOrigin);
+    const url = service ? new URL(service) : this.originFor(requestOrigin);
     const evm = walletKind(wallet) === 'evm';
     const message = formatSiweMessage({
       domain: url.host,
       address: wallet,
-      statement: `Sign in to Secret Panthers as the owner of NFT #${nft}.`,
-      uri: url.origin,
+      statement: service
+        ? `Sign in to the Secret Panthers agent of NFT #${nft} as its owner.`
+        : `Sign in to Secret Panthers as the owner of NFT #${nft}.`,
+      uri: service ? originOf(url) : url.origin,
       version: '1',
       chainId: evm ? String(this.opts.evmChainId) : (this.opts.cosmosChainId ?? SECRET_CHAIN_ID),
       nonce,
@@ -112,7 +117,7 @@ export class SignIn {
    * INVALID_FIELD (malformed address/signature), INVALID_SIGNATURE (not an unused, unexpired
    * message issued for this wallet and NFT, or a wrong signature) or FORBIDDEN (not the owner now).
    */
-  async verifySignedChallenge(s: SignedChallenge, requestOrigin?: string): Promise<{ wallet: string; nft: string }> {
+  async verifySignedChallenge(s: SignedChallenge, requestOrigin?: string, service?: string): Promise<{ wallet: string; nft: string }> {
     const wallet = canonicalWallet(s.wallet_address);
     const nft = s.nft_token_id;
     const parsed = parseSiweMessage(s.message);
@@ -126,7 +131,8 @@ export class SignIn {
       throw refused('the message was issued for another wallet or NFT');
     }
     if (this.opts.now() >= row.expires_at) throw refused('the message has expired; ask for a new challenge');
-    this.checkOrigin(parsed.domain, parsed.uri, requestOrigin);
+    if (service) this.checkService(parsed.domain, parsed.uri, service);
+    else this.checkOrigin(parsed.domain, parsed.uri, requestOrigin);
     await this.checkSignature(wallet, s);
     await this.requireOwner(wallet, nft);
     return { wallet, nft };
@@ -145,11 +151,23 @@ export class SignIn {
       throw refused('the message URI is not a URL');
     }
     const origin = u.origin;
+    // Ours are bare origins; one with a path is a path-addressed agent's (its own sign-in).
+    if (uri !== origin) throw refused('the message signs in to another service');
     const ours = new URL(this.opts.publicUrl()).origin;
     if (origin !== ours && !this.allowed().has(origin)) throw refused(`the message is for ${origin}, not an origin this server signs in for`);
     if (domain !== u.host) throw refused('the message domain is not the host of its URI');
     const o = requestOrigin?.replace(/\/+$/, '');
     if (o && this.allowed().has(o) && o !== origin) throw refused(`the message was issued for ${origin}, but is verified from ${o}`);
+  }
+
+  /**
+   * A message for another service (an agent) must name exactly that service: one issued for the
+   * orchestrator, or for another agent, opens no session here (and the orchestrator refuses an
+   * agent's message in checkOrigin).
+   */
+  private checkService(domain: string, uri: string, service: string): void {
+    const u = new URL(service);
+    if (uri !== originOf(u) || domain !== u.host) throw refused('the message signs in to another service');
   }
 
   /** EOA signatures (EIP-191, 65 bytes or EIP-2098 compact; ADR-036), then smart-contract wallets. */
@@ -171,6 +189,12 @@ export class SignIn {
       throw new ApiError('FORBIDDEN', `Wallet ${wallet} does not own NFT ${nft}`, { nft_token_id: nft });
     }
   }
+}
+
+/** The URI written in messages: the origin, plus the path when the service lives under one. */
+function originOf(url: URL): string {
+  const p = url.pathname.replace(/\/+$/, '');
+  return url.origin + p;
 }
 
 function refused(reason: string): ApiError {

@@ -8,6 +8,14 @@ import type { AuthClaims } from '../server/route.js';
 type Key = jose.CryptoKey | Uint8Array;
 
 export const ACCESS_TOKEN_TTL_SEC = 3600;
+/** The audience of session tokens: only the orchestrator (and its embedded agents) accept them. */
+export const ORCHESTRATOR_AUDIENCE = 'orchestrator';
+/** The audience of a token that only the agent of this NFT accepts (embedded or remote). */
+export function agentAudience(nft: string): string {
+  return `agent:${nft}`;
+}
+/** Agent-scoped tokens travel to hosts we do not control: they live 15 minutes at most. */
+export const AGENT_TOKEN_MAX_TTL_SEC = 900;
 /** iss of every access token; stable across restarts and ports (agents check it too). */
 export const TOKEN_ISSUER = 'secret-panthers';
 const ALG = 'EdDSA';
@@ -83,44 +91,65 @@ export class TokenService {
   }
 
   /**
+   * Signs an access token; its audience is the orchestrator unless `aud` says otherwise.
    * `issuedAtMs` pins iat (and so exp): Ed25519 signatures are deterministic, so the same claims
    * issued at the same second give the same token (a refresh retried in its grace window).
    */
-  async issue(claims: { sub: string; nft: string; sid: string }, ttlSec = ACCESS_TOKEN_TTL_SEC, issuedAtMs?: number): Promise<{ token: string; expiresIn: number }> {
+  async issue(claims: { sub: string; nft: string; sid: string; aud?: string }, ttlSec = ACCESS_TOKEN_TTL_SEC, issuedAtMs?: number): Promise<{ token: string; expiresIn: number }> {
     const iat = Math.floor((issuedAtMs ?? this.now()) / 1000);
     const token = await new jose.SignJWT({ nft: claims.nft, sid: claims.sid })
       .setProtectedHeader({ alg: ALG, kid: this.key.kid, typ: 'JWT' })
       .setSubject(claims.sub)
       .setIssuer(this.issuer)
+      .setAudience(claims.aud ?? ORCHESTRATOR_AUDIENCE)
       .setIssuedAt(iat)
       .setExpirationTime(iat + ttlSec)
       .sign(this.privateKey);
     return { token, expiresIn: Math.max(0, iat + ttlSec - Math.floor(this.now() / 1000)) };
   }
 
-  /** Verifies a token: TOKEN_EXPIRED when past its expiry, UNAUTHORIZED for anything else wrong. */
-  async verify(token: string): Promise<AuthClaims> {
+  /**
+   * Verifies a token: TOKEN_EXPIRED when past its expiry, UNAUTHORIZED for anything else wrong,
+   * including an audience not in `audiences` (an agent token at the orchestrator, or the reverse).
+   */
+  async verify(token: string, audiences: readonly string[] = [ORCHESTRATOR_AUDIENCE]): Promise<AuthClaims> {
     const nowSec = this.now() / 1000;
-    const cached = this.cache.get(token);
-    if (cached) {
-      if (cached.exp > nowSec) return cached;
-      this.cache.delete(token);
-      throw new ApiError('TOKEN_EXPIRED', 'The access token has expired; refresh it');
+    let claims = this.cache.get(token);
+    if (claims) {
+      if (claims.exp <= nowSec) {
+        this.cache.delete(token);
+        throw new ApiError('TOKEN_EXPIRED', 'The access token has expired; refresh it');
+      }
+    } else {
+      // Verified once without an audience; the audience is checked below on every use.
+      claims = await verifyJwt(token, this.publicKey, this.issuer, this.now, 'self', undefined);
+      if (this.cache.size >= this.maxCache) this.cache.clear();
+      this.cache.set(token, claims);
     }
-    const claims = await verifyJwt(token, this.publicKey, this.issuer, this.now, 'self');
-    if (this.cache.size >= this.maxCache) this.cache.clear();
-    this.cache.set(token, claims);
+    requireAudience(claims, audiences);
     return claims;
   }
 }
 
-/** Shared by the orchestrator's own tokens and a standalone agent checking them via JWKS. */
+/** UNAUTHORIZED unless the token's audience is one of those this service accepts. */
+export function requireAudience(claims: AuthClaims, audiences: readonly string[]): void {
+  if (claims.aud !== undefined && audiences.includes(claims.aud)) return;
+  throw new ApiError('UNAUTHORIZED', 'This access token is not for this service', {
+    reason: 'wrong_audience', audience: claims.aud ?? null, expected: audiences.length === 1 ? audiences[0] : [...audiences],
+  });
+}
+
+/**
+ * Shared by the orchestrator's own tokens and a standalone agent checking them via JWKS.
+ * `audiences` undefined: any audience (the caller checks it with requireAudience).
+ */
 export async function verifyJwt(
   token: string,
   key: Key | jose.JWTVerifyGetKey,
   issuer: string | undefined,
   now: () => number,
   source: 'self' | 'orchestrator',
+  audiences: readonly string[] | undefined,
 ): Promise<AuthClaims> {
   let payload: jose.JWTPayload;
   try {
@@ -128,7 +157,7 @@ export async function verifyJwt(
       algorithms: [ALG],
       issuer,
       currentDate: new Date(now()),
-      requiredClaims: ['sub', 'exp', 'sid', 'nft'],
+      requiredClaims: ['sub', 'exp', 'iat', 'sid', 'nft', 'aud'],
     });
     payload = r.payload;
   } catch (e) {
@@ -138,6 +167,10 @@ export async function verifyJwt(
     }
     throw new ApiError('UNAUTHORIZED', 'Invalid access token');
   }
-  if (typeof payload.nft !== 'string' || typeof payload.sid !== 'string') throw new ApiError('UNAUTHORIZED', 'Invalid access token');
-  return { sub: payload.sub!, nft: payload.nft, sid: payload.sid, exp: payload.exp!, issuer: source };
+  if (typeof payload.nft !== 'string' || typeof payload.sid !== 'string' || typeof payload.aud !== 'string') {
+    throw new ApiError('UNAUTHORIZED', 'Invalid access token');
+  }
+  const claims: AuthClaims = { sub: payload.sub!, nft: payload.nft, sid: payload.sid, exp: payload.exp!, iat: payload.iat!, aud: payload.aud, issuer: source };
+  if (audiences) requireAudience(claims, audiences);
+  return claims;
 }

@@ -167,4 +167,40 @@ export const MIGRATIONS: readonly string[] = [
   ) WITHOUT ROWID;
   CREATE INDEX signature_replay_expires ON signature_replay (expires_at);
   `,
+  // 6 (idempotency): results of writes sent with an Idempotency-Key (or WS message_id), per
+  // wallet and scope (route, NFT), kept until expires_at. state 'pending' while the first
+  // request runs, in the process `boot`.
+  `
+  CREATE TABLE idempotency_keys (
+    wallet       TEXT NOT NULL,
+    scope        TEXT NOT NULL,
+    key          TEXT NOT NULL,
+    fingerprint  TEXT NOT NULL,
+    state        TEXT NOT NULL,
+    boot         TEXT NOT NULL,
+    status       INTEGER,
+    response     TEXT,
+    ref          TEXT,
+    created_at   INTEGER NOT NULL,
+    expires_at   INTEGER NOT NULL,
+    PRIMARY KEY (wallet, scope, key)
+  );
+  CREATE INDEX idempotency_keys_expires ON idempotency_keys (expires_at);
+  `,
+  // 7 (agent-scoped tokens): which sessions hold an agent token for which NFT (so a remote
+  // agent's revocation list names only sessions that matter to it), and per-NFT cut-offs: agent
+  // tokens issued before `not_before` (ms) are refused (ownership of the NFT was lost).
+  `
+  CREATE TABLE agent_token_grants (
+    nft_token_id  TEXT NOT NULL,
+    session_id    TEXT NOT NULL,
+    expires_at    INTEGER NOT NULL,
+    PRIMARY KEY (nft_token_id, session_id)
+  ) WITHOUT ROWID;
+  CREATE INDEX agent_token_grants_expires ON agent_token_grants (expires_at);
+  CREATE TABLE agent_token_cutoffs (
+    nft_token_id  TEXT PRIMARY KEY,
+    not_before    INTEGER NOT NULL
+  );
+  `,
 ];

@@ -23,7 +23,7 @@ function contractSignatures(config: Config): ContractSignatures | undefined {
 export const authFeature: FeatureModule = (f) => {
   const { ctx } = f;
   const sessions = new SessionRepository(ctx.db);
-  const guard = new SessionGuard(ctx.tokens, sessions);
+  const guard = new SessionGuard(ctx.tokens, sessions, ctx.agentAccess);
   ctx.actors.register(
     sessionActorKind({
       sessions,

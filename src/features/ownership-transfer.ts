@@ -36,6 +36,10 @@ export const ownershipTransferFeature: FeatureModule = (f) => {
       await ctx.actors.ask(SESSION_ACTOR, sid, { type: 'revoke', why: 'ownership_lost' } satisfies SessionMsg);
     },
     transferred: (nft, owner, previous) => {
+      // Agent tokens of the NFT held by another wallet end too (remote agents within their
+      // revocation poll), whichever session holds them: a session opened for another NFT of the
+      // previous owner may have exchanged one.
+      ctx.agentAccess.ownerIs(nft, owner);
       const keep = (auth: { sub: string }) => owner !== undefined && sameWallet(auth.sub, owner);
       ctx.publisher.dropSubscribers?.(deploymentTopic(nft), keep, {
         type: 'unsubscribed', channel: 'deployment', nft_token_id: nft, reason: 'ownership_lost',

@@ -21,11 +21,13 @@ import { createAkashProvider } from '../../adapters/providers/akash/index.js';
 import { createSecretVmProvider } from '../../adapters/providers/secretvm/index.js';
 import { deploymentRoutes } from '../routes/deployments.js';
 import { agentRoutes } from '../routes/agent.js';
+import { conversationListRoutes } from '../routes/conversations.js';
 import { openaiRoutes } from '../routes/openai-compat.js';
 import { chatStreamHandler } from '../agents/chat-stream-ws.js';
 import { chooseModel } from '../agents/model-choice.js';
+import { embeddedEndpointUrl } from '../agents/embedded-endpoint.js';
 import { createChatQuota } from './guarantees.js';
-import { isIpLiteral, isLoopbackIp } from '../server/public-url.js';
+import { IdempotencyStore } from '../guards/idempotency.js';
 import { viewForReader } from '../deployments/deployment-view.js';
 import { sameWallet } from '../auth/ownership.js';
 
@@ -43,6 +45,9 @@ class EmbeddedAgents implements AgentHost {
 
   unmount(nft: string): void {
     this.mounted.delete(nft);
+    // Its turns end now (each stores what it had and ends its stream); the actor itself is
+    // stopped once idle, so a second instance never runs beside turns still finishing.
+    if (this.ctx.actors.isLive(AGENT_ACTOR, nft)) this.ctx.actors.tell(AGENT_ACTOR, nft, { type: 'stop' } satisfies AgentMsg);
     this.ctx.actors.passivate(AGENT_ACTOR, nft);
   }
 
@@ -59,12 +64,7 @@ class EmbeddedAgents implements AgentHost {
   }
 
   endpointUrl(nft: string): string {
-    const u = new URL(this.ctx.config.publicUrl);
-    const proto = this.ctx.config.env === 'production' ? 'https:' : u.protocol;
-    // An IP has no sub-domains: loopback agents are agent-N.localhost, others are path-addressed.
-    if (isLoopbackIp(u.hostname)) return `${proto}//agent-${nft}.localhost${u.port ? ':' + u.port : ''}`;
-    if (isIpLiteral(u.hostname)) return `${proto}//${u.host}/v1/agents/${nft}`;
-    return `${proto}//agent-${nft}.${u.host}`;
+    return embeddedEndpointUrl(this.ctx.config, nft);
   }
 }
 
@@ -78,6 +78,7 @@ export const runtimeFeature: FeatureModule = (f) => {
   const deployments = new DeploymentsRepo(ctx.db);
   const conversations = new ConversationsRepo(ctx.db, ctx.log);
   const agents = new EmbeddedAgents(ctx);
+  const idempotency = new IdempotencyStore(ctx.db, ctx.now, ctx.config.idempotencyTtlMs);
   // One p-queue per provider bounds the concurrency and rate of its calls.
   const queues = new Map<ProviderName, PQueue>();
   const queue = (p: ProviderName) => {
@@ -146,14 +147,15 @@ export const runtimeFeature: FeatureModule = (f) => {
     }
   };
 
-  f.addRoutes(deploymentRoutes(ctx, deployments));
+  f.addRoutes(deploymentRoutes(ctx, deployments, idempotency));
   const agentDeps = {
     actors: ctx.actors, conversations, maxMessageChars: ctx.config.maxMessageChars, startedAt: ctx.startedAt, now: ctx.now,
-    available: (nft: string) => agents.isMounted(nft), authorize, usage: (nft: string) => quota.usage(nft),
+    available: (nft: string) => agents.isMounted(nft), authorize, usage: (nft: string) => quota.usage(nft), idempotency,
   };
   f.addAgentRoutes(agentRoutes(agentDeps));
   f.addAgentRoutes(openaiRoutes(agentDeps));
-  f.addWsHandlers(wsHandlers(ctx, agents, conversations, deployments, authorize));
+  f.addAgentRoutes(conversationListRoutes({ db: ctx.db, authorize }));
+  f.addWsHandlers(wsHandlers(ctx, agents, conversations, deployments, authorize, idempotency));
   f.setDeploymentsActive(() => deployments.activeCount());
 
   f.onStart(async () => {
@@ -176,7 +178,14 @@ function agentSpec(ctx: AppContext, d: Deployment): DeploySpec {
     PANTHERS_AGENT_NAME: d.agent.name,
     PANTHERS_AGENT_MODEL: d.agent.model,
     PANTHERS_AGENT_CAPABILITIES: d.agent.capabilities.join(','),
+    // Identity: the orchestrator the agent pulls revocations from, checks tokens against (JWKS)
+    // and, in registry mode, asks who owns its NFT (with the credential in the secrets).
+    PANTHERS_ORCHESTRATOR_URL: c.publicUrl,
     PANTHERS_ORCHESTRATOR_JWKS_URL: `${c.publicUrl}/.well-known/jwks.json`,
+    PANTHERS_OWNERSHIP: c.ownership,
+    PANTHERS_OWNERSHIP_CACHE_MS: String(c.ownershipCacheMs),
+    PANTHERS_CHAIN_ID: String(c.chainId),
+    ...(c.nftContract ? { PANTHERS_NFT_CONTRACT: c.nftContract } : {}),
     PANTHERS_MODEL: c.model,
     PANTHERS_OPENAI_BASE_URL: c.openai.baseUrl,
     PANTHERS_OPENAI_MODEL: c.openai.model,
@@ -192,6 +201,10 @@ function agentSpec(ctx: AppContext, d: Deployment): DeploySpec {
     HOST: '0.0.0.0',
   };
   const secrets: Record<string, string> = {};
+  // Scoped to this deployment's NFT and dead once it stops: see src/auth/agent-access.ts.
+  secrets.PANTHERS_AGENT_CREDENTIAL = ctx.agentAccess.credentialFor(d.id, d.nft_token_id);
+  // An RPC URL often embeds the operator's provider key: it travels as a secret.
+  if (c.ownership === 'evm' && c.evmRpcUrl) secrets.PANTHERS_EVM_RPC_URL = c.evmRpcUrl;
   if (c.openai.apiKey) secrets.PANTHERS_OPENAI_API_KEY = c.openai.apiKey;
   // The system prompt can be long and personal: it travels with the secrets, not the plain env.
   secrets.PANTHERS_AGENT_SYSTEM_PROMPT = d.agent.system_prompt;
@@ -207,6 +220,7 @@ function wsHandlers(
   conversations: ConversationsRepo,
   deployments: DeploymentsRepo,
   authorize: (auth: AuthClaims, nft: string) => Promise<void>,
+  idempotency: IdempotencyStore,
 ): Record<string, WsMessageHandler> {
   return {
     subscribe: {
@@ -237,6 +251,9 @@ function wsHandlers(
         conn.send({ type: 'unsubscribed', channel: msg.channel, nft_token_id: msg.nft_token_id, conversation_id: msg.conversation_id, was_subscribed: was });
       },
     },
-    chat_stream: chatStreamHandler({ actors: ctx.actors, conversations, maxMessageChars: ctx.config.maxMessageChars, available: (nft) => agents.isMounted(nft), authorize }),
+    chat_stream: chatStreamHandler({
+      actors: ctx.actors, conversations, maxMessageChars: ctx.config.maxMessageChars, available: (nft) => agents.isMounted(nft), authorize,
+      idempotency, turnTimeoutMs: ctx.config.streamTimeoutMs,
+    }),
   };
 }

@@ -13,7 +13,21 @@ export function components(): Record<string, unknown> {
         bearerFormat: 'JWT',
         description:
           'An access token from POST /v1/auth/verify (1 hour; EdDSA JWT, keys at /.well-known/jwks.json). ' +
-          'Renew it with POST /v1/auth/refresh, which also rotates the refresh token. An expired token answers 401 TOKEN_EXPIRED.',
+          'Renew it with POST /v1/auth/refresh, which also rotates the refresh token. An expired token answers 401 TOKEN_EXPIRED. ' +
+          'Every token has an audience (`aud`): session tokens are `orchestrator` and work on the orchestrator API and its embedded agents; ' +
+          'POST /v1/agents/{nft_token_id}/token trades one for an agent-scoped token (`agent:{nft}`, at most 15 minutes, bound to the session) ' +
+          'that only that NFT\'s agent accepts, embedded or remote, and that an agent\'s own POST /auth/verify also issues. ' +
+          'A token presented where its audience is not accepted answers 401 UNAUTHORIZED with details.reason `wrong_audience`; ' +
+          'one of a revoked session 401 UNAUTHORIZED (`session_revoked` at a remote agent), one issued before the NFT changed hands 401 UNAUTHORIZED (`ownership_lost`), ' +
+          'and a remote agent that could not pull its revocation list recently answers 503 SERVICE_UNAVAILABLE (`revocations_stale`) rather than accept it unchecked.',
+      },
+      agentCredential: {
+        type: 'http',
+        scheme: 'bearer',
+        bearerFormat: 'pac_<deployment>.<mac>',
+        description:
+          'The per-deployment credential a remote agent is started with (PANTHERS_AGENT_CREDENTIAL, in its secrets): it answers only about that ' +
+          'deployment\'s NFT (owner, revocations) and stops working when the deployment is stopped or failed.',
       },
     },
     schemas: {
@@ -88,6 +102,16 @@ export function components(): Record<string, unknown> {
       'Retry-After': { description: 'Seconds to wait before retrying (429 RATE_LIMITED, 503 overload).', schema: { type: 'integer' } },
     },
     parameters: {
+      IdempotencyKey: {
+        name: 'Idempotency-Key', in: 'header', required: false,
+        description:
+          'Makes a retry safe: a request sent again with the same key (same wallet, same route, same request) is answered with the first ' +
+          'result (`Idempotent-Replayed: true`) and stores nothing twice. The same key with a different request is 409 CONFLICT; a retry ' +
+          'while the first still runs is 409 CONFLICT with details.state "in_progress" (retry shortly), after a restart that cut it short ' +
+          '"interrupted" (read back what it stored, then use a new key). A request that left nothing (refused, or cancelled before the ' +
+          'model started) frees its key. Keys are remembered for PANTHERS_IDEMPOTENCY_TTL_MS (default 24 h).',
+        schema: { type: 'string', pattern: '^[\\x21-\\x7e]{1,255}$' },
+      },
       XSignature: {
         name: 'X-Signature', in: 'header', required: false,
         description:

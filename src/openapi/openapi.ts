@@ -92,11 +92,13 @@ function operation(route: RouteDef, kind: 'api' | 'agents'): Record<string, unkn
   }
   if (route.query) parameters.push(...queryParameters(route.query));
   if (route.signed) parameters.push({ $ref: '#/components/parameters/XSignature' }, { $ref: '#/components/parameters/XTimestamp' });
+  if (route.idempotent) parameters.push({ $ref: '#/components/parameters/IdempotencyKey' });
 
   const op: Record<string, unknown> = {
     summary: route.summary,
     tags: route.tags ?? [kind === 'agents' ? 'agent' : 'api'],
-    security: route.auth === 'required' ? [{ bearerAuth: [] }] : route.auth === 'optional' ? [{ bearerAuth: [] }, {}] : [],
+    security: route.credential === 'agent' ? [{ agentCredential: [] }]
+      : route.auth === 'required' ? [{ bearerAuth: [] }] : route.auth === 'optional' ? [{ bearerAuth: [] }, {}] : [],
     'x-rate-class': route.rateClass,
   };
   if (route.signed) op['x-signed'] = true;
@@ -169,7 +171,8 @@ function websocketOperation(wsHandlers: Readonly<Record<string, WsMessageHandler
     description:
       'Upgrade with `?token=<access_token>` (401 at the upgrade when it is missing or bad). Client messages: ' +
       '`{type:"subscribe",channel:"deployment",nft_token_id}` -> `{type:"subscribed",deployment}` then DeploymentStatusFrame per transition; ' +
-      '`{type:"chat_stream",message,nft_token_id?,conversation_id?}` -> `{type:"subscribed",channel:"chat",conversation_id}` then ChatChunkFrame...; ' +
+      '`{type:"chat_stream",message,nft_token_id?,conversation_id?,message_id?}` -> `{type:"subscribed",channel:"chat",conversation_id}` then ChatChunkFrame...; ' +
+      'a chat_stream resent with the same `message_id` (1-255 printable ASCII) is not run again: it gets the first turn\'s final frame (or follows it while it streams); ' +
       '`{type:"unsubscribe",channel,nft_token_id?|conversation_id?}`; `{type:"ping"}` -> `{type:"pong"}`. ' +
       'Errors: `{type:"error",request_type?,error:{code,message,details}}`; a socket closes with 4001 when its token expires, 4002 when its session is revoked (logout, refresh-token reuse), 4003 when its NFT changed hands (ownership_lost), 4008 for a slow reader; an `error` frame naming why comes first.',
     tags: ['websocket'],

@@ -15,6 +15,15 @@ const HANDLER_CODES: Record<string, ErrorCode[]> = {
   '/deployments': ['FORBIDDEN', 'ALREADY_EXISTS'],
 };
 
+/** The same for Agent API routes (paths under /v1/agents/{nft_token_id}). */
+const AGENT_HANDLER_CODES: Record<string, ErrorCode[]> = {
+  '/auth/challenge': ['FORBIDDEN'],
+  '/auth/verify': ['INVALID_SIGNATURE', 'FORBIDDEN'],
+  '/token': ['CONFLICT'],
+  '/owner': ['UNAUTHORIZED'],
+  '/revocations': ['UNAUTHORIZED'],
+};
+
 /**
  * The error codes a route may answer with, derived from its definition: validation codes when
  * it reads a body or query, token codes when it needs auth, INVALID_SIGNATURE when signed,
@@ -26,10 +35,14 @@ export function routeErrorCodes(route: RouteDef, kind: 'api' | 'agents'): ErrorC
   if (route.body || ['POST', 'PUT', 'PATCH', 'DELETE'].includes(route.method)) codes.add('PAYLOAD_TOO_LARGE');
   if (route.auth === 'required') for (const c of ['UNAUTHORIZED', 'TOKEN_EXPIRED', 'FORBIDDEN'] as const) codes.add(c);
   if (route.signed) codes.add('INVALID_SIGNATURE');
+  // A key reused with another request, or retried while its first request runs.
+  if (route.idempotent) codes.add('CONFLICT');
   if (route.path.includes(':') || kind === 'agents') codes.add('NOT_FOUND');
   if (kind === 'agents' && route.auth !== 'none') codes.add('FORBIDDEN');
   if (route.rateClass === 'chat' && route.method === 'POST') codes.add('QUOTA_EXCEEDED');
   if (kind === 'api') for (const c of HANDLER_CODES[route.path] ?? []) if (route.method === 'POST') codes.add(c);
+  if (kind === 'agents') for (const c of AGENT_HANDLER_CODES[route.path] ?? []) codes.add(c);
+  // A remote agent answers 503 while it cannot check revocations; the route tables cover it (ALWAYS).
   return [...codes].sort((a, b) => ERROR_CODES[a].status - ERROR_CODES[b].status || a.localeCompare(b));
 }
 

@@ -1,9 +1,9 @@
 import * as v from 'valibot';
-import { ApiError } from '../errors.js';
+import { ApiError, toApiError } from '../errors.js';
 import { json, route, type Request, type RouteDef, type SseSink } from '../server/route.js';
 import { intParam } from '../server/validation.js';
 import { VERSION } from '../version.js';
-import { AGENT_ACTOR, type AgentMsg, type TurnHandle, type TurnListener, type TurnResult } from '../../actors/agent-actor.js';
+import { AGENT_ACTOR, type AgentMsg, type ClearHandle, type TurnHandle, type TurnListener, type TurnResult } from '../../actors/agent-actor.js';
 import type { ConversationsRepo } from '../agents/conversations-repo.js';
 import type { AgentSettings } from '../providers/provider.js';
 import { sseChunk } from '../agents/chat-frames.js';
@@ -11,6 +11,7 @@ import { chatMessageSchema, conversationIdSchema } from '../agents/chat-message.
 import type { ActorRegistry } from '../../actors/registry.js';
 import type { AuthClaims } from '../server/route.js';
 import type { UsageView } from '../guards/quota.js';
+import { IdempotencyStore, notFinished } from '../guards/idempotency.js';
 
 export interface AgentRouteDeps {
   actors: ActorRegistry;
@@ -24,6 +25,8 @@ export interface AgentRouteDeps {
   authorize(auth: AuthClaims, nft: string): Promise<void>;
   /** Today's token usage and budget of an NFT. */
   usage?(nft: string): UsageView;
+  /** Remembers results of POST /chat sent with an Idempotency-Key. */
+  idempotency?: IdempotencyStore;
 }
 
 /** Longest an HTTP stream waits for a slow reader to drain before giving up on it. */
@@ -40,11 +43,18 @@ const turnResponse = v.object({ response: v.string(), conversation_id: v.string(
 export class SseBridge implements TurnListener {
   private sink: SseSink | undefined;
   private pending: string[] = [];
+  /** resolves the chunk waiting for the socket to drain, if one is */
+  private wake: (() => void) | undefined;
   readonly abort = new AbortController();
 
   attach(sink: SseSink): void {
     this.sink = sink;
-    sink.onAbort(() => this.abort.abort());
+    // One abort handler for the stream's life (not one per backed-up chunk).
+    sink.onAbort(() => {
+      this.abort.abort();
+      this.wake?.();
+    });
+    sink.onDeadline(() => this.abort.abort(new ApiError('TIMEOUT', 'The reply ran past its deadline; what was written is stored as incomplete')));
     for (const c of this.pending) sink.send(this.frame(c));
     this.pending = [];
   }
@@ -60,17 +70,24 @@ export class SseBridge implements TurnListener {
     return new Promise<void>((resolve) => {
       const t = setTimeout(() => {
         this.abort.abort();
-        resolve();
+        done();
       }, SSE_DRAIN_TIMEOUT_MS);
-      sink.onDrain(() => {
+      const done = () => {
         clearTimeout(t);
+        this.wake = undefined;
         resolve();
-      });
-      sink.onAbort(() => {
-        clearTimeout(t);
-        resolve();
-      });
+      };
+      this.wake = done;
+      sink.onDrain(done);
     });
+  }
+
+  fail(e: unknown): void {
+    const sink = this.sink;
+    if (!sink || sink.aborted) return;
+    const err = toApiError(e);
+    sink.send(JSON.stringify({ done: true, incomplete: true, error: { code: err.code, message: err.message, details: err.details } }));
+    sink.end();
   }
 
   finish(result: TurnResult): void {
@@ -87,13 +104,39 @@ export class SseBridge implements TurnListener {
 
   /** The payloads that end the stream. */
   protected finalFrames(result: TurnResult): string[] {
-    const { error } = result;
-    const rest = { response: result.response, conversation_id: result.conversation_id, timestamp: result.timestamp, tokens_used: result.tokens_used, incomplete: result.incomplete };
-    const final = error
-      ? { ...rest, done: true, error: { code: error.code, message: error.message, details: error.details } }
-      : { ...rest, done: true };
-    return [JSON.stringify(final)];
+    return [JSON.stringify(finalOf(result))];
   }
+}
+
+/** A turn's final object (the SSE stream's last event), as remembered for an idempotent retry. */
+function finalOf(r: TurnResult): Record<string, unknown> {
+  const { error } = r;
+  const rest = { response: r.response, conversation_id: r.conversation_id, timestamp: r.timestamp, tokens_used: r.tokens_used, incomplete: r.incomplete };
+  return error ? { ...rest, done: true, error: { code: error.code, message: error.message, details: error.details } } : { ...rest, done: true };
+}
+
+/** Answers a retried POST /chat from the first attempt's result, as JSON or as a (short) stream. */
+function replayChat(status: number, body: string, stream: boolean): unknown {
+  const final = JSON.parse(body) as {
+    response: string; conversation_id: string; timestamp: string; tokens_used: number; incomplete?: boolean; error?: { code: string; message: string; details: unknown };
+  };
+  if (stream) {
+    return {
+      kind: 'sse' as const,
+      start(sink: SseSink) {
+        if (final.response) sink.send(sseChunk(final.response));
+        sink.send(body);
+        sink.end();
+      },
+    };
+  }
+  const headers = { 'Idempotent-Replayed': 'true' };
+  if (final.error) return json(status, { error: final.error }, headers);
+  // A first attempt cut short (the client went away) is replayed as what it was: incomplete.
+  return json(200, {
+    response: final.response, conversation_id: final.conversation_id, timestamp: final.timestamp, tokens_used: final.tokens_used,
+    ...(final.incomplete ? { incomplete: true } : {}),
+  }, headers);
 }
 
 /** The Agent API: health, info, chat (JSON and SSE), history, clear. */
@@ -127,23 +170,60 @@ export function agentRoutes(deps: AgentRouteDeps): RouteDef[] {
       },
     }),
     route({
-      method: 'POST', path: '/chat', rateClass: 'chat', auth: 'required', tags: ['agent'], sse: true,
+      method: 'POST', path: '/chat', rateClass: 'chat', auth: 'required', tags: ['agent'], sse: true, idempotent: true,
       summary: 'Send a message to the agent (stream: true answers text/event-stream)',
       body: v.object({ message, conversation_id: v.optional(conversationId), stream: v.optional(v.boolean('must be true or false')) }),
       response: turnResponse,
       async handler(req) {
         const nft = await agentFor(req);
+        const wallet = req.auth!.sub;
+        // An Idempotency-Key makes a retry answer the first attempt's result instead of running again.
+        const store = deps.idempotency;
+        const key = store ? IdempotencyStore.parseKey(req.header('idempotency-key'), 'Idempotency-Key') : undefined;
+        const scope = `POST /chat ${nft}`;
+        if (store && key) {
+          // The same turn whether streamed or not: a retry may ask for the other format.
+          const b = store.begin(wallet, scope, key, IdempotencyStore.fingerprint({ message: req.body.message, conversation_id: req.body.conversation_id ?? null }));
+          if (b.kind === 'replay') return replayChat(b.status, b.body, req.body.stream === true);
+          if (b.kind !== 'new') throw notFinished(b, key);
+        }
         const bridge = req.body.stream ? new SseBridge() : undefined;
         const signal = bridge ? bridge.abort.signal : req.signal;
-        const handle = await actors.ask<TurnHandle>(AGENT_ACTOR, nft, {
-          type: 'turn', wallet: req.auth!.sub, conversationId: req.body.conversation_id, message: req.body.message, signal, listener: bridge,
-        } satisfies AgentMsg);
+        let handle: TurnHandle;
+        try {
+          handle = await actors.ask<TurnHandle>(AGENT_ACTOR, nft, {
+            type: 'turn', wallet, conversationId: req.body.conversation_id, message: req.body.message, signal, listener: bridge,
+          } satisfies AgentMsg);
+        } catch (e) {
+          if (store && key) store.release(wallet, scope, key);
+          throw e;
+        }
+        if (store && key) {
+          try {
+            store.setRef(wallet, scope, key, handle.conversation_id);
+          } catch (e) {
+            // The turn runs anyway; only the in-progress pointer is missing.
+            req.log.error({ err: e }, 'remembering an idempotent chat turn failed');
+          }
+          void handle.done.then((r) => {
+            try {
+              // A turn that left nothing (cancelled before the model started) is not a first result;
+              // one cut by a shutdown stays pending: after the restart a retry is told "interrupted",
+              // as after a crash, rather than replayed a 503.
+              if (!r.stored) store.release(wallet, scope, key);
+              else if (r.error?.details.reason !== 'shutdown') store.complete(wallet, scope, key, r.error ? r.error.status : 200, JSON.stringify(finalOf(r)), r.conversation_id);
+            } catch (e) {
+              req.log.error({ err: e }, 'remembering an idempotent chat result failed');
+            }
+          });
+        }
         if (bridge) {
           return {
             kind: 'sse' as const,
             start(sink: SseSink) {
               bridge.attach(sink);
-              void handle.done.then((r) => bridge.finish(r));
+              // done never rejects (a failed turn resolves with its error); the catch is a backstop.
+              void handle.done.then((r) => bridge.finish(r)).catch((e) => bridge.fail(e));
             },
           };
         }
@@ -193,7 +273,8 @@ export function agentRoutes(deps: AgentRouteDeps): RouteDef[] {
       response: v.object({ message: v.string(), conversation_id: v.string(), deleted: v.number() }),
       async handler(req) {
         const nft = await agentFor(req);
-        const deleted = await actors.ask<number>(AGENT_ACTOR, nft, { type: 'clear', wallet: req.auth!.sub, conversationId: req.body.conversation_id } satisfies AgentMsg);
+        const cleared = await actors.ask<ClearHandle>(AGENT_ACTOR, nft, { type: 'clear', wallet: req.auth!.sub, conversationId: req.body.conversation_id } satisfies AgentMsg);
+        const deleted = await cleared.done;
         return json(200, { message: 'Conversation cleared', conversation_id: req.body.conversation_id, deleted });
       },
     }),

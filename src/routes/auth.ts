@@ -17,7 +17,7 @@ export interface AuthRouteDeps {
 }
 
 const WALLET_MESSAGE = 'must be a 0x EVM address (a valid EIP-55 checksum if mixed case) or a secret1 bech32 address';
-const walletAddress = v.pipe(
+export const walletAddress = v.pipe(
   v.string('must be a string'),
   v.trim(),
   // The pattern documents the shape (OpenAPI); the check adds the EIP-55 / bech32 checksums.
@@ -91,6 +91,7 @@ export function authRoutes({ ctx, signIn, sessions }: AuthRouteDeps): RouteDef[]
         // sign-in: a session lives only as long as ownership.
         if (!(await ctx.ownership.owns(wallet_address, nft_token_id))) {
           await ask(current.id, { type: 'revoke', why: 'ownership_lost' });
+          ctx.agentAccess.ownershipLost(nft_token_id);
           throw new ApiError('FORBIDDEN', `Wallet ${wallet_address} no longer owns NFT ${nft_token_id}; the session is revoked`, { nft_token_id });
         }
         const grant = await ask<SessionGrant>(current.id, {

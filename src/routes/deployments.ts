@@ -8,10 +8,11 @@ import { DEPLOYMENT_STATUSES, type DeploymentsRepo } from '../deployments/deploy
 import { PROVIDERS, type ProviderName, type Resources } from '../providers/provider.js';
 import { defaultCharacter } from '../agents/character.js';
 import { chooseModel } from '../agents/model-choice.js';
+import { IdempotencyStore, idempotentJson } from '../guards/idempotency.js';
 import { viewForReader } from '../deployments/deployment-view.js';
 import { sameWallet } from '../auth/ownership.js';
 
-const ESTIMATED_SECONDS: Record<ProviderName, number> = { local: 1, akash: 180, secret_vm: 300 };
+export const ESTIMATED_SECONDS: Record<ProviderName, number> = { local: 1, akash: 180, secret_vm: 300 };
 export const DEFAULT_RESOURCES: Resources = { cpu: 0.5, memory_mb: 512, disk_mb: 1024, gpu: 0 };
 
 function deployBody(ctx: AppContext) {
@@ -74,11 +75,11 @@ async function ownedOf(ctx: AppContext, wallet: string, candidates: string[]): P
   return owned;
 }
 
-export function deploymentRoutes(ctx: AppContext, repo: DeploymentsRepo): RouteDef[] {
+export function deploymentRoutes(ctx: AppContext, repo: DeploymentsRepo, idempotency?: IdempotencyStore): RouteDef[] {
   const ask = (nft: string, msg: DeploymentMsg) => ctx.actors.ask<DeploymentView>(DEPLOYMENT_ACTOR, nft, msg);
   return [
     route({
-      method: 'POST', path: '/deployments', rateClass: 'deployment', auth: 'required', signed: true, tags: ['deployments'],
+      method: 'POST', path: '/deployments', rateClass: 'deployment', auth: 'required', signed: true, idempotent: true, tags: ['deployments'],
       summary: 'Deploy the agent of an NFT', body: deployBody(ctx), successStatus: 202,
       response: v.object({ deployment_id: v.string(), status: v.string(), endpoint_url: v.nullable(v.string()), estimated_time: v.number() }),
       async handler(req) {
@@ -99,11 +100,17 @@ export function deploymentRoutes(ctx: AppContext, repo: DeploymentsRepo): RouteD
           }
           throw e;
         }
-        const view = await ask(nft, { type: 'deploy', wallet: req.auth!.sub, provider, resources, agent });
-        return json(202, {
-          deployment_id: view.deployment_id, nft_token_id: nft, status: view.status, provider,
-          endpoint_url: view.endpoint_url, estimated_time: ESTIMATED_SECONDS[provider],
-        });
+        const deploy = async () => {
+          const view = await ask(nft, { type: 'deploy', wallet: req.auth!.sub, provider, resources, agent });
+          return json(202, {
+            deployment_id: view.deployment_id, nft_token_id: nft, status: view.status, provider,
+            endpoint_url: view.endpoint_url, estimated_time: ESTIMATED_SECONDS[provider],
+          });
+        };
+        // With an Idempotency-Key, a retry answers the first deploy's 202 instead of a 409.
+        if (!idempotency) return deploy();
+        const key = IdempotencyStore.parseKey(req.header('idempotency-key'), 'Idempotency-Key');
+        return idempotentJson(idempotency, req.auth!.sub, 'POST /deployments', key, req.body, deploy);
       },
     }),
     route({

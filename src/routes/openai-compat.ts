@@ -9,7 +9,9 @@ import { ChunkWriter, completion, completionId, DONE, openaiError, type Usage } 
 import { SseBridge, type AgentRouteDeps } from './agent.js';
 
 /** Most messages one request may carry (the stored history is the context; this bounds a seed). */
-const MAX_MESSAGES = 256;
+const MAX_MESSAGES = 64;
+/** The earlier messages of a request, all together, may be this many times one message's limit. */
+const PRELUDE_FACTOR = 4;
 const CONVERSATION_HEADER = 'x-conversation-id';
 
 /** The id the agent has as a model in its OpenAI endpoint. */
@@ -153,6 +155,11 @@ export function openaiRoutes(deps: AgentRouteDeps): RouteDef[] {
           if (!content) return [];
           return [{ role: m.role === 'developer' ? 'system' : m.role, content }];
         });
+        // Stored whole: bounded like a few messages, not 64 times one (OWASP API4).
+        const seeded = prelude.reduce((n, m) => n + m.content.length, 0);
+        if (seeded > PRELUDE_FACTOR * limit) {
+          throw new ApiError('INVALID_FIELD', `The earlier messages carry ${seeded} characters; at most ${PRELUDE_FACTOR * limit} are accepted`, { field: 'messages', reason: 'too long' });
+        }
 
         let conversationId = req.header(CONVERSATION_HEADER);
         let createIfMissing = false;

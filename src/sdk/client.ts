@@ -4,7 +4,7 @@ import { ChatStream, streamError, type ErrorObject } from './chat-stream.js';
 import { FrameSocket, defaultWebSocketFactory, type WebSocketFactory } from './ws.js';
 import { privateKeySigner, providerSigner, signRequest, type Eip1193Provider, type MessageSigner } from './signing.js';
 import type {
-  AgentHealth, AgentInfo, Challenge, ChatChunk, ChatFinal, ChatRequest, ChatResponse, ClearResponse, Deployment, DeploymentList,
+  AgentHealth, AgentInfo, AgentToken, Challenge, ChatChunk, ChatFinal, ChatRequest, ChatResponse, ClearResponse, Deployment, DeploymentList,
   DeploymentUpdate, DeployRequest, DeployResponse, Health, History, Jwks, ListDeploymentsQuery, RefreshResponse, SessionInfo,
   StopResponse, VerifyRequest, VerifyResponse,
 } from './types.js';
@@ -47,8 +47,20 @@ export interface CallOptions {
   signal?: AbortSignal;
 }
 
+/** Where an agent call goes when the agent is remote, and the token it takes there. */
+interface AgentTarget {
+  /** the agent's endpoint_url (no trailing slash) */
+  baseUrl: string;
+  /** a valid agent-scoped token (exchanged again when it expires within the margin) */
+  token(signal?: AbortSignal): Promise<string>;
+  /** the agent refused the token: exchange a new one (once) */
+  renew(signal?: AbortSignal): Promise<void>;
+}
+
 interface Call {
   method: 'GET' | 'POST' | 'DELETE';
+  /** a remote agent: the call goes to its endpoint with an agent token (never the session's) */
+  target?: AgentTarget;
   path: string;
   body?: unknown;
   query?: Record<string, string | number | undefined>;
@@ -74,6 +86,8 @@ export class PanthersClient {
   private refreshing: Promise<void> | undefined;
   private wsFactory: WebSocketFactory | undefined;
   private readonly recentSignatures = new Map<string, number>();
+  /** per NFT: how its agent is reached (embedded through us, or remote with its own token) */
+  private readonly agentRoutes = new Map<string, Promise<AgentRoute>>();
   private readonly retries: number;
   private readonly maxRetryDelayMs: number;
   private readonly refreshMarginMs: number;
@@ -176,14 +190,62 @@ export class PanthersClient {
 
   // ---- agents -----------------------------------------------------------------------------
 
-  /** The Agent API of one NFT's agent (embedded: /v1/agents/{nft}/...). */
+  /**
+   * The Agent API of one NFT's agent. Embedded (local) agents are reached through the
+   * orchestrator (/v1/agents/{nft}/...); a remote agent is called at its endpoint_url with an
+   * agent-scoped token the client exchanges for (and renews) by itself: the session's own token
+   * never leaves for a host the orchestrator does not run.
+   */
   agent(nft: string): AgentClient {
     return new AgentClient(this, nft);
+  }
+
+  /** POST /v1/agents/{nft}/token: a short-lived token only that NFT's agent accepts. */
+  agentToken(nft: string, o: CallOptions = {}): Promise<AgentToken> {
+    return this.request<AgentToken>({ method: 'POST', path: `/v1/agents/${seg(nft)}/token`, auth: true, signal: o.signal });
+  }
+
+  /** @internal how the agent of `nft` is reached (found once per client, renewed with its token) */
+  agentRoute(nft: string, signal?: AbortSignal): Promise<AgentRoute> {
+    let r = this.agentRoutes.get(nft);
+    if (!r) {
+      r = this.findAgentRoute(nft, signal);
+      this.agentRoutes.set(nft, r);
+      // Kept only when the answer is settled (local, or remote with an endpoint).
+      r.then((route) => route.kind === 'embedded' && !route.settled && this.forgetAgentRoute(nft), () => this.forgetAgentRoute(nft));
+    }
+    return r;
+  }
+
+  /** @internal the deployment moved (stopped, redeployed): find the agent again next time */
+  forgetAgentRoute(nft: string): void {
+    this.agentRoutes.delete(nft);
+  }
+
+  private async findAgentRoute(nft: string, signal?: AbortSignal): Promise<AgentRoute> {
+    // Not signed in, or no deployment: the orchestrator's embedded path answers (or says 404).
+    if (!this.state) return { kind: 'embedded', settled: false };
+    let d: Deployment;
+    try {
+      d = await this.deployments.get(nft, { signal });
+    } catch (e) {
+      if (e instanceof PanthersError && e.code === 'NOT_FOUND') return { kind: 'embedded', settled: false };
+      throw e;
+    }
+    if (d.provider === 'local') return { kind: 'embedded', settled: true };
+    // Remote but not serving yet: the embedded path says 404 now; look again next call.
+    if (!d.endpoint_url) return { kind: 'embedded', settled: false };
+    return new RemoteAgent(this, nft, this.now, this.refreshMarginMs);
   }
 
   /** A chat turn over the WebSocket, streamed like chatStream. */
   chatOverWs(req: ChatRequest & { nft_token_id?: string }, o: CallOptions = {}): ChatStream {
     return new ChatStream(this.wsChat(req, o.signal));
+  }
+
+  /** @internal a chat turn over a remote agent's own /ws */
+  chatOverAgentWs(req: ChatRequest, target: AgentTarget, signal?: AbortSignal): ChatStream {
+    return new ChatStream(this.wsChat(req, signal, target));
   }
 
   // ---- monitoring -------------------------------------------------------------------------
@@ -220,7 +282,8 @@ export class PanthersClient {
 
   /** @internal the raw response of a successful call */
   async send(call: Call, accept: string): Promise<Response> {
-    const url = this.baseUrl + call.path + queryString(call.query);
+    let base = call.target?.baseUrl ?? this.baseUrl;
+    let url = base + call.path + queryString(call.query);
     const target = new URL(url);
     const body = call.body === undefined ? undefined : JSON.stringify(call.body);
     let refreshed = false;
@@ -228,7 +291,11 @@ export class PanthersClient {
       const headers: Record<string, string> = { accept };
       if (body !== undefined) headers['content-type'] = 'application/json';
       let token: string | undefined;
-      if (call.auth) {
+      if (call.auth && call.target) {
+        // A remote agent: its own scoped token; the session's HMAC key stays with the orchestrator.
+        token = await call.target.token(call.signal);
+        headers.authorization = `Bearer ${token}`;
+      } else if (call.auth) {
         token = await this.accessToken(call.signal);
         headers.authorization = `Bearer ${token}`;
         const key = this.state?.signing_key;
@@ -239,11 +306,30 @@ export class PanthersClient {
         res = await this.fetchFn(url, { method: call.method, headers, body, signal: call.signal });
       } catch (e) {
         if (call.signal?.aborted) throw e;
-        throw new PanthersError('NETWORK_ERROR', `Cannot reach ${this.baseUrl}: ${causeOf(e)}`, { cause: e });
+        if (call.target && !refreshed && (call.method === 'GET' || neverConnected(e))) {
+          // The agent may have moved (redeployed elsewhere): a new exchange says where it is now.
+          // (A POST is retried only when it never reached anyone: a turn must not run twice.)
+          refreshed = true;
+          await call.target.renew(call.signal);
+          base = call.target.baseUrl;
+          url = base + call.path + queryString(call.query);
+          attempt--;
+          continue;
+        }
+        throw new PanthersError('NETWORK_ERROR', `Cannot reach ${base}: ${causeOf(e)}`, { cause: e });
       }
       if (res.ok || call.accept?.includes(res.status)) return res;
       const err = errorFromBody(await res.json().catch(() => undefined), res.status, res.headers);
-      if (err.code === 'TOKEN_EXPIRED' && call.auth && !refreshed && this.state?.refresh_token) {
+      if (call.target && call.auth && !refreshed && (err.code === 'TOKEN_EXPIRED' || err.code === 'UNAUTHORIZED')) {
+        // Expired or revoked there: exchange again (the orchestrator says if the session ended).
+        refreshed = true;
+        await call.target.renew(call.signal);
+        base = call.target.baseUrl;
+        url = base + call.path + queryString(call.query);
+        attempt--;
+        continue;
+      }
+      if (err.code === 'TOKEN_EXPIRED' && call.auth && !call.target && !refreshed && this.state?.refresh_token) {
         refreshed = true;
         await this.refreshNow(token, call.signal);
         attempt--;
@@ -290,6 +376,8 @@ export class PanthersClient {
   }
 
   private keep(tokens: Tokens | undefined): void {
+    // Another session (or none): agent tokens of the old one are not ours any more.
+    if (!tokens || tokens.session_id !== this.state?.session_id) this.agentRoutes.clear();
     this.state = tokens;
     this.opts.onTokens?.(this.tokens);
   }
@@ -313,10 +401,10 @@ export class PanthersClient {
   // ---- WebSocket --------------------------------------------------------------------------
 
   /** @internal opens /ws with a fresh token */
-  async openSocket(signal?: AbortSignal): Promise<{ socket: FrameSocket; token: string }> {
+  async openSocket(signal?: AbortSignal, target?: AgentTarget): Promise<{ socket: FrameSocket; token: string }> {
     this.wsFactory ??= await defaultWebSocketFactory();
-    const token = await this.accessToken(signal);
-    const url = this.baseUrl.replace(/^http/, 'ws') + '/ws?token=' + encodeURIComponent(token);
+    const token = target ? await target.token(signal) : await this.accessToken(signal);
+    const url = (target?.baseUrl ?? this.baseUrl).replace(/^http/, 'ws') + '/ws?token=' + encodeURIComponent(token);
     return { socket: await FrameSocket.open(this.wsFactory, url, signal), token };
   }
 
@@ -355,8 +443,8 @@ export class PanthersClient {
     }
   }
 
-  private async *wsChat(req: ChatRequest & { nft_token_id?: string }, signal?: AbortSignal): AsyncGenerator<ChatChunk, ChatFinal> {
-    const { socket } = await this.openSocket(signal);
+  private async *wsChat(req: ChatRequest & { nft_token_id?: string }, signal?: AbortSignal, target?: AgentTarget): AsyncGenerator<ChatChunk, ChatFinal> {
+    const { socket } = await this.openSocket(signal, target);
     const onAbort = () => socket.close();
     signal?.addEventListener('abort', onAbort, { once: true });
     try {
@@ -388,7 +476,60 @@ export class PanthersClient {
   }
 }
 
-/** The Agent API of one NFT's agent, through the orchestrator. */
+type AgentRoute = { kind: 'embedded'; settled: boolean } | RemoteAgent;
+
+/**
+ * A remote agent as the client sees it: its endpoint and an agent-scoped token, exchanged at the
+ * orchestrator when first needed and again shortly before it expires (or when the agent refuses
+ * it). Each exchange also re-reads endpoint_url, so a redeploy elsewhere is followed.
+ */
+class RemoteAgent implements AgentTarget {
+  readonly kind = 'remote';
+  baseUrl = '';
+  private token_: string | undefined;
+  private expiresAt = 0;
+  private exchanging: Promise<void> | undefined;
+
+  constructor(
+    private readonly client: PanthersClient,
+    private readonly nft: string,
+    private readonly now: () => number,
+    private readonly marginMs: number,
+  ) {}
+
+  /** Exchanges now when there is no token yet (so baseUrl is known before the first call). */
+  async ready(signal?: AbortSignal): Promise<this> {
+    if (!this.token_) await this.renew(signal);
+    return this;
+  }
+
+  async token(signal?: AbortSignal): Promise<string> {
+    // An agent token lives minutes: renew at a fraction of its life, not the session's margin.
+    if (!this.token_ || this.expiresAt - this.now() < Math.min(this.marginMs, 30_000)) await this.renew(signal);
+    return this.token_!;
+  }
+
+  renew(signal?: AbortSignal): Promise<void> {
+    this.exchanging ??= (async () => {
+      let t: AgentToken;
+      try {
+        t = await this.client.agentToken(this.nft, { signal });
+      } catch (e) {
+        // No live deployment any more: the next call looks the agent up again.
+        if (e instanceof PanthersError && e.code === 'NOT_FOUND') this.client.forgetAgentRoute(this.nft);
+        throw e;
+      }
+      this.token_ = t.access_token;
+      this.expiresAt = this.now() + t.expires_in * 1000;
+      this.baseUrl = t.endpoint_url.replace(/\/+$/, '');
+    })().finally(() => {
+      this.exchanging = undefined;
+    });
+    return this.exchanging;
+  }
+}
+
+/** The Agent API of one NFT's agent: through the orchestrator (embedded) or at its endpoint (remote). */
 export class AgentClient {
   private readonly base: string;
 
@@ -396,17 +537,22 @@ export class AgentClient {
     this.base = `/v1/agents/${seg(nft)}`;
   }
 
+  /** Whether this agent is called at its own endpoint with an agent-scoped token. */
+  async isRemote(o: CallOptions = {}): Promise<boolean> {
+    return (await this.client.agentRoute(this.nft, o.signal)).kind === 'remote';
+  }
+
   health(o: CallOptions = {}): Promise<AgentHealth> {
-    return this.client.request({ method: 'GET', path: `${this.base}/health`, auth: false, signal: o.signal });
+    return this.call({ method: 'GET', path: '/health', auth: false, signal: o.signal });
   }
 
   info(o: CallOptions = {}): Promise<AgentInfo> {
-    return this.client.request({ method: 'GET', path: `${this.base}/info`, auth: false, signal: o.signal });
+    return this.call({ method: 'GET', path: '/info', auth: false, signal: o.signal });
   }
 
   /** One whole answer (waits for the full turn). */
   chat(req: string | ChatRequest, o: CallOptions = {}): Promise<ChatResponse> {
-    return this.client.request({ method: 'POST', path: `${this.base}/chat`, body: chatBody(req), auth: true, signal: o.signal });
+    return this.call({ method: 'POST', path: '/chat', body: chatBody(req), auth: true, signal: o.signal });
   }
 
   /** The answer as it is written (SSE): iterate the chunks, then `await stream.final`. */
@@ -414,21 +560,43 @@ export class AgentClient {
     return new ChatStream(this.sseChat(chatBody(req), o.signal));
   }
 
-  /** The same over the WebSocket. */
+  /** The same over the WebSocket (the orchestrator's, or a remote agent's own). */
   chatOverWs(req: string | ChatRequest, o: CallOptions = {}): ChatStream {
-    return this.client.chatOverWs({ ...chatBody(req), nft_token_id: this.nft }, o);
+    const body = chatBody(req);
+    const client = this.client;
+    const nft = this.nft;
+    async function* run(): AsyncGenerator<ChatChunk, ChatFinal> {
+      const route = await client.agentRoute(nft, o.signal);
+      const stream = route.kind === 'remote'
+        ? client.chatOverAgentWs(body, await route.ready(o.signal), o.signal)
+        : client.chatOverWs({ ...body, nft_token_id: nft }, o);
+      for await (const c of stream) yield c;
+      return stream.final;
+    }
+    return new ChatStream(run());
   }
 
   history(query: { conversation_id: string; limit?: number; offset?: number }, o: CallOptions = {}): Promise<History> {
-    return this.client.request({ method: 'GET', path: `${this.base}/chat/history`, query, auth: true, signal: o.signal });
+    return this.call({ method: 'GET', path: '/chat/history', query, auth: true, signal: o.signal });
   }
 
   clear(conversationId: string, o: CallOptions = {}): Promise<ClearResponse> {
-    return this.client.request({ method: 'POST', path: `${this.base}/chat/clear`, body: { conversation_id: conversationId }, auth: true, signal: o.signal });
+    return this.call({ method: 'POST', path: '/chat/clear', body: { conversation_id: conversationId }, auth: true, signal: o.signal });
+  }
+
+  /** The call at the orchestrator's /v1/agents/{nft} or at a remote agent's /v1. */
+  private async resolve(call: Omit<Call, 'target'>): Promise<Call> {
+    const route = await this.client.agentRoute(this.nft, call.signal);
+    if (route.kind === 'embedded') return { ...call, path: this.base + call.path };
+    return { ...call, path: '/v1' + call.path, target: await route.ready(call.signal) };
+  }
+
+  private async call<T>(call: Omit<Call, 'target'>): Promise<T> {
+    return this.client.request<T>(await this.resolve(call));
   }
 
   private async *sseChat(body: ChatRequest, signal?: AbortSignal): AsyncGenerator<ChatChunk, ChatFinal> {
-    const res = await this.client.send({ method: 'POST', path: `${this.base}/chat`, body: { ...body, stream: true }, auth: true, signal }, 'text/event-stream');
+    const res = await this.client.send(await this.resolve({ method: 'POST', path: '/chat', body: { ...body, stream: true }, auth: true, signal }), 'text/event-stream');
     if (!res.body || !(res.headers.get('content-type') ?? '').startsWith('text/event-stream')) {
       throw new PanthersError('INVALID_RESPONSE', `Expected text/event-stream, got ${res.headers.get('content-type')}`, { status: res.status });
     }
@@ -504,6 +672,12 @@ function base64UrlDecode(s: string): Uint8Array {
   const out = new Uint8Array(bin.length);
   for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
   return out;
+}
+
+/** The request failed before any connection was made (so nothing could have been done). */
+function neverConnected(e: unknown): boolean {
+  const code = ((e as { cause?: { code?: unknown } }).cause?.code ?? '') as string;
+  return ['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT'].includes(code);
 }
 
 function causeOf(e: unknown): string {

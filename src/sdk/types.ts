@@ -126,6 +126,25 @@ export interface Health {
   deployments_active: number;
 }
 
+/** POST /v1/agents/{nft}/token: a short-lived token only that NFT's agent accepts. */
+export interface AgentToken {
+  access_token: string;
+  token_type: 'Bearer';
+  /** seconds (at most 900) */
+  expires_in: number;
+  /** 'agent:{nft}' */
+  audience: string;
+  /** where the agent answers */
+  endpoint_url: string;
+  provider: string;
+}
+
+/** An agent's own sign-in (POST /auth/verify at the agent): no refresh token. */
+export interface AgentVerifyResponse {
+  access_token: string;
+  expires_in: number;
+}
+
 export interface AgentHealth {
   status: string;
   version: string;

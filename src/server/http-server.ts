@@ -12,6 +12,7 @@ import type { RateLimiter } from '../guards/rate-limiter.js';
 import type { Cors } from '../guards/cors.js';
 import type { OverloadMonitor } from '../guards/overload.js';
 import { STATUS_LINES } from './status-lines.js';
+import type { StaticFiles } from './static-files.js';
 import { KNOWN_METHODS } from '../metrics.js';
 import { isLoopbackIp } from './public-url.js';
 import { DONE, isOpenAiPath, openaiError } from '../agents/openai-wire.js';
@@ -56,7 +57,8 @@ export interface HttpServerDeps {
   agents?: Router;
   /** Standalone agent: every request addresses this NFT's agent. */
   fixedAgentNft?: string;
-  authenticate(token: string): Promise<AuthClaims>;
+  /** `agentNft`: the request addresses that NFT's agent, whose scoped tokens are then accepted too. */
+  authenticate(token: string, agentNft?: string): Promise<AuthClaims>;
   rateLimiter?: RateLimiter;
   cors: Cors;
   overload?: OverloadMonitor;
@@ -66,6 +68,8 @@ export interface HttpServerDeps {
   live?: LiveConnections;
   /** Lets the WebSocket layer attach itself to the same app. */
   attachWs?(app: TemplatedApp): void;
+  /** The web console's built files, answered at `/` and `/assets/*` of the orchestrator. */
+  staticFiles?: StaticFiles;
 }
 
 /**
@@ -74,7 +78,7 @@ export interface HttpServerDeps {
  */
 function headersToRead(deps: HttpServerDeps): string[] {
   const c = deps.config;
-  const h = ['authorization', 'x-request-id'];
+  const h = ['authorization', 'x-request-id', 'idempotency-key'];
   if (deps.agents) h.push('host');
   // An agent's OpenAI-compatible endpoint names the conversation in a header.
   if (deps.agents || deps.fixedAgentNft !== undefined) h.push('x-conversation-id');
@@ -88,6 +92,15 @@ const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 const JSON_TYPE = 'application/json; charset=utf-8';
 const REQUEST_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
 const AGENT_PREFIX = '/v1/agents/';
+/**
+ * Lingering close of a refused upload: at most this long, and this many more bytes read (nginx:
+ * lingering_time 30 s). Long enough for an ordinary upload to finish under load, so a strict
+ * client (undici) reads a whole answer; short enough that nobody can keep us reading.
+ */
+const LINGER_MS = 10_000;
+const LINGER_MAX_BYTES = 64 * 1024 * 1024;
+/** How long a stream past its deadline has to write its own final frame before the server ends it. */
+const STREAM_END_GRACE_MS = 2_000;
 
 /** One in-flight HTTP exchange. Holds the uWS response until it is answered or aborted. */
 class Exchange implements Request {
@@ -102,6 +115,8 @@ class Exchange implements Request {
   body: unknown = undefined;
   auth: AuthClaims | undefined = undefined;
   agentNft: string | undefined = undefined;
+  /** a route a remote agent calls with its deployment credential */
+  credentialRoute = false;
   nft: string | undefined = undefined;
   path = '';
   status = 0;
@@ -110,8 +125,18 @@ class Exchange implements Request {
   /** The caller's X-Request-Id when well-formed: logged and audited beside ours, never as ours. */
   readonly clientRequestId: string | undefined;
   readonly extraHeaders: Record<string, string> = {};
+  /** The whole request body has arrived (or there is none): closing now cannot cut the client's upload. */
+  bodyComplete = false;
+  /** Set while a refused body is being read and discarded (lingering close): the body ended or its bound was hit. */
+  lingerDone: (() => void) | undefined = undefined;
+  /** When a stream passed its deadline (performance.now()), 0 before. */
+  deadlineAt = 0;
+  /** A stream's last resort: writes a final error event and ends it (set by startSse). */
+  endStream: ((err: ApiError) => void) | undefined = undefined;
   private controller: AbortController | undefined;
+  private abortReason: ApiError | undefined;
   private abortCbs: (() => void)[] | undefined;
+  private deadlineCbs: (() => void)[] | undefined;
   private _log: Logger | undefined;
 
   constructor(
@@ -135,7 +160,7 @@ class Exchange implements Request {
 
   get signal(): AbortSignal {
     this.controller ??= new AbortController();
-    if (this.aborted) this.controller.abort();
+    if (this.aborted) this.controller.abort(this.abortReason);
     return this.controller.signal;
   }
 
@@ -147,10 +172,23 @@ class Exchange implements Request {
     (this.abortCbs ??= []).push(cb);
   }
 
-  abort(): void {
+  onDeadline(cb: () => void): void {
+    (this.deadlineCbs ??= []).push(cb);
+  }
+
+  /** The stream ran past its deadline: its producer is told to stop (and then ends it). */
+  deadline(now: number): void {
+    if (this.deadlineAt) return;
+    this.deadlineAt = now;
+    if (this.deadlineCbs) for (const cb of this.deadlineCbs) cb();
+  }
+
+  /** The client went away (no reason), or the server cut the exchange short (an ApiError says why). */
+  abort(reason?: ApiError): void {
     if (this.aborted) return;
     this.aborted = true;
-    this.controller?.abort();
+    this.abortReason = reason;
+    this.controller?.abort(reason);
     if (this.abortCbs) for (const cb of this.abortCbs) cb();
   }
 }
@@ -195,18 +233,27 @@ export class HttpServer {
     });
   }
 
-  /** Stops accepting connections, then waits (bounded) for in-flight requests to finish. */
-  async drain(graceMs: number): Promise<void> {
+  /** Stops accepting: the listen socket closes, and requests on open connections get 503. */
+  stopAccepting(): void {
     this.draining = true;
     if (this.listenSocket) uWS.us_listen_socket_close(this.listenSocket);
     this.listenSocket = undefined;
+  }
+
+  /**
+   * Stops accepting, then waits (bounded) for in-flight requests and streams to finish. What is
+   * left then is answered, never dropped: a stream gets a final error event, a request a 503.
+   */
+  async drain(graceMs: number): Promise<void> {
+    this.stopAccepting();
     const until = Date.now() + graceMs;
     while (this.inflight.size > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
-    for (const ex of this.inflight) {
-      if (!ex.done && !ex.aborted) {
-        ex.res.cork(() => ex.res.close());
-        ex.abort();
-      }
+    const err = new ApiError('SERVICE_UNAVAILABLE', 'The server is shutting down', { reason: 'shutdown' });
+    for (const ex of [...this.inflight]) {
+      if (ex.aborted) continue;
+      if (ex.streaming) ex.endStream?.(err);
+      else if (!ex.done) this.fail(ex, err);
+      ex.abort(err);
     }
     clearInterval(this.deadlineTimer);
   }
@@ -217,6 +264,8 @@ export class HttpServer {
 
   private onRequest(res: HttpResponse, req: HttpRequest): void {
     const method = req.getMethod().toUpperCase();
+    const sf = this.deps.staticFiles;
+    if (sf && sf.handles(method, req.getUrl()) && this.serveStatic(sf, res, req, method)) return;
     const headers: Record<string, string> = {};
     for (const h of this.readHeaders) {
       const v = req.getHeader(h);
@@ -239,10 +288,35 @@ export class HttpServer {
     this.inflight.add(ex);
     // The body must be consumed from this synchronous call on; start reading now.
     const body = BODY_METHODS.has(method) ? this.readBody(ex) : undefined;
+    if (!body) ex.bodyComplete = true;
     // Handled where it is awaited; a request refused before that (404, 401) must not leave an
     // unhandled rejection behind (413 of a body nobody reads), which would end the process.
     body?.catch(() => undefined);
     this.handle(ex, body).catch((e) => this.fail(ex, e));
+  }
+
+  /**
+   * The console's files, answered synchronously from memory before any API machinery: no
+   * auth, no body, no rate-limit bucket (a page load must not eat the API budget of its own
+   * calls). Not on an embedded agent's host name, and in production only over HTTPS (else the
+   * API path answers its usual FORBIDDEN).
+   */
+  private serveStatic(sf: StaticFiles, res: HttpResponse, req: HttpRequest, method: string): boolean {
+    if (this.agentHostRe && this.agentHostRe.test(req.getHeader('host'))) return false;
+    const prod = this.deps.config.env === 'production';
+    const ip = Buffer.from(res.getRemoteAddressAsText()).toString();
+    if (prod && !(req.getHeader('x-forwarded-proto') === 'https' && this.deps.config.trustedProxies.includes(ip))) return false;
+    if (this.draining) return false;
+    // uWS counts a response finished by endWithoutBody (HEAD, 304) as unanswered unless an
+    // abort handler is attached: it would abort the process.
+    res.onAborted(() => {});
+    const start = performance.now();
+    const url = req.getUrl();
+    const given = req.getHeader('x-request-id');
+    const id = given && REQUEST_ID_RE.test(given) ? given : randomUUID();
+    const status = sf.serve(res, method, url, req.getHeader('accept-encoding'), req.getHeader('if-none-match'), id, prod);
+    this.deps.metrics.observeRequest('/console', method, status, (performance.now() - start) / 1000);
+    return true;
   }
 
   private async handle(ex: Exchange, bodyPromise: Promise<Buffer> | undefined): Promise<void> {
@@ -281,6 +355,7 @@ export class HttpServer {
     }
     const route = m.route;
     ex.route = route.path;
+    ex.credentialRoute = route.credential === 'agent';
     ex.params = m.params;
     if (ex.agentNft === undefined && m.params.nft_token_id !== undefined) ex.nft = m.params.nft_token_id;
 
@@ -358,7 +433,8 @@ export class HttpServer {
 
   private async authenticate(ex: Exchange, route: RouteDef): Promise<void> {
     const h = ex.headers.authorization;
-    if (route.auth === 'none' && !h) return;
+    // A deployment credential is not a JWT: its route's handler checks it.
+    if (route.auth === 'none' && (!h || route.credential)) return;
     const token = h && h.length > 7 && h.slice(0, 7).toLowerCase() === 'bearer ' ? h.slice(7).trim() : undefined;
     if (!token) {
       if (route.auth === 'required') {
@@ -367,7 +443,7 @@ export class HttpServer {
       return;
     }
     try {
-      ex.auth = await this.deps.authenticate(token);
+      ex.auth = await this.deps.authenticate(token, ex.agentNft);
     } catch (e) {
       if (route.auth === 'required') throw e;
     }
@@ -376,7 +452,8 @@ export class HttpServer {
   private rateLimit(ex: Exchange, cls: RateClass, count = true): void {
     const limiter = this.deps.rateLimiter;
     if (!limiter) return;
-    const key = ex.auth ? `w:${ex.auth.sub.toLowerCase()}` : `ip:${this.clientIp(ex)}`;
+    // Agents of one provider share its egress address: their polls are counted per agent there.
+    const key = ex.auth ? `w:${ex.auth.sub.toLowerCase()}` : ex.credentialRoute ? `a:${ex.agentNft}:${this.clientIp(ex)}` : `ip:${this.clientIp(ex)}`;
     const d = count ? limiter.take(cls, key) : limiter.peek(cls, key);
     ex.extraHeaders['X-RateLimit-Limit'] = String(d.limit);
     ex.extraHeaders['X-RateLimit-Remaining'] = String(d.remaining);
@@ -415,20 +492,25 @@ export class HttpServer {
     const limit = this.deps.config.bodyLimit;
     const declared = Number(ex.headers['content-length'] ?? 0);
     return new Promise((resolve, reject) => {
-      if (declared > limit) {
-        reject(new ApiError('PAYLOAD_TOO_LARGE', `Request body over the ${limit}-byte limit`, { limit }));
-        // Keep reading nothing; the reply closes the connection.
-        ex.res.onData(() => {});
-        return;
-      }
       const chunks: Buffer[] = [];
       let size = 0;
-      let failed = false;
-      // No body by HTTP's framing rules: do not wait for uWS to say so. It does not when the
-      // header section came in more than one packet (a DELETE with Content-Length: 0 then hung).
-      if (declared === 0 && !ex.headers['transfer-encoding']) resolve(Buffer.alloc(0));
+      let failed = declared > limit;
+      let discarded = 0;
+      if (failed) reject(new ApiError('PAYLOAD_TOO_LARGE', `Request body over the ${limit}-byte limit`, { limit }));
+      else if (declared === 0 && !ex.headers['transfer-encoding']) {
+        // No body by HTTP's framing rules: do not wait for uWS to say so. It does not when the
+        // header section came in more than one packet (a DELETE with Content-Length: 0 then hung).
+        ex.bodyComplete = true;
+        resolve(Buffer.alloc(0));
+      }
       ex.res.onData((ab, isLast) => {
-        if (failed) return;
+        if (isLast) ex.bodyComplete = true;
+        if (failed) {
+          // Refused: read and discard what the client is still sending (bounded), see linger().
+          discarded += ab.byteLength;
+          if (isLast || discarded > LINGER_MAX_BYTES) ex.lingerDone?.();
+          return;
+        }
         size += ab.byteLength;
         if (size > limit) {
           failed = true;
@@ -493,10 +575,44 @@ export class HttpServer {
       for (const k in ex.extraHeaders) res.writeHeader(k, ex.extraHeaders[k]!);
       // While draining, close keep-alive connections after their answer so the process can exit.
       const closeAfter = close || this.draining;
+      if (close && !ex.bodyComplete && ex.method !== 'HEAD') return this.linger(ex, body);
       if (ex.method === 'HEAD') res.endWithoutBody(Buffer.byteLength(body), closeAfter);
       else res.end(body, closeAfter);
     });
     this.finish(ex);
+  }
+
+  /**
+   * Lingering close (as nginx does): the answer to a refused upload (413) is written while the
+   * client is still sending; closing the socket then would reset it, and a reset discards the
+   * answer unread in the client's buffers (1 run in 4 under load). So the answer goes out now
+   * (chunked: uWS cannot end a response while the request body is still arriving), the rest of
+   * the body is read and discarded, and when it has all arrived the answer is terminated (the
+   * client closes, as `Connection: close` tells it). A client still sending after
+   * LINGER_MAX_BYTES more or LINGER_MS is cut off: it had that long to read its answer.
+   * (uWS's end(..., closeConnection) after write() emits a stray header line: not used here.)
+   */
+  private linger(ex: Exchange, body: string): void {
+    const res = ex.res;
+    res.writeHeader('Connection', 'close');
+    res.write(body);
+    let closed = false;
+    const close = (complete: boolean) => {
+      if (closed) return;
+      closed = true;
+      clearTimeout(timer);
+      ex.lingerDone = undefined;
+      if (ex.aborted) return;
+      if (complete) res.cork(() => res.end('', false));
+      else res.close();
+    };
+    const timer = setTimeout(() => close(false), LINGER_MS);
+    timer.unref();
+    ex.lingerDone = () => setImmediate(() => close(ex.bodyComplete));
+    ex.onAbort(() => {
+      closed = true;
+      clearTimeout(timer);
+    });
   }
 
   private startSse(ex: Exchange, start: (sink: SseSink) => void): void {
@@ -539,7 +655,7 @@ export class HttpServer {
       // In the stream's own dialect: ours ends with {done, error}; OpenAI's with an error and [DONE].
       const frames = ex.agentNft !== undefined && isOpenAiPath(ex.path)
         ? [JSON.stringify(openaiError(e)), DONE]
-        : [JSON.stringify({ done: true, error: { code: e.code, message: e.message, details: e.details } })];
+        : [JSON.stringify({ done: true, incomplete: true, error: { code: e.code, message: e.message, details: e.details } })];
       res.cork(() => {
         for (const f of frames) res.write('data: ' + f + '\n\n');
         res.end();
@@ -547,6 +663,8 @@ export class HttpServer {
       ex.abort(); // stops the producer (its onAbort callbacks), nothing more is written
       this.finish(ex);
     };
+    // Also the last resort of a stream past its deadline or still open at shutdown.
+    ex.endStream = endWith;
     if (ex.auth) {
       unregister = this.deps.live?.add(ex.auth.sid, { kind: 'sse', end: (e) => endWith(e) });
       const msLeft = ex.auth.exp * 1000 - Date.now();
@@ -567,6 +685,7 @@ export class HttpServer {
         drainCb = cb;
       },
       onAbort: (cb) => ex.onAbort(cb),
+      onDeadline: (cb) => ex.onDeadline(cb),
       end: () => {
         if (ex.aborted || ended) return;
         ended = true;
@@ -611,13 +730,30 @@ export class HttpServer {
     else audit.record(entry);
   }
 
+  /**
+   * Every exchange has a deadline: a request its requestTimeoutMs (answered 504), a stream its
+   * streamTimeoutMs: its producer is told to stop (the turn ends, stores what it had and writes
+   * its final frame); one that has not ended STREAM_END_GRACE_MS later is ended here.
+   */
   private checkDeadlines(): void {
     const limit = this.deps.config.requestTimeoutMs;
+    const streamLimit = this.deps.config.streamTimeoutMs;
     const now = performance.now();
     for (const ex of this.inflight) {
-      if (ex.done || ex.streaming || now - ex.start < limit) continue;
-      this.fail(ex, new ApiError('TIMEOUT', `The request did not complete within ${limit} ms`, { timeout_ms: limit }));
-      ex.abort();
+      if (ex.aborted) continue;
+      if (ex.streaming) {
+        if (now - ex.start < streamLimit) continue;
+        if (!ex.deadlineAt) ex.deadline(now);
+        else if (now - ex.deadlineAt >= STREAM_END_GRACE_MS) {
+          ex.endStream?.(new ApiError('TIMEOUT', `The stream did not complete within ${streamLimit} ms`, { timeout_ms: streamLimit }));
+          ex.abort();
+        }
+        continue;
+      }
+      if (ex.done || now - ex.start < limit) continue;
+      const err = new ApiError('TIMEOUT', `The request did not complete within ${limit} ms`, { timeout_ms: limit });
+      this.fail(ex, err);
+      ex.abort(err);
     }
   }
 }

@@ -37,11 +37,24 @@ export function revocationReason(why: string): EndReason {
  * session opened at once (the HTTP guard refuses its next request; these would otherwise keep
  * streaming until their token expires).
  */
+/** How many ended sessions are remembered for connections that register late. */
+const ENDED_REMEMBERED = 10_000;
+
 export class LiveConnections {
   private readonly bySession = new Map<string, Set<LiveConnection>>();
+  /**
+   * Sessions ended lately (newest last, bounded): a stream whose request was authenticated just
+   * before its session ended registers only after its handler's awaits, and must end too.
+   */
+  private readonly ended = new Map<string, EndReason>();
 
   /** Registers a connection; call the returned function when it closes. */
   add(sid: string, conn: LiveConnection): () => void {
+    const gone = this.ended.get(sid);
+    if (gone) {
+      queueMicrotask(() => conn.end(gone.error, gone.wsCode));
+      return () => {};
+    }
     let set = this.bySession.get(sid);
     if (!set) this.bySession.set(sid, (set = new Set()));
     set.add(conn);
@@ -55,6 +68,9 @@ export class LiveConnections {
 
   /** Ends every live connection of a session; returns how many there were. */
   endSession(sid: string, reason: EndReason): number {
+    this.ended.delete(sid);
+    this.ended.set(sid, reason);
+    if (this.ended.size > ENDED_REMEMBERED) this.ended.delete(this.ended.keys().next().value!);
     const set = this.bySession.get(sid);
     if (!set) return 0;
     this.bySession.delete(sid);

@@ -14,6 +14,10 @@ export interface AuthClaims {
   sid: string;
   /** expiry, unix seconds */
   exp: number;
+  /** issued at, unix seconds */
+  iat?: number;
+  /** who the token is for: 'orchestrator', or 'agent:{nft}' for an agent-scoped token */
+  aud?: string;
   /** who issued it: this process ('self') or an orchestrator known by its JWKS ('orchestrator') */
   issuer?: 'self' | 'orchestrator';
 }
@@ -63,6 +67,8 @@ export interface SseSink {
   onDrain(cb: () => void): void;
   /** Called once if the client goes away before end(). */
   onAbort(cb: () => void): void;
+  /** Called once when the stream runs past its deadline: stop producing and end it (the server ends it shortly after otherwise). */
+  onDeadline(cb: () => void): void;
   end(): void;
   readonly aborted: boolean;
 }
@@ -98,8 +104,15 @@ export interface RouteDef<B = any, Q = any> {
   /** the rate-limit class */
   rateClass: RateClass;
   auth: 'none' | 'required' | 'optional';
+  /**
+   * 'agent': the caller is a remote agent presenting its deployment credential (checked by the
+   * handler). Documented as its own security scheme; rate-limited per agent and address.
+   */
+  credential?: 'agent';
   /** requires an HMAC request signature when PANTHERS_REQUIRE_SIGNED_REQUESTS is on */
   signed?: boolean;
+  /** honours an Idempotency-Key header (documented in OpenAPI) */
+  idempotent?: boolean;
   body?: v.GenericSchema<unknown, B>;
   query?: v.GenericSchema<unknown, Q>;
   /** for the OpenAPI document */

@@ -197,6 +197,7 @@ export class WsServer implements Publisher {
           // A refusal that did nothing (limits, plain HTTP) is counted in aggregate; a bad token is a row.
           this.auditWs(ip, auth, e.status, started, reason !== 'unauthorized');
         };
+        if (!this.accepting) return refuse(new ApiError('SERVICE_UNAVAILABLE', 'The server is shutting down'), 'shutting_down');
         // The same rule as HTTP: in production only HTTPS, i.e. wss:// through a trusted proxy.
         if (config.env === 'production' && !(headers['x-forwarded-proto'] === 'https' && config.trustedProxies.includes(peer))) {
           return refuse(new ApiError('FORBIDDEN', 'HTTPS is required: plain ws:// upgrades are refused in production', { https_required: true }), 'https_required');
@@ -430,6 +431,14 @@ export class WsServer implements Publisher {
     return this.conns.size;
   }
 
+  private accepting = true;
+
+  /** Shutdown: refuse new upgrades (503) from connections still open to the HTTP side. */
+  stopAccepting(): void {
+    this.accepting = false;
+  }
+
+  /** Ends every socket with a close frame (1001 going away), after what is already queued on it. */
   closeAll(): void {
     if (this.sweep) clearInterval(this.sweep);
     for (const conn of this.conns) conn.close(1001, 'server shutting down');

@@ -9,7 +9,7 @@ from .client import PanthersClient
 from .errors import PanthersError
 from .signing import sign_request, signing_string
 from .types import (
-    AgentHealth, AgentInfo, AgentSpec, Challenge, ChatChunk, ChatHistory, ChatMessage, ChatResponse,
+    AgentHealth, AgentInfo, AgentSpec, AgentToken, Challenge, ChatChunk, ChatHistory, ChatMessage, ChatResponse,
     ClearResult, DeployResult, Deployment, DeploymentList, DeploymentUpdate, Health, Pagination,
     Resources, ServiceHealth, Session, SessionInfo, StopResult, TokenRefresh, VersionInfo,
 )
@@ -19,7 +19,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "PanthersClient", "PanthersError", "Wallet", "keccak256", "to_checksum_address", "sign_request", "signing_string",
-    "AgentHealth", "AgentInfo", "AgentSpec", "Challenge", "ChatChunk", "ChatHistory", "ChatMessage", "ChatResponse",
+    "AgentHealth", "AgentInfo", "AgentSpec", "AgentToken", "Challenge", "ChatChunk", "ChatHistory", "ChatMessage", "ChatResponse",
     "ClearResult", "DeployResult", "Deployment", "DeploymentList", "DeploymentUpdate", "Health", "Pagination",
     "Resources", "ServiceHealth", "Session", "SessionInfo", "StopResult", "TokenRefresh", "VersionInfo",
 ]

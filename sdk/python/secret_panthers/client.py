@@ -16,6 +16,7 @@ from .errors import PanthersError
 from .signing import sign_request
 from .sse import iter_sse_data
 from .types import (
+    AgentToken,
     AgentHealth, AgentInfo, AgentSpec, Challenge, ChatChunk, ChatHistory, ChatResponse, ClearResult,
     DeployResult, Deployment, DeploymentList, DeploymentUpdate, Resources, ServiceHealth, Session,
     SessionInfo, StopResult, TokenRefresh, VersionInfo, from_dict,
@@ -86,6 +87,8 @@ class PanthersClient:
         self._session_id: Optional[str] = None
         self._signing_key: Optional[str] = None
         self._used_signatures: Dict[str, float] = {}
+        # per NFT: None (embedded: through this orchestrator) or its remote agent
+        self._agents: Dict[str, Optional[_RemoteAgent]] = {}
         if session is not None:
             self.set_session(session)
 
@@ -164,6 +167,7 @@ class PanthersClient:
         with self._lock:
             self._access_token = self._refresh_token = self._signing_key = None
             self._wallet = None
+            self._agents.clear()
         return str(data.get("message", ""))
 
     def session(self) -> SessionInfo:
@@ -271,18 +275,31 @@ class PanthersClient:
                 raise PanthersError("DEPLOYMENT_FAILED", f"Deployment failed: {update.message}", 0, update.extra)
         raise PanthersError("CONFLICT", f"Deployment ended before reaching {status}")
 
-    # ---- the agent API (embedded: /v1/agents/{nft}/...) -----------------------------------
+    # ---- the agent API ------------------------------------------------------------------
+    # Embedded (local) agents answer through this orchestrator at /v1/agents/{nft}/...; a remote
+    # agent is called at its endpoint_url with an agent-scoped token the client exchanges for
+    # (POST /v1/agents/{nft}/token) and renews by itself: the session token never goes there.
+
+    def agent_token(self, nft_token_id: str) -> AgentToken:
+        """POST /v1/agents/{nft}/token: a short-lived token only that NFT's agent accepts."""
+        return from_dict(AgentToken, self._call("POST", f"/v1/agents/{_seg(nft_token_id)}/token"))
+
+    def is_remote_agent(self, nft_token_id: str) -> bool:
+        return self._agent_route(nft_token_id) is not None
 
     def agent_health(self, nft_token_id: str) -> AgentHealth:
-        return from_dict(AgentHealth, self._call("GET", self._agent(nft_token_id, "health"), auth=False))
+        path, remote = self._agent(nft_token_id, "health")
+        return from_dict(AgentHealth, self._call("GET", path, auth=False, remote=remote))
 
     def agent_info(self, nft_token_id: str) -> AgentInfo:
-        return from_dict(AgentInfo, self._call("GET", self._agent(nft_token_id, "info"), auth=False))
+        path, remote = self._agent(nft_token_id, "info")
+        return from_dict(AgentInfo, self._call("GET", path, auth=False, remote=remote))
 
     def chat(self, nft_token_id: str, message: str, conversation_id: Optional[str] = None) -> ChatResponse:
         """POST chat: the whole answer at once."""
         body = _clean({"message": message, "conversation_id": conversation_id})
-        return from_dict(ChatResponse, self._call("POST", self._agent(nft_token_id, "chat"), body))
+        path, remote = self._agent(nft_token_id, "chat")
+        return from_dict(ChatResponse, self._call("POST", path, body, remote=remote))
 
     def chat_stream(self, nft_token_id: str, message: str, conversation_id: Optional[str] = None) -> Iterator[ChatChunk]:
         """POST chat with ``stream: true``: the answer as it is generated (Server-Sent Events).
@@ -291,7 +308,8 @@ class PanthersClient:
         Raises PanthersError if the turn fails (details carry the partial ``response``).
         """
         body = _clean({"message": message, "conversation_id": conversation_id, "stream": True})
-        resp = self._send("POST", self._agent(nft_token_id, "chat"), body, stream=True)
+        path, remote = self._agent(nft_token_id, "chat")
+        resp = self._send("POST", path, body, stream=True, remote=remote)
         try:
             for data in iter_sse_data(resp):
                 try:
@@ -311,7 +329,7 @@ class PanthersClient:
     ) -> Iterator[ChatChunk]:
         """The same as :meth:`chat_stream`, over the WebSocket (``chat_stream`` message)."""
         deadline = time.monotonic() + timeout
-        conn = self._ws_connect()
+        conn = self._ws_connect(self._agent_route(nft_token_id))
         try:
             conn.send(_clean({"type": "chat_stream", "nft_token_id": nft_token_id, "conversation_id": conversation_id, "message": message}))
             conv: Optional[str] = conversation_id
@@ -336,12 +354,13 @@ class PanthersClient:
     def chat_history(self, nft_token_id: str, conversation_id: str, limit: Optional[int] = None, offset: Optional[int] = None) -> ChatHistory:
         """GET chat/history: a conversation's messages, oldest first."""
         q = _clean({"conversation_id": conversation_id, "limit": limit, "offset": offset})
-        return from_dict(ChatHistory, self._call("GET", self._agent(nft_token_id, "chat/history"), query=q))
+        path, remote = self._agent(nft_token_id, "chat/history")
+        return from_dict(ChatHistory, self._call("GET", path, query=q, remote=remote))
 
     def clear_chat(self, nft_token_id: str, conversation_id: str) -> ClearResult:
         """POST chat/clear: deletes a conversation's messages."""
-        path = self._agent(nft_token_id, "chat/clear")
-        return from_dict(ClearResult, self._call("POST", path, {"conversation_id": conversation_id}, signed=True))
+        path, remote = self._agent(nft_token_id, "chat/clear")
+        return from_dict(ClearResult, self._call("POST", path, {"conversation_id": conversation_id}, signed=True, remote=remote))
 
     # ---- monitoring ----------------------------------------------------------------------
 
@@ -362,14 +381,48 @@ class PanthersClient:
 
     # ---- plumbing ------------------------------------------------------------------------
 
-    @staticmethod
-    def _agent(nft_token_id: str, path: str) -> str:
-        return f"/v1/agents/{_seg(nft_token_id)}/{path}"
+    def _agent(self, nft_token_id: str, path: str) -> Tuple[str, Optional[_RemoteAgent]]:
+        remote = self._agent_route(nft_token_id)
+        if remote is None:
+            return f"/v1/agents/{_seg(nft_token_id)}/{path}", None
+        return f"/v1/{path}", remote
 
-    def _ws_connect(self) -> WsConnection:
-        self._ensure_fresh()
-        base = self.base_url.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
-        return WsConnection(f"{base}/ws?token={urllib.parse.quote(self._access_token or '', safe='')}", open_timeout=self.timeout)
+    def _agent_route(self, nft_token_id: str) -> Optional[_RemoteAgent]:
+        """How the agent of an NFT is reached: found once per client (its deployment's provider)."""
+        with self._lock:
+            if nft_token_id in self._agents:
+                return self._agents[nft_token_id]
+        remote: Optional[_RemoteAgent] = None
+        if self._access_token or self._refresh_token or self._wallet:
+            try:
+                d = self.get_deployment(nft_token_id)
+            except PanthersError as e:
+                if e.code != "NOT_FOUND":
+                    raise
+                return None  # no deployment: the orchestrator's embedded path answers (404)
+            if d.provider != "local":
+                if not d.endpoint_url:
+                    return None  # remote but not serving yet: look again next call
+                remote = _RemoteAgent(self, nft_token_id)
+        else:
+            return None
+        with self._lock:
+            return self._agents.setdefault(nft_token_id, remote)
+
+    def _forget_agent(self, nft_token_id: str) -> None:
+        with self._lock:
+            self._agents.pop(nft_token_id, None)
+
+    def _ws_connect(self, remote: Optional[_RemoteAgent] = None) -> WsConnection:
+        if remote is not None:
+            token = remote.token()
+            base = remote.base_url
+        else:
+            self._ensure_fresh()
+            token = self._access_token or ""
+            base = self.base_url
+        base = base.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
+        return WsConnection(f"{base}/ws?token={urllib.parse.quote(token, safe='')}", open_timeout=self.timeout)
 
     def _ensure_fresh(self) -> None:
         with self._lock:
@@ -389,8 +442,9 @@ class PanthersClient:
 
     def _call(
         self, method: str, path: str, body: Any = None, *, query: Optional[Mapping[str, Any]] = None, auth: bool = True, signed: bool = False,
+        remote: Optional[_RemoteAgent] = None,
     ) -> Any:
-        resp = self._send(method, path, body, query=query, auth=auth, signed=signed)
+        resp = self._send(method, path, body, query=query, auth=auth, signed=signed, remote=remote)
         try:
             raw = resp.read()
         finally:
@@ -402,24 +456,29 @@ class PanthersClient:
 
     def _send(
         self, method: str, path: str, body: Any = None, *, query: Optional[Mapping[str, Any]] = None,
-        auth: bool = True, signed: bool = False, stream: bool = False,
+        auth: bool = True, signed: bool = False, stream: bool = False, remote: Optional[_RemoteAgent] = None,
     ) -> Any:
-        """Sends a request with refresh, signing and retries; returns the open 2xx response."""
+        """Sends a request with refresh, signing and retries; returns the open 2xx response.
+        With ``remote``, to that agent's endpoint with its agent token (no session signature)."""
         target = path + ("?" + urllib.parse.urlencode(query) if query else "")
-        url = self.base_url + target
+        if remote is not None:
+            remote.token()  # knows its endpoint after the first exchange
+        url = (remote.base_url if remote is not None else self.base_url) + target
         signed_path = urllib.parse.urlsplit(url).path + ("?" + urllib.parse.urlsplit(url).query if query else "")
         data = json.dumps(body, separators=(",", ":")).encode("utf-8") if body is not None else b""
         refreshed = False
         attempt = 0
         while True:
-            if auth:
+            if auth and remote is None:
                 self._ensure_fresh()
             headers = {"Accept": "text/event-stream" if stream and method == "POST" else "application/json", "User-Agent": self.user_agent}
             if body is not None:
                 headers["Content-Type"] = "application/json"
-            if auth and self._access_token:
+            if auth and remote is not None:
+                headers["Authorization"] = f"Bearer {remote.token()}"
+            elif auth and self._access_token:
                 headers["Authorization"] = f"Bearer {self._access_token}"
-            if signed and self._signing_key:
+            if signed and self._signing_key and remote is None:
                 ts, sig = self._fresh_signature(method, signed_path, data)
                 headers["X-Timestamp"], headers["X-Signature"] = str(ts), sig
             req = urllib.request.Request(url, data=data if body is not None else None, method=method, headers=headers)
@@ -428,8 +487,22 @@ class PanthersClient:
             except urllib.error.HTTPError as http_err:
                 err = _error_from_http(http_err)
             except (urllib.error.URLError, OSError) as net:
-                raise PanthersError("NETWORK_ERROR", f"{method} {target} failed: {getattr(net, 'reason', net)}", 0) from None
-            if err.code == "TOKEN_EXPIRED" and auth and not refreshed and (self._refresh_token or self._wallet):
+                reason = getattr(net, "reason", net)
+                if remote is not None and not refreshed and (method == "GET" or isinstance(reason, ConnectionRefusedError)):
+                    # The agent may have moved (redeployed): a new exchange says where it is now.
+                    # (A POST is retried only when it never reached anyone: a turn must not run twice.)
+                    refreshed = True
+                    remote.renew()
+                    url = remote.base_url + target
+                    continue
+                raise PanthersError("NETWORK_ERROR", f"{method} {target} failed: {reason}", 0) from None
+            if remote is not None and auth and not refreshed and err.code in ("TOKEN_EXPIRED", "UNAUTHORIZED"):
+                # Expired or revoked at the agent: exchange again once (the orchestrator says if the session ended).
+                refreshed = True
+                remote.renew()
+                url = remote.base_url + target
+                continue
+            if err.code == "TOKEN_EXPIRED" and auth and remote is None and not refreshed and (self._refresh_token or self._wallet):
                 refreshed = True
                 self._refresh_or_sign_in()
                 continue
@@ -455,6 +528,42 @@ class PanthersClient:
                     return ts, sig
                 ts += 1
             raise PanthersError("RATE_LIMITED", "Too many identical signed requests; retry in a minute", 0)
+
+
+class _RemoteAgent:
+    """A remote agent: its endpoint and an agent-scoped token, exchanged when first needed and
+    again shortly before it expires (or when the agent refuses it). Each exchange re-reads
+    endpoint_url, so a redeploy elsewhere is followed."""
+
+    def __init__(self, client: PanthersClient, nft_token_id: str) -> None:
+        self._client = client
+        self._nft = nft_token_id
+        self._lock = threading.Lock()
+        self._token: Optional[str] = None
+        self._expires_at = 0.0
+        self.base_url = ""
+
+    def token(self) -> str:
+        with self._lock:
+            # Agent tokens live minutes: renew within 30 s of expiry at most.
+            if self._token is None or time.time() >= self._expires_at - min(30.0, self._client.refresh_skew):
+                self._exchange()
+            return self._token or ""
+
+    def renew(self) -> None:
+        with self._lock:
+            self._exchange()
+
+    def _exchange(self) -> None:
+        try:
+            t = self._client.agent_token(self._nft)
+        except PanthersError as e:
+            if e.code == "NOT_FOUND":  # no live deployment any more: look it up again next call
+                self._client._forget_agent(self._nft)
+            raise
+        self._token = t.access_token
+        self._expires_at = time.time() + float(t.expires_in)
+        self.base_url = t.endpoint_url.rstrip("/")
 
 
 def _seg(value: str) -> str:

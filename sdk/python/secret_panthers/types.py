@@ -231,6 +231,18 @@ class ClearResult:
 
 
 @dataclass
+class AgentToken:
+    """POST /v1/agents/{nft}/token: a short-lived token only that NFT's agent accepts."""
+    access_token: str
+    token_type: str
+    expires_in: float
+    audience: str
+    endpoint_url: str
+    provider: str = ""
+    extra: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class AgentHealth:
     status: str
     version: str

@@ -31,3 +31,7 @@ def mint_expired_token(wallet: str, nft: str, session_id: str, data_dir: str | N
     """An access token of this session that the server will answer TOKEN_EXPIRED to."""
     out = subprocess.run(["node", MINT, data_dir or DATA_DIR, wallet, nft, session_id], check=True, timeout=30, capture_output=True, text=True)
     return out.stdout.strip()
+
+REMOTE_URL = os.environ.get("PANTHERS_TEST_REMOTE_URL")
+REMOTE_DATA_DIR = os.environ.get("PANTHERS_TEST_REMOTE_DATA_DIR")
+needs_remote = unittest.skipUnless(REMOTE_URL and REMOTE_DATA_DIR and ASSIGN, "no remote-agent server: run these through sdk/run-tests.sh")

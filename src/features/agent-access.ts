@@ -1,0 +1,36 @@
+import type { FeatureModule } from '../feature.js';
+import { ApiError } from '../errors.js';
+import { SignIn } from '../auth/sign-in.js';
+import { ACCESS_TOKEN_TTL_SEC, agentAudience } from '../auth/tokens.js';
+import { agentAccessRoutes } from '../routes/agent-access.js';
+import { agentSignInRoutes } from '../routes/agent-sign-in.js';
+import { embeddedEndpointUrl } from '../agents/embedded-endpoint.js';
+import { SESSION_ACTOR, newSessionId, type SessionGrant, type SessionMsg } from '../../actors/session-actor.js';
+
+/**
+ * Agent-scoped access on the orchestrator: the token exchange, the remote agent's owner and
+ * revocation questions (deployment credential), and the embedded agents' own sign-in
+ * (/v1/agents/{nft}/auth/challenge and /auth/verify, or the same under Host agent-{nft}.<host>).
+ */
+export const agentAccessFeature: FeatureModule = (f) => {
+  const { ctx } = f;
+  f.addAgentRoutes(agentAccessRoutes(ctx));
+
+  const signIn = new SignIn({ db: ctx.db, ownership: ctx.ownership, now: ctx.now, publicUrl: () => ctx.config.publicUrl, evmChainId: ctx.config.chainId });
+  f.addAgentRoutes(agentSignInRoutes({
+    signIn,
+    requireAgent(nft) {
+      const d = ctx.agentAccess.latestDeploymentOf(nft);
+      if (!d || d.provider !== 'local' || d.status !== 'running') throw new ApiError('NOT_FOUND', `No agent is running here for NFT ${nft}`, { nft_token_id: nft });
+    },
+    origin: (nft) => embeddedEndpointUrl(ctx.config, nft),
+    async issue(wallet, nft, req) {
+      // A session of its own (revocable like any other; no refresh token is handed out), and a
+      // token with the agent's audience: the orchestrator API refuses it.
+      const grant = await ctx.actors.ask<SessionGrant>(SESSION_ACTOR, newSessionId(), { type: 'open', wallet, nft } satisfies SessionMsg);
+      const t = await ctx.tokens.issue({ sub: wallet, nft, sid: grant.session.id, aud: agentAudience(nft) }, ACCESS_TOKEN_TTL_SEC);
+      req.log.info({ wallet, nft, session_id: grant.session.id }, 'agent session opened');
+      return { access_token: t.token, expires_in: t.expiresIn };
+    },
+  }));
+};
