@@ -26,7 +26,7 @@ console.log('\nfuzz figures');
 console.log(`  cases run                ${report.requests} (${report.httpCases} HTTP requests, ${report.wsCases} WS connections with ${report.wsFrames} frames)`);
 console.log(`  answers by status        ${Object.entries(report.byStatus).map(([s, n]) => `${s}: ${n}`).join(', ')}`);
 console.log(`  503 SERVICE_UNAVAILABLE  ${report.unavailable} (designed: e.g. a provider this server has no credentials for)`);
-console.log(`  reset, not the answer    ${report.lingeringClose} (a large body answered early: the known "lingering close" finding, 14a's)`);
+console.log(`  reset, not the answer    ${report.lingeringClose} (a large body answered early; counted only with FUZZ_ALLOW_LINGER=1)`);
 console.log(`  closed by uWS           ${report.uwsRefused} (a method uWS does not parse, or a head over 4 KB it read in pieces: it closes, no app code runs)`);
 console.log(`  time                     ${(report.durationMs / 1000).toFixed(1)} s   seed ${report.seed}`);
 if (report.failure) {
