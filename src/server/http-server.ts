@@ -275,6 +275,8 @@ export class HttpServer {
     if (BODY_METHODS.has(method)) {
       const len = req.getHeader('content-length');
       if (len) headers['content-length'] = len;
+      const te = req.getHeader('transfer-encoding');
+      if (te) headers['transfer-encoding'] = te;
     }
     const ex = new Exchange(
       res, method, req.getUrl(), req.getQuery() ?? '', headers,
@@ -502,6 +504,12 @@ export class HttpServer {
       let failed = declared > limit;
       let discarded = 0;
       if (failed) reject(new ApiError('PAYLOAD_TOO_LARGE', `Request body over the ${limit}-byte limit`, { limit }));
+      else if (declared === 0 && !ex.headers['transfer-encoding']) {
+        // No body by HTTP's framing rules: do not wait for uWS to say so. It does not when the
+        // header section came in more than one packet (a DELETE with Content-Length: 0 then hung).
+        ex.bodyComplete = true;
+        resolve(Buffer.alloc(0));
+      }
       ex.res.onData((ab, isLast) => {
         if (isLast) ex.bodyComplete = true;
         if (failed) {
