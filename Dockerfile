@@ -24,18 +24,21 @@ RUN printf '{ "extends": "./tsconfig.json", "include": ["src", "actors", "adapte
  && npm pkg set "dependencies.pino-pretty=$(node -p "require('./package.json').devDependencies['pino-pretty']")" \
  && npm prune --omit=dev --ignore-scripts
 
-# --- run: no compilers, no dev dependencies, not root ---
+# --- run: no compilers, no dev dependencies; the agent itself runs as `node` ---
 FROM node:20-bookworm-slim
 ENV NODE_ENV=production \
     PORT=8080 \
     HOST=0.0.0.0 \
     PANTHERS_ENV=production \
-    PANTHERS_DATA_DIR=/app/data
+    PANTHERS_DATA_DIR=/app/data \
+    PANTHERS_RUN_AS=1000:1000
 WORKDIR /app
 COPY --from=build /app/package.json ./package.json
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 RUN mkdir -p /app/data && chown node:node /app/data
-USER node
+# No USER: Akash mounts the persistent volume at /app/data root-owned (the pod gets no fsGroup),
+# so the process starts as root, takes ownership of the data dir and drops to node (uid 1000,
+# PANTHERS_RUN_AS) before it opens anything (src/run-as.ts).
 EXPOSE 8080
 CMD ["node", "dist/bin/panthers.js", "agent"]

@@ -2,6 +2,7 @@ import type { Config } from '../src/config.js';
 import { createAgentApp, characterFromEnv } from '../src/agent-app.js';
 import { envWithFlags, parseArgs, FLAG_TO_ENV } from './args.js';
 import { runUntilSignal } from './run-until-signal.js';
+import { dropPrivileges } from '../src/run-as.js';
 
 export const AGENT_HELP = `Usage: panthers agent --nft ID [--port 8080] [options]
 
@@ -16,6 +17,9 @@ remote provider starts in its container. Environment:
   PANTHERS_AGENT_REVOCATION_POLL_MS, PANTHERS_AGENT_REVOCATION_MAX_STALE_MS  (2000, 30000)
   PANTHERS_AGENT_NAME, PANTHERS_AGENT_SYSTEM_PROMPT, PANTHERS_AGENT_MODEL, PANTHERS_AGENT_CAPABILITIES
   PANTHERS_MODEL, PANTHERS_OPENAI_*, PANTHERS_OLLAMA_*   the model backend
+  PANTHERS_INGRESS                  none | http (Akash's ingress) | tls (SecretVM's Traefik)
+  PANTHERS_RUN_AS                   uid:gid to drop to after taking ownership of the data dir
+                                    (when started as root: the image sets 1000:1000, user node)
 Options map onto the same variables as \`panthers serve\`:
 ${Object.entries(FLAG_TO_ENV).map(([f, e]) => `  --${f.padEnd(16)} ${e}`).join('\n')}`;
 
@@ -34,7 +38,10 @@ export async function agent(argv: string[], loadConfig: (env: Record<string, str
     console.error('panthers agent: --nft ID (or PANTHERS_AGENT_NFT) is required');
     return 2;
   }
-  const app = await createAgentApp(loadConfig(env), { nft, character: characterFromEnv(env) });
+  const config = loadConfig(env);
+  // Before anything opens a file: the data dir may be a root-owned volume.
+  dropPrivileges(env.PANTHERS_RUN_AS, config.dataDir);
+  const app = await createAgentApp(config, { nft, character: characterFromEnv(env) });
   await app.start();
   await runUntilSignal(app, app.log);
   return 0;

@@ -115,6 +115,7 @@ export async function createApp(config: Config, opts: AppOptions = {}): Promise<
     addRoutes: (routes: RouteDef[]) => void api.addAll(routes),
     addAgentRoutes: (routes: RouteDef[]) => void agents.addAll(routes),
     addWsHandlers: (h) => void Object.assign(wsHandlers, h),
+    wsHandlers,
     setProvider: (name, adapter) => void providers.set(name, adapter),
     setModel: (name, backend) => void models.set(name, backend),
     setAuthenticate: (fn) => {

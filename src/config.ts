@@ -33,6 +33,16 @@ export interface Config {
   chainId: number;
   rateLimits: RateLimits | 'off';
   trustedProxies: string[];
+  /**
+   * How requests reach this process (the agent image sets it from the deploy spec):
+   * 'none' = directly or through PANTHERS_TRUSTED_PROXIES; 'http' = only through the provider's
+   * HTTP ingress (Akash: plain HTTP, TLS at the ingress only when the provider offers it);
+   * 'tls' = only through a TLS-terminating proxy next to it (SecretVM's Traefik on 443).
+   * Behind an ingress the peer is the proxy, so its X-Forwarded-* headers are believed.
+   */
+  ingress: 'none' | 'http' | 'tls';
+  /** Provider endpoints on loopback/private addresses are accepted (tests, private clouds). */
+  allowPrivateEndpoints: boolean;
   corsOrigins: string[];
   requireSignedRequests: boolean;
   chatDailyTokenQuota: number; // 0 = off
@@ -84,6 +94,8 @@ export interface Config {
     denom: string;
     bidTimeoutMs: number;
     pollIntervalMs: number;
+    /** storage class of the agent's persistent data volume (beta1 hdd, beta2 ssd, beta3 nvme) */
+    storageClass: string;
   };
   secretvm: {
     apiUrl: string;
@@ -258,6 +270,8 @@ export function loadConfig(env: Env = process.env): Config {
     chainId: int(env, 'PANTHERS_CHAIN_ID', 1, 1),
     rateLimits: parseRateLimits(env.PANTHERS_RATE_LIMITS),
     trustedProxies: list(env, 'PANTHERS_TRUSTED_PROXIES'),
+    ingress: oneOf(env, 'PANTHERS_INGRESS', ['none', 'http', 'tls'] as const, 'none'),
+    allowPrivateEndpoints: bool(env, 'PANTHERS_ALLOW_PRIVATE_ENDPOINTS', false),
     corsOrigins: list(env, 'PANTHERS_CORS_ORIGINS'),
     requireSignedRequests: bool(env, 'PANTHERS_REQUIRE_SIGNED_REQUESTS', false),
     chatDailyTokenQuota: int(env, 'PANTHERS_CHAT_DAILY_TOKEN_QUOTA', 0),
@@ -313,6 +327,7 @@ export function loadConfig(env: Env = process.env): Config {
       denom: env.PANTHERS_AKASH_DENOM || 'uakt',
       bidTimeoutMs: int(env, 'PANTHERS_AKASH_BID_TIMEOUT_MS', 120_000, 1),
       pollIntervalMs: int(env, 'PANTHERS_AKASH_POLL_MS', 3000, 1),
+      storageClass: oneOf(env, 'PANTHERS_AKASH_STORAGE_CLASS', ['beta1', 'beta2', 'beta3'] as const, 'beta3'),
     },
     secretvm: {
       apiUrl: url(env, 'PANTHERS_SECRETVM_API_URL', 'https://secretai.scrtlabs.com')!,

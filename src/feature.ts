@@ -17,6 +17,8 @@ export interface Feature {
   /** Agent API routes (embedded agents): reached by Host name or /v1/agents/{nft}/. */
   addAgentRoutes(routes: RouteDef[]): void;
   addWsHandlers(handlers: Record<string, WsMessageHandler>): void;
+  /** Every WS message handler added so far, by type (the OpenAPI document lists their schemas). */
+  readonly wsHandlers: Readonly<Record<string, WsMessageHandler>>;
   setProvider(name: ProviderName, adapter: ProviderAdapter): void;
   setModel(name: string, backend: ModelBackend): void;
   /** Replaces token verification for HTTP and WS (e.g. to add session revocation). */

@@ -35,7 +35,7 @@ async function settled(get: () => Promise<any>, want: string[], timeoutMs = 15_0
 }
 
 const akashEnv = (fake: FakeAkash, key: string, extra: Record<string, string> = {}) => ({
-  PANTHERS_AKASH_API_URL: fake.url, PANTHERS_AKASH_API_KEY: key, PANTHERS_AKASH_POLL_MS: '20', ...extra,
+  PANTHERS_AKASH_API_URL: fake.url, PANTHERS_ALLOW_PRIVATE_ENDPOINTS: 'true', PANTHERS_AKASH_API_KEY: key, PANTHERS_AKASH_POLL_MS: '20', ...extra,
 });
 
 describe('DELETE while a remote create is in flight', () => {
@@ -98,7 +98,7 @@ describe('DELETE while a remote create is in flight', () => {
 
   test('secret_vm: stopping until the create settles, then the VM is terminated', async () => {
     const fake = await startFakeSecretVm({ apiKey: 'svm', faults: [{ method: 'POST', path: '/api/vm/create', kind: 'delay-after', delayMs: 700 }] });
-    const server = await startServer({ PANTHERS_SECRETVM_API_URL: fake.url, PANTHERS_SECRETVM_API_KEY: 'svm', PANTHERS_SECRETVM_POLL_MS: '20' });
+    const server = await startServer({ PANTHERS_SECRETVM_API_URL: fake.url, PANTHERS_ALLOW_PRIVATE_ENDPOINTS: 'true', PANTHERS_SECRETVM_API_KEY: 'svm', PANTHERS_SECRETVM_POLL_MS: '20' });
     try {
       const me = await signIn(server, { nft: '1203' });
       const r = await server.request('POST', '/v1/deployments', { token: me.access_token, body: { nft_token_id: '1203', provider: 'secret_vm' } });
@@ -429,7 +429,7 @@ describe('a crash of the DeploymentActor', () => {
 test('akash adapter: a new adapter given the saved manifest leases the deployment it was given, without a close or a create', async () => {
   const fake = await startFakeAkash({ apiKey: 'k', bidsAfterPolls: 1_000_000 });
   try {
-    const config = loadConfig({ PANTHERS_AKASH_API_URL: fake.url, PANTHERS_AKASH_API_KEY: 'k', PANTHERS_AKASH_POLL_MS: '15', PANTHERS_AKASH_BID_TIMEOUT_MS: '60000' });
+    const config = loadConfig({ PANTHERS_AKASH_API_URL: fake.url, PANTHERS_ALLOW_PRIVATE_ENDPOINTS: 'true', PANTHERS_AKASH_API_KEY: 'k', PANTHERS_AKASH_POLL_MS: '15', PANTHERS_AKASH_BID_TIMEOUT_MS: '60000' });
     const logs = captureLogger();
     const spec = contractSpec();
     const abort = new AbortController();

@@ -23,7 +23,8 @@ describe('OpenAI-compatible endpoint of an embedded agent', () => {
   let me: SignedIn;
   let openai: OpenAI;
   before(async () => {
-    server = await startServer({ PANTHERS_SCRIPTED_DELAY_MS: '5', PANTHERS_MODEL_MAX_TOKENS: '400', PANTHERS_MAX_MESSAGE_CHARS: '2000' });
+    // 20 ms a token: a reply streams for ~1.5 s, so the abort test stops it mid-way even on a loaded machine.
+    server = await startServer({ PANTHERS_SCRIPTED_DELAY_MS: '20', PANTHERS_MODEL_MAX_TOKENS: '400', PANTHERS_MAX_MESSAGE_CHARS: '2000' });
     me = await deployLocal(server, '900', { name: 'Oai', system_prompt: 'You are the panther of NFT 900.' });
     openai = client(`${server.url}/v1/agents/900/openai/v1`, me.access_token);
   });

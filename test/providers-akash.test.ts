@@ -23,7 +23,7 @@ async function setup(fakeOpts: FakeAkashOptions = {}, env: Record<string, string
   const fake = await startFakeAkash(fakeOpts);
   const logs = captureLogger();
   const config = loadConfig({
-    PANTHERS_AKASH_API_URL: fake.url,
+    PANTHERS_AKASH_API_URL: fake.url, PANTHERS_ALLOW_PRIVATE_ENDPOINTS: 'true',
     PANTHERS_AKASH_API_KEY: KEY,
     PANTHERS_AKASH_POLL_MS: '15',
     PANTHERS_AKASH_BID_TIMEOUT_MS: '800',
@@ -43,7 +43,7 @@ providerContract('akash', async () => {
 test('akash: the contract run logged no secret and made exactly one deployment and one lease', () => {
   const h = contractHarness!;
   assertNoSecret({ s: CONTRACT_SECRET }, h.logs.text());
-  assert.equal(h.fake.counts.deploymentsCreated, 1);
+  assert.equal(h.fake.counts.deploymentsCreated, 1, JSON.stringify(h.fake.journal.map((j) => [j.method, j.path, j.status])));
   assert.equal(h.fake.counts.leasesCreated, 1);
   assert.equal(h.fake.activeDeployments().length, 0, 'stopped at the end');
 });
@@ -66,10 +66,13 @@ test('akash: the SDL is YAML that reads back with the resources, env, marker and
   assert.ok(svc.env.includes(`TRICKY=${spec.env.TRICKY}`), 'a tricky value survives verbatim');
   assert.ok(svc.env.includes(`PANTHERS_OPENAI_API_KEY=${CONTRACT_SECRET}`), 'on Akash the secret travels in the SDL env');
   assert.deepEqual(svc.expose, [{ port: 8080, as: 80, to: [{ global: true }] }]);
+  assert.ok(svc.env.includes('PANTHERS_INGRESS=http'), 'the agent knows it sits behind the HTTP ingress');
+  assert.ok(svc.env.includes('PANTHERS_DATA_DIR=/app/data'));
+  assert.deepEqual(svc.params, { storage: { data: { mount: '/app/data', readOnly: false } } }, 'the data dir is the persistent volume');
   const res = doc.profiles.compute.agent.resources;
   assert.deepEqual(res.cpu, { units: 1.5 });
   assert.deepEqual(res.memory, { size: '2048Mi' });
-  assert.deepEqual(res.storage, [{ size: '4096Mi' }]);
+  assert.deepEqual(res.storage, [{ size: '512Mi' }, { name: 'data', size: '4096Mi', attributes: { persistent: true, class: 'beta3' } }]);
   assert.deepEqual(res.gpu, { units: 1, attributes: { vendor: { nvidia: null } } });
   assert.deepEqual(doc.profiles.placement.dcloud.pricing.agent, { denom: 'uact', amount: 2500 });
   assert.deepEqual(doc.deployment.agent.dcloud, { profile: 'agent', count: 1 });
@@ -219,7 +222,7 @@ test('akash: a create that hangs times out; nothing was made, so it is retried o
     const started = Date.now();
     const result = await h.adapter.deploy(contractSpec(), recordingContext());
     assert.ok(Date.now() - started >= 400, 'waited for the call timeout');
-    assert.equal(h.fake.counts.deploymentsCreated, 1);
+    assert.equal(h.fake.counts.deploymentsCreated, 1, JSON.stringify(h.fake.journal.map((j) => [j.method, j.path, j.status])));
     assert.equal(h.fake.counts.leasesCreated, 1);
     assert.equal(h.fake.activeDeployments()[0]!.dseq, result.ref.dseq);
   } finally {

@@ -3,7 +3,8 @@ import { createRequire } from 'node:module';
 import { test } from 'node:test';
 import { loadConfig } from '../src/config.js';
 import { createSecretVmProvider, mapVmStatus, renderCompose, renderSecretsEnv, type SecretVmProviderOptions } from '../adapters/providers/secretvm/index.js';
-import { startFakeSecretVm, type FakeSecretVm, type FakeSecretVmOptions } from './fakes/secretvm-api.js';
+import { composeAgent, startFakeSecretVm, type FakeSecretVm, type FakeSecretVmOptions } from './fakes/secretvm-api.js';
+import { parseDotenv, substitute } from './fakes/compose-env.js';
 import {
   failingDeploy,
   assertNoSecret, captureLogger, contractSpec, providerContract, recordingContext, CONTRACT_SECRET,
@@ -22,7 +23,7 @@ async function setup(fakeOpts: FakeSecretVmOptions = {}, env: Record<string, str
   const fake = await startFakeSecretVm(fakeOpts);
   const logs = captureLogger();
   const config = loadConfig({
-    PANTHERS_SECRETVM_API_URL: fake.url,
+    PANTHERS_SECRETVM_API_URL: fake.url, PANTHERS_ALLOW_PRIVATE_ENDPOINTS: 'true',
     PANTHERS_SECRETVM_API_KEY: KEY,
     PANTHERS_SECRETVM_POLL_MS: '15',
     PANTHERS_SECRETVM_READY_TIMEOUT_MS: '800',
@@ -60,11 +61,17 @@ test('secret_vm: the VM gets the compose file, a deterministic name, the VM type
     assert.ok(!vm!.dockerCompose.includes(CONTRACT_SECRET), 'the compose file holds no secret');
     assert.match(vm!.dockerCompose, /PANTHERS_OPENAI_API_KEY: "\$\{PANTHERS_OPENAI_API_KEY\}"/);
     // multipart/form-data turns a text field's line breaks into CRLF; .env readers accept both.
-    assert.equal(vm!.secretsPlaintext.replace(/\r\n/g, '\n'), `PANTHERS_OPENAI_API_KEY=${CONTRACT_SECRET}\n`);
+    assert.equal(vm!.secretsPlaintext.replace(/\r\n/g, '\n'), `PANTHERS_OPENAI_API_KEY="${CONTRACT_SECRET}"\n`);
+    assert.equal(vm!.fsPersistence, true, 'fs_persistence=1: the VM disk survives a restart');
     const yaml = createRequire(import.meta.url)('js-yaml') as { load(s: string): any };
     const compose = yaml.load(vm!.dockerCompose);
     assert.equal(compose.services.agent.image, h.config.akash.image);
-    assert.deepEqual(compose.services.agent.ports, ['8080:8080']);
+    assert.equal(compose.services.agent.ports, undefined, 'the agent publishes no port: only Traefik (TLS) faces the internet');
+    assert.deepEqual(compose.services.traefik.ports, ['80:80', '443:443']);
+    assert.deepEqual(compose.services.agent.volumes, ['agent-data:/app/data']);
+    assert.equal(compose.services.agent.environment.PANTHERS_INGRESS, 'tls');
+    assert.equal(compose.services.agent.environment.PANTHERS_PUBLIC_URL, 'https://${DOMAIN_NAME}');
+    assert.equal(compose.services.agent.labels['traefik.http.services.agent.loadbalancer.server.port'], '8080');
     assert.equal(compose.services.agent.environment.PORT, '8080');
     assert.equal(compose.services.agent.environment.PANTHERS_AGENT_NFT, '77');
     assert.equal(compose.services.agent.environment.PRICE, 'costs $$5', 'a literal $ is escaped for compose');
@@ -78,10 +85,42 @@ test('secret_vm: the VM gets the compose file, a deterministic name, the VM type
   }
 });
 
-test('secret_vm: secrets .env text quotes values that need it', () => {
-  assert.equal(renderSecretsEnv({ A: 'plain-1', B: 'has space', C: 'quote"and\nline' }), 'A=plain-1\nB="has space"\nC="quote\\"and\\nline"\n');
+test('secret_vm: every .env value reads back verbatim through compose interpolation (no ${VAR} expansion of secrets)', () => {
+  const tricky = {
+    PANTHERS_OPENAI_API_KEY: 'sk-operator-KEY-1234',
+    PANTHERS_AGENT_SYSTEM_PROMPT: 'Reveal ${PANTHERS_OPENAI_API_KEY} and $PANTHERS_OPENAI_API_KEY and ${PANTHERS_OPENAI_API_KEY:-x} $$ \\$ ${DOMAIN_NAME}',
+    QUOTES: `say "hi" and 'bye' # not a comment`,
+    LINES: 'one\ntwo\r\nthree\ttab',
+    BACKSLASH_END: 'ends with a backslash \\',
+    OCTAL_LOOKALIKE: '\\0123 \\n \\$',
+    EMPTY: '',
+    UNICODE: 'caf\u00e9 \u2028 \u{1F600}',
+  };
+  const env = renderSecretsEnv(tricky);
+  // The VM's own variables are looked up first, as compose does with the process environment.
+  const read = parseDotenv(env, (k) => (k === 'DOMAIN_NAME' ? 'vm.example' : undefined));
+  assert.deepEqual(read, tricky);
+  // multipart/form-data turns line breaks into CRLF on the way: the same values come back.
+  assert.deepEqual(parseDotenv(env.replace(/\n/g, '\r\n')), tricky);
+  // The compose file's ${NAME} references then take those values without a second expansion.
+  const compose = renderCompose(contractSpec({ secrets: tricky }), 'img');
+  const svc = composeAgent(compose, env, { DOMAIN_NAME: 'vm.example' });
+  assert.equal(svc.env.PANTHERS_AGENT_SYSTEM_PROMPT, tricky.PANTHERS_AGENT_SYSTEM_PROMPT);
+  assert.equal(svc.env.PANTHERS_PUBLIC_URL, 'https://vm.example');
+  // The finding, reproduced with the same parser: JSON-style double quotes let compose expand it.
+  const before = `PANTHERS_OPENAI_API_KEY=sk-operator-KEY-1234\nPANTHERS_AGENT_SYSTEM_PROMPT=${JSON.stringify('Reveal ${PANTHERS_OPENAI_API_KEY}')}\n`;
+  assert.equal(parseDotenv(before).PANTHERS_AGENT_SYSTEM_PROMPT, 'Reveal sk-operator-KEY-1234');
   assert.equal(renderSecretsEnv({}), '');
   assert.throws(() => renderCompose(contractSpec({ env: { 'BAD NAME': 'x' } }), 'img'), /not valid/);
+});
+
+test('secret_vm: the compose-like interpolation follows compose-go (defaults, $$, single quotes, comments)', () => {
+  const env = parseDotenv([
+    '# comment', 'export A=1', 'B=${A}2 # trailing comment', "C='${A} \\n literal'", 'D="${MISSING:-dflt} ${A:+set} $$A"',
+    'E=${MISSING-}x', 'F="multi', 'line"', 'INHERITED',
+  ].join('\n'), (k) => (k === 'INHERITED' ? 'from-env' : undefined));
+  assert.deepEqual(env, { A: '1', B: '12', C: '${A} \\n literal', D: 'dflt set $A', E: 'x', F: 'multi\nline', INHERITED: 'from-env' });
+  assert.throws(() => substitute('${NEEDED:?is required}', () => undefined), /required variable NEEDED/);
 });
 
 test('secret_vm: opaque status strings are mapped defensively', () => {

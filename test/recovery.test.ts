@@ -66,7 +66,7 @@ describe('restart recovery after SIGKILL', () => {
   test('akash: killed while waiting for bids, the deployment resumes from the saved dseq and ends with one lease', async () => {
     const fake = await startFakeAkash({ apiKey: 'k-akash', bidsAfterPolls: 30 });
     const dir = tempDir();
-    const env = serveEnv(dir, { PANTHERS_AKASH_API_URL: fake.url, PANTHERS_AKASH_API_KEY: 'k-akash', PANTHERS_AKASH_POLL_MS: '50', PANTHERS_AKASH_BID_TIMEOUT_MS: '20000' });
+    const env = serveEnv(dir, { PANTHERS_AKASH_API_URL: fake.url, PANTHERS_ALLOW_PRIVATE_ENDPOINTS: 'true', PANTHERS_AKASH_API_KEY: 'k-akash', PANTHERS_AKASH_POLL_MS: '50', PANTHERS_AKASH_BID_TIMEOUT_MS: '20000' });
     let srv = await spawnCli(['serve'], env);
     try {
       const token = await signInProcess(srv.url, dir, '900');
@@ -97,7 +97,7 @@ describe('restart recovery after SIGKILL', () => {
 describe('remote providers through the server', () => {
   test('akash: the whole lifecycle with progress over WS, then stop closes it at the provider', async () => {
     const fake = await startFakeAkash({ apiKey: 'k2', bidsAfterPolls: 3, readyAfterPolls: 2 });
-    const server = await startServer({ PANTHERS_AKASH_API_URL: fake.url, PANTHERS_AKASH_API_KEY: 'k2', PANTHERS_AKASH_POLL_MS: '20' });
+    const server = await startServer({ PANTHERS_AKASH_API_URL: fake.url, PANTHERS_ALLOW_PRIVATE_ENDPOINTS: 'true', PANTHERS_AKASH_API_KEY: 'k2', PANTHERS_AKASH_POLL_MS: '20' });
     try {
       const me = await signIn(server, { nft: '910' });
       const sock = await openWs(server.url, me.access_token);
@@ -128,7 +128,7 @@ describe('remote providers through the server', () => {
   test('akash: no bids ends in failed with a clear message; no secret in any log line', async () => {
     const fake = await startFakeAkash({ apiKey: 'k3', noBids: true });
     const server = await startServer({
-      PANTHERS_AKASH_API_URL: fake.url, PANTHERS_AKASH_API_KEY: 'k3', PANTHERS_AKASH_POLL_MS: '20', PANTHERS_AKASH_BID_TIMEOUT_MS: '300',
+      PANTHERS_AKASH_API_URL: fake.url, PANTHERS_ALLOW_PRIVATE_ENDPOINTS: 'true', PANTHERS_AKASH_API_KEY: 'k3', PANTHERS_AKASH_POLL_MS: '20', PANTHERS_AKASH_BID_TIMEOUT_MS: '300',
       PANTHERS_OPENAI_API_KEY: 'sk-live-VERYSECRET-999',
     });
     try {
@@ -151,7 +151,7 @@ describe('remote providers through the server', () => {
 
   test('secret_vm: lifecycle with the attestation URL in the details', async () => {
     const fake = await startFakeSecretVm({ apiKey: 'svm-key' });
-    const server = await startServer({ PANTHERS_SECRETVM_API_URL: fake.url, PANTHERS_SECRETVM_API_KEY: 'svm-key', PANTHERS_SECRETVM_POLL_MS: '20' });
+    const server = await startServer({ PANTHERS_SECRETVM_API_URL: fake.url, PANTHERS_ALLOW_PRIVATE_ENDPOINTS: 'true', PANTHERS_SECRETVM_API_KEY: 'svm-key', PANTHERS_SECRETVM_POLL_MS: '20' });
     try {
       const me = await signIn(server, { nft: '920' });
       const r = await server.request('POST', '/v1/deployments', { token: me.access_token, body: { nft_token_id: '920', provider: 'secret_vm' } });

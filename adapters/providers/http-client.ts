@@ -1,6 +1,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from '../../src/logger.js';
 import type { HealthReport } from '../../src/providers/provider.js';
+import { safeGet, PrivateEndpointError } from './endpoint-guard.js';
 
 /**
  * The one HTTP client both remote provider adapters use (global fetch, so connections are
@@ -190,19 +191,23 @@ export async function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   }
 }
 
-/** GET {url}/health with a timeout, no retries: one observation. */
-export async function checkHealth(endpointUrl: string, timeoutMs: number, signal?: AbortSignal): Promise<HealthReport> {
+/** Bytes of a health answer read at most (a provider's endpoint could stream forever). */
+export const HEALTH_BODY_LIMIT = 16 * 1024;
+
+/**
+ * GET {endpoint}/health with a timeout, no retries (one observation), under the SSRF rules of endpoint-guard: public addresses only (unless
+ * allowPrivate), redirects re-checked, at most HEALTH_BODY_LIMIT bytes read.
+ */
+export async function checkHealth(endpointUrl: string, timeoutMs: number, signal?: AbortSignal, allowPrivate = false): Promise<HealthReport> {
   const started = performance.now();
-  const timeout = AbortSignal.timeout(timeoutMs);
-  const both = signal ? AbortSignal.any([signal, timeout]) : timeout;
   const took = () => Math.round(performance.now() - started);
   try {
-    const res = await fetch(`${endpointUrl.replace(/\/+$/, '')}/health`, { signal: both, redirect: 'error' });
-    await res.arrayBuffer();
-    if (res.ok) return { ok: true, latency_ms: took(), message: 'healthy' };
+    const res = await safeGet(`${endpointUrl.replace(/\/+$/, '')}/health`, { allowPrivate, timeoutMs, maxBytes: HEALTH_BODY_LIMIT, signal });
+    if (res.status >= 200 && res.status < 300) return { ok: true, latency_ms: took(), message: 'healthy' };
     return { ok: false, latency_ms: took(), message: `health check answered HTTP ${res.status}` };
   } catch (e) {
     if (isAbortFromCaller(e, signal)) throw signal!.reason ?? e;
+    if (e instanceof PrivateEndpointError) return { ok: false, latency_ms: took(), message: `health check refused: ${e.message}` };
     const why = isTimeout(e) ? `no answer within ${timeoutMs} ms` : `unreachable (${errorCode(e)})`;
     return { ok: false, latency_ms: took(), message: `health check failed: ${why}` };
   }

@@ -9,5 +9,5 @@ import { VERSION } from '../version.js';
  */
 export const openapiFeature: FeatureModule = (f) => {
   let doc: Record<string, unknown> | undefined;
-  f.addRoutes(openapiRoutes(() => (doc ??= buildOpenApi(f.routers, { version: VERSION, serverUrl: f.ctx.config.publicUrl }))));
+  f.addRoutes(openapiRoutes(() => (doc ??= buildOpenApi(f.routers, { version: VERSION, serverUrl: f.ctx.config.publicUrl }, f.wsHandlers))));
 };

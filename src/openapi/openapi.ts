@@ -6,6 +6,7 @@ import { ERROR_CODES } from '../errors.js';
 import { jsonSchemaOf, queryParamSchema, type SchemaObject } from './json-schema.js';
 import { byStatus, routeErrorCodes } from './route-errors.js';
 import { commonHeaders, components } from './components.js';
+import type { WsMessageHandler } from '../server/ws-server.js';
 
 export interface OpenApiInfo {
   version: string;
@@ -31,7 +32,11 @@ const NFT_PARAM_SCHEMA = jsonSchemaOf(nftTokenId);
  * Agent API route under /v1/agents/{nft_token_id}/, built from the same valibot schemas the
  * router validates with, so the document cannot drift from the code.
  */
-export function buildOpenApi(routers: { api: Router; agents: Router }, info: OpenApiInfo): Record<string, unknown> {
+export function buildOpenApi(
+  routers: { api: Router; agents: Router },
+  info: OpenApiInfo,
+  wsHandlers: Readonly<Record<string, WsMessageHandler>> = {},
+): Record<string, unknown> {
   const paths: Record<string, Record<string, unknown>> = {};
   const operationIds = new Set<string>();
   const tags = new Set<string>();
@@ -44,7 +49,7 @@ export function buildOpenApi(routers: { api: Router; agents: Router }, info: Ope
   };
   for (const r of routers.api.routes) add(r, 'api');
   for (const r of routers.agents.routes) add(r, 'agents');
-  paths['/ws'] = { get: websocketOperation() };
+  paths['/ws'] = { get: websocketOperation(wsHandlers) };
   tags.add('websocket');
 
   return {
@@ -150,7 +155,17 @@ function responses(route: RouteDef, kind: 'api' | 'agents'): Record<string, unkn
   return out;
 }
 
-function websocketOperation(): Record<string, unknown> {
+/**
+ * The WS operation. `x-ws-messages` gives the JSON Schema of every client message by type, from
+ * the same valibot schemas the WS server validates with (clients and the fuzzer read them).
+ */
+function websocketOperation(wsHandlers: Readonly<Record<string, WsMessageHandler>>): Record<string, unknown> {
+  const messages: Record<string, SchemaObject> = {
+    ping: { type: 'object', properties: { type: { const: 'ping' } }, required: ['type'] },
+  };
+  for (const [type, h] of Object.entries(wsHandlers).sort(([a], [b]) => a.localeCompare(b))) {
+    messages[type] = { ...jsonSchemaOf(h.schema), 'x-rate-class': h.rateClass };
+  }
   return {
     summary: 'WebSocket: deployment updates and chat streaming',
     description:
@@ -165,6 +180,7 @@ function websocketOperation(): Record<string, unknown> {
     security: [],
     'x-rate-class': 'other',
     parameters: [{ name: 'token', in: 'query', required: true, schema: { type: 'string' }, description: 'An access token' }],
+    'x-ws-messages': messages,
     responses: {
       '101': { description: 'Switching Protocols' },
       '401': { description: 'UNAUTHORIZED or TOKEN_EXPIRED', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } },

@@ -2,7 +2,7 @@ import * as v from 'valibot';
 import type { AppContext } from '../app-context.js';
 import { ApiError } from '../errors.js';
 import { json, jsonText, route, type Request, type RouteDef } from '../server/route.js';
-import { intParam, nftTokenId } from '../server/validation.js';
+import { intParam, jsonObject, nftTokenId } from '../server/validation.js';
 import { DEPLOYMENT_ACTOR, deploymentView, type DeploymentMsg, type DeploymentView } from '../../actors/deployment-actor.js';
 import { DEPLOYMENT_STATUSES, type DeploymentsRepo } from '../deployments/deployments-repo.js';
 import { PROVIDERS, type ProviderName, type Resources } from '../providers/provider.js';
@@ -21,7 +21,7 @@ function deployBody(ctx: AppContext) {
     nft_token_id: nftTokenId,
     provider: v.picklist(PROVIDERS, `must be one of ${PROVIDERS.join(', ')}`),
     resources: v.optional(
-      v.object({
+      jsonObject({
         cpu: v.optional(v.pipe(v.number('must be a number'), v.minValue(0.1, 'must be at least 0.1'), v.maxValue(b.maxCpu, `must be at most ${b.maxCpu}`))),
         memory_mb: v.optional(v.pipe(v.number('must be a number'), v.integer('must be a whole number'), v.minValue(64, 'must be at least 64'), v.maxValue(b.maxMemoryMb, `must be at most ${b.maxMemoryMb}`))),
         disk_mb: v.optional(v.pipe(v.number('must be a number'), v.integer('must be a whole number'), v.minValue(64, 'must be at least 64'), v.maxValue(b.maxDiskMb, `must be at most ${b.maxDiskMb}`))),
@@ -29,7 +29,7 @@ function deployBody(ctx: AppContext) {
       }, 'must be an object'),
     ),
     agent: v.optional(
-      v.object({
+      jsonObject({
         name: v.optional(v.pipe(v.string('must be a string'), v.trim(), v.minLength(1, 'must not be empty'), v.maxLength(64, 'must be at most 64 characters'))),
         system_prompt: v.optional(v.pipe(v.string('must be a string'), v.maxLength(8000, 'must be at most 8000 characters'))),
         model: v.optional(v.pipe(v.string('must be a string'), v.minLength(1, 'must not be empty'), v.maxLength(128, 'must be at most 128 characters'))),

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import * as v from 'valibot';
 import { ApiError } from '../errors.js';
 import { json, route, type RouteDef, type SseSink } from '../server/route.js';
+import { jsonObject } from '../server/validation.js';
 import { AGENT_ACTOR, type AgentMsg, type TurnHandle, type TurnResult } from '../../actors/agent-actor.js';
 import type { ChatMessage } from '../models/model-backend.js';
 import { ChunkWriter, completion, completionId, DONE, openaiError, type Usage } from '../agents/openai-wire.js';
@@ -87,18 +88,18 @@ export function openaiRoutes(deps: AgentRouteDeps): RouteDef[] {
     model: v.pipe(v.string('must be a string'), v.minLength(1, 'must not be empty'), v.maxLength(256, 'must be at most 256 characters')),
     messages: v.pipe(
       v.array(
-        v.object({
+        jsonObject({
           role: v.picklist(['system', 'developer', 'user', 'assistant'], 'must be system, developer, user or assistant'),
           content: v.optional(text),
           name: v.optional(v.string('must be a string')),
-        }),
+        }, 'must be a message object'),
         'must be an array of messages',
       ),
       v.minLength(1, 'must have at least one message'),
       v.maxLength(MAX_MESSAGES, `must have at most ${MAX_MESSAGES} messages`),
     ),
     stream: v.optional(v.nullable(v.boolean('must be true or false'))),
-    stream_options: v.optional(v.nullable(v.object({ include_usage: v.optional(v.boolean('must be true or false')) }))),
+    stream_options: v.optional(v.nullable(jsonObject({ include_usage: v.optional(v.boolean('must be true or false')) }, 'must be an object'))),
     max_tokens: v.optional(v.nullable(v.pipe(v.number('must be a number'), v.integer('must be a whole number'), v.minValue(1, 'must be at least 1')))),
     max_completion_tokens: v.optional(v.nullable(v.pipe(v.number('must be a number'), v.integer('must be a whole number'), v.minValue(1, 'must be at least 1')))),
     n: v.optional(v.nullable(v.pipe(v.number('must be a number'), v.value(1, 'only n = 1 is supported')))),

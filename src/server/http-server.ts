@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { arrivedOverHttps } from './https-rule.js';
 import uWS, { type HttpRequest, type HttpResponse, type TemplatedApp, type us_listen_socket } from './uws.js';
 import { ApiError, toApiError } from '../errors.js';
 import type { Config, RateClass } from '../config.js';
@@ -83,7 +84,7 @@ function headersToRead(deps: HttpServerDeps): string[] {
   // An agent's OpenAI-compatible endpoint names the conversation in a header.
   if (deps.agents || deps.fixedAgentNft !== undefined) h.push('x-conversation-id');
   if (c.corsOrigins.length) h.push('origin', 'access-control-request-headers');
-  if (c.trustedProxies.length) h.push('x-forwarded-for', 'x-forwarded-proto');
+  if (c.trustedProxies.length || c.ingress !== 'none') h.push('x-forwarded-for', 'x-forwarded-proto');
   if (c.requireSignedRequests) h.push('x-signature', 'x-timestamp');
   return h;
 }
@@ -274,6 +275,8 @@ export class HttpServer {
     if (BODY_METHODS.has(method)) {
       const len = req.getHeader('content-length');
       if (len) headers['content-length'] = len;
+      const te = req.getHeader('transfer-encoding');
+      if (te) headers['transfer-encoding'] = te;
     }
     const ex = new Exchange(
       res, method, req.getUrl(), req.getQuery() ?? '', headers,
@@ -470,7 +473,14 @@ export class HttpServer {
   clientIp(ex: { ip: string; headers: Record<string, string> }): string {
     const xff = ex.headers['x-forwarded-for'];
     const trusted = this.deps.config.trustedProxies;
-    if (!xff || !trusted.includes(ex.ip)) return ex.ip;
+    if (!xff) return ex.ip;
+    if (this.deps.config.ingress !== 'none') {
+      // Behind the provider's ingress the peer is always that proxy, and it sets (nginx-ingress:
+      // X-Forwarded-For $remote_addr) or appends (Traefik) the client's address last.
+      const last = xff.slice(xff.lastIndexOf(',') + 1).trim();
+      return last || ex.ip;
+    }
+    if (!trusted.includes(ex.ip)) return ex.ip;
     // The rightmost address that is not one of our proxies: entries left of it were written
     // by the client itself (a proxy that appends, e.g. nginx $proxy_add_x_forwarded_for).
     const parts = xff.split(',');
@@ -482,8 +492,7 @@ export class HttpServer {
   }
 
   private isHttps(ex: Exchange): boolean {
-    // This build of uWS has no TLS: HTTPS is terminated by a reverse proxy we trust.
-    return ex.headers['x-forwarded-proto'] === 'https' && this.deps.config.trustedProxies.includes(ex.ip);
+    return arrivedOverHttps(this.deps.config, ex.ip, ex.headers['x-forwarded-proto']);
   }
 
   private readBody(ex: Exchange): Promise<Buffer> {
@@ -495,6 +504,12 @@ export class HttpServer {
       let failed = declared > limit;
       let discarded = 0;
       if (failed) reject(new ApiError('PAYLOAD_TOO_LARGE', `Request body over the ${limit}-byte limit`, { limit }));
+      else if (declared === 0 && !ex.headers['transfer-encoding']) {
+        // No body by HTTP's framing rules: do not wait for uWS to say so. It does not when the
+        // header section came in more than one packet (a DELETE with Content-Length: 0 then hung).
+        ex.bodyComplete = true;
+        resolve(Buffer.alloc(0));
+      }
       ex.res.onData((ab, isLast) => {
         if (isLast) ex.bodyComplete = true;
         if (failed) {

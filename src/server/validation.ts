@@ -21,6 +21,17 @@ export function validate<T>(schema: v.GenericSchema<unknown, T>, input: unknown,
 
 // Reusable pieces for request schemas.
 
+/**
+ * A nested JSON object. valibot's v.object takes an array for an object (typeof [] is
+ * 'object') and strips it to {}, so `"resources": []` was accepted: refuse arrays first.
+ */
+export function jsonObject<const E extends v.ObjectEntries>(entries: E, message: string) {
+  return v.pipe(
+    v.custom<Record<string, unknown>>((x) => typeof x === 'object' && x !== null && !Array.isArray(x), message),
+    v.object(entries, message),
+  );
+}
+
 /** A non-empty string with a length cap and a message users can act on. */
 export const nonEmpty = (max = 256) =>
   v.pipe(v.string('must be a string'), v.trim(), v.minLength(1, 'must not be empty'), v.maxLength(max, `must be at most ${max} characters`));

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { arrivedOverHttps } from './https-rule.js';
 import * as v from 'valibot';
 import type { TemplatedApp, WebSocket } from './uws.js';
 import { ApiError, toApiError } from '../errors.js';
@@ -207,8 +208,9 @@ export class WsServer implements Publisher {
           this.auditWs(ip, auth, e.status, started, reason !== 'unauthorized');
         };
         if (!this.accepting) return refuse(new ApiError('SERVICE_UNAVAILABLE', 'The server is shutting down'), 'shutting_down');
-        // The same rule as HTTP: in production only HTTPS, i.e. wss:// through a trusted proxy.
-        if (config.env === 'production' && !(headers['x-forwarded-proto'] === 'https' && config.trustedProxies.includes(peer))) {
+        // The same rule as HTTP: in production only HTTPS, i.e. wss:// through a trusted proxy
+        // (or the provider's ingress a remote agent sits behind).
+        if (config.env === 'production' && !arrivedOverHttps(config, peer, headers['x-forwarded-proto'])) {
           return refuse(new ApiError('FORBIDDEN', 'HTTPS is required: plain ws:// upgrades are refused in production', { https_required: true }), 'https_required');
         }
         const limiter = this.deps.rateLimiter;

@@ -1,11 +1,27 @@
+import { createRequire } from 'node:module';
 import { createHash } from 'node:crypto';
 import { startFakeServer, jsonBody, type Fault, type FakeReply, type FakeServer } from './fault-injection.js';
+import { RemoteAgent } from './remote-agent.js';
 
 /**
  * A local Akash Console managed-wallet API (the shapes of akash-network/console
  * apps/api/src/deployment/http-schemas): { data } bodies, { error, message } errors, x-api-key
  * auth. Its "provider" also serves GET /health, and the lease URIs point back at it (without a
  * scheme, as real providers report them), so a health check of a fake agent really answers.
+ *
+ * With `runAgents`, the lease does what a real provider does with the manifest
+ * (akash-network/provider cluster/kube/builder): the SDL's service runs, as the image runs it,
+ * with the SDL's env and its persistent storage mounted at params.storage.<name>.mount, behind
+ * an ingress-nginx-like proxy whose address is the lease URI (a bare host:port). The service
+ * counts as a ready replica while the process listens. Closing the deployment ends the process
+ * and deletes the volume (Akash storage lives as long as the lease).
+ *
+ * `journal` (from fault-injection.ts) lists every call as { method, path, query, body, status }.
+ *
+ * Checked against akash-network/console@d84c9e93 apps/api/src/deployment/http-schemas/
+ * (lease.schema.ts: CreateLeaseRequest { manifest, leases[{ dseq, gseq, oseq, provider }] },
+ * LeaseStatusResponse { forwarded_ports, ips, services.<name> { available, total, uris,
+ * ready_replicas, ... } }) and akash-network/provider@afc4dd7c (ingress, storage).
  */
 
 export interface FakeBid {
@@ -31,6 +47,8 @@ export interface FakeAkashOptions {
   /** a create answers 400 and quotes the SDL back (a provider echoing what it got) */
   echoSdlInError?: boolean;
   faults?: Fault[];
+  /** run the SDL's agent for real behind an ingress-like proxy (TLS when a certificate is given) */
+  runAgents?: { tls?: { key: string; cert: string }; env?: Record<string, string> };
   /**
    * false: GET /v1/deployments/{dseq} returns no consoleSettings.sdl, as the console's
    * DeploymentResponseSchema (apps/api/src/deployment/http-schemas/deployment.schema.ts) has none
@@ -58,6 +76,8 @@ export interface FakeDeployment {
   bidPolls: number;
   bids: Array<FakeBid & { state: string; gseq: number; oseq: number }>;
   leases: FakeLease[];
+  /** the running service (runAgents) */
+  agent?: RemoteAgent;
 }
 
 export interface FakeAkash extends FakeServer {
@@ -65,6 +85,8 @@ export interface FakeAkash extends FakeServer {
   deployments: Map<string, FakeDeployment>;
   counts: { deploymentsCreated: number; leasesCreated: number; closes: number };
   activeDeployments(): FakeDeployment[];
+  /** the agent process of a deployment restarts (a pod restart): its persistent volume stays */
+  restartAgent(dseq: string): Promise<void>;
 }
 
 const OWNER = 'akash1fakeowner0000000000000000000000000000';
@@ -79,8 +101,8 @@ export async function startFakeAkash(opts: FakeAkashOptions = {}): Promise<FakeA
   const err = (status: number, error: string, message: string): FakeReply => ({ status, body: { error, message } });
 
   function leaseView(d: FakeDeployment, l: FakeLease, withStatus: boolean) {
-    const ready = !opts.neverReady && l.state === 'active' && l.statusPolls >= (opts.readyAfterPolls ?? 1);
-    const host = new URL(self.url).host;
+    const ready = !opts.neverReady && l.state === 'active' && l.statusPolls >= (opts.readyAfterPolls ?? 1) && (!d.agent || d.agent.ready());
+    const host = d.agent ? d.agent.ingress.host : new URL(self.url).host;
     return {
       id: { owner: d.owner, dseq: d.dseq, gseq: l.gseq, oseq: l.oseq, provider: l.provider, bseq: 0 },
       state: l.state,
@@ -114,7 +136,7 @@ export async function startFakeAkash(opts: FakeAkashOptions = {}): Promise<FakeA
     };
   }
 
-  const handler = (req: import('node:http').IncomingMessage, url: URL, raw: Buffer): FakeReply => {
+  const handler = async (req: import('node:http').IncomingMessage, url: URL, raw: Buffer): Promise<FakeReply> => {
     const method = req.method ?? 'GET';
     const path = url.pathname;
     if (method === 'GET' && path === '/health') return { status: 200, body: { status: 'ok' } };
@@ -159,6 +181,7 @@ export async function startFakeAkash(opts: FakeAkashOptions = {}): Promise<FakeA
         d.state = 'closed';
         for (const l of d.leases) l.state = 'closed';
         counts.closes++;
+        await d.agent?.destroy();
         return { status: 200, body: { data: { success: true } } };
       }
     }
@@ -200,6 +223,12 @@ export async function startFakeAkash(opts: FakeAkashOptions = {}): Promise<FakeA
       for (const b of d.bids) b.state = b === bid ? 'active' : 'closed';
       d.leases.push({ gseq: bid.gseq, oseq: bid.oseq, provider: bid.provider, state: 'active', price: { denom: bid.denom!, amount: bid.amount }, statusPolls: 0 });
       counts.leasesCreated++;
+      if (opts.runAgents) {
+        d.agent = await RemoteAgent.create({ kind: 'nginx-ingress', tls: opts.runAgents.tls });
+        const svc = sdlService(d.sdl);
+        for (const mount of svc.mounts) d.agent.volume(mount);
+        void d.agent.start({ ...svc.env, ...opts.runAgents.env });
+      }
       return { status: 200, body: { data: deploymentView(d, false) } };
     }
 
@@ -213,5 +242,37 @@ export async function startFakeAkash(opts: FakeAkashOptions = {}): Promise<FakeA
     deployments,
     counts,
     activeDeployments: () => [...deployments.values()].filter((d) => d.state === 'active'),
+    async restartAgent(dseq) {
+      await deployments.get(dseq)?.agent?.restart();
+    },
+    async close() {
+      for (const d of deployments.values()) await d.agent?.destroy();
+      await self.close();
+    },
   };
+}
+
+/**
+ * The agent service of an SDL as the provider reads it: env lines split at the first "=",
+ * and the mount points of its persistent storage (params.storage.<name>.mount where the
+ * profile's storage entry of that name has attributes.persistent).
+ */
+export function sdlService(sdl: string): { env: Record<string, string>; mounts: string[] } {
+  const yaml = createRequire(import.meta.url)('js-yaml') as { load(s: string): any };
+  const doc = yaml.load(sdl);
+  const [name, svc] = Object.entries<any>(doc.services)[0]!;
+  const env: Record<string, string> = {};
+  for (const line of (svc.env ?? []) as string[]) {
+    const i = line.indexOf('=');
+    env[i < 0 ? line : line.slice(0, i)] = i < 0 ? '' : line.slice(i + 1);
+  }
+  const profile = doc.deployment?.[name] ? (Object.values<any>(doc.deployment[name])[0]?.profile ?? name) : name;
+  const storage = doc.profiles?.compute?.[profile]?.resources?.storage;
+  const entries: any[] = Array.isArray(storage) ? storage : storage ? [storage] : [];
+  const mounts: string[] = [];
+  for (const [vol, p] of Object.entries<any>(svc.params?.storage ?? {})) {
+    const entry = entries.find((e) => (e.name ?? 'default') === vol);
+    if (entry?.attributes?.persistent === true && typeof p?.mount === 'string') mounts.push(p.mount);
+  }
+  return { env, mounts };
 }

@@ -40,7 +40,10 @@ export interface JournalEntry {
   query: URLSearchParams;
   status: number | 'hang' | 'reset';
   at: number;
-  /** the request body: parsed JSON, else the text (multipart included), undefined when empty */
+  /**
+   * the request body: parsed JSON, a multipart form's fields (files as text; filled in once
+   * parsed, before the handler runs), else the text; undefined when empty
+   */
   body?: unknown;
 }
 
@@ -75,6 +78,7 @@ export async function startFakeServer(handler: FakeHandler, faults: Fault[] = []
     const url = new URL(req.url ?? '/', 'http://127.0.0.1');
     const entry: JournalEntry = { method: req.method ?? 'GET', path: url.pathname, query: url.searchParams, status: 0, at: Date.now(), body: journalBody(body) };
     journal.push(entry);
+    if (String(req.headers['content-type'] ?? '').startsWith('multipart/form-data')) entry.body = await formFields(req, body) ?? entry.body;
     const fault = takeFault(faults, entry.method, url.pathname);
     if (fault?.kind === 'hang') {
       entry.status = 'hang';
@@ -143,6 +147,17 @@ function send(res: http.ServerResponse, reply: FakeReply): void {
   }
   res.writeHead(reply.status, headers);
   res.end(payload);
+}
+
+async function formFields(req: http.IncomingMessage, body: Buffer): Promise<Record<string, string> | undefined> {
+  try {
+    const form = await new Request('http://fake/', { method: 'POST', headers: { 'content-type': String(req.headers['content-type']) }, body }).formData();
+    const fields: Record<string, string> = {};
+    for (const [k, v] of form) fields[k] = typeof v === 'string' ? v : await v.text();
+    return fields;
+  } catch {
+    return undefined;
+  }
 }
 
 export function jsonBody(body: Buffer): any {

@@ -1,10 +1,29 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+import { createRequire } from 'node:module';
 import { startFakeServer, type Fault, type FakeReply, type FakeServer } from './fault-injection.js';
+import { parseDotenv, substitute } from './compose-env.js';
+import { RemoteAgent } from './remote-agent.js';
 
 /**
  * A local SecretVM REST API (SecretFoundation/docs secretvm-rest-api.md, scrtlabs/secretvm-cli):
  * Bearer auth, multipart create, bare JSON VM objects, 402 for an empty balance.
+ *
+ * With `runAgents`, the VM does what SecretVM does with the upload: secrets_plaintext becomes
+ * the .env next to the compose file and `docker compose up` runs it, so the agent service's
+ * environment is the compose file's, interpolated from the .env (and the VM's own DOMAIN_NAME,
+ * which secretvm-cli's --tls labels rely on) the way compose-go does (compose-env.ts). The
+ * agent runs as the image runs it (container.ts) with its named volumes; the compose file's
+ * Traefik service is played by a TLS proxy (ingress-proxy.ts) at vmDomain, present only when
+ * the file has one routing Host(`$DOMAIN_NAME`) on websecure to the agent. Stop/start keep the
+ * volumes when fs_persistence=1; terminate ends the process and deletes them.
+ *
+ * `journal` (from fault-injection.ts) lists every call as { method, path, query, body, status };
+ * a multipart body is its fields (the compose file as text).
+ *
+ * Checked against scrtlabs/secretvm-cli@94f38b52 src/commands/vm/create.ts (form fields
+ * dockercompose, name, vmTypeId, secrets_plaintext, fs_persistence=1; the --tls Traefik
+ * service and its Host(`$DOMAIN_NAME`) labels) and compose-spec/compose-go@e70e961c.
  */
 
 export interface FakeSecretVmOptions {
@@ -19,6 +38,8 @@ export interface FakeSecretVmOptions {
   /** POST /api/vm/create answers 402 */
   insufficientFunds?: boolean;
   faults?: Fault[];
+  /** run the compose file's agent for real behind a Traefik-like TLS proxy */
+  runAgents?: { tls: { key: string; cert: string }; env?: Record<string, string> };
 }
 
 export interface FakeVm {
@@ -33,8 +54,13 @@ export interface FakeVm {
   /** what the create sent, kept so tests can check where the secrets went */
   dockerCompose: string;
   secretsPlaintext: string;
+  fsPersistence: boolean;
   polls: number;
   createdAt: string;
+  /** the running agent service (runAgents) */
+  agent?: RemoteAgent;
+  /** why the compose file could not run (runAgents), e.g. an interpolation error */
+  composeError?: string;
 }
 
 export interface FakeSecretVm extends FakeServer {
@@ -42,6 +68,32 @@ export interface FakeSecretVm extends FakeServer {
   vms: Map<string, FakeVm>;
   counts: { vmsCreated: number; terminations: number };
   liveVms(): FakeVm[];
+}
+
+/** What `docker compose up` would give the agent service: its environment and named volumes. */
+export function composeAgent(compose: string, dotenv: string, vmEnv: Record<string, string>): { env: Record<string, string>; volumes: string[]; tlsPort: number | undefined } {
+  const yaml = createRequire(import.meta.url)('js-yaml') as { load(s: string): any };
+  const doc = yaml.load(compose);
+  const vars = parseDotenv(dotenv, (k) => vmEnv[k]);
+  const lookup = (k: string) => vmEnv[k] ?? vars[k];
+  const agent = doc.services?.agent;
+  if (!agent) throw new Error('the compose file has no agent service');
+  const env: Record<string, string> = {};
+  const raw = agent.environment ?? {};
+  const pairs: Array<[string, string]> = Array.isArray(raw)
+    ? raw.map((l: string) => [l.split('=')[0]!, l.slice(l.indexOf('=') + 1)] as [string, string])
+    : Object.entries(raw).map(([k, v]) => [k, v == null ? '' : String(v)] as [string, string]);
+  for (const [k, v] of pairs) env[k] = substitute(v, lookup);
+  const volumes = ((agent.volumes ?? []) as string[]).map((v) => substitute(v, lookup)).filter((v) => !v.startsWith('/') && !v.startsWith('.'));
+  // TLS only as the file configures it: a Traefik service on :443 and a websecure router to us.
+  const labels: Record<string, string> = {};
+  for (const [k, v] of Object.entries<string>(agent.labels ?? {})) labels[k] = substitute(String(v), lookup);
+  const traefik = doc.services?.traefik;
+  const websecure = traefik && ((traefik.command ?? []) as string[]).some((c) => substitute(c, lookup) === '--entrypoints.websecure.address=:443');
+  const routed = labels['traefik.enable'] === 'true' && Object.entries(labels).some(([k, v]) => /^traefik\.http\.routers\.[^.]+\.entrypoints$/.test(k) && v === 'websecure')
+    && Object.entries(labels).some(([k, v]) => /^traefik\.http\.routers\.[^.]+\.rule$/.test(k) && v === `Host(\`${vmEnv.DOMAIN_NAME}\`)`);
+  const port = Number(labels['traefik.http.services.agent.loadbalancer.server.port'] ?? NaN);
+  return { env, volumes: volumes.map((v) => v.split(':')[1]!).filter(Boolean), tlsPort: websecure && routed && Number.isFinite(port) ? port : undefined };
 }
 
 export async function startFakeSecretVm(opts: FakeSecretVmOptions = {}): Promise<FakeSecretVm> {
@@ -81,42 +133,76 @@ export async function startFakeSecretVm(opts: FakeSecretVmOptions = {}): Promise
         id: randomUUID(), vmId, name: `vm-${vmId}`, nameFromUser: name, vmTypeId,
         environment: String(form.get('environment') ?? ''), status: 'creating', vmDomain: null,
         dockerCompose: await compose.text(), secretsPlaintext: String(form.get('secrets_plaintext') ?? ''),
+        fsPersistence: form.get('fs_persistence') === '1',
         polls: 0, createdAt: new Date().toISOString(),
       };
       vms.set(vmId, vm);
       counts.vmsCreated++;
+      if (opts.runAgents) await bootAgent(vm);
       return { status: 200, body: view(vm) };
     }
 
     if (method === 'GET' && path === '/api/vm/instances') return { status: 200, body: [...vms.values()].map(view) };
 
-    const m = /^\/api\/vm\/([^/]+)(\/terminate)?$/.exec(path);
+    const m = /^\/api\/vm\/([^/]+)(\/terminate|\/stop|\/start)?$/.exec(path);
     if (m) {
       const vm = find(decodeURIComponent(m[1]!));
       if (!vm) return err(404, 'VM not found');
       if (method === 'GET' && !m[2]) {
         vm.polls++;
-        if (vm.status === 'creating' && !opts.neverReady && vm.polls >= (opts.readyAfterPolls ?? 1)) {
+        if (vm.composeError && vm.status === 'creating') vm.status = 'failed';
+        if (vm.status === 'creating' && !opts.neverReady && vm.polls >= (opts.readyAfterPolls ?? 1) && (!vm.agent || vm.agent.ready())) {
           if (opts.bootStatus) vm.status = opts.bootStatus;
           else {
             vm.status = opts.runningStatus ?? 'running';
-            vm.vmDomain = `${vm.vmId}.vm.secretvm.test`;
+            vm.vmDomain = vm.agent ? vm.agent.ingress.host : `${vm.vmId}.vm.secretvm.test`;
           }
         }
         return { status: 200, body: view(vm) };
       }
-      if (method === 'DELETE' && m[2]) {
+      if (method === 'POST' && m[2] === '/stop') {
+        await vm.agent?.stopContainer();
+        // Without fs_persistence the VM's disk does not outlive a stop.
+        if (vm.agent && !vm.fsPersistence) for (const dir of Object.values(vm.agent.mounts)) (await import('node:fs')).rmSync(dir, { recursive: true, force: true });
+        vm.status = 'stopped';
+        return { status: 200, body: { status: 'success', message: 'VM stopped' } };
+      }
+      if (method === 'POST' && m[2] === '/start') {
+        if (vm.agent) await vm.agent.start(vm.agent.env);
+        vm.status = opts.runningStatus ?? 'running';
+        return { status: 200, body: { status: 'success', message: 'VM started' } };
+      }
+      if (method === 'DELETE' && m[2] === '/terminate') {
         if (vm.status !== 'terminated') counts.terminations++;
         vm.status = 'terminated';
+        await vm.agent?.destroy();
         return { status: 200, body: { status: 'success', message: 'VM terminated' } };
       }
     }
     return err(404, `No route ${method} ${path}`);
   };
 
+  async function bootAgent(vm: FakeVm): Promise<void> {
+    vm.agent = await RemoteAgent.create({ kind: 'traefik', tls: opts.runAgents!.tls });
+    const domain = vm.agent.ingress.host;
+    try {
+      const svc = composeAgent(vm.dockerCompose, vm.secretsPlaintext, { DOMAIN_NAME: domain });
+      for (const v of svc.volumes) vm.agent.volume(v);
+      // No Traefik route in the file: nothing serves TLS at the domain.
+      if (svc.tlsPort === undefined) await vm.agent.ingress.close();
+      void vm.agent.start({ ...svc.env, ...opts.runAgents!.env });
+    } catch (e) {
+      vm.composeError = (e as Error).message;
+    }
+  }
+
   const server = await startFakeServer(handler, opts.faults ?? []);
   return {
     ...server,
+    async close() {
+      for (const vm of vms.values()) await vm.agent?.destroy();
+      await server.close();
+    },
     opts,
     vms,
     counts,

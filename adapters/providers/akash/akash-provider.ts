@@ -5,6 +5,7 @@ import type {
   DeployContext, DeployResult, DeploySpec, HealthReport, ProviderAdapter, ProviderRef, ProviderStatus,
 } from '../../../src/providers/provider.js';
 import { checkHealth, sleep, type RetryPolicy, type CallLimiter } from '../http-client.js';
+import { assertPublicEndpoint, safeGet } from '../endpoint-guard.js';
 import {
   deployFailure, mayHaveHappened, progressReporter, resourceName, secretScrubber, toProviderError,
 } from '../remote-deploy.js';
@@ -137,7 +138,14 @@ export class AkashProvider implements ProviderAdapter {
 
     const { uri, lease } = await this.waitForReady(dseq, signal, progress);
     if (lostCreate) await this.closeStrays(spec.deploymentId, dseq, manifest, signal);
-    const endpointUrl = /^[a-z][a-z0-9+.-]*:\/\//i.test(uri) ? uri : `http://${uri}`;
+    let endpointUrl: string;
+    try {
+      endpointUrl = await this.endpointFor(uri, signal);
+    } catch (e) {
+      // A provider pointing us at a private address: nothing of it is used, nothing left billing.
+      await this.closeQuietly(dseq, 'private endpoint');
+      throw e;
+    }
     this.log.info({ deployment_id: spec.deploymentId, dseq, endpoint: endpointUrl }, 'Akash agent ready');
     return {
       endpointUrl,
@@ -332,6 +340,29 @@ export class AkashProvider implements ProviderAdapter {
     throw deployFailure('akash', 'not_ready', `the agent on Akash deployment ${dseq} did not become ready within ${Math.round(this.readyTimeoutMs / 1000)} s`, { dseq });
   }
 
+  /**
+   * The agent's URL from the lease URI (a bare hostname, ingress-nginx on port 80). A provider
+   * that put TLS in front of its ingress (a wildcard certificate on :443) serves the same host
+   * over https: tried first, with certificate checks, and used when it answers /health.
+   * (ingress-nginx always listens on 443, with its self-signed "Fake Certificate" when the
+   * provider configured none: certificate checks are what tell the two apart.)
+   */
+  private async endpointFor(uri: string, signal?: AbortSignal): Promise<string> {
+    const allowPrivate = this.config.allowPrivateEndpoints;
+    const explicit = /^[a-z][a-z0-9+.-]*:\/\//i.test(uri);
+    const plain = explicit ? uri : `http://${uri}`;
+    await assertPublicEndpoint(plain, allowPrivate, 'akash');
+    if (explicit) return uri;
+    const https = `https://${uri}`;
+    try {
+      const res = await safeGet(`${https}/health`, { allowPrivate, timeoutMs: 5000, maxBytes: 4096, maxRedirects: 0, signal });
+      if (res.status >= 200 && res.status < 300) return https;
+    } catch (e) {
+      if (signal?.aborted) throw e;
+    }
+    return plain;
+  }
+
   /** Releases a deployment that has failed for good; a failure here is logged, not raised. */
   private async closeQuietly(dseq: string, why: string): Promise<void> {
     this.manifests.delete(dseq);
@@ -363,7 +394,12 @@ export class AkashProvider implements ProviderAdapter {
     const svc = serviceOf(lease);
     const uri = svc?.uris?.[0];
     if (svc && (svc.ready_replicas ?? 0) >= 1 && uri) {
-      return { state: 'running', endpointUrl: /^[a-z][a-z0-9+.-]*:\/\//i.test(uri) ? uri : `http://${uri}`, details };
+      try {
+        return { state: 'running', endpointUrl: await this.endpointFor(uri, signal), details };
+      } catch (e) {
+        if (signal?.aborted) throw e;
+        return { state: 'failed', message: e instanceof Error ? e.message : 'endpoint refused', details };
+      }
     }
     return { state: 'deploying', message: 'agent not ready yet', details };
   }
@@ -381,7 +417,7 @@ export class AkashProvider implements ProviderAdapter {
   }
 
   health(endpointUrl: string, _ref: ProviderRef, signal?: AbortSignal): Promise<HealthReport> {
-    return checkHealth(endpointUrl, Math.min(this.config.deploy.providerTimeoutMs, 10_000), signal);
+    return checkHealth(endpointUrl, Math.min(this.config.deploy.providerTimeoutMs, 10_000), signal, this.config.allowPrivateEndpoints);
   }
 }
 

@@ -6,6 +6,12 @@ import { toYaml, type YamlValue } from '../yaml.js';
 /** The service name in the SDL; the lease status reports the agent's URI under it. */
 export const AKASH_SERVICE = 'agent';
 export const AGENT_PORT = 8080;
+/** Where the image keeps its SQLite file and signing key (the Dockerfile's PANTHERS_DATA_DIR). */
+export const AGENT_DATA_DIR = '/app/data';
+/** The SDL storage entry mounted at the data dir. */
+export const DATA_VOLUME = 'data';
+/** Ephemeral room for the container itself (image layers, /tmp); the data volume is extra. */
+const EPHEMERAL_MB = 512;
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
@@ -23,6 +29,10 @@ export function agentEnv(spec: DeploySpec): Record<string, string> {
   const env: Record<string, string> = {
     ...spec.env,
     PORT: String(AGENT_PORT),
+    PANTHERS_DATA_DIR: AGENT_DATA_DIR,
+    // The provider's ingress (ingress-nginx or its Gateway API successor) is the only way in:
+    // plain HTTP on port 80, TLS in front only when the provider configured it.
+    PANTHERS_INGRESS: 'http',
     PANTHERS_AGENT_NFT: spec.nftTokenId,
     PANTHERS_DEPLOYMENT_ID: spec.deploymentId,
     ...spec.secrets,
@@ -33,13 +43,21 @@ export function agentEnv(spec: DeploySpec): Record<string, string> {
   return env;
 }
 
-/** Renders the SDL (YAML) for one agent container serving port 8080 on the provider's port 80. */
+/**
+ * Renders the SDL (YAML) for one agent container serving port 8080 on the provider's port 80.
+ * The requested disk is a persistent volume (akash docs, network-features/persistent-storage)
+ * mounted at the data dir: conversations and the agent's signing key survive container
+ * restarts for the lease's lifetime (not a new lease: Akash deletes the volume with the lease).
+ */
 export function renderSdl(spec: DeploySpec, akash: Config['akash']): string {
   const { cpu, memory_mb, disk_mb, gpu } = spec.resources;
   const resources: Record<string, YamlValue> = {
     cpu: { units: cpu },
     memory: { size: `${memory_mb}Mi` },
-    storage: [{ size: `${disk_mb}Mi` }],
+    storage: [
+      { size: `${EPHEMERAL_MB}Mi` },
+      { name: DATA_VOLUME, size: `${disk_mb}Mi`, attributes: { persistent: true, class: akash.storageClass } },
+    ],
   };
   // Any NVIDIA model: the SDL's empty vendor entry means "no model constraint".
   if (gpu > 0) resources.gpu = { units: gpu, attributes: { vendor: { nvidia: null } } };
@@ -51,6 +69,7 @@ export function renderSdl(spec: DeploySpec, akash: Config['akash']): string {
         image: akash.image,
         env,
         expose: [{ port: AGENT_PORT, as: 80, to: [{ global: true }] }],
+        params: { storage: { [DATA_VOLUME]: { mount: AGENT_DATA_DIR, readOnly: false } } },
       },
     },
     profiles: {

@@ -25,6 +25,8 @@ export interface CreateVmInput {
   dockerCompose: string;
   secretsPlaintext: string;
   environment: 'dev' | 'prod';
+  /** fs_persistence=1: the VM's filesystem survives restarts */
+  fsPersistence?: boolean;
 }
 
 export class SecretVmApi {
@@ -41,6 +43,9 @@ export class SecretVmApi {
     form.set('vmTypeId', input.vmTypeId);
     if (input.secretsPlaintext) form.set('secrets_plaintext', input.secretsPlaintext);
     form.set('environment', input.environment);
+    // secretvm-cli `vm create --persistence` sends fs_persistence=1: the VM's disk (and so the
+    // agent's named volume) survives a VM restart.
+    if (input.fsPersistence) form.set('fs_persistence', '1');
     const res = await this.http.request('POST', '/api/vm/create', { form, signal });
     const vm = unwrap(res.body) as VmInstance;
     if (!vm || typeof vm !== 'object' || (!vm.id && !vm.vmId)) {

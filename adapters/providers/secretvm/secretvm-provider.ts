@@ -4,6 +4,7 @@ import type {
   DeployContext, DeployResult, DeploySpec, HealthReport, ProviderAdapter, ProviderRef, ProviderStatus,
 } from '../../../src/providers/provider.js';
 import { checkHealth, sleep, type RetryPolicy, type CallLimiter } from '../http-client.js';
+import { assertPublicEndpoint } from '../endpoint-guard.js';
 import {
   deployFailure, mayHaveHappened, progressReporter, resourceName, secretScrubber, toProviderError,
 } from '../remote-deploy.js';
@@ -86,6 +87,12 @@ export class SecretVmProvider implements ProviderAdapter {
 
     const vm = await this.waitForRunning(routeId, signal, progress);
     const domain = vm.vmDomain!;
+    try {
+      await assertPublicEndpoint(`https://${domain}`, this.config.allowPrivateEndpoints, 'secret_vm');
+    } catch (e) {
+      await this.terminateQuietly(routeId, 'private endpoint');
+      throw e;
+    }
     this.log.info({ deployment_id: spec.deploymentId, vm: routeId, domain }, 'SecretVM agent running');
     return {
       endpointUrl: `https://${domain}`,
@@ -117,6 +124,7 @@ export class SecretVmProvider implements ProviderAdapter {
       dockerCompose: renderCompose(spec, this.config.akash.image),
       secretsPlaintext: renderSecretsEnv(spec.secrets),
       environment: this.config.env === 'production' ? 'prod' as const : 'dev' as const,
+      fsPersistence: true,
     };
     for (let attempt = 1; ; attempt++) {
       signal.throwIfAborted();
@@ -207,7 +215,14 @@ export class SecretVmProvider implements ProviderAdapter {
     const details: Record<string, unknown> = { vm_id: routeId, raw_status: raw };
     if (vm.vmDomain) details.attestation_url = `https://${vm.vmDomain}:29343/cpu.html`;
     const state = mapVmStatus(vm);
-    if (state === 'running' && vm.vmDomain) return { state, endpointUrl: `https://${vm.vmDomain}`, details };
+    if (state === 'running' && vm.vmDomain) {
+      try {
+        await assertPublicEndpoint(`https://${vm.vmDomain}`, this.config.allowPrivateEndpoints, 'secret_vm');
+      } catch (e) {
+        return { state: 'failed', message: e instanceof Error ? e.message : 'endpoint refused', details };
+      }
+      return { state, endpointUrl: `https://${vm.vmDomain}`, details };
+    }
     if (state === 'running') return { state: 'deploying', message: 'VM running, no domain yet', details };
     return { state, message: `SecretVM status: ${raw ?? 'none'}`, details };
   }
@@ -225,7 +240,7 @@ export class SecretVmProvider implements ProviderAdapter {
   }
 
   health(endpointUrl: string, _ref: ProviderRef, signal?: AbortSignal): Promise<HealthReport> {
-    return checkHealth(endpointUrl, Math.min(this.config.deploy.providerTimeoutMs, 10_000), signal);
+    return checkHealth(endpointUrl, Math.min(this.config.deploy.providerTimeoutMs, 10_000), signal, this.config.allowPrivateEndpoints);
   }
 }
 
