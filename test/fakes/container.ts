@@ -91,7 +91,22 @@ export interface RunningContainer {
 }
 
 /** Starts the image's CMD with image ENV + spec env; resolves once the agent listens. */
+/**
+ * In the image, /app is readable by the unprivileged user the agent drops to; a checkout under a
+ * private directory (`mktemp -d` is 0700, as in CI) is not. Like the image, let others traverse
+ * the checkout's ancestors (execute only, no listing), or the dropped agent cannot load its code.
+ */
+function imageFilesReadable(): void {
+  if (process.getuid?.() !== 0) return;
+  for (let dir = ROOT; ; dir = path.dirname(dir)) {
+    const mode = fs.statSync(dir).mode & 0o7777;
+    if ((mode & 0o001) === 0) fs.chmodSync(dir, mode | 0o001);
+    if (path.dirname(dir) === dir) break;
+  }
+}
+
 export async function runContainer(spec: ContainerSpec, image = readDockerfile()): Promise<RunningContainer> {
+  imageFilesReadable();
   const mounts = { ...(spec.mounts ?? {}) };
   const env: Record<string, string> = { ...image.env, ...spec.env };
   // The container's writable layer: what is not on a volume is gone when it stops.
