@@ -83,7 +83,8 @@ export interface AgentActorDeps {
   /** the operator's cap on reply tokens, sent to every backend (PANTHERS_MODEL_MAX_TOKENS) */
   maxTokens?: number;
   /** The per-NFT daily token budget: a turn holds its worst case from admission until it settles. */
-  quota?: { reserve(nft: string, cost: number): QuotaHold };
+  /** `enabled`: a daily limit is set (without one, usage is only counted and holds need no sizing). */
+  quota?: { readonly enabled: boolean; reserve(nft: string, cost: number): QuotaHold };
   onTurn?(outcome: 'complete' | 'incomplete' | 'error'): void;
 }
 
@@ -168,7 +169,7 @@ export class AgentBehaviour implements Behaviour<AgentMsg, unknown> {
     }
     // A continued conversation holds what its stored history will really put before the model
     // (up to the budget), not the whole budget: a small daily quota can still continue one.
-    const context = isNew || !this.deps.quota ? 0 : this.deps.repo.contextTokens(id, this.deps.historyTokenBudget);
+    const context = isNew || !this.deps.quota?.enabled ? 0 : this.deps.repo.contextTokens(id, this.deps.historyTokenBudget);
     const hold = this.deps.quota?.reserve(this.nft, system + Math.min(input + context, Math.max(input, this.deps.historyTokenBudget)) + (maxTokens ?? 0));
     if (isNew) {
       const now = this.deps.now();

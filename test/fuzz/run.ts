@@ -1,26 +1,15 @@
 import { runFuzz } from './fuzz.js';
+import { cliFlags } from '../helpers/cli-flags.js';
 
 /**
  * `npm run fuzz [-- --requests=N --seed=S]`: the property-based fuzzer (see fuzz.ts). Prints its
  * figures and, on a failure, the shrunk case as a raw request; exits 1 on any failure.
  */
-function arg(name: string): string | undefined {
-  const hit = process.argv.slice(2).find((a) => a.startsWith(`--${name}=`));
-  return hit?.slice(hit.indexOf('=') + 1);
-}
-const num = (name: string, dflt?: number) => {
-  const raw = arg(name);
-  if (raw === undefined) return dflt;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 0) {
-    console.error(`--${name} must be a whole number, got "${raw}"`);
-    process.exit(2);
-  }
-  return n;
-};
+const flags = cliFlags();
+const num = flags.num;
 
 const report = await runFuzz({
-  requests: num('requests', 100_000)!, seed: num('seed'), probes: !process.argv.includes('--no-probes'), log: (l) => console.log(l),
+  requests: num('requests', 100_000)!, seed: num('seed'), probes: !flags.has('no-probes'), log: (l) => console.log(l),
 });
 console.log('\nfuzz figures');
 console.log(`  cases run                ${report.requests} (${report.httpCases} HTTP requests, ${report.wsCases} WS connections with ${report.wsFrames} frames)`);

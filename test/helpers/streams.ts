@@ -4,22 +4,8 @@ import Database from 'better-sqlite3';
 import { request, waitFor } from './server.js';
 import { newEvmWallet, type EvmTestWallet } from './wallets.js';
 
-/** Signs in against a server running as a child process (its registry table is written directly). */
-export async function signInProcess(url: string, dataDir: string, nft: string, wallet: EvmTestWallet = newEvmWallet()): Promise<string> {
-  const db = new Database(path.join(dataDir, 'panthers.db'));
-  try {
-    db.prepare('INSERT OR REPLACE INTO nft_owners (nft_token_id, owner, updated_at) VALUES (?, ?, ?)').run(nft, wallet.address, Date.now());
-  } finally {
-    db.close();
-  }
-  const ch = await request(url, 'POST', '/v1/auth/challenge', { body: { wallet_address: wallet.address, nft_token_id: nft } });
-  assert.equal(ch.status, 200, ch.text);
-  const vr = await request(url, 'POST', '/v1/auth/verify', {
-    body: { wallet_address: wallet.address, nft_token_id: nft, signature: await wallet.sign(ch.body.message), message: ch.body.message },
-  });
-  assert.equal(vr.status, 200, vr.text);
-  return vr.body.access_token;
-}
+export { signInProcess } from './process-sign-in.js';
+
 
 /** Deploys NFT `nft`'s agent on the local provider and waits until it runs. */
 export async function deployLocalAt(url: string, token: string, nft: string, agent?: object): Promise<void> {

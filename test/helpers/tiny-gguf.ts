@@ -1,4 +1,5 @@
 import { writeFileSync } from 'node:fs';
+import { prng } from './prng.js';
 
 /**
  * Writes a tiny llama-architecture GGUF model with random (seeded) weights and a small
@@ -86,17 +87,6 @@ class Writer {
   }
 }
 
-/** A small deterministic PRNG (mulberry32), so the same seed gives the same model. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** The vocabulary: <unk>, <s>, </s>, the 256 byte tokens, then words with and without the SPM space mark. */
 export function tinyVocabulary(): { tokens: string[]; scores: number[]; types: number[] } {
@@ -128,7 +118,7 @@ export function writeTinyLlamaGguf(path: string, opts: TinyModelOptions = {}): n
   const nHead = opts.heads ?? 4;
   const nFf = opts.feedForward ?? 128;
   const nCtx = opts.contextLength ?? 2048;
-  const rand = rng(opts.seed ?? 42);
+  const rand = prng(opts.seed ?? 42);
   const vocab = tinyVocabulary();
   const nVocab = vocab.tokens.length;
 

@@ -1,23 +1,12 @@
 import { runSoak } from './soak.js';
+import { cliFlags } from '../helpers/cli-flags.js';
 
 /**
  * `npm run soak [-- --cycles=N --seed=S --min-run-ms=A --max-run-ms=B]`: the kill -9 crash soak
  * (see soak.ts). Prints its figures and exits 1 on any violation.
  */
-function arg(name: string): string | undefined {
-  const hit = process.argv.slice(2).find((a) => a === `--${name}` || a.startsWith(`--${name}=`));
-  return hit?.includes('=') ? hit.slice(hit.indexOf('=') + 1) : undefined;
-}
-const num = (name: string, dflt?: number) => {
-  const raw = arg(name);
-  if (raw === undefined) return dflt;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 0) {
-    console.error(`--${name} must be a whole number, got "${raw}"`);
-    process.exit(2);
-  }
-  return n;
-};
+const flags = cliFlags();
+const num = flags.num;
 
 const report = await runSoak({
   cycles: num('cycles', 20)!,

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import Database from 'better-sqlite3';
+import { prng } from '../helpers/prng.js';
 import { tempDir } from '../helpers/server.js';
 import { newEvmWallet, type EvmTestWallet } from '../helpers/wallets.js';
 import { ApiClient, NoAnswer, WsClient, type ClientHooks } from './api-client.js';
@@ -84,17 +85,6 @@ interface Nft {
   conversations: Conversation[];
 }
 
-/** Small seeded PRNG (mulberry32), so a run's choices can be replayed with --seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
