@@ -84,3 +84,26 @@ test('bigint columns read back as JS numbers', async () => {
   assert.equal(r!.updated_at, 1_764_000_000_123);
   assert.equal(r!.n, 1);
 });
+
+test('`panthers migrate` migrates PANTHERS_DATABASE_URL (twice: the second a no-op) and a SQLite data dir, printing the version', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const path = await import('node:path');
+  const bin = path.resolve('dist/bin/panthers.js');
+  const url = await freshDb('m_cli');
+  const run = (env: Record<string, string>, ...args: string[]) => spawnSync(process.execPath, [bin, 'migrate', ...args], { env: { ...process.env, ...env }, encoding: 'utf8' });
+  const first = run({ PANTHERS_DATABASE_URL: url });
+  assert.equal(first.status, 0, first.stderr);
+  assert.match(first.stdout, new RegExp(`schema version ${PG_MIGRATIONS.length} \\(was 0\\)`));
+  const again = run({ PANTHERS_DATABASE_URL: url });
+  assert.equal(again.status, 0, again.stderr);
+  assert.match(again.stdout, new RegExp(`schema version ${PG_MIGRATIONS.length}, latest`));
+  const status = run({}, '--status', '--database-url', url);
+  assert.match(status.stdout, new RegExp(`schema version ${PG_MIGRATIONS.length}`));
+  const dir = tempDir('panthers-mig-cli-');
+  const lite = run({ PANTHERS_DATA_DIR: dir, PANTHERS_DATABASE_URL: '' });
+  assert.equal(lite.status, 0, lite.stderr);
+  assert.match(lite.stdout, new RegExp(`^sqlite .*panthers\\.db: schema version ${MIGRATIONS.length} \\(was 0\\)`));
+  const bad = run({ PANTHERS_DATABASE_URL: `postgres://panthers:secret@127.0.0.1:${pg.port}/nope` });
+  assert.equal(bad.status, 1);
+  assert.doesNotMatch(bad.stdout + bad.stderr, /secret/);
+});
