@@ -10,7 +10,7 @@ import { ClusterDirectory } from '../src/cluster/cluster-directory.js';
 import { shardOf } from '../src/cluster/shards.js';
 import { ApiError } from '../src/errors.js';
 import { openDatabase, type Db } from '../src/db/database.js';
-import { ConversationsRepo } from '../src/agents/conversations-repo.js';
+import { SqliteConversationsStore } from '../src/agents/conversations-store.sqlite.js';
 import type { ModelBackend, ModelEvent, ModelRequest } from '../src/models/model-backend.js';
 import { chatTopic } from '../src/agents/chat-frames.js';
 import { startNats, type Nats } from './helpers/engines.js';
@@ -97,7 +97,7 @@ async function node(name: string, opts: { silenceMs?: number; heartbeatMs?: numb
   const registry = new ActorRegistry({ log, idleMs: 60_000 });
   registry.register(probeKind);
   registry.register(agentActorKind({
-    repo: new ConversationsRepo(db, log),
+    repo: new SqliteConversationsStore(db, log),
     publisher: { publish, subscribers: () => 0 },
     log,
     now: Date.now,
