@@ -301,7 +301,7 @@ describe('cluster directory: chat turns across nodes', () => {
     // A second turn continues the same conversation from the other node.
     const again = await turn(a, nft, 'more', { conversationId: rr.conversation_id });
     assert.equal((await again.handle.done).conversation_id, rr.conversation_id);
-    assert.equal(new ConversationsRepo(b.db, log).page(rr.conversation_id, 10, 0).total, 4);
+    assert.equal((await new SqliteConversationsStore(b.db, log).page(rr.conversation_id, 10, 0)).total, 4);
     assert.equal(a.registry.isLive(AGENT_ACTOR, nft), false);
   });
 
@@ -343,7 +343,7 @@ describe('cluster directory: chat turns across nodes', () => {
     assert.equal(r.incomplete, true);
     assert.equal(r.error, undefined, 'a client that left is not an error');
     assert.equal(r.stored, true);
-    const rows = new ConversationsRepo(b.db, log).page(r.conversation_id, 10, 0).messages;
+    const rows = (await new SqliteConversationsStore(b.db, log).page(r.conversation_id, 10, 0)).messages;
     assert.equal(rows.at(-1)!.incomplete, 1);
     // A deadline (an ApiError reason) travels as itself.
     const ac2 = new AbortController();
