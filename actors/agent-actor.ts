@@ -8,6 +8,7 @@ import type { ConversationsRepo } from '../src/agents/conversations-repo.js';
 import { estimateTokens, type ChatMessage, type ModelBackend } from '../src/models/model-backend.js';
 import type { AgentSettings } from '../src/providers/provider.js';
 import { chatTopic, ChunkFrames } from '../src/agents/chat-frames.js';
+import { pumpModel } from '../src/models/model-pump.js';
 
 export const AGENT_ACTOR = 'agent';
 
@@ -306,23 +307,17 @@ export class AgentBehaviour implements Behaviour<AgentMsg, unknown> {
     let text = '';
     let usage: { promptTokens: number; completionTokens: number; truncated?: boolean } | undefined;
     let error: ApiError | undefined;
+    // Each delta is rendered and published once, and only when the topic has followers (a turn
+    // over SSE alone renders no WS frame); no per-subscriber work here (uWS fans out in C++).
+    const onDelta = (content: string): void | Promise<void> => {
+      text += content;
+      progress.text = text;
+      if (publisher.subscribers(topic) > 0) publisher.publish(topic, frames.chunk(content));
+      return listener?.onChunk(content);
+    };
     try {
       const { backend, model } = this.deps.model(character.model);
-      for await (const ev of untilAborted(backend.stream({ messages, model, maxTokens, tenant: this.nft, signal: ac.signal }), ac.signal)) {
-        if (ev.type === 'usage') {
-          usage = ev;
-          continue;
-        }
-        if (!ev.content) continue;
-        text += ev.content;
-        progress.text = text;
-        publisher.publish(topic, frames.chunk(ev.content));
-        if (listener) {
-          const wait = listener.onChunk(ev.content);
-          if (wait) await wait;
-        }
-        if (ac.signal.aborted) break;
-      }
+      usage = await pumpModel(backend, { messages, model, maxTokens, tenant: this.nft, signal: ac.signal }, onDelta);
     } catch (e) {
       if (!ac.signal.aborted) {
         error = toApiError(e);
@@ -356,35 +351,6 @@ export class AgentBehaviour implements Behaviour<AgentMsg, unknown> {
     };
     publisher.publish(topic, frames.last(result));
     return result;
-  }
-}
-
-/**
- * Iterates a model stream until it ends or the signal aborts, whichever comes first: a backend
- * that does not honour the abort (a stuck connection) cannot hold a turn, its conversation and
- * a concurrency slot past a deadline or a shutdown.
- */
-async function* untilAborted<T>(source: AsyncIterable<T>, signal: AbortSignal): AsyncGenerator<T> {
-  const it = source[Symbol.asyncIterator]();
-  let onAbort: (() => void) | undefined;
-  const aborted = new Promise<'aborted'>((resolve) => {
-    onAbort = () => resolve('aborted');
-    if (signal.aborted) onAbort();
-    else signal.addEventListener('abort', onAbort, { once: true });
-  });
-  try {
-    for (;;) {
-      const r = await Promise.race([it.next(), aborted]);
-      if (r === 'aborted') {
-        // Release the backend's connection without waiting on it.
-        void Promise.resolve(it.return?.()).catch(() => undefined);
-        return;
-      }
-      if (r.done) return;
-      yield r.value;
-    }
-  } finally {
-    signal.removeEventListener('abort', onAbort!);
   }
 }
 

@@ -1,5 +1,6 @@
 import type { ChatMessage, ModelBackend, ModelEvent, ModelRequest } from '../../src/models/model-backend.js';
 import { estimatedUsage } from './estimated-usage.js';
+import type { UsageEvent } from '../../src/models/model-pump.js';
 import { tokenClock } from './token-clock.js';
 
 export interface ScriptedBackendOptions {
@@ -21,14 +22,77 @@ export class ScriptedBackend implements ModelBackend {
 
   constructor(private readonly opts: ScriptedBackendOptions) {}
 
-  async *stream(request: ModelRequest): AsyncGenerator<ModelEvent, void, undefined> {
+  /**
+   * The push form the chat path uses: each token is handed over from the shared clock's timer
+   * callback directly (no promise, no iterator step per token); the same tokens at the same
+   * times as stream().
+   */
+  pump(request: ModelRequest, onDelta: (content: string) => void | Promise<void>): Promise<UsageEvent | undefined> {
     const { signal } = request;
+    const { tokens, reply, truncated } = this.plan(request);
+    const delay = this.opts.delayMs;
+    const start = performance.now();
+    return new Promise((resolve, reject) => {
+      let i = 0;
+      let cancelWake: (() => void) | undefined;
+      let settled = false;
+      const finish = (err?: unknown) => {
+        if (settled) return;
+        settled = true;
+        if (delay > 0) signal.removeEventListener('abort', onAbort);
+        if (err !== undefined) reject(err);
+        else if (signal.aborted) resolve(undefined);
+        else {
+          const usage = estimatedUsage(request.messages, reply);
+          resolve(truncated ? { ...usage, truncated } : usage);
+        }
+      };
+      const onAbort = () => {
+        cancelWake?.();
+        finish();
+      };
+      const step = (): void => {
+        cancelWake = undefined;
+        try {
+          while (i < tokens.length) {
+            if (signal.aborted) return finish();
+            // Token i is due at start + i * delay (a metronome, as in stream()).
+            if (i > 0 && delay > 0) {
+              const at = start + i * delay;
+              if (at > performance.now()) {
+                cancelWake = tokenClock.wakeAt(at, step);
+                return;
+              }
+            }
+            const wait = onDelta(tokens[i++]!);
+            if (wait) {
+              wait.then(step, finish);
+              return;
+            }
+          }
+          finish();
+        } catch (e) {
+          finish(e);
+        }
+      };
+      if (signal.aborted) return resolve(undefined);
+      if (delay > 0) signal.addEventListener('abort', onAbort, { once: true });
+      step();
+    });
+  }
+
+  private plan(request: ModelRequest): { tokens: string[]; reply: string; truncated: boolean } {
     const all = scriptedReply(request.messages);
     // A word is a token here: maxTokens keeps that many.
     const tokens = splitTokens(all);
     const truncated = request.maxTokens !== undefined && tokens.length > request.maxTokens;
     if (truncated) tokens.length = request.maxTokens!;
-    const reply = truncated ? tokens.join('') : all;
+    return { tokens, reply: truncated ? tokens.join('') : all, truncated };
+  }
+
+  async *stream(request: ModelRequest): AsyncGenerator<ModelEvent, void, undefined> {
+    const { signal } = request;
+    const { tokens, reply, truncated } = this.plan(request);
     const delay = this.opts.delayMs;
     // Token i is due at start + i * delay (a metronome): time spent delivering a token does not
     // push the later ones back, so a loaded server does not drift further behind with each token.

@@ -41,6 +41,10 @@ export interface WsMessageHandler<T = any> {
 /** The one seam for fan-out (uWS topics today; NATS or Redis pub/sub when past one machine). */
 export interface Publisher {
   publish(topic: string, frame: string): void;
+  /**
+   * Followers of `topic`. The chat path renders and publishes a chunk only when this is above 0,
+   * so a publisher that relays to other nodes counts a topic followed there too.
+   */
   subscribers(topic: string): number;
   /** Unsubscribes the sockets on `topic` whose claims `keep` refuses, telling each with `frame`. */
   dropSubscribers?(topic: string, keep: (auth: AuthClaims) => boolean, frame: object): number;
