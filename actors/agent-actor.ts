@@ -50,6 +50,11 @@ export interface ClearHandle {
 export type AgentMsg =
   | {
       type: 'turn'; wallet: string; conversationId?: string; message: string; signal?: AbortSignal; listener?: TurnListener;
+      /**
+       * The caller's controller, used as the turn's own instead of `signal` (a clear, a stop or a
+       * shutdown aborts it): one controller and no listener per turn instead of two and one.
+       */
+      controller?: AbortController;
       /** Called synchronously once the conversation id is known, before any chunk is published. */
       opened?(conversationId: string): void;
       /** asks for a shorter reply than the operator's cap */
@@ -184,9 +189,10 @@ export class AgentBehaviour implements Behaviour<AgentMsg, unknown> {
     const conversationId = id;
     msg.opened?.(conversationId);
     this.active++;
-    // The turn's own controller: aborted by the caller's signal, a clear or a shutdown.
-    const ac = new AbortController();
-    const signal = msg.signal;
+    // The turn's own controller: aborted by the caller (its signal, or its controller handed
+    // over), a clear or a shutdown.
+    const ac = msg.controller ?? new AbortController();
+    const signal = msg.controller ? undefined : msg.signal;
     const onAbort = () => ac.abort(signal?.reason);
     if (signal?.aborted) onAbort();
     else signal?.addEventListener('abort', onAbort, { once: true });

@@ -39,7 +39,7 @@ export class ScriptedBackend implements ModelBackend {
       const finish = (err?: unknown) => {
         if (settled) return;
         settled = true;
-        if (delay > 0) signal.removeEventListener('abort', onAbort);
+        signal.removeEventListener('abort', onAbort);
         if (err !== undefined) reject(err);
         else if (signal.aborted) resolve(undefined);
         else {
@@ -76,7 +76,8 @@ export class ScriptedBackend implements ModelBackend {
         }
       };
       if (signal.aborted) return resolve(undefined);
-      if (delay > 0) signal.addEventListener('abort', onAbort, { once: true });
+      // Also without a delay: a reply paused on a backed-up stream ends at once on abort.
+      signal.addEventListener('abort', onAbort, { once: true });
       step();
     });
   }

@@ -10,17 +10,27 @@ export type DeltaSink = (content: string) => void | Promise<void>;
 
 /**
  * Runs a model reply into `onDelta` and resolves with its usage event, or undefined when the
- * signal aborted it. A backend with a push form (`pump`) calls back straight from its timer or
- * socket: no async-iterator step, no promise and no race per token. Any other backend is
- * iterated. Either way the wait ends when the signal aborts, whichever comes first: a backend
- * that does not honour the abort (a stuck connection) cannot hold a turn, its conversation and
- * a concurrency slot past a deadline or a shutdown; deltas after the abort are dropped.
+ * signal aborted it. A backend with a push form (`pump`, ours: the scripted model) calls back
+ * straight from its timer: no async-iterator step, no promise and no race per token, and it
+ * resolves at once on abort (its contract). Any other backend is iterated, and its wait ends
+ * when the signal aborts, whichever comes first: a backend that does not honour the abort (a
+ * stuck connection) cannot hold a turn, its conversation and a concurrency slot past a deadline
+ * or a shutdown. Deltas after the abort are dropped.
  */
 export function pumpModel(backend: ModelBackend, request: ModelRequest, onDelta: DeltaSink): Promise<UsageEvent | undefined> {
   const { signal } = request;
   if (signal.aborted) return Promise.resolve(undefined);
   const sink: DeltaSink = (content) => (signal.aborted || !content ? undefined : onDelta(content));
-  const run = backend.pump ? backend.pump(request, sink) : iterate(backend.stream(request), sink, signal);
+  if (backend.pump) {
+    return backend.pump(request, sink).then(
+      (u) => (signal.aborted ? undefined : u),
+      (e) => {
+        if (signal.aborted) return undefined;
+        throw e;
+      },
+    );
+  }
+  const run = iterate(backend.stream(request), sink, signal);
   // One abort race per reply (not per token).
   return new Promise<UsageEvent | undefined>((resolve, reject) => {
     const onAbort = () => resolve(undefined);
