@@ -119,6 +119,21 @@ modelContract('scripted (push form)', ({ tokenDelayMs }): ContractSubject => ({
   }),
 }));
 
+describe('scripted: the push form gives what stream() gives', () => {
+  it('the same deltas and usage, also cut at maxTokens', async () => {
+    const backend = new ScriptedBackend({ delayMs: 0 });
+    for (const maxTokens of [undefined, 3, 1000]) {
+      const request = { messages: ask('Tell me about the cut at three tokens'), maxTokens, signal: new AbortController().signal };
+      const streamed = await collect(backend.stream(request));
+      const pushed: string[] = [];
+      const usage = await pumpModel(backend, request, (c) => void pushed.push(c));
+      assert.deepEqual(pushed, streamed.deltas);
+      assert.deepEqual(usage, streamed.usage[0]);
+      if (maxTokens === 3) assert.equal(usage?.truncated, true);
+    }
+  });
+});
+
 function fakeSubject(start: (o: FakeLlmOptions) => Promise<FakeLlm>, build: (f: FakeLlm) => ModelBackend, extra: FakeLlmOptions = {}) {
   return async ({ tokenDelayMs }: { tokenDelayMs: number }): Promise<ContractSubject> => {
     const fake = await start({ reply: fakeReply, usage: USAGE, chunkDelayMs: tokenDelayMs, ...extra });

@@ -29,11 +29,14 @@ export class ScriptedBackend implements ModelBackend {
    */
   pump(request: ModelRequest, onDelta: (content: string) => void | Promise<void>): Promise<UsageEvent | undefined> {
     const { signal } = request;
-    const { tokens, reply, truncated } = this.plan(request);
+    // Tokens are cut from the reply as they fall due (a position, not an array of them per reply).
+    const all = scriptedReply(request.messages);
+    const max = request.maxTokens ?? Infinity;
     const delay = this.opts.delayMs;
     const start = performance.now();
     return new Promise((resolve, reject) => {
       let i = 0;
+      let pos = 0;
       let cancelWake: (() => void) | undefined;
       let settled = false;
       const finish = (err?: unknown) => {
@@ -43,7 +46,9 @@ export class ScriptedBackend implements ModelBackend {
         if (err !== undefined) reject(err);
         else if (signal.aborted) resolve(undefined);
         else {
-          const usage = estimatedUsage(request.messages, reply);
+          // A word is a token here: maxTokens keeps that many.
+          const truncated = pos < all.length;
+          const usage = estimatedUsage(request.messages, truncated ? all.slice(0, pos) : all);
           resolve(truncated ? { ...usage, truncated } : usage);
         }
       };
@@ -54,7 +59,7 @@ export class ScriptedBackend implements ModelBackend {
       const step = (): void => {
         cancelWake = undefined;
         try {
-          while (i < tokens.length) {
+          while (pos < all.length && i < max) {
             if (signal.aborted) return finish();
             // Token i is due at start + i * delay (a metronome, as in stream()).
             if (i > 0 && delay > 0) {
@@ -64,7 +69,11 @@ export class ScriptedBackend implements ModelBackend {
                 return;
               }
             }
-            const wait = onDelta(tokens[i++]!);
+            TOKEN.lastIndex = pos;
+            const token = TOKEN.exec(all)![0];
+            pos = TOKEN.lastIndex;
+            i++;
+            const wait = onDelta(token);
             if (wait) {
               wait.then(step, finish);
               return;
@@ -155,3 +164,6 @@ export function scriptedReply(messages: readonly ChatMessage[]): string {
 export function splitTokens(text: string): string[] {
   return text.match(/\S+\s*|\s+/g) ?? [];
 }
+
+/** One token of splitTokens' kind at lastIndex (sticky): matches wherever text remains. */
+const TOKEN = /\S+\s*|\s+/y;
