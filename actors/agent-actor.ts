@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import PQueue from 'p-queue';
 import type { ActorKind, Behaviour } from '../src/contracts/actor-kind.js';
 import { ApiError, isApiError, toApiError } from '../src/errors.js';
 import type { Logger } from '../src/logger.js';
@@ -9,6 +8,7 @@ import { estimateTokens, type ChatMessage, type ModelBackend } from '../src/mode
 import type { AgentSettings } from '../src/providers/provider.js';
 import { chatTopic, ChunkFrames } from '../src/agents/chat-frames.js';
 import { pumpModel } from '../src/models/model-pump.js';
+import { TurnSlots } from './turn-slots.js';
 import {
   AGENT_ACTOR, type AgentMsg, type AgentTurns, type ClearHandle, type QuotaHold, type TurnHandle, type TurnListener, type TurnResult,
 } from '../src/contracts/agent-messages.js';
@@ -37,21 +37,21 @@ export interface AgentActorDeps {
 /**
  * One NFT's agent: owns its conversations. The mailbox orders what changes them (opening a
  * conversation, queueing a turn, clearing); the turns themselves stream outside the mailbox, one at
- * a time per conversation (a promise chain) and up to `concurrency` conversations at once (p-queue).
+ * a time per conversation (a promise chain) and up to `concurrency` conversations at once (TurnSlots).
  * Chunks go to the conversation's WS topic and to the requesting HTTP stream, never through the
  * mailbox.
  */
 export class AgentBehaviour implements Behaviour<AgentMsg, unknown>, AgentTurns {
   /** set by shutdown: new turns are refused with this */
   private closing: ApiError | undefined;
-  private readonly queue: PQueue;
+  private readonly slots: TurnSlots;
   private readonly chains = new Map<string, Promise<unknown>>();
   /** Turns queued or running, per conversation: what a clear or a shutdown aborts. */
   private readonly turns = new Map<string, Set<{ ac: AbortController; done: Promise<TurnResult> }>>();
   private active = 0;
 
   constructor(private readonly nft: string, private readonly deps: AgentActorDeps) {
-    this.queue = new PQueue({ concurrency: deps.concurrency });
+    this.slots = new TurnSlots(deps.concurrency);
   }
 
   busy(): boolean {
@@ -138,10 +138,10 @@ export class AgentBehaviour implements Behaviour<AgentMsg, unknown>, AgentTurns 
     else signal?.addEventListener('abort', onAbort, { once: true });
     let set = this.turns.get(conversationId);
     if (!set) this.turns.set(conversationId, (set = new Set()));
-    const run = () => this.queue.add(() => this.safeTurn(conversationId, isNew && !prelude?.length, msg.message, ac, msg.listener, maxTokens, prelude, hold)) as Promise<TurnResult>;
+    const run = () => this.slots.run(() => this.safeTurn(conversationId, isNew && !prelude?.length, msg.message, ac, msg.listener, maxTokens, prelude, hold));
     const t = { ac, done: undefined as unknown as Promise<TurnResult> };
     t.done = this.enqueue(conversationId, run)
-      .catch((e) => this.failed(conversationId, e, false)) // p-queue itself failing: still an answer
+      .catch((e) => this.failed(conversationId, e, false)) // the slots or the chain failing: still an answer
       .finally(() => {
         this.active--;
         // A turn that ended before settling (it failed early) releases its hold.
