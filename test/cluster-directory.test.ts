@@ -98,7 +98,8 @@ async function node(name: string, opts: { silenceMs?: number; heartbeatMs?: numb
   registry.register(probeKind);
   registry.register(agentActorKind({
     repo: new SqliteConversationsStore(db, log),
-    publisher: { publish, subscribers: () => 0 },
+    // A follower on every topic: the chat path publishes a chunk only to a followed topic.
+    publisher: { publish, subscribers: () => 1 },
     log,
     now: Date.now,
     character: (nft) => ({ name: `agent ${nft}`, system_prompt: 'be brief', model: 'test', capabilities: ['chat'] }),
