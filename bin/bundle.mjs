@@ -1,7 +1,8 @@
 // Links the compiled CLI (dist/bin/cli.js and everything it imports) into one ES module,
 // dist/panthers.mjs, which dist/bin/panthers.js runs when it is fresh (see bin/panthers.ts).
-// Native and worker-loading packages stay outside (better-sqlite3, uWebSockets.js, pino and its
-// transports): Node loads those from node_modules as before. Each module's import.meta.url keeps
+// Native packages stay outside (better-sqlite3, uWebSockets.js), and pino-pretty (loaded only
+// for pretty logs): Node loads those from node_modules as before. pino is inside: we use no pino
+// transport (the worker files thread-stream would need beside it). Each module's import.meta.url keeps
 // its own file's URL, so paths it resolves (the console's files, package.json) are unchanged.
 // Usage: node bin/bundle.mjs [--quiet]   (after tsc; `npm run build` runs both)
 import fs from 'node:fs';
@@ -49,7 +50,7 @@ await esbuild.build({
   minify: false,
   sourcemap: false,
   legalComments: 'none',
-  external: ['better-sqlite3', '@trufflesuite/uws-js-unofficial', 'pino', 'pino-pretty', 'esbuild'],
+  external: ['better-sqlite3', '@trufflesuite/uws-js-unofficial', 'pino-pretty', 'esbuild'],
   // CommonJS packages inside the bundle call require() for Node's built-ins.
   banner: { js: "import { createRequire as __bundleRequire } from 'node:module'; const require = __bundleRequire(import.meta.url);" },
   plugins: [ownUrls],
