@@ -8,7 +8,7 @@ import {
   ACTIVE_STATUSES, type Deployment, type DeploymentEvent, type DeploymentStatus, type DeploymentsRepo,
 } from '../src/deployments/deployments-repo.js';
 import type {
-  AgentSettings, DeployResult, DeploySpec, HealthReport, ProviderAdapter, ProviderName, ProviderRef, Resources,
+  DeployResult, DeploySpec, HealthReport, ProviderAdapter, ProviderName, ProviderRef,
 } from '../src/providers/provider.js';
 import { deploymentFrame, deploymentTopic } from '../src/deployments/deployment-frames.js';
 import { deploymentView, type DeploymentView } from '../src/deployments/deployment-view.js';

@@ -267,6 +267,34 @@ describe('cluster directory: asks', () => {
     assert.equal(a.registry.isLive('probe', nft), true);
   });
 
+  test('a tell to an NFT owned elsewhere reaches the one actor on its owner', async () => {
+    const a = await node('a');
+    const b = await node('b');
+    const nft = freshNft();
+    own(b, nft);
+    a.directory.tell('probe', nft, { type: 'echo' });
+    await waitFor(() => b.registry.isLive('probe', nft) || undefined);
+    assert.equal((await b.directory.ask<{ n: number }>('probe', nft, { type: 'echo' })).n, 2, 'the told message was handled first');
+    assert.equal(a.registry.isLive('probe', nft), false);
+  });
+
+  test('a malformed forwarded message is refused with INVALID_REQUEST, not run', async () => {
+    const b = await node('b');
+    const nft = freshNft();
+    const shard = own(b, nft);
+    const asker = await connect({ servers: nats.url });
+    conns.push(asker);
+    const enc = new TextEncoder();
+    let other = `${nft}x`;
+    while (shardOf(other) === shard) other += 'x';
+    for (const body of [{ k: 'probe', key: other, m: { type: 'echo' } }, { k: 'session', key: nft, m: { type: 'get' } }, { k: AGENT_ACTOR, key: nft, turn: { turn: 'a.>', msg: {} } }]) {
+      const m = await asker.request(`panthers.shard.${shard}`, enc.encode(JSON.stringify(body)), { timeout: 2000 });
+      const reply = JSON.parse(new TextDecoder().decode(m.data)) as { error?: { code: string } };
+      assert.equal(reply.error?.code, 'INVALID_REQUEST', JSON.stringify(body));
+    }
+    assert.equal(b.registry.isLive('probe', other), false);
+  });
+
   test('no owner until the deadline: SERVICE_UNAVAILABLE, within the deadline', async () => {
     const a = await node('a');
     const nft = freshNft();
