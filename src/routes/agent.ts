@@ -4,7 +4,7 @@ import { json, route, type Request, type RouteDef, type SseSink } from '../serve
 import { intParam } from '../server/validation.js';
 import { VERSION } from '../version.js';
 import { AGENT_ACTOR, type AgentMsg, type ClearHandle, type TurnHandle, type TurnListener, type TurnResult } from '../contracts/agent-messages.js';
-import type { ConversationsRepo } from '../agents/conversations-repo.js';
+import type { ConversationsStore } from '../agents/conversations-store.js';
 import type { AgentSettings } from '../providers/provider.js';
 import { sseChunk } from '../agents/chat-frames.js';
 import { chatMessageSchema, conversationIdSchema } from '../agents/chat-message.js';
@@ -15,7 +15,7 @@ import { IdempotencyStore, notFinished } from '../guards/idempotency.js';
 
 export interface AgentRouteDeps {
   actors: ActorDirectory;
-  conversations: ConversationsRepo;
+  conversations: ConversationsStore;
   maxMessageChars: number;
   startedAt: number;
   now(): number;
@@ -255,8 +255,8 @@ export function agentRoutes(deps: AgentRouteDeps): RouteDef[] {
       async handler(req) {
         const nft = await agentFor(req);
         const { conversation_id: id, limit, offset } = req.query;
-        conversations.owned(id, nft, req.auth!.sub);
-        const page = conversations.page(id, limit, offset);
+        await conversations.owned(id, nft, req.auth!.sub);
+        const page = await conversations.page(id, limit, offset);
         return {
           messages: page.messages.map((m) => ({
             role: m.role, content: m.content, timestamp: new Date(m.created_at).toISOString(), tokens: m.tokens, incomplete: m.incomplete === 1,
