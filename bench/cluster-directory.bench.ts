@@ -17,7 +17,7 @@ import { agentActorKind } from '../actors/agent-actor.js';
 import { ClusterDirectory } from '../src/cluster/cluster-directory.js';
 import { shardOf } from '../src/cluster/shards.js';
 import { openDatabase } from '../src/db/database.js';
-import { ConversationsRepo } from '../src/agents/conversations-repo.js';
+import { SqliteConversationsStore } from '../src/agents/conversations-store.sqlite.js';
 import { AGENT_ACTOR, type AgentMsg, type TurnHandle } from '../src/contracts/agent-messages.js';
 import type { ModelBackend, ModelRequest, ModelEvent } from '../src/models/model-backend.js';
 
@@ -48,7 +48,7 @@ async function node(owned: Set<number>) {
   const registry = new ActorRegistry({ log, idleMs: 600_000 });
   registry.register({ name: 'probe', create: () => ({ receive: (m: unknown) => m }) });
   registry.register(agentActorKind({
-    repo: new ConversationsRepo(db, log),
+    repo: new SqliteConversationsStore(db, log),
     publisher: { publish: () => {}, subscribers: () => 0 },
     log,
     now: Date.now,
