@@ -333,6 +333,22 @@ describe('cluster directory: chat turns across nodes', () => {
     assert.equal(a.registry.isLive(AGENT_ACTOR, nft), false);
   });
 
+  test('a turn forwarded while no node owns the NFT waits for the new owner (latency, not an error)', async () => {
+    const a = await node('a');
+    const b = await node('b');
+    const nft = freshNft();
+    const started = performance.now();
+    const pending = turn(a, nft, 'hello');
+    // Longer than the receiver's silence window (1 s here): retrying the forward is not silence.
+    await sleep(1300);
+    own(b, nft);
+    const t = await pending;
+    const r = await t.handle.done;
+    assert.ok(performance.now() - started >= 1250);
+    assert.equal(r.incomplete, false);
+    assert.deepEqual(t.chunks, WORDS);
+  });
+
   test('two turns of one conversation in flight from the non-owner each get only their own chunks', async () => {
     const a = await node('a');
     const b = await node('b');

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
-import { ApiError, type ErrorCode } from '../errors.js';
+import { ApiError, ERROR_CODES, type ErrorCode } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { ActorDirectory } from '../contracts/actor-directory.js';
 import { AGENT_ACTOR, type TurnHandle, type TurnMsg, type TurnResult } from '../contracts/agent-messages.js';
@@ -62,7 +62,13 @@ export function toWireResult(r: TurnResult): WireTurnResult {
 
 export function fromWireResult(w: WireTurnResult): TurnResult {
   const { error, ...rest } = w;
-  return error ? { ...rest, error: new ApiError(error.code as ErrorCode, error.message, error.details ?? {}) } : rest;
+  return error ? { ...rest, error: wireError(error) } : rest;
+}
+
+/** The spec's error from another node's JSON; a code this build does not know is an INTERNAL_ERROR. */
+export function wireError(e: { code: string; message: string; details?: Record<string, unknown> }): ApiError {
+  if (!Object.hasOwn(ERROR_CODES, e.code)) return new ApiError('INTERNAL_ERROR');
+  return new ApiError(e.code as ErrorCode, typeof e.message === 'string' ? e.message : undefined, e.details && typeof e.details === 'object' ? e.details : {});
 }
 
 export interface RemoteTurnOptions {
@@ -228,6 +234,8 @@ export class RemoteTurns {
       throw e;
     }
     this.stats.forwarded++;
+    // The silence window starts now: a forward retried through a failover is not silence.
+    t.lastHeard = performance.now();
     this.arm();
     try {
       opened?.(reply.conversation_id);
@@ -328,7 +336,7 @@ export class RemoteTurns {
   cancel(turn: string, reason?: { code: string; message: string; details?: Record<string, unknown> }): boolean {
     const ac = this.running.get(turn);
     if (!ac) return false;
-    ac.abort(reason ? new ApiError(reason.code as ErrorCode, reason.message, reason.details ?? {}) : undefined);
+    ac.abort(reason ? wireError(reason) : undefined);
     return true;
   }
 
