@@ -34,6 +34,7 @@ const model: ModelBackend = {
   async *stream(req: ModelRequest): AsyncIterable<ModelEvent> {
     const last = req.messages[req.messages.length - 1]!.content;
     const words = last === 'stall' ? WORDS.slice(0, 2) : WORDS;
+    if (last === 'first-slow') await sleep(500); // a model slow to its first token
     for (const w of words) {
       if (req.signal.aborted) return;
       await new Promise((r) => setImmediate(r));
@@ -335,10 +336,10 @@ describe('cluster directory: chat turns across nodes', () => {
 
   test('a turn forwarded while no node owns the NFT waits for the new owner (latency, not an error)', async () => {
     const a = await node('a');
-    const b = await node('b');
+    const b = await node('b', { heartbeatMs: 600 });
     const nft = freshNft();
     const started = performance.now();
-    const pending = turn(a, nft, 'hello');
+    const pending = turn(a, nft, 'first-slow');
     // Longer than the receiver's silence window (1 s here): retrying the forward is not silence.
     await sleep(1300);
     own(b, nft);
