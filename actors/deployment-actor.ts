@@ -296,7 +296,7 @@ class DeploymentBehaviour implements Behaviour<DeploymentMsg, unknown> {
           // creating again. Through `shared`: after a crash of this actor the rebuilt one holds it.
           saveRef: (r) => {
             shared.live.get(nft)?.refSaved(id, r);
-            deps.repo.saveRef(nft, id, r, deps.now(), fence).catch((e: unknown) => {
+            return deps.repo.saveRef(nft, id, r, deps.now(), fence).catch((e: unknown) => {
               // Fenced: another node owns the NFT now; it finds the resource by marker/name and
               // drives it, so this node stops driving it. Otherwise (SQLITE_BUSY) not a reason to
               // fail the deploy: the copy in memory is written with the next transition.
@@ -304,11 +304,10 @@ class DeploymentBehaviour implements Behaviour<DeploymentMsg, unknown> {
               deps.log.warn({ nft, deployment: id, err: describe(e) }, 'could not write the provider ref now');
             });
           },
-          saveSecret: (v) => {
+          saveSecret: (v) =>
             deps.secrets.set(id, v, fence).catch((e: unknown) => {
               deps.log.warn({ nft, deployment: id, err: describe(e) }, 'could not write the provider secret now');
-            });
-          },
+            }),
         });
       } finally {
         clearTimeout(timer);
