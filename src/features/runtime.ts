@@ -30,6 +30,7 @@ import { createChatQuota } from './guarantees.js';
 import { IdempotencyStore } from '../guards/idempotency.js';
 import { viewForReader } from '../deployments/deployment-view.js';
 import { sameWallet } from '../auth/ownership.js';
+import { shardOf } from '../cluster/shards.js';
 
 const DEPLOY_TIMEOUT_MS: Record<ProviderName, number> = { local: 30_000, akash: 30 * 60_000, secret_vm: 30 * 60_000 };
 
@@ -158,7 +159,21 @@ export const runtimeFeature: FeatureModule = (f) => {
   f.addWsHandlers(wsHandlers(ctx, agents, conversations, deployments, authorize, idempotency));
   f.setDeploymentsActive(() => deployments.activeCount());
 
+  // Cluster mode: another node changed this NFT's deployment; the next read here re-reads the store.
+  ctx.invalidations.onInvalidate('deployment', (nft) => deployments.forget(nft));
   f.onStart(async () => {
+    const cluster = ctx.cluster;
+    if (cluster) {
+      // Cluster mode: a node recovers the deployments of the shards it gains, when it gains them
+      // (at start, when a node joins or leaves, after a failover): the table is the list of
+      // entities to remember.
+      cluster.onShardsGained((shards) => {
+        const nfts = deployments.unfinishedNfts().filter((nft) => shards.has(shardOf(nft)));
+        for (const nft of nfts) ctx.actors.tell(DEPLOYMENT_ACTOR, nft, { type: 'recover' } satisfies DeploymentMsg);
+        if (nfts.length) ctx.log.info({ deployments: nfts.length, shards: shards.size }, 'recovering deployments of gained shards');
+      });
+      return;
+    }
     // Reconcile every deployment that was mid-lifecycle when the process stopped.
     const nfts = deployments.unfinishedNfts();
     for (const nft of nfts) ctx.actors.tell(DEPLOYMENT_ACTOR, nft, { type: 'recover' } satisfies DeploymentMsg);
