@@ -138,3 +138,19 @@ export async function shardCounts(engines: Engines): Promise<Record<string, numb
   for (const o of (await shardOwners(engines)).values()) out[o] = (out[o] ?? 0) + 1;
   return out;
 }
+
+/**
+ * Waits until the leases match rendezvous placement over `nodes` (a join or leave has been
+ * rebalanced): every shard owned, each by the node that hashes highest for it.
+ */
+export async function waitForBalance(engines: Engines, nodeIds: string[], timeoutMs = 30_000): Promise<Map<number, string>> {
+  const { preferredOwner } = await import('../../src/cluster/shards.js');
+  let owners = new Map<number, string>();
+  await waitFor(async () => {
+    owners = await shardOwners(engines);
+    if (owners.size !== 256) return false;
+    for (const [s, o] of owners) if (preferredOwner(s, nodeIds) !== o) return false;
+    return true;
+  }, timeoutMs, 100);
+  return owners;
+}

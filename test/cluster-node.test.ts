@@ -1,0 +1,118 @@
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startEngines, startClusterNodes, shardOwners, waitForBalance, type Engines, type Cluster } from './helpers/cluster.js';
+import { waitFor, request } from './helpers/server.js';
+import { signInProcess } from './helpers/process-sign-in.js';
+import { openWs } from './helpers/ws.js';
+import { SHARDS, preferredOwner } from '../src/cluster/shards.js';
+
+/**
+ * Cluster mode end to end: real `panthers serve` processes on one real PostgreSQL 15 and one real
+ * nats-server 2.9 (started here). Leases: every shard has exactly one owner, a joining node takes
+ * about 1/N of them, a SIGTERMed node's shards are taken by the others within lease time + 2 s;
+ * /health and /metrics name the node; a WS subscriber on node A gets the deployment_status
+ * frames of a deployment made through node B.
+ */
+const TTL_MS = 3000;
+let engines: Engines;
+let cluster: Cluster;
+
+before(async () => {
+  engines = await startEngines();
+  cluster = await startClusterNodes(2, engines, { leaseTtlMs: TTL_MS });
+});
+after(async () => {
+  await cluster?.stop().catch(() => {});
+  engines?.stop();
+});
+
+describe('cluster node', () => {
+  test('every shard has exactly one owner; /health and /metrics show the node id, its shards and lease epochs', async () => {
+    const owners = await waitForBalance(engines, cluster.nodes.map((n) => n.nodeId));
+    assert.equal(owners.size, SHARDS);
+    const healths = await Promise.all(cluster.nodes.map((n) => n.health()));
+    const seen = new Set<number>();
+    for (const [i, h] of healths.entries()) {
+      assert.equal(h.status, 'healthy');
+      assert.equal(h.cluster.node_id, cluster.nodes[i]!.nodeId);
+      assert.equal(h.cluster.postgres, 'up');
+      assert.equal(h.cluster.nats, 'connected');
+      assert.deepEqual(h.cluster.nodes_live, cluster.nodes.map((n) => n.nodeId).sort());
+      assert.equal(h.cluster.shards_owned, h.cluster.leases.length);
+      for (const l of h.cluster.leases) {
+        assert.ok(!seen.has(l.shard), `shard ${l.shard} served by two nodes`);
+        seen.add(l.shard);
+        assert.equal(owners.get(l.shard), h.cluster.node_id);
+        assert.ok(l.epoch >= 1);
+      }
+    }
+    assert.equal(seen.size, SHARDS, 'the nodes together serve every shard');
+    const m = await request(cluster.nodes[0]!.url, 'GET', '/metrics');
+    assert.match(m.text, new RegExp(`cluster_node_info\\{node_id="${cluster.nodes[0]!.nodeId}"\\} 1`));
+    assert.match(m.text, new RegExp(`cluster_shards_owned ${healths[0].cluster.shards_owned}\\b`));
+    assert.match(m.text, /cluster_lease_epoch\{shard="\d+"\} \d+/);
+    assert.match(m.text, /cluster_fencing_refusals_total 0/);
+    assert.match(m.text, /cluster_forwards_total\{outcome="asked"\}/);
+    assert.match(m.text, /cluster_nats_connected 1/);
+  });
+
+  test('a WS subscriber on node A receives the deployment_status frames of a deployment made through node B', async () => {
+    const [a, b] = cluster.nodes as [typeof cluster.nodes[0], typeof cluster.nodes[0]];
+    const nft = 'cluster-ws-1';
+    const token = await signInProcess(a.url, cluster.dataDir, nft);
+    const sub = await openWs(a.url, token);
+    try {
+      sub.ws.send(JSON.stringify({ type: 'subscribe', channel: 'deployment', nft_token_id: nft }));
+      await sub.next((f) => f.type === 'subscribed');
+      const r = await request(b.url, 'POST', '/v1/deployments', { token, body: { nft_token_id: nft, provider: 'local' } });
+      assert.equal(r.status, 202, r.text);
+      const running = await sub.next((f) => f.type === 'deployment_status' && f.status === 'running', 15_000);
+      assert.equal(running.nft_token_id, nft);
+      const statuses = sub.frames.filter((f) => f.type === 'deployment_status').map((f) => f.status);
+      assert.deepEqual(statuses.filter((s, i) => statuses.indexOf(s) === i).slice(0, 1), ['pending'], `frames in order: ${statuses}`);
+      // The cached view on A was dropped: A reads the deployment B made.
+      const g = await request(a.url, 'GET', `/v1/deployments/${nft}`, { token });
+      assert.equal(g.status, 200, g.text);
+      assert.equal(g.body.status, 'running');
+      const m = await request(a.url, 'GET', '/metrics');
+      assert.match(m.text, /cluster_frames_total\{direction="received"\} [1-9]/, 'A got the frames over NATS');
+    } finally {
+      sub.ws.close();
+    }
+  });
+
+  test('a joining node takes about 1/N of the shards (only shards it hashes highest for), a few at a time', async () => {
+    const before = await shardOwners(engines);
+    const c = await cluster.add({ nodeId: 'node-c', leaseTtlMs: TTL_MS });
+    const ids = cluster.nodes.map((n) => n.nodeId);
+    const owners = await waitForBalance(engines, ids, 40_000);
+    let moved = 0;
+    for (let s = 0; s < SHARDS; s++) {
+      if (owners.get(s) !== before.get(s)) {
+        moved++;
+        assert.equal(owners.get(s), 'node-c', `shard ${s} moved between old nodes`);
+      }
+    }
+    const expected = [...Array(SHARDS).keys()].filter((s) => preferredOwner(s, ids) === 'node-c').length;
+    assert.equal(moved, expected);
+    assert.ok(moved > SHARDS / 3 / 2 && moved < (SHARDS / 3) * 1.5, `node-c took ${moved} of ${SHARDS}`);
+    const h = await c.health();
+    assert.equal(h.cluster.shards_owned, moved);
+  });
+
+  test('SIGTERM: the node drains and releases its shards, and the others take them within lease time + 2 s', async () => {
+    const c = cluster.nodes.find((n) => n.nodeId === 'node-c')!;
+    const t0 = Date.now();
+    const code = await c.stop();
+    assert.equal(code, 0, c.output().slice(-2000));
+    const rest = cluster.nodes.filter((n) => n !== c).map((n) => n.nodeId);
+    await waitFor(async () => {
+      const owners = await shardOwners(engines);
+      return owners.size === SHARDS && [...owners.values()].every((o) => rest.includes(o));
+    }, TTL_MS + 2000, 50);
+    const took = Date.now() - t0;
+    assert.ok(took <= TTL_MS + 2000, `taken over in ${took} ms`);
+    cluster.nodes.splice(cluster.nodes.indexOf(c), 1);
+    await waitForBalance(engines, rest);
+  });
+});
