@@ -81,6 +81,20 @@ describe('cluster node', () => {
     }
   });
 
+  test('a logout on node A closes the session\'s WebSocket on node B at once (panthers.revoke), and B refuses the token', async () => {
+    const [a, b] = cluster.nodes as [typeof cluster.nodes[0], typeof cluster.nodes[0]];
+    const token = await signInProcess(a.url, cluster.dataDir, 'cluster-revoke-1');
+    const ws = await openWs(b.url, token);
+    const closedAt = new Promise<{ code: number; at: number }>((r) => ws.ws.once('close', (code) => r({ code, at: Date.now() })));
+    const t0 = Date.now();
+    const out = await request(a.url, 'POST', '/v1/auth/logout', { token });
+    assert.equal(out.status, 200, out.text);
+    const c = await closedAt;
+    assert.equal(c.code, 4002);
+    assert.ok(c.at - t0 < 2000, `closed after ${c.at - t0} ms`);
+    assert.equal((await request(b.url, 'GET', '/v1/auth/session', { token })).status, 401);
+  });
+
   test('a joining node takes about 1/N of the shards (only shards it hashes highest for), a few at a time', async () => {
     const before = await shardOwners(engines);
     const c = await cluster.add({ nodeId: 'node-c', leaseTtlMs: TTL_MS });

@@ -31,7 +31,7 @@ class Handlers {
 /** SQLite mode: one process, one cache per truth. */
 export class LocalInvalidations implements Invalidations {
   private readonly handlers = new Handlers();
-  invalidate(): void {}
+  invalidate(_what: string, _key: string): void {}
   onInvalidate(what: string, handler: (key: string) => void): () => void {
     return this.handlers.add(what, handler);
   }

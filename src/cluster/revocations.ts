@@ -14,8 +14,8 @@ export interface Revocations {
 }
 
 export class LocalRevocations implements Revocations {
-  broadcast(): void {}
-  onRevoked(): void {}
+  broadcast(_sid: string, _why: string): void {}
+  onRevoked(_handler: (sid: string, why: string) => void): void {}
 }
 
 const enc = new TextEncoder();
