@@ -39,6 +39,16 @@ export interface ClusterContext {
   reportFenced(e: FencedError): void;
 }
 
+/**
+ * The owner half of forwarding: serve a shard's NATS subject while this node holds it. 17a's
+ * ClusterDirectory is one (serveShard/unserveShard); until it is wired, the node's own Forwarder
+ * answers `ForwardedAsk`s with the local registry.
+ */
+export interface ShardServer {
+  serveShard(shard: number): void;
+  unserveShard(shard: number): void;
+}
+
 /** What /health shows of this node. */
 export interface ClusterHealth {
   node_id: string;
@@ -60,8 +70,9 @@ export interface ClusterHealth {
  * Still to wire as the other parts of issue 17 land (each is one place, here):
  * - Storage: `openPgStorage(node.sql)` (17b deployments/conversations, 17c auth/guard stores) as
  *   AppContext.storage; until then a node's stores are its SQLite data dir (tests share one dir).
- * - The directory: 17a's ClusterDirectory over `node` (LeaseView: serves/fenceFor) and
- *   `node.forwarder`, as AppContext.directory; `serveForwarded` below answers its asks.
+ * - The directory: 17a's `new ClusterDirectory({ local: registry, leases: node (LeaseView:
+ *   ownedEpoch), nc: node.nc, log, localPublish })` as AppContext.directory, and
+ *   `useShardServer(directory)` so the lease loop's gains and losses (un)serve its subjects.
  */
 export class ClusterApp {
   readonly publisher: ClusterPublisher;
@@ -72,6 +83,7 @@ export class ClusterApp {
   private readonly gainedListeners: ((shards: ReadonlySet<number>) => void)[] = [];
   private pendingGained = new Set<number>();
   private actors: ActorRegistry | undefined;
+  private server: ShardServer;
 
   private constructor(readonly node: ClusterNode, private readonly log: Logger, local: Publisher, rateLimiter: RateLimiter | undefined, config: ClusterConfig) {
     const nc = node.nc;
@@ -79,6 +91,12 @@ export class ClusterApp {
     this.revocations = new NatsRevocations(nc);
     this.publisher = new ClusterPublisher(nc, local, (nft) => this.invalidations.local('deployment', nft));
     this.rateSync = rateLimiter ? new RateSync(nc, rateLimiter, config.rateSyncMs) : undefined;
+    this.server = {
+      serveShard: (shard) => node.forwarder.serve(shard, (msg) => this.serveForwarded(shard, msg as ForwardedAsk)),
+      // At once, no "not owner" grace: NATS gives a request to every subscriber and takes the
+      // first reply, so a stale answer beside the new owner's could win (17a's finding).
+      unserveShard: (shard) => node.forwarder.unserve(shard, 0),
+    };
     this.context = {
       nodeId: node.nodeId,
       onShardsGained: (fn) => void this.gainedListeners.push(fn),
@@ -106,6 +124,11 @@ export class ClusterApp {
     return this.publisher;
   }
 
+  /** The cluster directory (17a) serves shard subjects instead of the built-in server; before start(). */
+  useShardServer(server: ShardServer): void {
+    this.server = server;
+  }
+
   /** Joins: claims shards and starts serving them (after the features registered their actor kinds). */
   async start(actors: ActorRegistry): Promise<void> {
     this.actors = actors;
@@ -126,7 +149,7 @@ export class ClusterApp {
   }
 
   private gained(shard: number): void {
-    this.node.forwarder.serve(shard, (msg) => this.serveForwarded(shard, msg as ForwardedAsk));
+    this.server.serveShard(shard);
     if (this.pendingGained.size === 0) {
       setImmediate(() => {
         const shards = this.pendingGained;
@@ -158,7 +181,7 @@ export class ClusterApp {
 
   private lost(shard: number, why: ShardLoss): void {
     this.pendingGained.delete(shard);
-    this.node.forwarder.unserve(shard);
+    this.server.unserveShard(shard);
     const actors = this.actors;
     if (!actors) return;
     const planned = why === 'handoff' || why === 'shutdown';

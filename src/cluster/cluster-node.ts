@@ -47,6 +47,8 @@ export interface LeaseView {
   readonly nodeId: string;
   /** This node serves the shard now: trusted lease, not draining. Ask the local registry. */
   serves(shard: number): boolean;
+  /** The same as an epoch (17a's ClusterDirectory LeaseView): undefined when not served here. */
+  ownedEpoch(shard: number): number | undefined;
   /** The fence for an NFT's writes; throws FencedError when this node does not hold its shard. */
   fenceFor(nft: string): Fence;
 }
@@ -167,6 +169,11 @@ export class ClusterNode implements LeaseView {
 
   serves(shard: number): boolean {
     return this.active.has(shard) && !this.draining.has(shard) && this.leases.lease(shard) !== undefined;
+  }
+
+  ownedEpoch(shard: number): number | undefined {
+    if (!this.active.has(shard) || this.draining.has(shard)) return undefined;
+    return this.leases.lease(shard)?.epoch;
   }
 
   fenceFor(nft: string): Fence {
