@@ -109,3 +109,47 @@ describe('invalidations and revocations', () => {
     c.close();
   });
 });
+
+describe('the cross-node publisher', () => {
+  test('deployment frames reach every node (and drop its cached view); chat frames only nodes whose sockets follow the conversation', async () => {
+    const { ClusterPublisher } = await import('../src/cluster/cluster-publisher.js');
+    const local = () => {
+      const got: string[] = [];
+      return { got, publish: (t: string, f: string) => void got.push(`${t} ${f}`), subscribers: () => 0 };
+    };
+    const la = local();
+    const lb = local();
+    const dropped: string[] = [];
+    const a = new ClusterPublisher(await nc(), la, () => {});
+    const b = new ClusterPublisher(await nc(), lb, (nft) => dropped.push(nft));
+    await sleep(50);
+    a.publish('deployment:9', '{"type":"deployment_status","n":1}');
+    a.publish('deployment:9', '{"type":"deployment_status","n":2}');
+    a.publish('chat:c1', '{"type":"chat_chunk","n":1}');
+    const until = Date.now() + 2000;
+    while (lb.got.length < 2 && Date.now() < until) await sleep(10);
+    await sleep(100);
+    assert.deepEqual(lb.got, ['deployment:9 {"type":"deployment_status","n":1}', 'deployment:9 {"type":"deployment_status","n":2}'], 'in order, as sent; no chat frames without a follower');
+    assert.deepEqual(dropped, ['9']);
+    assert.equal(la.got.length, 3, 'the producer publishes to its own sockets at once');
+    b.follow('chat:c1');
+    b.follow('deployment:9'); // followed for life already: not a second subscription
+    await sleep(50);
+    a.publish('chat:c1', '{"type":"chat_chunk","n":2}');
+    a.publish('chat:c1', '{"type":"chat_chunk","n":3}');
+    a.publish('deployment:9', '{"type":"deployment_status","n":3}');
+    const until2 = Date.now() + 2000;
+    while (lb.got.length < 5 && Date.now() < until2) await sleep(10);
+    await sleep(100);
+    assert.deepEqual(lb.got.slice(2).sort(), ['chat:c1 {"type":"chat_chunk","n":2}', 'chat:c1 {"type":"chat_chunk","n":3}', 'deployment:9 {"type":"deployment_status","n":3}'].sort());
+    assert.equal(a.relay.stats.messages, 4, 'one NATS message per topic per turn');
+    b.unfollow('chat:c1');
+    b.unfollow('deployment:9');
+    await sleep(50);
+    a.publish('chat:c1', '{"type":"chat_chunk","n":4}');
+    await sleep(200);
+    assert.equal(lb.got.length, 5, 'no chat frames once no socket follows');
+    a.close();
+    b.close();
+  });
+});
