@@ -99,8 +99,9 @@ export async function createApp(config: Config, opts: AppOptions = {}): Promise<
   const models = new Map<string, ModelBackend>();
   const ctx: AppContext = {
     config, log, db, metrics, actors, tokens,
-    // One process: the registry answers every ask itself. Cluster mode puts a ClusterDirectory here.
-    directory: actors,
+    // One process: the registry answers every ask itself. Cluster mode: the ClusterDirectory
+    // (local when this node serves the NFT's shard, else forwarded over NATS to its owner).
+    directory: cluster ? cluster.directoryFor(actors, (topic, frame) => ws.publish(topic, frame)) : actors,
     agentAccess: new AgentAccess(db, tokens, config.dataDir, now, config.agentTokenTtlSec),
     ownership: new CachedOwnership(opts.ownership ?? (await defaultOwnership(config, db)), config.ownershipCacheMs, now),
     publisher: cluster?.publisher ?? ws,

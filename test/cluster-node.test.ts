@@ -4,7 +4,7 @@ import { startEngines, startClusterNodes, shardOwners, waitForBalance, type Engi
 import { waitFor, request } from './helpers/server.js';
 import { signInProcess } from './helpers/process-sign-in.js';
 import { openWs } from './helpers/ws.js';
-import { SHARDS, preferredOwner } from '../src/cluster/shards.js';
+import { SHARDS, preferredOwner, shardOf } from '../src/cluster/shards.js';
 
 /**
  * Cluster mode end to end: real `panthers serve` processes on one real PostgreSQL 15 and one real
@@ -14,6 +14,11 @@ import { SHARDS, preferredOwner } from '../src/cluster/shards.js';
  * frames of a deployment made through node B.
  */
 const TTL_MS = 3000;
+
+/** An NFT id (prefix + n) whose shard `node` owns now. */
+function nftOwnedBy(owners: Map<number, string>, node: string, prefix: string): string {
+  for (let i = 0; ; i++) if (owners.get(shardOf(prefix + i)) === node) return prefix + i;
+}
 let engines: Engines;
 let cluster: Cluster;
 
@@ -56,9 +61,11 @@ describe('cluster node', () => {
     assert.match(m.text, /cluster_nats_connected 1/);
   });
 
-  test('a WS subscriber on node A receives the deployment_status frames of a deployment made through node B', async () => {
+  test('a WS subscriber on node A receives the deployment_status frames of a deployment made through node B and run by its owner; chat through the other node', async () => {
     const [a, b] = cluster.nodes as [typeof cluster.nodes[0], typeof cluster.nodes[0]];
-    const nft = 'cluster-ws-1';
+    const owners = await shardOwners(engines);
+    // The deployment runs on the NFT's owner (B here), is asked for through B, watched from A.
+    const nft = nftOwnedBy(owners, b.nodeId, 'cluster-ws-');
     const token = await signInProcess(a.url, cluster.dataDir, nft);
     const sub = await openWs(a.url, token);
     try {
@@ -68,14 +75,20 @@ describe('cluster node', () => {
       assert.equal(r.status, 202, r.text);
       const running = await sub.next((f) => f.type === 'deployment_status' && f.status === 'running', 15_000);
       assert.equal(running.nft_token_id, nft);
-      const statuses = sub.frames.filter((f) => f.type === 'deployment_status').map((f) => f.status);
-      assert.deepEqual(statuses.filter((s, i) => statuses.indexOf(s) === i).slice(0, 1), ['pending'], `frames in order: ${statuses}`);
+      const progress = sub.frames.filter((f) => f.type === 'deployment_status').map((f) => f.progress);
+      assert.deepEqual(progress, [...progress].sort((x, y) => x - y), 'in order');
       // The cached view on A was dropped: A reads the deployment B made.
       const g = await request(a.url, 'GET', `/v1/deployments/${nft}`, { token });
       assert.equal(g.status, 200, g.text);
       assert.equal(g.body.status, 'running');
       const m = await request(a.url, 'GET', '/metrics');
       assert.match(m.text, /cluster_frames_total\{direction="received"\} [1-9]/, 'A got the frames over NATS');
+      // A chat turn sent to A runs on B (the owner) and answers through A.
+      const chat = await request(a.url, 'POST', `/v1/agents/${nft}/chat`, { token, body: { message: 'Hello from the other node' } });
+      assert.equal(chat.status, 200, chat.text);
+      assert.ok(chat.body.response.length > 0);
+      const hb = await b.health();
+      assert.ok(hb.cluster.forwards.served > 0, 'B served forwarded asks');
     } finally {
       sub.ws.close();
     }

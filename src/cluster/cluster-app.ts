@@ -3,9 +3,10 @@ import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import type { Publisher, TopicHooks } from '../server/ws-server.js';
 import type { RateLimiter } from '../guards/rate-limiter.js';
-import type { ActorRegistry } from '../../actors/registry.js';
-import { DEPLOYMENT_ACTOR } from '../../actors/deployment-actor.js';
-import { AGENT_ACTOR } from '../../actors/agent-actor.js';
+import type { ActorDirectory, LocalActors } from '../contracts/actor-directory.js';
+import { DEPLOYMENT_ACTOR } from '../contracts/deployment-messages.js';
+import { AGENT_ACTOR } from '../contracts/agent-messages.js';
+import { ClusterDirectory } from './cluster-directory.js';
 import { ClusterNode, type Fence, type ShardLoss } from './cluster-node.js';
 import { ClusterPublisher } from './cluster-publisher.js';
 import { NatsInvalidations, LocalInvalidations, type Invalidations } from './invalidations.js';
@@ -17,6 +18,15 @@ import { registerClusterMetrics } from './cluster-metrics.js';
 
 /** The actor kinds keyed by NFT, hence by shard: they run only on the shard's lease holder. */
 export const SHARDED_KINDS = [DEPLOYMENT_ACTOR, AGENT_ACTOR] as const;
+
+/** What the node needs of this process's registry (actors/registry.ts ActorRegistry is one). */
+export interface ShardActors extends LocalActors {
+  /** keys of the live actors of a kind */
+  liveKeys(kind: string): string[];
+  /** stops an actor now, busy or not, refusing what waits for it */
+  evict(kind: string, key: string): void;
+  events: { onCrash?(kind: string, key: string, err: unknown): void; onPassivate?(kind: string, key: string): void };
+}
 
 /** A forwarded ask as it travels on `panthers.shard.<n>` (the cluster directory's wire format). */
 export interface ForwardedAsk {
@@ -70,9 +80,7 @@ export interface ClusterHealth {
  * Still to wire as the other parts of issue 17 land (each is one place, here):
  * - Storage: `openPgStorage(node.sql)` (17b deployments/conversations, 17c auth/guard stores) as
  *   AppContext.storage; until then a node's stores are its SQLite data dir (tests share one dir).
- * - The directory: 17a's `new ClusterDirectory({ local: registry, leases: node (LeaseView:
- *   ownedEpoch), nc: node.nc, log, localPublish })` as AppContext.directory, and
- *   `useShardServer(directory)` so the lease loop's gains and losses (un)serve its subjects.
+ * The directory (17a's ClusterDirectory over this node's lease view) comes from `directoryFor`.
  */
 export class ClusterApp {
   readonly publisher: ClusterPublisher;
@@ -82,7 +90,8 @@ export class ClusterApp {
   readonly context: ClusterContext;
   private readonly gainedListeners: ((shards: ReadonlySet<number>) => void)[] = [];
   private pendingGained = new Set<number>();
-  private actors: ActorRegistry | undefined;
+  private actors: ShardActors | undefined;
+  private directory: ClusterDirectory | undefined;
   private server: ShardServer;
 
   private constructor(readonly node: ClusterNode, private readonly log: Logger, local: Publisher, rateLimiter: RateLimiter | undefined, config: ClusterConfig) {
@@ -129,8 +138,19 @@ export class ClusterApp {
     this.server = server;
   }
 
+  /**
+   * The ActorDirectory requests use in cluster mode (17a): local asks for shards this node serves,
+   * NATS requests to the owner otherwise; it serves this node's shard subjects from now on.
+   */
+  directoryFor(local: LocalActors, localPublish: (topic: string, frame: string) => void): ActorDirectory {
+    const d = new ClusterDirectory({ local, leases: this.node, nc: this.node.nc, log: this.log, localPublish, shardedKinds: SHARDED_KINDS, forwarder: this.node.forwarder });
+    this.directory = d;
+    this.useShardServer(d);
+    return d;
+  }
+
   /** Joins: claims shards and starts serving them (after the features registered their actor kinds). */
-  async start(actors: ActorRegistry): Promise<void> {
+  async start(actors: ShardActors): Promise<void> {
     this.actors = actors;
     // A write refused by the fence crashes the actor (it is not an ApiError): passivate its shard.
     const prev = actors.events.onCrash;
@@ -235,7 +255,8 @@ export class ClusterApp {
     this.rateSync?.close();
     this.invalidations.close();
     this.revocations.close();
-    await this.node.stop();
+    // Releases the shards (unserving each through the directory), then the directory goes.
+    await this.node.stop(() => this.directory?.close());
   }
 }
 

@@ -328,7 +328,7 @@ export class ClusterNode implements LeaseView {
   // --- leaving ----------------------------------------------------------------------------
 
   /** SIGTERM: stop the loop, drain and release every shard, leave the membership, close links. */
-  async stop(): Promise<void> {
+  async stop(beforeLinksClose?: () => void): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
     clearInterval(this.timer);
@@ -341,6 +341,7 @@ export class ClusterNode implements LeaseView {
     await this.leases.releaseAll().catch(() => {});
     await this.sql`UPDATE nodes SET left_at = now() WHERE id = ${this.nodeId}`.catch(() => {});
     this.log.info({ node: this.nodeId }, 'cluster node left; shards released');
+    beforeLinksClose?.();
     this.forwarder?.close();
     await this.nc?.drain().catch(() => {});
     await this.sql.end({ timeout: 2 }).catch(() => {});

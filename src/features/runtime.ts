@@ -151,15 +151,20 @@ export const runtimeFeature: FeatureModule = (f) => {
     }
   };
 
+  // An embedded agent is mounted on the node that owns its NFT's shard; in cluster mode another
+  // node knows it is up from the store (its cached view is dropped by the deployment frames).
+  const available = ctx.cluster
+    ? (nft: string) => agents.isMounted(nft) || (deployments.latestForNft(nft)?.status === 'running' && deployments.latestForNft(nft)?.provider === 'local')
+    : (nft: string) => agents.isMounted(nft);
   f.addRoutes(deploymentRoutes(ctx, deployments, idempotency));
   const agentDeps = {
     actors: ctx.directory, conversations, maxMessageChars: ctx.config.maxMessageChars, startedAt: ctx.startedAt, now: ctx.now,
-    available: (nft: string) => agents.isMounted(nft), authorize, usage: (nft: string) => quota.usage(nft), idempotency,
+    available, authorize, usage: (nft: string) => quota.usage(nft), idempotency,
   };
   f.addAgentRoutes(agentRoutes(agentDeps));
   f.addAgentRoutes(openaiRoutes(agentDeps));
   f.addAgentRoutes(conversationListRoutes({ db: ctx.db, authorize }));
-  f.addWsHandlers(wsHandlers(ctx, agents, conversations, deployments, authorize, idempotency));
+  f.addWsHandlers(wsHandlers(ctx, available, conversations, deployments, authorize, idempotency));
   f.setDeploymentsActive(() => deployments.activeCount());
 
   // Cluster mode: another node changed this NFT's deployment; the next read here re-reads the store.
@@ -234,7 +239,7 @@ const unsubscribeMsg = v.object({ type: v.literal('unsubscribe'), channel: v.pic
 
 function wsHandlers(
   ctx: AppContext,
-  agents: EmbeddedAgents,
+  available: (nft: string) => boolean,
   conversations: ConversationsRepo,
   deployments: DeploymentsRepo,
   authorize: (auth: AuthClaims, nft: string) => Promise<void>,
@@ -270,7 +275,7 @@ function wsHandlers(
       },
     },
     chat_stream: chatStreamHandler({
-      actors: ctx.directory, conversations, maxMessageChars: ctx.config.maxMessageChars, available: (nft) => agents.isMounted(nft), authorize,
+      actors: ctx.directory, conversations, maxMessageChars: ctx.config.maxMessageChars, available, authorize,
       idempotency, turnTimeoutMs: ctx.config.streamTimeoutMs,
     }),
   };
