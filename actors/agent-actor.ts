@@ -4,7 +4,8 @@ import type { ActorKind, Behaviour } from '../src/contracts/actor-kind.js';
 import { ApiError, isApiError, toApiError } from '../src/errors.js';
 import type { Logger } from '../src/logger.js';
 import type { Publisher } from '../src/server/ws-server.js';
-import type { ConversationsRepo } from '../src/agents/conversations-repo.js';
+import type { ConversationsStore } from '../src/agents/conversations-store.js';
+import type { Fence } from '../src/db/fence.js';
 import { estimateTokens, type ChatMessage, type ModelBackend } from '../src/models/model-backend.js';
 import type { AgentSettings } from '../src/providers/provider.js';
 import { chatTopic, ChunkFrames } from '../src/agents/chat-frames.js';
@@ -15,12 +16,17 @@ import {
 export { AGENT_ACTOR, type AgentMsg, type ClearHandle, type QuotaHold, type TurnHandle, type TurnListener, type TurnResult } from '../src/contracts/agent-messages.js';
 
 export interface AgentActorDeps {
-  repo: ConversationsRepo;
+  repo: ConversationsStore;
+  /**
+   * The fence of this node's lease on the NFT's shard, for every write this actor makes (cluster
+   * mode; throws FencedError when the lease is not held now). Absent or undefined: SQLite.
+   */
+  fenceFor?(nft: string): Fence | undefined;
   publisher: Publisher;
   log: Logger;
   now(): number;
   /** The agent's character (name, prompt, model, capabilities) for an NFT. */
-  character(nft: string): AgentSettings;
+  character(nft: string): AgentSettings | Promise<AgentSettings>;
   /** Resolves an agent's `model` setting to a backend and the model name to ask it for. */
   model(setting: string): { backend: ModelBackend; model: string };
   concurrency: number;
@@ -91,12 +97,16 @@ export class AgentBehaviour implements Behaviour<AgentMsg, unknown>, AgentTurns 
     return Promise.all(all);
   }
 
-  private turn(msg: Extract<AgentMsg, { type: 'turn' }>): TurnHandle {
+  private get fence(): Fence | undefined {
+    return this.deps.fenceFor?.(this.nft);
+  }
+
+  private async turn(msg: Extract<AgentMsg, { type: 'turn' }>): Promise<TurnHandle> {
     if (this.closing) throw this.closing;
     let id = msg.conversationId;
     let isNew = !id;
-    if (id && msg.createIfMissing && !this.deps.repo.get(id)) isNew = true;
-    else if (id) this.deps.repo.owned(id, this.nft, msg.wallet);
+    if (id && msg.createIfMissing && !(await this.deps.repo.get(id))) isNew = true;
+    else if (id) await this.deps.repo.owned(id, this.nft, msg.wallet);
     id ??= msg.newConversationId ?? randomUUID();
     const cap = this.deps.maxTokens;
     const maxTokens = msg.maxTokens !== undefined && cap !== undefined ? Math.min(msg.maxTokens, cap) : msg.maxTokens ?? cap;
@@ -108,18 +118,23 @@ export class AgentBehaviour implements Behaviour<AgentMsg, unknown>, AgentTurns 
     for (const m of prelude ?? []) input += estimateTokens(m.content);
     let system = 0;
     try {
-      system = estimateTokens(this.deps.character(this.nft).system_prompt);
+      system = estimateTokens((await this.deps.character(this.nft)).system_prompt);
     } catch {
       // The turn itself will meet this failure and end its stream with an error frame.
     }
     // A continued conversation holds what its stored history will really put before the model
     // (up to the budget), not the whole budget: a small daily quota can still continue one.
-    const context = isNew || !this.deps.quota?.enabled ? 0 : this.deps.repo.contextTokens(id, this.deps.historyTokenBudget);
+    const context = isNew || !this.deps.quota?.enabled ? 0 : await this.deps.repo.contextTokens(id, this.deps.historyTokenBudget);
     const hold = this.deps.quota?.reserve(this.nft, system + Math.min(input + context, Math.max(input, this.deps.historyTokenBudget)) + (maxTokens ?? 0));
+    const fence = this.fence;
+    if (this.closing) {
+      hold?.settle(0);
+      throw this.closing;
+    }
     if (isNew) {
       const now = this.deps.now();
       try {
-        this.deps.repo.create({ id, nft_token_id: this.nft, wallet: msg.wallet.toLowerCase(), created_at: now, updated_at: now });
+        this.deps.repo.create({ id, nft_token_id: this.nft, wallet: msg.wallet.toLowerCase(), created_at: now, updated_at: now }, fence);
       } catch (e) {
         hold?.settle(0);
         throw e;
@@ -136,7 +151,7 @@ export class AgentBehaviour implements Behaviour<AgentMsg, unknown>, AgentTurns 
     else signal?.addEventListener('abort', onAbort, { once: true });
     let set = this.turns.get(conversationId);
     if (!set) this.turns.set(conversationId, (set = new Set()));
-    const run = () => this.queue.add(() => this.safeTurn(conversationId, isNew && !prelude?.length, msg.message, ac, msg.listener, maxTokens, prelude, hold)) as Promise<TurnResult>;
+    const run = () => this.queue.add(() => this.safeTurn(conversationId, isNew && !prelude?.length, msg.message, ac, msg.listener, maxTokens, prelude, hold, fence)) as Promise<TurnResult>;
     const t = { ac, done: undefined as unknown as Promise<TurnResult> };
     t.done = this.enqueue(conversationId, run)
       .catch((e) => this.failed(conversationId, e, false)) // p-queue itself failing: still an answer
@@ -156,13 +171,14 @@ export class AgentBehaviour implements Behaviour<AgentMsg, unknown>, AgentTurns 
     return { conversation_id: conversationId, done: t.done };
   }
 
-  private clear(wallet: string, conversationId: string): ClearHandle {
-    this.deps.repo.owned(conversationId, this.nft, wallet);
+  private async clear(wallet: string, conversationId: string): Promise<ClearHandle> {
+    await this.deps.repo.owned(conversationId, this.nft, wallet);
+    const fence = this.fence;
     // A clear does not wait behind a streaming reply: it cuts the conversation's turns short (each
     // stores what it had and ends its stream), then deletes, ordered after them so no reply can
     // land after the clear. The mailbox moves on at once; the caller awaits `done`.
     for (const t of this.turns.get(conversationId) ?? []) t.ac.abort(new ApiError('CONFLICT', 'The conversation was cleared'));
-    return { done: this.enqueue(conversationId, async () => this.deps.repo.clear(conversationId)) };
+    return { done: this.enqueue(conversationId, () => this.deps.repo.clear(conversationId, fence)) };
   }
 
   /** Runs fn after everything already queued for the conversation. */
@@ -198,7 +214,7 @@ export class AgentBehaviour implements Behaviour<AgentMsg, unknown>, AgentTurns 
    */
   private async safeTurn(
     conversationId: string, isNew: boolean, message: string, ac: AbortController, listener: TurnListener | undefined,
-    maxTokens?: number, prelude?: ChatMessage[], hold?: QuotaHold,
+    maxTokens?: number, prelude?: ChatMessage[], hold?: QuotaHold, fence?: Fence,
   ): Promise<TurnResult> {
     const { repo, now, log } = this.deps;
     if (ac.signal.aborted) {
@@ -209,8 +225,8 @@ export class AgentBehaviour implements Behaviour<AgentMsg, unknown>, AgentTurns 
     try {
       const at = now();
       // One group commit: the earlier messages and this one land together or not at all.
-      const writes = (prelude ?? []).map((m) => repo.appendCommitted(conversationId, m.role, m.content, estimateTokens(m.content), false, at));
-      writes.push(repo.appendCommitted(conversationId, 'user', message, estimateTokens(message), false, at));
+      const writes = (prelude ?? []).map((m) => repo.appendCommitted(conversationId, m.role, m.content, estimateTokens(m.content), false, at, fence));
+      writes.push(repo.appendCommitted(conversationId, 'user', message, estimateTokens(message), false, at, fence));
       await Promise.all(writes);
     } catch (e) {
       log.error({ err: e, nft: this.nft, conversation: conversationId }, 'storing a message failed');
@@ -218,12 +234,12 @@ export class AgentBehaviour implements Behaviour<AgentMsg, unknown>, AgentTurns 
     }
     const progress = { text: '' };
     try {
-      return await this.runTurn(conversationId, isNew, message, ac, listener, progress, maxTokens, hold);
+      return await this.runTurn(conversationId, isNew, message, ac, listener, progress, maxTokens, hold, fence);
     } catch (e) {
       log.error({ err: e, nft: this.nft, conversation: conversationId }, 'chat turn failed');
       const error = isApiError(e) ? e : new ApiError('INTERNAL_ERROR', 'The turn failed; the partial reply is stored as incomplete');
       try {
-        await repo.appendCommitted(conversationId, 'assistant', progress.text, estimateTokens(progress.text), true, now());
+        await repo.appendCommitted(conversationId, 'assistant', progress.text, estimateTokens(progress.text), true, now(), fence);
       } catch (se) {
         log.error({ err: se, nft: this.nft, conversation: conversationId }, 'storing an incomplete reply failed');
       }
@@ -238,14 +254,14 @@ export class AgentBehaviour implements Behaviour<AgentMsg, unknown>, AgentTurns 
 
   private async runTurn(
     conversationId: string, isNew: boolean, message: string, ac: AbortController, listener: TurnListener | undefined, progress: { text: string }, maxTokens?: number,
-    hold?: QuotaHold,
+    hold?: QuotaHold, fence?: Fence,
   ): Promise<TurnResult> {
     const { repo, publisher, now } = this.deps;
-    const character = this.deps.character(this.nft);
+    const character = await this.deps.character(this.nft);
     const frames = new ChunkFrames(conversationId, this.nft);
     const topic = chatTopic(conversationId);
     // A conversation opened by this turn holds just this message: no need to read it back.
-    const history = isNew ? [{ role: 'user' as const, content: message }] : repo.context(conversationId, this.deps.historyTokenBudget);
+    const history = isNew ? [{ role: 'user' as const, content: message }] : await repo.context(conversationId, this.deps.historyTokenBudget);
     const messages = [{ role: 'system' as const, content: character.system_prompt }, ...history];
 
     let text = '';
@@ -283,7 +299,7 @@ export class AgentBehaviour implements Behaviour<AgentMsg, unknown>, AgentTurns 
     const tokensUsed = promptTokens + completion;
     const at = now();
     try {
-      await repo.appendCommitted(conversationId, 'assistant', text, completion, incomplete, at);
+      await repo.appendCommitted(conversationId, 'assistant', text, completion, incomplete, at, fence);
     } catch (e) {
       this.deps.log.error({ err: e, nft: this.nft, conversation: conversationId }, 'storing a reply failed');
       error ??= new ApiError('INTERNAL_ERROR', 'The reply could not be stored');

@@ -2,6 +2,7 @@ import type { DestinationStream } from 'pino';
 import type { Config } from './config.js';
 import { defaultPublicUrl } from './server/public-url.js';
 import { createLogger } from './logger.js';
+import { openSqliteStorage, type Storage } from './db/storage.js';
 import { openDatabase, type Db } from './db/database.js';
 import { Metrics } from './metrics.js';
 import { ActorRegistry } from '../actors/registry.js';
@@ -94,14 +95,18 @@ export async function createApp(config: Config, opts: AppOptions = {}): Promise<
   const cluster = config.cluster ? await ClusterApp.open(config.cluster, log, ws, rateLimiter, metrics) : undefined;
   if (cluster) ws.topicHooks = cluster.topicHooks;
   const seams = cluster ?? localCluster();
+  // The stores: PostgreSQL in cluster mode (on the node's pool), else the SQLite file.
+  const storage: Storage = cluster ? cluster.openStorage(config.dataDir) : openSqliteStorage(config.dataDir, { db, log });
 
   const providers = new Map<ProviderName, ProviderAdapter>();
   const models = new Map<string, ModelBackend>();
   const ctx: AppContext = {
-    config, log, db, metrics, actors, tokens,
+    config, log, db, storage, metrics, actors, tokens,
     // One process: the registry answers every ask itself. Cluster mode: the ClusterDirectory
     // (local when this node serves the NFT's shard, else forwarded over NATS to its owner).
     directory: cluster ? cluster.directoryFor(actors, (topic, frame) => ws.publish(topic, frame)) : actors,
+    // Cluster mode: owned actors' writes carry this node's lease (throws when it is not held now).
+    ...(cluster ? { fenceFor: (nft: string) => cluster.node.fenceFor(nft) } : {}),
     agentAccess: new AgentAccess(db, tokens, config.dataDir, now, config.agentTokenTtlSec),
     ownership: new CachedOwnership(opts.ownership ?? (await defaultOwnership(config, db)), config.ownershipCacheMs, now),
     publisher: cluster?.publisher ?? ws,

@@ -7,6 +7,7 @@ import type { ActorDirectory, LocalActors } from '../contracts/actor-directory.j
 import { DEPLOYMENT_ACTOR } from '../contracts/deployment-messages.js';
 import { AGENT_ACTOR } from '../contracts/agent-messages.js';
 import { ClusterDirectory } from './cluster-directory.js';
+import { openPgStorage, type Storage } from '../db/storage.js';
 import { ClusterNode, type Fence, type ShardLoss } from './cluster-node.js';
 import { ClusterPublisher } from './cluster-publisher.js';
 import { NatsInvalidations, LocalInvalidations, type Invalidations } from './invalidations.js';
@@ -45,6 +46,8 @@ export interface ClusterContext {
   /** Shards gained since the last call, batched per event-loop turn (recovery scans once). */
   onShardsGained(fn: (shards: ReadonlySet<number>) => void): void;
   fenceFor(nft: string): Fence;
+  /** This node serves the shard now (its actors run here). */
+  serves(shard: number): boolean;
   /** A store refused a write at a stale epoch: passivate that shard here. */
   reportFenced(e: FencedError): void;
 }
@@ -77,9 +80,8 @@ export interface ClusterHealth {
  * cross-node Publisher around the WS server's; invalidations, revocations and rate-limit sync on
  * NATS; and the shard hooks that run and stop a shard's actors.
  *
- * Still to wire as the other parts of issue 17 land (each is one place, here):
- * - Storage: `openPgStorage(node.sql)` (17b deployments/conversations, 17c auth/guard stores) as
- *   AppContext.storage; until then a node's stores are its SQLite data dir (tests share one dir).
+ * The stores come from `openStorage` (17b's PostgreSQL stores; 17c's auth/guard stores join
+ * Storage the same way, until then those stay in the node's SQLite data dir).
  * The directory (17a's ClusterDirectory over this node's lease view) comes from `directoryFor`.
  */
 export class ClusterApp {
@@ -110,6 +112,7 @@ export class ClusterApp {
       nodeId: node.nodeId,
       onShardsGained: (fn) => void this.gainedListeners.push(fn),
       fenceFor: (nft) => node.fenceFor(nft),
+      serves: (shard) => node.serves(shard),
       reportFenced: (e) => node.reportFenced(e),
     };
   }
@@ -131,6 +134,14 @@ export class ClusterApp {
   /** The WS server reports followed topics here: chat topics are followed on NATS meanwhile. */
   get topicHooks(): TopicHooks {
     return this.publisher;
+  }
+
+  /**
+   * The stores on PostgreSQL (17b), on the node's pool (closed by the node), with NATS
+   * invalidations for their synchronous caches. Key files stay in the data dir.
+   */
+  openStorage(dataDir: string): Storage {
+    return openPgStorage(this.node.sql, { dataDir, invalidations: this.invalidations, log: this.log });
   }
 
   /** The cluster directory (17a) serves shard subjects instead of the built-in server; before start(). */

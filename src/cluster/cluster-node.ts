@@ -1,4 +1,5 @@
-import postgres, { type Sql } from 'postgres';
+import { openPg, migratePg, MIGRATION_LOCK, type Sql } from '../db/pg.js';
+import type { Fence } from '../db/fence.js';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { ClusterConfig } from '../config.js';
 import type { Logger } from '../logger.js';
@@ -6,15 +7,7 @@ import { ShardLeases, FencedError, LEASE_SCHEMA } from './shard-leases.js';
 import { Forwarder } from './forwarder.js';
 import { SHARDS, shardOf, preferredOwner } from './shards.js';
 
-/**
- * The fencing token an owned actor passes to its store writes (PLAN-17 "Fence"; the same shape
- * as src/db/fence.ts, 17b): the lease this node held when it decided to write.
- */
-export interface Fence {
-  shard: number;
-  epoch: number;
-  node: string;
-}
+export type { Fence };
 
 /** Why a shard stops being served here. */
 export type ShardLoss =
@@ -115,17 +108,17 @@ export class ClusterNode implements LeaseView {
 
   constructor(readonly config: ClusterConfig, private readonly log: Logger, sql?: Sql) {
     this.nodeId = config.nodeId;
-    // 17b's openPg(url) (src/db/pg.ts) is the same pool; until it is on main, the same options here.
-    this.sql = sql ?? postgres(config.databaseUrl, { max: 10, prepare: true, onnotice: () => {}, connect_timeout: 10 });
+    this.sql = sql ?? openPg(config.databaseUrl);
     this.leases = new ShardLeases(this.sql, this.nodeId, config.leaseTtlMs, Math.min(1000, Math.floor(config.leaseTtlMs / 5)));
   }
 
   /** Connects to PostgreSQL (creating the lease and membership tables if needed) and NATS. */
   async connect(): Promise<void> {
-    // 17b's migratePg(sql) applies the whole schema (its version 8 holds these tables); the
-    // bootstrap below is idempotent and stays correct after it.
+    // The whole schema (migration 8 holds shard_leases and nodes), each step under the advisory
+    // lock, so nodes starting together apply it once; the bootstrap after it is a no-op then.
+    await migratePg(this.sql);
     await this.sql.begin(async (tx) => {
-      await tx`SELECT pg_advisory_xact_lock(7317001)`;
+      await tx`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK})`;
       await tx.unsafe(LEASE_SCHEMA + NODES_SCHEMA);
     });
     this.pgUp = true;
