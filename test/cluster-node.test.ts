@@ -89,6 +89,22 @@ describe('cluster node', () => {
       assert.ok(chat.body.response.length > 0);
       const hb = await b.health();
       assert.ok(hb.cluster.forwards.served > 0, 'B served forwarded asks');
+      // WS chat on A, agent on B: the chunks arrive once each, in order, and make the reply; an HTTP
+      // turn on the same conversation sent to B reaches A's socket through NATS.
+      sub.ws.send(JSON.stringify({ type: 'chat_stream', nft_token_id: nft, message: 'over the socket' }));
+      const subscribed = await sub.next((f) => f.type === 'subscribed' && f.channel === 'chat', 10_000);
+      const done = await sub.next((f) => f.type === 'chat_chunk' && f.done === true, 15_000);
+      await new Promise((r) => setTimeout(r, 200));
+      const chunks = sub.frames.filter((f) => f.type === 'chat_chunk' && !f.done);
+      assert.equal(chunks.map((f) => f.content).join(''), done.response, 'each chunk once, in order');
+      assert.equal(sub.frames.filter((f) => f.type === 'chat_chunk' && f.done).length, 1);
+      const before = sub.frames.length;
+      const viaB = await request(b.url, 'POST', `/v1/agents/${nft}/chat`, { token, body: { message: 'from http on B', conversation_id: subscribed.conversation_id } });
+      assert.equal(viaB.status, 200, viaB.text);
+      const wsDone = await sub.next((f) => f.type === 'chat_chunk' && f.done === true && /from http on B/.test(f.response), 10_000);
+      const later = sub.frames.slice(before).filter((f) => f.type === 'chat_chunk' && !f.done).map((f) => f.content);
+      assert.equal(later.join(''), wsDone.response);
+      assert.equal(wsDone.response, viaB.body.response);
     } finally {
       sub.ws.close();
     }
