@@ -55,6 +55,9 @@ export function sessionActorKind(deps: SessionActorDeps): ActorKind<SessionMsg, 
               return { session: row, refreshToken, issuedAt: now };
             }
             case 'refresh': {
+              // Another process on the same store (a cluster node) may have rotated or revoked this
+              // session since: decide on the stored row, not the cached one (a primary-key read).
+              row = deps.sessions.get(sid);
               if (!row || row.revoked_at !== null) throw invalidRefresh('the session has ended');
               const now = deps.now();
               if (msg.hash !== row.refresh_hash) {

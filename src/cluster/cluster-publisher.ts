@@ -46,8 +46,15 @@ export class ClusterPublisher implements Publisher, TopicHooks {
     this.relay.publish(topic, frame);
   }
 
+  /**
+   * The producer renders a chat chunk only when this says someone follows. This node cannot see
+   * the sockets of other nodes (a WS chat_stream on a non-owner follows `chat:<id>` there, through
+   * FrameRelay), so a chat topic always counts one possible remote follower: its frames go to NATS,
+   * which drops what no node follows. Deployment frames are published unconditionally anyway.
+   */
   subscribers(topic: string): number {
-    return this.local.subscribers(topic);
+    const here = this.local.subscribers(topic);
+    return topic.startsWith(DEPLOYMENT) ? here : here + 1;
   }
 
   dropSubscribers(topic: string, keep: (auth: AuthClaims) => boolean, frame: object): number {
