@@ -33,7 +33,3 @@ export function natsLinkOptions(natsUrl: string): NatsLinkOptions {
   return out;
 }
 
-/** The URL(s) without credentials, for logs and /health. */
-export function redactNatsUrl(natsUrl: string): string {
-  return natsLinkOptions(natsUrl).servers.join(',');
-}
