@@ -84,7 +84,7 @@ export interface AgentActorDeps {
   maxTokens?: number;
   /** The per-NFT daily token budget: a turn holds its worst case from admission until it settles. */
   /** `enabled`: a daily limit is set (without one, usage is only counted and holds need no sizing). */
-  quota?: { readonly enabled: boolean; reserve(nft: string, cost: number): QuotaHold };
+  quota?: { readonly enabled: boolean; reserve(nft: string, cost: number): QuotaHold | Promise<QuotaHold> };
   onTurn?(outcome: 'complete' | 'incomplete' | 'error'): void;
 }
 
@@ -146,7 +146,7 @@ export class AgentBehaviour implements Behaviour<AgentMsg, unknown> {
     return Promise.all(all);
   }
 
-  private turn(msg: Extract<AgentMsg, { type: 'turn' }>): TurnHandle {
+  private async turn(msg: Extract<AgentMsg, { type: 'turn' }>): Promise<TurnHandle> {
     if (this.closing) throw this.closing;
     let id = msg.conversationId;
     let isNew = !id;
@@ -170,7 +170,7 @@ export class AgentBehaviour implements Behaviour<AgentMsg, unknown> {
     // A continued conversation holds what its stored history will really put before the model
     // (up to the budget), not the whole budget: a small daily quota can still continue one.
     const context = isNew || !this.deps.quota?.enabled ? 0 : this.deps.repo.contextTokens(id, this.deps.historyTokenBudget);
-    const hold = this.deps.quota?.reserve(this.nft, system + Math.min(input + context, Math.max(input, this.deps.historyTokenBudget)) + (maxTokens ?? 0));
+    const hold = await this.deps.quota?.reserve(this.nft, system + Math.min(input + context, Math.max(input, this.deps.historyTokenBudget)) + (maxTokens ?? 0));
     if (isNew) {
       const now = this.deps.now();
       try {

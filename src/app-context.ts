@@ -1,6 +1,7 @@
 import type { Config } from './config.js';
 import type { Logger } from './logger.js';
 import type { Db } from './db/database.js';
+import type { Storage } from './db/storage.js';
 import type { Metrics } from './metrics.js';
 import type { ActorRegistry } from '../actors/registry.js';
 import type { TokenService } from './auth/tokens.js';
@@ -16,7 +17,10 @@ import type { ModelBackend } from './models/model-backend.js';
 export interface AppContext {
   readonly config: Config;
   readonly log: Logger;
+  /** SQLite-only code still reads this; everything behind the storage seam goes through `storage`. */
   readonly db: Db;
+  /** the stores: SQLite by default, PostgreSQL on a cluster node */
+  readonly storage: Storage;
   readonly metrics: Metrics;
   readonly actors: ActorRegistry;
   readonly tokens: TokenService;

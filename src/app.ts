@@ -7,7 +7,8 @@ import { Metrics } from './metrics.js';
 import { ActorRegistry } from '../actors/registry.js';
 import { TokenService, TOKEN_ISSUER } from './auth/tokens.js';
 import { CachedOwnership, type OwnershipVerifier } from './auth/ownership.js';
-import { AgentAccess } from './auth/agent-access.js';
+import { AgentAccess, loadAgentCredentialKey } from './auth/agent-access.js';
+import { sqliteStorage, type Storage } from './db/storage.js';
 import { HttpServer, type AuditSink, type RequestVerifier } from './server/http-server.js';
 import { WsServer, type WsMessageHandler } from './server/ws-server.js';
 import { LiveConnections } from './server/live-connections.js';
@@ -56,7 +57,8 @@ export async function createApp(config: Config, opts: AppOptions = {}): Promise<
   const now = opts.now ?? Date.now;
   const db: Db = openDatabase(config.dataDir);
   const actors = new ActorRegistry({ log, idleMs: config.actorIdleMs, now });
-  const tokens = await TokenService.create(config.dataDir, TOKEN_ISSUER, now);
+  const storage: Storage = sqliteStorage(db, config.dataDir, now);
+  const tokens = await TokenService.create(config.dataDir, TOKEN_ISSUER, now, storage.secrets);
 
   let deploymentsActive = () => 0;
   const metrics = new Metrics({
@@ -91,9 +93,9 @@ export async function createApp(config: Config, opts: AppOptions = {}): Promise<
   const providers = new Map<ProviderName, ProviderAdapter>();
   const models = new Map<string, ModelBackend>();
   const ctx: AppContext = {
-    config, log, db, metrics, actors, tokens,
-    agentAccess: new AgentAccess(db, tokens, config.dataDir, now, config.agentTokenTtlSec),
-    ownership: new CachedOwnership(opts.ownership ?? (await defaultOwnership(config, db)), config.ownershipCacheMs, now),
+    config, log, db, storage, metrics, actors, tokens,
+    agentAccess: new AgentAccess(storage.agentGrants, tokens, await loadAgentCredentialKey(storage.secrets), now, config.agentTokenTtlSec),
+    ownership: new CachedOwnership(opts.ownership ?? (await defaultOwnership(config, storage)), config.ownershipCacheMs, now),
     publisher: ws,
     live,
     audit: { record: (e) => audit?.record(e) },
@@ -185,14 +187,13 @@ export async function createApp(config: Config, opts: AppOptions = {}): Promise<
   return app;
 }
 
-async function defaultOwnership(config: Config, db: Db): Promise<OwnershipVerifier> {
+async function defaultOwnership(config: Config, storage: Storage): Promise<OwnershipVerifier> {
   if (config.ownership === 'evm') {
     const { EvmOwnership } = await import('../adapters/ownership/evm.js');
-    const { sqliteBlockCursor } = await import('../adapters/ownership/block-cursor.js');
-    const cursor = sqliteBlockCursor(db, `evm:${config.chainId}:${config.nftContract!.toLowerCase()}`);
+    const cursor = storage.blockCursor(`evm:${config.chainId}:${config.nftContract!.toLowerCase()}`);
     return new EvmOwnership({ rpcUrl: config.evmRpcUrl!, contract: config.nftContract!, chainId: config.chainId, cursor });
   }
   const { RegistryOwnership } = await import('../adapters/ownership/registry.js');
-  return new RegistryOwnership(db, config.ownersFile);
+  return new RegistryOwnership(storage.nftOwners, config.ownersFile);
 }
 

@@ -16,11 +16,11 @@ export const agentAccessFeature: FeatureModule = (f) => {
   const { ctx } = f;
   f.addAgentRoutes(agentAccessRoutes(ctx));
 
-  const signIn = new SignIn({ db: ctx.db, ownership: ctx.ownership, now: ctx.now, publicUrl: () => ctx.config.publicUrl, evmChainId: ctx.config.chainId });
+  const signIn = new SignIn({ db: ctx.db, challenges: ctx.storage.challenges, ownership: ctx.ownership, now: ctx.now, publicUrl: () => ctx.config.publicUrl, evmChainId: ctx.config.chainId });
   f.addAgentRoutes(agentSignInRoutes({
     signIn,
-    requireAgent(nft) {
-      const d = ctx.agentAccess.latestDeploymentOf(nft);
+    async requireAgent(nft) {
+      const d = await ctx.agentAccess.latestDeploymentOf(nft);
       if (!d || d.provider !== 'local' || d.status !== 'running') throw new ApiError('NOT_FOUND', `No agent is running here for NFT ${nft}`, { nft_token_id: nft });
     },
     origin: (nft) => embeddedEndpointUrl(ctx.config, nft),

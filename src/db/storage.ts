@@ -1,0 +1,105 @@
+import type { Db } from './database.js';
+import { openDatabase } from './database.js';
+import type { Sql } from './pg.js';
+import type { ChallengeStore } from '../auth/challenge-store.js';
+import { SqliteChallengeStore } from '../auth/challenge-store.sqlite.js';
+import { PgChallengeStore } from '../auth/challenge-store.pg.js';
+import type { SessionStore } from '../auth/session-store.js';
+import { SqliteSessionStore } from '../auth/session-store.sqlite.js';
+import { PgSessionStore } from '../auth/session-store.pg.js';
+import type { AgentGrantStore } from '../auth/agent-grant-store.js';
+import { SqliteAgentGrantStore } from '../auth/agent-grant-store.sqlite.js';
+import { PgAgentGrantStore } from '../auth/agent-grant-store.pg.js';
+import type { SecretStore } from '../auth/secret-store.js';
+import { FileSecretStore } from '../auth/secret-store.file.js';
+import { PgSecretStore } from '../auth/secret-store.pg.js';
+import type { NftOwnerStore } from '../auth/nft-owner-store.js';
+import { SqliteNftOwnerStore } from '../auth/nft-owner-store.sqlite.js';
+import { PgNftOwnerStore } from '../auth/nft-owner-store.pg.js';
+import type { TransferStore } from '../auth/transfer-store.js';
+import { SqliteTransferStore } from '../auth/transfer-store.sqlite.js';
+import { PgTransferStore } from '../auth/transfer-store.pg.js';
+import type { IdempotencyKeyStore } from '../guards/idempotency-store.js';
+import { SqliteIdempotencyStore } from '../guards/idempotency-store.sqlite.js';
+import { PgIdempotencyStore } from '../guards/idempotency-store.pg.js';
+import type { ReplayStore } from '../guards/replay-store.js';
+import { SqliteReplayStore } from '../guards/replay-store.sqlite.js';
+import { PgReplayStore } from '../guards/replay-store.pg.js';
+import type { QuotaStore } from '../guards/quota-store.js';
+import { SqliteQuotaStore } from '../guards/quota-store.sqlite.js';
+import { PgQuotaStore } from '../guards/quota-store.pg.js';
+import type { BlockCursor } from '../../adapters/ownership/evm.js';
+import { sqliteBlockCursor } from '../../adapters/ownership/block-cursor.js';
+import { pgBlockCursor } from '../../adapters/ownership/block-cursor.pg.js';
+
+/**
+ * Every repository of the process behind one seam: SQLite (one process, the default) or
+ * PostgreSQL (a cluster node). The SQLite stores keep their statements synchronous inside; their
+ * promises are already resolved.
+ */
+export interface Storage {
+  readonly kind: 'sqlite' | 'postgres';
+  readonly challenges: ChallengeStore;
+  readonly sessions: SessionStore;
+  readonly agentGrants: AgentGrantStore;
+  /** the JWT signing key and the agent-credential key (data dir files, or encrypted rows) */
+  readonly secrets: SecretStore;
+  readonly nftOwners: NftOwnerStore;
+  readonly transfers: TransferStore;
+  readonly idempotency: IdempotencyKeyStore;
+  readonly replay: ReplayStore;
+  readonly quota: QuotaStore;
+  /** the EVM Transfer-log poller's progress for one log source */
+  blockCursor(source: string): BlockCursor;
+  close(): Promise<void>;
+}
+
+/** The SQLite stores over an open database (`dataDir` holds the key files). */
+export function sqliteStorage(db: Db, dataDir: string, now: () => number = Date.now): Storage {
+  return {
+    kind: 'sqlite',
+    challenges: new SqliteChallengeStore(db),
+    sessions: new SqliteSessionStore(db),
+    agentGrants: new SqliteAgentGrantStore(db),
+    secrets: new FileSecretStore(dataDir),
+    nftOwners: new SqliteNftOwnerStore(db),
+    transfers: new SqliteTransferStore(db),
+    idempotency: new SqliteIdempotencyStore(db),
+    replay: new SqliteReplayStore(db),
+    quota: new SqliteQuotaStore(db),
+    blockCursor: (source) => sqliteBlockCursor(db, source, now),
+    close: async () => {
+      if (db.open) db.close();
+    },
+  };
+}
+
+/** Opens the data dir's SQLite file (migrating it) and its stores. */
+export function openSqliteStorage(dataDir: string, now: () => number = Date.now): Storage {
+  return sqliteStorage(openDatabase(dataDir), dataDir, now);
+}
+
+export interface PgStorageOptions {
+  /** PANTHERS_CLUSTER_SECRET: encrypts the shared signing keys in `node_secrets` */
+  clusterSecret: string;
+  now?: () => number;
+}
+
+/** The PostgreSQL stores over a pool (migratePg first). */
+export function openPgStorage(sql: Sql, opts: PgStorageOptions): Storage {
+  const now = opts.now ?? Date.now;
+  return {
+    kind: 'postgres',
+    challenges: new PgChallengeStore(sql),
+    sessions: new PgSessionStore(sql),
+    agentGrants: new PgAgentGrantStore(sql),
+    secrets: new PgSecretStore(sql, opts.clusterSecret, now),
+    nftOwners: new PgNftOwnerStore(sql),
+    transfers: new PgTransferStore(sql),
+    idempotency: new PgIdempotencyStore(sql),
+    replay: new PgReplayStore(sql),
+    quota: new PgQuotaStore(sql),
+    blockCursor: (source) => pgBlockCursor(sql, source, now),
+    close: () => sql.end({ timeout: 5 }),
+  };
+}
