@@ -1,8 +1,4 @@
 import type { Db } from '../../src/db/database.js';
-import type { BlockCursor } from './evm.js';
-
-/** Synchronous inside (a BlockCursor whose answers need no await). */
-export type SqliteBlockCursor = BlockCursor & { get(): number | undefined };
 
 /** The `ownership_cursor` row of one log source (e.g. `evm:1:0xcontract`): survives restarts. */
 export function sqliteBlockCursor(db: Db, source: string, now: () => number = Date.now): { get(): number | undefined; set(block: number): void } {
