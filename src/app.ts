@@ -94,6 +94,8 @@ export async function createApp(config: Config, opts: AppOptions = {}): Promise<
   const models = new Map<string, ModelBackend>();
   const ctx: AppContext = {
     config, log, db, storage, metrics, actors, tokens,
+    // One process: the registry answers every ask itself. Cluster mode puts a ClusterDirectory here.
+    directory: actors,
     agentAccess: new AgentAccess(storage.agentGrants, tokens, await loadAgentCredentialKey(storage.secrets), now, config.agentTokenTtlSec),
     ownership: new CachedOwnership(opts.ownership ?? (await defaultOwnership(config, storage)), config.ownershipCacheMs, now),
     publisher: ws,
