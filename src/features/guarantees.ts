@@ -7,7 +7,7 @@ import { HmacRequestVerifier } from '../guards/request-signing.js';
 
 /** The chat path's daily token budget for this process (no-op when the quota is 0). */
 export function createChatQuota(ctx: AppContext): ChatQuota {
-  return new ChatQuota(ctx.storage.quota, ctx.config.chatDailyTokenQuota, ctx.now, undefined, (err) => ctx.log.error({ err }, 'writing chat usage failed'));
+  return new ChatQuota(ctx.storage.quota, ctx.config.chatDailyTokenQuota, ctx.now, ctx.config.streamTimeoutMs + 60_000, (err) => ctx.log.error({ err }, 'writing chat usage failed'));
 }
 
 /**
