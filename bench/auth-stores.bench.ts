@@ -8,24 +8,19 @@
  *   node dist/bench/auth-stores.bench.js [--n 2000]
  */
 import { randomBytes } from 'node:crypto';
-import postgres from 'postgres';
 import { parseArgs } from '../bin/args.js';
 import { startPostgres } from '../test/helpers/engines.js';
 import { tempDir } from '../test/helpers/server.js';
 import { openDatabase } from '../src/db/database.js';
-import { migratePg, type Sql } from '../src/db/pg.js';
-import { sqliteStorage, openPgStorage, type Storage } from '../src/db/storage.js';
+import { openPg, migratePg } from '../src/db/pg.js';
+import { openSqliteStorage, openPgStorage, type Storage } from '../src/db/storage.js';
 import { hashRefreshToken } from '../src/auth/sessions.js';
 
 const { flags } = parseArgs(process.argv.slice(2));
 const N = Number(flags.n ?? 2000);
 const pg = await startPostgres();
 let statements = 0;
-const sql = postgres(pg.url, {
-  max: 4, prepare: true, onnotice: () => {},
-  types: { bigint: { to: 20, from: [20], serialize: (x: number) => String(x), parse: (x: string) => Number(x) } },
-  debug: () => void statements++,
-}) as unknown as Sql;
+const sql = openPg(pg.url, { max: 4, debug: () => void statements++ });
 
 interface Row { op: string; store: string; us: number; cpuUs: number; trips: number }
 const rows: Row[] = [];
@@ -76,7 +71,7 @@ try {
   await migratePg(sql);
   const dir = tempDir('panthers-bench-');
   const db = openDatabase(dir);
-  await suite('sqlite', sqliteStorage(db, dir));
+  await suite('sqlite', openSqliteStorage(dir, { db }));
   // The same statements called directly (the code before the seam): what the async wrapper adds.
   const burn = db.prepare('UPDATE challenges SET used_at = ? WHERE nonce = ? AND used_at IS NULL RETURNING *');
   const ins = db.prepare('INSERT INTO challenges (nonce, wallet, nft_token_id, message, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)');
@@ -87,7 +82,7 @@ try {
     burn.get(2, nonce);
   });
   await measure('sqlite, direct statements', 'replay-set insert', N, async (i) => replay.run(ids('dsig', i), 1e10));
-  await suite('postgres', openPgStorage(sql, { clusterSecret: 'bench-cluster-secret-0123456789abcdef' }));
+  await suite('postgres', openPgStorage(sql, { dataDir: dir, clusterSecret: 'bench-cluster-secret-0123456789abcdef' }));
   console.log(`n=${N} per row, 1 in flight; PostgreSQL 15 on loopback, fsync=off; CPU is this process only\n`);
   console.log('| operation | store | latency (us) | CPU in the node (us) | PG round trips |');
   console.log('|---|---|---:|---:|---:|');

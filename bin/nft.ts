@@ -63,7 +63,7 @@ async function openOwnerStore(
   loadConfig: (env: Record<string, string | undefined>) => Config,
 ): Promise<{ store: NftOwnerStore; close(): Promise<void> }> {
   if (env.PANTHERS_DATABASE_URL) {
-    const sql = openPg(env.PANTHERS_DATABASE_URL, 1);
+    const sql = openPg(env.PANTHERS_DATABASE_URL, { max: 1 });
     await migratePg(sql);
     return { store: new PgNftOwnerStore(sql), close: () => sql.end({ timeout: 5 }) };
   }

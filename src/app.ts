@@ -8,7 +8,7 @@ import { ActorRegistry } from '../actors/registry.js';
 import { TokenService, TOKEN_ISSUER } from './auth/tokens.js';
 import { CachedOwnership, type OwnershipVerifier } from './auth/ownership.js';
 import { AgentAccess, loadAgentCredentialKey } from './auth/agent-access.js';
-import { sqliteStorage, type Storage } from './db/storage.js';
+import { openSqliteStorage, type Storage } from './db/storage.js';
 import { HttpServer, type AuditSink, type RequestVerifier } from './server/http-server.js';
 import { WsServer, type WsMessageHandler } from './server/ws-server.js';
 import { LiveConnections } from './server/live-connections.js';
@@ -57,7 +57,7 @@ export async function createApp(config: Config, opts: AppOptions = {}): Promise<
   const now = opts.now ?? Date.now;
   const db: Db = openDatabase(config.dataDir);
   const actors = new ActorRegistry({ log, idleMs: config.actorIdleMs, now });
-  const storage: Storage = sqliteStorage(db, config.dataDir, now);
+  const storage = openSqliteStorage(config.dataDir, { db, log, now });
   const tokens = await TokenService.create(config.dataDir, TOKEN_ISSUER, now, storage.secrets);
 
   let deploymentsActive = () => 0;
@@ -189,7 +189,7 @@ export async function createApp(config: Config, opts: AppOptions = {}): Promise<
   return app;
 }
 
-async function defaultOwnership(config: Config, storage: Storage): Promise<OwnershipVerifier> {
+async function defaultOwnership(config: Config, storage: Pick<Storage, 'blockCursor' | 'nftOwners'>): Promise<OwnershipVerifier> {
   if (config.ownership === 'evm') {
     const { EvmOwnership } = await import('../adapters/ownership/evm.js');
     const cursor = storage.blockCursor(`evm:${config.chainId}:${config.nftContract!.toLowerCase()}`);

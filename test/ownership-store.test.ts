@@ -1,4 +1,4 @@
-import { runContract } from './helpers/store-engines.js';
+import { runContract } from './helpers/state-engines.js';
 import { ownershipContract } from './stores/ownership.contract.js';
 
 runContract('ownership store', ownershipContract);

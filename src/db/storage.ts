@@ -1,5 +1,4 @@
-import type { Db } from './database.js';
-import { openDatabase } from './database.js';
+import { openDatabase, type Db } from './database.js';
 import type { Sql } from './pg.js';
 import type { ChallengeStore } from '../auth/challenge-store.js';
 import { SqliteChallengeStore } from '../auth/challenge-store.sqlite.js';
@@ -33,9 +32,10 @@ import { sqliteBlockCursor } from '../../adapters/ownership/block-cursor.js';
 import { pgBlockCursor } from '../../adapters/ownership/block-cursor.pg.js';
 
 /**
- * Every repository of the process behind one seam: SQLite (one process, the default) or
- * PostgreSQL (a cluster node). The SQLite stores keep their statements synchronous inside; their
- * promises are already resolved.
+ * The storage seam: every store the app uses, behind async interfaces, on one engine. SQLite (the
+ * default: one process, statements synchronous inside, the promise already resolved) or
+ * PostgreSQL (cluster mode). Each store is `src/<domain>/<name>-store.ts` (interface),
+ * `.sqlite.ts` and `.pg.ts`, with one contract suite in test/stores/ run against both.
  */
 export interface Storage {
   readonly kind: 'sqlite' | 'postgres';
@@ -51,13 +51,28 @@ export interface Storage {
   readonly quota: QuotaStore;
   /** the EVM Transfer-log poller's progress for one log source */
   blockCursor(source: string): BlockCursor;
+  /** Closes what this storage opened. */
   close(): Promise<void>;
 }
 
-/** The SQLite stores over an open database (`dataDir` holds the key files). */
-export function sqliteStorage(db: Db, dataDir: string, now: () => number = Date.now): Storage {
+export interface StorageOptions {
+  log?: { error(obj: object, msg: string): void };
+  now?: () => number;
+}
+
+export interface SqliteStorageOptions extends StorageOptions {
+  /** an already open database (the app's ctx.db); opened from dataDir otherwise and closed by close() */
+  db?: Db;
+}
+
+/** The SQLite stores (the data dir holds the database and the key files). */
+export function openSqliteStorage(dataDir: string, opts: SqliteStorageOptions = {}): Storage & { db: Db } {
+  const owned = !opts.db;
+  const db = opts.db ?? openDatabase(dataDir);
+  const now = opts.now ?? Date.now;
   return {
     kind: 'sqlite',
+    db,
     challenges: new SqliteChallengeStore(db),
     sessions: new SqliteSessionStore(db),
     agentGrants: new SqliteAgentGrantStore(db),
@@ -68,28 +83,27 @@ export function sqliteStorage(db: Db, dataDir: string, now: () => number = Date.
     replay: new SqliteReplayStore(db),
     quota: new SqliteQuotaStore(db),
     blockCursor: (source) => sqliteBlockCursor(db, source, now),
-    close: async () => {
-      if (db.open) db.close();
+    async close() {
+      if (owned && db.open) db.close();
     },
   };
 }
 
-/** Opens the data dir's SQLite file (migrating it) and its stores. */
-export function openSqliteStorage(dataDir: string, now: () => number = Date.now): Storage {
-  return sqliteStorage(openDatabase(dataDir), dataDir, now);
-}
-
-export interface PgStorageOptions {
-  /** PANTHERS_CLUSTER_SECRET: encrypts the shared signing keys in `node_secrets` */
+export interface PgStorageOptions extends StorageOptions {
+  /** the node's data dir (key files that must not live in the database) */
+  dataDir: string;
+  /** PANTHERS_CLUSTER_SECRET: seals the shared signing keys in `node_secrets` */
   clusterSecret: string;
-  now?: () => number;
+  /** close the pool on close() (default false: the cluster node owns it) */
+  ownsSql?: boolean;
 }
 
 /** The PostgreSQL stores over a pool (migratePg first). */
-export function openPgStorage(sql: Sql, opts: PgStorageOptions): Storage {
+export function openPgStorage(sql: Sql, opts: PgStorageOptions): Storage & { sql: Sql } {
   const now = opts.now ?? Date.now;
   return {
     kind: 'postgres',
+    sql,
     challenges: new PgChallengeStore(sql),
     sessions: new PgSessionStore(sql),
     agentGrants: new PgAgentGrantStore(sql),
@@ -100,6 +114,8 @@ export function openPgStorage(sql: Sql, opts: PgStorageOptions): Storage {
     replay: new PgReplayStore(sql),
     quota: new PgQuotaStore(sql),
     blockCursor: (source) => pgBlockCursor(sql, source, now),
-    close: () => sql.end({ timeout: 5 }),
+    async close() {
+      if (opts.ownsSql) await sql.end({ timeout: 5 });
+    },
   };
 }

@@ -1,6 +1,6 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import type { StoreEngine } from '../helpers/store-engines.js';
+import type { StoreEngine } from '../helpers/state-engines.js';
 import type { Storage } from '../../src/db/storage.js';
 
 /** AgentGrantStore: grants keep their latest expiry, revoked holders are listed, cut-offs only rise. */

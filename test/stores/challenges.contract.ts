@@ -1,6 +1,6 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import type { StoreEngine } from '../helpers/store-engines.js';
+import type { StoreEngine } from '../helpers/state-engines.js';
 import type { ChallengeStore } from '../../src/auth/challenge-store.js';
 
 const row = (nonce: string, expires_at = 2_000_000) => ({ nonce, wallet: '0xabc', nft_token_id: '7', message: `msg ${nonce}`, created_at: 1_000_000, expires_at });

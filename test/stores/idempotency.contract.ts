@@ -1,6 +1,6 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import type { StoreEngine } from '../helpers/store-engines.js';
+import type { StoreEngine } from '../helpers/state-engines.js';
 import type { IdempotencyKeyStore } from '../../src/guards/idempotency-store.js';
 import { IdempotencyStore } from '../../src/guards/idempotency.js';
 

@@ -1,6 +1,6 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import type { StoreEngine } from '../helpers/store-engines.js';
+import type { StoreEngine } from '../helpers/state-engines.js';
 import type { Storage } from '../../src/db/storage.js';
 import { RegistryOwnership } from '../../adapters/ownership/registry.js';
 

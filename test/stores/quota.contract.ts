@@ -1,6 +1,6 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import type { StoreEngine } from '../helpers/store-engines.js';
+import type { StoreEngine } from '../helpers/state-engines.js';
 import type { QuotaStore } from '../../src/guards/quota-store.js';
 import { ChatQuota } from '../../src/guards/quota.js';
 import { ApiError } from '../../src/errors.js';

@@ -1,6 +1,6 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import type { StoreEngine } from '../helpers/store-engines.js';
+import type { StoreEngine } from '../helpers/state-engines.js';
 import type { ReplayStore } from '../../src/guards/replay-store.js';
 
 /** ReplayStore: a signature is accepted once, by exactly one node when two see it at once. */

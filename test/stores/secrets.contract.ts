@@ -1,6 +1,6 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { CLUSTER_SECRET, type StoreEngine } from '../helpers/store-engines.js';
+import { CLUSTER_SECRET, type StoreEngine } from '../helpers/state-engines.js';
 import { loadOrCreateSigningKeyIn, TokenService, TOKEN_ISSUER, SIGNING_KEY_FILE } from '../../src/auth/tokens.js';
 import { loadAgentCredentialKey } from '../../src/auth/agent-access.js';
 import { tempDir } from '../helpers/server.js';

@@ -1,6 +1,6 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import type { StoreEngine } from '../helpers/store-engines.js';
+import type { StoreEngine } from '../helpers/state-engines.js';
 import type { SessionStore } from '../../src/auth/session-store.js';
 import { hashRefreshToken, nextRefreshToken } from '../../src/auth/sessions.js';
 import { sessionActorKind, type SessionGrant, type SessionMsg } from '../../actors/session-actor.js';

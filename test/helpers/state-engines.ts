@@ -4,7 +4,7 @@ import { tempDir } from './server.js';
 import { startPostgres, type Postgres } from './engines.js';
 import { openDatabase } from '../../src/db/database.js';
 import { openPg, migratePg, type Sql } from '../../src/db/pg.js';
-import { sqliteStorage, openPgStorage, type Storage } from '../../src/db/storage.js';
+import { openSqliteStorage, openPgStorage, type Storage } from '../../src/db/storage.js';
 
 /**
  * One fresh store (a temp SQLite file, or a new PostgreSQL database) that several "nodes" can
@@ -56,7 +56,7 @@ export async function openSqliteEngine(): Promise<StoreEngine> {
     node() {
       const db = storages.length === 0 ? dbs[0]! : openDatabase(dir);
       if (storages.length > 0) dbs.push(db);
-      const s = sqliteStorage(db, dir);
+      const s = openSqliteStorage(dir, { db });
       storages.push(s);
       return s;
     },
@@ -74,14 +74,14 @@ export async function openSqliteEngine(): Promise<StoreEngine> {
 }
 
 export async function openPgEngine(server: Postgres): Promise<StoreEngine> {
-  const admin = openPg(server.url, 1);
+  const admin = openPg(server.url, { max: 1 });
   const name = `s_${randomBytes(6).toString('hex')}`;
   await admin.unsafe(`CREATE DATABASE ${name}`);
   await admin.end();
   const url = server.url.replace(/\/postgres$/, `/${name}`);
   const pools: Sql[] = [];
   const pool = () => {
-    const p = openPg(url, 4);
+    const p = openPg(url, { max: 4 });
     pools.push(p);
     return p;
   };
@@ -90,8 +90,8 @@ export async function openPgEngine(server: Postgres): Promise<StoreEngine> {
   return {
     kind: 'postgres',
     shared: true,
-    node: () => openPgStorage(pool(), { clusterSecret: CLUSTER_SECRET }),
-    nodeWithSecret: (secret) => openPgStorage(pool(), { clusterSecret: secret }),
+    node: () => openPgStorage(pool(), { dataDir: tempDir('panthers-node-'), clusterSecret: CLUSTER_SECRET }),
+    nodeWithSecret: (secret) => openPgStorage(pool(), { dataDir: tempDir('panthers-node-'), clusterSecret: secret }),
     async query<T>(text: string, params: unknown[] = []) {
       return [...(await main.unsafe(text, params as never[]))] as T[];
     },
