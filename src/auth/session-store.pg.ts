@@ -21,6 +21,12 @@ export class PgSessionStore implements SessionStore {
     return row;
   }
 
+  async sessionOfRefreshToken(hash: string): Promise<SessionRow | undefined> {
+    const [row] = await this.sql<SessionRow[]>`SELECT s.id, s.wallet, s.nft_token_id, s.refresh_hash, s.created_at, s.expires_at, s.revoked_at, s.revoked_why
+      FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id WHERE t.hash = ${hash}`;
+    return row;
+  }
+
   async open(r: Omit<SessionRow, 'revoked_at' | 'revoked_why'>): Promise<void> {
     await this.sql`WITH s AS (
         INSERT INTO sessions (id, wallet, nft_token_id, refresh_hash, created_at, expires_at)

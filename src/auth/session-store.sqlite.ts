@@ -12,6 +12,10 @@ export class SqliteSessionStore implements SessionStore {
       get: db.prepare<[string], SessionRow>(
         'SELECT id, wallet, nft_token_id, refresh_hash, created_at, expires_at, revoked_at, revoked_why FROM sessions WHERE id = ?',
       ),
+      sessionOf: db.prepare<[string], SessionRow>(
+        `SELECT s.id, s.wallet, s.nft_token_id, s.refresh_hash, s.created_at, s.expires_at, s.revoked_at, s.revoked_why
+         FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id WHERE t.hash = ?`,
+      ),
       refresh: db.prepare<[string], RefreshTokenRow>('SELECT hash, session_id, created_at, rotated_at FROM refresh_tokens WHERE hash = ?'),
       insertSession: db.prepare(
         'INSERT INTO sessions (id, wallet, nft_token_id, refresh_hash, created_at, expires_at) VALUES (@id, @wallet, @nft_token_id, @refresh_hash, @created_at, @expires_at)',
@@ -48,6 +52,10 @@ export class SqliteSessionStore implements SessionStore {
 
   async refreshToken(hash: string): Promise<RefreshTokenRow | undefined> {
     return this.s.refresh.get(hash);
+  }
+
+  async sessionOfRefreshToken(hash: string): Promise<SessionRow | undefined> {
+    return this.s.sessionOf.get(hash);
   }
 
   async open(row: Omit<SessionRow, 'revoked_at' | 'revoked_why'>): Promise<void> {

@@ -26,6 +26,8 @@ export interface RefreshTokenRow {
 export interface SessionStore {
   get(id: string): Promise<SessionRow | undefined>;
   refreshToken(hash: string): Promise<RefreshTokenRow | undefined>;
+  /** The session a refresh token (current or retired) was issued for, in one read. */
+  sessionOfRefreshToken(hash: string): Promise<SessionRow | undefined>;
   /** Creates a session with its first refresh token, atomically. */
   open(row: Omit<SessionRow, 'revoked_at' | 'revoked_why'>): Promise<void>;
   /**

@@ -80,10 +80,10 @@ export function authRoutes({ ctx, signIn, sessions }: AuthRouteDeps): RouteDef[]
       async handler(req) {
         const token = req.body.refresh_token;
         const hash = hashRefreshToken(token);
-        const known = await sessions.refreshToken(hash);
-        if (!known) throw new ApiError('UNAUTHORIZED', 'Invalid refresh token');
-        const current = await sessions.get(known.session_id);
-        if (!current || current.revoked_at !== null) throw new ApiError('UNAUTHORIZED', 'Invalid refresh token', { reason: 'the session has ended' });
+        // One read: the session the presented token (current or retired) belongs to.
+        const current = await sessions.sessionOfRefreshToken(hash);
+        if (!current) throw new ApiError('UNAUTHORIZED', 'Invalid refresh token');
+        if (current.revoked_at !== null) throw new ApiError('UNAUTHORIZED', 'Invalid refresh token', { reason: 'the session has ended' });
         const { wallet_address, nft_token_id } = view(current);
         req.nft = nft_token_id;
         // Ownership first, rotation after: an RPC blip (503) leaves the presented token current,

@@ -31,6 +31,8 @@ export function sessionContract(openEngine: () => Promise<StoreEngine>): void {
     await a.open(open(id, 'h1'));
     assert.equal((await b.get(id))?.refresh_hash, 'h1');
     assert.deepEqual(await b.refreshToken('h1'), { hash: 'h1', session_id: id, created_at: 1000, rotated_at: null });
+    assert.equal((await b.sessionOfRefreshToken('h1'))?.id, id);
+    assert.equal(await b.sessionOfRefreshToken('nope'), undefined);
     assert.equal(await a.rotate(id, 'h1', 'h2', 2000, 20_000_000), true);
     assert.equal(await b.rotate(id, 'h1', 'h3', 2001, 20_000_000), false, 'h1 is no longer current');
     const row = await b.get(id);
@@ -39,6 +41,7 @@ export function sessionContract(openEngine: () => Promise<StoreEngine>): void {
     assert.equal((await a.refreshToken('h1'))?.rotated_at, 2000);
     assert.equal((await a.refreshToken('h2'))?.rotated_at, null);
     assert.equal(await a.refreshToken('h3'), undefined, 'a lost rotation wrote nothing');
+    assert.equal((await b.sessionOfRefreshToken('h1'))?.refresh_hash, 'h2', 'a retired token still names its session');
     assert.deepEqual(await a.activeForNft('7', 3000), [{ id, wallet: '0xabc' }]);
     assert.ok((await a.activeNfts(3000)).includes('7'));
     assert.equal(await a.setSigningKey(id, 'k'.repeat(64)), true);
