@@ -2,6 +2,7 @@ import type { Config } from './config.js';
 import type { Logger } from './logger.js';
 import type { Db } from './db/database.js';
 import type { Storage } from './db/storage.js';
+import type { Fence } from './db/fence.js';
 import type { Metrics } from './metrics.js';
 import type { ActorDirectory, LocalActors } from './contracts/actor-directory.js';
 import type { TokenService } from './auth/tokens.js';
@@ -17,10 +18,15 @@ import type { ModelBackend } from './models/model-backend.js';
 export interface AppContext {
   readonly config: Config;
   readonly log: Logger;
-  /** SQLite-only code still reads this; everything behind the storage seam goes through `storage`. */
+  /** SQLite-only code still reads it; stores go through `storage` (src/db/storage.ts). */
   readonly db: Db;
-  /** the stores: SQLite by default, PostgreSQL on a cluster node */
+  /** The stores behind the storage seam: SQLite by default, PostgreSQL in cluster mode. */
   readonly storage: Storage;
+  /**
+   * Cluster mode: the fence of this node's lease on an NFT's shard, for the writes its actors make
+   * (throws FencedError when not held now). Absent on one process (SQLite).
+   */
+  readonly fenceFor?: (nft: string) => Fence | undefined;
   readonly metrics: Metrics;
   /** The actors running in this process: register kinds, passivate (the composition code and features that run actors). */
   readonly actors: LocalActors;

@@ -10,7 +10,7 @@ import { ClusterDirectory } from '../src/cluster/cluster-directory.js';
 import { shardOf } from '../src/cluster/shards.js';
 import { ApiError } from '../src/errors.js';
 import { openDatabase, type Db } from '../src/db/database.js';
-import { ConversationsRepo } from '../src/agents/conversations-repo.js';
+import { SqliteConversationsStore } from '../src/agents/conversations-store.sqlite.js';
 import type { ModelBackend, ModelEvent, ModelRequest } from '../src/models/model-backend.js';
 import { chatTopic } from '../src/agents/chat-frames.js';
 import { startNats, type Nats } from './helpers/engines.js';
@@ -97,8 +97,9 @@ async function node(name: string, opts: { silenceMs?: number; heartbeatMs?: numb
   const registry = new ActorRegistry({ log, idleMs: 60_000 });
   registry.register(probeKind);
   registry.register(agentActorKind({
-    repo: new ConversationsRepo(db, log),
-    publisher: { publish, subscribers: () => 0 },
+    repo: new SqliteConversationsStore(db, log),
+    // A follower on every topic: the chat path publishes a chunk only to a followed topic.
+    publisher: { publish, subscribers: () => 1 },
     log,
     now: Date.now,
     character: (nft) => ({ name: `agent ${nft}`, system_prompt: 'be brief', model: 'test', capabilities: ['chat'] }),
@@ -301,7 +302,7 @@ describe('cluster directory: chat turns across nodes', () => {
     // A second turn continues the same conversation from the other node.
     const again = await turn(a, nft, 'more', { conversationId: rr.conversation_id });
     assert.equal((await again.handle.done).conversation_id, rr.conversation_id);
-    assert.equal(new ConversationsRepo(b.db, log).page(rr.conversation_id, 10, 0).total, 4);
+    assert.equal((await new SqliteConversationsStore(b.db, log).page(rr.conversation_id, 10, 0)).total, 4);
     assert.equal(a.registry.isLive(AGENT_ACTOR, nft), false);
   });
 
@@ -343,7 +344,7 @@ describe('cluster directory: chat turns across nodes', () => {
     assert.equal(r.incomplete, true);
     assert.equal(r.error, undefined, 'a client that left is not an error');
     assert.equal(r.stored, true);
-    const rows = new ConversationsRepo(b.db, log).page(r.conversation_id, 10, 0).messages;
+    const rows = (await new SqliteConversationsStore(b.db, log).page(r.conversation_id, 10, 0)).messages;
     assert.equal(rows.at(-1)!.incomplete, 1);
     // A deadline (an ApiError reason) travels as itself.
     const ac2 = new AbortController();

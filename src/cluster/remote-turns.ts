@@ -43,7 +43,7 @@ export interface WireTurnResult extends Omit<TurnResult, 'error'> {
 /** The forwarded turn: the data fields of a TurnMsg, and the turn id whose topic the owner streams on. */
 export interface WireTurn {
   turn: string;
-  msg: Omit<TurnMsg, 'signal' | 'listener' | 'opened'>;
+  msg: Omit<TurnMsg, 'signal' | 'controller' | 'listener' | 'opened'>;
 }
 
 export const HEARTBEAT = '{"hb":1}';
@@ -162,7 +162,9 @@ export class RemoteTurns {
   async forward(nft: string, msg: TurnMsg, ask: (wire: WireTurn) => Promise<{ conversation_id: string }>, cancel: (turn: string, reason?: ApiError) => void): Promise<TurnHandle> {
     const id = randomUUID();
     const conversationId = msg.conversationId ?? msg.newConversationId ?? randomUUID();
-    const { signal, listener, opened, ...data } = msg;
+    const { signal: given, controller, listener, opened, ...data } = msg;
+    // A caller that handed over its controller is cancelled through it.
+    const signal = given ?? controller?.signal;
     const wire: WireTurn = { turn: id, msg: msg.conversationId ? data : { ...data, newConversationId: conversationId } };
     const t = new IncomingTurn(id, nft, conversationId, listener ? (c) => listener.onChunk(c) : undefined);
     const topic = turnTopic(id);

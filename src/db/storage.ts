@@ -1,5 +1,16 @@
 import { openDatabase, type Db } from './database.js';
 import type { Sql } from './pg.js';
+import type { Invalidations } from './invalidations.js';
+import type { DeploymentsStore } from '../deployments/deployments-store.js';
+import { SqliteDeploymentsStore } from '../deployments/deployments-store.sqlite.js';
+import { PgDeploymentsStore } from '../deployments/deployments-store.pg.js';
+import type { ConversationsStore } from '../agents/conversations-store.js';
+import { SqliteConversationsStore } from '../agents/conversations-store.sqlite.js';
+import { PgConversationsStore } from '../agents/conversations-store.pg.js';
+import type { ProviderSecretsStore } from '../deployments/provider-secrets-store.js';
+import { SqliteProviderSecretsStore } from '../deployments/provider-secrets-store.sqlite.js';
+import { PgProviderSecretsStore } from '../deployments/provider-secrets-store.pg.js';
+import { loadSecretsKey } from '../deployments/provider-secrets.js';
 import type { ChallengeStore } from '../auth/challenge-store.js';
 import { SqliteChallengeStore } from '../auth/challenge-store.sqlite.js';
 import { PgChallengeStore } from '../auth/challenge-store.pg.js';
@@ -34,15 +45,19 @@ import { pgBlockCursor } from '../../adapters/ownership/block-cursor.pg.js';
 /**
  * The storage seam: every store the app uses, behind async interfaces, on one engine. SQLite (the
  * default: one process, statements synchronous inside, the promise already resolved) or
- * PostgreSQL (cluster mode). Each store is `src/<domain>/<name>-store.ts` (interface),
- * `.sqlite.ts` and `.pg.ts`, with one contract suite in test/stores/ run against both.
+ * PostgreSQL (cluster mode: writes an owned actor makes take a Fence). Each store is
+ * `src/<domain>/<name>-store.ts` (interface), `.sqlite.ts` and `.pg.ts`, with one contract suite
+ * in test/stores/ run against both. Add a store: a field here and a line in each factory.
  */
 export interface Storage {
   readonly kind: 'sqlite' | 'postgres';
+  readonly deployments: DeploymentsStore;
+  readonly conversations: ConversationsStore;
+  readonly providerSecrets: ProviderSecretsStore;
   readonly challenges: ChallengeStore;
   readonly sessions: SessionStore;
   readonly agentGrants: AgentGrantStore;
-  /** the JWT signing key and the agent-credential key (data dir files, or encrypted rows) */
+  /** the JWT signing key and the agent-credential key (data dir files, or sealed rows) */
   readonly secrets: SecretStore;
   readonly nftOwners: NftOwnerStore;
   readonly transfers: TransferStore;
@@ -51,7 +66,7 @@ export interface Storage {
   readonly quota: QuotaStore;
   /** the EVM Transfer-log poller's progress for one log source */
   blockCursor(source: string): BlockCursor;
-  /** Closes what this storage opened. */
+  /** Flushes pending group commits and closes what this storage opened. */
   close(): Promise<void>;
 }
 
@@ -65,14 +80,17 @@ export interface SqliteStorageOptions extends StorageOptions {
   db?: Db;
 }
 
-/** The SQLite stores (the data dir holds the database and the key files). */
 export function openSqliteStorage(dataDir: string, opts: SqliteStorageOptions = {}): Storage & { db: Db } {
   const owned = !opts.db;
   const db = opts.db ?? openDatabase(dataDir);
   const now = opts.now ?? Date.now;
+  const conversations = new SqliteConversationsStore(db, opts.log);
   return {
     kind: 'sqlite',
     db,
+    deployments: new SqliteDeploymentsStore(db),
+    conversations,
+    providerSecrets: new SqliteProviderSecretsStore(db, dataDir),
     challenges: new SqliteChallengeStore(db),
     sessions: new SqliteSessionStore(db),
     agentGrants: new SqliteAgentGrantStore(db),
@@ -84,6 +102,7 @@ export function openSqliteStorage(dataDir: string, opts: SqliteStorageOptions = 
     quota: new SqliteQuotaStore(db),
     blockCursor: (source) => sqliteBlockCursor(db, source, now),
     async close() {
+      if (db.open) await conversations.flush();
       if (owned && db.open) db.close();
     },
   };
@@ -92,22 +111,38 @@ export function openSqliteStorage(dataDir: string, opts: SqliteStorageOptions = 
 export interface PgStorageOptions extends StorageOptions {
   /** the node's data dir (key files that must not live in the database) */
   dataDir: string;
-  /** PANTHERS_CLUSTER_SECRET: seals the shared signing keys in `node_secrets` */
-  clusterSecret: string;
+  /**
+   * PANTHERS_CLUSTER_SECRET: seals the shared signing keys in `node_secrets`. Required to read
+   * or create them (a node without it refuses at start, when TokenService asks for the key).
+   */
+  clusterSecret?: string;
+  /** cross-node cache invalidation (cluster mode: NATS) */
+  invalidations?: Invalidations;
   /** close the pool on close() (default false: the cluster node owns it) */
   ownsSql?: boolean;
 }
 
-/** The PostgreSQL stores over a pool (migratePg first). */
+/** The secrets of a PostgreSQL storage opened without a cluster secret: refused with the reason. */
+const missingClusterSecret: SecretStore = {
+  getOrCreate: async () => {
+    throw new Error('PANTHERS_CLUSTER_SECRET is required in cluster mode: it seals the signing keys every node shares (docs/cluster.md)');
+  },
+};
+
 export function openPgStorage(sql: Sql, opts: PgStorageOptions): Storage & { sql: Sql } {
+  let key: Buffer | undefined;
   const now = opts.now ?? Date.now;
+  const conversations = new PgConversationsStore(sql, opts.log);
   return {
     kind: 'postgres',
     sql,
+    deployments: new PgDeploymentsStore(sql, { invalidations: opts.invalidations }),
+    conversations,
+    providerSecrets: new PgProviderSecretsStore(sql, () => (key ??= loadSecretsKey(opts.dataDir))),
     challenges: new PgChallengeStore(sql),
     sessions: new PgSessionStore(sql),
     agentGrants: new PgAgentGrantStore(sql),
-    secrets: new PgSecretStore(sql, opts.clusterSecret, now),
+    secrets: opts.clusterSecret !== undefined ? new PgSecretStore(sql, opts.clusterSecret, now) : missingClusterSecret,
     nftOwners: new PgNftOwnerStore(sql),
     transfers: new PgTransferStore(sql),
     idempotency: new PgIdempotencyStore(sql),
@@ -115,6 +150,7 @@ export function openPgStorage(sql: Sql, opts: PgStorageOptions): Storage & { sql
     quota: new PgQuotaStore(sql),
     blockCursor: (source) => pgBlockCursor(sql, source, now),
     async close() {
+      await conversations.flush();
       if (opts.ownsSql) await sql.end({ timeout: 5 });
     },
   };

@@ -6,14 +6,14 @@ import { ApiError } from '../errors.js';
 import { nftTokenId } from '../server/validation.js';
 import type { WsConn, WsMessageHandler } from '../server/ws-server.js';
 import type { AuthClaims } from '../server/route.js';
-import { DeploymentsRepo, type Deployment } from '../deployments/deployments-repo.js';
+import type { Deployment, DeploymentsStore } from '../deployments/deployments-store.js';
+import { SqliteDeploymentsStore } from '../deployments/deployments-store.sqlite.js';
 import { deploymentTopic } from '../deployments/deployment-frames.js';
-import { ConversationsRepo } from '../agents/conversations-repo.js';
+import type { ConversationsStore } from '../agents/conversations-store.js';
 import { chatTopic } from '../agents/chat-frames.js';
 import { defaultCharacter } from '../agents/character.js';
 import type { AgentHost } from '../agents/agent-host.js';
 import type { AgentSettings, DeploySpec, ProviderName } from '../providers/provider.js';
-import { ProviderSecrets } from '../deployments/provider-secrets.js';
 import { DEPLOYMENT_ACTOR, type DeploymentMsg, type DeploymentView } from '../contracts/deployment-messages.js';
 import { AGENT_ACTOR, type AgentMsg } from '../contracts/agent-messages.js';
 // Wiring: this feature runs the deployment and agent actor kinds in this process.
@@ -78,8 +78,7 @@ class EmbeddedAgents implements AgentHost {
  */
 export const runtimeFeature: FeatureModule = (f) => {
   const { ctx } = f;
-  const deployments = new DeploymentsRepo(ctx.db);
-  const conversations = new ConversationsRepo(ctx.db, ctx.log);
+  const { deployments, conversations } = ctx.storage;
   const agents = new EmbeddedAgents(ctx);
   const idempotency = new IdempotencyStore(
     ctx.storage.idempotency, ctx.now, ctx.config.idempotencyTtlMs,
@@ -111,6 +110,7 @@ export const runtimeFeature: FeatureModule = (f) => {
 
   ctx.actors.register(deploymentActorKind({
     repo: deployments,
+    fenceFor: ctx.fenceFor,
     providers: ctx.providers,
     // Local calls are whole in-process operations: queue them; remote adapters queue each HTTP call.
     run: (p, call) => (p === 'local' ? (queue(p).add(call) as Promise<never>) : call()),
@@ -120,24 +120,30 @@ export const runtimeFeature: FeatureModule = (f) => {
     healthIntervalMs: ctx.config.deploy.healthIntervalMs,
     deployTimeoutMs: (p) => DEPLOY_TIMEOUT_MS[p],
     specFor: (d) => agentSpec(ctx, d),
-    secrets: new ProviderSecrets(ctx.db, ctx.config.dataDir),
+    secrets: ctx.storage.providerSecrets,
   }));
 
   // Usage is counted even without a limit, so an owner can see it (GET /usage).
   const quota = createChatQuota(ctx);
   ctx.actors.register(agentActorKind({
     repo: conversations,
+    fenceFor: ctx.fenceFor,
     publisher: ctx.publisher,
     log: ctx.log,
     now: ctx.now,
     character: (nft) => {
-      const c = agents.settings(nft) ?? deployments.latestForNft(nft)?.agent ?? defaultCharacter(nft, ctx.config.model);
-      // A deployment made by a previous owner answers the new one without the old system prompt
-      // (it may be personal); the name, model and capabilities stay until the new owner redeploys.
-      const deployer = deployments.latestForNft(nft)?.wallet;
-      const owner = ctx.ownership.peek(nft);
-      if (deployer && owner && !sameWallet(deployer, owner)) return { ...c, system_prompt: defaultCharacter(nft, ctx.config.model).system_prompt };
-      return c;
+      const character = (latest: Deployment | undefined): AgentSettings => {
+        const c = agents.settings(nft) ?? latest?.agent ?? defaultCharacter(nft, ctx.config.model);
+        // A deployment made by a previous owner answers the new one without the old system prompt
+        // (it may be personal); the name, model and capabilities stay until the new owner redeploys.
+        const deployer = latest?.wallet;
+        const owner = ctx.ownership.peek(nft);
+        if (deployer && owner && !sameWallet(deployer, owner)) return { ...c, system_prompt: defaultCharacter(nft, ctx.config.model).system_prompt };
+        return c;
+      };
+      // The cache answers at once (always on SQLite); otherwise one read.
+      const cached = deployments.peekLatest(nft);
+      return cached !== undefined ? character(cached ?? undefined) : deployments.latest(nft).then(character);
     },
     model: (setting) => chooseModel(setting, ctx.config.model, ctx.model, ctx.config.modelsAllowed),
     concurrency: ctx.config.chatConcurrency,
@@ -161,18 +167,24 @@ export const runtimeFeature: FeatureModule = (f) => {
   };
   f.addAgentRoutes(agentRoutes(agentDeps));
   f.addAgentRoutes(openaiRoutes(agentDeps));
-  f.addAgentRoutes(conversationListRoutes({ db: ctx.db, authorize }));
+  f.addAgentRoutes(conversationListRoutes({ conversations, authorize }));
   f.addWsHandlers(wsHandlers(ctx, agents, conversations, deployments, authorize, idempotency));
-  f.setDeploymentsActive(() => deployments.activeCount());
+  // A gauge is read synchronously: SQLite counts now, PostgreSQL answers the previous count.
+  let active = 0;
+  f.setDeploymentsActive(() => {
+    if (deployments instanceof SqliteDeploymentsStore) return deployments.repo.activeCount();
+    void deployments.activeCount().then((n) => (active = n), () => undefined);
+    return active;
+  });
 
   f.onStart(async () => {
     // Reconcile every deployment that was mid-lifecycle when the process stopped.
-    const nfts = deployments.unfinishedNfts();
+    const nfts = await deployments.unfinishedNfts();
     for (const nft of nfts) ctx.directory.tell(DEPLOYMENT_ACTOR, nft, { type: 'recover' } satisfies DeploymentMsg);
     if (nfts.length) ctx.log.info({ deployments: nfts.length }, 'recovering deployments');
   });
   f.onStop(async () => {
-    conversations.flush();
+    await conversations.flush();
     for (const q of queues.values()) q.clear();
   });
 };
@@ -224,8 +236,8 @@ const unsubscribeMsg = v.object({ type: v.literal('unsubscribe'), channel: v.pic
 function wsHandlers(
   ctx: AppContext,
   agents: EmbeddedAgents,
-  conversations: ConversationsRepo,
-  deployments: DeploymentsRepo,
+  conversations: ConversationsStore,
+  deployments: DeploymentsStore,
   authorize: (auth: AuthClaims, nft: string) => Promise<void>,
   idempotency: IdempotencyStore,
 ): Record<string, WsMessageHandler> {
@@ -243,7 +255,7 @@ function wsHandlers(
         } catch (e) {
           if (!(e instanceof ApiError && e.code === 'NOT_FOUND')) throw e;
         }
-        const deployer = deployments.latestForNft(nft)?.wallet;
+        const deployer = (deployments.peekLatest(nft) ?? (await deployments.latest(nft)))?.wallet;
         const shown = current && deployer ? viewForReader(current, deployer, conn.auth.sub) : current;
         conn.send({ type: 'subscribed', channel: 'deployment', nft_token_id: nft, deployment: shown });
       },
