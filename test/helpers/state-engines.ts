@@ -15,6 +15,8 @@ export interface StoreEngine {
   readonly kind: 'sqlite' | 'postgres';
   /** Several processes share this store's state (PostgreSQL). SQLite is one process by design. */
   readonly shared: boolean;
+  /** PostgreSQL: the database's URL (what PANTHERS_DATABASE_URL would be) */
+  readonly url?: string;
   node(): Storage;
   /** A node whose cluster secret differs (PostgreSQL only). */
   nodeWithSecret(secret: string): Storage;
@@ -90,6 +92,7 @@ export async function openPgEngine(server: Postgres): Promise<StoreEngine> {
   return {
     kind: 'postgres',
     shared: true,
+    url,
     node: () => openPgStorage(pool(), { dataDir: tempDir('panthers-node-'), clusterSecret: CLUSTER_SECRET }),
     nodeWithSecret: (secret) => openPgStorage(pool(), { dataDir: tempDir('panthers-node-'), clusterSecret: secret }),
     async query<T>(text: string, params: unknown[] = []) {

@@ -2,7 +2,9 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import type { StoreEngine } from '../helpers/state-engines.js';
 import type { Storage } from '../../src/db/storage.js';
+import { execFile } from 'node:child_process';
 import { RegistryOwnership } from '../../adapters/ownership/registry.js';
+import { CLI } from '../helpers/server.js';
 
 /** The NFT registry, the EVM block cursor and the transfer wipe. */
 export function ownershipContract(open: () => Promise<StoreEngine>): void {
@@ -39,6 +41,20 @@ export function ownershipContract(open: () => Promise<StoreEngine>): void {
     assert.deepEqual((await reg.changes()).ids, ['8']);
     await new Promise((r) => setTimeout(r, 60)); // past the version check interval
     assert.equal(await reg.ownerOf('8'), '0x123');
+  });
+
+  test('panthers nft assign/list with PANTHERS_DATABASE_URL edit the cluster registry', async (t) => {
+    if (!engine.url) return t.skip('SQLite: covered by auth-cli and ownership-transfer (the data dir)');
+    const cli = (...args: string[]) => new Promise<string>((resolve, reject) => {
+      execFile(process.execPath, [CLI, ...args], { env: { ...process.env, PANTHERS_DATABASE_URL: engine.url }, timeout: 20_000 }, (err, stdout, stderr) =>
+        err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout));
+    });
+    const wallet = '0x' + 'ab'.repeat(20);
+    const assigned = JSON.parse(await cli('nft', 'assign', '4242', wallet)) as { nft_token_id: string; owner: string };
+    assert.deepEqual([assigned.nft_token_id, assigned.owner.toLowerCase()], ['4242', wallet]);
+    assert.equal((await a.nftOwners.ownerOf('4242'))?.toLowerCase(), wallet, 'every node reads it');
+    const listed = JSON.parse(await cli('nft', 'list')) as { nft_token_id: string }[];
+    assert.ok(listed.some((r) => r.nft_token_id === '4242'));
   });
 
   test('block cursor: none, then set, read from another node, only forward', async () => {
