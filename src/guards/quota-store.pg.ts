@@ -26,9 +26,11 @@ export class PgQuotaStore implements QuotaStore {
     return { ok: r.ok === 1, used: Number(r.used), held: Number(r.held) };
   }
 
-  async hold(nft: string, amount: number, holdId: string, expiresAt: number): Promise<void> {
-    await this.sql`INSERT INTO chat_quota_holds (id, nft_token_id, amount, expires_at) VALUES (${holdId}, ${nft}, ${amount}, ${expiresAt})`;
-  }
+  /**
+   * Without a limit nobody compares holds: no row, no round trip on the chat path (usage is still
+   * counted by settle; /usage then shows no tokens reserved).
+   */
+  hold(): void {}
 
   async settle(nft: string, holdId: string, day: string, tokens: number): Promise<void> {
     const t = tokens > 0 ? Math.ceil(tokens) : 0;

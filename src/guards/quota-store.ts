@@ -18,7 +18,7 @@ export interface QuotaReserveResult {
 export interface QuotaStore {
   /** Takes a hold of `amount` (id `holdId`, until `expiresAt`) if used + held + amount <= limit and used < limit. */
   reserve(nft: string, day: string, amount: number, limit: number, holdId: string, now: number, expiresAt: number): Promise<QuotaReserveResult>;
-  /** A hold without a limit (the budget is off: usage is only counted). */
+  /** A hold without a limit (the budget is off: usage is only counted; a shared store may keep none). */
   hold(nft: string, amount: number, holdId: string, expiresAt: number): void | Promise<void>;
   /** Drops the hold and adds `tokens` to the day's usage, atomically. */
   settle(nft: string, holdId: string, day: string, tokens: number): Promise<void>;
