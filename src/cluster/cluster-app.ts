@@ -68,8 +68,7 @@ export interface ClusterHealth {
  * cross-node Publisher around the WS server's; invalidations, revocations and rate-limit sync on
  * NATS; and the shard hooks that run and stop a shard's actors.
  *
- * The stores come from `openStorage` (17b's PostgreSQL stores; 17c's auth/guard stores join
- * Storage the same way, until then those stay in the node's SQLite data dir).
+ * The stores come from `openStorage` (every store on PostgreSQL).
  * The directory (17a's ClusterDirectory over this node's lease view) comes from `directoryFor`.
  */
 export class ClusterApp {
@@ -83,9 +82,11 @@ export class ClusterApp {
   private actors: ShardActors | undefined;
   private directory: ClusterDirectory | undefined;
   private server: ShardServer | undefined;
+  private readonly clusterSecret: string | undefined;
 
   private constructor(readonly node: ClusterNode, private readonly log: Logger, local: Publisher, rateLimiter: RateLimiter | undefined, config: ClusterConfig) {
     const nc = node.nc;
+    this.clusterSecret = config.clusterSecret;
     this.invalidations = new NatsInvalidations(nc);
     this.revocations = new NatsRevocations(nc);
     this.publisher = new ClusterPublisher(nc, local, (nft) => this.invalidations.local('deployment', nft));
@@ -119,11 +120,13 @@ export class ClusterApp {
   }
 
   /**
-   * The stores on PostgreSQL (17b), on the node's pool (closed by the node), with NATS
-   * invalidations for their synchronous caches. Key files stay in the data dir.
+   * The stores on PostgreSQL (17b's and 17c's), on the node's pool (closed by the node), with NATS
+   * invalidations for their synchronous caches. The provider-secrets key file stays in the data
+   * dir; the JWT signing key and the agent-credential key are shared rows sealed under
+   * PANTHERS_CLUSTER_SECRET.
    */
   openStorage(dataDir: string): Storage {
-    return openPgStorage(this.node.sql, { dataDir, invalidations: this.invalidations, log: this.log });
+    return openPgStorage(this.node.sql, { dataDir, clusterSecret: this.clusterSecret, invalidations: this.invalidations, log: this.log });
   }
 
   /** What serves the shard subjects the lease loop gains (directoryFor sets the directory); before start(). */

@@ -7,7 +7,7 @@ import { HmacRequestVerifier } from '../guards/request-signing.js';
 
 /** The chat path's daily token budget for this process (no-op when the quota is 0). */
 export function createChatQuota(ctx: AppContext): ChatQuota {
-  return new ChatQuota(ctx.db, ctx.config.chatDailyTokenQuota, ctx.now);
+  return new ChatQuota(ctx.storage.quota, ctx.config.chatDailyTokenQuota, ctx.now, ctx.config.streamTimeoutMs + 60_000, (err) => ctx.log.error({ err }, 'writing chat usage failed'));
 }
 
 /**
@@ -31,6 +31,6 @@ export const guaranteesFeature: FeatureModule = (f) => {
   f.onStop(() => audit.stop());
 
   if (config.requireSignedRequests) {
-    f.setRequestVerifier(new HmacRequestVerifier({ db: ctx.db, now: ctx.now }));
+    f.setRequestVerifier(new HmacRequestVerifier({ sessions: ctx.storage.sessions, replay: ctx.storage.replay, now: ctx.now }));
   }
 };
