@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import PQueue from 'p-queue';
 import type { ActorKind, Behaviour } from '../src/contracts/actor-kind.js';
 import { ApiError, isApiError, toApiError } from '../src/errors.js';
 import type { Logger } from '../src/logger.js';
@@ -9,6 +8,8 @@ import { answerFenced, type Fence } from '../src/db/fence.js';
 import { estimateTokens, type ChatMessage, type ModelBackend } from '../src/models/model-backend.js';
 import type { AgentSettings } from '../src/providers/provider.js';
 import { chatTopic, ChunkFrames } from '../src/agents/chat-frames.js';
+import { pumpModel } from '../src/models/model-pump.js';
+import { TurnSlots } from './turn-slots.js';
 import {
   AGENT_ACTOR, type AgentMsg, type AgentTurns, type ClearHandle, type QuotaHold, type TurnHandle, type TurnListener, type TurnResult,
 } from '../src/contracts/agent-messages.js';
@@ -42,21 +43,21 @@ export interface AgentActorDeps {
 /**
  * One NFT's agent: owns its conversations. The mailbox orders what changes them (opening a
  * conversation, queueing a turn, clearing); the turns themselves stream outside the mailbox, one at
- * a time per conversation (a promise chain) and up to `concurrency` conversations at once (p-queue).
+ * a time per conversation (a promise chain) and up to `concurrency` conversations at once (TurnSlots).
  * Chunks go to the conversation's WS topic and to the requesting HTTP stream, never through the
  * mailbox.
  */
 export class AgentBehaviour implements Behaviour<AgentMsg, unknown>, AgentTurns {
   /** set by shutdown: new turns are refused with this */
   private closing: ApiError | undefined;
-  private readonly queue: PQueue;
+  private readonly slots: TurnSlots;
   private readonly chains = new Map<string, Promise<unknown>>();
   /** Turns queued or running, per conversation: what a clear or a shutdown aborts. */
   private readonly turns = new Map<string, Set<{ ac: AbortController; done: Promise<TurnResult> }>>();
   private active = 0;
 
   constructor(private readonly nft: string, private readonly deps: AgentActorDeps) {
-    this.queue = new PQueue({ concurrency: deps.concurrency });
+    this.slots = new TurnSlots(deps.concurrency);
   }
 
   busy(): boolean {
@@ -148,18 +149,19 @@ export class AgentBehaviour implements Behaviour<AgentMsg, unknown>, AgentTurns 
     const conversationId = id;
     msg.opened?.(conversationId);
     this.active++;
-    // The turn's own controller: aborted by the caller's signal, a clear or a shutdown.
-    const ac = new AbortController();
-    const signal = msg.signal;
+    // The turn's own controller: aborted by the caller (its signal, or its controller handed
+    // over), a clear or a shutdown.
+    const ac = msg.controller ?? new AbortController();
+    const signal = msg.controller ? undefined : msg.signal;
     const onAbort = () => ac.abort(signal?.reason);
     if (signal?.aborted) onAbort();
     else signal?.addEventListener('abort', onAbort, { once: true });
     let set = this.turns.get(conversationId);
     if (!set) this.turns.set(conversationId, (set = new Set()));
-    const run = () => this.queue.add(() => this.safeTurn(conversationId, isNew && !prelude?.length, msg.message, ac, msg.listener, maxTokens, prelude, hold, fence)) as Promise<TurnResult>;
+    const run = () => this.slots.run(() => this.safeTurn(conversationId, isNew && !prelude?.length, msg.message, ac, msg.listener, maxTokens, prelude, hold, fence));
     const t = { ac, done: undefined as unknown as Promise<TurnResult> };
     t.done = this.enqueue(conversationId, run)
-      .catch((e) => this.failed(conversationId, e, false)) // p-queue itself failing: still an answer
+      .catch((e) => this.failed(conversationId, e, false)) // the slots or the chain failing: still an answer
       .finally(() => {
         this.active--;
         // A turn that ended before settling (it failed early) releases its hold.
@@ -272,23 +274,17 @@ export class AgentBehaviour implements Behaviour<AgentMsg, unknown>, AgentTurns 
     let text = '';
     let usage: { promptTokens: number; completionTokens: number; truncated?: boolean } | undefined;
     let error: ApiError | undefined;
+    // Each delta is rendered and published once, and only when the topic has followers (a turn
+    // over SSE alone renders no WS frame); no per-subscriber work here (uWS fans out in C++).
+    const onDelta = (content: string): void | Promise<void> => {
+      text += content;
+      progress.text = text;
+      if (publisher.subscribers(topic) > 0) publisher.publish(topic, frames.chunk(content));
+      return listener?.onChunk(content);
+    };
     try {
       const { backend, model } = this.deps.model(character.model);
-      for await (const ev of untilAborted(backend.stream({ messages, model, maxTokens, tenant: this.nft, signal: ac.signal }), ac.signal)) {
-        if (ev.type === 'usage') {
-          usage = ev;
-          continue;
-        }
-        if (!ev.content) continue;
-        text += ev.content;
-        progress.text = text;
-        publisher.publish(topic, frames.chunk(ev.content));
-        if (listener) {
-          const wait = listener.onChunk(ev.content);
-          if (wait) await wait;
-        }
-        if (ac.signal.aborted) break;
-      }
+      usage = await pumpModel(backend, { messages, model, maxTokens, tenant: this.nft, signal: ac.signal }, onDelta);
     } catch (e) {
       if (!ac.signal.aborted) {
         error = toApiError(e);
@@ -322,35 +318,6 @@ export class AgentBehaviour implements Behaviour<AgentMsg, unknown>, AgentTurns 
     };
     publisher.publish(topic, frames.last(result));
     return result;
-  }
-}
-
-/**
- * Iterates a model stream until it ends or the signal aborts, whichever comes first: a backend
- * that does not honour the abort (a stuck connection) cannot hold a turn, its conversation and
- * a concurrency slot past a deadline or a shutdown.
- */
-async function* untilAborted<T>(source: AsyncIterable<T>, signal: AbortSignal): AsyncGenerator<T> {
-  const it = source[Symbol.asyncIterator]();
-  let onAbort: (() => void) | undefined;
-  const aborted = new Promise<'aborted'>((resolve) => {
-    onAbort = () => resolve('aborted');
-    if (signal.aborted) onAbort();
-    else signal.addEventListener('abort', onAbort, { once: true });
-  });
-  try {
-    for (;;) {
-      const r = await Promise.race([it.next(), aborted]);
-      if (r === 'aborted') {
-        // Release the backend's connection without waiting on it.
-        void Promise.resolve(it.return?.()).catch(() => undefined);
-        return;
-      }
-      if (r.done) return;
-      yield r.value;
-    }
-  } finally {
-    signal.removeEventListener('abort', onAbort!);
   }
 }
 

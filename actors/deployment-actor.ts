@@ -10,7 +10,7 @@ import {
 import type { ProviderSecretsStore } from '../src/deployments/provider-secrets-store.js';
 import { answerFenced, FencedError, type Fence } from '../src/db/fence.js';
 import type {
-  AgentSettings, DeployResult, DeploySpec, HealthReport, ProviderAdapter, ProviderName, ProviderRef, Resources,
+  DeployResult, DeploySpec, HealthReport, ProviderAdapter, ProviderName, ProviderRef,
 } from '../src/providers/provider.js';
 import { deploymentFrame, deploymentTopic } from '../src/deployments/deployment-frames.js';
 import { deploymentView, type DeploymentView } from '../src/deployments/deployment-view.js';

@@ -87,7 +87,7 @@ export function chatStreamHandler(deps: ChatStreamDeps): WsMessageHandler<v.Infe
       let handle: TurnHandle;
       try {
         handle = await deps.actors.ask<TurnHandle>(AGENT_ACTOR, nft, {
-          type: 'turn', wallet, conversationId: msg.conversation_id, message: msg.message, signal: ac.signal,
+          type: 'turn', wallet, conversationId: msg.conversation_id, message: msg.message, controller: ac,
           // Runs inside the agent's mailbox: it must not throw (that would crash the actor).
           opened: (id) => {
             try {

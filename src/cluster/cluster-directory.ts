@@ -84,8 +84,9 @@ export class ClusterDirectory implements ActorDirectory {
 
   constructor(private readonly opts: ClusterDirectoryOptions) {
     this.forwarder = new Forwarder(opts.nc, opts.subjectPrefix);
-    this.relay = new FrameRelay(opts.nc, (topic, frame) => this.turns.dispatch(topic, frame), opts.subjectPrefix);
-    this.turns = new RemoteTurns({ relay: this.relay, log: opts.log, localPublish: opts.localPublish, heartbeatMs: opts.heartbeatMs, silenceMs: opts.silenceMs });
+    // Turn frames go to one asking node's wildcard subscription, never to this node's sockets.
+    this.relay = new FrameRelay(opts.nc, () => {}, opts.subjectPrefix);
+    this.turns = new RemoteTurns({ relay: this.relay, nc: opts.nc, subjectPrefix: opts.subjectPrefix, log: opts.log, localPublish: opts.localPublish, heartbeatMs: opts.heartbeatMs, silenceMs: opts.silenceMs });
     this.sharded = new Set(opts.shardedKinds ?? [AGENT_ACTOR, DEPLOYMENT_ACTOR]);
     this.timeoutMs = opts.timeoutMs ?? 15_000;
     this.shards = opts.shards ?? SHARDS;

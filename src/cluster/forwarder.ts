@@ -1,5 +1,5 @@
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
-import { ApiError, toApiError } from '../errors.js';
+import { ApiError, ERROR_CODES, toApiError, type ErrorCode } from '../errors.js';
 
 interface Served {
   sub: Subscription;
@@ -117,7 +117,11 @@ export class Forwarder {
         }
       }
       if (reply && 'ok' in reply) return reply.ok as T;
-      if (reply && 'error' in reply) throw new ApiError(reply.error.code as never, reply.error.message, reply.error.details ?? {});
+      if (reply && 'error' in reply) {
+        // A code this build does not know (a newer node) is an INTERNAL_ERROR, not a TypeError.
+        if (!Object.hasOwn(ERROR_CODES, reply.error.code)) throw new ApiError('INTERNAL_ERROR');
+        throw new ApiError(reply.error.code as ErrorCode, reply.error.message, reply.error.details ?? {});
+      }
       // Nobody owns the shard right now, or the lease just moved: wait a little and ask again.
       if (abandon?.()) throw new ForwardAbandoned(shard);
       const backoff = Math.min(400, 50 * 2 ** Math.min(attempt, 3)) * (0.5 + Math.random() / 2);

@@ -188,11 +188,12 @@ export function agentRoutes(deps: AgentRouteDeps): RouteDef[] {
           if (b.kind !== 'new') throw notFinished(b, key);
         }
         const bridge = req.body.stream ? new SseBridge() : undefined;
-        const signal = bridge ? bridge.abort.signal : req.signal;
         let handle: TurnHandle;
         try {
           handle = await actors.ask<TurnHandle>(AGENT_ACTOR, nft, {
-            type: 'turn', wallet, conversationId: req.body.conversation_id, message: req.body.message, signal, listener: bridge,
+            type: 'turn', wallet, conversationId: req.body.conversation_id, message: req.body.message, listener: bridge,
+            // A stream's turn runs on the bridge's controller (the client leaving, the deadline).
+            ...(bridge ? { controller: bridge.abort } : { signal: req.signal }),
           } satisfies AgentMsg);
         } catch (e) {
           if (store && key) store.release(wallet, scope, key);

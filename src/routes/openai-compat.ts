@@ -178,7 +178,7 @@ export function openaiRoutes(deps: AgentRouteDeps): RouteDef[] {
         const bridge = req.body.stream ? new OpenAiSseBridge(new ChunkWriter(id, created, model, req.body.stream_options?.include_usage === true)) : undefined;
         const handle = await actors.ask<TurnHandle>(AGENT_ACTOR, nft, {
           type: 'turn', wallet, conversationId, createIfMissing, message, prelude, maxTokens: requested,
-          signal: bridge ? bridge.abort.signal : req.signal, listener: bridge,
+          listener: bridge, ...(bridge ? { controller: bridge.abort } : { signal: req.signal }),
         } satisfies AgentMsg);
         const headers = { 'X-Conversation-Id': handle.conversation_id };
         if (bridge) {
