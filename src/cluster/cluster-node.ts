@@ -1,6 +1,6 @@
 import { openPg, migratePg, MIGRATION_LOCK, type Sql } from '../db/pg.js';
 import type { Fence } from '../db/fence.js';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import type { ClusterConfig } from '../config.js';
 import type { Logger } from '../logger.js';
 import { ShardLeases, FencedError, LEASE_SCHEMA } from './shard-leases.js';
@@ -126,6 +126,8 @@ export class ClusterNode implements LeaseView {
       throw new Error(`cluster mode: cannot use PostgreSQL at PANTHERS_DATABASE_URL (${(e as Error).message})`, { cause: e });
     }
     this.pgUp = true;
+    // Loaded here, in cluster mode only: a single process's start does not pay for it (~14 ms CPU).
+    const { connect } = await import('@nats-io/transport-node');
     this.nc = await connect({
       servers: this.config.natsUrl.split(',').map((s) => s.trim()),
       name: `panthers-${this.nodeId}`,
