@@ -4,6 +4,13 @@ import { AUDIT_COLUMNS, ChainWalker, GENESIS_HASH, RECORD_WIDTH, chainRows, type
 import type { AuditAppendResult, AuditStore } from './audit-store.js';
 
 const PARAMS = AUDIT_COLUMNS.length;
+
+/** A batch hashed onto the head `seen`, before the write lock. */
+interface Prehashed {
+  seen: AuditChainState;
+  values: unknown[];
+  head: { headId: number; headHash: string };
+}
 /** Rows per INSERT statement: measured 6.1 us/row one at a time, 2.8 us/row 100 at a time. */
 const ROWS_PER_INSERT = 100;
 
@@ -16,11 +23,11 @@ const ROWS_PER_INSERT = 100;
 export class SqliteAuditStore implements AuditStore {
   readonly kind = 'sqlite' as const;
   private readonly inserts = new Map<number, Statement>();
-  private readonly appendTx: (records: readonly unknown[], maxRows: number) => AuditAppendResult;
+  private readonly appendTx: (records: readonly unknown[], maxRows: number, pre?: Prehashed) => AuditAppendResult;
   private readonly pruneTx: (cutoff: number) => number;
 
   constructor(private readonly db: Db, private readonly ownsDb = false) {
-    this.appendTx = db.transaction((records: readonly unknown[], maxRows: number) => this.appendIn(records, maxRows)).immediate;
+    this.appendTx = db.transaction((records: readonly unknown[], maxRows: number, pre?: Prehashed) => this.appendIn(records, maxRows, pre)).immediate;
     this.pruneTx = db.transaction((cutoff: number) => this.pruneIn(cutoff)).immediate;
   }
 
@@ -29,14 +36,25 @@ export class SqliteAuditStore implements AuditStore {
   }
 
   appendSync(records: readonly unknown[], maxRows: number): AuditAppendResult {
-    return this.appendTx(records, maxRows);
+    // Hashed before the write lock is taken (against the head as read now): the lock is held for
+    // the inserts only, so the main thread's own writes rarely wait behind an audit batch.
+    const seen = readChainState(this.db, true);
+    const values: unknown[] = [];
+    const head = chainRows(records, seen.headId, seen.headHash, values);
+    return this.appendTx(records, maxRows, { seen, values, head });
   }
 
-  private appendIn(records: readonly unknown[], maxRows: number): AuditAppendResult {
+  private appendIn(records: readonly unknown[], maxRows: number, pre?: Prehashed): AuditAppendResult {
     const { db } = this;
     const st = readChainState(db, true);
-    const values: unknown[] = [];
-    const head = chainRows(records, st.headId, st.headHash, values);
+    let values: unknown[];
+    let head: { headId: number; headHash: string };
+    if (pre && pre.seen.headId === st.headId && pre.seen.headHash === st.headHash) ({ values, head } = pre);
+    else {
+      // Another writer moved the head meanwhile: hash again onto the head we now hold locked.
+      values = [];
+      head = chainRows(records, st.headId, st.headHash, values);
+    }
     const rows = values.length / PARAMS;
     for (let at = 0; at < rows; at += ROWS_PER_INSERT) {
       const n = Math.min(ROWS_PER_INSERT, rows - at);
@@ -139,6 +157,6 @@ function readChainState(db: Db, create: boolean, orUndefined = false): AuditChai
     | undefined;
   if (row) return { headId: row.head_id, headHash: row.head_hash, prunedThroughId: row.pruned_through_id, prunedThroughHash: row.pruned_through_hash };
   if (orUndefined) return undefined;
-  if (create) db.prepare('INSERT INTO audit_chain (id, pruned_through_id, pruned_through_hash, head_id, head_hash) VALUES (1, 0, ?, 0, ?)').run(GENESIS_HASH, GENESIS_HASH);
+  if (create) db.prepare('INSERT OR IGNORE INTO audit_chain (id, pruned_through_id, pruned_through_hash, head_id, head_hash) VALUES (1, 0, ?, 0, ?)').run(GENESIS_HASH, GENESIS_HASH);
   return { headId: 0, headHash: GENESIS_HASH, prunedThroughId: 0, prunedThroughHash: GENESIS_HASH };
 }
