@@ -195,8 +195,6 @@ export class AuditLog implements AuditSink {
     if (this.worker) return this.worker;
     const data: AuditWorkerData = { store: this.spec!, control: this.control, maxRows: this.maxRows, maxQueue: this.maxQueue, retryMs: Math.max(this.intervalMs, 1000) };
     const w = new Worker(new URL('./audit-worker.js', import.meta.url), { workerData: data, name: 'audit-writer' });
-    // A process that forgets stop() may still exit (the rows waiting are lost, as before a stop).
-    w.unref();
     w.on('message', (e: AuditWorkerEvent) => this.onEvent(e));
     w.on('error', (err) => this.opts.log.error({ err, lost: this.inFlight }, 'audit writer thread failed; a new one takes the next batch'));
     w.on('exit', () => {
@@ -204,6 +202,9 @@ export class AuditLog implements AuditSink {
       // What was in flight is not coming back; a sync waiter sees the thread gone (below).
       this.inFlight = 0;
     });
+    // After the listeners (adding a 'message' listener refs the thread again): a process that
+    // forgets stop() may still exit (the rows waiting are lost, as before a stop).
+    w.unref();
     this.worker = w;
     return w;
   }
