@@ -1,8 +1,10 @@
 import type { Config } from './config.js';
 import type { Logger } from './logger.js';
 import type { Db } from './db/database.js';
+import type { Storage } from './db/storage.js';
+import type { Fence } from './db/fence.js';
 import type { Metrics } from './metrics.js';
-import type { ActorRegistry } from '../actors/registry.js';
+import type { ActorDirectory, LocalActors } from './contracts/actor-directory.js';
 import type { TokenService } from './auth/tokens.js';
 import type { CachedOwnership } from './auth/ownership.js';
 import type { AgentAccess } from './auth/agent-access.js';
@@ -16,9 +18,23 @@ import type { ModelBackend } from './models/model-backend.js';
 export interface AppContext {
   readonly config: Config;
   readonly log: Logger;
+  /** SQLite-only code still reads it; stores go through `storage` (src/db/storage.ts). */
   readonly db: Db;
+  /** The stores behind the storage seam: SQLite by default, PostgreSQL in cluster mode. */
+  readonly storage: Storage;
+  /**
+   * Cluster mode: the fence of this node's lease on an NFT's shard, for the writes its actors make
+   * (throws FencedError when not held now). Absent on one process (SQLite).
+   */
+  readonly fenceFor?: (nft: string) => Fence | undefined;
   readonly metrics: Metrics;
-  readonly actors: ActorRegistry;
+  /** The actors running in this process: register kinds, passivate (the composition code and features that run actors). */
+  readonly actors: LocalActors;
+  /**
+   * Where requests send actor messages: the local registry in one process, the cluster directory
+   * (src/cluster/cluster-directory.ts) in cluster mode. Routes and WS handlers use only this.
+   */
+  readonly directory: ActorDirectory;
   readonly tokens: TokenService;
   readonly ownership: CachedOwnership;
   /** Agent-scoped tokens, deployment credentials, and `ownershipLost(nft)` (ends an NFT's agent tokens). */

@@ -2,6 +2,7 @@ import type { DestinationStream } from 'pino';
 import type { Config } from './config.js';
 import { defaultPublicUrl } from './server/public-url.js';
 import { createLogger } from './logger.js';
+import { openSqliteStorage } from './db/storage.js';
 import { openDatabase, type Db } from './db/database.js';
 import { Metrics } from './metrics.js';
 import { ActorRegistry } from '../actors/registry.js';
@@ -55,6 +56,7 @@ export async function createApp(config: Config, opts: AppOptions = {}): Promise<
   const log = createLogger({ level: config.logLevel, pretty: config.logPretty, destination: opts.logDestination });
   const now = opts.now ?? Date.now;
   const db: Db = openDatabase(config.dataDir);
+  const storage = openSqliteStorage(config.dataDir, { db, log });
   const actors = new ActorRegistry({ log, idleMs: config.actorIdleMs, now });
   const tokens = await TokenService.create(config.dataDir, TOKEN_ISSUER, now);
 
@@ -91,7 +93,9 @@ export async function createApp(config: Config, opts: AppOptions = {}): Promise<
   const providers = new Map<ProviderName, ProviderAdapter>();
   const models = new Map<string, ModelBackend>();
   const ctx: AppContext = {
-    config, log, db, metrics, actors, tokens,
+    config, log, db, storage, metrics, actors, tokens,
+    // One process: the registry answers every ask itself. Cluster mode puts a ClusterDirectory here.
+    directory: actors,
     agentAccess: new AgentAccess(db, tokens, config.dataDir, now, config.agentTokenTtlSec),
     ownership: new CachedOwnership(opts.ownership ?? (await defaultOwnership(config, db)), config.ownershipCacheMs, now),
     publisher: ws,

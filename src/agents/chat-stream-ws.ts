@@ -3,9 +3,9 @@ import { ApiError } from '../errors.js';
 import { nftTokenId } from '../server/validation.js';
 import type { AuthClaims } from '../server/route.js';
 import type { WsConn, WsMessageHandler } from '../server/ws-server.js';
-import type { ActorRegistry } from '../../actors/registry.js';
-import { AGENT_ACTOR, type AgentMsg, type TurnHandle } from '../../actors/agent-actor.js';
-import type { ConversationsRepo } from './conversations-repo.js';
+import type { ActorDirectory } from '../contracts/actor-directory.js';
+import { AGENT_ACTOR, type AgentMsg, type TurnHandle } from '../contracts/agent-messages.js';
+import type { ConversationsStore } from './conversations-store.js';
 import { chatTopic, ChunkFrames } from './chat-frames.js';
 import { chatMessageSchema, conversationIdSchema } from './chat-message.js';
 import { IdempotencyStore, notFinished } from '../guards/idempotency.js';
@@ -23,8 +23,8 @@ function chatStreamMsg(maxMessageChars: number) {
 }
 
 export interface ChatStreamDeps {
-  actors: ActorRegistry;
-  conversations: ConversationsRepo;
+  actors: ActorDirectory;
+  conversations: ConversationsStore;
   /** PANTHERS_MAX_MESSAGE_CHARS, as POST /chat applies it */
   maxMessageChars: number;
   /** Whether this NFT's agent runs here. */
@@ -49,7 +49,7 @@ export function chatStreamHandler(deps: ChatStreamDeps): WsMessageHandler<v.Infe
       const nft = msg.nft_token_id ?? conn.auth.nft;
       await deps.authorize(conn.auth, nft);
       if (!deps.available(nft)) throw new ApiError('NOT_FOUND', `No agent is running for NFT ${nft}`);
-      if (msg.conversation_id) deps.conversations.owned(msg.conversation_id, nft, conn.auth.sub);
+      if (msg.conversation_id) await deps.conversations.owned(msg.conversation_id, nft, conn.auth.sub);
       const follow = (id: string) => {
         conn.subscribe(chatTopic(id));
         conn.send({ type: 'subscribed', channel: 'chat', conversation_id: id, nft_token_id: nft });
@@ -87,7 +87,7 @@ export function chatStreamHandler(deps: ChatStreamDeps): WsMessageHandler<v.Infe
       let handle: TurnHandle;
       try {
         handle = await deps.actors.ask<TurnHandle>(AGENT_ACTOR, nft, {
-          type: 'turn', wallet, conversationId: msg.conversation_id, message: msg.message, signal: ac.signal,
+          type: 'turn', wallet, conversationId: msg.conversation_id, message: msg.message, controller: ac,
           // Runs inside the agent's mailbox: it must not throw (that would crash the actor).
           opened: (id) => {
             try {

@@ -6,16 +6,19 @@ import { ApiError } from '../errors.js';
 import { nftTokenId } from '../server/validation.js';
 import type { WsConn, WsMessageHandler } from '../server/ws-server.js';
 import type { AuthClaims } from '../server/route.js';
-import { DeploymentsRepo, type Deployment } from '../deployments/deployments-repo.js';
+import type { Deployment, DeploymentsStore } from '../deployments/deployments-store.js';
+import { SqliteDeploymentsStore } from '../deployments/deployments-store.sqlite.js';
 import { deploymentTopic } from '../deployments/deployment-frames.js';
-import { ConversationsRepo } from '../agents/conversations-repo.js';
+import type { ConversationsStore } from '../agents/conversations-store.js';
 import { chatTopic } from '../agents/chat-frames.js';
 import { defaultCharacter } from '../agents/character.js';
 import type { AgentHost } from '../agents/agent-host.js';
 import type { AgentSettings, DeploySpec, ProviderName } from '../providers/provider.js';
-import { ProviderSecrets } from '../deployments/provider-secrets.js';
-import { DEPLOYMENT_ACTOR, deploymentActorKind, type DeploymentMsg, type DeploymentView } from '../../actors/deployment-actor.js';
-import { AGENT_ACTOR, agentActorKind, type AgentMsg } from '../../actors/agent-actor.js';
+import { DEPLOYMENT_ACTOR, type DeploymentMsg, type DeploymentView } from '../contracts/deployment-messages.js';
+import { AGENT_ACTOR, type AgentMsg } from '../contracts/agent-messages.js';
+// Wiring: this feature runs the deployment and agent actor kinds in this process.
+import { deploymentActorKind } from '../../actors/deployment-actor.js';
+import { agentActorKind } from '../../actors/agent-actor.js';
 import { LocalProvider } from '../../adapters/providers/local.js';
 import { createAkashProvider } from '../../adapters/providers/akash/index.js';
 import { createSecretVmProvider } from '../../adapters/providers/secretvm/index.js';
@@ -60,7 +63,7 @@ class EmbeddedAgents implements AgentHost {
   }
 
   async ping(nft: string): Promise<void> {
-    await this.ctx.actors.ask(AGENT_ACTOR, nft, { type: 'ping' } satisfies AgentMsg, 5000);
+    await this.ctx.directory.ask(AGENT_ACTOR, nft, { type: 'ping' } satisfies AgentMsg, 5000);
   }
 
   endpointUrl(nft: string): string {
@@ -75,8 +78,7 @@ class EmbeddedAgents implements AgentHost {
  */
 export const runtimeFeature: FeatureModule = (f) => {
   const { ctx } = f;
-  const deployments = new DeploymentsRepo(ctx.db);
-  const conversations = new ConversationsRepo(ctx.db, ctx.log);
+  const { deployments, conversations } = ctx.storage;
   const agents = new EmbeddedAgents(ctx);
   const idempotency = new IdempotencyStore(ctx.db, ctx.now, ctx.config.idempotencyTtlMs);
   // One p-queue per provider bounds the concurrency and rate of its calls.
@@ -104,6 +106,7 @@ export const runtimeFeature: FeatureModule = (f) => {
 
   ctx.actors.register(deploymentActorKind({
     repo: deployments,
+    fenceFor: ctx.fenceFor,
     providers: ctx.providers,
     // Local calls are whole in-process operations: queue them; remote adapters queue each HTTP call.
     run: (p, call) => (p === 'local' ? (queue(p).add(call) as Promise<never>) : call()),
@@ -113,24 +116,30 @@ export const runtimeFeature: FeatureModule = (f) => {
     healthIntervalMs: ctx.config.deploy.healthIntervalMs,
     deployTimeoutMs: (p) => DEPLOY_TIMEOUT_MS[p],
     specFor: (d) => agentSpec(ctx, d),
-    secrets: new ProviderSecrets(ctx.db, ctx.config.dataDir),
+    secrets: ctx.storage.providerSecrets,
   }));
 
   // Usage is counted even without a limit, so an owner can see it (GET /usage).
   const quota = createChatQuota(ctx);
   ctx.actors.register(agentActorKind({
     repo: conversations,
+    fenceFor: ctx.fenceFor,
     publisher: ctx.publisher,
     log: ctx.log,
     now: ctx.now,
     character: (nft) => {
-      const c = agents.settings(nft) ?? deployments.latestForNft(nft)?.agent ?? defaultCharacter(nft, ctx.config.model);
-      // A deployment made by a previous owner answers the new one without the old system prompt
-      // (it may be personal); the name, model and capabilities stay until the new owner redeploys.
-      const deployer = deployments.latestForNft(nft)?.wallet;
-      const owner = ctx.ownership.peek(nft);
-      if (deployer && owner && !sameWallet(deployer, owner)) return { ...c, system_prompt: defaultCharacter(nft, ctx.config.model).system_prompt };
-      return c;
+      const character = (latest: Deployment | undefined): AgentSettings => {
+        const c = agents.settings(nft) ?? latest?.agent ?? defaultCharacter(nft, ctx.config.model);
+        // A deployment made by a previous owner answers the new one without the old system prompt
+        // (it may be personal); the name, model and capabilities stay until the new owner redeploys.
+        const deployer = latest?.wallet;
+        const owner = ctx.ownership.peek(nft);
+        if (deployer && owner && !sameWallet(deployer, owner)) return { ...c, system_prompt: defaultCharacter(nft, ctx.config.model).system_prompt };
+        return c;
+      };
+      // The cache answers at once (always on SQLite); otherwise one read.
+      const cached = deployments.peekLatest(nft);
+      return cached !== undefined ? character(cached ?? undefined) : deployments.latest(nft).then(character);
     },
     model: (setting) => chooseModel(setting, ctx.config.model, ctx.model, ctx.config.modelsAllowed),
     concurrency: ctx.config.chatConcurrency,
@@ -149,23 +158,29 @@ export const runtimeFeature: FeatureModule = (f) => {
 
   f.addRoutes(deploymentRoutes(ctx, deployments, idempotency));
   const agentDeps = {
-    actors: ctx.actors, conversations, maxMessageChars: ctx.config.maxMessageChars, startedAt: ctx.startedAt, now: ctx.now,
+    actors: ctx.directory, conversations, maxMessageChars: ctx.config.maxMessageChars, startedAt: ctx.startedAt, now: ctx.now,
     available: (nft: string) => agents.isMounted(nft), authorize, usage: (nft: string) => quota.usage(nft), idempotency,
   };
   f.addAgentRoutes(agentRoutes(agentDeps));
   f.addAgentRoutes(openaiRoutes(agentDeps));
-  f.addAgentRoutes(conversationListRoutes({ db: ctx.db, authorize }));
+  f.addAgentRoutes(conversationListRoutes({ conversations, authorize }));
   f.addWsHandlers(wsHandlers(ctx, agents, conversations, deployments, authorize, idempotency));
-  f.setDeploymentsActive(() => deployments.activeCount());
+  // A gauge is read synchronously: SQLite counts now, PostgreSQL answers the previous count.
+  let active = 0;
+  f.setDeploymentsActive(() => {
+    if (deployments instanceof SqliteDeploymentsStore) return deployments.repo.activeCount();
+    void deployments.activeCount().then((n) => (active = n), () => undefined);
+    return active;
+  });
 
   f.onStart(async () => {
     // Reconcile every deployment that was mid-lifecycle when the process stopped.
-    const nfts = deployments.unfinishedNfts();
-    for (const nft of nfts) ctx.actors.tell(DEPLOYMENT_ACTOR, nft, { type: 'recover' } satisfies DeploymentMsg);
+    const nfts = await deployments.unfinishedNfts();
+    for (const nft of nfts) ctx.directory.tell(DEPLOYMENT_ACTOR, nft, { type: 'recover' } satisfies DeploymentMsg);
     if (nfts.length) ctx.log.info({ deployments: nfts.length }, 'recovering deployments');
   });
   f.onStop(async () => {
-    conversations.flush();
+    await conversations.flush();
     for (const q of queues.values()) q.clear();
   });
 };
@@ -217,8 +232,8 @@ const unsubscribeMsg = v.object({ type: v.literal('unsubscribe'), channel: v.pic
 function wsHandlers(
   ctx: AppContext,
   agents: EmbeddedAgents,
-  conversations: ConversationsRepo,
-  deployments: DeploymentsRepo,
+  conversations: ConversationsStore,
+  deployments: DeploymentsStore,
   authorize: (auth: AuthClaims, nft: string) => Promise<void>,
   idempotency: IdempotencyStore,
 ): Record<string, WsMessageHandler> {
@@ -232,11 +247,11 @@ function wsHandlers(
         conn.subscribe(deploymentTopic(nft));
         let current: DeploymentView | null = null;
         try {
-          current = await ctx.actors.ask<DeploymentView>(DEPLOYMENT_ACTOR, nft, { type: 'get' } satisfies DeploymentMsg);
+          current = await ctx.directory.ask<DeploymentView>(DEPLOYMENT_ACTOR, nft, { type: 'get' } satisfies DeploymentMsg);
         } catch (e) {
           if (!(e instanceof ApiError && e.code === 'NOT_FOUND')) throw e;
         }
-        const deployer = deployments.latestForNft(nft)?.wallet;
+        const deployer = (deployments.peekLatest(nft) ?? (await deployments.latest(nft)))?.wallet;
         const shown = current && deployer ? viewForReader(current, deployer, conn.auth.sub) : current;
         conn.send({ type: 'subscribed', channel: 'deployment', nft_token_id: nft, deployment: shown });
       },
@@ -252,7 +267,7 @@ function wsHandlers(
       },
     },
     chat_stream: chatStreamHandler({
-      actors: ctx.actors, conversations, maxMessageChars: ctx.config.maxMessageChars, available: (nft) => agents.isMounted(nft), authorize,
+      actors: ctx.directory, conversations, maxMessageChars: ctx.config.maxMessageChars, available: (nft) => agents.isMounted(nft), authorize,
       idempotency, turnTimeoutMs: ctx.config.streamTimeoutMs,
     }),
   };

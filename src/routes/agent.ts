@@ -3,19 +3,19 @@ import { ApiError, toApiError } from '../errors.js';
 import { json, route, type Request, type RouteDef, type SseSink } from '../server/route.js';
 import { intParam } from '../server/validation.js';
 import { VERSION } from '../version.js';
-import { AGENT_ACTOR, type AgentMsg, type ClearHandle, type TurnHandle, type TurnListener, type TurnResult } from '../../actors/agent-actor.js';
-import type { ConversationsRepo } from '../agents/conversations-repo.js';
+import { AGENT_ACTOR, type AgentMsg, type ClearHandle, type TurnHandle, type TurnListener, type TurnResult } from '../contracts/agent-messages.js';
+import type { ConversationsStore } from '../agents/conversations-store.js';
 import type { AgentSettings } from '../providers/provider.js';
 import { sseChunk } from '../agents/chat-frames.js';
 import { chatMessageSchema, conversationIdSchema } from '../agents/chat-message.js';
-import type { ActorRegistry } from '../../actors/registry.js';
+import type { ActorDirectory } from '../contracts/actor-directory.js';
 import type { AuthClaims } from '../server/route.js';
 import type { UsageView } from '../guards/quota.js';
 import { IdempotencyStore, notFinished } from '../guards/idempotency.js';
 
 export interface AgentRouteDeps {
-  actors: ActorRegistry;
-  conversations: ConversationsRepo;
+  actors: ActorDirectory;
+  conversations: ConversationsStore;
   maxMessageChars: number;
   startedAt: number;
   now(): number;
@@ -188,11 +188,12 @@ export function agentRoutes(deps: AgentRouteDeps): RouteDef[] {
           if (b.kind !== 'new') throw notFinished(b, key);
         }
         const bridge = req.body.stream ? new SseBridge() : undefined;
-        const signal = bridge ? bridge.abort.signal : req.signal;
         let handle: TurnHandle;
         try {
           handle = await actors.ask<TurnHandle>(AGENT_ACTOR, nft, {
-            type: 'turn', wallet, conversationId: req.body.conversation_id, message: req.body.message, signal, listener: bridge,
+            type: 'turn', wallet, conversationId: req.body.conversation_id, message: req.body.message, listener: bridge,
+            // A stream's turn runs on the bridge's controller (the client leaving, the deadline).
+            ...(bridge ? { controller: bridge.abort } : { signal: req.signal }),
           } satisfies AgentMsg);
         } catch (e) {
           if (store && key) store.release(wallet, scope, key);
@@ -255,8 +256,8 @@ export function agentRoutes(deps: AgentRouteDeps): RouteDef[] {
       async handler(req) {
         const nft = await agentFor(req);
         const { conversation_id: id, limit, offset } = req.query;
-        conversations.owned(id, nft, req.auth!.sub);
-        const page = conversations.page(id, limit, offset);
+        await conversations.owned(id, nft, req.auth!.sub);
+        const page = await conversations.page(id, limit, offset);
         return {
           messages: page.messages.map((m) => ({
             role: m.role, content: m.content, timestamp: new Date(m.created_at).toISOString(), tokens: m.tokens, incomplete: m.incomplete === 1,

@@ -3,7 +3,7 @@ import * as v from 'valibot';
 import { ApiError } from '../errors.js';
 import { json, route, type RouteDef, type SseSink } from '../server/route.js';
 import { jsonObject } from '../server/validation.js';
-import { AGENT_ACTOR, type AgentMsg, type TurnHandle, type TurnResult } from '../../actors/agent-actor.js';
+import { AGENT_ACTOR, type AgentMsg, type TurnHandle, type TurnResult } from '../contracts/agent-messages.js';
 import type { ChatMessage } from '../models/model-backend.js';
 import { ChunkWriter, completion, completionId, DONE, openaiError, type Usage } from '../agents/openai-wire.js';
 import { SseBridge, type AgentRouteDeps } from './agent.js';
@@ -178,7 +178,7 @@ export function openaiRoutes(deps: AgentRouteDeps): RouteDef[] {
         const bridge = req.body.stream ? new OpenAiSseBridge(new ChunkWriter(id, created, model, req.body.stream_options?.include_usage === true)) : undefined;
         const handle = await actors.ask<TurnHandle>(AGENT_ACTOR, nft, {
           type: 'turn', wallet, conversationId, createIfMissing, message, prelude, maxTokens: requested,
-          signal: bridge ? bridge.abort.signal : req.signal, listener: bridge,
+          listener: bridge, ...(bridge ? { controller: bridge.abort } : { signal: req.signal }),
         } satisfies AgentMsg);
         const headers = { 'X-Conversation-Id': handle.conversation_id };
         if (bridge) {
