@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import postgres from 'postgres';
 import { openDatabase } from '../src/db/database.js';
+import { openPg } from '../src/db/pg.js';
 import { AuditLog } from '../src/guards/audit-log.js';
 import { SqliteAuditStore } from '../src/guards/audit-store.sqlite.js';
 import { PgAuditStore } from '../src/guards/audit-store.pg.js';
@@ -118,7 +119,7 @@ async function pgChain(url: string, writers: number): Promise<void> {
   await admin.unsafe(`DROP DATABASE IF EXISTS ${name}`);
   await admin.unsafe(`CREATE DATABASE ${name}`);
   const dbUrl = url.replace(/\/[^/]*$/, `/${name}`);
-  const sqls = Array.from({ length: writers }, () => postgres(dbUrl, { max: 1, onnotice: () => {} }));
+  const sqls = Array.from({ length: writers }, () => openPg(dbUrl, { max: 1 }));
   const stores = sqls.map((s) => new PgAuditStore(s));
   await stores[0]!.ensureSchema();
   const batches = Array.from({ length: 10 }, (_, i) => flat(i * BATCH, BATCH));

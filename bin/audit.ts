@@ -59,9 +59,9 @@ async function open(flags: Record<string, string | boolean | undefined>, env: Re
   if (url) {
     if (!/^postgres(ql)?:\/\//.test(url)) return 'the database URL must start with postgres://';
     // Loaded only here: every other command starts without the PostgreSQL client.
-    const [{ default: postgres }, { PgAuditStore }] = await Promise.all([import('postgres'), import('../src/guards/audit-store.pg.js')]);
+    const [{ openPg }, { PgAuditStore }] = await Promise.all([import('../src/db/pg.js'), import('../src/guards/audit-store.pg.js')]);
     // Read-only in effect: verify and tail only SELECT.
-    return new PgAuditStore(postgres(url, { max: 1, onnotice: () => {}, connect_timeout: 10 }), true);
+    return new PgAuditStore(openPg(url, { max: 1 }), true);
   }
   const dataDir = path.resolve(typeof flags['data-dir'] === 'string' ? flags['data-dir'] : env.PANTHERS_DATA_DIR || './data');
   const file = path.join(dataDir, DB_FILE);

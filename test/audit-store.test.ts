@@ -5,6 +5,7 @@ import { spawn } from 'node:child_process';
 import Database from 'better-sqlite3';
 import postgres from 'postgres';
 import { openDatabase, DB_FILE } from '../src/db/database.js';
+import { openPg } from '../src/db/pg.js';
 import { SqliteAuditStore } from '../src/guards/audit-store.sqlite.js';
 import { PgAuditStore } from '../src/guards/audit-store.pg.js';
 import { AuditLog, verifyAuditChain } from '../src/guards/audit-log.js';
@@ -54,8 +55,8 @@ auditStoreContract('sqlite', async () => {
 
 auditStoreContract('postgres', async () => {
   const url = await freshPgDatabase();
-  const sa = postgres(url, { max: 1, onnotice: () => {} });
-  const sb = postgres(url, { max: 1, onnotice: () => {} });
+  const sa = openPg(url, { max: 1 });
+  const sb = openPg(url, { max: 1 });
   const a = new PgAuditStore(sa);
   const b = new PgAuditStore(sb);
   // Both at once, as two nodes starting together would: the advisory lock serializes them.

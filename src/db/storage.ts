@@ -11,6 +11,9 @@ import type { ProviderSecretsStore } from '../deployments/provider-secrets-store
 import { SqliteProviderSecretsStore } from '../deployments/provider-secrets-store.sqlite.js';
 import { PgProviderSecretsStore } from '../deployments/provider-secrets-store.pg.js';
 import { loadSecretsKey } from '../deployments/provider-secrets.js';
+import type { AuditStore } from '../guards/audit-store.js';
+import { SqliteAuditStore } from '../guards/audit-store.sqlite.js';
+import { PgAuditStore } from '../guards/audit-store.pg.js';
 
 /**
  * The storage seam: every store the app uses, behind async interfaces, on one engine. SQLite (the
@@ -24,6 +27,8 @@ export interface Storage {
   readonly deployments: DeploymentsStore;
   readonly conversations: ConversationsStore;
   readonly providerSecrets: ProviderSecretsStore;
+  /** the hash-chained audit log (reads and direct appends; AuditLog's writer thread opens its own connection) */
+  readonly audit: AuditStore;
   /** Flushes pending group commits and closes what this storage opened. */
   close(): Promise<void>;
 }
@@ -47,6 +52,7 @@ export function openSqliteStorage(dataDir: string, opts: SqliteStorageOptions = 
     deployments: new SqliteDeploymentsStore(db),
     conversations,
     providerSecrets: new SqliteProviderSecretsStore(db, dataDir),
+    audit: new SqliteAuditStore(db),
     async close() {
       if (db.open) await conversations.flush();
       if (owned && db.open) db.close();
@@ -72,6 +78,7 @@ export function openPgStorage(sql: Sql, opts: PgStorageOptions): Storage & { sql
     deployments: new PgDeploymentsStore(sql, { invalidations: opts.invalidations }),
     conversations,
     providerSecrets: new PgProviderSecretsStore(sql, () => (key ??= loadSecretsKey(opts.dataDir))),
+    audit: new PgAuditStore(sql),
     async close() {
       await conversations.flush();
       if (opts.ownsSql) await sql.end({ timeout: 5 });

@@ -1,45 +1,11 @@
 import type { Sql, TransactionSql } from 'postgres';
+import { migratePg } from '../db/pg.js';
 import { AUDIT_COLUMNS, ChainWalker, GENESIS_HASH, chainRows, type AuditChainState, type AuditRow, type AuditVerifyResult } from './audit-chain.js';
 import type { AuditAppendResult, AuditStore } from './audit-store.js';
 
-/**
- * The PostgreSQL translation of SQLite migrations 1, 2 and 5 for the audit tables (same columns,
- * same meaning). It belongs in the PostgreSQL migrations list (src/db/pg-migrations.ts, issue
- * 17b) under those version numbers; until that list exists, PgAuditStore.ensureSchema applies it
- * idempotently under an advisory lock. The anchor row is created here, not on first use: a
- * `SELECT ... FOR UPDATE` of a missing row locks nothing, and two nodes would fork the chain.
- */
-export const AUDIT_PG_DDL = `
-CREATE TABLE IF NOT EXISTS audit_log (
-  id                BIGINT PRIMARY KEY,
-  ts                BIGINT NOT NULL,
-  request_id        TEXT NOT NULL,
-  wallet            TEXT,
-  nft_token_id      TEXT,
-  method            TEXT NOT NULL,
-  route             TEXT NOT NULL,
-  status            INTEGER NOT NULL,
-  client_ip         TEXT,
-  duration_ms       DOUBLE PRECISION NOT NULL,
-  client_request_id TEXT,
-  count             INTEGER,
-  prev_hash         TEXT NOT NULL,
-  hash              TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS audit_log_ts ON audit_log (ts);
-CREATE TABLE IF NOT EXISTS audit_chain (
-  id                  INTEGER PRIMARY KEY CHECK (id = 1),
-  pruned_through_id   BIGINT NOT NULL DEFAULT 0,
-  pruned_through_hash TEXT NOT NULL,
-  head_id             BIGINT NOT NULL DEFAULT 0,
-  head_hash           TEXT NOT NULL
-);
-INSERT INTO audit_chain (id, pruned_through_id, pruned_through_hash, head_id, head_hash)
-  VALUES (1, 0, '${GENESIS_HASH}', 0, '${GENESIS_HASH}') ON CONFLICT (id) DO NOTHING;
-`;
-
-/** Any fixed key: serializes concurrent ensureSchema calls (CREATE ... IF NOT EXISTS races otherwise). */
-const SCHEMA_LOCK = 0x7a0d17;
+/** The anchor row: created at open, not on first use (a `SELECT ... FOR UPDATE` of a missing row locks nothing, and two nodes would fork the chain). */
+const ANCHOR = `INSERT INTO audit_chain (id, pruned_through_id, pruned_through_hash, head_id, head_hash)
+  VALUES (1, 0, '${GENESIS_HASH}', 0, '${GENESIS_HASH}') ON CONFLICT (id) DO NOTHING`;
 
 const PARAMS = AUDIT_COLUMNS.length;
 /** Postgres array type oids, in AUDIT_COLUMNS order: the batch goes in as 14 arrays through unnest. */
@@ -61,11 +27,10 @@ export class PgAuditStore implements AuditStore {
 
   constructor(private readonly sql: Sql, private readonly ownsSql = false) {}
 
+  /** Applies the PostgreSQL migrations (src/db/pg-migrations.ts: audit_log in 1 and 5, audit_chain in 2) and creates the anchor. */
   async ensureSchema(): Promise<void> {
-    await this.sql.begin(async (tx) => {
-      await tx`SELECT pg_advisory_xact_lock(${SCHEMA_LOCK})`;
-      await tx.unsafe(AUDIT_PG_DDL);
-    });
+    await migratePg(this.sql);
+    await this.sql.unsafe(ANCHOR);
   }
 
   async append(records: readonly unknown[], maxRows: number): Promise<AuditAppendResult> {

@@ -62,8 +62,8 @@ function run(port: NonNullable<typeof parentPort>, data: AuditWorkerData): void 
         db.pragma('busy_timeout = 5000');
         s = new SqliteAuditStore(db, true);
       } else {
-        const [{ default: postgres }, { PgAuditStore }] = await Promise.all([import('postgres'), import('./audit-store.pg.js')]);
-        const pg = new PgAuditStore(postgres(data.store.url, { max: 1, onnotice: () => {} }), true);
+        const [{ openPg }, { PgAuditStore }] = await Promise.all([import('../db/pg.js'), import('./audit-store.pg.js')]);
+        const pg = new PgAuditStore(openPg(data.store.url, { max: 1 }), true);
         await pg.ensureSchema();
         s = pg;
       }
