@@ -86,6 +86,8 @@ export class AuditLog implements AuditSink {
   private readonly ctl = new Int32Array(this.control, 0, 4);
   private readonly stats = new Float64Array(this.control, 16, 4);
   private seq = 0;
+  /** the seq of the last batch handed over */
+  private lastAppend = 0;
   /** rows handed to the thread and not yet reported written */
   private inFlight = 0;
   /** the chain's size before the thread reports it (read on this thread at start, SQLite only) */
@@ -266,9 +268,13 @@ export class AuditLog implements AuditSink {
       this.writeInline(batch);
       return 0;
     }
+    // At most one batch in the writer's hands: if it is still on the last one (it cannot keep
+    // up), this thread waits for it, as it waited for its own write before. That keeps what a
+    // kill -9 can lose at the queue plus one batch, and the writer's inbox bounded.
+    if (this.lastAppend > Atomics.load(this.ctl, CTL_DONE)) this.waitFor(this.lastAppend);
     this.inFlight += rows;
     this.opts.metrics?.auditQueue.set(this.waiting);
-    return this.post({ op: 'append', records: batch });
+    return (this.lastAppend = this.post({ op: 'append', records: batch }));
   }
 
   /** The in-memory database's path: the same store, on this thread, with the same retry bound. */
