@@ -4,7 +4,7 @@ import { ApiError, isApiError, toApiError } from '../src/errors.js';
 import type { Logger } from '../src/logger.js';
 import type { Publisher } from '../src/server/ws-server.js';
 import type { ConversationsStore } from '../src/agents/conversations-store.js';
-import type { Fence } from '../src/db/fence.js';
+import { answerFenced, type Fence } from '../src/db/fence.js';
 import { estimateTokens, type ChatMessage, type ModelBackend } from '../src/models/model-backend.js';
 import type { AgentSettings } from '../src/providers/provider.js';
 import { chatTopic, ChunkFrames } from '../src/agents/chat-frames.js';
@@ -65,6 +65,10 @@ export class AgentBehaviour implements Behaviour<AgentMsg, unknown>, AgentTurns 
   }
 
   receive(msg: AgentMsg): unknown {
+    return answerFenced(() => this.handle(msg));
+  }
+
+  private handle(msg: AgentMsg): unknown {
     switch (msg.type) {
       case 'turn':
         return this.turn(msg);
@@ -104,6 +108,8 @@ export class AgentBehaviour implements Behaviour<AgentMsg, unknown>, AgentTurns 
 
   private async turn(msg: Extract<AgentMsg, { type: 'turn' }>): Promise<TurnHandle> {
     if (this.closing) throw this.closing;
+    // Cluster mode: refused here (nothing reserved yet) when this node does not hold the lease.
+    const fence = this.fence;
     let id = msg.conversationId;
     let isNew = !id;
     if (id && msg.createIfMissing && !(await this.deps.repo.get(id))) isNew = true;
@@ -127,7 +133,6 @@ export class AgentBehaviour implements Behaviour<AgentMsg, unknown>, AgentTurns 
     // (up to the budget), not the whole budget: a small daily quota can still continue one.
     const context = isNew || !this.deps.quota?.enabled ? 0 : await this.deps.repo.contextTokens(id, this.deps.historyTokenBudget);
     const hold = this.deps.quota?.reserve(this.nft, system + Math.min(input + context, Math.max(input, this.deps.historyTokenBudget)) + (maxTokens ?? 0));
-    const fence = this.fence;
     if (this.closing) {
       hold?.settle(0);
       throw this.closing;

@@ -8,7 +8,7 @@ import {
   ACTIVE_STATUSES, type Deployment, type DeploymentEvent, type DeploymentStatus, type DeploymentsStore,
 } from '../src/deployments/deployments-store.js';
 import type { ProviderSecretsStore } from '../src/deployments/provider-secrets-store.js';
-import { FencedError, type Fence } from '../src/db/fence.js';
+import { answerFenced, FencedError, type Fence } from '../src/db/fence.js';
 import type {
   DeployResult, DeploySpec, HealthReport, ProviderAdapter, ProviderName, ProviderRef,
 } from '../src/providers/provider.js';
@@ -141,6 +141,10 @@ class DeploymentBehaviour implements Behaviour<DeploymentMsg, unknown> {
   }
 
   receive(msg: DeploymentMsg): unknown {
+    return answerFenced(() => this.handle(msg));
+  }
+
+  private handle(msg: DeploymentMsg): unknown {
     switch (msg.type) {
       case 'deploy':
         return this.deploy(msg);
@@ -296,7 +300,7 @@ class DeploymentBehaviour implements Behaviour<DeploymentMsg, unknown> {
           // creating again. Through `shared`: after a crash of this actor the rebuilt one holds it.
           saveRef: (r) => {
             shared.live.get(nft)?.refSaved(id, r);
-            deps.repo.saveRef(nft, id, r, deps.now(), fence).catch((e: unknown) => {
+            return deps.repo.saveRef(nft, id, r, deps.now(), fence).catch((e: unknown) => {
               // Fenced: another node owns the NFT now; it finds the resource by marker/name and
               // drives it, so this node stops driving it. Otherwise (SQLITE_BUSY) not a reason to
               // fail the deploy: the copy in memory is written with the next transition.
@@ -304,11 +308,10 @@ class DeploymentBehaviour implements Behaviour<DeploymentMsg, unknown> {
               deps.log.warn({ nft, deployment: id, err: describe(e) }, 'could not write the provider ref now');
             });
           },
-          saveSecret: (v) => {
+          saveSecret: (v) =>
             deps.secrets.set(id, v, fence).catch((e: unknown) => {
               deps.log.warn({ nft, deployment: id, err: describe(e) }, 'could not write the provider secret now');
-            });
-          },
+            }),
         });
       } finally {
         clearTimeout(timer);
@@ -560,7 +563,7 @@ export function deploymentActorKind(deps: DeploymentActorDeps): ActorKind<Deploy
     create: (nft, self) => {
       // SQLite (and a warm cache) answers at once; cluster mode reads the row afresh: this node may
       // have just taken the NFT over, and its cache only knew another owner's writes.
-      if (deps.fenceFor?.(nft)) deps.repo.forget(nft);
+      if (deps.fenceFor) deps.repo.forget(nft);
       const cached = deps.repo.peekLatest(nft);
       if (cached !== undefined) return new DeploymentBehaviour(nft, self, deps, shared, cached ?? undefined);
       return deps.repo.latest(nft).then((d) => new DeploymentBehaviour(nft, self, deps, shared, d));

@@ -258,6 +258,33 @@ export class ActorRegistry implements LocalActors {
     return entry.inflight > 0 || entry.scheduled || entry.length > 0 || (entry.behaviour?.busy?.() ?? false);
   }
 
+  /** Keys of the live actors of a kind (cluster mode: the actors of a shard being passivated). */
+  liveKeys(kindName: string): string[] {
+    return [...(this.kinds.get(kindName)?.entries.keys() ?? [])];
+  }
+
+  /**
+   * Stops one actor NOW, busy or not (cluster mode: its shard's lease is lost, so it must not act
+   * a moment longer; its writes would be fenced anyway). Messages waiting for it are refused with
+   * `reason` (SERVICE_UNAVAILABLE, not_owner: a forwarding caller retries at the new owner).
+   */
+  evict(kindName: string, key: string, reason = new ApiError('SERVICE_UNAVAILABLE', 'This node no longer owns this actor; retry', { reason: 'not_owner' })): void {
+    const k = this.kinds.get(kindName);
+    const entry = k?.entries.get(key);
+    if (!k || !entry) return;
+    k.entries.delete(key);
+    for (const p of entry.takeAll()) {
+      if (p.settled) continue;
+      p.settled = true;
+      if (p.timer) clearTimeout(p.timer);
+      p.reject?.(reason);
+    }
+    entry.behaviour?.stopped?.('passivated');
+    if (entry.ref !== undefined) nact.stop(entry.ref);
+    entry.ref = undefined;
+    this.events.onPassivate?.(kindName, key);
+  }
+
   /** Every live actor's behaviour of a kind (shutdown: abort their work before the database closes). */
   behaviours<B = Behaviour>(kindName: string): B[] {
     const out: B[] = [];

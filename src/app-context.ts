@@ -13,6 +13,9 @@ import type { LiveConnections } from './server/live-connections.js';
 import type { AuditSink } from './server/http-server.js';
 import type { ProviderAdapter, ProviderName } from './providers/provider.js';
 import type { ModelBackend } from './models/model-backend.js';
+import type { Invalidations } from './cluster/invalidations.js';
+import type { Revocations } from './cluster/revocations.js';
+import type { ClusterContext } from './cluster/cluster-app.js';
 
 /** Everything route modules, WS handlers and actors are built from: wired once in app.ts. */
 export interface AppContext {
@@ -47,6 +50,12 @@ export interface AppContext {
   readonly providers: Map<ProviderName, ProviderAdapter>;
   /** The model backend for a name ('scripted' | 'openai' | 'ollama'); undefined if not configured. */
   model(name: string): ModelBackend | undefined;
+  /** Cached views another node changed (cluster mode); one process: invalidate() does nothing. */
+  readonly invalidations: Invalidations;
+  /** Session revocations to every node (cluster mode); one process: nothing to tell. */
+  readonly revocations: Revocations;
+  /** Cluster mode only: node id, shard gains (recovery), fences for owned writes. */
+  readonly cluster?: ClusterContext;
   readonly startedAt: number;
   readonly now: () => number;
 }

@@ -8,6 +8,7 @@ import { agentActorKind, AGENT_ACTOR, type TurnHandle } from '../actors/agent-ac
 import { openPgStorage, type Storage } from '../src/db/storage.js';
 import { FencedError, type Fence } from '../src/db/fence.js';
 import { createLogger } from '../src/logger.js';
+import { ApiError } from '../src/errors.js';
 import { ScriptedBackend } from '../adapters/models/scripted.js';
 import { defaultCharacter } from '../src/agents/character.js';
 import type { ProviderAdapter, ProviderName } from '../src/providers/provider.js';
@@ -105,7 +106,12 @@ test('a node whose lease moved (epoch bumped) makes no provider call and writes 
   try {
     n.fence.current = await n.engine.fenceFor!('8');
     await n.engine.moveLease!('8');
-    await assert.rejects(n.actors.ask(DEPLOYMENT_ACTOR, '8', { ...deployMsg, agent: defaultCharacter('8', 'scripted') }));
+    // Answered as a retryable error (not a crash): the actor's state is what was committed.
+    await assert.rejects(n.actors.ask(DEPLOYMENT_ACTOR, '8', { ...deployMsg, agent: defaultCharacter('8', 'scripted') }), (e) => e instanceof ApiError && e.code === 'SERVICE_UNAVAILABLE');
+    // A node that knows it lost the lease (fenceFor throws) is refused the same way, before any write.
+    n.fence.current = undefined;
+    await assert.rejects(n.actors.ask(DEPLOYMENT_ACTOR, '8', { ...deployMsg, agent: defaultCharacter('8', 'scripted') }), (e) => e instanceof ApiError && e.code === 'SERVICE_UNAVAILABLE');
+    await assert.rejects(n.actors.ask(AGENT_ACTOR, '8', { type: 'turn', wallet: '0xabc', message: 'hi' }), (e) => e instanceof ApiError && e.code === 'SERVICE_UNAVAILABLE');
     await sleep(200);
     assert.equal(n.calls.deploy, 0);
     assert.equal(n.frames.length, 0);

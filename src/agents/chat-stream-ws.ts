@@ -27,8 +27,8 @@ export interface ChatStreamDeps {
   conversations: ConversationsStore;
   /** PANTHERS_MAX_MESSAGE_CHARS, as POST /chat applies it */
   maxMessageChars: number;
-  /** Whether this NFT's agent runs here. */
-  available(nft: string): boolean;
+  /** Whether this NFT's agent runs (a cluster node that does not own it asks the store). */
+  available(nft: string): boolean | Promise<boolean>;
   /** Throws FORBIDDEN unless the caller may use this NFT's agent. */
   authorize(auth: AuthClaims, nft: string): Promise<void>;
   /** Remembers turns sent with a message_id. */
@@ -48,7 +48,8 @@ export function chatStreamHandler(deps: ChatStreamDeps): WsMessageHandler<v.Infe
     async handle(conn: WsConn, msg) {
       const nft = msg.nft_token_id ?? conn.auth.nft;
       await deps.authorize(conn.auth, nft);
-      if (!deps.available(nft)) throw new ApiError('NOT_FOUND', `No agent is running for NFT ${nft}`);
+      const up = deps.available(nft);
+      if (up !== true && !(await up)) throw new ApiError('NOT_FOUND', `No agent is running for NFT ${nft}`);
       if (msg.conversation_id) await deps.conversations.owned(msg.conversation_id, nft, conn.auth.sub);
       const follow = (id: string) => {
         conn.subscribe(chatTopic(id));

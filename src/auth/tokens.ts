@@ -96,7 +96,10 @@ export class TokenService {
    * issued at the same second give the same token (a refresh retried in its grace window).
    */
   async issue(claims: { sub: string; nft: string; sid: string; aud?: string }, ttlSec = ACCESS_TOKEN_TTL_SEC, issuedAtMs?: number): Promise<{ token: string; expiresIn: number }> {
-    const iat = Math.floor((issuedAtMs ?? this.now()) / 1000);
+    // The clock is read once: expires_in must equal exp - iat for a token issued now, even when
+    // signing crosses a second boundary (seen under load: 599 for a 600 s token).
+    const nowSec = Math.floor(this.now() / 1000);
+    const iat = issuedAtMs === undefined ? nowSec : Math.floor(issuedAtMs / 1000);
     const token = await new jose.SignJWT({ nft: claims.nft, sid: claims.sid })
       .setProtectedHeader({ alg: ALG, kid: this.key.kid, typ: 'JWT' })
       .setSubject(claims.sub)
@@ -105,7 +108,7 @@ export class TokenService {
       .setIssuedAt(iat)
       .setExpirationTime(iat + ttlSec)
       .sign(this.privateKey);
-    return { token, expiresIn: Math.max(0, iat + ttlSec - Math.floor(this.now() / 1000)) };
+    return { token, expiresIn: Math.max(0, iat + ttlSec - nowSec) };
   }
 
   /**

@@ -228,6 +228,15 @@ export class RemoteTurns {
       throw new ApiError('SERVICE_UNAVAILABLE', 'This node has lost its link to the cluster; retry shortly', { reason: 'forward_failed' });
     }
     this.incoming.set(id, t);
+    // The conversation's frames (chat:<id>) reach this node's WS followers through the node's
+    // FrameRelay only while a local socket follows the topic: `opened` subscribes it, so it runs
+    // BEFORE the turn leaves (the id is chosen here), else the first chunks of a fast reply are
+    // published on the owner before this node follows and are lost.
+    try {
+      opened?.(conversationId);
+    } catch (e) {
+      this.opts.log.error({ err: e }, 'a turn\'s opened callback failed');
+    }
     let reply: { conversation_id: string };
     try {
       reply = await ask(wire);
@@ -239,11 +248,6 @@ export class RemoteTurns {
     // The silence window starts now: a forward retried through a failover is not silence.
     t.lastHeard = performance.now();
     this.arm();
-    try {
-      opened?.(reply.conversation_id);
-    } catch (e) {
-      this.opts.log.error({ err: e }, 'a turn\'s opened callback failed');
-    }
     t.start();
     if (signal) {
       const onAbort = () => cancel(id, signal.reason instanceof ApiError ? signal.reason : undefined);

@@ -10,9 +10,10 @@ export const MIGRATION_LOCK = 7317001;
  * A pool to PostgreSQL (porsager `postgres`): prepared statements, and bigint (ms times, ids,
  * counts, epochs: all below 2^53) parsed to JS numbers so rows look like SQLite's.
  */
-export function openPg(url: string, opts: { max?: number } = {}): Sql {
+export function openPg(url: string, opts: { max?: number; debug?: (connection: number, query: string) => void } = {}): Sql {
   return postgres(url, {
     max: opts.max ?? 10,
+    ...(opts.debug ? { debug: opts.debug } : {}),
     prepare: true,
     onnotice: () => {},
     transform: { undefined: null },

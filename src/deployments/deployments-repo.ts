@@ -118,6 +118,12 @@ export class DeploymentsRepo {
     return d ?? undefined;
   }
 
+  /** Drops the cached latest deployment of an NFT (cluster mode: another node changed it). */
+  forget(nft: string): void {
+    this.latest.delete(nft);
+    this.latestJson.delete(nft);
+  }
+
   /** The latest deployment of an NFT as the API's JSON, or undefined if it was never deployed. */
   latestViewJson(nft: string): string | undefined {
     const cached = this.latestJson.get(nft);

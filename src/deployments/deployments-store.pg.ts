@@ -38,6 +38,8 @@ export interface PgDeploymentsStoreOptions {
 export class PgDeploymentsStore implements DeploymentsStore {
   private readonly cache = new Map<string, Cached>();
   private readonly cacheMs: number;
+  /** Writes of one deployment in flight, chained: they commit in the order they were made. */
+  private readonly chains = new Map<string, Promise<unknown>>();
 
   constructor(private readonly sql: Sql, private readonly opts: PgDeploymentsStoreOptions = {}) {
     this.cacheMs = opts.cacheMs ?? 2000;
@@ -64,6 +66,21 @@ export class PgDeploymentsStore implements DeploymentsStore {
   private wrote(nft: string, d: Deployment): void {
     this.remember(nft, d);
     this.opts.invalidations?.invalidate(WHAT, nft);
+  }
+
+  /**
+   * Runs a write after the deployment's earlier writes committed: provider work saving a ref while
+   * the actor's transition is in flight must land after it (SQLite gets this from being synchronous).
+   */
+  private serial<T>(id: string, write: () => Promise<T>): Promise<T> {
+    const prev = this.chains.get(id);
+    const next = prev ? prev.then(write, write) : write();
+    const tail = next.then(() => undefined, () => undefined);
+    this.chains.set(id, tail);
+    void tail.then(() => {
+      if (this.chains.get(id) === tail) this.chains.delete(id);
+    });
+    return next;
   }
 
   forget(nft: string): void {
@@ -100,7 +117,11 @@ export class PgDeploymentsStore implements DeploymentsStore {
     return rows[0] ? fromRow(rows[0]) : undefined;
   }
 
-  async insert(d: Deployment, message: string, fence?: Fence): Promise<DeploymentEvent> {
+  insert(d: Deployment, message: string, fence?: Fence): Promise<DeploymentEvent> {
+    return this.serial(d.id, () => this.insertNow(d, message, fence));
+  }
+
+  private async insertNow(d: Deployment, message: string, fence?: Fence): Promise<DeploymentEvent> {
     const epoch = fence?.epoch ?? 0;
     let rows: { id: number }[];
     try {
@@ -126,7 +147,13 @@ export class PgDeploymentsStore implements DeploymentsStore {
     return event(rows[0]!.id, d, message);
   }
 
-  async save(d: Deployment, message?: string, fence?: Fence): Promise<DeploymentEvent | undefined> {
+  save(d: Deployment, message?: string, fence?: Fence): Promise<DeploymentEvent | undefined> {
+    // The caller's object may change while the write waits its turn: write it as it is now.
+    const snapshot = { ...d };
+    return this.serial(d.id, () => this.saveNow(snapshot, message, fence));
+  }
+
+  private async saveNow(d: Deployment, message?: string, fence?: Fence): Promise<DeploymentEvent | undefined> {
     const epoch = fence?.epoch ?? 0;
     const [r] = await this.sql<{ updated: number; event_id: number | null }[]>`
       WITH f AS (${fenceCte(this.sql, fence)}),
@@ -150,7 +177,11 @@ export class PgDeploymentsStore implements DeploymentsStore {
     return message === undefined || r!.event_id === null ? undefined : event(r!.event_id, d, message);
   }
 
-  async saveRef(nft: string, id: string, ref: ProviderRef | null, updatedAt: number, fence?: Fence): Promise<void> {
+  saveRef(nft: string, id: string, ref: ProviderRef | null, updatedAt: number, fence?: Fence): Promise<void> {
+    return this.serial(id, () => this.saveRefNow(nft, id, ref, updatedAt, fence));
+  }
+
+  private async saveRefNow(nft: string, id: string, ref: ProviderRef | null, updatedAt: number, fence?: Fence): Promise<void> {
     const rows = await this.sql`
       WITH f AS (${fenceCte(this.sql, fence)})
       UPDATE deployments SET provider_ref = ${j(ref)}::text, updated_at = ${updatedAt}::bigint

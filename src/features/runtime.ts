@@ -33,6 +33,7 @@ import { createChatQuota } from './guarantees.js';
 import { IdempotencyStore } from '../guards/idempotency.js';
 import { viewForReader } from '../deployments/deployment-view.js';
 import { sameWallet } from '../auth/ownership.js';
+import { shardOf } from '../cluster/shards.js';
 
 const DEPLOY_TIMEOUT_MS: Record<ProviderName, number> = { local: 30_000, akash: 30 * 60_000, secret_vm: 30 * 60_000 };
 
@@ -156,15 +157,20 @@ export const runtimeFeature: FeatureModule = (f) => {
     }
   };
 
+  // An embedded agent is mounted on the node that owns its NFT's shard; in cluster mode another
+  // node knows it is up from the store (its cached view is dropped by the deployment frames).
+  const available = ctx.cluster
+    ? (nft: string): boolean | Promise<boolean> => agents.isMounted(nft) || deployments.latest(nft).then((d) => d?.status === 'running' && d.provider === 'local')
+    : (nft: string): boolean => agents.isMounted(nft);
   f.addRoutes(deploymentRoutes(ctx, deployments, idempotency));
   const agentDeps = {
     actors: ctx.directory, conversations, maxMessageChars: ctx.config.maxMessageChars, startedAt: ctx.startedAt, now: ctx.now,
-    available: (nft: string) => agents.isMounted(nft), authorize, usage: (nft: string) => quota.usage(nft), idempotency,
+    available, authorize, usage: (nft: string) => quota.usage(nft), idempotency,
   };
   f.addAgentRoutes(agentRoutes(agentDeps));
   f.addAgentRoutes(openaiRoutes(agentDeps));
   f.addAgentRoutes(conversationListRoutes({ conversations, authorize }));
-  f.addWsHandlers(wsHandlers(ctx, agents, conversations, deployments, authorize, idempotency));
+  f.addWsHandlers(wsHandlers(ctx, available, conversations, deployments, authorize, idempotency));
   // A gauge is read synchronously: SQLite counts now, PostgreSQL answers the previous count.
   let active = 0;
   f.setDeploymentsActive(() => {
@@ -174,6 +180,21 @@ export const runtimeFeature: FeatureModule = (f) => {
   });
 
   f.onStart(async () => {
+    const cluster = ctx.cluster;
+    if (cluster) {
+      // Cluster mode: a node recovers the deployments of the shards it gains, when it gains them
+      // (at start, when a node joins or leaves, after a failover): the table is the list of
+      // entities to remember.
+      cluster.onShardsGained((shards) => {
+        deployments.unfinishedNfts().then((all) => {
+          // Only what is still ours: a shard may have moved on while the scan ran.
+          const nfts = all.filter((nft) => shards.has(shardOf(nft)) && cluster.serves(shardOf(nft)));
+          for (const nft of nfts) ctx.actors.tell(DEPLOYMENT_ACTOR, nft, { type: 'recover' } satisfies DeploymentMsg);
+          if (nfts.length) ctx.log.info({ deployments: nfts.length, shards: shards.size }, 'recovering deployments of gained shards');
+        }, (e) => ctx.log.error({ err: e }, 'recovery scan failed'));
+      });
+      return;
+    }
     // Reconcile every deployment that was mid-lifecycle when the process stopped.
     const nfts = await deployments.unfinishedNfts();
     for (const nft of nfts) ctx.directory.tell(DEPLOYMENT_ACTOR, nft, { type: 'recover' } satisfies DeploymentMsg);
@@ -231,7 +252,7 @@ const unsubscribeMsg = v.object({ type: v.literal('unsubscribe'), channel: v.pic
 
 function wsHandlers(
   ctx: AppContext,
-  agents: EmbeddedAgents,
+  available: (nft: string) => boolean | Promise<boolean>,
   conversations: ConversationsStore,
   deployments: DeploymentsStore,
   authorize: (auth: AuthClaims, nft: string) => Promise<void>,
@@ -267,7 +288,7 @@ function wsHandlers(
       },
     },
     chat_stream: chatStreamHandler({
-      actors: ctx.directory, conversations, maxMessageChars: ctx.config.maxMessageChars, available: (nft) => agents.isMounted(nft), authorize,
+      actors: ctx.directory, conversations, maxMessageChars: ctx.config.maxMessageChars, available, authorize,
       idempotency, turnTimeoutMs: ctx.config.streamTimeoutMs,
     }),
   };

@@ -19,8 +19,11 @@ export interface AgentRouteDeps {
   maxMessageChars: number;
   startedAt: number;
   now(): number;
-  /** Whether this NFT's agent is running here (embedded: mounted by a local deployment). */
-  available(nft: string): boolean;
+  /**
+   * Whether this NFT's agent is running (embedded: mounted by a local deployment). One process
+   * answers at once; a cluster node that does not own the NFT asks the store.
+   */
+  available(nft: string): boolean | Promise<boolean>;
   /** Throws FORBIDDEN unless the caller may use this NFT's agent. */
   authorize(auth: AuthClaims, nft: string): Promise<void>;
   /** Today's token usage and budget of an NFT. */
@@ -146,7 +149,9 @@ export function agentRoutes(deps: AgentRouteDeps): RouteDef[] {
 
   async function agentFor(req: Request<unknown, unknown>): Promise<string> {
     const nft = req.agentNft;
-    if (nft === undefined || !deps.available(nft)) throw new ApiError('NOT_FOUND', `No agent is running for NFT ${nft}`);
+    // No await when it answers at once (one process): no microtask hop on every chat request.
+    const up = nft === undefined ? false : deps.available(nft);
+    if (nft === undefined || (up !== true && !(await up))) throw new ApiError('NOT_FOUND', `No agent is running for NFT ${nft}`);
     if (req.auth) await deps.authorize(req.auth, nft);
     return nft;
   }

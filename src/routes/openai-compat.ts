@@ -108,7 +108,8 @@ export function openaiRoutes(deps: AgentRouteDeps): RouteDef[] {
 
   async function agentFor(req: { agentNft: string | undefined; auth: AuthLike }): Promise<string> {
     const nft = req.agentNft;
-    if (nft === undefined || !deps.available(nft)) throw new ApiError('NOT_FOUND', `No agent is running for NFT ${nft}`);
+    const up = nft === undefined ? false : deps.available(nft);
+    if (nft === undefined || (up !== true && !(await up))) throw new ApiError('NOT_FOUND', `No agent is running for NFT ${nft}`);
     await deps.authorize(req.auth!, nft);
     return nft;
   }

@@ -38,7 +38,16 @@ export interface WsMessageHandler<T = any> {
   handle(conn: WsConn, msg: T): void | Promise<void>;
 }
 
-/** The one seam for fan-out (uWS topics today; NATS or Redis pub/sub when past one machine). */
+/**
+ * Told when this server's sockets start and stop following a topic (cluster mode: the node
+ * follows the topic's NATS subject while it has local followers). Ref-counting is the hook's.
+ */
+export interface TopicHooks {
+  follow(topic: string): void;
+  unfollow(topic: string): void;
+}
+
+/** The one seam for fan-out (uWS topics in one process; uWS + NATS in cluster mode). */
 export interface Publisher {
   publish(topic: string, frame: string): void;
   /**
@@ -69,8 +78,13 @@ class Conn implements WsConn {
   // A Set: a callback per turn in flight, removed when the turn ends (a long-lived socket that
   // runs many turns must not keep one closure and AbortController per past turn).
   private closeCbs: Set<() => void> | undefined;
+  /** topics followed, only when hooks want to know (cluster mode) */
+  private topics: Set<string> | undefined;
 
-  constructor(readonly ws: WebSocket<UserData>, readonly auth: AuthClaims, readonly ip: string, private readonly onDrop: () => void) {
+  constructor(
+    readonly ws: WebSocket<UserData>, readonly auth: AuthClaims, readonly ip: string, private readonly onDrop: () => void,
+    private readonly hooks?: TopicHooks,
+  ) {
     this.expiresAt = auth.exp * 1000;
   }
 
@@ -86,11 +100,19 @@ class Conn implements WsConn {
   }
 
   subscribe(topic: string): void {
-    if (!this.closed) this.ws.subscribe(topic);
+    if (this.closed) return;
+    if (this.hooks && !this.ws.isSubscribed(topic)) {
+      (this.topics ??= new Set()).add(topic);
+      this.hooks.follow(topic);
+    }
+    this.ws.subscribe(topic);
   }
 
   unsubscribe(topic: string): boolean {
-    return this.closed ? false : this.ws.unsubscribe(topic);
+    if (this.closed) return false;
+    const was = this.ws.unsubscribe(topic);
+    if (this.topics?.delete(topic)) this.hooks!.unfollow(topic);
+    return was;
   }
 
   isSubscribed(topic: string): boolean {
@@ -115,6 +137,8 @@ class Conn implements WsConn {
   /** Called by the server's close handler. */
   markClosed(): void {
     this.closed = true;
+    if (this.topics) for (const t of this.topics) this.hooks!.unfollow(t);
+    this.topics = undefined;
     const cbs = this.closeCbs;
     this.closeCbs = undefined;
     if (cbs) for (const cb of cbs) cb();
@@ -176,6 +200,8 @@ export function errorFrame(e: ApiError, type?: string): string {
  */
 export class WsServer implements Publisher {
   private app: TemplatedApp | undefined;
+  /** Cluster mode sets this before listening: sockets following topics are reported to it. */
+  topicHooks: TopicHooks | undefined;
   private readonly conns = new Set<Conn>();
   private sweep: NodeJS.Timeout | undefined;
   // Open sockets, plus upgrades between their token check and open, per wallet and per IP.
@@ -271,7 +297,7 @@ export class WsServer implements Publisher {
       },
       open: (ws) => {
         const data = ws.getUserData();
-        const conn = new Conn(ws, data.auth, data.ip, () => metrics.wsSlowConsumers.labels('dropped').inc());
+        const conn = new Conn(ws, data.auth, data.ip, () => metrics.wsSlowConsumers.labels('dropped').inc(), this.topicHooks);
         data.conn = conn;
         this.conns.add(conn);
         conn.unregister = this.deps.live?.add(data.auth.sid, {

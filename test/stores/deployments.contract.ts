@@ -74,6 +74,27 @@ export function deploymentsContract(engine: () => Promise<StoreEngine<Deployment
     }
   });
 
+  test('writes of one deployment commit in the order they were made (a ref saved while a transition is in flight lands after it)', async () => {
+    const e = await engine();
+    try {
+      const s = e.store;
+      const d = deployment('o1');
+      await s.insert(d, 'queued');
+      const writes: Promise<unknown>[] = [];
+      for (let i = 1; i <= 20; i++) {
+        writes.push(s.save({ ...d, status: 'deploying', progress: i, updated_at: d.updated_at + i }, `step ${i}`));
+        writes.push(s.saveRef('o1', d.id, { id: `r-${i}` }, d.updated_at + i));
+      }
+      await Promise.all(writes);
+      const got = (await e.second().byId(d.id))!;
+      assert.equal(got.progress, 20);
+      assert.deepEqual(got.provider_ref, { id: 'r-20' });
+      assert.deepEqual((await e.second().events(d.id)).map((x) => x.progress), [0, ...Array.from({ length: 20 }, (_, i) => i + 1)]);
+    } finally {
+      await e.close();
+    }
+  });
+
   test('list filters, sorts, pages; candidateNfts finds deployed NFTs', async () => {
     const e = await engine();
     try {
