@@ -137,3 +137,31 @@ test('writer threads on SQLite: two on one file append to one chain; verify by -
   assert.equal(r.code, 0, r.err);
   assert.match(r.out, /3000 rows verified/);
 });
+
+test('two cluster nodes (real `panthers serve` processes) write one chain in PostgreSQL: every request of each is on it after SIGTERM', async () => {
+  const { startEngines, startClusterNodes } = await import('./helpers/cluster.js');
+  const engines = await startEngines();
+  try {
+    const cluster = await startClusterNodes(2, engines);
+    const per = 40;
+    await Promise.all(cluster.nodes.map(async (n) => {
+      for (let i = 0; i < per; i++) {
+        const r = await n.request('GET', '/health', { headers: { 'x-request-id': `${n.nodeId}-${i}` } });
+        assert.equal(r.status, 200);
+      }
+    }));
+    await cluster.stop();
+    const r = await cli({ PANTHERS_DATABASE_URL: engines.pg.url }, 'verify');
+    assert.equal(r.code, 0, r.err);
+    const sql = openPg(engines.pg.url, { max: 1 });
+    try {
+      const rows = await sql<{ client_request_id: string }[]>`SELECT client_request_id FROM audit_log WHERE client_request_id LIKE 'node-%'`;
+      const seen = new Set(rows.map((x) => x.client_request_id));
+      for (const n of cluster.nodes) for (let i = 0; i < per; i++) assert.ok(seen.has(`${n.nodeId}-${i}`), `${n.nodeId}-${i} is on the chain`);
+    } finally {
+      await sql.end({ timeout: 1 });
+    }
+  } finally {
+    engines.stop();
+  }
+});
