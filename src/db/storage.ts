@@ -41,6 +41,9 @@ import { PgQuotaStore } from '../guards/quota-store.pg.js';
 import type { BlockCursor } from '../../adapters/ownership/evm.js';
 import { sqliteBlockCursor } from '../../adapters/ownership/block-cursor.js';
 import { pgBlockCursor } from '../../adapters/ownership/block-cursor.pg.js';
+import type { AuditStore } from '../guards/audit-store.js';
+import { SqliteAuditStore } from '../guards/audit-store.sqlite.js';
+import { PgAuditStore } from '../guards/audit-store.pg.js';
 
 /**
  * The storage seam: every store the app uses, behind async interfaces, on one engine. SQLite (the
@@ -66,6 +69,8 @@ export interface Storage {
   readonly quota: QuotaStore;
   /** the EVM Transfer-log poller's progress for one log source */
   blockCursor(source: string): BlockCursor;
+  /** the hash-chained audit log (reads and direct appends; AuditLog's writer thread opens its own connection) */
+  readonly audit: AuditStore;
   /** Flushes pending group commits and closes what this storage opened. */
   close(): Promise<void>;
 }
@@ -101,6 +106,7 @@ export function openSqliteStorage(dataDir: string, opts: SqliteStorageOptions = 
     replay: new SqliteReplayStore(db),
     quota: new SqliteQuotaStore(db),
     blockCursor: (source) => sqliteBlockCursor(db, source, now),
+    audit: new SqliteAuditStore(db),
     async close() {
       if (db.open) await conversations.flush();
       if (owned && db.open) db.close();
@@ -149,6 +155,7 @@ export function openPgStorage(sql: Sql, opts: PgStorageOptions): Storage & { sql
     replay: new PgReplayStore(sql),
     quota: new PgQuotaStore(sql),
     blockCursor: (source) => pgBlockCursor(sql, source, now),
+    audit: new PgAuditStore(sql),
     async close() {
       await conversations.flush();
       if (opts.ownsSql) await sql.end({ timeout: 5 });

@@ -24,7 +24,11 @@ export const guaranteesFeature: FeatureModule = (f) => {
     throw new ConfigError('PANTHERS_PUBLIC_URL', `must be an https:// URL when PANTHERS_ENV=production, got "${config.publicUrl}"`);
   }
 
-  const audit = new AuditLog({ db: ctx.db, log: ctx.log, metrics: ctx.metrics, retentionDays: config.auditRetentionDays, maxRows: config.auditMaxRows, now: ctx.now });
+  // A cluster node appends to the one chain in PostgreSQL (every node the same chain); else SQLite.
+  const audit = new AuditLog({
+    db: ctx.db, databaseUrl: config.cluster?.databaseUrl, log: ctx.log, metrics: ctx.metrics,
+    retentionDays: config.auditRetentionDays, maxRows: config.auditMaxRows, now: ctx.now,
+  });
   f.setAudit(audit);
   f.addHealthWarning(() => audit.nearCap());
   f.onStart(() => audit.start());
