@@ -39,6 +39,7 @@ test('examples/cluster/compose.yaml: PostgreSQL 15, NATS 2.9, three nodes from t
     assert.equal(decodeURIComponent(nu.username), cmd[cmd.indexOf('--user') + 1]);
     assert.equal(decodeURIComponent(nu.password), cmd[cmd.indexOf('--pass') + 1]);
     assert.equal(s.nats.ports, undefined, 'NATS is not published on the host');
+    assert.match(env.PANTHERS_CLUSTER_SECRET!, /^\$\{PANTHERS_CLUSTER_SECRET:\?/, 'the signing-key secret comes from the operator, not the example');
     const c = loadConfig(env);
     assert.equal(c.cluster?.nodeId, env.PANTHERS_NODE_ID);
     assert.deepEqual(c.trustedProxies, [s.proxy.networks.panthers.ipv4_address], 'the proxy is the trusted one');

@@ -65,14 +65,14 @@ function http(r: HttpResult): unknown {
 }
 
 /** The user's whole path; each step's answer is recorded in order. */
-async function userPath(nodes: Nodes, dataDir: string, nft: string, wallet: EvmTestWallet): Promise<Transcript> {
+async function userPath(nodes: Nodes, registry: string, nft: string, wallet: EvmTestWallet): Promise<Transcript> {
   const t: Transcript = [];
   const rec = (step: string, value: unknown) => {
     t.push({ step, value });
     if (process.env.USER_PATH_TRACE) appendFileSync(process.env.USER_PATH_TRACE, JSON.stringify({ step, value }) + '\n');
   };
   // Sign in: the challenge from one node, the signature verified by another (one public URL).
-  await signInProcess(nodes.signIn, dataDir, nft, wallet); // writes the registry row; a first session
+  await signInProcess(nodes.signIn, registry, nft, wallet); // writes the registry row; a first session
   const ch = await request(nodes.signIn, 'POST', '/v1/auth/challenge', { body: { wallet_address: wallet.address, nft_token_id: nft } });
   rec('challenge', { status: ch.status, keys: Object.keys(ch.body).sort() });
   const vr = await request(nodes.watch, 'POST', '/v1/auth/verify', {
@@ -216,7 +216,7 @@ test('the user path through nodes that do not own the NFT answers exactly what o
   const wallet = newEvmWallet();
 
   const one = normalize(await userPath({ signIn: single.url, deploy: single.url, watch: single.url }, singleDir, nft, wallet));
-  const many = normalize(await userPath({ signIn: a.url, deploy: b.url, watch: c.url }, cluster.dataDir, nft, wallet));
+  const many = normalize(await userPath({ signIn: a.url, deploy: b.url, watch: c.url }, engines.pg.url, nft, wallet));
   const steps = (one as Transcript).map((s) => s.step);
   assert.deepEqual((many as Transcript).map((s) => s.step), steps);
   const differ: string[] = [];

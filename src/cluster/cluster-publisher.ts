@@ -47,14 +47,14 @@ export class ClusterPublisher implements Publisher, TopicHooks {
   }
 
   /**
-   * The producer renders a chat chunk only when this says someone follows. This node cannot see
-   * the sockets of other nodes (a WS chat_stream on a non-owner follows `chat:<id>` there, through
-   * FrameRelay), so a chat topic always counts one possible remote follower: its frames go to NATS,
-   * which drops what no node follows. Deployment frames are published unconditionally anyway.
+   * At least 1: sockets on other nodes may follow the topic, and this node cannot see them (NATS
+   * keeps interest to itself). So the owner renders and relays every chunk in cluster mode; where
+   * nobody follows, that costs one NATS message per topic per event-loop turn, which the server
+   * drops. (An interest protocol could restore one-process's skip; at-most-once announcements
+   * would lose frames when one is lost, so it is not done.)
    */
   subscribers(topic: string): number {
-    const here = this.local.subscribers(topic);
-    return topic.startsWith(DEPLOYMENT) ? here : here + 1;
+    return Math.max(1, this.local.subscribers(topic));
   }
 
   dropSubscribers(topic: string, keep: (auth: AuthClaims) => boolean, frame: object): number {
