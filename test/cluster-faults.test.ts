@@ -326,7 +326,7 @@ describe('cluster faults: three nodes on PostgreSQL + NATS', { timeout: LONG ? 9
         }
         if (r.status !== 200) served.push(`${nft}: ${r.status} ${r.text.slice(0, 160)}`);
       }
-      proxy.restore();
+      await proxy.restore();
       assert.ok(ms <= FAILOVER_BOUND, `${link} cut: the node's shards were claimed by others after ${Math.round(ms)} ms (bound ${FAILOVER_BOUND})`);
       assert.deepEqual(served, [], `${link} cut: the cut node's NFTs answer through the others`);
       await c.settled();

@@ -33,13 +33,17 @@ export class TcpProxy {
 
   static async start(targetPort: number, targetHost = '127.0.0.1'): Promise<TcpProxy> {
     const p = new TcpProxy(targetHost, targetPort);
-    p.server = net.createServer((c) => p.accept(c));
-    await new Promise<void>((resolve, reject) => {
-      p.server.once('error', reject);
-      p.server.listen(0, '127.0.0.1', () => resolve());
-    });
+    await p.listen(0);
     p.port = (p.server.address() as net.AddressInfo).port;
     return p;
+  }
+
+  private async listen(port: number): Promise<void> {
+    this.server = net.createServer((c) => this.accept(c));
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, '127.0.0.1', () => resolve());
+    });
   }
 
   /** host:port clients connect to */
@@ -58,6 +62,7 @@ export class TcpProxy {
   private accept(client: net.Socket): void {
     client.on('error', () => undefined);
     if (this.state === 'refuse') {
+      // (a connection accepted just before the listener closed)
       client.resetAndDestroy();
       return;
     }
@@ -100,6 +105,9 @@ export class TcpProxy {
       p.upstream?.destroy();
     }
     this.pairs.clear();
+    // A refused connect is what a closed port gives (ECONNREFUSED): stop listening. The port is
+    // taken again on restore (ephemeral ports are not reused at once, so it is still free).
+    if (mode === 'refuse' && this.server.listening) this.server.close();
   }
 
   /** Open connections stay up but carry nothing either way; new ones hang (a silent partition). */
@@ -114,7 +122,8 @@ export class TcpProxy {
   }
 
   /** Forwards again. Stalled connections are dropped (their protocol state is lost anyway). */
-  restore(): void {
+  async restore(): Promise<void> {
+    if (!this.server.listening) await this.listen(this.port);
     if (this.state === 'stalled') for (const p of [...this.pairs]) { p.client.destroy(); p.upstream?.destroy(); }
     for (const c of this.held) c.destroy();
     this.held.clear();
@@ -135,6 +144,6 @@ export class TcpProxy {
   async close(): Promise<void> {
     this.cut('refuse');
     for (const c of this.held) c.destroy();
-    await new Promise<void>((r) => this.server.close(() => r()));
+    if (this.server.listening) await new Promise<void>((r) => this.server.close(() => r()));
   }
 }
