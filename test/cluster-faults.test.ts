@@ -16,7 +16,7 @@ import { shardOf } from '../src/cluster/shards.js';
  * owner is read from the lease table), so every request is forwarded. Throughout, a monitor
  * checks PostgreSQL itself (at most one live deployment per NFT, epochs and progress never go
  * back) and a client ledger keeps every acknowledged write, read back from every node after
- * each fault. Lease TTL is short (PANTHERS_LEASE_TTL_MS) so failover fits in seconds.
+ * each fault. Lease TTL is short (PANTHERS_CLUSTER_LEASE_TTL_MS) so failover fits in seconds.
  *
  * PANTHERS_CLUSTER_FAULTS_LONG=1: more NFTs, streams and rounds (a few minutes).
  */

@@ -27,7 +27,7 @@ export class ClusterUnavailable extends Error {
 const REFUSED_RE = /cluster mode is not available/i;
 
 export interface ClusterOptions {
-  /** lease TTL for every node (PANTHERS_LEASE_TTL_MS); short in tests */
+  /** lease TTL for every node (PANTHERS_CLUSTER_LEASE_TTL_MS, at least 1000); short in tests */
   leaseTtlMs?: number;
   /** more env for every node */
   env?: Record<string, string>;
@@ -77,7 +77,9 @@ export class ClusterNode {
       PANTHERS_DATABASE_URL: this.pgProxy.url(c.pg.url),
       PANTHERS_NATS_URL: this.natsProxy.url(c.nats.url),
       PANTHERS_NODE_ID: this.id,
-      PANTHERS_LEASE_TTL_MS: String(c.leaseTtlMs),
+      // 17d's names: renewal must be under half the TTL.
+      PANTHERS_CLUSTER_LEASE_TTL_MS: String(c.leaseTtlMs),
+      PANTHERS_CLUSTER_RENEW_MS: String(Math.max(50, Math.floor(c.leaseTtlMs / 5))),
       PANTHERS_DATA_DIR: this.dataDir,
       PANTHERS_OWNERS_FILE: c.ownersFile,
       PANTHERS_RATE_LIMITS: 'off',
