@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import PQueue from 'p-queue';
-import type { ActorKind, Behaviour } from './registry.js';
+import type { ActorKind, Behaviour } from '../src/contracts/actor-kind.js';
 import { ApiError, isApiError, toApiError } from '../src/errors.js';
 import type { Logger } from '../src/logger.js';
 import type { Publisher } from '../src/server/ws-server.js';
@@ -8,66 +8,11 @@ import type { ConversationsRepo } from '../src/agents/conversations-repo.js';
 import { estimateTokens, type ChatMessage, type ModelBackend } from '../src/models/model-backend.js';
 import type { AgentSettings } from '../src/providers/provider.js';
 import { chatTopic, ChunkFrames } from '../src/agents/chat-frames.js';
+import {
+  AGENT_ACTOR, type AgentMsg, type AgentTurns, type ClearHandle, type QuotaHold, type TurnHandle, type TurnListener, type TurnResult,
+} from '../src/contracts/agent-messages.js';
 
-export const AGENT_ACTOR = 'agent';
-
-export interface TurnResult {
-  response: string;
-  conversation_id: string;
-  timestamp: string;
-  tokens_used: number;
-  incomplete: boolean;
-  /** the reply stopped at the max_tokens cap */
-  truncated?: boolean;
-  prompt_tokens?: number;
-  completion_tokens?: number;
-  error?: ApiError;
-  /**
-   * False when the turn left nothing in the conversation: it was cancelled before the model started
-   * (client gone, deadline, shutdown, cleared) or the user's message could not be stored. A retry
-   * of such a turn is a first attempt, not a duplicate.
-   */
-  stored: boolean;
-}
-
-/** Receives a turn's chunks as they stream (an SSE response). Returning a promise pauses the model. */
-export interface TurnListener {
-  onChunk(content: string): void | Promise<void>;
-}
-
-export interface TurnHandle {
-  conversation_id: string;
-  /** Settles when the reply is stored: resolves even when the turn failed (see result.error), never rejects. */
-  done: Promise<TurnResult>;
-}
-
-/** What a clear answers at once (the mailbox never waits on it): resolves with the rows deleted. */
-export interface ClearHandle {
-  done: Promise<number>;
-}
-
-export type AgentMsg =
-  | {
-      type: 'turn'; wallet: string; conversationId?: string; message: string; signal?: AbortSignal; listener?: TurnListener;
-      /** Called synchronously once the conversation id is known, before any chunk is published. */
-      opened?(conversationId: string): void;
-      /** asks for a shorter reply than the operator's cap */
-      maxTokens?: number;
-      /** conversationId names a conversation to open when it does not exist yet (OpenAI `user`) */
-      createIfMissing?: boolean;
-      /** earlier messages the caller sent, stored before this one when the conversation is new */
-      prelude?: ChatMessage[];
-    }
-  | { type: 'clear'; wallet: string; conversationId: string }
-  | { type: 'ping' }
-  | { type: 'info' }
-  /** The agent is being stopped (its deployment stopped): its turns end now, stored as incomplete. */
-  | { type: 'stop' };
-
-/** A turn's share of the daily token quota, held from admission and settled with the real count. */
-export interface QuotaHold {
-  settle(tokens: number): void;
-}
+export { AGENT_ACTOR, type AgentMsg, type ClearHandle, type QuotaHold, type TurnHandle, type TurnListener, type TurnResult } from '../src/contracts/agent-messages.js';
 
 export interface AgentActorDeps {
   repo: ConversationsRepo;
@@ -95,7 +40,7 @@ export interface AgentActorDeps {
  * Chunks go to the conversation's WS topic and to the requesting HTTP stream, never through the
  * mailbox.
  */
-export class AgentBehaviour implements Behaviour<AgentMsg, unknown> {
+export class AgentBehaviour implements Behaviour<AgentMsg, unknown>, AgentTurns {
   /** set by shutdown: new turns are refused with this */
   private closing: ApiError | undefined;
   private readonly queue: PQueue;
@@ -152,7 +97,7 @@ export class AgentBehaviour implements Behaviour<AgentMsg, unknown> {
     let isNew = !id;
     if (id && msg.createIfMissing && !this.deps.repo.get(id)) isNew = true;
     else if (id) this.deps.repo.owned(id, this.nft, msg.wallet);
-    id ??= randomUUID();
+    id ??= msg.newConversationId ?? randomUUID();
     const cap = this.deps.maxTokens;
     const maxTokens = msg.maxTokens !== undefined && cap !== undefined ? Math.min(msg.maxTokens, cap) : msg.maxTokens ?? cap;
     const prelude = isNew ? msg.prelude : undefined;

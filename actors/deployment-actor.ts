@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import type { ActorKind, Behaviour, SelfRef, StopReason } from './registry.js';
+import type { ActorKind, Behaviour, SelfRef, StopReason } from '../src/contracts/actor-kind.js';
+import { DEPLOYMENT_ACTOR, type DeploymentMsg } from '../src/contracts/deployment-messages.js';
 import { ApiError } from '../src/errors.js';
 import type { Logger } from '../src/logger.js';
 import type { Publisher } from '../src/server/ws-server.js';
@@ -12,24 +13,7 @@ import type {
 import { deploymentFrame, deploymentTopic } from '../src/deployments/deployment-frames.js';
 import { deploymentView, type DeploymentView } from '../src/deployments/deployment-view.js';
 
-export const DEPLOYMENT_ACTOR = 'deployment';
-
-export type DeploymentMsg =
-  | { type: 'deploy'; wallet: string; provider: ProviderName; resources: Resources; agent: AgentSettings }
-  | { type: 'stop' }
-  | { type: 'get' }
-  | { type: 'recover' }
-  /** after a crash of this actor: drive a mid-lifecycle deployment no provider work is driving */
-  | { type: 'resume' }
-  | { type: 'step'; id: string; progress: number; message: string }
-  | { type: 'deployed'; id: string; result: DeployResult }
-  | { type: 'deploy_failed'; id: string; message: string }
-  | { type: 'stopped'; id: string }
-  | { type: 'stop_failed'; id: string; message: string }
-  | { type: 'released'; id: string }
-  | { type: 'release_failed'; id: string; message: string }
-  | { type: 'health' }
-  | { type: 'health_result'; id: string; report: HealthReport };
+export { DEPLOYMENT_ACTOR, type DeploymentMsg } from '../src/contracts/deployment-messages.js';
 
 /** Where provider secrets (the Akash manifest) are kept between steps: src/deployments/provider-secrets.ts. */
 export interface SecretStore {

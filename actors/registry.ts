@@ -2,6 +2,8 @@ import nactModule from 'nact';
 import { ApiError, isApiError } from '../src/errors.js';
 import type { Logger } from '../src/logger.js';
 import { Mailbox } from './mailbox.js';
+import type { ActorKind, Behaviour, SelfRef } from '../src/contracts/actor-kind.js';
+import type { LocalActors } from '../src/contracts/actor-directory.js';
 
 // nact ships partly wrong types (see reference/toolchain.md): use the runtime shape we rely on.
 interface NactRef { readonly name: string }
@@ -14,34 +16,7 @@ interface NactApi {
 }
 const nact = nactModule as unknown as NactApi;
 
-/** What an actor of some kind does with its messages. State lives in the object, rebuilt from SQLite. */
-export interface Behaviour<M = unknown, R = unknown> {
-  receive(msg: M): R | Promise<R>;
-  /** Work still running outside the mailbox (a stream, a provider call): never passivate then. */
-  busy?(): boolean;
-  /**
-   * Called when the actor stops: clear timers here. After a crash the actor is rebuilt from
-   * SQLite and work it started outside the mailbox may go on and report to the new one.
-   */
-  stopped?(why: StopReason): void;
-}
-
-export type StopReason = 'passivated' | 'crashed' | 'shutdown';
-
-/** A handle an actor uses to message itself later (e.g. when a provider call finishes). */
-export interface SelfRef<M> {
-  readonly key: string;
-  tell(msg: M): void;
-}
-
-export interface ActorKind<M = unknown, R = unknown> {
-  readonly name: string;
-  /** Builds the actor for a key from persisted state. Called on first message after spawn or restart. */
-  create(key: string, self: SelfRef<M>): Behaviour<M, R> | Promise<Behaviour<M, R>>;
-  /** Crash backoff: base delay (doubles per crash in the window) and how many crashes before giving up. */
-  backoffMs?: number;
-  maxRestarts?: number;
-}
+export type { ActorKind, Behaviour, SelfRef, StopReason } from '../src/contracts/actor-kind.js';
 
 /** One live actor: its mailbox (the messages waiting for it, in order) and its bookkeeping. */
 class Entry extends Mailbox<Pending> {
@@ -94,7 +69,7 @@ const RESTART_WINDOW_MS = 60_000;
  * children are that kind's actors: a crash restarts only the crashed actor, from SQLite, after a
  * backoff; idle actors are passivated by one sweep timer rather than a timer per actor.
  */
-export class ActorRegistry {
+export class ActorRegistry implements LocalActors {
   private readonly system: NactRef;
   private readonly kinds = new Map<string, { kind: ActorKind<any, any>; supervisor: NactRef; entries: Map<string, Entry> }>();
   private readonly sweeper: NodeJS.Timeout;

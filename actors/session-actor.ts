@@ -1,27 +1,13 @@
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { ApiError } from '../src/errors.js';
 import {
   REFRESH_TOKEN_TTL_MS, hashRefreshToken, newRefreshToken,
   type SessionRepository, type SessionRow,
 } from '../src/auth/sessions.js';
-import type { ActorKind, Behaviour } from './registry.js';
+import type { ActorKind, Behaviour } from '../src/contracts/actor-kind.js';
+import { SESSION_ACTOR, type SessionGrant, type SessionMsg } from '../src/contracts/session-messages.js';
 
-export const SESSION_ACTOR = 'session';
-
-export type SessionMsg =
-  | { type: 'open'; wallet: string; nft: string }
-  /** `next`: the token that replaces the presented one (nextRefreshToken); graceMs: see below */
-  | { type: 'refresh'; hash: string; next: string; graceMs: number }
-  | { type: 'revoke'; why: string }
-  | { type: 'get' };
-
-/** open/refresh: the session and its new refresh token (given to the client once, never stored). */
-export interface SessionGrant {
-  session: SessionRow;
-  refreshToken: string;
-  /** when this refresh token was issued: the access token issued with it carries this iat */
-  issuedAt: number;
-}
+export { SESSION_ACTOR, newSessionId, type SessionGrant, type SessionMsg } from '../src/contracts/session-messages.js';
 
 export interface SessionActorDeps {
   sessions: SessionRepository;
@@ -30,11 +16,6 @@ export interface SessionActorDeps {
   /** told after a revocation is written, so access tokens stop working at once */
   onRevoked?(sid: string, why: string, row: SessionRow): void;
   onOpened?(sid: string): void;
-}
-
-/** A new session id (the key of its actor). */
-export function newSessionId(): string {
-  return randomUUID();
 }
 
 /**

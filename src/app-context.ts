@@ -2,7 +2,7 @@ import type { Config } from './config.js';
 import type { Logger } from './logger.js';
 import type { Db } from './db/database.js';
 import type { Metrics } from './metrics.js';
-import type { ActorRegistry } from '../actors/registry.js';
+import type { ActorDirectory, LocalActors } from './contracts/actor-directory.js';
 import type { TokenService } from './auth/tokens.js';
 import type { CachedOwnership } from './auth/ownership.js';
 import type { AgentAccess } from './auth/agent-access.js';
@@ -18,7 +18,13 @@ export interface AppContext {
   readonly log: Logger;
   readonly db: Db;
   readonly metrics: Metrics;
-  readonly actors: ActorRegistry;
+  /** The actors running in this process: register kinds, passivate (the composition code and features that run actors). */
+  readonly actors: LocalActors;
+  /**
+   * Where requests send actor messages: the local registry in one process, the cluster directory
+   * (src/cluster/cluster-directory.ts) in cluster mode. Routes and WS handlers use only this.
+   */
+  readonly directory: ActorDirectory;
   readonly tokens: TokenService;
   readonly ownership: CachedOwnership;
   /** Agent-scoped tokens, deployment credentials, and `ownershipLost(nft)` (ends an NFT's agent tokens). */

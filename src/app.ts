@@ -92,6 +92,8 @@ export async function createApp(config: Config, opts: AppOptions = {}): Promise<
   const models = new Map<string, ModelBackend>();
   const ctx: AppContext = {
     config, log, db, metrics, actors, tokens,
+    // One process: the registry answers every ask itself. Cluster mode puts a ClusterDirectory here.
+    directory: actors,
     agentAccess: new AgentAccess(db, tokens, config.dataDir, now, config.agentTokenTtlSec),
     ownership: new CachedOwnership(opts.ownership ?? (await defaultOwnership(config, db)), config.ownershipCacheMs, now),
     publisher: ws,

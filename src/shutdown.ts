@@ -2,13 +2,13 @@ import { ApiError } from './errors.js';
 import type { Logger } from './logger.js';
 import type { HttpServer } from './server/http-server.js';
 import type { WsServer } from './server/ws-server.js';
-import type { ActorRegistry } from '../actors/registry.js';
-import { AGENT_ACTOR, type AgentBehaviour } from '../actors/agent-actor.js';
+import type { LocalActors } from './contracts/actor-directory.js';
+import { AGENT_ACTOR, type AgentTurns } from './contracts/agent-messages.js';
 
 export interface ShutdownParts {
   http: HttpServer;
   ws: WsServer;
-  actors: ActorRegistry;
+  actors: LocalActors;
   log: Logger;
   graceMs: number;
   /** Writes what is still queued (chat batches, audit rows) while the database is open. */
@@ -31,7 +31,7 @@ export async function shutDown(p: ShutdownParts): Promise<void> {
   p.ws.stopAccepting();
   const reason = new ApiError('SERVICE_UNAVAILABLE', 'The server is shutting down; the partial reply is stored as incomplete', { reason: 'shutdown' });
   const abortTurns = async () => {
-    const turns = p.actors.behaviours<AgentBehaviour>(AGENT_ACTOR).map((b) => b.abortAll(reason, true));
+    const turns = p.actors.behaviours<AgentTurns>(AGENT_ACTOR).map((b) => b.abortAll(reason, true));
     if (!turns.length) return;
     let timer: NodeJS.Timeout | undefined;
     const ended = await Promise.race([

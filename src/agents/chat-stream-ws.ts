@@ -3,8 +3,8 @@ import { ApiError } from '../errors.js';
 import { nftTokenId } from '../server/validation.js';
 import type { AuthClaims } from '../server/route.js';
 import type { WsConn, WsMessageHandler } from '../server/ws-server.js';
-import type { ActorRegistry } from '../../actors/registry.js';
-import { AGENT_ACTOR, type AgentMsg, type TurnHandle } from '../../actors/agent-actor.js';
+import type { ActorDirectory } from '../contracts/actor-directory.js';
+import { AGENT_ACTOR, type AgentMsg, type TurnHandle } from '../contracts/agent-messages.js';
 import type { ConversationsRepo } from './conversations-repo.js';
 import { chatTopic, ChunkFrames } from './chat-frames.js';
 import { chatMessageSchema, conversationIdSchema } from './chat-message.js';
@@ -23,7 +23,7 @@ function chatStreamMsg(maxMessageChars: number) {
 }
 
 export interface ChatStreamDeps {
-  actors: ActorRegistry;
+  actors: ActorDirectory;
   conversations: ConversationsRepo;
   /** PANTHERS_MAX_MESSAGE_CHARS, as POST /chat applies it */
   maxMessageChars: number;

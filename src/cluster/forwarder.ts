@@ -9,6 +9,14 @@ interface Served {
 
 type Reply = { ok: unknown } | { error: { code: string; message: string; details?: Record<string, unknown> } } | { notOwner: true };
 
+/** A forwarded ask given up because this node now owns the shard: run it locally instead. */
+export class ForwardAbandoned extends Error {
+  constructor(readonly shard: number) {
+    super(`shard ${shard} is now owned here`);
+    this.name = 'ForwardAbandoned';
+  }
+}
+
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
@@ -85,8 +93,12 @@ export class Forwarder {
     e.timer.unref();
   }
 
-  /** Asks whoever owns the shard, retrying until the deadline while nobody (or a stale owner) answers. */
-  async ask<T>(shard: number, msg: unknown, deadlineMs: number): Promise<T> {
+  /**
+   * Asks whoever owns the shard, retrying until the deadline while nobody (or a stale owner) answers.
+   * `abandon` is checked before each retry: when it says true (this node just became the owner)
+   * the ask ends with ForwardAbandoned so the caller can run it locally.
+   */
+  async ask<T>(shard: number, msg: unknown, deadlineMs: number, abandon?: () => boolean): Promise<T> {
     const until = performance.now() + deadlineMs;
     const data = enc.encode(JSON.stringify(msg));
     for (let attempt = 0; ; attempt++) {
@@ -107,8 +119,10 @@ export class Forwarder {
       if (reply && 'ok' in reply) return reply.ok as T;
       if (reply && 'error' in reply) throw new ApiError(reply.error.code as never, reply.error.message, reply.error.details ?? {});
       // Nobody owns the shard right now, or the lease just moved: wait a little and ask again.
+      if (abandon?.()) throw new ForwardAbandoned(shard);
       const backoff = Math.min(400, 50 * 2 ** Math.min(attempt, 3)) * (0.5 + Math.random() / 2);
       await new Promise((r) => setTimeout(r, Math.min(backoff, Math.max(0, until - performance.now()))));
+      if (abandon?.()) throw new ForwardAbandoned(shard);
     }
     throw new ApiError('SERVICE_UNAVAILABLE', 'No node owns this NFT right now; retry shortly', { reason: 'no_owner' });
   }

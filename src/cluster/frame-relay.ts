@@ -17,7 +17,7 @@ export class FrameRelay {
   private scheduled = false;
   private readonly follows = new Map<string, { sub: Subscription; count: number }>();
   /** NATS messages sent, frames carried: the batching ratio, for /metrics and the bench. */
-  readonly stats = { messages: 0, frames: 0, received: 0 };
+  readonly stats = { messages: 0, frames: 0, received: 0, dropped: 0 };
 
   constructor(
     private readonly nc: NatsConnection,
@@ -48,7 +48,14 @@ export class FrameRelay {
   flush(): void {
     this.scheduled = false;
     for (const [topic, frames] of this.pending) {
-      this.nc.publish(this.subject(topic), enc.encode(frames.join('\n')));
+      try {
+        this.nc.publish(this.subject(topic), enc.encode(frames.join('\n')));
+      } catch {
+        // The connection is closed or draining (shutdown, a lost link): frames are at-most-once
+        // (a final frame carries the whole reply), and a throw here would be uncaught.
+        this.stats.dropped++;
+        continue;
+      }
       this.stats.messages++;
       this.stats.frames += frames.length;
     }

@@ -5,7 +5,7 @@ import { ACCESS_TOKEN_TTL_SEC, agentAudience } from '../auth/tokens.js';
 import { agentAccessRoutes } from '../routes/agent-access.js';
 import { agentSignInRoutes } from '../routes/agent-sign-in.js';
 import { embeddedEndpointUrl } from '../agents/embedded-endpoint.js';
-import { SESSION_ACTOR, newSessionId, type SessionGrant, type SessionMsg } from '../../actors/session-actor.js';
+import { SESSION_ACTOR, newSessionId, type SessionGrant, type SessionMsg } from '../contracts/session-messages.js';
 
 /**
  * Agent-scoped access on the orchestrator: the token exchange, the remote agent's owner and
@@ -27,7 +27,7 @@ export const agentAccessFeature: FeatureModule = (f) => {
     async issue(wallet, nft, req) {
       // A session of its own (revocable like any other; no refresh token is handed out), and a
       // token with the agent's audience: the orchestrator API refuses it.
-      const grant = await ctx.actors.ask<SessionGrant>(SESSION_ACTOR, newSessionId(), { type: 'open', wallet, nft } satisfies SessionMsg);
+      const grant = await ctx.directory.ask<SessionGrant>(SESSION_ACTOR, newSessionId(), { type: 'open', wallet, nft } satisfies SessionMsg);
       const t = await ctx.tokens.issue({ sub: wallet, nft, sid: grant.session.id, aud: agentAudience(nft) }, ACCESS_TOKEN_TTL_SEC);
       req.log.info({ wallet, nft, session_id: grant.session.id }, 'agent session opened');
       return { access_token: t.token, expires_in: t.expiresIn };

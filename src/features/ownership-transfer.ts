@@ -3,7 +3,7 @@ import { SessionRepository } from '../auth/sessions.js';
 import { OwnershipWatcher } from '../auth/ownership-watcher.js';
 import { sameWallet } from '../auth/ownership.js';
 import { deploymentTopic } from '../deployments/deployment-frames.js';
-import { SESSION_ACTOR, type SessionMsg } from '../../actors/session-actor.js';
+import { SESSION_ACTOR, type SessionMsg } from '../contracts/session-messages.js';
 
 /**
  * Sessions follow NFT ownership: the watcher revokes the previous owner's sessions of an NFT
@@ -33,7 +33,7 @@ export const ownershipTransferFeature: FeatureModule = (f) => {
     sessionsOf: (nft) => sessions.activeForNft(nft, ctx.now()),
     nftsWithSessions: () => sessions.activeNfts(ctx.now()),
     revoke: async (sid) => {
-      await ctx.actors.ask(SESSION_ACTOR, sid, { type: 'revoke', why: 'ownership_lost' } satisfies SessionMsg);
+      await ctx.directory.ask(SESSION_ACTOR, sid, { type: 'revoke', why: 'ownership_lost' } satisfies SessionMsg);
     },
     transferred: (nft, owner, previous) => {
       // Agent tokens of the NFT held by another wallet end too (remote agents within their

@@ -14,8 +14,11 @@ import { defaultCharacter } from '../agents/character.js';
 import type { AgentHost } from '../agents/agent-host.js';
 import type { AgentSettings, DeploySpec, ProviderName } from '../providers/provider.js';
 import { ProviderSecrets } from '../deployments/provider-secrets.js';
-import { DEPLOYMENT_ACTOR, deploymentActorKind, type DeploymentMsg, type DeploymentView } from '../../actors/deployment-actor.js';
-import { AGENT_ACTOR, agentActorKind, type AgentMsg } from '../../actors/agent-actor.js';
+import { DEPLOYMENT_ACTOR, type DeploymentMsg, type DeploymentView } from '../contracts/deployment-messages.js';
+import { AGENT_ACTOR, type AgentMsg } from '../contracts/agent-messages.js';
+// Wiring: this feature runs the deployment and agent actor kinds in this process.
+import { deploymentActorKind } from '../../actors/deployment-actor.js';
+import { agentActorKind } from '../../actors/agent-actor.js';
 import { LocalProvider } from '../../adapters/providers/local.js';
 import { createAkashProvider } from '../../adapters/providers/akash/index.js';
 import { createSecretVmProvider } from '../../adapters/providers/secretvm/index.js';
@@ -60,7 +63,7 @@ class EmbeddedAgents implements AgentHost {
   }
 
   async ping(nft: string): Promise<void> {
-    await this.ctx.actors.ask(AGENT_ACTOR, nft, { type: 'ping' } satisfies AgentMsg, 5000);
+    await this.ctx.directory.ask(AGENT_ACTOR, nft, { type: 'ping' } satisfies AgentMsg, 5000);
   }
 
   endpointUrl(nft: string): string {
@@ -149,7 +152,7 @@ export const runtimeFeature: FeatureModule = (f) => {
 
   f.addRoutes(deploymentRoutes(ctx, deployments, idempotency));
   const agentDeps = {
-    actors: ctx.actors, conversations, maxMessageChars: ctx.config.maxMessageChars, startedAt: ctx.startedAt, now: ctx.now,
+    actors: ctx.directory, conversations, maxMessageChars: ctx.config.maxMessageChars, startedAt: ctx.startedAt, now: ctx.now,
     available: (nft: string) => agents.isMounted(nft), authorize, usage: (nft: string) => quota.usage(nft), idempotency,
   };
   f.addAgentRoutes(agentRoutes(agentDeps));
@@ -161,7 +164,7 @@ export const runtimeFeature: FeatureModule = (f) => {
   f.onStart(async () => {
     // Reconcile every deployment that was mid-lifecycle when the process stopped.
     const nfts = deployments.unfinishedNfts();
-    for (const nft of nfts) ctx.actors.tell(DEPLOYMENT_ACTOR, nft, { type: 'recover' } satisfies DeploymentMsg);
+    for (const nft of nfts) ctx.directory.tell(DEPLOYMENT_ACTOR, nft, { type: 'recover' } satisfies DeploymentMsg);
     if (nfts.length) ctx.log.info({ deployments: nfts.length }, 'recovering deployments');
   });
   f.onStop(async () => {
@@ -232,7 +235,7 @@ function wsHandlers(
         conn.subscribe(deploymentTopic(nft));
         let current: DeploymentView | null = null;
         try {
-          current = await ctx.actors.ask<DeploymentView>(DEPLOYMENT_ACTOR, nft, { type: 'get' } satisfies DeploymentMsg);
+          current = await ctx.directory.ask<DeploymentView>(DEPLOYMENT_ACTOR, nft, { type: 'get' } satisfies DeploymentMsg);
         } catch (e) {
           if (!(e instanceof ApiError && e.code === 'NOT_FOUND')) throw e;
         }
@@ -252,7 +255,7 @@ function wsHandlers(
       },
     },
     chat_stream: chatStreamHandler({
-      actors: ctx.actors, conversations, maxMessageChars: ctx.config.maxMessageChars, available: (nft) => agents.isMounted(nft), authorize,
+      actors: ctx.directory, conversations, maxMessageChars: ctx.config.maxMessageChars, available: (nft) => agents.isMounted(nft), authorize,
       idempotency, turnTimeoutMs: ctx.config.streamTimeoutMs,
     }),
   };

@@ -3,18 +3,18 @@ import { ApiError, toApiError } from '../errors.js';
 import { json, route, type Request, type RouteDef, type SseSink } from '../server/route.js';
 import { intParam } from '../server/validation.js';
 import { VERSION } from '../version.js';
-import { AGENT_ACTOR, type AgentMsg, type ClearHandle, type TurnHandle, type TurnListener, type TurnResult } from '../../actors/agent-actor.js';
+import { AGENT_ACTOR, type AgentMsg, type ClearHandle, type TurnHandle, type TurnListener, type TurnResult } from '../contracts/agent-messages.js';
 import type { ConversationsRepo } from '../agents/conversations-repo.js';
 import type { AgentSettings } from '../providers/provider.js';
 import { sseChunk } from '../agents/chat-frames.js';
 import { chatMessageSchema, conversationIdSchema } from '../agents/chat-message.js';
-import type { ActorRegistry } from '../../actors/registry.js';
+import type { ActorDirectory } from '../contracts/actor-directory.js';
 import type { AuthClaims } from '../server/route.js';
 import type { UsageView } from '../guards/quota.js';
 import { IdempotencyStore, notFinished } from '../guards/idempotency.js';
 
 export interface AgentRouteDeps {
-  actors: ActorRegistry;
+  actors: ActorDirectory;
   conversations: ConversationsRepo;
   maxMessageChars: number;
   startedAt: number;

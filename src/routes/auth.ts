@@ -8,7 +8,7 @@ import { ACCESS_TOKEN_TTL_SEC } from '../auth/tokens.js';
 import { hashRefreshToken, nextRefreshToken, type SessionRepository, type SessionRow } from '../auth/sessions.js';
 import type { SignIn } from '../auth/sign-in.js';
 import { walletKind } from '../auth/wallet-signature.js';
-import { SESSION_ACTOR, newSessionId, type SessionGrant, type SessionMsg } from '../../actors/session-actor.js';
+import { SESSION_ACTOR, newSessionId, type SessionGrant, type SessionMsg } from '../contracts/session-messages.js';
 
 export interface AuthRouteDeps {
   ctx: AppContext;
@@ -42,7 +42,7 @@ const isoTime = (ms: number) => new Date(ms).toISOString();
 
 /** POST /auth/challenge, /auth/verify, /auth/refresh, /auth/logout; GET /auth/session, /.well-known/jwks.json. */
 export function authRoutes({ ctx, signIn, sessions }: AuthRouteDeps): RouteDef[] {
-  const ask = <R>(sid: string, msg: SessionMsg) => ctx.actors.ask<R>(SESSION_ACTOR, sid, msg);
+  const ask = <R>(sid: string, msg: SessionMsg) => ctx.directory.ask<R>(SESSION_ACTOR, sid, msg);
   const rotationKey = ctx.tokens.deriveSecret('refresh-rotation');
 
   return [

@@ -3,7 +3,7 @@ import type { AppContext } from '../app-context.js';
 import { ApiError } from '../errors.js';
 import { json, jsonText, route, type Request, type RouteDef } from '../server/route.js';
 import { intParam, jsonObject, nftTokenId } from '../server/validation.js';
-import { DEPLOYMENT_ACTOR, deploymentView, type DeploymentMsg, type DeploymentView } from '../../actors/deployment-actor.js';
+import { DEPLOYMENT_ACTOR, deploymentView, type DeploymentMsg, type DeploymentView } from '../contracts/deployment-messages.js';
 import { DEPLOYMENT_STATUSES, type DeploymentsRepo } from '../deployments/deployments-repo.js';
 import { PROVIDERS, type ProviderName, type Resources } from '../providers/provider.js';
 import { defaultCharacter } from '../agents/character.js';
@@ -76,7 +76,7 @@ async function ownedOf(ctx: AppContext, wallet: string, candidates: string[]): P
 }
 
 export function deploymentRoutes(ctx: AppContext, repo: DeploymentsRepo, idempotency?: IdempotencyStore): RouteDef[] {
-  const ask = (nft: string, msg: DeploymentMsg) => ctx.actors.ask<DeploymentView>(DEPLOYMENT_ACTOR, nft, msg);
+  const ask = (nft: string, msg: DeploymentMsg) => ctx.directory.ask<DeploymentView>(DEPLOYMENT_ACTOR, nft, msg);
   return [
     route({
       method: 'POST', path: '/deployments', rateClass: 'deployment', auth: 'required', signed: true, idempotent: true, tags: ['deployments'],

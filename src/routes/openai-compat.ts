@@ -3,7 +3,7 @@ import * as v from 'valibot';
 import { ApiError } from '../errors.js';
 import { json, route, type RouteDef, type SseSink } from '../server/route.js';
 import { jsonObject } from '../server/validation.js';
-import { AGENT_ACTOR, type AgentMsg, type TurnHandle, type TurnResult } from '../../actors/agent-actor.js';
+import { AGENT_ACTOR, type AgentMsg, type TurnHandle, type TurnResult } from '../contracts/agent-messages.js';
 import type { ChatMessage } from '../models/model-backend.js';
 import { ChunkWriter, completion, completionId, DONE, openaiError, type Usage } from '../agents/openai-wire.js';
 import { SseBridge, type AgentRouteDeps } from './agent.js';

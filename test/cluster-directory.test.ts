@@ -1,0 +1,395 @@
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import pino from 'pino';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { ActorRegistry } from '../actors/registry.js';
+import { agentActorKind } from '../actors/agent-actor.js';
+import type { ActorKind } from '../src/contracts/actor-kind.js';
+import { AGENT_ACTOR, type AgentMsg, type ClearHandle, type TurnHandle, type TurnResult } from '../src/contracts/agent-messages.js';
+import { ClusterDirectory } from '../src/cluster/cluster-directory.js';
+import { shardOf } from '../src/cluster/shards.js';
+import { ApiError } from '../src/errors.js';
+import { openDatabase, type Db } from '../src/db/database.js';
+import { ConversationsRepo } from '../src/agents/conversations-repo.js';
+import type { ModelBackend, ModelEvent, ModelRequest } from '../src/models/model-backend.js';
+import { chatTopic } from '../src/agents/chat-frames.js';
+import { startNats, type Nats } from './helpers/engines.js';
+import { tempDir, sleep, waitFor } from './helpers/server.js';
+
+/**
+ * The cluster directory against a real nats-server: two ActorRegistry instances in this process
+ * stand for two nodes, each with its own NATS connection and SQLite file; a lease view is a set of
+ * shards per node (the lease loop is 17d's, tested in cluster-parts.test.ts).
+ */
+const log = pino({ level: 'silent' });
+let nats: Nats;
+const conns: NatsConnection[] = [];
+const nodes: Node[] = [];
+
+/** The model: deltas from the message's words; "stall" stops after two chunks until aborted. */
+const WORDS = Array.from({ length: 40 }, (_, i) => `w${i} `);
+const model: ModelBackend = {
+  name: 'scripted',
+  defaultModel: 'test',
+  async *stream(req: ModelRequest): AsyncIterable<ModelEvent> {
+    const last = req.messages[req.messages.length - 1]!.content;
+    const words = last === 'stall' ? WORDS.slice(0, 2) : WORDS;
+    for (const w of words) {
+      if (req.signal.aborted) return;
+      await new Promise((r) => setImmediate(r));
+      yield { type: 'delta', content: w };
+    }
+    if (last === 'stall' || last === 'slow') {
+      // until aborted: a stuck model (or, for "slow", a long reply the client gives up on)
+      await new Promise<void>((r) => (req.signal.aborted ? r() : req.signal.addEventListener('abort', () => r(), { once: true })));
+      return;
+    }
+    yield { type: 'usage', promptTokens: 7, completionTokens: words.length };
+  },
+};
+
+/** A probe kind: plain data in, plain data or the spec's errors out. */
+const probeKind: ActorKind<{ type: string; ms?: number }, unknown> = {
+  name: 'probe',
+  create(key) {
+    let n = 0;
+    return {
+      async receive(msg) {
+        switch (msg.type) {
+          case 'echo':
+            return { key, n: ++n, nested: { list: [1, 'two', null], ok: true } };
+          case 'fail':
+            throw new ApiError('CONFLICT', 'The probe is in the wrong state', { field: 'state', reason: 'busy' });
+          case 'crash':
+            throw new Error('boom');
+          case 'slow':
+            await sleep(msg.ms ?? 100);
+            return 'late';
+          default:
+            throw new ApiError('INVALID_FIELD', 'unknown', { field: 'type' });
+        }
+      },
+    };
+  },
+};
+
+interface Node {
+  name: string;
+  owned: Set<number>;
+  registry: ActorRegistry;
+  directory: ClusterDirectory;
+  nc: NatsConnection;
+  db: Db;
+  /** frames this node's WS publisher was given, per topic */
+  frames: Map<string, string[]>;
+}
+
+async function node(name: string, opts: { silenceMs?: number; heartbeatMs?: number } = {}): Promise<Node> {
+  const nc = await connect({ servers: nats.url, noEcho: true });
+  conns.push(nc);
+  const db = openDatabase(tempDir());
+  const frames = new Map<string, string[]>();
+  const publish = (topic: string, frame: string) => {
+    let l = frames.get(topic);
+    if (!l) frames.set(topic, (l = []));
+    l.push(frame);
+  };
+  const registry = new ActorRegistry({ log, idleMs: 60_000 });
+  registry.register(probeKind);
+  registry.register(agentActorKind({
+    repo: new ConversationsRepo(db, log),
+    publisher: { publish, subscribers: () => 0 },
+    log,
+    now: Date.now,
+    character: (nft) => ({ name: `agent ${nft}`, system_prompt: 'be brief', model: 'test', capabilities: ['chat'] }),
+    model: () => ({ backend: model, model: 'test' }),
+    concurrency: 8,
+    historyTokenBudget: 1000,
+  }));
+  const owned = new Set<number>();
+  const directory = new ClusterDirectory({
+    local: registry, nc, log, localPublish: publish,
+    leases: { ownedEpoch: (s) => (owned.has(s) ? 1 : undefined) },
+    shardedKinds: [AGENT_ACTOR, 'probe'],
+    heartbeatMs: opts.heartbeatMs ?? 200,
+    silenceMs: opts.silenceMs ?? 1000,
+  });
+  const n: Node = { name, owned, registry, directory, nc, db, frames };
+  nodes.push(n);
+  return n;
+}
+
+/** Node `n` holds the shard of `key` and serves it. */
+function own(n: Node, key: string): number {
+  const s = shardOf(key);
+  n.owned.add(s);
+  n.directory.serveShard(s);
+  return s;
+}
+
+function disown(n: Node, key: string): void {
+  const s = shardOf(key);
+  n.owned.delete(s);
+  n.directory.unserveShard(s);
+}
+
+/** An NFT id on a shard nobody uses yet in this file. */
+const usedShards = new Set<number>();
+function freshNft(): string {
+  for (let i = 1; ; i++) {
+    const nft = String(1000 + Math.floor(Math.random() * 1e6));
+    if (!usedShards.has(shardOf(nft))) {
+      usedShards.add(shardOf(nft));
+      return nft;
+    }
+    if (i > 10_000) throw new Error('no free shard');
+  }
+}
+
+interface ErrorShape { code: string; status: number; message: string; details: Record<string, unknown> }
+function errorShape(e: unknown): ErrorShape {
+  assert.ok(e instanceof ApiError, `an ApiError, got ${String(e)}`);
+  return { code: e.code, status: e.status, message: e.message, details: e.details };
+}
+
+async function turn(n: Node, nft: string, message: string, extra: Partial<Extract<AgentMsg, { type: 'turn' }>> = {}) {
+  const chunks: string[] = [];
+  const opened: string[] = [];
+  const handle = await n.directory.ask<TurnHandle>(AGENT_ACTOR, nft, {
+    type: 'turn', wallet: '0xabc', message, listener: { onChunk: (c) => void chunks.push(c) }, opened: (id) => void opened.push(id), ...extra,
+  } satisfies AgentMsg);
+  return { handle, chunks, opened };
+}
+
+/** A TurnResult without what differs between two runs (ids and times). */
+function comparable(r: TurnResult) {
+  const { conversation_id: _c, timestamp: _t, ...rest } = r;
+  return { ...rest, error: r.error && errorShape(r.error) };
+}
+
+before(async () => {
+  nats = await startNats();
+});
+
+after(async () => {
+  for (const n of nodes) {
+    n.directory.close();
+    n.registry.stopAll();
+    n.db.close();
+  }
+  await Promise.all(conns.map((c) => c.close().catch(() => undefined)));
+  nats?.stop();
+});
+
+describe('cluster directory: asks', () => {
+  test('an ask for an NFT owned elsewhere is forwarded and answers exactly what a local ask answers', async () => {
+    const a = await node('a');
+    const b = await node('b');
+    const nft = freshNft();
+    own(b, nft);
+    const forwarded = await a.directory.ask('probe', nft, { type: 'echo' });
+    const local = await b.directory.ask('probe', nft, { type: 'echo' });
+    assert.deepEqual(forwarded, { key: nft, n: 1, nested: { list: [1, 'two', null], ok: true } });
+    assert.deepEqual(local, { key: nft, n: 2, nested: { list: [1, 'two', null], ok: true } }, 'the same single actor answered both');
+    assert.equal(a.registry.isLive('probe', nft), false, 'no second activation on the asking node');
+    assert.equal(a.directory.stats.forwarded, 1);
+    assert.equal(b.directory.stats.local, 1, 'the owner ran its own ask locally');
+    // The agent's info crosses as plain data too.
+    assert.deepEqual(await a.directory.ask(AGENT_ACTOR, nft, { type: 'info' } satisfies AgentMsg), await b.directory.ask(AGENT_ACTOR, nft, { type: 'info' } satisfies AgentMsg));
+  });
+
+  test('errors keep their code, status, message and details; a crash is INTERNAL_ERROR on both paths', async () => {
+    const a = await node('a');
+    const b = await node('b');
+    const nft = freshNft();
+    own(b, nft);
+    for (const type of ['fail', 'crash', 'bogus']) {
+      const remote = await a.directory.ask('probe', nft, { type }).then(() => assert.fail('resolved'), errorShape);
+      const local = await b.directory.ask('probe', nft, { type }).then(() => assert.fail('resolved'), errorShape);
+      assert.deepEqual(remote, local, type);
+    }
+    assert.deepEqual(await a.directory.ask('probe', nft, { type: 'fail' }).then(() => assert.fail('resolved'), errorShape), {
+      code: 'CONFLICT', status: 409, message: 'The probe is in the wrong state', details: { field: 'state', reason: 'busy' },
+    });
+    // The owner's deadline is the asker's: its TIMEOUT comes back, not a transport error.
+    const slow = await a.directory.ask('probe', nft, { type: 'slow', ms: 1500 }, 300).then(() => assert.fail('resolved'), errorShape);
+    assert.equal(slow.code, 'TIMEOUT');
+    assert.equal(slow.status, 504);
+  });
+
+  test('kinds not keyed by NFT (sessions) and NFTs this node owns are asked locally, without NATS', async () => {
+    const a = await node('a');
+    const nft = freshNft();
+    own(a, nft);
+    const before = a.directory.stats.forwarded;
+    const ask = await a.directory.ask<{ n: number }>('probe', nft, { type: 'echo' });
+    assert.equal(ask.n, 1);
+    assert.equal(a.directory.shardFor('session', 'some-session-id'), undefined, 'sessions run on any node');
+    assert.equal(a.directory.stats.forwarded, before);
+    // A local turn keeps its callbacks: the listener is the caller's own object.
+    const t = await turn(a, nft, 'hi');
+    const r = await t.handle.done;
+    assert.equal(t.chunks.join(''), WORDS.join(''));
+    assert.equal(r.incomplete, false);
+    assert.equal(a.directory.stats.forwarded, before);
+  });
+
+  test('a lease moving mid-ask is latency, not an error: nobody owns it, then a new owner answers', async () => {
+    const a = await node('a');
+    const b = await node('b');
+    const c = await node('c');
+    const nft = freshNft();
+    own(b, nft);
+    assert.equal((await a.directory.ask<{ n: number }>('probe', nft, { type: 'echo' })).n, 1);
+    // b loses the lease (its subject answers NOT_OWNER for a moment, then nobody answers)...
+    b.owned.delete(shardOf(nft));
+    const started = performance.now();
+    const pending = a.directory.ask<{ key: string }>('probe', nft, { type: 'echo' }, 5000);
+    await sleep(300);
+    // ...and c claims it 300 ms later.
+    own(c, nft);
+    const r = await pending;
+    const took = performance.now() - started;
+    assert.equal(r.key, nft);
+    assert.ok(took >= 250 && took < 2000, `answered after the handoff (${Math.round(took)} ms)`);
+    assert.ok(b.directory.stats.notOwner >= 1, 'the old owner said NOT_OWNER rather than answering');
+    disown(b, nft);
+  });
+
+  test('the lease coming to the asking node mid-ask runs it here', async () => {
+    const a = await node('a');
+    const nft = freshNft();
+    const pending = a.directory.ask<{ n: number }>('probe', nft, { type: 'echo' }, 5000);
+    await sleep(200);
+    own(a, nft);
+    assert.equal((await pending).n, 1);
+    assert.equal(a.directory.stats.abandoned, 1);
+    assert.equal(a.registry.isLive('probe', nft), true);
+  });
+
+  test('no owner until the deadline: SERVICE_UNAVAILABLE, within the deadline', async () => {
+    const a = await node('a');
+    const nft = freshNft();
+    const started = performance.now();
+    const e = await a.directory.ask('probe', nft, { type: 'echo' }, 600).then(() => assert.fail('resolved'), errorShape);
+    assert.equal(e.code, 'SERVICE_UNAVAILABLE');
+    assert.ok(performance.now() - started < 1500);
+  });
+});
+
+describe('cluster directory: chat turns across nodes', () => {
+  test('a turn started on the non-owner streams every chunk in order and the whole result, as a local turn does', async () => {
+    const a = await node('a');
+    const b = await node('b');
+    const nft = freshNft();
+    own(b, nft);
+    const remote = await turn(a, nft, 'hello');
+    const rr = await remote.handle.done;
+    assert.deepEqual(remote.chunks, WORDS, 'every chunk, in order');
+    assert.deepEqual(remote.opened, [remote.handle.conversation_id], 'opened once, with the conversation id');
+    assert.equal(rr.conversation_id, remote.handle.conversation_id);
+    const local = await turn(b, nft, 'hello');
+    const lr = await local.handle.done;
+    assert.deepEqual(comparable(rr), comparable(lr), 'the same TurnResult (usage, truncation, stored)');
+    assert.deepEqual(comparable(rr), {
+      response: WORDS.join(''), tokens_used: 7 + WORDS.length, incomplete: false, truncated: false, prompt_tokens: 7, completion_tokens: WORDS.length, stored: true, error: undefined,
+    });
+    // The conversation lives on the owner: its WS frames were published there.
+    const frames = b.frames.get(chatTopic(rr.conversation_id)) ?? [];
+    assert.equal(frames.length, WORDS.length + 1);
+    assert.match(frames.at(-1)!, /"done":true/);
+    // A second turn continues the same conversation from the other node.
+    const again = await turn(a, nft, 'more', { conversationId: rr.conversation_id });
+    assert.equal((await again.handle.done).conversation_id, rr.conversation_id);
+    assert.equal(new ConversationsRepo(b.db, log).page(rr.conversation_id, 10, 0).total, 4);
+    assert.equal(a.registry.isLive(AGENT_ACTOR, nft), false);
+  });
+
+  test('two turns of one conversation in flight from the non-owner each get only their own chunks', async () => {
+    const a = await node('a');
+    const b = await node('b');
+    const nft = freshNft();
+    own(b, nft);
+    const first = await turn(a, nft, 'one');
+    const id = (await first.handle.done).conversation_id;
+    const [x, y] = await Promise.all([turn(a, nft, 'two', { conversationId: id }), turn(a, nft, 'three', { conversationId: id })]);
+    const [rx, ry] = await Promise.all([x.handle.done, y.handle.done]);
+    assert.deepEqual(x.chunks, WORDS);
+    assert.deepEqual(y.chunks, WORDS);
+    assert.equal(rx.incomplete || ry.incomplete, false);
+  });
+
+  test('a turn the owner refuses fails as a local one does (same ApiError)', async () => {
+    const a = await node('a');
+    const b = await node('b');
+    const nft = freshNft();
+    own(b, nft);
+    const missing = { conversationId: 'no-such-conversation' };
+    const remote = await turn(a, nft, 'x', missing).then(() => assert.fail('resolved'), errorShape);
+    const local = await turn(b, nft, 'x', missing).then(() => assert.fail('resolved'), errorShape);
+    assert.deepEqual(remote, local);
+  });
+
+  test('cancel is a forwarded message: the client going away ends the turn on the owner, stored incomplete', async () => {
+    const a = await node('a');
+    const b = await node('b');
+    const nft = freshNft();
+    own(b, nft);
+    const ac = new AbortController();
+    const t = await turn(a, nft, 'slow', { signal: ac.signal });
+    await waitFor(() => t.chunks.length >= 5 || undefined);
+    ac.abort();
+    const r = await t.handle.done;
+    assert.equal(r.incomplete, true);
+    assert.equal(r.error, undefined, 'a client that left is not an error');
+    assert.equal(r.stored, true);
+    const rows = new ConversationsRepo(b.db, log).page(r.conversation_id, 10, 0).messages;
+    assert.equal(rows.at(-1)!.incomplete, 1);
+    // A deadline (an ApiError reason) travels as itself.
+    const ac2 = new AbortController();
+    const t2 = await turn(a, nft, 'slow', { signal: ac2.signal, conversationId: r.conversation_id });
+    await waitFor(() => t2.chunks.length >= 1 || undefined);
+    ac2.abort(new ApiError('TIMEOUT', 'The reply ran past its deadline'));
+    const r2 = await t2.handle.done;
+    assert.equal(r2.error?.code, 'TIMEOUT');
+    assert.equal(r2.error?.status, 504);
+  });
+
+  test('a clear is forwarded and answers the rows deleted', async () => {
+    const a = await node('a');
+    const b = await node('b');
+    const nft = freshNft();
+    own(b, nft);
+    const t = await turn(a, nft, 'hello');
+    const id = (await t.handle.done).conversation_id;
+    const cleared = await a.directory.ask<ClearHandle>(AGENT_ACTOR, nft, { type: 'clear', wallet: '0xabc', conversationId: id } satisfies AgentMsg);
+    assert.equal(await cleared.done, 2);
+  });
+
+  test('the owner dying mid-turn ends the stream incomplete on the receiver within the deadline, never a hang', async () => {
+    const a = await node('a', { silenceMs: 800 });
+    const b = await node('b', { heartbeatMs: 150 });
+    const nft = freshNft();
+    own(b, nft);
+    const t = await turn(a, nft, 'stall');
+    await waitFor(() => t.chunks.length >= 2 || undefined);
+    // Heartbeats keep a silent model's turn alive...
+    await sleep(1200);
+    const late = await Promise.race([t.handle.done.then(() => 'ended'), sleep(10).then(() => 'running')]);
+    assert.equal(late, 'running', 'heartbeats kept a slow turn alive past the silence window');
+    // ...until the owner is gone (its NATS link dies with it).
+    const died = performance.now();
+    await b.nc.close();
+    const r = await t.handle.done;
+    const took = performance.now() - died;
+    assert.ok(took < 800 + 1000, `ended ${Math.round(took)} ms after the owner died`);
+    assert.equal(r.incomplete, true);
+    assert.equal(r.error?.code, 'SERVICE_UNAVAILABLE');
+    assert.equal(r.error?.details.reason, 'owner_lost');
+    assert.equal(r.response, WORDS.slice(0, 2).join(''), 'the partial reply it had');
+    // WS followers of the conversation on the receiving node get a final frame.
+    const last = a.frames.get(chatTopic(r.conversation_id))?.at(-1);
+    assert.match(last ?? '', /"done":true.*"incomplete":true/);
+    b.registry.stopAll();
+  });
+});
