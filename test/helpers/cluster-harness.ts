@@ -37,6 +37,12 @@ export interface ClusterOptions {
   providerPort?: number;
   /** LOG_LEVEL of the nodes (default warn; their output tail is kept for failures) */
   logLevel?: string;
+  /**
+   * One SQLite data dir for all nodes (as 17d's helper does until the PostgreSQL stores are
+   * wired); default: each node its own (they share nothing but PostgreSQL and NATS, as on
+   * separate machines). PANTHERS_CLUSTER_SHARE_DATA_DIR=1 sets it for a whole run.
+   */
+  shareDataDir?: boolean;
 }
 
 export class ClusterNode {
@@ -196,6 +202,7 @@ export class TestCluster {
   env: Record<string, string> = {};
   logLevel = 'warn';
   private nextId = 1;
+  shareDataDir = false;
   private constructor(readonly pg: Postgres, readonly nats: Nats, readonly dir: string, private readonly providerPort: number | undefined) {}
 
   /** Starts PostgreSQL, NATS and `count` nodes (in parallel). Throws ClusterUnavailable when the switch is refused. */
@@ -205,6 +212,7 @@ export class TestCluster {
     c.leaseTtlMs = opts.leaseTtlMs ?? 1500;
     c.env = opts.env ?? {};
     c.logLevel = opts.logLevel ?? 'warn';
+    c.shareDataDir = opts.shareDataDir ?? process.env.PANTHERS_CLUSTER_SHARE_DATA_DIR === '1';
     c.ownersFile = path.join(c.dir, 'owners.json');
     c.setOwners(opts.owners ?? {});
     c.sql = postgres(pg.url, { max: 4, onnotice: () => undefined });
@@ -244,7 +252,9 @@ export class TestCluster {
     ]);
     pgProxy.recordSends = false;
     natsProxy.recordSends = false;
-    const node = new ClusterNode(this, id, pgProxy, natsProxy, providerProxy, fs.mkdtempSync(path.join(this.dir, `${id}-`)));
+    const dataDir = this.shareDataDir ? path.join(this.dir, 'shared-data') : path.join(this.dir, id);
+    fs.mkdirSync(dataDir, { recursive: true });
+    const node = new ClusterNode(this, id, pgProxy, natsProxy, providerProxy, dataDir);
     this.nodes.push(node);
     await node.start();
     return node;
