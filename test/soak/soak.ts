@@ -230,18 +230,25 @@ async function soak(opts: SoakOptions, engines: { pg: Postgres; nats: Nats } | u
   }
   await sleep(120); // the registry notices another connection's commit within 50 ms
 
+  let signInRefusal = '';
   const signIn = async (n: Nft): Promise<boolean> => {
     const ch = await api.call('POST', '/v1/auth/challenge', { body: { wallet_address: n.wallet.address, nft_token_id: n.id } });
-    if (ch.status !== 200) return false;
+    if (ch.status !== 200) {
+      signInRefusal = `challenge: ${ch.status} ${ch.text.slice(0, 300)}`;
+      return false;
+    }
     const vr = await api.call('POST', '/v1/auth/verify', {
       body: { wallet_address: n.wallet.address, nft_token_id: n.id, signature: await n.wallet.sign(ch.body.message), message: ch.body.message },
     });
-    if (vr.status !== 200) return false;
+    if (vr.status !== 200) {
+      signInRefusal = `verify: ${vr.status} ${vr.text.slice(0, 300)}`;
+      return false;
+    }
     n.session = { id: vr.body.session_id, access: vr.body.access_token, refresh: vr.body.refresh_token, refreshCut: false };
     check(`signin:${n.session.id}`);
     return true;
   };
-  for (const n of nfts) if (!(await signIn(n))) throw new Error(`setup: sign-in failed for NFT ${n.id}`);
+  for (const n of nfts) if (!(await signIn(n))) throw new Error(`setup: sign-in failed for NFT ${n.id}: ${signInRefusal}`);
   for (const n of nfts.filter((x) => x.kind === 'chat')) {
     const r = await api.call('POST', '/v1/deployments', { token: n.session.access, body: { nft_token_id: n.id, provider: 'local' } });
     if (r.status !== 202) throw new Error(`setup: deploy ${n.id} answered ${r.status} ${r.text}`);
