@@ -88,6 +88,8 @@ export class ClusterNode {
       PANTHERS_CLUSTER_RENEW_MS: String(Math.max(50, Math.floor(c.leaseTtlMs / 5))),
       PANTHERS_DATA_DIR: this.dataDir,
       PANTHERS_OWNERS_FILE: c.ownersFile,
+      // One origin for the cluster (its balancer): a challenge signed for it verifies on any node.
+      PANTHERS_PUBLIC_URL: c.publicUrl,
       PANTHERS_RATE_LIMITS: 'off',
       PANTHERS_EVENT_LOOP_LAG_LIMIT_MS: '10000',
       PANTHERS_SCRIPTED_DELAY_MS: '10',
@@ -203,6 +205,9 @@ export class TestCluster {
   logLevel = 'warn';
   private nextId = 1;
   shareDataDir = false;
+  /** a round-robin balancer over the live nodes (the cluster's one public origin) */
+  balancer!: TcpProxy;
+  private rr = 0;
   private constructor(readonly pg: Postgres, readonly nats: Nats, readonly dir: string, private readonly providerPort: number | undefined) {}
 
   /** Starts PostgreSQL, NATS and `count` nodes (in parallel). Throws ClusterUnavailable when the switch is refused. */
@@ -216,6 +221,11 @@ export class TestCluster {
     c.ownersFile = path.join(c.dir, 'owners.json');
     c.setOwners(opts.owners ?? {});
     c.sql = postgres(pg.url, { max: 4, onnotice: () => undefined });
+    c.balancer = await TcpProxy.balancer(() => {
+      const live = c.live().filter((n) => n.port);
+      return live.length ? live[c.rr++ % live.length]!.port : undefined;
+    });
+    c.balancer.recordSends = false;
     try {
       c.migrate();
       // The first node alone first: it creates the schema if `panthers migrate` is not there.
@@ -226,6 +236,11 @@ export class TestCluster {
       throw e;
     }
     return c;
+  }
+
+  /** the balancer's URL: what a client of the cluster calls */
+  get publicUrl(): string {
+    return `http://${this.balancer.address}`;
   }
 
   setOwners(owners: Record<string, string>): void {
@@ -307,6 +322,7 @@ export class TestCluster {
     for (const n of this.nodes) {
       await Promise.all([n.pgProxy.close(), n.natsProxy.close(), n.providerProxy?.close()]);
     }
+    await this.balancer?.close();
     await this.sql?.end({ timeout: 1 }).catch(() => undefined);
     this.nats.stop();
     this.pg.stop();

@@ -29,10 +29,18 @@ export class TcpProxy {
   readonly sends: ProxySend[] = [];
   recordSends = true;
 
-  private constructor(readonly targetHost: string, readonly targetPort: number) {}
+  private constructor(readonly targetHost: string, private readonly target: () => number | undefined) {}
 
   static async start(targetPort: number, targetHost = '127.0.0.1'): Promise<TcpProxy> {
-    const p = new TcpProxy(targetHost, targetPort);
+    return TcpProxy.balancer(() => targetPort, targetHost);
+  }
+
+  /**
+   * A load balancer in front of a cluster's nodes: each new connection goes to the port `pick`
+   * returns (undefined: refused), like any L4 balancer; one origin for all nodes.
+   */
+  static async balancer(pick: () => number | undefined, targetHost = '127.0.0.1'): Promise<TcpProxy> {
+    const p = new TcpProxy(targetHost, pick);
     await p.listen(0);
     p.port = (p.server.address() as net.AddressInfo).port;
     return p;
@@ -73,10 +81,15 @@ export class TcpProxy {
       client.pause();
       return;
     }
+    const port = this.target();
+    if (port === undefined) {
+      client.resetAndDestroy();
+      return;
+    }
     this.connections++;
     const pair: { client: net.Socket; upstream?: net.Socket } = { client };
     this.pairs.add(pair);
-    const upstream = net.connect(this.targetPort, this.targetHost);
+    const upstream = net.connect(port, this.targetHost);
     pair.upstream = upstream;
     upstream.on('error', () => client.destroy());
     client.on('error', () => upstream.destroy());

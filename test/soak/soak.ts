@@ -6,6 +6,7 @@ import { prng } from '../helpers/prng.js';
 import { tempDir } from '../helpers/server.js';
 import { newEvmWallet, type EvmTestWallet } from '../helpers/wallets.js';
 import { ApiClient, NoAnswer, WsClient, type ClientHooks } from './api-client.js';
+import { TcpProxy } from '../helpers/tcp-proxy.js';
 import { ServerProcess } from './server-process.js';
 
 /**
@@ -128,15 +129,25 @@ async function soak(opts: SoakOptions, engines: { pg: Postgres; nats: Nats } | u
   const nodeCount = clusterMode ? Math.max(2, opts.nodes ?? 3) : 1;
   const leaseTtl = opts.leaseTtlMs ?? 1500;
   const ownersFile = path.join(dataDir, 'owners.json');
+  // A cluster has one public origin (its balancer): sign-in messages name it on every node.
+  let rr = 0;
+  const balancer = clusterMode ? await TcpProxy.balancer(() => {
+    const live = servers.filter((x) => x?.alive && x.url);
+    return live.length ? Number(new URL(live[rr++ % live.length]!.url).port) : undefined;
+  }) : undefined;
+  if (balancer) balancer.recordSends = false;
   const clusterEnv = (i: number): Record<string, string> => engines ? {
     PANTHERS_DATABASE_URL: engines.pg.url,
     PANTHERS_NATS_URL: engines.nats.url,
     PANTHERS_NODE_ID: `soak-${i + 1}`,
     PANTHERS_DATA_DIR: path.join(dataDir, process.env.PANTHERS_CLUSTER_SHARE_DATA_DIR === '1' ? 'shared' : `node-${i + 1}`),
     PANTHERS_OWNERS_FILE: ownersFile,
+    PANTHERS_PUBLIC_URL: `http://${balancer!.address}`,
     PANTHERS_CLUSTER_LEASE_TTL_MS: String(leaseTtl),
     PANTHERS_CLUSTER_RENEW_MS: String(Math.max(50, Math.floor(leaseTtl / 5))),
   } : {};
+  // One process, or a cluster's nodes (`srv` is the one killed this cycle).
+  const servers: (ServerProcess | undefined)[] = new Array(nodeCount).fill(undefined);
   const env = {
     PANTHERS_DATA_DIR: dataDir,
     PANTHERS_RATE_LIMITS: 'off',
@@ -185,8 +196,6 @@ async function soak(opts: SoakOptions, engines: { pg: Postgres; nats: Nats } | u
   };
   let seq = 0;
   const healthTimes: number[] = [];
-  // One process, or a cluster's nodes (`srv` is the one killed this cycle).
-  const servers: (ServerProcess | undefined)[] = new Array(nodeCount).fill(undefined);
   let srv: ServerProcess | undefined;
   const startOne = async (i: number) => {
     const s = await ServerProcess.start({ ...env, ...clusterEnv(i) }, healthBound, (why) => violation('unexpected exit', why));
@@ -588,6 +597,7 @@ async function soak(opts: SoakOptions, engines: { pg: Postgres; nats: Nats } | u
       const exit = await s.kill('SIGTERM');
       if (exit.code !== 0) violation('unclean shutdown', `SIGTERM ended the server with code ${exit.code} signal ${exit.signal}`);
     }
+    await balancer?.close();
   }
 
   const sorted = [...healthTimes].sort((a, b) => a - b);
