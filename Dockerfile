@@ -21,6 +21,7 @@ COPY bin ./bin
 # package.json only) so the prune does not remove it.
 RUN printf '{ "extends": "./tsconfig.json", "include": ["src", "actors", "adapters", "bin"] }\n' > tsconfig.image.json \
  && npx tsc -p tsconfig.image.json \
+ && node bin/bundle.mjs \
  && npm pkg set "dependencies.pino-pretty=$(node -p "require('./package.json').devDependencies['pino-pretty']")" \
  && npm prune --omit=dev --ignore-scripts
 

@@ -1,13 +1,15 @@
 import { randomUUID } from 'node:crypto';
-import PQueue from 'p-queue';
 import type { ActorKind, Behaviour } from '../src/contracts/actor-kind.js';
 import { ApiError, isApiError, toApiError } from '../src/errors.js';
 import type { Logger } from '../src/logger.js';
 import type { Publisher } from '../src/server/ws-server.js';
-import type { ConversationsRepo } from '../src/agents/conversations-repo.js';
+import type { ConversationsStore } from '../src/agents/conversations-store.js';
+import { answerFenced, type Fence } from '../src/db/fence.js';
 import { estimateTokens, type ChatMessage, type ModelBackend } from '../src/models/model-backend.js';
 import type { AgentSettings } from '../src/providers/provider.js';
 import { chatTopic, ChunkFrames } from '../src/agents/chat-frames.js';
+import { pumpModel } from '../src/models/model-pump.js';
+import { TurnSlots } from './turn-slots.js';
 import {
   AGENT_ACTOR, type AgentMsg, type AgentTurns, type ClearHandle, type QuotaHold, type TurnHandle, type TurnListener, type TurnResult,
 } from '../src/contracts/agent-messages.js';
@@ -15,12 +17,17 @@ import {
 export { AGENT_ACTOR, type AgentMsg, type ClearHandle, type QuotaHold, type TurnHandle, type TurnListener, type TurnResult } from '../src/contracts/agent-messages.js';
 
 export interface AgentActorDeps {
-  repo: ConversationsRepo;
+  repo: ConversationsStore;
+  /**
+   * The fence of this node's lease on the NFT's shard, for every write this actor makes (cluster
+   * mode; throws FencedError when the lease is not held now). Absent or undefined: SQLite.
+   */
+  fenceFor?(nft: string): Fence | undefined;
   publisher: Publisher;
   log: Logger;
   now(): number;
   /** The agent's character (name, prompt, model, capabilities) for an NFT. */
-  character(nft: string): AgentSettings;
+  character(nft: string): AgentSettings | Promise<AgentSettings>;
   /** Resolves an agent's `model` setting to a backend and the model name to ask it for. */
   model(setting: string): { backend: ModelBackend; model: string };
   concurrency: number;
@@ -36,21 +43,21 @@ export interface AgentActorDeps {
 /**
  * One NFT's agent: owns its conversations. The mailbox orders what changes them (opening a
  * conversation, queueing a turn, clearing); the turns themselves stream outside the mailbox, one at
- * a time per conversation (a promise chain) and up to `concurrency` conversations at once (p-queue).
+ * a time per conversation (a promise chain) and up to `concurrency` conversations at once (TurnSlots).
  * Chunks go to the conversation's WS topic and to the requesting HTTP stream, never through the
  * mailbox.
  */
 export class AgentBehaviour implements Behaviour<AgentMsg, unknown>, AgentTurns {
   /** set by shutdown: new turns are refused with this */
   private closing: ApiError | undefined;
-  private readonly queue: PQueue;
+  private readonly slots: TurnSlots;
   private readonly chains = new Map<string, Promise<unknown>>();
   /** Turns queued or running, per conversation: what a clear or a shutdown aborts. */
   private readonly turns = new Map<string, Set<{ ac: AbortController; done: Promise<TurnResult> }>>();
   private active = 0;
 
   constructor(private readonly nft: string, private readonly deps: AgentActorDeps) {
-    this.queue = new PQueue({ concurrency: deps.concurrency });
+    this.slots = new TurnSlots(deps.concurrency);
   }
 
   busy(): boolean {
@@ -58,6 +65,10 @@ export class AgentBehaviour implements Behaviour<AgentMsg, unknown>, AgentTurns 
   }
 
   receive(msg: AgentMsg): unknown {
+    return answerFenced(() => this.handle(msg));
+  }
+
+  private handle(msg: AgentMsg): unknown {
     switch (msg.type) {
       case 'turn':
         return this.turn(msg);
@@ -91,12 +102,18 @@ export class AgentBehaviour implements Behaviour<AgentMsg, unknown>, AgentTurns 
     return Promise.all(all);
   }
 
-  private turn(msg: Extract<AgentMsg, { type: 'turn' }>): TurnHandle {
+  private get fence(): Fence | undefined {
+    return this.deps.fenceFor?.(this.nft);
+  }
+
+  private async turn(msg: Extract<AgentMsg, { type: 'turn' }>): Promise<TurnHandle> {
     if (this.closing) throw this.closing;
+    // Cluster mode: refused here (nothing reserved yet) when this node does not hold the lease.
+    const fence = this.fence;
     let id = msg.conversationId;
     let isNew = !id;
-    if (id && msg.createIfMissing && !this.deps.repo.get(id)) isNew = true;
-    else if (id) this.deps.repo.owned(id, this.nft, msg.wallet);
+    if (id && msg.createIfMissing && !(await this.deps.repo.get(id))) isNew = true;
+    else if (id) await this.deps.repo.owned(id, this.nft, msg.wallet);
     id ??= msg.newConversationId ?? randomUUID();
     const cap = this.deps.maxTokens;
     const maxTokens = msg.maxTokens !== undefined && cap !== undefined ? Math.min(msg.maxTokens, cap) : msg.maxTokens ?? cap;
@@ -108,18 +125,22 @@ export class AgentBehaviour implements Behaviour<AgentMsg, unknown>, AgentTurns 
     for (const m of prelude ?? []) input += estimateTokens(m.content);
     let system = 0;
     try {
-      system = estimateTokens(this.deps.character(this.nft).system_prompt);
+      system = estimateTokens((await this.deps.character(this.nft)).system_prompt);
     } catch {
       // The turn itself will meet this failure and end its stream with an error frame.
     }
     // A continued conversation holds what its stored history will really put before the model
     // (up to the budget), not the whole budget: a small daily quota can still continue one.
-    const context = isNew || !this.deps.quota?.enabled ? 0 : this.deps.repo.contextTokens(id, this.deps.historyTokenBudget);
+    const context = isNew || !this.deps.quota?.enabled ? 0 : await this.deps.repo.contextTokens(id, this.deps.historyTokenBudget);
     const hold = this.deps.quota?.reserve(this.nft, system + Math.min(input + context, Math.max(input, this.deps.historyTokenBudget)) + (maxTokens ?? 0));
+    if (this.closing) {
+      hold?.settle(0);
+      throw this.closing;
+    }
     if (isNew) {
       const now = this.deps.now();
       try {
-        this.deps.repo.create({ id, nft_token_id: this.nft, wallet: msg.wallet.toLowerCase(), created_at: now, updated_at: now });
+        this.deps.repo.create({ id, nft_token_id: this.nft, wallet: msg.wallet.toLowerCase(), created_at: now, updated_at: now }, fence);
       } catch (e) {
         hold?.settle(0);
         throw e;
@@ -128,18 +149,19 @@ export class AgentBehaviour implements Behaviour<AgentMsg, unknown>, AgentTurns 
     const conversationId = id;
     msg.opened?.(conversationId);
     this.active++;
-    // The turn's own controller: aborted by the caller's signal, a clear or a shutdown.
-    const ac = new AbortController();
-    const signal = msg.signal;
+    // The turn's own controller: aborted by the caller (its signal, or its controller handed
+    // over), a clear or a shutdown.
+    const ac = msg.controller ?? new AbortController();
+    const signal = msg.controller ? undefined : msg.signal;
     const onAbort = () => ac.abort(signal?.reason);
     if (signal?.aborted) onAbort();
     else signal?.addEventListener('abort', onAbort, { once: true });
     let set = this.turns.get(conversationId);
     if (!set) this.turns.set(conversationId, (set = new Set()));
-    const run = () => this.queue.add(() => this.safeTurn(conversationId, isNew && !prelude?.length, msg.message, ac, msg.listener, maxTokens, prelude, hold)) as Promise<TurnResult>;
+    const run = () => this.slots.run(() => this.safeTurn(conversationId, isNew && !prelude?.length, msg.message, ac, msg.listener, maxTokens, prelude, hold, fence));
     const t = { ac, done: undefined as unknown as Promise<TurnResult> };
     t.done = this.enqueue(conversationId, run)
-      .catch((e) => this.failed(conversationId, e, false)) // p-queue itself failing: still an answer
+      .catch((e) => this.failed(conversationId, e, false)) // the slots or the chain failing: still an answer
       .finally(() => {
         this.active--;
         // A turn that ended before settling (it failed early) releases its hold.
@@ -156,13 +178,14 @@ export class AgentBehaviour implements Behaviour<AgentMsg, unknown>, AgentTurns 
     return { conversation_id: conversationId, done: t.done };
   }
 
-  private clear(wallet: string, conversationId: string): ClearHandle {
-    this.deps.repo.owned(conversationId, this.nft, wallet);
+  private async clear(wallet: string, conversationId: string): Promise<ClearHandle> {
+    await this.deps.repo.owned(conversationId, this.nft, wallet);
+    const fence = this.fence;
     // A clear does not wait behind a streaming reply: it cuts the conversation's turns short (each
     // stores what it had and ends its stream), then deletes, ordered after them so no reply can
     // land after the clear. The mailbox moves on at once; the caller awaits `done`.
     for (const t of this.turns.get(conversationId) ?? []) t.ac.abort(new ApiError('CONFLICT', 'The conversation was cleared'));
-    return { done: this.enqueue(conversationId, async () => this.deps.repo.clear(conversationId)) };
+    return { done: this.enqueue(conversationId, () => this.deps.repo.clear(conversationId, fence)) };
   }
 
   /** Runs fn after everything already queued for the conversation. */
@@ -198,7 +221,7 @@ export class AgentBehaviour implements Behaviour<AgentMsg, unknown>, AgentTurns 
    */
   private async safeTurn(
     conversationId: string, isNew: boolean, message: string, ac: AbortController, listener: TurnListener | undefined,
-    maxTokens?: number, prelude?: ChatMessage[], hold?: QuotaHold,
+    maxTokens?: number, prelude?: ChatMessage[], hold?: QuotaHold, fence?: Fence,
   ): Promise<TurnResult> {
     const { repo, now, log } = this.deps;
     if (ac.signal.aborted) {
@@ -209,8 +232,8 @@ export class AgentBehaviour implements Behaviour<AgentMsg, unknown>, AgentTurns 
     try {
       const at = now();
       // One group commit: the earlier messages and this one land together or not at all.
-      const writes = (prelude ?? []).map((m) => repo.appendCommitted(conversationId, m.role, m.content, estimateTokens(m.content), false, at));
-      writes.push(repo.appendCommitted(conversationId, 'user', message, estimateTokens(message), false, at));
+      const writes = (prelude ?? []).map((m) => repo.appendCommitted(conversationId, m.role, m.content, estimateTokens(m.content), false, at, fence));
+      writes.push(repo.appendCommitted(conversationId, 'user', message, estimateTokens(message), false, at, fence));
       await Promise.all(writes);
     } catch (e) {
       log.error({ err: e, nft: this.nft, conversation: conversationId }, 'storing a message failed');
@@ -218,12 +241,12 @@ export class AgentBehaviour implements Behaviour<AgentMsg, unknown>, AgentTurns 
     }
     const progress = { text: '' };
     try {
-      return await this.runTurn(conversationId, isNew, message, ac, listener, progress, maxTokens, hold);
+      return await this.runTurn(conversationId, isNew, message, ac, listener, progress, maxTokens, hold, fence);
     } catch (e) {
       log.error({ err: e, nft: this.nft, conversation: conversationId }, 'chat turn failed');
       const error = isApiError(e) ? e : new ApiError('INTERNAL_ERROR', 'The turn failed; the partial reply is stored as incomplete');
       try {
-        await repo.appendCommitted(conversationId, 'assistant', progress.text, estimateTokens(progress.text), true, now());
+        await repo.appendCommitted(conversationId, 'assistant', progress.text, estimateTokens(progress.text), true, now(), fence);
       } catch (se) {
         log.error({ err: se, nft: this.nft, conversation: conversationId }, 'storing an incomplete reply failed');
       }
@@ -238,36 +261,30 @@ export class AgentBehaviour implements Behaviour<AgentMsg, unknown>, AgentTurns 
 
   private async runTurn(
     conversationId: string, isNew: boolean, message: string, ac: AbortController, listener: TurnListener | undefined, progress: { text: string }, maxTokens?: number,
-    hold?: QuotaHold,
+    hold?: QuotaHold, fence?: Fence,
   ): Promise<TurnResult> {
     const { repo, publisher, now } = this.deps;
-    const character = this.deps.character(this.nft);
+    const character = await this.deps.character(this.nft);
     const frames = new ChunkFrames(conversationId, this.nft);
     const topic = chatTopic(conversationId);
     // A conversation opened by this turn holds just this message: no need to read it back.
-    const history = isNew ? [{ role: 'user' as const, content: message }] : repo.context(conversationId, this.deps.historyTokenBudget);
+    const history = isNew ? [{ role: 'user' as const, content: message }] : await repo.context(conversationId, this.deps.historyTokenBudget);
     const messages = [{ role: 'system' as const, content: character.system_prompt }, ...history];
 
     let text = '';
     let usage: { promptTokens: number; completionTokens: number; truncated?: boolean } | undefined;
     let error: ApiError | undefined;
+    // Each delta is rendered and published once, and only when the topic has followers (a turn
+    // over SSE alone renders no WS frame); no per-subscriber work here (uWS fans out in C++).
+    const onDelta = (content: string): void | Promise<void> => {
+      text += content;
+      progress.text = text;
+      if (publisher.subscribers(topic) > 0) publisher.publish(topic, frames.chunk(content));
+      return listener?.onChunk(content);
+    };
     try {
       const { backend, model } = this.deps.model(character.model);
-      for await (const ev of untilAborted(backend.stream({ messages, model, maxTokens, tenant: this.nft, signal: ac.signal }), ac.signal)) {
-        if (ev.type === 'usage') {
-          usage = ev;
-          continue;
-        }
-        if (!ev.content) continue;
-        text += ev.content;
-        progress.text = text;
-        publisher.publish(topic, frames.chunk(ev.content));
-        if (listener) {
-          const wait = listener.onChunk(ev.content);
-          if (wait) await wait;
-        }
-        if (ac.signal.aborted) break;
-      }
+      usage = await pumpModel(backend, { messages, model, maxTokens, tenant: this.nft, signal: ac.signal }, onDelta);
     } catch (e) {
       if (!ac.signal.aborted) {
         error = toApiError(e);
@@ -283,7 +300,7 @@ export class AgentBehaviour implements Behaviour<AgentMsg, unknown>, AgentTurns 
     const tokensUsed = promptTokens + completion;
     const at = now();
     try {
-      await repo.appendCommitted(conversationId, 'assistant', text, completion, incomplete, at);
+      await repo.appendCommitted(conversationId, 'assistant', text, completion, incomplete, at, fence);
     } catch (e) {
       this.deps.log.error({ err: e, nft: this.nft, conversation: conversationId }, 'storing a reply failed');
       error ??= new ApiError('INTERNAL_ERROR', 'The reply could not be stored');
@@ -301,35 +318,6 @@ export class AgentBehaviour implements Behaviour<AgentMsg, unknown>, AgentTurns 
     };
     publisher.publish(topic, frames.last(result));
     return result;
-  }
-}
-
-/**
- * Iterates a model stream until it ends or the signal aborts, whichever comes first: a backend
- * that does not honour the abort (a stuck connection) cannot hold a turn, its conversation and
- * a concurrency slot past a deadline or a shutdown.
- */
-async function* untilAborted<T>(source: AsyncIterable<T>, signal: AbortSignal): AsyncGenerator<T> {
-  const it = source[Symbol.asyncIterator]();
-  let onAbort: (() => void) | undefined;
-  const aborted = new Promise<'aborted'>((resolve) => {
-    onAbort = () => resolve('aborted');
-    if (signal.aborted) onAbort();
-    else signal.addEventListener('abort', onAbort, { once: true });
-  });
-  try {
-    for (;;) {
-      const r = await Promise.race([it.next(), aborted]);
-      if (r === 'aborted') {
-        // Release the backend's connection without waiting on it.
-        void Promise.resolve(it.return?.()).catch(() => undefined);
-        return;
-      }
-      if (r.done) return;
-      yield r.value;
-    }
-  } finally {
-    signal.removeEventListener('abort', onAbort!);
   }
 }
 

@@ -5,24 +5,29 @@ import { ApiError } from '../src/errors.js';
 import type { Logger } from '../src/logger.js';
 import type { Publisher } from '../src/server/ws-server.js';
 import {
-  ACTIVE_STATUSES, type Deployment, type DeploymentEvent, type DeploymentStatus, type DeploymentsRepo,
-} from '../src/deployments/deployments-repo.js';
+  ACTIVE_STATUSES, type Deployment, type DeploymentEvent, type DeploymentStatus, type DeploymentsStore,
+} from '../src/deployments/deployments-store.js';
+import type { ProviderSecretsStore } from '../src/deployments/provider-secrets-store.js';
+import { answerFenced, FencedError, type Fence } from '../src/db/fence.js';
 import type {
-  AgentSettings, DeployResult, DeploySpec, HealthReport, ProviderAdapter, ProviderName, ProviderRef, Resources,
+  DeployResult, DeploySpec, HealthReport, ProviderAdapter, ProviderName, ProviderRef,
 } from '../src/providers/provider.js';
 import { deploymentFrame, deploymentTopic } from '../src/deployments/deployment-frames.js';
 import { deploymentView, type DeploymentView } from '../src/deployments/deployment-view.js';
 
 export { DEPLOYMENT_ACTOR, type DeploymentMsg } from '../src/contracts/deployment-messages.js';
 
-/** Where provider secrets (the Akash manifest) are kept between steps: src/deployments/provider-secrets.ts. */
-export interface SecretStore {
-  get(deploymentId: string): string | undefined;
-  set(deploymentId: string, value: string | null): void;
-}
+/** Where provider secrets (the Akash manifest) are kept between steps: src/deployments/provider-secrets-store.ts. */
+export type SecretStore = ProviderSecretsStore;
 
 export interface DeploymentActorDeps {
-  repo: DeploymentsRepo;
+  repo: DeploymentsStore;
+  /**
+   * The fence of this node's lease on the NFT's shard, for every write this actor makes (cluster
+   * mode; throws FencedError when the lease is not held now). Absent or undefined: one process,
+   * no fencing (SQLite).
+   */
+  fenceFor?(nft: string): Fence | undefined;
   providers: Map<ProviderName, ProviderAdapter>;
   /** Runs a provider call under that provider's p-queue (bounded concurrency and rate). */
   run<T>(provider: ProviderName, call: () => Promise<T>): Promise<T>;
@@ -88,8 +93,9 @@ class DeploymentBehaviour implements Behaviour<DeploymentMsg, unknown> {
     private readonly self: SelfRef<DeploymentMsg>,
     private readonly deps: DeploymentActorDeps,
     private readonly shared: Shared,
+    current: Deployment | undefined,
   ) {
-    this.current = deps.repo.latestForNft(nft);
+    this.current = current;
     shared.live.set(nft, this);
     if (this.current?.status === 'running') this.startHealthChecks();
   }
@@ -121,7 +127,24 @@ class DeploymentBehaviour implements Behaviour<DeploymentMsg, unknown> {
     if (this.current?.id === id) this.current.provider_ref = ref;
   }
 
+  private get fence(): Fence | undefined {
+    return this.deps.fenceFor?.(this.nft);
+  }
+
+  /**
+   * Cluster mode: a fenced write before provider work that no new row records (recovery, a
+   * release), so a node that lost the lease makes no provider call. Nothing to do on SQLite.
+   */
+  private async fencedTouch(d: Deployment): Promise<void> {
+    const fence = this.fence;
+    if (fence) await this.deps.repo.save(d, undefined, fence);
+  }
+
   receive(msg: DeploymentMsg): unknown {
+    return answerFenced(() => this.handle(msg));
+  }
+
+  private handle(msg: DeploymentMsg): unknown {
     switch (msg.type) {
       case 'deploy':
         return this.deploy(msg);
@@ -155,7 +178,7 @@ class DeploymentBehaviour implements Behaviour<DeploymentMsg, unknown> {
     }
   }
 
-  private deploy(msg: Extract<DeploymentMsg, { type: 'deploy' }>): DeploymentView | Promise<DeploymentView> {
+  private deploy(msg: Extract<DeploymentMsg, { type: 'deploy' }>): Promise<DeploymentView> {
     const cur = this.current;
     if (cur && ACTIVE_STATUSES.includes(cur.status)) {
       throw new ApiError('ALREADY_EXISTS', `NFT ${this.nft} already has a deployment that is ${cur.status}`, {
@@ -172,6 +195,7 @@ class DeploymentBehaviour implements Behaviour<DeploymentMsg, unknown> {
    * The mailbox waits for it (bounded): nothing else of this NFT may happen in between.
    */
   private async releaseThenDeploy(cur: Deployment, msg: Extract<DeploymentMsg, { type: 'deploy' }>): Promise<DeploymentView> {
+    await this.fencedTouch(cur);
     try {
       await this.release(cur, AbortSignal.timeout(Math.min(RELEASE_BEFORE_REDEPLOY_MS, this.deps.deployTimeoutMs(cur.provider))));
     } catch (e) {
@@ -179,32 +203,27 @@ class DeploymentBehaviour implements Behaviour<DeploymentMsg, unknown> {
         deployment_id: cur.id, provider: cur.provider,
       });
     }
-    this.markReleased(cur, 'Released the provider resource the failed deployment held, before the redeploy');
+    await this.markReleased(cur, 'Released the provider resource the failed deployment held, before the redeploy');
     return this.insertAndDeploy(msg);
   }
 
-  private insertAndDeploy(msg: Extract<DeploymentMsg, { type: 'deploy' }>): DeploymentView {
+  private async insertAndDeploy(msg: Extract<DeploymentMsg, { type: 'deploy' }>): Promise<DeploymentView> {
     const now = this.deps.now();
     const d: Deployment = {
       id: randomUUID(), nft_token_id: this.nft, wallet: msg.wallet.toLowerCase(), provider: msg.provider, status: 'pending',
       progress: 0, endpoint_url: null, resources: msg.resources, agent: msg.agent, provider_ref: null, details: null,
       error: null, health: null, created_at: now, updated_at: now,
     };
-    let ev: DeploymentEvent;
-    try {
-      ev = this.deps.repo.insert(d, `Deployment queued on ${msg.provider}`);
-    } catch (e) {
-      // The partial unique index is the last word on "one active deployment per NFT".
-      if ((e as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') throw new ApiError('ALREADY_EXISTS', `NFT ${this.nft} already has an active deployment`);
-      throw e;
-    }
+    // The store refuses a second live deployment (ALREADY_EXISTS) and, fenced, a node that lost
+    // the lease. The provider call starts only after this row, which records it, has committed.
+    const ev: DeploymentEvent = await this.deps.repo.insert(d, `Deployment queued on ${msg.provider}`, this.fence);
     this.current = d;
     this.publish(ev, d);
     this.runDeploy(d, undefined, false);
     return deploymentView(d);
   }
 
-  private stop(): DeploymentView {
+  private async stop(): Promise<DeploymentView> {
     const d = this.current;
     if (!d) throw new ApiError('NOT_FOUND', `NFT ${this.nft} has never been deployed`);
     if (d.status === 'stopped' || d.status === 'stopping') return deploymentView(d);
@@ -213,12 +232,12 @@ class DeploymentBehaviour implements Behaviour<DeploymentMsg, unknown> {
     if (work?.kind === 'deploy') {
       // Never `stopped` while a create may still land: stopping until the provider call in
       // flight settles (onDeployFailed/onDeployed), then everything it created is closed.
-      this.transition(d, 'stopping', d.progress, 'Stopping: waiting for the provider call in flight, then closing what it created', {});
+      await this.transition(d, 'stopping', d.progress, 'Stopping: waiting for the provider call in flight, then closing what it created', {});
       work.controller.abort(new ApiError('CONFLICT', 'Deployment cancelled'));
       return deploymentView(d);
     }
     // Running, or failed with a resource left at the provider: release it.
-    this.transition(d, 'stopping', d.progress, 'Stopping the agent', {});
+    await this.transition(d, 'stopping', d.progress, 'Stopping the agent', {});
     this.runStop(d);
     return deploymentView(d);
   }
@@ -228,11 +247,15 @@ class DeploymentBehaviour implements Behaviour<DeploymentMsg, unknown> {
    * of this actor (`resume`): finish what was under way, without doing it twice. Without a saved
    * ref the adapter looks the resource up (marker/name) before creating.
    */
-  private recover(confirmRunning: boolean): DeploymentView | undefined {
+  private async recover(confirmRunning: boolean): Promise<DeploymentView | undefined> {
     const d = this.current;
-    if (d?.status === 'failed' && d.provider_ref && !this.work) this.releaseFailed(d);
+    if (d?.status === 'failed' && d.provider_ref && !this.work) {
+      await this.fencedTouch(d);
+      this.releaseFailed(d);
+    }
     if (!d || TERMINAL.includes(d.status) || this.work) return d && deploymentView(d);
     if (d.status === 'running' && !confirmRunning) return deploymentView(d);
+    await this.fencedTouch(d);
     if (d.status === 'stopping') this.runStop(d);
     else this.runDeploy(d, d.provider_ref ?? undefined, true);
     return deploymentView(d);
@@ -259,9 +282,10 @@ class DeploymentBehaviour implements Behaviour<DeploymentMsg, unknown> {
     const timeoutMs = this.deps.deployTimeoutMs(d.provider);
     const spec = this.deps.specFor(d);
     const { nft, deps, shared } = this;
-    const secret = resuming ? deps.secrets.get(id) : undefined;
+    const fence = this.fence;
     this.deps.run(d.provider, async () => {
       if (work.controller.signal.aborted) throw new ApiError('CONFLICT', 'Deployment cancelled');
+      const secret = resuming ? await deps.secrets.get(id) : undefined;
       this.self.tell({ type: 'step', id, progress: 5, message: ref || resuming ? `Resuming deployment on ${d.provider}` : `Deploying to ${d.provider}` });
       const timer = setTimeout(() => work.controller.abort(new ApiError('TIMEOUT', `Deployment did not finish within ${Math.round(timeoutMs / 1000)} s`)), timeoutMs);
       try {
@@ -271,26 +295,23 @@ class DeploymentBehaviour implements Behaviour<DeploymentMsg, unknown> {
           resuming,
           secret,
           progress: (progress, message) => this.self.tell({ type: 'step', id, progress, message }),
-          // Written synchronously, before the provider call returns, so that a kill -9 right after a
-          // create still leaves the reference on disk and recovery resumes instead of creating again.
-          // Through `shared`: after a crash of this actor the rebuilt one holds the deployment.
+          // Written at once (SQLite: synchronously, before the provider call returns), so that a kill -9
+          // right after a create still leaves the reference on disk and recovery resumes instead of
+          // creating again. Through `shared`: after a crash of this actor the rebuilt one holds it.
           saveRef: (r) => {
             shared.live.get(nft)?.refSaved(id, r);
-            try {
-              deps.repo.saveRef(nft, id, r, deps.now());
-            } catch (e) {
-              // Not a reason to fail the deploy (SQLITE_BUSY): the copy in memory is written with the
-              // next transition, and without it a restart looks the resource up by marker/name.
+            return deps.repo.saveRef(nft, id, r, deps.now(), fence).catch((e: unknown) => {
+              // Fenced: another node owns the NFT now; it finds the resource by marker/name and
+              // drives it, so this node stops driving it. Otherwise (SQLITE_BUSY) not a reason to
+              // fail the deploy: the copy in memory is written with the next transition.
+              if (e instanceof FencedError) work.controller.abort(new ApiError('SERVICE_UNAVAILABLE', 'This node no longer owns the NFT'));
               deps.log.warn({ nft, deployment: id, err: describe(e) }, 'could not write the provider ref now');
-            }
+            });
           },
-          saveSecret: (v) => {
-            try {
-              deps.secrets.set(id, v);
-            } catch (e) {
+          saveSecret: (v) =>
+            deps.secrets.set(id, v, fence).catch((e: unknown) => {
               deps.log.warn({ nft, deployment: id, err: describe(e) }, 'could not write the provider secret now');
-            }
-          },
+            }),
         });
       } finally {
         clearTimeout(timer);
@@ -324,7 +345,7 @@ class DeploymentBehaviour implements Behaviour<DeploymentMsg, unknown> {
       }
     }
     for (const r of refs) await this.deps.run(d.provider, () => adapter.stop(r, signal));
-    this.deps.secrets.set(d.id, null);
+    await this.deps.secrets.set(d.id, null, this.fence);
   }
 
   private runStop(d: Deployment): void {
@@ -343,33 +364,32 @@ class DeploymentBehaviour implements Behaviour<DeploymentMsg, unknown> {
   }
 
   /** The deployment no longer holds anything at its provider: its ref is cleared (on disk and here). */
-  private markReleased(d: Deployment, message: string): void {
-    this.deps.repo.saveRef(this.nft, d.id, null, this.deps.now());
+  private async markReleased(d: Deployment, message: string): Promise<void> {
+    await this.deps.repo.saveRef(this.nft, d.id, null, this.deps.now(), this.fence);
     d.provider_ref = null;
-    if (this.current?.id === d.id) this.transition(d, d.status, d.progress, message, {});
+    if (this.current?.id === d.id) await this.transition(d, d.status, d.progress, message, {});
   }
 
-  private onStep(id: string, progress: number, message: string): void {
+  private async onStep(id: string, progress: number, message: string): Promise<void> {
     const d = this.current;
     if (!d || d.id !== id || (d.status !== 'pending' && d.status !== 'deploying')) return;
-    this.transition(d, 'deploying', Math.min(99, progress), message, {});
+    await this.transition(d, 'deploying', Math.min(99, progress), message, {});
   }
 
-  private onDeployed(id: string, result: DeployResult): void {
+  private async onDeployed(id: string, result: DeployResult): Promise<void> {
     const d = this.current;
     if (!d || d.id !== id) return;
     if (d.status === 'running') {
       // Recovery of a running deployment confirmed it still serves.
-      d.endpoint_url = result.endpointUrl;
-      d.details = result.details ?? d.details;
-      d.updated_at = this.deps.now();
-      this.deps.repo.save(d);
+      const next = { ...d, endpoint_url: result.endpointUrl, details: result.details ?? d.details, updated_at: this.deps.now() };
+      await this.deps.repo.save(next, undefined, this.fence);
+      Object.assign(d, { endpoint_url: next.endpoint_url, details: next.details, updated_at: next.updated_at });
       this.startHealthChecks();
       return;
     }
     if (d.status === 'stopping') {
       // Stopped while the provider was still creating it: close what was created.
-      this.deps.repo.saveRef(this.nft, id, result.ref, this.deps.now());
+      await this.deps.repo.saveRef(this.nft, id, result.ref, this.deps.now(), this.fence);
       d.provider_ref = result.ref;
       if (this.work?.kind !== 'stop') this.runStop(d);
       return;
@@ -380,14 +400,13 @@ class DeploymentBehaviour implements Behaviour<DeploymentMsg, unknown> {
       if (adapter) this.deps.run(d.provider, () => adapter.stop(result.ref)).catch(() => undefined);
       return;
     }
-    d.provider_ref = result.ref;
-    this.transition(d, 'running', 100, `Agent running at ${result.endpointUrl}`, {
-      endpoint_url: result.endpointUrl, details: result.details ?? null, error: null,
+    await this.transition(d, 'running', 100, `Agent running at ${result.endpointUrl}`, {
+      provider_ref: result.ref, endpoint_url: result.endpointUrl, details: result.details ?? null, error: null,
     });
     this.startHealthChecks();
   }
 
-  private onDeployFailed(id: string, message: string): void {
+  private async onDeployFailed(id: string, message: string): Promise<void> {
     const d = this.current;
     if (!d || d.id !== id) return;
     if (d.status === 'stopping') {
@@ -396,7 +415,7 @@ class DeploymentBehaviour implements Behaviour<DeploymentMsg, unknown> {
       return;
     }
     if (TERMINAL.includes(d.status)) return;
-    this.transition(d, 'failed', d.progress, `Deployment failed: ${message}`, { error: message });
+    await this.transition(d, 'failed', d.progress, `Deployment failed: ${message}`, { error: message });
     this.stopHealthChecks();
     this.releaseFailed(d);
   }
@@ -412,22 +431,22 @@ class DeploymentBehaviour implements Behaviour<DeploymentMsg, unknown> {
     );
   }
 
-  private onReleased(id: string): void {
+  private async onReleased(id: string): Promise<void> {
     const d = this.current;
     this.releaseAttempts = 0;
     if (d?.id === id && d.status === 'failed') {
-      if (d.provider_ref) this.markReleased(d, 'Released what the provider had created');
+      if (d.provider_ref) await this.markReleased(d, 'Released what the provider had created');
       return;
     }
     // No longer the current deployment (a redeploy released it too): just clear its ref.
-    if (d?.id !== id) this.deps.repo.saveRef(this.nft, id, null, this.deps.now());
+    if (d?.id !== id) await this.deps.repo.saveRef(this.nft, id, null, this.deps.now(), this.fence);
   }
 
-  private onReleaseFailed(id: string, message: string): void {
+  private async onReleaseFailed(id: string, message: string): Promise<void> {
     const d = this.current;
     this.deps.log.warn({ nft: this.nft, deployment: id, err: message }, 'releasing a failed deployment failed');
     if (d?.id !== id || d.status !== 'failed') return;
-    this.oweRelease(d);
+    await this.oweRelease(d);
   }
 
   /**
@@ -435,9 +454,9 @@ class DeploymentBehaviour implements Behaviour<DeploymentMsg, unknown> {
    * release is retried with backoff while this process runs; after a restart, recovery retries it.
    * DELETE or a redeploy releases it too.
    */
-  private oweRelease(d: Deployment): void {
+  private async oweRelease(d: Deployment): Promise<void> {
     if (!d.provider_ref) {
-      this.deps.repo.saveRef(this.nft, d.id, LOOKUP_OWED, this.deps.now());
+      await this.deps.repo.saveRef(this.nft, d.id, LOOKUP_OWED, this.deps.now(), this.fence);
       d.provider_ref = LOOKUP_OWED;
     }
     if (this.releaseRetry) clearTimeout(this.releaseRetry);
@@ -449,19 +468,19 @@ class DeploymentBehaviour implements Behaviour<DeploymentMsg, unknown> {
     this.releaseRetry.unref();
   }
 
-  private onStopped(id: string): void {
+  private async onStopped(id: string): Promise<void> {
     const d = this.current;
     if (!d || d.id !== id || d.status !== 'stopping') return;
     this.stopHealthChecks();
-    this.transition(d, 'stopped', d.progress, 'Deployment stopped', { health: null });
+    await this.transition(d, 'stopped', d.progress, 'Deployment stopped', { health: null });
   }
 
-  private onStopFailed(id: string, message: string): void {
+  private async onStopFailed(id: string, message: string): Promise<void> {
     const d = this.current;
     if (!d || d.id !== id || d.status !== 'stopping') return;
     this.stopHealthChecks();
-    this.transition(d, 'failed', d.progress, `Stopping failed: ${message}; retried in the background, or DELETE again`, { error: `stop failed: ${message}` });
-    this.oweRelease(d);
+    await this.transition(d, 'failed', d.progress, `Stopping failed: ${message}; retried in the background, or DELETE again`, { error: `stop failed: ${message}` });
+    await this.oweRelease(d);
   }
 
   private startHealthChecks(): void {
@@ -490,22 +509,26 @@ class DeploymentBehaviour implements Behaviour<DeploymentMsg, unknown> {
     );
   }
 
-  private onHealth(id: string, report: HealthReport): void {
+  private async onHealth(id: string, report: HealthReport): Promise<void> {
     this.healthInFlight = false;
     const d = this.current;
     if (!d || d.id !== id || d.status !== 'running') return;
-    d.health = { ...report, checked_at: new Date(this.deps.now()).toISOString() };
-    d.updated_at = this.deps.now();
-    this.deps.repo.save(d);
+    const next = { ...d, health: { ...report, checked_at: new Date(this.deps.now()).toISOString() }, updated_at: this.deps.now() };
+    await this.deps.repo.save(next, undefined, this.fence);
+    d.health = next.health;
+    d.updated_at = next.updated_at;
   }
 
-  private transition(d: Deployment, status: DeploymentStatus, progress: number, message: string, patch: Partial<Deployment>): void {
-    Object.assign(d, patch);
-    d.status = status;
+  /**
+   * Writes the next state and its event, then (committed) takes it in memory and publishes it. A
+   * failed write (fenced, disk) throws: the actor is rebuilt from the store. The provider ref is
+   * taken back only when the patch sets it: provider work may save a newer one meanwhile.
+   */
+  private async transition(d: Deployment, status: DeploymentStatus, progress: number, message: string, patch: Partial<Deployment>): Promise<void> {
     // Progress never goes back within a deployment.
-    d.progress = Math.max(d.progress, Math.round(progress));
-    d.updated_at = this.deps.now();
-    const ev = this.deps.repo.save(d, message)!;
+    const next: Deployment = { ...d, ...patch, status, progress: Math.max(d.progress, Math.round(progress)), updated_at: this.deps.now() };
+    const ev = (await this.deps.repo.save(next, message, this.fence))!;
+    Object.assign(d, next, 'provider_ref' in patch ? {} : { provider_ref: d.provider_ref });
     this.publish(ev, d);
   }
 
@@ -537,6 +560,13 @@ export function deploymentActorKind(deps: DeploymentActorDeps): ActorKind<Deploy
   const shared: Shared = { works: new Map(), live: new Map() };
   return {
     name: DEPLOYMENT_ACTOR,
-    create: (nft, self) => new DeploymentBehaviour(nft, self, deps, shared),
+    create: (nft, self) => {
+      // SQLite (and a warm cache) answers at once; cluster mode reads the row afresh: this node may
+      // have just taken the NFT over, and its cache only knew another owner's writes.
+      if (deps.fenceFor) deps.repo.forget(nft);
+      const cached = deps.repo.peekLatest(nft);
+      if (cached !== undefined) return new DeploymentBehaviour(nft, self, deps, shared, cached ?? undefined);
+      return deps.repo.latest(nft).then((d) => new DeploymentBehaviour(nft, self, deps, shared, d));
+    },
   };
 }

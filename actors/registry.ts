@@ -18,9 +18,23 @@ const nact = nactModule as unknown as NactApi;
 
 export type { ActorKind, Behaviour, SelfRef, StopReason } from '../src/contracts/actor-kind.js';
 
-/** One live actor: its mailbox (the messages waiting for it, in order) and its bookkeeping. */
-class Entry extends Mailbox<Pending> {
-  ref: NactRef = undefined as unknown as NactRef;
+/** A kind's bookkeeping: its nact supervisor and its live actors by key. */
+interface KindRecord {
+  readonly kind: ActorKind<any, any>;
+  readonly supervisor: NactRef;
+  readonly entries: Map<string, Entry>;
+  readonly registry: ActorRegistry;
+}
+
+/**
+ * One live actor: its mailbox (the messages waiting for it, in order), its behaviour (state
+ * rebuilt from SQLite) and its bookkeeping. An idle actor is only this object: its nact child
+ * exists while messages need it (queued, being handled, or a crash being supervised), and the
+ * mailbox array only while messages are queued. The entry is also the actor's SelfRef (no
+ * closure per actor).
+ */
+class Entry extends Mailbox<Pending> implements SelfRef<unknown> {
+  ref: NactRef | undefined = undefined;
   behaviour: Behaviour<any, any> | undefined = undefined;
   inflight = 0;
   restarts = 0;
@@ -30,8 +44,13 @@ class Entry extends Mailbox<Pending> {
   /** Asked to stop while busy: stopped as soon as it is idle (by the sweep or the end of a drain). */
   retiring = false;
 
-  constructor(readonly key: string, public lastUsed: number) {
+  /** lastUsed: ms since the registry started (a small integer, not a heap number per actor). */
+  constructor(readonly home: KindRecord, readonly key: string, public lastUsed: number) {
     super();
+  }
+
+  tell(msg: unknown): void {
+    this.home.registry.tell(this.home.kind.name, this.key, msg);
   }
 }
 
@@ -44,8 +63,14 @@ interface Pending {
   settled?: boolean;
 }
 
-/** The one message nact carries: "handle what is pending". */
-const DRAIN = Symbol('drain');
+function settle(p: Pending, ok: boolean, value: unknown): void {
+  if (p.settled) return;
+  p.settled = true;
+  if (p.timer) clearTimeout(p.timer);
+  if (ok) p.resolve?.(value);
+  else p.reject?.(value);
+}
+
 /** Messages handled per drain before yielding to the event loop (and to other actors). */
 const DRAIN_BATCH = 8192;
 
@@ -65,39 +90,53 @@ export interface RegistryEvents {
 const RESTART_WINDOW_MS = 60_000;
 
 /**
- * Looks up or spawns the actor for (kind, key). Each kind has one nact supervisor actor whose
- * children are that kind's actors: a crash restarts only the crashed actor, from SQLite, after a
- * backoff; idle actors are passivated by one sweep timer rather than a timer per actor.
+ * Looks up or spawns the actor for (kind, key). Each kind has one nact supervisor actor; an
+ * actor with messages to handle runs in a nact child of it: a crash restarts only the crashed
+ * actor, from SQLite, after a backoff. The child goes when its mailbox is drained (an idle actor
+ * is a bare entry: key, state, counters) and comes back with the next message. Idle actors are
+ * passivated by one sweep timer rather than a timer per actor.
  */
 export class ActorRegistry implements LocalActors {
   private readonly system: NactRef;
-  private readonly kinds = new Map<string, { kind: ActorKind<any, any>; supervisor: NactRef; entries: Map<string, Entry> }>();
+  private readonly kinds = new Map<string, KindRecord>();
   private readonly sweeper: NodeJS.Timeout;
   private readonly now: () => number;
+  /** Entry timestamps count from here: small integers instead of a heap number per actor. */
+  private readonly epoch: number;
   private readonly queryTimeoutMs: number;
   private stoppedAll = false;
+  /** Entries drained in this turn of the event loop: their children go in the next (releaseSoon). */
+  private idle: Entry[] = [];
+  /** The one function and the one set of props every nact child runs with (no closure per actor). */
+  private readonly childProps = { onCrash: (msg: Entry, err: unknown, ctx: NactSupervisionCtx) => this.onCrash(msg, err, ctx) };
+  private readonly childBody = (_state: unknown, entry: Entry) => this.drain(entry);
   events: RegistryEvents = {};
 
   constructor(private readonly opts: RegistryOptions) {
     this.system = nact.start({ name: `panthers-${process.pid}-${Math.random().toString(36).slice(2, 8)}` });
     this.now = opts.now ?? Date.now;
+    this.epoch = this.now();
     this.queryTimeoutMs = opts.queryTimeoutMs ?? 15_000;
     this.sweeper = setInterval(() => this.sweep(), Math.max(50, Math.min(opts.idleMs / 4, 30_000)));
     this.sweeper.unref();
+  }
+
+  private stamp(): number {
+    return this.now() - this.epoch;
   }
 
   register(kind: ActorKind<any, any>): void {
     if (this.kinds.has(kind.name)) throw new Error(`actor kind ${kind.name} already registered`);
     // The supervisor itself holds no state; it exists so each kind's actors share one parent.
     const supervisor = nact.spawn(this.system, (s: unknown) => s, kind.name);
-    this.kinds.set(kind.name, { kind, supervisor, entries: new Map() });
+    this.kinds.set(kind.name, { kind, supervisor, entries: new Map(), registry: this });
   }
 
   /** Sends a message and waits for the reply. ApiErrors thrown by the actor are rethrown here. */
   async ask<R = unknown>(kindName: string, key: string, msg: unknown, timeoutMs = this.queryTimeoutMs): Promise<R> {
     const entry = this.entry(kindName, key);
     entry.inflight++;
-    entry.lastUsed = this.now();
+    entry.lastUsed = this.stamp();
     try {
       return (await new Promise<unknown>((resolve, reject) => {
         const p: Pending = { msg, resolve, reject };
@@ -110,7 +149,7 @@ export class ActorRegistry implements LocalActors {
       })) as R;
     } finally {
       entry.inflight--;
-      entry.lastUsed = this.now();
+      entry.lastUsed = this.stamp();
     }
   }
 
@@ -130,10 +169,39 @@ export class ActorRegistry implements LocalActors {
    */
   private enqueue(entry: Entry, p: Pending): void {
     entry.push(p);
-    if (!entry.scheduled) {
-      entry.scheduled = true;
-      nact.dispatch(entry.ref, DRAIN);
+    if (!entry.scheduled) this.schedule(entry);
+  }
+
+  /** Puts a drain message (the entry itself) in the actor's nact mailbox, spawning its child if idle. */
+  private schedule(entry: Entry): void {
+    entry.scheduled = true;
+    entry.ref ??= nact.spawn(entry.home.supervisor, this.childBody, entry.key, this.childProps);
+    nact.dispatch(entry.ref, entry);
+  }
+
+  /**
+   * The child goes once the event loop has run the callers' continuations: an actor asked again
+   * at once (a caller awaiting one ask after another) keeps its child instead of a stop and a
+   * spawn per message; one left idle by this turn is bare by the next.
+   */
+  private releaseSoon(entry: Entry): void {
+    this.idle.push(entry);
+    if (this.idle.length === 1) setImmediate(this.releaseIdle);
+  }
+
+  private readonly releaseIdle = (): void => {
+    const idle = this.idle;
+    this.idle = [];
+    for (const e of idle) if (!e.scheduled && e.length === 0) this.release(e);
+  };
+
+  /** Idle: the nact child and the mailbox array go; the next message brings them back. */
+  private release(entry: Entry): void {
+    if (entry.ref !== undefined) {
+      nact.stop(entry.ref);
+      entry.ref = undefined;
     }
+    entry.dropBuffer();
   }
 
   /** Number of live (spawned, not passivated) actors of a kind. */
@@ -159,36 +227,62 @@ export class ActorRegistry implements LocalActors {
    * second instance run beside the first.
    */
   passivate(kindName: string, key: string): void {
-    const k = this.kinds.get(kindName);
-    const entry = k?.entries.get(key);
-    if (!k || !entry) return;
+    const entry = this.kinds.get(kindName)?.entries.get(key);
+    if (!entry) return;
     if (this.isBusy(entry)) {
       entry.retiring = true;
       return;
     }
-    this.stop(kindName, k.entries, entry);
+    this.stop(entry);
   }
 
-  private stop(kindName: string, entries: Map<string, Entry>, entry: Entry): void {
-    const key = entry.key;
-    entries.delete(key);
+  private stop(entry: Entry): void {
+    const { kind, entries } = entry.home;
+    entries.delete(entry.key);
     entry.behaviour?.stopped?.('passivated');
-    nact.stop(entry.ref);
-    this.events.onPassivate?.(kindName, key);
+    this.release(entry);
+    this.events.onPassivate?.(kind.name, entry.key);
   }
 
   /** Passivates every actor idle longer than idleMs. Runs on a timer; exposed for tests. */
   sweep(): void {
-    const cutoff = this.now() - this.opts.idleMs;
-    for (const [name, k] of this.kinds) {
+    const cutoff = this.stamp() - this.opts.idleMs;
+    for (const k of this.kinds.values()) {
       for (const entry of k.entries.values()) {
-        if ((entry.retiring || entry.lastUsed <= cutoff) && !this.isBusy(entry)) this.stop(name, k.entries, entry);
+        if ((entry.retiring || entry.lastUsed <= cutoff) && !this.isBusy(entry)) this.stop(entry);
       }
     }
   }
 
   private isBusy(entry: Entry): boolean {
     return entry.inflight > 0 || entry.scheduled || entry.length > 0 || (entry.behaviour?.busy?.() ?? false);
+  }
+
+  /** Keys of the live actors of a kind (cluster mode: the actors of a shard being passivated). */
+  liveKeys(kindName: string): string[] {
+    return [...(this.kinds.get(kindName)?.entries.keys() ?? [])];
+  }
+
+  /**
+   * Stops one actor NOW, busy or not (cluster mode: its shard's lease is lost, so it must not act
+   * a moment longer; its writes would be fenced anyway). Messages waiting for it are refused with
+   * `reason` (SERVICE_UNAVAILABLE, not_owner: a forwarding caller retries at the new owner).
+   */
+  evict(kindName: string, key: string, reason = new ApiError('SERVICE_UNAVAILABLE', 'This node no longer owns this actor; retry', { reason: 'not_owner' })): void {
+    const k = this.kinds.get(kindName);
+    const entry = k?.entries.get(key);
+    if (!k || !entry) return;
+    k.entries.delete(key);
+    for (const p of entry.takeAll()) {
+      if (p.settled) continue;
+      p.settled = true;
+      if (p.timer) clearTimeout(p.timer);
+      p.reject?.(reason);
+    }
+    entry.behaviour?.stopped?.('passivated');
+    if (entry.ref !== undefined) nact.stop(entry.ref);
+    entry.ref = undefined;
+    this.events.onPassivate?.(kindName, key);
   }
 
   /** Every live actor's behaviour of a kind (shutdown: abort their work before the database closes). */
@@ -206,12 +300,7 @@ export class ActorRegistry implements LocalActors {
       for (const entry of k.entries.values()) {
         entry.behaviour?.stopped?.('shutdown');
         // Nothing will answer these now: say so instead of leaving their timers to run out.
-        for (const p of entry.takeAll()) {
-          if (p.settled) continue;
-          p.settled = true;
-          if (p.timer) clearTimeout(p.timer);
-          p.reject?.(new ApiError('SERVICE_UNAVAILABLE', 'The server is shutting down'));
-        }
+        for (const p of entry.takeAll()) settle(p, false, new ApiError('SERVICE_UNAVAILABLE', 'The server is shutting down'));
       }
       k.entries.clear();
     }
@@ -224,102 +313,98 @@ export class ActorRegistry implements LocalActors {
     if (this.stoppedAll) throw new ApiError('SERVICE_UNAVAILABLE', 'The server is shutting down');
     let entry = k.entries.get(key);
     if (!entry) {
-      entry = this.spawn(k.kind, k.supervisor, k.entries, key);
+      entry = new Entry(k, key, this.stamp());
+      k.entries.set(key, entry);
     }
     return entry;
   }
 
-  private spawn(kind: ActorKind<any, any>, supervisor: NactRef, entries: Map<string, Entry>, key: string): Entry {
-    const self: SelfRef<unknown> = { key, tell: (msg) => this.tell(kind.name, key, msg) };
-    const entry = new Entry(key, this.now());
+  /** The nact child's body: handles every pending message, one at a time, in order. */
+  private async drain(entry: Entry): Promise<undefined> {
+    const kind = entry.home.kind;
+    let handled = 0;
+    let p: Pending | undefined;
+    while ((p = entry.shift()) !== undefined) {
+      if (p.settled) continue; // its caller gave up (timeout)
+      try {
+        let state = entry.behaviour;
+        if (state === undefined) {
+          state = await kind.create(entry.key, entry);
+          entry.behaviour = state;
+        }
+        let out = state.receive(p.msg);
+        // Only a real promise costs a microtask hop: a burst of synchronous messages runs flat out.
+        if (out !== null && typeof out === 'object' && typeof (out as Promise<unknown>).then === 'function') out = await out;
+        if (p.resolve !== undefined) settle(p, true, out); // a tell has nobody to answer
+      } catch (e) {
+        if (isApiError(e)) {
+          settle(p, false, e);
+          continue;
+        }
+        // Tell the caller now, then crash so the supervisor rebuilds the actor from SQLite.
+        settle(p, false, new ApiError('INTERNAL_ERROR'));
+        entry.scheduled = false;
+        throw e;
+      }
+      if (++handled >= DRAIN_BATCH && entry.length > 0) {
+        // Still scheduled: the next drain message continues in order after other work has run.
+        nact.dispatch(entry.ref!, entry);
+        return undefined;
+      }
+    }
+    entry.scheduled = false;
+    entry.lastUsed = this.stamp();
+    this.releaseSoon(entry);
+    if (entry.retiring) {
+      const { kind: k, entries } = entry.home;
+      setImmediate(() => entries.get(entry.key) === entry && this.passivate(k.name, entry.key));
+    }
+    return undefined;
+  }
+
+  /** nact's supervision policy for every child: restart from SQLite after a backoff, or stop. */
+  private async onCrash(entry: Entry, err: unknown, ctx: NactSupervisionCtx): Promise<symbol> {
+    const { kind, entries } = entry.home;
+    const key = entry.key;
     const log = this.opts.log;
-    const settle = (p: Pending, ok: boolean, value: unknown) => {
-      if (p.settled) return;
-      p.settled = true;
-      if (p.timer) clearTimeout(p.timer);
-      if (ok) p.resolve?.(value);
-      else p.reject?.(value);
-    };
-    // Handles every pending message, one at a time, in order, within one nact message.
-    const drain = async (state: Behaviour | undefined) => {
-      let handled = 0;
-      let p: Pending | undefined;
-      while ((p = entry.shift()) !== undefined) {
-        if (p.settled) continue; // its caller gave up (timeout)
-        try {
-          if (!state) {
-            state = await kind.create(key, self);
-            entry.behaviour = state;
-          }
-          let out = state.receive(p.msg);
-          // Only a real promise costs a microtask hop: a burst of synchronous messages runs flat out.
-          if (out !== null && typeof out === 'object' && typeof (out as Promise<unknown>).then === 'function') out = await out;
-          if (p.resolve !== undefined) settle(p, true, out); // a tell has nobody to answer
-        } catch (e) {
-          if (isApiError(e)) {
-            settle(p, false, e);
+    const now = this.stamp();
+    if (entry.restarts === 0 || now - entry.restartWindowStart > RESTART_WINDOW_MS) {
+      entry.restartWindowStart = now;
+      entry.restarts = 0;
+    }
+    entry.restarts++;
+    entry.behaviour?.stopped?.('crashed');
+    entry.behaviour = undefined;
+    this.events.onCrash?.(kind.name, key, err);
+    log.error({ actor: kind.name, key, err, restarts: entry.restarts }, 'actor crashed');
+    if (entry.restarts > (kind.maxRestarts ?? 5)) {
+      log.error({ actor: kind.name, key }, 'actor crashed too often; stopped until its next message');
+      if (entries.get(key) === entry) entries.delete(key);
+      entry.ref = undefined; // nact stops it when this returns
+      // Messages that came in meanwhile go to a fresh actor.
+      const waiting = entry.takeAll();
+      setImmediate(() => {
+        for (const p of waiting) {
+          // Each keeps its own timer: its caller still gets an answer or a TIMEOUT.
+          if (p.settled) continue;
+          if (this.stoppedAll) {
+            settle(p, false, new ApiError('SERVICE_UNAVAILABLE', 'The server is shutting down'));
             continue;
           }
-          // Tell the caller now, then crash so the supervisor rebuilds the actor from SQLite.
-          settle(p, false, new ApiError('INTERNAL_ERROR'));
-          entry.scheduled = false;
-          throw e;
-        }
-        if (++handled >= DRAIN_BATCH && entry.length > 0) {
-          // Still scheduled: the next drain message continues in order after other work has run.
-          nact.dispatch(entry.ref, DRAIN);
-          return state;
-        }
-      }
-      entry.scheduled = false;
-      entry.lastUsed = this.now();
-      if (entry.retiring) setImmediate(() => entries.get(key) === entry && this.passivate(kind.name, key));
-      return state;
-    };
-    const onCrash = async (_msg: unknown, err: unknown, ctx: NactSupervisionCtx) => {
-      const now = this.now();
-      if (now - entry.restartWindowStart > RESTART_WINDOW_MS) {
-        entry.restartWindowStart = now;
-        entry.restarts = 0;
-      }
-      entry.restarts++;
-      entry.behaviour?.stopped?.('crashed');
-      entry.behaviour = undefined;
-      this.events.onCrash?.(kind.name, key, err);
-      log.error({ actor: kind.name, key, err, restarts: entry.restarts }, 'actor crashed');
-      if (entry.restarts > (kind.maxRestarts ?? 5)) {
-        log.error({ actor: kind.name, key }, 'actor crashed too often; stopped until its next message');
-        if (entries.get(key) === entry) entries.delete(key);
-        // Messages that came in meanwhile go to a fresh actor.
-        const waiting = entry.takeAll();
-        setImmediate(() => {
-          for (const p of waiting) {
-            // Each keeps its own timer: its caller still gets an answer or a TIMEOUT.
-            if (p.settled) continue;
-            if (this.stoppedAll) {
-              settle(p, false, new ApiError('SERVICE_UNAVAILABLE', 'The server is shutting down'));
-              continue;
-            }
-            const next = this.entry(kind.name, key);
-            this.enqueue(next, p);
-          }
-        });
-        return ctx.stop;
-      }
-      const base = kind.backoffMs ?? 100;
-      await new Promise((r) => setTimeout(r, Math.min(base * 2 ** (entry.restarts - 1), 10_000)));
-      // nact resets the actor right after this returns; then drain what arrived meanwhile.
-      setImmediate(() => {
-        if (entry.length > 0 && !entry.scheduled && entries.get(key) === entry) {
-          entry.scheduled = true;
-          nact.dispatch(entry.ref, DRAIN);
+          this.enqueue(this.entry(kind.name, key), p);
         }
       });
-      return ctx.reset;
-    };
-    const f = (state: Behaviour | undefined) => drain(state);
-    entry.ref = nact.spawn(supervisor, f, `${key}`, { onCrash });
-    entries.set(key, entry);
-    return entry;
+      return ctx.stop;
+    }
+    const base = kind.backoffMs ?? 100;
+    await new Promise((r) => setTimeout(r, Math.min(base * 2 ** (entry.restarts - 1), 10_000)));
+    // nact resets the actor right after this returns; then drain what arrived meanwhile, or let
+    // the child go if nothing did.
+    setImmediate(() => {
+      if (entries.get(key) !== entry || entry.scheduled) return;
+      if (entry.length > 0) this.schedule(entry);
+      else this.release(entry);
+    });
+    return ctx.reset;
   }
 }

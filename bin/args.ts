@@ -19,6 +19,7 @@ export const FLAG_TO_ENV: Record<string, string> = {
   port: 'PORT',
   host: 'HOST',
   'data-dir': 'PANTHERS_DATA_DIR',
+  'database-url': 'PANTHERS_DATABASE_URL',
   'public-url': 'PANTHERS_PUBLIC_URL',
   ownership: 'PANTHERS_OWNERSHIP',
   'owners-file': 'PANTHERS_OWNERS_FILE',

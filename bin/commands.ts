@@ -9,6 +9,7 @@ import { deployCommand } from './deploy.js';
 import { statusCommand } from './status.js';
 import { stopCommand } from './stop.js';
 import { chatCommand } from './chat.js';
+import { migrateCommand } from './migrate.js';
 
 export interface CommandEnv {
   loadConfig(env?: Record<string, string | undefined>): Config;
@@ -64,5 +65,9 @@ export const commands: Record<string, Command> = {
   chat: {
     summary: "chat with an NFT's agent (interactive, or --message for one)",
     run: (argv, env) => chatCommand(argv, env),
+  },
+  migrate: {
+    summary: 'apply schema migrations (PostgreSQL at PANTHERS_DATABASE_URL, else the SQLite data dir); prints the version',
+    run: (argv) => migrateCommand(argv),
   },
 };

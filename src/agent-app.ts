@@ -26,7 +26,7 @@ import { AuditLog } from './guards/audit-log.js';
 import { Cors } from './guards/cors.js';
 import { OverloadMonitor } from './guards/overload.js';
 import { ApiError } from './errors.js';
-import { ConversationsRepo } from './agents/conversations-repo.js';
+import { SqliteConversationsStore } from './agents/conversations-store.sqlite.js';
 import { defaultCharacter } from './agents/character.js';
 import { agentRoutes } from './routes/agent.js';
 import { shutDown } from './shutdown.js';
@@ -125,7 +125,7 @@ export async function createAgentApp(config: Config, opts: AgentAppOptions): Pro
   };
 
   const character: AgentSettings = { ...defaultCharacter(nft, config.model), ...opts.character };
-  const conversations = new ConversationsRepo(db, log);
+  const conversations = new SqliteConversationsStore(db, log);
   const rateLimiter = config.rateLimits === 'off' ? undefined : new RateLimiter(config.rateLimits);
   const wsHandlers: Record<string, WsMessageHandler> = {};
   // The client address as HTTP sees it (X-Forwarded-For from a trusted ingress): the per-IP

@@ -2,6 +2,7 @@ import type { DestinationStream } from 'pino';
 import type { Config } from './config.js';
 import { defaultPublicUrl } from './server/public-url.js';
 import { createLogger } from './logger.js';
+import { openSqliteStorage, type Storage } from './db/storage.js';
 import { openDatabase, type Db } from './db/database.js';
 import { Metrics } from './metrics.js';
 import { ActorRegistry } from '../actors/registry.js';
@@ -24,6 +25,7 @@ import type { ModelBackend } from './models/model-backend.js';
 import { features } from './features.js';
 import { shutDown } from './shutdown.js';
 import type { Feature } from './feature.js';
+import { ClusterApp, localCluster } from './cluster/cluster-app.js';
 
 export interface AppOptions {
   /** Replace the configured ownership verifier (tests, or an embedding program). */
@@ -88,15 +90,29 @@ export async function createApp(config: Config, opts: AppOptions = {}): Promise<
     clientIp: (ip, headers) => http.clientIp({ ip, headers }),
   });
 
+  // Cluster mode (PANTHERS_DATABASE_URL + PANTHERS_NATS_URL): the node, its links and the seams
+  // that cross nodes; src/cluster/cluster-app.ts is the one place cluster wiring lives.
+  const cluster = config.cluster ? await ClusterApp.open(config.cluster, log, ws, rateLimiter, metrics) : undefined;
+  if (cluster) ws.topicHooks = cluster.topicHooks;
+  const seams = cluster ?? localCluster();
+  // The stores: PostgreSQL in cluster mode (on the node's pool), else the SQLite file.
+  const storage: Storage = cluster ? cluster.openStorage(config.dataDir) : openSqliteStorage(config.dataDir, { db, log });
+
   const providers = new Map<ProviderName, ProviderAdapter>();
   const models = new Map<string, ModelBackend>();
   const ctx: AppContext = {
-    config, log, db, metrics, actors, tokens,
-    // One process: the registry answers every ask itself. Cluster mode puts a ClusterDirectory here.
-    directory: actors,
+    config, log, db, storage, metrics, actors, tokens,
+    // One process: the registry answers every ask itself. Cluster mode: the ClusterDirectory
+    // (local when this node serves the NFT's shard, else forwarded over NATS to its owner).
+    directory: cluster ? cluster.directoryFor(actors, (topic, frame) => ws.publish(topic, frame)) : actors,
+    // Cluster mode: owned actors' writes carry this node's lease (throws when it is not held now).
+    ...(cluster ? { fenceFor: (nft: string) => cluster.node.fenceFor(nft) } : {}),
     agentAccess: new AgentAccess(db, tokens, config.dataDir, now, config.agentTokenTtlSec),
     ownership: new CachedOwnership(opts.ownership ?? (await defaultOwnership(config, db)), config.ownershipCacheMs, now),
-    publisher: ws,
+    publisher: cluster?.publisher ?? ws,
+    invalidations: seams.invalidations,
+    revocations: seams.revocations,
+    cluster: cluster?.context,
     live,
     audit: { record: (e) => audit?.record(e) },
     providers,
@@ -140,7 +156,7 @@ export async function createApp(config: Config, opts: AppOptions = {}): Promise<
   for (const f of features) await f(wiring);
   for (const [name, a] of Object.entries(opts.providers ?? {})) if (a) providers.set(name as ProviderName, a);
   for (const [name, m] of Object.entries(opts.models ?? {})) if (m) models.set(name, m);
-  api.addAll(monitoringRoutes({ ctx, deploymentsActive: () => deploymentsActive(), overloaded: () => overload.overloaded, warnings: () => healthWarnings.map((w) => w()).filter((w): w is string => !!w) }));
+  api.addAll(monitoringRoutes({ ctx, deploymentsActive: () => deploymentsActive(), overloaded: () => overload.overloaded, cluster, warnings: () => healthWarnings.map((w) => w()).filter((w): w is string => !!w) }));
 
   const http: HttpServer = new HttpServer({
     config, log, metrics, api, agents, cors, rateLimiter, live,
@@ -162,7 +178,9 @@ export async function createApp(config: Config, opts: AppOptions = {}): Promise<
       // PORT=0 binds an ephemeral port: the derived public URL must name the real one.
       if (!config.publicUrlExplicit) config.publicUrl = defaultPublicUrl(config.host, port);
       for (const h of startHooks) await h();
-      log.info({ host: config.host, port, dataDir: config.dataDir, publicUrl: config.publicUrl }, 'listening');
+      // Claims this node's shards (and recovers their work) before saying it listens.
+      await cluster?.start(actors);
+      log.info({ host: config.host, port, dataDir: config.dataDir, publicUrl: config.publicUrl, ...(cluster ? { node: cluster.node.nodeId, shards: cluster.node.owned().length } : {}) }, 'listening');
       return port;
     },
     async stop() {
@@ -172,6 +190,8 @@ export async function createApp(config: Config, opts: AppOptions = {}): Promise<
         http, ws, actors, log, graceMs: config.shutdownGraceMs,
         flush: async () => {
           for (const h of stopHooks.reverse()) await h();
+          // The actors are drained: release this node's shards so others take them at once.
+          await cluster?.stop();
         },
         close: () => {
           actors.stopAll();

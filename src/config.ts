@@ -1,4 +1,5 @@
-import { availableParallelism } from 'node:os';
+import { availableParallelism, hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { defaultPublicUrl } from './server/public-url.js';
 
@@ -115,6 +116,23 @@ export interface Config {
   agentRevocationPollMs: number;
   /** Standalone agent: refuse orchestrator-issued tokens when the last good pull is older than this. */
   agentRevocationMaxStaleMs: number;
+  /** Cluster mode (docs/cluster.md): set when PANTHERS_DATABASE_URL and PANTHERS_NATS_URL both are. */
+  cluster: ClusterConfig | undefined;
+}
+
+export interface ClusterConfig {
+  databaseUrl: string;
+  natsUrl: string;
+  /** PANTHERS_NODE_ID, or generated once per process (shown in /health and /metrics). */
+  nodeId: string;
+  /** How long a shard lease lasts without renewal (the database's clock decides expiry). */
+  leaseTtlMs: number;
+  /** How often the node renews its leases (one statement), heartbeats and rebalances. */
+  renewMs: number;
+  /** At most this many shards change hands per tick when a node joins (the old owner drains first). */
+  rebalanceBatch: number;
+  /** How often local rate-limit counts are exchanged with the other nodes. */
+  rateSyncMs: number;
 }
 
 export type ModelKind = 'scripted' | 'openai' | 'ollama' | 'llama';
@@ -229,10 +247,7 @@ export function parseRateLimits(raw: string | undefined): RateLimits | 'off' {
 
 /** Builds the configuration from an environment (process.env by default). Throws ConfigError. */
 export function loadConfig(env: Env = process.env): Config {
-  // Cluster mode exists only as building blocks (docs/cluster.md): refuse rather than run alone.
-  for (const name of ['PANTHERS_DATABASE_URL', 'PANTHERS_NATS_URL']) {
-    if (env[name]) throw new ConfigError(name, 'is set, but cluster mode is not available in this version yet (docs/cluster.md): unset it to run one process on SQLite');
-  }
+  const cluster = clusterConfig(env);
   const port = int(env, 'PORT', 3000, 0, 65535);
   const host = env.HOST || '127.0.0.1';
   const nodeEnv = oneOf(env, 'PANTHERS_ENV', ['development', 'production', 'test'] as const, 'development');
@@ -342,5 +357,52 @@ export function loadConfig(env: Env = process.env): Config {
     agentCredential: env.PANTHERS_AGENT_CREDENTIAL || undefined,
     agentRevocationPollMs: int(env, 'PANTHERS_AGENT_REVOCATION_POLL_MS', 2000, 50, 60_000),
     agentRevocationMaxStaleMs: int(env, 'PANTHERS_AGENT_REVOCATION_MAX_STALE_MS', 30_000, 100, 3_600_000),
+    cluster,
   };
+}
+
+const NODE_ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
+
+/**
+ * PANTHERS_DATABASE_URL + PANTHERS_NATS_URL turn the process into a cluster node; one without the
+ * other is a mistake (a node on PostgreSQL without NATS could not forward, one on NATS without
+ * PostgreSQL would have no shared truth), so it stops the start instead of guessing.
+ */
+function clusterConfig(env: Env): ClusterConfig | undefined {
+  const db = env.PANTHERS_DATABASE_URL || undefined;
+  const nats = env.PANTHERS_NATS_URL || undefined;
+  if (!db && !nats) return undefined;
+  if (!db) throw new ConfigError('PANTHERS_DATABASE_URL', 'is required with PANTHERS_NATS_URL (cluster mode needs both; unset both to run one process on SQLite)');
+  if (!nats) throw new ConfigError('PANTHERS_NATS_URL', 'is required with PANTHERS_DATABASE_URL (cluster mode needs both; unset both to run one process on SQLite)');
+  const scheme = (name: string, raw: string, allowed: string[]) => {
+    let u: URL;
+    try {
+      u = new URL(raw);
+    } catch {
+      throw new ConfigError(name, 'must be an absolute URL');
+    }
+    if (!allowed.includes(u.protocol)) throw new ConfigError(name, `must be a ${allowed.map((a) => a.replace(':', '://')).join(' or ')} URL`);
+  };
+  scheme('PANTHERS_DATABASE_URL', db, ['postgres:', 'postgresql:']);
+  for (const one of nats.split(',')) scheme('PANTHERS_NATS_URL', one.trim(), ['nats:', 'tls:']);
+  const nodeId = env.PANTHERS_NODE_ID || generatedNodeId();
+  if (!NODE_ID_RE.test(nodeId)) throw new ConfigError('PANTHERS_NODE_ID', `must be 1-64 letters, digits, _ or -, got "${nodeId}"`);
+  const leaseTtlMs = int(env, 'PANTHERS_CLUSTER_LEASE_TTL_MS', 5000, 1000, 120_000);
+  const renewMs = int(env, 'PANTHERS_CLUSTER_RENEW_MS', Math.min(1000, Math.floor(leaseTtlMs / 4)), 50, 60_000);
+  if (renewMs * 2 >= leaseTtlMs) throw new ConfigError('PANTHERS_CLUSTER_RENEW_MS', `must be less than half of PANTHERS_CLUSTER_LEASE_TTL_MS (${leaseTtlMs}), got ${renewMs}`);
+  return {
+    databaseUrl: db,
+    natsUrl: nats,
+    nodeId,
+    leaseTtlMs,
+    renewMs,
+    rebalanceBatch: int(env, 'PANTHERS_CLUSTER_REBALANCE_BATCH', 16, 1, 256),
+    rateSyncMs: int(env, 'PANTHERS_CLUSTER_RATE_SYNC_MS', 250, 10, 10_000),
+  };
+}
+
+/** Stable for the process: generated once, the first time a config asks for it. */
+let processNodeId: string | undefined;
+function generatedNodeId(): string {
+  return (processNodeId ??= `node-${hostname().replace(/[^A-Za-z0-9_-]/g, '').slice(0, 32) || 'host'}-${randomBytes(4).toString('hex')}`);
 }

@@ -1,5 +1,9 @@
+import { createRequire } from 'node:module';
 import { pino, type Logger, type DestinationStream } from 'pino';
-import pretty from 'pino-pretty';
+import type prettyFactory from 'pino-pretty';
+
+// pino-pretty (30 modules) is loaded only when pretty output is asked for: not on a server's start.
+const require = createRequire(import.meta.url);
 
 export type { Logger };
 
@@ -28,6 +32,9 @@ export function createLogger(opts: LoggerOptions): Logger {
     redact: { paths: REDACT_PATHS, censor: '[redacted]' },
   };
   // pino-pretty runs in-process (not as a worker transport) so the CLI works when bundled.
-  if (opts.pretty) return pino(options, pretty({ colorize: process.stdout.isTTY, destination: 1 }));
+  if (opts.pretty) {
+    const pretty = require('pino-pretty') as typeof prettyFactory;
+    return pino(options, pretty({ colorize: process.stdout.isTTY, destination: 1 }));
+  }
   return opts.destination ? pino(options, opts.destination) : pino(options);
 }

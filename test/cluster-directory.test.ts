@@ -10,7 +10,7 @@ import { ClusterDirectory } from '../src/cluster/cluster-directory.js';
 import { shardOf } from '../src/cluster/shards.js';
 import { ApiError } from '../src/errors.js';
 import { openDatabase, type Db } from '../src/db/database.js';
-import { ConversationsRepo } from '../src/agents/conversations-repo.js';
+import { SqliteConversationsStore } from '../src/agents/conversations-store.sqlite.js';
 import type { ModelBackend, ModelEvent, ModelRequest } from '../src/models/model-backend.js';
 import { chatTopic } from '../src/agents/chat-frames.js';
 import { startNats, type Nats } from './helpers/engines.js';
@@ -34,6 +34,7 @@ const model: ModelBackend = {
   async *stream(req: ModelRequest): AsyncIterable<ModelEvent> {
     const last = req.messages[req.messages.length - 1]!.content;
     const words = last === 'stall' ? WORDS.slice(0, 2) : WORDS;
+    if (last === 'first-slow') await sleep(500); // a model slow to its first token
     for (const w of words) {
       if (req.signal.aborted) return;
       await new Promise((r) => setImmediate(r));
@@ -97,8 +98,9 @@ async function node(name: string, opts: { silenceMs?: number; heartbeatMs?: numb
   const registry = new ActorRegistry({ log, idleMs: 60_000 });
   registry.register(probeKind);
   registry.register(agentActorKind({
-    repo: new ConversationsRepo(db, log),
-    publisher: { publish, subscribers: () => 0 },
+    repo: new SqliteConversationsStore(db, log),
+    // A follower on every topic: the chat path publishes a chunk only to a followed topic.
+    publisher: { publish, subscribers: () => 1 },
     log,
     now: Date.now,
     character: (nft) => ({ name: `agent ${nft}`, system_prompt: 'be brief', model: 'test', capabilities: ['chat'] }),
@@ -267,6 +269,34 @@ describe('cluster directory: asks', () => {
     assert.equal(a.registry.isLive('probe', nft), true);
   });
 
+  test('a tell to an NFT owned elsewhere reaches the one actor on its owner', async () => {
+    const a = await node('a');
+    const b = await node('b');
+    const nft = freshNft();
+    own(b, nft);
+    a.directory.tell('probe', nft, { type: 'echo' });
+    await waitFor(() => b.registry.isLive('probe', nft) || undefined);
+    assert.equal((await b.directory.ask<{ n: number }>('probe', nft, { type: 'echo' })).n, 2, 'the told message was handled first');
+    assert.equal(a.registry.isLive('probe', nft), false);
+  });
+
+  test('a malformed forwarded message is refused with INVALID_REQUEST, not run', async () => {
+    const b = await node('b');
+    const nft = freshNft();
+    const shard = own(b, nft);
+    const asker = await connect({ servers: nats.url });
+    conns.push(asker);
+    const enc = new TextEncoder();
+    let other = `${nft}x`;
+    while (shardOf(other) === shard) other += 'x';
+    for (const body of [{ k: 'probe', key: other, m: { type: 'echo' } }, { k: 'session', key: nft, m: { type: 'get' } }, { k: AGENT_ACTOR, key: nft, turn: { turn: 'a.>', msg: {} } }]) {
+      const m = await asker.request(`panthers.shard.${shard}`, enc.encode(JSON.stringify(body)), { timeout: 2000 });
+      const reply = JSON.parse(new TextDecoder().decode(m.data)) as { error?: { code: string } };
+      assert.equal(reply.error?.code, 'INVALID_REQUEST', JSON.stringify(body));
+    }
+    assert.equal(b.registry.isLive('probe', other), false);
+  });
+
   test('no owner until the deadline: SERVICE_UNAVAILABLE, within the deadline', async () => {
     const a = await node('a');
     const nft = freshNft();
@@ -301,8 +331,24 @@ describe('cluster directory: chat turns across nodes', () => {
     // A second turn continues the same conversation from the other node.
     const again = await turn(a, nft, 'more', { conversationId: rr.conversation_id });
     assert.equal((await again.handle.done).conversation_id, rr.conversation_id);
-    assert.equal(new ConversationsRepo(b.db, log).page(rr.conversation_id, 10, 0).total, 4);
+    assert.equal((await new SqliteConversationsStore(b.db, log).page(rr.conversation_id, 10, 0)).total, 4);
     assert.equal(a.registry.isLive(AGENT_ACTOR, nft), false);
+  });
+
+  test('a turn forwarded while no node owns the NFT waits for the new owner (latency, not an error)', async () => {
+    const a = await node('a');
+    const b = await node('b', { heartbeatMs: 600 });
+    const nft = freshNft();
+    const started = performance.now();
+    const pending = turn(a, nft, 'first-slow');
+    // Longer than the receiver's silence window (1 s here): retrying the forward is not silence.
+    await sleep(1300);
+    own(b, nft);
+    const t = await pending;
+    const r = await t.handle.done;
+    assert.ok(performance.now() - started >= 1250);
+    assert.equal(r.incomplete, false);
+    assert.deepEqual(t.chunks, WORDS);
   });
 
   test('two turns of one conversation in flight from the non-owner each get only their own chunks', async () => {
@@ -343,7 +389,7 @@ describe('cluster directory: chat turns across nodes', () => {
     assert.equal(r.incomplete, true);
     assert.equal(r.error, undefined, 'a client that left is not an error');
     assert.equal(r.stored, true);
-    const rows = new ConversationsRepo(b.db, log).page(r.conversation_id, 10, 0).messages;
+    const rows = (await new SqliteConversationsStore(b.db, log).page(r.conversation_id, 10, 0)).messages;
     assert.equal(rows.at(-1)!.incomplete, 1);
     // A deadline (an ApiError reason) travels as itself.
     const ac2 = new AbortController();

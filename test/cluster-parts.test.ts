@@ -169,9 +169,16 @@ describe('frames across nodes (NATS)', () => {
 });
 
 describe('the cluster switch', () => {
-  test('PANTHERS_DATABASE_URL / PANTHERS_NATS_URL stop the server at start, saying cluster mode is not available yet', async () => {
+  test('PANTHERS_DATABASE_URL and PANTHERS_NATS_URL: both make a cluster node, one alone is a configuration error naming the other', async () => {
     const { loadConfig } = await import('../src/config.js');
-    assert.throws(() => loadConfig({ PANTHERS_DATABASE_URL: pg.url }), /PANTHERS_DATABASE_URL.*cluster mode is not available/);
-    assert.throws(() => loadConfig({ PANTHERS_NATS_URL: nats.url }), /PANTHERS_NATS_URL.*cluster mode is not available/);
+    assert.throws(() => loadConfig({ PANTHERS_DATABASE_URL: pg.url }), /PANTHERS_NATS_URL is required with PANTHERS_DATABASE_URL/);
+    assert.throws(() => loadConfig({ PANTHERS_NATS_URL: nats.url }), /PANTHERS_DATABASE_URL is required with PANTHERS_NATS_URL/);
+    assert.throws(() => loadConfig({ PANTHERS_DATABASE_URL: 'mysql://x', PANTHERS_NATS_URL: nats.url }), /PANTHERS_DATABASE_URL must be a postgres/);
+    assert.throws(() => loadConfig({ PANTHERS_DATABASE_URL: pg.url, PANTHERS_NATS_URL: nats.url, PANTHERS_NODE_ID: 'a.b' }), /PANTHERS_NODE_ID/);
+    const c = loadConfig({ PANTHERS_DATABASE_URL: pg.url, PANTHERS_NATS_URL: nats.url });
+    assert.ok(c.cluster && /^node-/.test(c.cluster.nodeId));
+    assert.equal(loadConfig({ PANTHERS_DATABASE_URL: pg.url, PANTHERS_NATS_URL: nats.url }).cluster!.nodeId, c.cluster.nodeId, 'the generated id is stable for the process');
+    assert.equal(loadConfig({ PANTHERS_DATABASE_URL: pg.url, PANTHERS_NATS_URL: nats.url, PANTHERS_NODE_ID: 'n1' }).cluster!.nodeId, 'n1');
+    assert.equal(loadConfig({}).cluster, undefined);
   });
 });

@@ -5,7 +5,8 @@ import { after, before, describe, it } from 'node:test';
 import { createModelBackends, OllamaBackend, OpenAIBackend, ScriptedBackend, scriptedReply } from '../adapters/models/index.js';
 import { loadConfig } from '../src/config.js';
 import { ApiError } from '../src/errors.js';
-import type { ChatMessage, ModelBackend } from '../src/models/model-backend.js';
+import type { ChatMessage, ModelBackend, ModelEvent } from '../src/models/model-backend.js';
+import { pumpModel } from '../src/models/model-pump.js';
 import { startFakeOllama } from './fakes/ollama-server.js';
 import { startFakeOpenAI, type FakeLlm, type FakeLlmOptions } from './fakes/openai-server.js';
 import { collect, modelContract, type ContractSubject } from './helpers/model-contract.js';
@@ -67,6 +68,71 @@ modelContract('scripted', ({ tokenDelayMs }): ContractSubject => ({
     completionTokens: Math.ceil(scriptedReply(messages).length / 4),
   }),
 }));
+
+/**
+ * The scripted model's push form (pump, what the chat path runs) under the same contract: its
+ * deltas and usage, re-read as a stream. Each delta waits for the consumer (as a backed-up
+ * HTTP stream pauses the reply), so aborting or stopping mid-way behaves as with stream().
+ */
+function pumpedAsStream(backend: ScriptedBackend): ModelBackend {
+  return {
+    name: 'scripted',
+    defaultModel: 'scripted',
+    async *stream(request) {
+      const queue: { content: string; taken: () => void }[] = [];
+      let wake: (() => void) | undefined;
+      let ended: { usage?: Extract<ModelEvent, { type: 'usage' }>; error?: unknown } | undefined;
+      const stop = new AbortController();
+      const signal = AbortSignal.any([request.signal, stop.signal]);
+      void pumpModel(backend, { ...request, signal }, (content) => new Promise<void>((taken) => {
+        queue.push({ content, taken });
+        wake?.();
+      })).then((usage) => (ended = { usage }), (error) => (ended = { error })).finally(() => wake?.());
+      try {
+        for (;;) {
+          const next = queue.shift();
+          if (next) {
+            yield { type: 'delta' as const, content: next.content };
+            next.taken();
+            continue;
+          }
+          if (ended) {
+            if (ended.error) throw ended.error;
+            if (ended.usage) yield ended.usage;
+            return;
+          }
+          await new Promise<void>((r) => (wake = r));
+        }
+      } finally {
+        stop.abort();
+      }
+    },
+  };
+}
+
+modelContract('scripted (push form)', ({ tokenDelayMs }): ContractSubject => ({
+  backend: pumpedAsStream(new ScriptedBackend({ delayMs: tokenDelayMs })),
+  expectedReply: scriptedReply,
+  expectedUsage: (messages) => ({
+    promptTokens: tokenEstimate(messages),
+    completionTokens: Math.ceil(scriptedReply(messages).length / 4),
+  }),
+}));
+
+describe('scripted: the push form gives what stream() gives', () => {
+  it('the same deltas and usage, also cut at maxTokens', async () => {
+    const backend = new ScriptedBackend({ delayMs: 0 });
+    for (const maxTokens of [undefined, 3, 1000]) {
+      const request = { messages: ask('Tell me about the cut at three tokens'), maxTokens, signal: new AbortController().signal };
+      const streamed = await collect(backend.stream(request));
+      const pushed: string[] = [];
+      const usage = await pumpModel(backend, request, (c) => void pushed.push(c));
+      assert.deepEqual(pushed, streamed.deltas);
+      assert.deepEqual(usage, streamed.usage[0]);
+      if (maxTokens === 3) assert.equal(usage?.truncated, true);
+    }
+  });
+});
 
 function fakeSubject(start: (o: FakeLlmOptions) => Promise<FakeLlm>, build: (f: FakeLlm) => ModelBackend, extra: FakeLlmOptions = {}) {
   return async ({ tokenDelayMs }: { tokenDelayMs: number }): Promise<ContractSubject> => {

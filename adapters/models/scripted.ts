@@ -1,5 +1,6 @@
 import type { ChatMessage, ModelBackend, ModelEvent, ModelRequest } from '../../src/models/model-backend.js';
 import { estimatedUsage } from './estimated-usage.js';
+import type { UsageEvent } from '../../src/models/model-pump.js';
 import { tokenClock } from './token-clock.js';
 
 export interface ScriptedBackendOptions {
@@ -21,14 +22,87 @@ export class ScriptedBackend implements ModelBackend {
 
   constructor(private readonly opts: ScriptedBackendOptions) {}
 
-  async *stream(request: ModelRequest): AsyncGenerator<ModelEvent, void, undefined> {
+  /**
+   * The push form the chat path uses: each token is handed over from the shared clock's timer
+   * callback directly (no promise, no iterator step per token); the same tokens at the same
+   * times as stream().
+   */
+  pump(request: ModelRequest, onDelta: (content: string) => void | Promise<void>): Promise<UsageEvent | undefined> {
     const { signal } = request;
+    // Tokens are cut from the reply as they fall due (a position, not an array of them per reply).
+    const all = scriptedReply(request.messages);
+    const max = request.maxTokens ?? Infinity;
+    const delay = this.opts.delayMs;
+    const start = performance.now();
+    return new Promise((resolve, reject) => {
+      let i = 0;
+      let pos = 0;
+      let cancelWake: (() => void) | undefined;
+      let settled = false;
+      const finish = (err?: unknown) => {
+        if (settled) return;
+        settled = true;
+        signal.removeEventListener('abort', onAbort);
+        if (err !== undefined) reject(err);
+        else if (signal.aborted) resolve(undefined);
+        else {
+          // A word is a token here: maxTokens keeps that many.
+          const truncated = pos < all.length;
+          const usage = estimatedUsage(request.messages, truncated ? all.slice(0, pos) : all);
+          resolve(truncated ? { ...usage, truncated } : usage);
+        }
+      };
+      const onAbort = () => {
+        cancelWake?.();
+        finish();
+      };
+      const step = (): void => {
+        cancelWake = undefined;
+        try {
+          while (pos < all.length && i < max) {
+            if (signal.aborted) return finish();
+            // Token i is due at start + i * delay (a metronome, as in stream()).
+            if (i > 0 && delay > 0) {
+              const at = start + i * delay;
+              if (at > performance.now()) {
+                cancelWake = tokenClock.wakeAt(at, step);
+                return;
+              }
+            }
+            TOKEN.lastIndex = pos;
+            const token = TOKEN.exec(all)![0];
+            pos = TOKEN.lastIndex;
+            i++;
+            const wait = onDelta(token);
+            if (wait) {
+              wait.then(step, finish);
+              return;
+            }
+          }
+          finish();
+        } catch (e) {
+          finish(e);
+        }
+      };
+      if (signal.aborted) return resolve(undefined);
+      // Also without a delay: a reply paused on a backed-up stream ends at once on abort.
+      signal.addEventListener('abort', onAbort, { once: true });
+      step();
+    });
+  }
+
+  private plan(request: ModelRequest): { tokens: string[]; reply: string; truncated: boolean } {
     const all = scriptedReply(request.messages);
     // A word is a token here: maxTokens keeps that many.
     const tokens = splitTokens(all);
     const truncated = request.maxTokens !== undefined && tokens.length > request.maxTokens;
     if (truncated) tokens.length = request.maxTokens!;
-    const reply = truncated ? tokens.join('') : all;
+    return { tokens, reply: truncated ? tokens.join('') : all, truncated };
+  }
+
+  async *stream(request: ModelRequest): AsyncGenerator<ModelEvent, void, undefined> {
+    const { signal } = request;
+    const { tokens, reply, truncated } = this.plan(request);
     const delay = this.opts.delayMs;
     // Token i is due at start + i * delay (a metronome): time spent delivering a token does not
     // push the later ones back, so a loaded server does not drift further behind with each token.
@@ -90,3 +164,6 @@ export function scriptedReply(messages: readonly ChatMessage[]): string {
 export function splitTokens(text: string): string[] {
   return text.match(/\S+\s*|\s+/g) ?? [];
 }
+
+/** One token of splitTokens' kind at lastIndex (sticky): matches wherever text remains. */
+const TOKEN = /\S+\s*|\s+/y;

@@ -1,6 +1,4 @@
 import dns from 'node:dns';
-import http from 'node:http';
-import https from 'node:https';
 import net from 'node:net';
 import type { LookupFunction } from 'node:net';
 import { ApiError } from '../../src/errors.js';
@@ -145,8 +143,9 @@ export async function safeGet(url: string, opts: SafeGetOptions): Promise<SafeGe
   }
 }
 
-function getOnce(u: URL, opts: SafeGetOptions, signal: AbortSignal): Promise<{ status: number; body: Buffer; truncated: boolean; location?: string }> {
-  const mod = u.protocol === 'https:' ? https : http;
+async function getOnce(u: URL, opts: SafeGetOptions, signal: AbortSignal): Promise<{ status: number; body: Buffer; truncated: boolean; location?: string }> {
+  // Loaded on first use: a server's start needs neither (node:http + node:https, ~6 ms of CPU).
+  const mod = u.protocol === 'https:' ? (await import('node:https')).default : (await import('node:http')).default;
   return new Promise((resolve, reject) => {
     // A literal IP never goes through the lookup: it is checked here, before any connection.
     const host = hostOf(u);

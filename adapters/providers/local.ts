@@ -20,7 +20,7 @@ export class LocalProvider implements ProviderAdapter {
 
   async deploy(spec: DeploySpec, ctx: DeployContext): Promise<DeployResult> {
     const ref: ProviderRef = { nft: spec.nftTokenId, deployment_id: spec.deploymentId };
-    ctx.saveRef(ref);
+    await ctx.saveRef(ref);
     ctx.progress(30, 'Starting the embedded agent');
     await this.host.mount(spec.nftTokenId, spec.agent);
     if (ctx.signal.aborted) {

@@ -5,7 +5,7 @@ import type { AuthClaims } from '../server/route.js';
 import type { WsConn, WsMessageHandler } from '../server/ws-server.js';
 import type { ActorDirectory } from '../contracts/actor-directory.js';
 import { AGENT_ACTOR, type AgentMsg, type TurnHandle } from '../contracts/agent-messages.js';
-import type { ConversationsRepo } from './conversations-repo.js';
+import type { ConversationsStore } from './conversations-store.js';
 import { chatTopic, ChunkFrames } from './chat-frames.js';
 import { chatMessageSchema, conversationIdSchema } from './chat-message.js';
 import { IdempotencyStore, notFinished } from '../guards/idempotency.js';
@@ -24,11 +24,11 @@ function chatStreamMsg(maxMessageChars: number) {
 
 export interface ChatStreamDeps {
   actors: ActorDirectory;
-  conversations: ConversationsRepo;
+  conversations: ConversationsStore;
   /** PANTHERS_MAX_MESSAGE_CHARS, as POST /chat applies it */
   maxMessageChars: number;
-  /** Whether this NFT's agent runs here. */
-  available(nft: string): boolean;
+  /** Whether this NFT's agent runs (a cluster node that does not own it asks the store). */
+  available(nft: string): boolean | Promise<boolean>;
   /** Throws FORBIDDEN unless the caller may use this NFT's agent. */
   authorize(auth: AuthClaims, nft: string): Promise<void>;
   /** Remembers turns sent with a message_id. */
@@ -48,8 +48,9 @@ export function chatStreamHandler(deps: ChatStreamDeps): WsMessageHandler<v.Infe
     async handle(conn: WsConn, msg) {
       const nft = msg.nft_token_id ?? conn.auth.nft;
       await deps.authorize(conn.auth, nft);
-      if (!deps.available(nft)) throw new ApiError('NOT_FOUND', `No agent is running for NFT ${nft}`);
-      if (msg.conversation_id) deps.conversations.owned(msg.conversation_id, nft, conn.auth.sub);
+      const up = deps.available(nft);
+      if (up !== true && !(await up)) throw new ApiError('NOT_FOUND', `No agent is running for NFT ${nft}`);
+      if (msg.conversation_id) await deps.conversations.owned(msg.conversation_id, nft, conn.auth.sub);
       const follow = (id: string) => {
         conn.subscribe(chatTopic(id));
         conn.send({ type: 'subscribed', channel: 'chat', conversation_id: id, nft_token_id: nft });
@@ -87,7 +88,7 @@ export function chatStreamHandler(deps: ChatStreamDeps): WsMessageHandler<v.Infe
       let handle: TurnHandle;
       try {
         handle = await deps.actors.ask<TurnHandle>(AGENT_ACTOR, nft, {
-          type: 'turn', wallet, conversationId: msg.conversation_id, message: msg.message, signal: ac.signal,
+          type: 'turn', wallet, conversationId: msg.conversation_id, message: msg.message, controller: ac,
           // Runs inside the agent's mailbox: it must not throw (that would crash the actor).
           opened: (id) => {
             try {

@@ -34,6 +34,8 @@ export interface ClusterDirectoryOptions {
    * changed (src/auth store, 17c).
    */
   shardedKinds?: readonly string[];
+  /** the node's Forwarder (17d: one per node, so /metrics counts every forward); a new one by default */
+  forwarder?: Forwarder;
   /** default deadline of an ask (PANTHERS_ACTOR_QUERY_TIMEOUT_MS in the registry: 15 s) */
   timeoutMs?: number;
   subjectPrefix?: string;
@@ -83,9 +85,10 @@ export class ClusterDirectory implements ActorDirectory {
   readonly stats = { local: 0, forwarded: 0, served: 0, notOwner: 0, abandoned: 0 };
 
   constructor(private readonly opts: ClusterDirectoryOptions) {
-    this.forwarder = new Forwarder(opts.nc, opts.subjectPrefix);
-    this.relay = new FrameRelay(opts.nc, (topic, frame) => this.turns.dispatch(topic, frame), opts.subjectPrefix);
-    this.turns = new RemoteTurns({ relay: this.relay, log: opts.log, localPublish: opts.localPublish, heartbeatMs: opts.heartbeatMs, silenceMs: opts.silenceMs });
+    this.forwarder = opts.forwarder ?? new Forwarder(opts.nc, opts.subjectPrefix);
+    // Turn frames go to one asking node's wildcard subscription, never to this node's sockets.
+    this.relay = new FrameRelay(opts.nc, () => {}, opts.subjectPrefix);
+    this.turns = new RemoteTurns({ relay: this.relay, nc: opts.nc, subjectPrefix: opts.subjectPrefix, log: opts.log, localPublish: opts.localPublish, heartbeatMs: opts.heartbeatMs, silenceMs: opts.silenceMs });
     this.sharded = new Set(opts.shardedKinds ?? [AGENT_ACTOR, DEPLOYMENT_ACTOR]);
     this.timeoutMs = opts.timeoutMs ?? 15_000;
     this.shards = opts.shards ?? SHARDS;

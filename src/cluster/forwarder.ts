@@ -1,5 +1,5 @@
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
-import { ApiError, toApiError } from '../errors.js';
+import { ApiError, ERROR_CODES, toApiError, type ErrorCode } from '../errors.js';
 
 interface Served {
   sub: Subscription;
@@ -32,6 +32,8 @@ export class Forwarder {
   private readonly served = new Map<number, Served>();
   /** unserved shards whose subscription still answers "not owner" for a moment */
   private readonly leaving = new Map<number, Served>();
+  /** asks sent, asks answered for other nodes, retries (no responders / not owner), asks given up: for /metrics */
+  readonly stats = { asked: 0, served: 0, retried: 0, failed: 0 };
 
   constructor(private readonly nc: NatsConnection, private readonly prefix = 'panthers') {}
 
@@ -62,6 +64,7 @@ export class Forwarder {
           m.respond(enc.encode(JSON.stringify({ error: { code: 'INVALID_REQUEST', message: 'malformed forwarded message' } } satisfies Reply)));
           return;
         }
+        this.stats.served++;
         entry.handle(body).then(
           (r) => m.respond(enc.encode(JSON.stringify((r ? { ok: r.value } : { notOwner: true }) satisfies Reply))),
           (e) => {
@@ -101,7 +104,9 @@ export class Forwarder {
   async ask<T>(shard: number, msg: unknown, deadlineMs: number, abandon?: () => boolean): Promise<T> {
     const until = performance.now() + deadlineMs;
     const data = enc.encode(JSON.stringify(msg));
+    this.stats.asked++;
     for (let attempt = 0; ; attempt++) {
+      if (attempt > 0) this.stats.retried++;
       const left = until - performance.now();
       if (left <= 0) break;
       let reply: Reply | undefined;
@@ -113,17 +118,23 @@ export class Forwarder {
         const noResponders = err.isNoResponders?.() === true || err.cause?.name === 'NoRespondersError' || err.name === 'NoRespondersError';
         if (!noResponders) {
           if (performance.now() >= until) break;
+          this.stats.failed++;
           throw new ApiError('SERVICE_UNAVAILABLE', 'The node that owns this NFT did not answer in time', { reason: 'forward_failed' });
         }
       }
       if (reply && 'ok' in reply) return reply.ok as T;
-      if (reply && 'error' in reply) throw new ApiError(reply.error.code as never, reply.error.message, reply.error.details ?? {});
+      if (reply && 'error' in reply) {
+        // A code this build does not know (a newer node) is an INTERNAL_ERROR, not a TypeError.
+        if (!Object.hasOwn(ERROR_CODES, reply.error.code)) throw new ApiError('INTERNAL_ERROR');
+        throw new ApiError(reply.error.code as ErrorCode, reply.error.message, reply.error.details ?? {});
+      }
       // Nobody owns the shard right now, or the lease just moved: wait a little and ask again.
       if (abandon?.()) throw new ForwardAbandoned(shard);
       const backoff = Math.min(400, 50 * 2 ** Math.min(attempt, 3)) * (0.5 + Math.random() / 2);
       await new Promise((r) => setTimeout(r, Math.min(backoff, Math.max(0, until - performance.now()))));
       if (abandon?.()) throw new ForwardAbandoned(shard);
     }
+    this.stats.failed++;
     throw new ApiError('SERVICE_UNAVAILABLE', 'No node owns this NFT right now; retry shortly', { reason: 'no_owner' });
   }
 

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { ApiError, type ErrorCode } from '../errors.js';
+import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import { ApiError, ERROR_CODES, type ErrorCode } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { ActorDirectory } from '../contracts/actor-directory.js';
 import { AGENT_ACTOR, type TurnHandle, type TurnMsg, type TurnResult } from '../contracts/agent-messages.js';
@@ -12,9 +13,11 @@ import type { FrameRelay } from './frame-relay.js';
  * A turn's request carries things no wire can: the client's AbortSignal, the SSE listener that
  * takes the chunks, the `opened` callback. The receiving node keeps them and sends plain data:
  *
- * 1. it picks the conversation id (`newConversationId` when the turn opens one) and a turn id, and
- *    FOLLOWS the turn's frame topic `turn:<id>` (FrameRelay subject `panthers.frames.turn.<id>`)
- *    BEFORE forwarding the turn, so no frame can be published before it listens;
+ * 1. it picks the conversation id (`newConversationId` when the turn opens one) and a turn id
+ *    `<node tag>:<uuid>`, and listens on the turn's frame topic `turn:<tag>:<uuid>` (FrameRelay
+ *    subject `panthers.frames.turn.<tag>.<uuid>`) BEFORE forwarding the turn, so no frame can be
+ *    published before it listens. One wildcard subscription per node (`...turn.<tag>.*`), made
+ *    before its first forwarded turn, serves all of them: no SUB/UNSUB per turn;
  * 2. the owner runs the turn as a local one and streams on that topic, batched per event-loop
  *    turn by FrameRelay: each chunk as a JSON string, a heartbeat `{"hb":1}` every second while
  *    the turn runs, and a final `{"result":{...}}` carrying the whole TurnResult (error as the
@@ -43,7 +46,7 @@ export interface WireTurnResult extends Omit<TurnResult, 'error'> {
 /** The forwarded turn: the data fields of a TurnMsg, and the turn id whose topic the owner streams on. */
 export interface WireTurn {
   turn: string;
-  msg: Omit<TurnMsg, 'signal' | 'listener' | 'opened'>;
+  msg: Omit<TurnMsg, 'signal' | 'controller' | 'listener' | 'opened'>;
 }
 
 export const HEARTBEAT = '{"hb":1}';
@@ -59,12 +62,21 @@ export function toWireResult(r: TurnResult): WireTurnResult {
 
 export function fromWireResult(w: WireTurnResult): TurnResult {
   const { error, ...rest } = w;
-  return error ? { ...rest, error: new ApiError(error.code as ErrorCode, error.message, error.details ?? {}) } : rest;
+  return error ? { ...rest, error: wireError(error) } : rest;
+}
+
+/** The spec's error from another node's JSON; a code this build does not know is an INTERNAL_ERROR. */
+export function wireError(e: { code: string; message: string; details?: Record<string, unknown> }): ApiError {
+  if (!Object.hasOwn(ERROR_CODES, e.code)) return new ApiError('INTERNAL_ERROR');
+  return new ApiError(e.code as ErrorCode, typeof e.message === 'string' ? e.message : undefined, e.details && typeof e.details === 'object' ? e.details : {});
 }
 
 export interface RemoteTurnOptions {
-  /** the relay that carries turn frames (a FrameRelay whose local publish is `dispatch` below) */
+  /** owner side: the relay that batches turn frames per event-loop turn (its local publish can be a no-op) */
   relay: FrameRelay;
+  /** receiving side: the connection that takes turn frames streamed to this node */
+  nc: NatsConnection;
+  subjectPrefix?: string;
   log: Logger;
   /** this node's own WS publish (followers of the conversation get a final frame if the owner is lost) */
   localPublish(topic: string, frame: string): void;
@@ -79,7 +91,8 @@ class IncomingTurn {
   private text = '';
   private started = false;
   private readonly early: string[] = [];
-  private delivering: Promise<void> = Promise.resolve();
+  /** set while the listener is paused on a chunk (a slow SSE client): later chunks wait behind it */
+  private delivering: Promise<void> | undefined;
   lastHeard = performance.now();
   settled = false;
   resolve!: (r: TurnResult) => void;
@@ -108,14 +121,33 @@ class IncomingTurn {
     const onChunk = this.onChunk;
     if (!onChunk) return;
     // A slow SSE client: chunks wait here in order (the owner's model cannot be paused from here).
-    this.delivering = this.delivering.then(() => onChunk(content)).catch(() => undefined);
+    if (this.delivering) {
+      const p: Promise<void> = this.delivering.then(() => onChunk(content)).catch(() => undefined).then(() => {
+        if (this.delivering === p) this.delivering = undefined;
+      });
+      this.delivering = p;
+      return;
+    }
+    // The common case: nothing waiting, no promise per chunk.
+    try {
+      const wait = onChunk(content);
+      if (wait) {
+        const p: Promise<void> = wait.catch(() => undefined).then(() => {
+          if (this.delivering === p) this.delivering = undefined;
+        });
+        this.delivering = p;
+      }
+    } catch {
+      // a listener that throws loses its chunk, not the turn
+    }
   }
 
   /** Resolves once every chunk already received has been handed to the listener. */
   finish(r: TurnResult): void {
     if (this.settled) return;
     this.settled = true;
-    void this.delivering.then(() => this.resolve(r));
+    if (this.delivering) void this.delivering.then(() => this.resolve(r));
+    else this.resolve(r);
   }
 
   partial(): string {
@@ -133,6 +165,9 @@ export class RemoteTurns {
   private readonly heartbeatMs: number;
   private readonly silenceMs: number;
   private watchdog: NodeJS.Timeout | undefined;
+  /** names this node in the turn ids it forwards (the subject its turn frames come back on) */
+  private readonly tag = randomUUID().replace(/-/g, '').slice(0, 16);
+  private sub: Subscription | undefined;
   readonly stats = { forwarded: 0, served: 0, ownerLost: 0 };
 
   constructor(private readonly opts: RemoteTurnOptions) {
@@ -140,10 +175,29 @@ export class RemoteTurns {
     this.silenceMs = opts.silenceMs ?? 3500;
   }
 
-  /** The FrameRelay's local publish for turn topics: frames of turns streamed to this node. */
-  dispatch(topic: string, frame: string): void {
-    const t = this.incoming.get(topic.slice(5));
-    if (!t || t.settled) return;
+  /** Frames of the turns streamed to this node, one NATS message per owner event-loop turn. */
+  private listen(): void {
+    if (this.sub) return;
+    const dec = new TextDecoder();
+    this.sub = this.opts.nc.subscribe(`${this.opts.subjectPrefix ?? 'panthers'}.frames.turn.${this.tag}.*`, {
+      callback: (err, m) => {
+        if (err) return;
+        const dot = m.subject.lastIndexOf('.');
+        const t = this.incoming.get(`${this.tag}:${m.subject.slice(dot + 1)}`);
+        if (!t) return;
+        const text = dec.decode(m.data);
+        let start = 0;
+        for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', start)) {
+          this.dispatch(t, text.slice(start, i));
+          start = i + 1;
+        }
+        this.dispatch(t, text.slice(start));
+      },
+    });
+  }
+
+  private dispatch(t: IncomingTurn, frame: string): void {
+    if (t.settled) return;
     t.lastHeard = performance.now();
     let f: TurnFrame;
     try {
@@ -156,23 +210,33 @@ export class RemoteTurns {
   }
 
   /**
-   * Receiving node: follows the turn's topic, then forwards it with `ask` (the shard's forwarded
+   * Receiving node: listens for the turn's frames, then forwards it with `ask` (the shard's forwarded
    * request), and answers the same TurnHandle a local turn does.
    */
   async forward(nft: string, msg: TurnMsg, ask: (wire: WireTurn) => Promise<{ conversation_id: string }>, cancel: (turn: string, reason?: ApiError) => void): Promise<TurnHandle> {
-    const id = randomUUID();
+    const id = `${this.tag}:${randomUUID()}`;
     const conversationId = msg.conversationId ?? msg.newConversationId ?? randomUUID();
-    const { signal, listener, opened, ...data } = msg;
+    const { signal: given, controller, listener, opened, ...data } = msg;
+    // A caller that handed over its controller is cancelled through it.
+    const signal = given ?? controller?.signal;
     const wire: WireTurn = { turn: id, msg: msg.conversationId ? data : { ...data, newConversationId: conversationId } };
     const t = new IncomingTurn(id, nft, conversationId, listener ? (c) => listener.onChunk(c) : undefined);
-    const topic = turnTopic(id);
     // Subscribed before the ask leaves: NATS handles one connection's SUB before its later request.
     try {
-      this.opts.relay.follow(topic);
+      this.listen();
     } catch {
       throw new ApiError('SERVICE_UNAVAILABLE', 'This node has lost its link to the cluster; retry shortly', { reason: 'forward_failed' });
     }
     this.incoming.set(id, t);
+    // The conversation's frames (chat:<id>) reach this node's WS followers through the node's
+    // FrameRelay only while a local socket follows the topic: `opened` subscribes it, so it runs
+    // BEFORE the turn leaves (the id is chosen here), else the first chunks of a fast reply are
+    // published on the owner before this node follows and are lost.
+    try {
+      opened?.(conversationId);
+    } catch (e) {
+      this.opts.log.error({ err: e }, 'a turn\'s opened callback failed');
+    }
     let reply: { conversation_id: string };
     try {
       reply = await ask(wire);
@@ -181,12 +245,9 @@ export class RemoteTurns {
       throw e;
     }
     this.stats.forwarded++;
+    // The silence window starts now: a forward retried through a failover is not silence.
+    t.lastHeard = performance.now();
     this.arm();
-    try {
-      opened?.(reply.conversation_id);
-    } catch (e) {
-      this.opts.log.error({ err: e }, 'a turn\'s opened callback failed');
-    }
     t.start();
     if (signal) {
       const onAbort = () => cancel(id, signal.reason instanceof ApiError ? signal.reason : undefined);
@@ -207,11 +268,6 @@ export class RemoteTurns {
   private drop(t: IncomingTurn): void {
     if (this.incoming.get(t.id) === t) {
       this.incoming.delete(t.id);
-      try {
-        this.opts.relay.unfollow(turnTopic(t.id));
-      } catch {
-        // the connection is already closed: nothing to unsubscribe
-      }
     }
     if (this.incoming.size === 0 && this.watchdog) {
       clearInterval(this.watchdog);
@@ -253,6 +309,10 @@ export class RemoteTurns {
    * streams it on the turn's topic. Answers once the turn is queued, as a local ask does.
    */
   async serve(local: ActorDirectory, nft: string, wire: WireTurn, timeoutMs?: number): Promise<{ conversation_id: string }> {
+    // The id becomes part of a NATS subject: nothing but the shape forward() makes.
+    if (typeof wire?.turn !== 'string' || !/^[A-Za-z0-9]{1,32}:[A-Za-z0-9-]{1,64}$/.test(wire.turn) || typeof wire.msg !== 'object' || wire.msg === null) {
+      throw new ApiError('INVALID_REQUEST', 'malformed forwarded turn');
+    }
     const topic = turnTopic(wire.turn);
     const relay = this.opts.relay;
     const ac = new AbortController();
@@ -282,12 +342,18 @@ export class RemoteTurns {
   cancel(turn: string, reason?: { code: string; message: string; details?: Record<string, unknown> }): boolean {
     const ac = this.running.get(turn);
     if (!ac) return false;
-    ac.abort(reason ? new ApiError(reason.code as ErrorCode, reason.message, reason.details ?? {}) : undefined);
+    ac.abort(reason ? wireError(reason) : undefined);
     return true;
   }
 
   /** Ends every turn streamed here now (this node is shutting down). */
   close(): void {
+    try {
+      this.sub?.unsubscribe();
+    } catch {
+      // already closed
+    }
+    this.sub = undefined;
     for (const t of [...this.incoming.values()]) {
       this.end(t, {
         response: t.partial(), conversation_id: t.conversationId, timestamp: new Date().toISOString(), tokens_used: 0, incomplete: true, stored: true,

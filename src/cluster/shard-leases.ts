@@ -1,12 +1,7 @@
 import type { Sql, TransactionSql } from 'postgres';
+import { FencedError } from '../db/fence.js';
 
-/** A write was refused because this node no longer holds the shard's lease at that epoch. */
-export class FencedError extends Error {
-  constructor(readonly shard: number, readonly epoch: number) {
-    super(`shard ${shard} is no longer held at epoch ${epoch}`);
-    this.name = 'FencedError';
-  }
-}
+export { FencedError };
 
 export interface Lease {
   shard: number;

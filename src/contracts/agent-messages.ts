@@ -63,6 +63,11 @@ export interface TurnMsg {
   prelude?: ChatMessage[];
   /** local only: the client went away or a deadline passed */
   signal?: AbortSignal;
+  /**
+   * local only: the caller's controller, used as the turn's own instead of `signal` (a clear, a
+   * stop or a shutdown aborts it): one controller and no listener per turn instead of two and one.
+   */
+  controller?: AbortController;
   /** local only */
   listener?: TurnListener;
   /** local only: called synchronously once the conversation id is known, before any chunk is published. */

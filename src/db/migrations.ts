@@ -203,4 +203,8 @@ export const MIGRATIONS: readonly string[] = [
     not_before    INTEGER NOT NULL
   );
   `,
+  // 8 (cluster mode): shard leases, node membership, writer epochs and message sequence numbers
+  // exist only in PostgreSQL (pg-migrations.ts); one process on SQLite is the only writer. A no-op
+  // here so both lists keep the same version numbers.
+  `SELECT 1;`,
 ];

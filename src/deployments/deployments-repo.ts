@@ -49,13 +49,14 @@ export interface ListFilter {
   offset: number;
 }
 
-interface Row {
+/** A deployments row as stored (JSON columns as text): shared by the SQLite and PostgreSQL stores. */
+export interface Row {
   id: string; nft_token_id: string; wallet: string; provider: string; status: string; progress: number;
   endpoint_url: string | null; resources: string; agent: string; provider_ref: string | null; details: string | null;
   error: string | null; health: string | null; created_at: number; updated_at: number;
 }
 
-function fromRow(r: Row): Deployment {
+export function fromRow(r: Row): Deployment {
   return {
     ...r,
     provider: r.provider as ProviderName,
@@ -115,6 +116,12 @@ export class DeploymentsRepo {
     const d = r ? fromRow(r) : null;
     this.remember(nft, d);
     return d ?? undefined;
+  }
+
+  /** Drops the cached latest deployment of an NFT (cluster mode: another node changed it). */
+  forget(nft: string): void {
+    this.latest.delete(nft);
+    this.latestJson.delete(nft);
   }
 
   /** The latest deployment of an NFT as the API's JSON, or undefined if it was never deployed. */

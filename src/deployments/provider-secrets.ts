@@ -27,16 +27,7 @@ export class ProviderSecrets {
 
   get(deploymentId: string): string | undefined {
     const row = this.stmts.get.get(deploymentId);
-    if (!row) return undefined;
-    const blob = row.value;
-    try {
-      const d = createDecipheriv('aes-256-gcm', this.keyBytes(), blob.subarray(0, 12));
-      d.setAAD(Buffer.from(deploymentId));
-      d.setAuthTag(blob.subarray(12, 28));
-      return Buffer.concat([d.update(blob.subarray(28)), d.final()]).toString('utf8');
-    } catch {
-      return undefined; // another key (data dir restored without it): as if never saved
-    }
+    return row ? openSecret(this.keyBytes(), deploymentId, row.value) : undefined;
   }
 
   set(deploymentId: string, value: string | null): void {
@@ -44,31 +35,55 @@ export class ProviderSecrets {
       this.stmts.del.run(deploymentId);
       return;
     }
-    const iv = randomBytes(12);
-    const c = createCipheriv('aes-256-gcm', this.keyBytes(), iv);
-    c.setAAD(Buffer.from(deploymentId));
-    const body = Buffer.concat([c.update(value, 'utf8'), c.final()]);
-    this.stmts.put.run(deploymentId, Buffer.concat([iv, c.getAuthTag(), body]), Date.now());
+    this.stmts.put.run(deploymentId, sealSecret(this.keyBytes(), deploymentId, value), Date.now());
   }
 
   private keyBytes(): Buffer {
-    if (this.key) return this.key;
-    const file = path.join(this.dataDir, PROVIDER_SECRETS_KEY_FILE);
-    try {
-      const k = fs.readFileSync(file);
-      if (k.length === 32) return (this.key = k);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-    }
-    fs.mkdirSync(this.dataDir, { recursive: true });
-    const k = randomBytes(32);
-    // wx: two processes starting at once must not each write a different key.
-    try {
-      fs.writeFileSync(file, k, { mode: 0o600, flag: 'wx' });
-      return (this.key = k);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      return (this.key = fs.readFileSync(file));
-    }
+    return (this.key ??= loadSecretsKey(this.dataDir));
+  }
+}
+
+/** AES-256-GCM under `key`, the deployment id as associated data: iv (12) | tag (16) | body. */
+export function sealSecret(key: Buffer, deploymentId: string, value: string): Buffer {
+  const iv = randomBytes(12);
+  const c = createCipheriv('aes-256-gcm', key, iv);
+  c.setAAD(Buffer.from(deploymentId));
+  const body = Buffer.concat([c.update(value, 'utf8'), c.final()]);
+  return Buffer.concat([iv, c.getAuthTag(), body]);
+}
+
+/** The sealed value, or undefined when it does not open with this key (as if never saved). */
+export function openSecret(key: Buffer, deploymentId: string, blob: Buffer): string | undefined {
+  try {
+    const d = createDecipheriv('aes-256-gcm', key, blob.subarray(0, 12));
+    d.setAAD(Buffer.from(deploymentId));
+    d.setAuthTag(blob.subarray(12, 28));
+    return Buffer.concat([d.update(blob.subarray(28)), d.final()]).toString('utf8');
+  } catch {
+    return undefined; // another key (data dir restored without it): as if never saved
+  }
+}
+
+/**
+ * The key file in the data dir, created (0600) on first use. In cluster mode every node must have
+ * the same file (a node that takes an NFT over decrypts what another node sealed).
+ */
+export function loadSecretsKey(dataDir: string): Buffer {
+  const file = path.join(dataDir, PROVIDER_SECRETS_KEY_FILE);
+  try {
+    const k = fs.readFileSync(file);
+    if (k.length === 32) return k;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+  fs.mkdirSync(dataDir, { recursive: true });
+  const k = randomBytes(32);
+  // wx: two processes starting at once must not each write a different key.
+  try {
+    fs.writeFileSync(file, k, { mode: 0o600, flag: 'wx' });
+    return k;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    return fs.readFileSync(file);
   }
 }

@@ -33,6 +33,8 @@ export const authFeature: FeatureModule = (f) => {
         guard.markRevoked(sid);
         // Its open sockets and streams end now, not when their token expires.
         const ended = ctx.live.endSession(sid, revocationReason(why));
+        // Cluster mode: every other node drops it from its session cache and ends its sockets too.
+        ctx.revocations.broadcast(sid, why);
         ctx.audit.record({
           ts: ctx.now(), requestId: randomUUID(), wallet: row.wallet, nft: row.nft_token_id,
           method: 'EVENT', route: `session revoked: ${why}`, status: 401, ip: '', durationMs: 0,
@@ -41,6 +43,11 @@ export const authFeature: FeatureModule = (f) => {
       },
     }),
   );
+  ctx.revocations.onRevoked((sid, why) => {
+    guard.markRevoked(sid);
+    const ended = ctx.live.endSession(sid, revocationReason(why));
+    if (ended) ctx.log.info({ session_id: sid, why, connections_ended: ended }, 'session revoked on another node');
+  });
   const signIn = new SignIn({
     db: ctx.db,
     ownership: ctx.ownership,

@@ -6,14 +6,14 @@ import { ApiError } from '../errors.js';
 import { nftTokenId } from '../server/validation.js';
 import type { WsConn, WsMessageHandler } from '../server/ws-server.js';
 import type { AuthClaims } from '../server/route.js';
-import { DeploymentsRepo, type Deployment } from '../deployments/deployments-repo.js';
+import type { Deployment, DeploymentsStore } from '../deployments/deployments-store.js';
+import { SqliteDeploymentsStore } from '../deployments/deployments-store.sqlite.js';
 import { deploymentTopic } from '../deployments/deployment-frames.js';
-import { ConversationsRepo } from '../agents/conversations-repo.js';
+import type { ConversationsStore } from '../agents/conversations-store.js';
 import { chatTopic } from '../agents/chat-frames.js';
 import { defaultCharacter } from '../agents/character.js';
 import type { AgentHost } from '../agents/agent-host.js';
 import type { AgentSettings, DeploySpec, ProviderName } from '../providers/provider.js';
-import { ProviderSecrets } from '../deployments/provider-secrets.js';
 import { DEPLOYMENT_ACTOR, type DeploymentMsg, type DeploymentView } from '../contracts/deployment-messages.js';
 import { AGENT_ACTOR, type AgentMsg } from '../contracts/agent-messages.js';
 // Wiring: this feature runs the deployment and agent actor kinds in this process.
@@ -33,6 +33,7 @@ import { createChatQuota } from './guarantees.js';
 import { IdempotencyStore } from '../guards/idempotency.js';
 import { viewForReader } from '../deployments/deployment-view.js';
 import { sameWallet } from '../auth/ownership.js';
+import { shardOf } from '../cluster/shards.js';
 
 const DEPLOY_TIMEOUT_MS: Record<ProviderName, number> = { local: 30_000, akash: 30 * 60_000, secret_vm: 30 * 60_000 };
 
@@ -78,8 +79,7 @@ class EmbeddedAgents implements AgentHost {
  */
 export const runtimeFeature: FeatureModule = (f) => {
   const { ctx } = f;
-  const deployments = new DeploymentsRepo(ctx.db);
-  const conversations = new ConversationsRepo(ctx.db, ctx.log);
+  const { deployments, conversations } = ctx.storage;
   const agents = new EmbeddedAgents(ctx);
   const idempotency = new IdempotencyStore(ctx.db, ctx.now, ctx.config.idempotencyTtlMs);
   // One p-queue per provider bounds the concurrency and rate of its calls.
@@ -107,6 +107,7 @@ export const runtimeFeature: FeatureModule = (f) => {
 
   ctx.actors.register(deploymentActorKind({
     repo: deployments,
+    fenceFor: ctx.fenceFor,
     providers: ctx.providers,
     // Local calls are whole in-process operations: queue them; remote adapters queue each HTTP call.
     run: (p, call) => (p === 'local' ? (queue(p).add(call) as Promise<never>) : call()),
@@ -116,24 +117,30 @@ export const runtimeFeature: FeatureModule = (f) => {
     healthIntervalMs: ctx.config.deploy.healthIntervalMs,
     deployTimeoutMs: (p) => DEPLOY_TIMEOUT_MS[p],
     specFor: (d) => agentSpec(ctx, d),
-    secrets: new ProviderSecrets(ctx.db, ctx.config.dataDir),
+    secrets: ctx.storage.providerSecrets,
   }));
 
   // Usage is counted even without a limit, so an owner can see it (GET /usage).
   const quota = createChatQuota(ctx);
   ctx.actors.register(agentActorKind({
     repo: conversations,
+    fenceFor: ctx.fenceFor,
     publisher: ctx.publisher,
     log: ctx.log,
     now: ctx.now,
     character: (nft) => {
-      const c = agents.settings(nft) ?? deployments.latestForNft(nft)?.agent ?? defaultCharacter(nft, ctx.config.model);
-      // A deployment made by a previous owner answers the new one without the old system prompt
-      // (it may be personal); the name, model and capabilities stay until the new owner redeploys.
-      const deployer = deployments.latestForNft(nft)?.wallet;
-      const owner = ctx.ownership.peek(nft);
-      if (deployer && owner && !sameWallet(deployer, owner)) return { ...c, system_prompt: defaultCharacter(nft, ctx.config.model).system_prompt };
-      return c;
+      const character = (latest: Deployment | undefined): AgentSettings => {
+        const c = agents.settings(nft) ?? latest?.agent ?? defaultCharacter(nft, ctx.config.model);
+        // A deployment made by a previous owner answers the new one without the old system prompt
+        // (it may be personal); the name, model and capabilities stay until the new owner redeploys.
+        const deployer = latest?.wallet;
+        const owner = ctx.ownership.peek(nft);
+        if (deployer && owner && !sameWallet(deployer, owner)) return { ...c, system_prompt: defaultCharacter(nft, ctx.config.model).system_prompt };
+        return c;
+      };
+      // The cache answers at once (always on SQLite); otherwise one read.
+      const cached = deployments.peekLatest(nft);
+      return cached !== undefined ? character(cached ?? undefined) : deployments.latest(nft).then(character);
     },
     model: (setting) => chooseModel(setting, ctx.config.model, ctx.model, ctx.config.modelsAllowed),
     concurrency: ctx.config.chatConcurrency,
@@ -150,25 +157,51 @@ export const runtimeFeature: FeatureModule = (f) => {
     }
   };
 
+  // An embedded agent is mounted on the node that owns its NFT's shard; in cluster mode another
+  // node knows it is up from the store (its cached view is dropped by the deployment frames).
+  const available = ctx.cluster
+    ? (nft: string): boolean | Promise<boolean> => agents.isMounted(nft) || deployments.latest(nft).then((d) => d?.status === 'running' && d.provider === 'local')
+    : (nft: string): boolean => agents.isMounted(nft);
   f.addRoutes(deploymentRoutes(ctx, deployments, idempotency));
   const agentDeps = {
     actors: ctx.directory, conversations, maxMessageChars: ctx.config.maxMessageChars, startedAt: ctx.startedAt, now: ctx.now,
-    available: (nft: string) => agents.isMounted(nft), authorize, usage: (nft: string) => quota.usage(nft), idempotency,
+    available, authorize, usage: (nft: string) => quota.usage(nft), idempotency,
   };
   f.addAgentRoutes(agentRoutes(agentDeps));
   f.addAgentRoutes(openaiRoutes(agentDeps));
-  f.addAgentRoutes(conversationListRoutes({ db: ctx.db, authorize }));
-  f.addWsHandlers(wsHandlers(ctx, agents, conversations, deployments, authorize, idempotency));
-  f.setDeploymentsActive(() => deployments.activeCount());
+  f.addAgentRoutes(conversationListRoutes({ conversations, authorize }));
+  f.addWsHandlers(wsHandlers(ctx, available, conversations, deployments, authorize, idempotency));
+  // A gauge is read synchronously: SQLite counts now, PostgreSQL answers the previous count.
+  let active = 0;
+  f.setDeploymentsActive(() => {
+    if (deployments instanceof SqliteDeploymentsStore) return deployments.repo.activeCount();
+    void deployments.activeCount().then((n) => (active = n), () => undefined);
+    return active;
+  });
 
   f.onStart(async () => {
+    const cluster = ctx.cluster;
+    if (cluster) {
+      // Cluster mode: a node recovers the deployments of the shards it gains, when it gains them
+      // (at start, when a node joins or leaves, after a failover): the table is the list of
+      // entities to remember.
+      cluster.onShardsGained((shards) => {
+        deployments.unfinishedNfts().then((all) => {
+          // Only what is still ours: a shard may have moved on while the scan ran.
+          const nfts = all.filter((nft) => shards.has(shardOf(nft)) && cluster.serves(shardOf(nft)));
+          for (const nft of nfts) ctx.actors.tell(DEPLOYMENT_ACTOR, nft, { type: 'recover' } satisfies DeploymentMsg);
+          if (nfts.length) ctx.log.info({ deployments: nfts.length, shards: shards.size }, 'recovering deployments of gained shards');
+        }, (e) => ctx.log.error({ err: e }, 'recovery scan failed'));
+      });
+      return;
+    }
     // Reconcile every deployment that was mid-lifecycle when the process stopped.
-    const nfts = deployments.unfinishedNfts();
+    const nfts = await deployments.unfinishedNfts();
     for (const nft of nfts) ctx.directory.tell(DEPLOYMENT_ACTOR, nft, { type: 'recover' } satisfies DeploymentMsg);
     if (nfts.length) ctx.log.info({ deployments: nfts.length }, 'recovering deployments');
   });
   f.onStop(async () => {
-    conversations.flush();
+    await conversations.flush();
     for (const q of queues.values()) q.clear();
   });
 };
@@ -219,9 +252,9 @@ const unsubscribeMsg = v.object({ type: v.literal('unsubscribe'), channel: v.pic
 
 function wsHandlers(
   ctx: AppContext,
-  agents: EmbeddedAgents,
-  conversations: ConversationsRepo,
-  deployments: DeploymentsRepo,
+  available: (nft: string) => boolean | Promise<boolean>,
+  conversations: ConversationsStore,
+  deployments: DeploymentsStore,
   authorize: (auth: AuthClaims, nft: string) => Promise<void>,
   idempotency: IdempotencyStore,
 ): Record<string, WsMessageHandler> {
@@ -239,7 +272,7 @@ function wsHandlers(
         } catch (e) {
           if (!(e instanceof ApiError && e.code === 'NOT_FOUND')) throw e;
         }
-        const deployer = deployments.latestForNft(nft)?.wallet;
+        const deployer = (deployments.peekLatest(nft) ?? (await deployments.latest(nft)))?.wallet;
         const shown = current && deployer ? viewForReader(current, deployer, conn.auth.sub) : current;
         conn.send({ type: 'subscribed', channel: 'deployment', nft_token_id: nft, deployment: shown });
       },
@@ -255,7 +288,7 @@ function wsHandlers(
       },
     },
     chat_stream: chatStreamHandler({
-      actors: ctx.directory, conversations, maxMessageChars: ctx.config.maxMessageChars, available: (nft) => agents.isMounted(nft), authorize,
+      actors: ctx.directory, conversations, maxMessageChars: ctx.config.maxMessageChars, available, authorize,
       idempotency, turnTimeoutMs: ctx.config.streamTimeoutMs,
     }),
   };

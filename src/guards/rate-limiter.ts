@@ -19,6 +19,12 @@ export interface RateDecision {
 export class RateLimiter {
   private windowStart = 0;
   private counts = new Map<string, number>();
+  /**
+   * Cluster mode only (enableSync): other nodes' counts in this window, and what this node
+   * counted since its last sync. Undefined in one process: take() pays one undefined check.
+   */
+  private remote: Map<string, number> | undefined;
+  private delta: Map<string, number> | undefined;
 
   constructor(
     private readonly limits: RateLimits,
@@ -32,13 +38,46 @@ export class RateLimiter {
     const used = (this.counts.get(k) ?? 0) + 1;
     if (used === 1 && this.counts.size >= this.maxKeys) this.compact();
     this.counts.set(k, used);
+    const delta = this.delta;
+    if (delta !== undefined) {
+      delta.set(k, (delta.get(k) ?? 0) + 1);
+      return this.decision(cls, used + (this.remote!.get(k) ?? 0), now);
+    }
     return this.decision(cls, used, now);
   }
 
   /** The caller's state without counting a request (for answers that never reached the limiter). */
   peek(cls: RateClass, key: string): RateDecision {
     const now = this.roll();
-    return this.decision(cls, this.counts.get(cls + '\0' + key) ?? 0, now);
+    const k = cls + '\0' + key;
+    return this.decision(cls, (this.counts.get(k) ?? 0) + (this.remote?.get(k) ?? 0), now);
+  }
+
+  /**
+   * Cluster mode (docs/cluster.md, "Rate limits"): counts stay local and are exchanged every
+   * sync interval; a decision uses this node's count plus the others' as last heard.
+   */
+  enableSync(): void {
+    this.remote ??= new Map();
+    this.delta ??= new Map();
+  }
+
+  /** What this node counted since the last call, in the current window (then forgotten). */
+  takeDelta(): { window: number; counts: [string, number][] } | undefined {
+    this.roll();
+    if (!this.delta || this.delta.size === 0) return undefined;
+    const counts = [...this.delta];
+    this.delta = new Map();
+    return { window: this.windowStart, counts };
+  }
+
+  /** Another node's counts for a window: added when it is this node's current window, else dropped. */
+  addRemote(window: number, counts: [string, number][]): void {
+    this.roll();
+    if (window !== this.windowStart || !this.remote) return;
+    // Bounded like the local table: dropping other nodes' counts only makes the limit looser.
+    if (this.remote.size >= this.maxKeys) this.remote.clear();
+    for (const [k, n] of counts) if (typeof k === 'string' && Number.isFinite(n) && n > 0) this.remote.set(k, (this.remote.get(k) ?? 0) + n);
   }
 
   /**
@@ -72,6 +111,8 @@ export class RateLimiter {
     if (windowStart !== this.windowStart) {
       this.windowStart = windowStart;
       this.counts = new Map();
+      if (this.remote) this.remote = new Map();
+      if (this.delta) this.delta = new Map();
     }
     return now;
   }

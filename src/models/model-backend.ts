@@ -44,6 +44,13 @@ export interface ModelBackend {
    * (break) releases the connection too.
    */
   stream(request: ModelRequest): AsyncIterable<ModelEvent>;
+  /**
+   * Optional push form of stream(), the same contract: calls onDelta with each non-empty delta
+   * (a returned promise pauses the reply until it settles) and resolves with the usage event,
+   * or with undefined when request.signal aborted it. For backends that produce tokens from a
+   * timer or a socket callback: no async-iterator step per token (src/models/model-pump.ts).
+   */
+  pump?(request: ModelRequest, onDelta: (content: string) => void | Promise<void>): Promise<Extract<ModelEvent, { type: 'usage' }> | undefined>;
 }
 
 /** Rough token count (about 4 characters a token) for budgets when a backend reports no usage. */

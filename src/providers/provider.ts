@@ -38,8 +38,12 @@ export interface DeployContext {
   signal: AbortSignal;
   /** Reports a step: progress 0-100 (never going back) and a message for the deployment's channel. */
   progress(progress: number, message: string): void;
-  /** Persists the provider's reference as soon as it exists, so a restart can reconcile it. */
-  saveRef(ref: ProviderRef): void;
+  /**
+   * Persists the provider's reference as soon as it exists, so a restart can reconcile it. Await
+   * it: on PostgreSQL the write is a round trip (SQLite: already written when it returns), and a
+   * write refused by fencing aborts `signal` (another node drives the deployment now).
+   */
+  saveRef(ref: ProviderRef): void | Promise<void>;
   /** Set when resuming after a restart: what saveRef last stored. */
   ref?: ProviderRef;
   /**
@@ -51,7 +55,7 @@ export interface DeployContext {
    * What the provider needs later but must not put in the ref because it is secret (Akash: the
    * manifest the lease sends). Stored encrypted, deleted when the deployment ends; null deletes.
    */
-  saveSecret?(value: string | null): void;
+  saveSecret?(value: string | null): void | Promise<void>;
   /** Set when resuming: what saveSecret last stored. */
   secret?: string;
 }

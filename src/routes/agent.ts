@@ -4,7 +4,7 @@ import { json, route, type Request, type RouteDef, type SseSink } from '../serve
 import { intParam } from '../server/validation.js';
 import { VERSION } from '../version.js';
 import { AGENT_ACTOR, type AgentMsg, type ClearHandle, type TurnHandle, type TurnListener, type TurnResult } from '../contracts/agent-messages.js';
-import type { ConversationsRepo } from '../agents/conversations-repo.js';
+import type { ConversationsStore } from '../agents/conversations-store.js';
 import type { AgentSettings } from '../providers/provider.js';
 import { sseChunk } from '../agents/chat-frames.js';
 import { chatMessageSchema, conversationIdSchema } from '../agents/chat-message.js';
@@ -15,12 +15,15 @@ import { IdempotencyStore, notFinished } from '../guards/idempotency.js';
 
 export interface AgentRouteDeps {
   actors: ActorDirectory;
-  conversations: ConversationsRepo;
+  conversations: ConversationsStore;
   maxMessageChars: number;
   startedAt: number;
   now(): number;
-  /** Whether this NFT's agent is running here (embedded: mounted by a local deployment). */
-  available(nft: string): boolean;
+  /**
+   * Whether this NFT's agent is running (embedded: mounted by a local deployment). One process
+   * answers at once; a cluster node that does not own the NFT asks the store.
+   */
+  available(nft: string): boolean | Promise<boolean>;
   /** Throws FORBIDDEN unless the caller may use this NFT's agent. */
   authorize(auth: AuthClaims, nft: string): Promise<void>;
   /** Today's token usage and budget of an NFT. */
@@ -146,7 +149,9 @@ export function agentRoutes(deps: AgentRouteDeps): RouteDef[] {
 
   async function agentFor(req: Request<unknown, unknown>): Promise<string> {
     const nft = req.agentNft;
-    if (nft === undefined || !deps.available(nft)) throw new ApiError('NOT_FOUND', `No agent is running for NFT ${nft}`);
+    // No await when it answers at once (one process): no microtask hop on every chat request.
+    const up = nft === undefined ? false : deps.available(nft);
+    if (nft === undefined || (up !== true && !(await up))) throw new ApiError('NOT_FOUND', `No agent is running for NFT ${nft}`);
     if (req.auth) await deps.authorize(req.auth, nft);
     return nft;
   }
@@ -188,11 +193,12 @@ export function agentRoutes(deps: AgentRouteDeps): RouteDef[] {
           if (b.kind !== 'new') throw notFinished(b, key);
         }
         const bridge = req.body.stream ? new SseBridge() : undefined;
-        const signal = bridge ? bridge.abort.signal : req.signal;
         let handle: TurnHandle;
         try {
           handle = await actors.ask<TurnHandle>(AGENT_ACTOR, nft, {
-            type: 'turn', wallet, conversationId: req.body.conversation_id, message: req.body.message, signal, listener: bridge,
+            type: 'turn', wallet, conversationId: req.body.conversation_id, message: req.body.message, listener: bridge,
+            // A stream's turn runs on the bridge's controller (the client leaving, the deadline).
+            ...(bridge ? { controller: bridge.abort } : { signal: req.signal }),
           } satisfies AgentMsg);
         } catch (e) {
           if (store && key) store.release(wallet, scope, key);
@@ -255,8 +261,8 @@ export function agentRoutes(deps: AgentRouteDeps): RouteDef[] {
       async handler(req) {
         const nft = await agentFor(req);
         const { conversation_id: id, limit, offset } = req.query;
-        conversations.owned(id, nft, req.auth!.sub);
-        const page = conversations.page(id, limit, offset);
+        await conversations.owned(id, nft, req.auth!.sub);
+        const page = await conversations.page(id, limit, offset);
         return {
           messages: page.messages.map((m) => ({
             role: m.role, content: m.content, timestamp: new Date(m.created_at).toISOString(), tokens: m.tokens, incomplete: m.incomplete === 1,

@@ -1,22 +1,14 @@
 import * as v from 'valibot';
-import type { Db } from '../db/database.js';
+import type { ConversationsStore } from '../agents/conversations-store.js';
 import { ApiError } from '../errors.js';
 import { route, type Request, type RouteDef } from '../server/route.js';
 import { intParam } from '../server/validation.js';
 import type { AuthClaims } from '../server/route.js';
 
 export interface ConversationListDeps {
-  db: Db;
+  conversations: ConversationsStore;
   /** Throws FORBIDDEN unless the caller may use this NFT's agent (the same rule as /chat). */
   authorize(auth: AuthClaims, nft: string): Promise<void>;
-}
-
-interface Row {
-  id: string;
-  created_at: number;
-  updated_at: number;
-  messages: number;
-  title: string | null;
 }
 
 /**
@@ -25,13 +17,6 @@ interface Row {
  * spec gives history by conversation id but no way to find the ids again after a reload.
  */
 export function conversationListRoutes(deps: ConversationListDeps): RouteDef[] {
-  const list = deps.db.prepare<[string, string, number, number], Row>(`
-    SELECT c.id, c.created_at, c.updated_at,
-      (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id) AS messages,
-      (SELECT substr(m.content, 1, 80) FROM messages m WHERE m.conversation_id = c.id AND m.role = 'user' ORDER BY m.id LIMIT 1) AS title
-    FROM conversations c WHERE c.nft_token_id = ? AND c.wallet = ?
-    ORDER BY c.updated_at DESC, c.id LIMIT ? OFFSET ?`);
-  const count = deps.db.prepare<[string, string], { n: number }>('SELECT count(*) AS n FROM conversations WHERE nft_token_id = ? AND wallet = ?');
   return [
     route({
       method: 'GET', path: '/conversations', rateClass: 'chat', auth: 'required', tags: ['agent'],
@@ -47,8 +32,7 @@ export function conversationListRoutes(deps: ConversationListDeps): RouteDef[] {
         await deps.authorize(req.auth!, nft);
         const wallet = req.auth!.sub.toLowerCase();
         const { limit, offset } = req.query;
-        const rows = list.all(nft, wallet, limit, offset);
-        const total = count.get(nft, wallet)!.n;
+        const { rows, total } = await deps.conversations.list(nft, wallet, limit, offset);
         return {
           data: rows.map((r) => ({
             conversation_id: r.id, title: r.title ?? '', messages: r.messages,

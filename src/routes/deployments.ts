@@ -4,7 +4,7 @@ import { ApiError } from '../errors.js';
 import { json, jsonText, route, type Request, type RouteDef } from '../server/route.js';
 import { intParam, jsonObject, nftTokenId } from '../server/validation.js';
 import { DEPLOYMENT_ACTOR, deploymentView, type DeploymentMsg, type DeploymentView } from '../contracts/deployment-messages.js';
-import { DEPLOYMENT_STATUSES, type DeploymentsRepo } from '../deployments/deployments-repo.js';
+import { DEPLOYMENT_STATUSES, type DeploymentsStore } from '../deployments/deployments-store.js';
 import { PROVIDERS, type ProviderName, type Resources } from '../providers/provider.js';
 import { defaultCharacter } from '../agents/character.js';
 import { chooseModel } from '../agents/model-choice.js';
@@ -75,7 +75,7 @@ async function ownedOf(ctx: AppContext, wallet: string, candidates: string[]): P
   return owned;
 }
 
-export function deploymentRoutes(ctx: AppContext, repo: DeploymentsRepo, idempotency?: IdempotencyStore): RouteDef[] {
+export function deploymentRoutes(ctx: AppContext, repo: DeploymentsStore, idempotency?: IdempotencyStore): RouteDef[] {
   const ask = (nft: string, msg: DeploymentMsg) => ctx.directory.ask<DeploymentView>(DEPLOYMENT_ACTOR, nft, msg);
   return [
     route({
@@ -120,10 +120,12 @@ export function deploymentRoutes(ctx: AppContext, repo: DeploymentsRepo, idempot
         const nft = req.params.nft_token_id!;
         // Someone else's NFT looks exactly like one never deployed.
         if (!(await owns(ctx, req, nft))) throw new ApiError('NOT_FOUND', `NFT ${nft} has never been deployed`);
-        // A read: SQLite is the truth (the actor writes through before it answers), so no actor hop.
-        const body = repo.latestViewJson(nft);
+        // A read: the store is the truth (the actor writes through before it answers), so no actor
+        // hop; its cache answers synchronously (always on SQLite), else one read.
+        const peeked = repo.peekLatestViewJson(nft);
+        const body = peeked === undefined ? await repo.latestViewJson(nft) : peeked ?? undefined;
         if (body === undefined) throw new ApiError('NOT_FOUND', `NFT ${nft} has never been deployed`);
-        const deployer = repo.latestForNft(nft)!.wallet;
+        const deployer = (repo.peekLatest(nft) ?? (await repo.latest(nft)))!.wallet;
         // Made by a previous owner: shown without their system prompt.
         if (!sameWallet(deployer, req.auth!.sub)) return viewForReader(JSON.parse(body) as DeploymentView, deployer, req.auth!.sub);
         return jsonText(200, body);
@@ -153,8 +155,8 @@ export function deploymentRoutes(ctx: AppContext, repo: DeploymentsRepo, idempot
         const q = req.query;
         const wallet = req.auth!.sub;
         // Deployments belong to the NFT's current owner: whoever made them, listed by NFTs owned now.
-        const nfts = await ownedOf(ctx, wallet, repo.candidateNfts(wallet));
-        const { rows, total } = repo.list({ nfts, ...q });
+        const nfts = await ownedOf(ctx, wallet, await repo.candidateNfts(wallet));
+        const { rows, total } = await repo.list({ nfts, ...q });
         const deployments = rows.map((d) => viewForReader(deploymentView(d), d.wallet, wallet));
         return { deployments, total, pagination: { total, limit: q.limit, offset: q.offset, has_more: q.offset + rows.length < total } };
       },

@@ -3,6 +3,7 @@ import type { AppContext } from '../app-context.js';
 import { isWritable } from '../db/database.js';
 import { json, route, type RouteDef } from '../server/route.js';
 import { VERSION } from '../version.js';
+import type { ClusterApp } from '../cluster/cluster-app.js';
 
 export interface MonitoringDeps {
   ctx: AppContext;
@@ -10,10 +11,20 @@ export interface MonitoringDeps {
   overloaded(): boolean;
   /** Limits being approached (the audit log near its cap): /health reports degraded with them. */
   warnings?(): string[];
+  /** Cluster mode: this node's id, shards, leases and links (shown in /health; unhealthy without them). */
+  cluster?: ClusterApp;
 }
 
+const clusterHealth = v.object({
+  node_id: v.string(), nodes_live: v.array(v.string()), shards_owned: v.number(),
+  leases: v.array(v.object({ shard: v.number(), epoch: v.number() })),
+  postgres: v.picklist(['up', 'down']), nats: v.string(),
+  forwards: v.object({ asked: v.number(), served: v.number(), retried: v.number(), failed: v.number() }),
+  fencing_refusals: v.number(),
+});
+
 /** GET /health, GET /metrics, GET /v1 (the version document). */
-export function monitoringRoutes({ ctx, deploymentsActive, overloaded, warnings }: MonitoringDeps): RouteDef[] {
+export function monitoringRoutes({ ctx, deploymentsActive, overloaded, warnings, cluster }: MonitoringDeps): RouteDef[] {
   // A write probe costs a transaction: probe at most once a second, however often /health is polled.
   let probedAt = -Infinity;
   let writable = true;
@@ -32,13 +43,16 @@ export function monitoringRoutes({ ctx, deploymentsActive, overloaded, warnings 
       response: v.object({
         status: v.picklist(['healthy', 'unhealthy']), version: v.string(), uptime: v.number(), deployments_active: v.number(),
         overloaded: v.optional(v.boolean()), degraded: v.optional(v.boolean()), warnings: v.optional(v.array(v.string())), reason: v.optional(v.string()),
+        cluster: v.optional(clusterHealth),
       }),
       handler() {
+        const linked = cluster ? cluster.healthy() : true;
         const writable = dbWritable();
         const busy = overloaded();
         const warn = warnings?.() ?? [];
+        const ok = writable && linked;
         const body = {
-          status: writable ? 'healthy' : 'unhealthy',
+          status: ok ? 'healthy' : 'unhealthy',
           version: VERSION,
           uptime: Math.round((ctx.now() - ctx.startedAt) / 1000),
           deployments_active: deploymentsActive(),
@@ -46,8 +60,10 @@ export function monitoringRoutes({ ctx, deploymentsActive, overloaded, warnings 
           // Still serving (status stays in the spec's healthy|unhealthy), but an operator should act.
           ...(warn.length ? { degraded: true, warnings: warn } : {}),
           ...(writable ? {} : { reason: 'database is not writable' }),
+          ...(linked ? {} : { reason: 'this cluster node has lost PostgreSQL or NATS' }),
+          ...(cluster ? { cluster: cluster.health() } : {}),
         };
-        return json(writable ? 200 : 503, body);
+        return json(ok ? 200 : 503, body);
       },
     }),
     route({

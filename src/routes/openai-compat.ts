@@ -108,7 +108,8 @@ export function openaiRoutes(deps: AgentRouteDeps): RouteDef[] {
 
   async function agentFor(req: { agentNft: string | undefined; auth: AuthLike }): Promise<string> {
     const nft = req.agentNft;
-    if (nft === undefined || !deps.available(nft)) throw new ApiError('NOT_FOUND', `No agent is running for NFT ${nft}`);
+    const up = nft === undefined ? false : deps.available(nft);
+    if (nft === undefined || (up !== true && !(await up))) throw new ApiError('NOT_FOUND', `No agent is running for NFT ${nft}`);
     await deps.authorize(req.auth!, nft);
     return nft;
   }
@@ -178,7 +179,7 @@ export function openaiRoutes(deps: AgentRouteDeps): RouteDef[] {
         const bridge = req.body.stream ? new OpenAiSseBridge(new ChunkWriter(id, created, model, req.body.stream_options?.include_usage === true)) : undefined;
         const handle = await actors.ask<TurnHandle>(AGENT_ACTOR, nft, {
           type: 'turn', wallet, conversationId, createIfMissing, message, prelude, maxTokens: requested,
-          signal: bridge ? bridge.abort.signal : req.signal, listener: bridge,
+          listener: bridge, ...(bridge ? { controller: bridge.abort } : { signal: req.signal }),
         } satisfies AgentMsg);
         const headers = { 'X-Conversation-Id': handle.conversation_id };
         if (bridge) {

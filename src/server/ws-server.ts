@@ -38,9 +38,22 @@ export interface WsMessageHandler<T = any> {
   handle(conn: WsConn, msg: T): void | Promise<void>;
 }
 
-/** The one seam for fan-out (uWS topics today; NATS or Redis pub/sub when past one machine). */
+/**
+ * Told when this server's sockets start and stop following a topic (cluster mode: the node
+ * follows the topic's NATS subject while it has local followers). Ref-counting is the hook's.
+ */
+export interface TopicHooks {
+  follow(topic: string): void;
+  unfollow(topic: string): void;
+}
+
+/** The one seam for fan-out (uWS topics in one process; uWS + NATS in cluster mode). */
 export interface Publisher {
   publish(topic: string, frame: string): void;
+  /**
+   * Followers of `topic`. The chat path renders and publishes a chunk only when this is above 0,
+   * so a publisher that relays to other nodes counts a topic followed there too.
+   */
   subscribers(topic: string): number;
   /** Unsubscribes the sockets on `topic` whose claims `keep` refuses, telling each with `frame`. */
   dropSubscribers?(topic: string, keep: (auth: AuthClaims) => boolean, frame: object): number;
@@ -59,13 +72,21 @@ interface UserData {
 class Conn implements WsConn {
   readonly id = randomUUID();
   closed = false;
-  expiryTimer: NodeJS.Timeout | undefined;
+  /** When the token expires (ms since the epoch): the sweep closes the socket then, no timer per socket. */
+  readonly expiresAt: number;
   unregister: (() => void) | undefined;
   // A Set: a callback per turn in flight, removed when the turn ends (a long-lived socket that
   // runs many turns must not keep one closure and AbortController per past turn).
   private closeCbs: Set<() => void> | undefined;
+  /** topics followed, only when hooks want to know (cluster mode) */
+  private topics: Set<string> | undefined;
 
-  constructor(readonly ws: WebSocket<UserData>, readonly auth: AuthClaims, readonly ip: string, private readonly onDrop: () => void) {}
+  constructor(
+    readonly ws: WebSocket<UserData>, readonly auth: AuthClaims, readonly ip: string, private readonly onDrop: () => void,
+    private readonly hooks?: TopicHooks,
+  ) {
+    this.expiresAt = auth.exp * 1000;
+  }
 
   send(frame: string | object): boolean {
     if (this.closed) return false;
@@ -79,11 +100,19 @@ class Conn implements WsConn {
   }
 
   subscribe(topic: string): void {
-    if (!this.closed) this.ws.subscribe(topic);
+    if (this.closed) return;
+    if (this.hooks && !this.ws.isSubscribed(topic)) {
+      (this.topics ??= new Set()).add(topic);
+      this.hooks.follow(topic);
+    }
+    this.ws.subscribe(topic);
   }
 
   unsubscribe(topic: string): boolean {
-    return this.closed ? false : this.ws.unsubscribe(topic);
+    if (this.closed) return false;
+    const was = this.ws.unsubscribe(topic);
+    if (this.topics?.delete(topic)) this.hooks!.unfollow(topic);
+    return was;
   }
 
   isSubscribed(topic: string): boolean {
@@ -108,6 +137,8 @@ class Conn implements WsConn {
   /** Called by the server's close handler. */
   markClosed(): void {
     this.closed = true;
+    if (this.topics) for (const t of this.topics) this.hooks!.unfollow(t);
+    this.topics = undefined;
     const cbs = this.closeCbs;
     this.closeCbs = undefined;
     if (cbs) for (const cb of cbs) cb();
@@ -115,6 +146,12 @@ class Conn implements WsConn {
 }
 
 function noop(): void {}
+
+/**
+ * How often every socket is looked at (token expiry, slow readers): one timer for all of them
+ * instead of a Timeout per socket; a socket outlives its token by at most this long.
+ */
+const SWEEP_MS = 500;
 
 export interface WsServerDeps {
   config: Config;
@@ -163,6 +200,8 @@ export function errorFrame(e: ApiError, type?: string): string {
  */
 export class WsServer implements Publisher {
   private app: TemplatedApp | undefined;
+  /** Cluster mode sets this before listening: sockets following topics are reported to it. */
+  topicHooks: TopicHooks | undefined;
   private readonly conns = new Set<Conn>();
   private sweep: NodeJS.Timeout | undefined;
   // Open sockets, plus upgrades between their token check and open, per wallet and per IP.
@@ -258,7 +297,7 @@ export class WsServer implements Publisher {
       },
       open: (ws) => {
         const data = ws.getUserData();
-        const conn = new Conn(ws, data.auth, data.ip, () => metrics.wsSlowConsumers.labels('dropped').inc());
+        const conn = new Conn(ws, data.auth, data.ip, () => metrics.wsSlowConsumers.labels('dropped').inc(), this.topicHooks);
         data.conn = conn;
         this.conns.add(conn);
         conn.unregister = this.deps.live?.add(data.auth.sid, {
@@ -266,11 +305,7 @@ export class WsServer implements Publisher {
           end: (error, code) => this.end(conn, error, code),
         });
         metrics.wsConnections.inc();
-        const msLeft = data.auth.exp * 1000 - Date.now();
-        conn.expiryTimer = setTimeout(() => {
-          this.end(conn, new ApiError('TOKEN_EXPIRED', 'The access token has expired; reconnect with a new one'), WS_CLOSE_TOKEN_EXPIRED);
-        }, Math.max(0, Math.min(msLeft, 2 ** 31 - 1)));
-        conn.expiryTimer.unref();
+        // Closed by the sweep once its token expires (within SWEEP_MS), not by a timer of its own.
       },
       message: (ws, message) => {
         const data = ws.getUserData();
@@ -286,14 +321,13 @@ export class WsServer implements Publisher {
         bump(this.perIp, data.ip, -1);
         const conn = data.conn;
         if (!conn) return;
-        clearTimeout(conn.expiryTimer);
         conn.unregister?.();
         conn.markClosed();
         this.conns.delete(conn);
         metrics.wsConnections.dec();
       },
     });
-    this.sweep = setInterval(() => this.closeSlowReaders(), 500);
+    this.sweep = setInterval(() => this.sweepConns(), SWEEP_MS);
     this.sweep.unref();
   }
 
@@ -388,10 +422,17 @@ export class WsServer implements Publisher {
     else audit.record(entry);
   }
 
-  private closeSlowReaders(): void {
+  /** Every SWEEP_MS: closes the sockets whose token expired and the slow readers. */
+  private sweepConns(): void {
     const limit = this.deps.config.wsMaxBufferedBytes;
+    const now = Date.now();
     for (const conn of this.conns) {
-      if (!conn.closed && conn.ws.getBufferedAmount() >= limit / 2) {
+      if (conn.closed) continue;
+      if (now >= conn.expiresAt) {
+        this.end(conn, new ApiError('TOKEN_EXPIRED', 'The access token has expired; reconnect with a new one'), WS_CLOSE_TOKEN_EXPIRED);
+        continue;
+      }
+      if (conn.ws.getBufferedAmount() >= limit / 2) {
         this.deps.metrics.wsSlowConsumers.labels('closed').inc();
         this.deps.log.warn({ conn: conn.id, wallet: conn.auth.sub }, 'closing slow WebSocket reader');
         conn.close(WS_CLOSE_SLOW_CONSUMER, 'slow consumer');

@@ -48,7 +48,7 @@ export function recordingContext(ref?: ProviderRef, signal: AbortSignal = new Ab
     steps,
     saved,
     progress: (progress, message) => steps.push({ progress, message }),
-    saveRef: (r) => saved.push(structuredClone(r)),
+    saveRef: (r) => void saved.push(structuredClone(r)),
   };
 }
 

@@ -119,8 +119,8 @@ export class AkashProvider implements ProviderAdapter {
       manifest = created.manifest;
       ref = { dseq: created.dseq };
       // The manifest first, then the ref: a ref on disk always has its manifest next to it.
-      ctx.saveSecret?.(JSON.stringify(created));
-      ctx.saveRef({ ...ref });
+      await ctx.saveSecret?.(JSON.stringify(created));
+      await ctx.saveRef({ ...ref });
       progress(10, `Akash deployment ${created.dseq} created`);
       // Cancelled while the create was in flight: it settled and its ref is saved; the caller closes it.
       signal.throwIfAborted();
@@ -131,8 +131,8 @@ export class AkashProvider implements ProviderAdapter {
       const bid = await this.waitForBid(dseq, signal, progress);
       await this.lease(dseq, bid, signal);
       ref = { dseq, gseq: bid.id.gseq, oseq: bid.id.oseq, provider: bid.id.provider };
-      ctx.saveRef({ ...ref });
-      ctx.saveSecret?.(null);
+      await ctx.saveRef({ ...ref });
+      await ctx.saveSecret?.(null);
       progress(50, `lease created with provider ${bid.id.provider}; manifest sent`);
     }
 

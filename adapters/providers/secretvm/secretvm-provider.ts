@@ -79,7 +79,7 @@ export class SecretVmProvider implements ProviderAdapter {
       const vm = await this.create(spec, name, signal);
       routeId = vmRouteId(vm)!;
       ref = { vmId: vm.vmId == null ? undefined : String(vm.vmId), id: vm.id == null ? undefined : String(vm.id), name };
-      ctx.saveRef(clean(ref));
+      await ctx.saveRef(clean(ref));
       progress(20, `SecretVM ${name} created`);
       // Cancelled while the create was in flight: it settled and its ref is saved; the caller terminates it.
       signal.throwIfAborted();

@@ -1,0 +1,277 @@
+import type { ClusterConfig } from '../config.js';
+import type { Logger } from '../logger.js';
+import type { Metrics } from '../metrics.js';
+import type { Publisher, TopicHooks } from '../server/ws-server.js';
+import type { RateLimiter } from '../guards/rate-limiter.js';
+import type { ActorDirectory, LocalActors } from '../contracts/actor-directory.js';
+import { DEPLOYMENT_ACTOR } from '../contracts/deployment-messages.js';
+import { AGENT_ACTOR } from '../contracts/agent-messages.js';
+import { ClusterDirectory } from './cluster-directory.js';
+import { openPgStorage, type Storage } from '../db/storage.js';
+import { ClusterNode, type Fence, type ShardLoss } from './cluster-node.js';
+import { ClusterPublisher } from './cluster-publisher.js';
+import { NatsInvalidations, LocalInvalidations, type Invalidations } from './invalidations.js';
+import { NatsRevocations, LocalRevocations, type Revocations } from './revocations.js';
+import { RateSync } from './rate-sync.js';
+import { FencedError } from './shard-leases.js';
+import { shardOf } from './shards.js';
+import { registerClusterMetrics } from './cluster-metrics.js';
+
+/** The actor kinds keyed by NFT, hence by shard: they run only on the shard's lease holder. */
+export const SHARDED_KINDS = [DEPLOYMENT_ACTOR, AGENT_ACTOR] as const;
+
+/** What the node needs of this process's registry (actors/registry.ts ActorRegistry is one). */
+export interface ShardActors extends LocalActors {
+  /** keys of the live actors of a kind */
+  liveKeys(kind: string): string[];
+  /** stops an actor now, busy or not, refusing what waits for it */
+  evict(kind: string, key: string): void;
+  events: { onCrash?(kind: string, key: string, err: unknown): void; onPassivate?(kind: string, key: string): void };
+}
+
+/** A forwarded ask as it travels on `panthers.shard.<n>` (the cluster directory's wire format). */
+export interface ForwardedAsk {
+  kind: string;
+  key: string;
+  msg: unknown;
+  timeoutMs?: number;
+}
+
+/**
+ * What features see of the cluster (AppContext.cluster): undefined in one process.
+ * Features that run sharded actors recover a shard's work when this node gains it.
+ */
+export interface ClusterContext {
+  readonly nodeId: string;
+  /** Shards gained since the last call, batched per event-loop turn (recovery scans once). */
+  onShardsGained(fn: (shards: ReadonlySet<number>) => void): void;
+  fenceFor(nft: string): Fence;
+  /** This node serves the shard now (its actors run here). */
+  serves(shard: number): boolean;
+  /** A store refused a write at a stale epoch: passivate that shard here. */
+  reportFenced(e: FencedError): void;
+}
+
+/**
+ * The owner half of forwarding: serve a shard's NATS subject while this node holds it. 17a's
+ * ClusterDirectory is one (serveShard/unserveShard); until it is wired, the node's own Forwarder
+ * answers `ForwardedAsk`s with the local registry.
+ */
+export interface ShardServer {
+  serveShard(shard: number): void;
+  unserveShard(shard: number): void;
+}
+
+/** What /health shows of this node. */
+export interface ClusterHealth {
+  node_id: string;
+  nodes_live: string[];
+  shards_owned: number;
+  leases: { shard: number; epoch: number }[];
+  postgres: 'up' | 'down';
+  nats: string;
+  forwards: { asked: number; served: number; retried: number; failed: number };
+  fencing_refusals: number;
+}
+
+/**
+ * The cluster half of the composition (src/app.ts calls it when PANTHERS_DATABASE_URL and
+ * PANTHERS_NATS_URL are set): the node with its PostgreSQL pool, NATS link and lease loop; the
+ * cross-node Publisher around the WS server's; invalidations, revocations and rate-limit sync on
+ * NATS; and the shard hooks that run and stop a shard's actors.
+ *
+ * The stores come from `openStorage` (17b's PostgreSQL stores; 17c's auth/guard stores join
+ * Storage the same way, until then those stay in the node's SQLite data dir).
+ * The directory (17a's ClusterDirectory over this node's lease view) comes from `directoryFor`.
+ */
+export class ClusterApp {
+  readonly publisher: ClusterPublisher;
+  readonly invalidations: NatsInvalidations;
+  readonly revocations: NatsRevocations;
+  readonly rateSync: RateSync | undefined;
+  readonly context: ClusterContext;
+  private readonly gainedListeners: ((shards: ReadonlySet<number>) => void)[] = [];
+  private pendingGained = new Set<number>();
+  private actors: ShardActors | undefined;
+  private directory: ClusterDirectory | undefined;
+  private server: ShardServer;
+
+  private constructor(readonly node: ClusterNode, private readonly log: Logger, local: Publisher, rateLimiter: RateLimiter | undefined, config: ClusterConfig) {
+    const nc = node.nc;
+    this.invalidations = new NatsInvalidations(nc);
+    this.revocations = new NatsRevocations(nc);
+    this.publisher = new ClusterPublisher(nc, local, (nft) => this.invalidations.local('deployment', nft));
+    this.rateSync = rateLimiter ? new RateSync(nc, rateLimiter, config.rateSyncMs) : undefined;
+    this.server = {
+      serveShard: (shard) => node.forwarder.serve(shard, (msg) => this.serveForwarded(shard, msg as ForwardedAsk)),
+      // At once, no "not owner" grace: NATS gives a request to every subscriber and takes the
+      // first reply, so a stale answer beside the new owner's could win (17a's finding).
+      unserveShard: (shard) => node.forwarder.unserve(shard, 0),
+    };
+    this.context = {
+      nodeId: node.nodeId,
+      onShardsGained: (fn) => void this.gainedListeners.push(fn),
+      fenceFor: (nft) => node.fenceFor(nft),
+      serves: (shard) => node.serves(shard),
+      reportFenced: (e) => node.reportFenced(e),
+    };
+  }
+
+  static async open(config: ClusterConfig, log: Logger, local: Publisher, rateLimiter: RateLimiter | undefined, metrics: Metrics): Promise<ClusterApp> {
+    const node = new ClusterNode(config, log);
+    try {
+      await node.connect();
+    } catch (e) {
+      await node.sql.end({ timeout: 1 }).catch(() => {});
+      await node.nc?.close().catch(() => {});
+      throw e;
+    }
+    const app = new ClusterApp(node, log, local, rateLimiter, config);
+    registerClusterMetrics(metrics, app);
+    return app;
+  }
+
+  /** The WS server reports followed topics here: chat topics are followed on NATS meanwhile. */
+  get topicHooks(): TopicHooks {
+    return this.publisher;
+  }
+
+  /**
+   * The stores on PostgreSQL (17b), on the node's pool (closed by the node), with NATS
+   * invalidations for their synchronous caches. Key files stay in the data dir.
+   */
+  openStorage(dataDir: string): Storage {
+    return openPgStorage(this.node.sql, { dataDir, invalidations: this.invalidations, log: this.log });
+  }
+
+  /** The cluster directory (17a) serves shard subjects instead of the built-in server; before start(). */
+  useShardServer(server: ShardServer): void {
+    this.server = server;
+  }
+
+  /**
+   * The ActorDirectory requests use in cluster mode (17a): local asks for shards this node serves,
+   * NATS requests to the owner otherwise; it serves this node's shard subjects from now on.
+   */
+  directoryFor(local: LocalActors, localPublish: (topic: string, frame: string) => void): ActorDirectory {
+    const d = new ClusterDirectory({ local, leases: this.node, nc: this.node.nc, log: this.log, localPublish, shardedKinds: SHARDED_KINDS, forwarder: this.node.forwarder });
+    this.directory = d;
+    this.useShardServer(d);
+    return d;
+  }
+
+  /** Joins: claims shards and starts serving them (after the features registered their actor kinds). */
+  async start(actors: ShardActors): Promise<void> {
+    this.actors = actors;
+    // A write refused by the fence crashes the actor (it is not an ApiError): passivate its shard.
+    const prev = actors.events.onCrash;
+    actors.events = {
+      ...actors.events,
+      onCrash: (kind, key, err) => {
+        prev?.(kind, key, err);
+        if (err instanceof FencedError || (err as Error | undefined)?.name === 'FencedError') this.node.reportFenced(err as FencedError);
+      },
+    };
+    await this.node.start({
+      gained: (shard) => this.gained(shard),
+      lost: (shard, why) => this.lost(shard, why),
+      drain: (shard, timeoutMs) => this.drain(shard, timeoutMs),
+    });
+  }
+
+  private gained(shard: number): void {
+    this.server.serveShard(shard);
+    if (this.pendingGained.size === 0) {
+      setImmediate(() => {
+        const shards = this.pendingGained;
+        this.pendingGained = new Set();
+        for (const fn of this.gainedListeners) {
+          try {
+            fn(shards);
+          } catch (e) {
+            this.log.error({ err: e }, 'shard recovery failed');
+          }
+        }
+      });
+    }
+    this.pendingGained.add(shard);
+  }
+
+  /** An ask another node forwarded to a shard this node serves; undefined = "not owner". */
+  async serveForwarded(shard: number, a: ForwardedAsk): Promise<{ value: unknown } | undefined> {
+    if (!this.node.serves(shard) || !this.actors || typeof a?.kind !== 'string' || typeof a.key !== 'string') return undefined;
+    if (shardOf(a.key) !== shard && (SHARDED_KINDS as readonly string[]).includes(a.kind)) return undefined;
+    return { value: await this.actors.ask(a.kind, a.key, a.msg, a.timeoutMs) };
+  }
+
+  private keysOf(shard: number): [string, string][] {
+    const out: [string, string][] = [];
+    for (const kind of SHARDED_KINDS) for (const key of this.actors?.liveKeys(kind) ?? []) if (shardOf(key) === shard) out.push([kind, key]);
+    return out;
+  }
+
+  private lost(shard: number, why: ShardLoss): void {
+    this.pendingGained.delete(shard);
+    this.server.unserveShard(shard);
+    const actors = this.actors;
+    if (!actors) return;
+    const planned = why === 'handoff' || why === 'shutdown';
+    for (const [kind, key] of this.keysOf(shard)) {
+      if (planned) {
+        // Turns in flight finish (their writes are still fenced at the held epoch), then it stops.
+        if (kind === AGENT_ACTOR) actors.tell(kind, key, { type: 'stop' });
+        actors.passivate(kind, key);
+      } else {
+        // The lease is gone: not one more step here (the new owner rebuilds it from the store).
+        actors.evict(kind, key);
+      }
+    }
+  }
+
+  private async drain(shard: number, timeoutMs: number): Promise<void> {
+    const until = performance.now() + timeoutMs;
+    while (this.keysOf(shard).length > 0 && performance.now() < until) {
+      for (const [kind, key] of this.keysOf(shard)) this.actors?.passivate(kind, key);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    const left = this.keysOf(shard);
+    if (left.length) this.log.warn({ shard, actors: left.length }, 'drain timed out: stopping the rest');
+    for (const [kind, key] of left) this.actors?.evict(kind, key);
+  }
+
+  health(): ClusterHealth {
+    const n = this.node;
+    const leases = n.owned();
+    const f = n.forwarder?.stats ?? { asked: 0, served: 0, retried: 0, failed: 0 };
+    return {
+      node_id: n.nodeId,
+      nodes_live: n.liveNodes,
+      shards_owned: leases.length,
+      leases,
+      postgres: n.pgUp ? 'up' : 'down',
+      nats: n.natsStatus,
+      forwards: { asked: f.asked, served: f.served, retried: f.retried, failed: f.failed },
+      fencing_refusals: n.stats.fencingRefusals,
+    };
+  }
+
+  /** /health answers 503 while this node cannot do its part (no PostgreSQL or no NATS). */
+  healthy(): boolean {
+    return this.node.pgUp && this.node.natsStatus === 'connected';
+  }
+
+  /** SIGTERM, after the actors drained: frames out, leases released, links closed. */
+  async stop(): Promise<void> {
+    this.publisher.close();
+    this.rateSync?.close();
+    this.invalidations.close();
+    this.revocations.close();
+    // Releases the shards (unserving each through the directory), then the directory goes.
+    await this.node.stop(() => this.directory?.close());
+  }
+}
+
+/** One process: the same seams, doing nothing. */
+export function localCluster(): { invalidations: Invalidations; revocations: Revocations } {
+  return { invalidations: new LocalInvalidations(), revocations: new LocalRevocations() };
+}
