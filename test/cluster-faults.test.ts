@@ -1,4 +1,4 @@
-import { after, before, describe, test, type TestContext } from 'node:test';
+import { after, afterEach, before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { ClusterUnavailable, TestCluster, sleep, type ClusterNode } from './helpers/cluster-harness.js';
 import { ClientLedger, ClusterInvariants, getRetrying } from './helpers/cluster-ledger.js';
@@ -135,6 +135,12 @@ describe('cluster faults: three nodes on PostgreSQL + NATS', { timeout: LONG ? 9
         sessions.set(nft, await signInOver(cluster!.nodes[(i + j) % 3]!.url, wallet, nft));
       }));
     }
+  });
+
+  afterEach(async () => {
+    // One scenario's failure must not leave the next with a dead or cut node.
+    await cluster?.heal().catch((e) => console.log(`[cluster-faults] heal failed: ${(e as Error).message.slice(0, 300)}`));
+    for (const e of cluster?.takeUnexpectedExits() ?? []) console.log(`[cluster-faults] UNEXPECTED EXIT ${e.slice(0, 3000)}`);
   });
 
   after(async () => {
@@ -356,6 +362,7 @@ describe('cluster faults: three nodes on PostgreSQL + NATS', { timeout: LONG ? 9
     await sleep(500);
     const joined = await c.addNode();
     await c.settled();
+    leaving.retired = true;
     const exit = await leaving.terminate();
     await c.settled();
     await sleep(500);

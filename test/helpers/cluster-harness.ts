@@ -56,6 +56,8 @@ export class ClusterNode {
   private exitInfo: { code: number | null; signal: NodeJS.Signals | null } | undefined;
   exited: Promise<void> = Promise.resolve();
   paused = false;
+  /** left the cluster for good (SIGTERM in a leave test): heal() does not restart it */
+  retired = false;
   /** exits we did not cause (a crash) are collected here */
   readonly unexpectedExits: string[] = [];
   private expectExit = false;
@@ -313,8 +315,22 @@ export class TestCluster {
     }
   }
 
+  /** After a scenario (passed or not): every node running again, links restored, none paused. */
+  async heal(): Promise<void> {
+    for (const n of this.nodes) {
+      if (n.paused) n.resume();
+      await Promise.all([n.pgProxy.restore(), n.natsProxy.restore(), n.providerProxy?.restore()]);
+    }
+    await Promise.all(this.nodes.filter((n) => !n.alive && !n.retired).map((n) => n.start()));
+  }
+
   unexpectedExits(): string[] {
     return this.nodes.flatMap((n) => n.unexpectedExits);
+  }
+
+  /** The unexpected exits so far, forgotten once taken (reported once). */
+  takeUnexpectedExits(): string[] {
+    return this.nodes.flatMap((n) => n.unexpectedExits.splice(0));
   }
 
   async stop(): Promise<void> {
