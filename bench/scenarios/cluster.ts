@@ -136,6 +136,7 @@ export const cluster: Scenario = {
           PANTHERS_DATABASE_URL: pgProxy.url(pg.url), PANTHERS_NATS_URL: nats.url, PANTHERS_NODE_ID: id,
           PANTHERS_CLUSTER_LEASE_TTL_MS: String(TTL_MS), PANTHERS_CLUSTER_RENEW_MS: String(TTL_MS / 5),
           PANTHERS_DATA_DIR: path.join(dir, process.env.PANTHERS_CLUSTER_SHARE_DATA_DIR === '1' ? 'shared' : id), PANTHERS_OWNERS_FILE: ownersFile, PANTHERS_PUBLIC_URL: `http://${balancer.address}`,
+          PANTHERS_CLUSTER_SECRET: 'bench-cluster-secret-0123456789abcdef',
         }, id);
         node.pgProxy = pgProxy;
         procs.push(node.proc);

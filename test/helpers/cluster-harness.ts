@@ -90,6 +90,8 @@ export class ClusterNode {
       PANTHERS_CLUSTER_RENEW_MS: String(Math.max(50, Math.floor(c.leaseTtlMs / 5))),
       PANTHERS_DATA_DIR: this.dataDir,
       PANTHERS_OWNERS_FILE: c.ownersFile,
+      // 17c: the same secret on every node seals the shared signing keys (32+ characters).
+      PANTHERS_CLUSTER_SECRET: 'test-cluster-secret-0123456789abcdef',
       // One origin for the cluster (its balancer): a challenge signed for it verifies on any node.
       PANTHERS_PUBLIC_URL: c.publicUrl,
       PANTHERS_RATE_LIMITS: 'off',

@@ -142,6 +142,8 @@ async function soak(opts: SoakOptions, engines: { pg: Postgres; nats: Nats } | u
     PANTHERS_NODE_ID: `soak-${i + 1}`,
     PANTHERS_DATA_DIR: path.join(dataDir, process.env.PANTHERS_CLUSTER_SHARE_DATA_DIR === '1' ? 'shared' : `node-${i + 1}`),
     PANTHERS_OWNERS_FILE: ownersFile,
+    // 17c: the same secret on every node seals the shared signing keys (32+ characters).
+    PANTHERS_CLUSTER_SECRET: 'test-cluster-secret-0123456789abcdef',
     PANTHERS_PUBLIC_URL: `http://${balancer!.address}`,
     PANTHERS_CLUSTER_LEASE_TTL_MS: String(leaseTtl),
     PANTHERS_CLUSTER_RENEW_MS: String(Math.max(50, Math.floor(leaseTtl / 5))),
