@@ -103,10 +103,12 @@ async function waitStatus(node: ClusterNode, nft: string, want: string, ms = 20_
 }
 
 async function verifyEverywhere(c: TestCluster): Promise<void> {
-  const reads = await ledger.verify(c.live(), token);
+  const reads = await ledger.verify(c.live(), token, c.sql);
   assert.ok(reads > 0 || ledger.turns.length + ledger.deploys.length === 0);
-  assert.deepEqual(ledger.violations, [], 'every acknowledged write reads back from every node');
-  assert.deepEqual(invariants.violations, [], 'the invariants held in PostgreSQL');
+  // Each scenario reports its own findings once (a lost write stays in the ledger and is read
+  // again later, so it shows up again where it is still missing).
+  assert.deepEqual(ledger.violations.splice(0), [], 'every acknowledged write reads back from every node');
+  assert.deepEqual(invariants.violations.splice(0), [], 'the invariants held in PostgreSQL');
   assert.deepEqual(c.unexpectedExits(), [], 'no node exited by itself');
 }
 
@@ -174,6 +176,7 @@ describe('cluster faults: three nodes on PostgreSQL + NATS', { timeout: LONG ? 9
   test(`kill -9 a node mid-deploy (${DEPLOY_NFTS} NFTs): every acknowledged deploy reaches running, failover within lease + 2 s`, async (t) => {
     const c = ready(t);
     if (!c) return;
+    await c.balanced();
     const victim = await busiestOwner(c, deployNfts);
     const victimNfts: string[] = [];
     for (const nft of deployNfts) if ((await c.ownerOf(nft)) === victim.id) victimNfts.push(nft);
@@ -223,6 +226,8 @@ describe('cluster faults: three nodes on PostgreSQL + NATS', { timeout: LONG ? 9
       ledger.ackDeploy({ nft, deploymentId: r.body.deployment_id, via: via.id });
     }));
     for (const nft of chatNfts) assert.equal(await waitStatus(c.live()[0]!, nft, 'running'), 'running');
+    // A restart earlier hands shards back a batch at a time: a handoff is not what this tests.
+    await c.balanced();
     const victim = await busiestOwner(c, chatNfts);
     const owned = new Map<string, string | undefined>();
     for (const nft of chatNfts) owned.set(nft, await c.ownerOf(nft));
@@ -274,6 +279,7 @@ describe('cluster faults: three nodes on PostgreSQL + NATS', { timeout: LONG ? 9
   test('SIGSTOP a node for twice the lease time: its writes are fenced and it makes no provider call after it resumes', async (t) => {
     const c = ready(t);
     if (!c) return;
+    await c.balanced();
     const victim = await busiestOwner(c, akashNfts);
     const mine: string[] = [];
     for (const nft of akashNfts) if ((await c.ownerOf(nft)) === victim.id) mine.push(nft);
@@ -297,13 +303,20 @@ describe('cluster faults: three nodes on PostgreSQL + NATS', { timeout: LONG ? 9
     const resumedAt = Date.now();
     const rowsBefore = await c.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM deployment_events WHERE nft_token_id = ANY(${mine}::text[])`.catch(() => [{ n: -1 }]);
     victim.resume();
-    await sleep(Math.max(1500, TTL));
-    // It learns it lost the lease; its overdue timers must not reach the provider.
-    const providerBytes = victim.providerProxy!.bytesSince(resumedAt);
+    // It learns it lost the lease; its overdue timers must not reach the provider. The window
+    // ends early if rebalancing legitimately hands one of those shards back to it.
+    let windowEnd = Date.now() + Math.max(1500, TTL);
+    while (Date.now() < windowEnd) {
+      const back = await c.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM shard_leases WHERE shard = ANY(${mine.map((n) => shardOf(n))}::int[]) AND owner = ${victim.id} AND expires_at > now()`;
+      if (back[0]!.n > 0) windowEnd = Date.now();
+      else await sleep(50);
+    }
+    const providerBytes = victim.providerProxy!.sends.filter((x) => x.at >= resumedAt && x.at < windowEnd).reduce((a, x) => a + x.bytes, 0);
+    const windowMs = windowEnd - resumedAt;
     for (const nft of mine) assert.equal(await waitStatus(await clientNode(c, nft), nft, 'running', 30_000), 'running', `NFT ${nft} deployed by the new owner`);
     const metrics = await fetch(victim.url + '/metrics').then((r) => r.text()).catch(() => '');
     const fencedLines = metrics.split('\n').filter((l) => /fenc/i.test(l) && !l.startsWith('#'));
-    console.log(`[cluster-faults] SIGSTOP: failover ${Math.round(ms)} ms; provider bytes from the paused node after resume ${providerBytes}; events before resume ${rowsBefore[0]!.n}; victim fencing metrics: ${fencedLines.join('; ') || 'none exposed'}`);
+    console.log(`[cluster-faults] SIGSTOP: failover ${Math.round(ms)} ms; provider bytes from the paused node in the ${windowMs} ms after resume ${providerBytes}; events before resume ${rowsBefore[0]!.n}; victim fencing metrics: ${fencedLines.join('; ') || 'none exposed'}`);
     assert.equal(providerBytes, 0, 'the node that lost its lease sent nothing to the provider after it resumed');
     assert.equal(akash.counts.deploymentsCreated - createdBefore, mine.length, 'one provider deployment per NFT (none created twice)');
     await c.settled();
@@ -314,6 +327,7 @@ describe('cluster faults: three nodes on PostgreSQL + NATS', { timeout: LONG ? 9
     const c = ready(t);
     if (!c) return;
     for (const link of ['pg', 'nats'] as const) {
+      await c.balanced();
       const victim = await busiestOwner(c, chatNfts);
       const theirs: string[] = [];
       for (const nft of chatNfts) if ((await c.ownerOf(nft)) === victim.id) theirs.push(nft);
@@ -343,6 +357,7 @@ describe('cluster faults: three nodes on PostgreSQL + NATS', { timeout: LONG ? 9
   test('a node joins, another gets SIGTERM: no client error during the planned handoff', async (t) => {
     const c = ready(t);
     if (!c) return;
+    await c.balanced();
     const leaving = c.live()[1]!;
     const stayers = () => c.live().filter((n) => n !== leaving);
     const errors: string[] = [];
@@ -379,6 +394,7 @@ describe('cluster faults: three nodes on PostgreSQL + NATS', { timeout: LONG ? 9
     const c = ready(t);
     if (!c) return;
     const nfts = chatNfts.slice(0, 10);
+    await c.balanced();
     let stop = false;
     let answered = 0;
     const load = Promise.all(nfts.map(async (nft) => {

@@ -5,7 +5,7 @@ import postgres, { type Sql } from 'postgres';
 import { CLI, tempDir } from './server.js';
 import { startNats, startPostgres, type Nats, type Postgres } from './engines.js';
 import { TcpProxy } from './tcp-proxy.js';
-import { shardOf } from '../../src/cluster/shards.js';
+import { preferredOwner, shardOf } from '../../src/cluster/shards.js';
 
 /**
  * Three (or N) real `panthers serve` processes on loopback, cluster mode, on ONE real PostgreSQL
@@ -280,7 +280,7 @@ export class TestCluster {
   }
 
   live(): ClusterNode[] {
-    return this.nodes.filter((n) => n.alive && !n.paused);
+    return this.nodes.filter((n) => n.alive && !n.paused && n.url !== '');
   }
 
   byId(id: string): ClusterNode | undefined {
@@ -324,6 +324,21 @@ export class TestCluster {
       await Promise.all([n.pgProxy.restore(), n.natsProxy.restore(), n.providerProxy?.restore()]);
     }
     await Promise.all(this.nodes.filter((n) => !n.alive && !n.retired).map((n) => n.start()));
+  }
+
+  /**
+   * Waits until rebalancing is over: every shard held by the node rendezvous hashing prefers
+   * among the live nodes (after a restart or a join, shards move back a batch at a time).
+   */
+  async balanced(timeoutMs = 30_000): Promise<number> {
+    const t0 = performance.now();
+    const ids = this.live().map((n) => n.id);
+    for (;;) {
+      const rows = await this.sql<{ shard: number; owner: string | null; live: boolean }[]>`SELECT shard, owner, expires_at > now() AS live FROM shard_leases`;
+      if (rows.length >= 256 && rows.every((r) => r.live && r.owner === preferredOwner(r.shard, ids))) return performance.now() - t0;
+      if (performance.now() - t0 > timeoutMs) throw new Error(`shards not balanced over ${ids.join(', ')} within ${timeoutMs} ms`);
+      await sleep(50);
+    }
   }
 
   unexpectedExits(): string[] {

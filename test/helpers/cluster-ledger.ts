@@ -58,7 +58,7 @@ export class ClientLedger {
    * the acknowledged reply, complete; every acknowledged deploy is visible from every node.
    * Returns how many reads were made.
    */
-  async verify(nodes: { id: string; url: string }[], tokenFor: (nft: string) => string): Promise<number> {
+  async verify(nodes: { id: string; url: string }[], tokenFor: (nft: string) => string, sql?: Sql): Promise<number> {
     let reads = 0;
     const byConv = new Map<string, AckTurn[]>();
     for (const t of this.turns) byConv.set(`${t.nft}\n${t.conversationId}`, [...(byConv.get(`${t.nft}\n${t.conversationId}`) ?? []), t]);
@@ -76,7 +76,11 @@ export class ClientLedger {
           const msgs = h.body.messages as { role: string; content: string; incomplete?: boolean }[];
           for (const t of turns) {
             const at = msgs.findIndex((m) => m.role === 'user' && m.content === t.user);
-            if (at < 0) this.violations.push(`acknowledged turn "${t.user}" (conversation ${conv}, via ${t.via}) missing when read from ${node.id}`);
+            if (at < 0) {
+              // Lost, or a stale read? PostgreSQL itself tells.
+              const inDb = sql ? (await sql<{ n: number }[]>`SELECT count(*)::int AS n FROM messages WHERE conversation_id = ${conv} AND content = ${t.user}`.catch(() => [{ n: -1 }]))[0]!.n : -1;
+              this.violations.push(`acknowledged turn "${t.user.slice(0, 40)}" (conversation ${conv}, via ${t.via}) missing when read from ${node.id} (history had ${msgs.length} messages; rows in PostgreSQL: ${inDb})`);
+            }
             else if (msgs[at + 1]?.role !== 'assistant' || msgs[at + 1]!.content !== t.reply || msgs[at + 1]!.incomplete) {
               this.violations.push(`acknowledged reply to "${t.user}" (conversation ${conv}) differs when read from ${node.id}: ${JSON.stringify(msgs[at + 1]).slice(0, 200)}`);
             }
