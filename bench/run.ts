@@ -18,13 +18,14 @@ import { login } from './scenarios/login.js';
 import { actors } from './scenarios/actors.js';
 import { sqliteWrites } from './scenarios/sqlite-writes.js';
 import { coldStart } from './scenarios/cold-start.js';
+import { cluster } from './scenarios/cluster.js';
 
 /**
  * `npm run bench` (full) and `npm run bench -- --quick` (under 60 s): runs the project and its
  * peers on 127.0.0.1, interleaved round by round, prints a table and writes
  * bench/results/latest.json and latest.svg (the chart). A benchmark, never a timed test: nothing here asserts a speed.
  */
-const SCENARIOS: Scenario[] = [httpAuthGet, chatFanout, sseStream, login, actors, sqliteWrites, coldStart];
+const SCENARIOS: Scenario[] = [httpAuthGet, chatFanout, sseStream, login, actors, sqliteWrites, coldStart, cluster];
 
 const HELP = `Usage: npm run bench [-- options]
   --quick            small and short (1 round, about a second per figure; under 60 s in all)

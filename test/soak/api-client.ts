@@ -24,7 +24,21 @@ export interface ClientHooks {
 }
 
 export class ApiClient {
-  constructor(public base: string, private readonly hooks: ClientHooks, private readonly deadlineMs = 20_000) {}
+  /** the servers to call; more than one (a cluster's nodes): each call goes to the next */
+  bases: string[];
+  private turn = 0;
+
+  constructor(base: string, private readonly hooks: ClientHooks, private readonly deadlineMs = 20_000) {
+    this.bases = [base];
+  }
+
+  get base(): string {
+    return this.bases.length === 1 ? this.bases[0]! : this.bases[this.turn++ % this.bases.length]!;
+  }
+
+  set base(url: string) {
+    this.bases = [url];
+  }
 
   async call(method: string, path: string, opts: { body?: unknown; token?: string; headers?: Record<string, string> } = {}): Promise<Answer> {
     const headers: Record<string, string> = { ...opts.headers };

@@ -4,6 +4,8 @@ import { cliFlags } from '../helpers/cli-flags.js';
 /**
  * `npm run soak [-- --cycles=N --seed=S --min-run-ms=A --max-run-ms=B]`: the kill -9 crash soak
  * (see soak.ts). Prints its figures and exits 1 on any violation.
+ * `--cluster [--nodes=3 --lease-ttl-ms=1500]`: against cluster nodes on PostgreSQL + NATS, one
+ * node killed per cycle.
  */
 const flags = cliFlags();
 const num = flags.num;
@@ -15,10 +17,14 @@ const report = await runSoak({
   maxRunMs: num('max-run-ms'),
   chatNfts: num('chat-nfts'),
   deployNfts: num('deploy-nfts'),
+  cluster: flags.has('cluster'),
+  nodes: num('nodes'),
+  leaseTtlMs: num('lease-ttl-ms'),
   log: (l) => console.log(l),
 });
 
 console.log('\nsoak figures');
+console.log(`  mode                            ${report.mode}`);
 console.log(`  cycles (kill -9 + restart)      ${report.cycles}`);
 console.log(`  acknowledged writes checked     ${report.acknowledgedWritesChecked} (${report.checksMade} checks)`);
 console.log(`  restart to /health p50 / max    ${report.restartToHealthMs.p50} ms / ${report.restartToHealthMs.max} ms`);

@@ -1,9 +1,12 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
+import { startNats, startPostgres, type Nats, type Postgres } from '../helpers/engines.js';
 import { prng } from '../helpers/prng.js';
 import { tempDir } from '../helpers/server.js';
 import { newEvmWallet, type EvmTestWallet } from '../helpers/wallets.js';
 import { ApiClient, NoAnswer, WsClient, type ClientHooks } from './api-client.js';
+import { TcpProxy } from '../helpers/tcp-proxy.js';
 import { ServerProcess } from './server-process.js';
 
 /**
@@ -12,6 +15,12 @@ import { ServerProcess } from './server-process.js';
  * client-side ledger keeps only what the server ACKNOWLEDGED (a 2xx, a final SSE event, a done
  * WS frame); after each restart every acknowledged effect is checked through the API
  * (Jepsen's approach: the client's view is the truth the server promised).
+ *
+ * `cluster: true` (`npm run soak -- --cluster`): the same workload against three cluster nodes
+ * on one real PostgreSQL and one nats-server (test/helpers/engines.ts) instead of one SQLite
+ * process; every call goes to a node picked at random (so most are forwarded to the NFT's owner),
+ * each cycle kill -9s one node picked at random and restarts it, and the checks read through
+ * every node. Owners come from a shared PANTHERS_OWNERS_FILE.
  */
 export interface SoakOptions {
   cycles: number;
@@ -28,6 +37,11 @@ export interface SoakOptions {
   settleBoundMs?: number;
   seed?: number;
   log?: (line: string) => void;
+  /** three (`nodes`) cluster nodes on PostgreSQL + NATS instead of one SQLite process */
+  cluster?: boolean;
+  nodes?: number;
+  /** cluster mode: lease TTL of the nodes (PANTHERS_CLUSTER_LEASE_TTL_MS) */
+  leaseTtlMs?: number;
 }
 
 export interface Violation {
@@ -37,6 +51,8 @@ export interface Violation {
 }
 
 export interface SoakReport {
+  /** 'sqlite' (one process) or 'cluster of N nodes on PostgreSQL + NATS' */
+  mode: string;
   cycles: number;
   /** distinct acknowledged writes (turns, refreshes, sign-ins, deploys, stops) checked after a crash */
   acknowledgedWritesChecked: number;
@@ -89,6 +105,17 @@ interface Nft {
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
+  if (!opts.cluster) return soak(opts, undefined);
+  const [pg, nats] = await Promise.all([startPostgres(), startNats()]);
+  try {
+    return await soak(opts, { pg, nats });
+  } finally {
+    nats.stop();
+    pg.stop();
+  }
+}
+
+async function soak(opts: SoakOptions, engines: { pg: Postgres; nats: Nats } | undefined): Promise<SoakReport> {
   const log = opts.log ?? (() => undefined);
   const seed = opts.seed ?? Math.floor(Math.random() * 2 ** 31);
   const rnd = prng(seed);
@@ -98,13 +125,38 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
   const healthBound = opts.healthBoundMs ?? 10_000;
   const settleBound = opts.settleBoundMs ?? 20_000;
   const dataDir = tempDir('panthers-soak-');
+  const clusterMode = engines !== undefined;
+  const nodeCount = clusterMode ? Math.max(2, opts.nodes ?? 3) : 1;
+  const leaseTtl = opts.leaseTtlMs ?? 1500;
+  const ownersFile = path.join(dataDir, 'owners.json');
+  // A cluster has one public origin (its balancer): sign-in messages name it on every node.
+  let rr = 0;
+  const balancer = clusterMode ? await TcpProxy.balancer(() => {
+    const live = servers.filter((x) => x?.alive && x.url);
+    return live.length ? Number(new URL(live[rr++ % live.length]!.url).port) : undefined;
+  }) : undefined;
+  if (balancer) balancer.recordSends = false;
+  const clusterEnv = (i: number): Record<string, string> => engines ? {
+    PANTHERS_DATABASE_URL: engines.pg.url,
+    PANTHERS_NATS_URL: engines.nats.url,
+    PANTHERS_NODE_ID: `soak-${i + 1}`,
+    PANTHERS_DATA_DIR: path.join(dataDir, process.env.PANTHERS_CLUSTER_SHARE_DATA_DIR === '1' ? 'shared' : `node-${i + 1}`),
+    PANTHERS_OWNERS_FILE: ownersFile,
+    // 17c: the same secret on every node seals the shared signing keys (32+ characters).
+    PANTHERS_CLUSTER_SECRET: 'test-cluster-secret-0123456789abcdef',
+    PANTHERS_PUBLIC_URL: `http://${balancer!.address}`,
+    PANTHERS_CLUSTER_LEASE_TTL_MS: String(leaseTtl),
+    PANTHERS_CLUSTER_RENEW_MS: String(Math.max(50, Math.floor(leaseTtl / 5))),
+  } : {};
+  // One process, or a cluster's nodes (`srv` is the one killed this cycle).
+  const servers: (ServerProcess | undefined)[] = new Array(nodeCount).fill(undefined);
   const env = {
     PANTHERS_DATA_DIR: dataDir,
     PANTHERS_RATE_LIMITS: 'off',
     PANTHERS_HEALTH_INTERVAL_MS: '200',
     PANTHERS_SCRIPTED_DELAY_MS: '2',
   };
-  log(`soak: seed ${seed}, data dir ${dataDir}`);
+  log(`soak: seed ${seed}, data dir ${dataDir}${clusterMode ? `, cluster of ${nodeCount} nodes on PostgreSQL ${engines!.pg.url} and NATS ${engines!.nats.url}` : ''}`);
 
   const violations: Violation[] = [];
   let cycle = 0;
@@ -147,15 +199,24 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
   let seq = 0;
   const healthTimes: number[] = [];
   let srv: ServerProcess | undefined;
-  const start = async () => {
-    srv = await ServerProcess.start(env, healthBound, (why) => violation('unexpected exit', why));
+  const startOne = async (i: number) => {
+    const s = await ServerProcess.start({ ...env, ...clusterEnv(i) }, healthBound, (why) => violation('unexpected exit', why));
+    servers[i] = s;
+    healthTimes.push(s.toHealthMs);
+    return s;
+  };
+  const start = async (i = 0) => {
+    srv = await startOne(i);
     serverAlive = true;
-    api.base = srv.url;
-    healthTimes.push(srv.toHealthMs);
+    api.bases = servers.filter((x) => x?.alive).map((x) => x!.url);
   };
 
   // --- setup: owners, sessions, chat agents deployed ----------------------------------------
-  await start();
+  if (clusterMode) fs.writeFileSync(ownersFile, '{}');
+  await start(0);
+  // The other nodes of a cluster after the first (which migrates the database), together.
+  await Promise.all(Array.from({ length: nodeCount - 1 }, (_, i) => startOne(i + 1)));
+  api.bases = servers.map((x) => x!.url);
   const nfts: Nft[] = [];
   const chatCount = opts.chatNfts ?? 6;
   const deployCount = opts.deployNfts ?? 4;
@@ -165,27 +226,40 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
       session: undefined as unknown as Session, expect: undefined, uncertain: false, conversations: [],
     });
   }
-  const db = new Database(path.join(dataDir, 'panthers.db'));
-  try {
-    const ins = db.prepare('INSERT OR REPLACE INTO nft_owners (nft_token_id, owner, updated_at) VALUES (?, ?, ?)');
-    db.transaction(() => { for (const n of nfts) ins.run(n.id, n.wallet.address, Date.now()); })();
-  } finally {
-    db.close();
+  if (clusterMode) {
+    // Every node reads the same owners file (re-read when it changes).
+    fs.writeFileSync(ownersFile + '.tmp', JSON.stringify(Object.fromEntries(nfts.map((n) => [n.id, n.wallet.address]))));
+    fs.renameSync(ownersFile + '.tmp', ownersFile);
+  } else {
+    const db = new Database(path.join(dataDir, 'panthers.db'));
+    try {
+      const ins = db.prepare('INSERT OR REPLACE INTO nft_owners (nft_token_id, owner, updated_at) VALUES (?, ?, ?)');
+      db.transaction(() => { for (const n of nfts) ins.run(n.id, n.wallet.address, Date.now()); })();
+    } finally {
+      db.close();
+    }
   }
   await sleep(120); // the registry notices another connection's commit within 50 ms
 
+  let signInRefusal = '';
   const signIn = async (n: Nft): Promise<boolean> => {
     const ch = await api.call('POST', '/v1/auth/challenge', { body: { wallet_address: n.wallet.address, nft_token_id: n.id } });
-    if (ch.status !== 200) return false;
+    if (ch.status !== 200) {
+      signInRefusal = `challenge: ${ch.status} ${ch.text.slice(0, 300)}`;
+      return false;
+    }
     const vr = await api.call('POST', '/v1/auth/verify', {
       body: { wallet_address: n.wallet.address, nft_token_id: n.id, signature: await n.wallet.sign(ch.body.message), message: ch.body.message },
     });
-    if (vr.status !== 200) return false;
+    if (vr.status !== 200) {
+      signInRefusal = `verify: ${vr.status} ${vr.text.slice(0, 300)}`;
+      return false;
+    }
     n.session = { id: vr.body.session_id, access: vr.body.access_token, refresh: vr.body.refresh_token, refreshCut: false };
     check(`signin:${n.session.id}`);
     return true;
   };
-  for (const n of nfts) if (!(await signIn(n))) throw new Error(`setup: sign-in failed for NFT ${n.id}`);
+  for (const n of nfts) if (!(await signIn(n))) throw new Error(`setup: sign-in failed for NFT ${n.id}: ${signInRefusal}`);
   for (const n of nfts.filter((x) => x.kind === 'chat')) {
     const r = await api.call('POST', '/v1/deployments', { token: n.session.access, body: { nft_token_id: n.id, provider: 'local' } });
     if (r.status !== 202) throw new Error(`setup: deploy ${n.id} answered ${r.status} ${r.text}`);
@@ -503,26 +577,34 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
       }
       const runFor = minRun + Math.floor(rnd() * (maxRun - minRun));
       await sleep(runFor);
-      serverAlive = false;
+      const victim = Math.floor(rnd() * nodeCount);
+      srv = servers[victim];
+      // One process: nothing answers until the restart. A cluster: the others go on serving
+      // (calls to the killed node are unanswered; a hang on a survivor is a finding).
+      serverAlive = clusterMode;
+      api.bases = servers.filter((x, i) => i !== victim && x?.alive).map((x) => x!.url);
       await srv!.kill('SIGKILL');
       stopping = true;
       await Promise.all(workers);
-      await start();
+      await start(victim);
       await retryUnanswered();
       await verify();
       log(`cycle ${cycle}/${opts.cycles}: killed after ${runFor} ms, /health in ${Math.round(srv!.toHealthMs)} ms, ${checked.size} acknowledged writes checked, ${violations.length} violations`);
     }
   } finally {
     serverAlive = false;
-    if (srv?.alive) {
+    for (const s of servers) {
+      if (!s?.alive) continue;
       // Our own graceful stop: SIGTERM must end it cleanly.
-      const exit = await srv.kill('SIGTERM');
+      const exit = await s.kill('SIGTERM');
       if (exit.code !== 0) violation('unclean shutdown', `SIGTERM ended the server with code ${exit.code} signal ${exit.signal}`);
     }
+    await balancer?.close();
   }
 
   const sorted = [...healthTimes].sort((a, b) => a - b);
   return {
+    mode: clusterMode ? `cluster of ${nodeCount} nodes on PostgreSQL + NATS` : 'one process on SQLite',
     cycles: opts.cycles,
     acknowledgedWritesChecked: checked.size,
     checksMade,
