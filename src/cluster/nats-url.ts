@@ -17,19 +17,24 @@ export function natsLinkOptions(natsUrl: string): NatsLinkOptions {
   for (const raw of natsUrl.split(',').map((s) => s.trim()).filter(Boolean)) {
     const u = new URL(raw);
     if (u.username || u.password) {
-      const user = decodeURIComponent(u.username);
-      const pass = decodeURIComponent(u.password);
+      const user = decode(u.username);
       if (u.password) {
         out.user ??= user;
-        out.pass ??= pass;
+        out.pass ??= decode(u.password);
       } else {
         out.token ??= user;
       }
-      u.username = '';
-      u.password = '';
     }
     out.servers.push(`${u.protocol}//${u.host}`);
   }
   return out;
 }
 
+/** A malformed %-escape is kept as written rather than crashing the start. */
+function decode(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}
