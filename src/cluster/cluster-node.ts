@@ -5,6 +5,7 @@ import type { ClusterConfig } from '../config.js';
 import type { Logger } from '../logger.js';
 import { ShardLeases, FencedError, LEASE_SCHEMA } from './shard-leases.js';
 import { Forwarder } from './forwarder.js';
+import { natsServers } from './nats-servers.js';
 import { SHARDS, shardOf, preferredOwner } from './shards.js';
 
 export type { Fence };
@@ -129,7 +130,8 @@ export class ClusterNode implements LeaseView {
     // Loaded here, in cluster mode only: a single process's start does not pay for it (~14 ms CPU).
     const { connect } = await import('@nats-io/transport-node');
     this.nc = await connect({
-      servers: this.config.natsUrl.split(',').map((s) => s.trim()),
+      // Credentials in the URLs become user/pass or a token (nats.js does not read them there).
+      ...natsServers(this.config.natsUrl),
       name: `panthers-${this.nodeId}`,
       // A node does not receive its own frames, invalidations and revocations back.
       noEcho: true,

@@ -69,9 +69,10 @@ export interface Nats {
   stop(): void;
 }
 
-export async function startNats(): Promise<Nats> {
+/** `extra`: more nats-server flags (e.g. `--user u --pass p`, `--auth token`). */
+export async function startNats(extra: string[] = []): Promise<Nats> {
   const port = await freePort();
-  const child = spawn('nats-server', ['-a', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' });
+  const child = spawn('nats-server', ['-a', '127.0.0.1', '-p', String(port), ...extra], { stdio: 'ignore' });
   await waitForPort(port, 10_000);
   return { url: `nats://127.0.0.1:${port}`, port, child, stop: () => child.kill('SIGKILL') };
 }
