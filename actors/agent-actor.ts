@@ -36,7 +36,7 @@ export interface AgentActorDeps {
   maxTokens?: number;
   /** The per-NFT daily token budget: a turn holds its worst case from admission until it settles. */
   /** `enabled`: a daily limit is set (without one, usage is only counted and holds need no sizing). */
-  quota?: { readonly enabled: boolean; reserve(nft: string, cost: number): QuotaHold };
+  quota?: { readonly enabled: boolean; reserve(nft: string, cost: number): QuotaHold | Promise<QuotaHold> };
   onTurn?(outcome: 'complete' | 'incomplete' | 'error'): void;
 }
 
@@ -132,7 +132,7 @@ export class AgentBehaviour implements Behaviour<AgentMsg, unknown>, AgentTurns 
     // A continued conversation holds what its stored history will really put before the model
     // (up to the budget), not the whole budget: a small daily quota can still continue one.
     const context = isNew || !this.deps.quota?.enabled ? 0 : await this.deps.repo.contextTokens(id, this.deps.historyTokenBudget);
-    const hold = this.deps.quota?.reserve(this.nft, system + Math.min(input + context, Math.max(input, this.deps.historyTokenBudget)) + (maxTokens ?? 0));
+    const hold = await this.deps.quota?.reserve(this.nft, system + Math.min(input + context, Math.max(input, this.deps.historyTokenBudget)) + (maxTokens ?? 0));
     if (this.closing) {
       hold?.settle(0);
       throw this.closing;

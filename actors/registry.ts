@@ -280,8 +280,7 @@ export class ActorRegistry implements LocalActors {
       p.reject?.(reason);
     }
     entry.behaviour?.stopped?.('passivated');
-    if (entry.ref !== undefined) nact.stop(entry.ref);
-    entry.ref = undefined;
+    this.release(entry);
     this.events.onPassivate?.(kindName, key);
   }
 

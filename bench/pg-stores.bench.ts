@@ -19,6 +19,12 @@ import type { ConversationsStore } from '../src/agents/conversations-store.js';
 import type { Deployment } from '../src/deployments/deployments-store.js';
 import type { Fence } from '../src/db/fence.js';
 import { shardOf } from '../src/cluster/shards.js';
+import { ActorRegistry } from '../actors/registry.js';
+import { agentActorKind } from '../actors/agent-actor.js';
+import { AGENT_ACTOR, type TurnHandle } from '../src/contracts/agent-messages.js';
+import { ScriptedBackend } from '../adapters/models/scripted.js';
+import { defaultCharacter } from '../src/agents/character.js';
+import { createLogger } from '../src/logger.js';
 
 const { flags } = parseArgs(process.argv.slice(2));
 const N = Number(flags.n ?? 500);
@@ -61,6 +67,28 @@ try {
   const trips = (statements - s0 - 1) / N; // minus the LSN query itself
   const [wal] = await sql<{ bytes: number }[]>`SELECT (pg_current_wal_lsn() - ${w0!.lsn}::pg_lsn)::bigint AS bytes`;
   console.log(`chat turn through the PostgreSQL store (fenced), ${N} turns: ${trips.toFixed(2)} round trips/turn (2 writes + 1 context read), ${(wal!.bytes / N).toFixed(0)} WAL bytes/turn`);
+
+  // The same through the AgentActor, as a node runs it (scripted model, no timers): what one
+  // turn costs the database end to end, a new conversation and then continued ones.
+  const log = createLogger({ level: 'silent' });
+  const actors = new ActorRegistry({ log, idleMs: 60_000 });
+  const backend = new ScriptedBackend({ delayMs: 0 });
+  const actorStore = new PgConversationsStore(sql);
+  actors.register(agentActorKind({
+    repo: actorStore, fenceFor: () => fence, publisher: { publish: () => {}, subscribers: () => 0 }, log, now: Date.now,
+    character: (n) => defaultCharacter(n, 'scripted'), model: () => ({ backend, model: 'scripted' }), concurrency: 4, historyTokenBudget: 2000,
+  }));
+  const actorTurn = async (conversationId?: string) => (await (await actors.ask<TurnHandle>(AGENT_ACTOR, nft, { type: 'turn', wallet: '0xabc', conversationId, message: 'Tell me about the moon.' })).done);
+  let s1 = statements;
+  const first = await actorTurn();
+  const newTrips = statements - s1;
+  await actorTurn(first.conversation_id);
+  s1 = statements;
+  const [a0] = await sql<{ lsn: string }[]>`SELECT pg_current_wal_lsn()::text AS lsn`;
+  for (let i = 0; i < N; i++) await actorTurn(first.conversation_id);
+  const [aw] = await sql<{ bytes: number }[]>`SELECT (pg_current_wal_lsn() - ${a0!.lsn}::pg_lsn)::bigint AS bytes`;
+  console.log(`chat turn through the AgentActor (fenced): new conversation ${newTrips} round trips, continued ${((statements - s1 - 1) / N).toFixed(2)} round trips/turn, ${(aw!.bytes / N).toFixed(0)} WAL bytes/turn`);
+  actors.stopAll();
 
   await timed('PostgreSQL chat turn (fenced): 2 writes + 1 read', N, () => turn(conversations, id, fence));
   await timed('PostgreSQL message append, fenced', N, (i) => conversations.appendCommitted(id, 'user', `m${i}`, 1, false, Date.now(), fence));

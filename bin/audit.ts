@@ -2,7 +2,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { DB_FILE } from '../src/db/database.js';
-import { verifyAuditChain, type AuditRow } from '../src/guards/audit-log.js';
+import type { AuditRow } from '../src/guards/audit-chain.js';
+import type { AuditStore } from '../src/guards/audit-store.js';
+import { SqliteAuditStore } from '../src/guards/audit-store.sqlite.js';
 import { parseArgs } from './args.js';
 
 export const AUDIT_HELP = `Usage: panthers audit <verify|tail> [options]
@@ -11,9 +13,13 @@ export const AUDIT_HELP = `Usage: panthers audit <verify|tail> [options]
   tail [-n 20]        print the newest rows (one JSON object a line)
        [--follow]     keep printing rows as they are written
 Options:
-  --data-dir D        the data directory (default PANTHERS_DATA_DIR or ./data)`;
+  --data-dir D        the data directory (default PANTHERS_DATA_DIR or ./data)
+  --database-url U    the cluster's PostgreSQL chain instead (default PANTHERS_DATABASE_URL)`;
 
-/** `panthers audit verify|tail`: reads the audit log of a data dir (the server may be running). */
+/**
+ * `panthers audit verify|tail`: reads the audit log of a data dir or of the cluster's PostgreSQL
+ * (the servers may be running: verify walks one snapshot).
+ */
 export async function audit(argv: string[], env: Record<string, string | undefined> = process.env): Promise<number> {
   // -n is the one short flag; map it onto --n before the shared parser sees it.
   const { flags, positionals } = parseArgs(argv.map((a) => (a === '-n' ? '--n' : a)));
@@ -22,34 +28,52 @@ export async function audit(argv: string[], env: Record<string, string | undefin
     console.log(AUDIT_HELP);
     return flags.help ? 0 : 2;
   }
-  const dataDir = path.resolve(typeof flags['data-dir'] === 'string' ? flags['data-dir'] : env.PANTHERS_DATA_DIR || './data');
-  const file = path.join(dataDir, DB_FILE);
-  if (!fs.existsSync(file)) {
-    console.error(`panthers audit: no database at ${file}`);
-    return 1;
-  }
-  // Read-only: verification must never be the thing that changes the log.
-  const db = new Database(file, { readonly: true, fileMustExist: true });
-  db.pragma('busy_timeout = 5000');
-  try {
-    if (sub === 'verify') return verify(db);
-    if (sub === 'tail') {
-      const n = flags.n === undefined ? 20 : Number(flags.n);
-      if (!Number.isInteger(n) || n < 0) {
-        console.error('panthers audit tail: -n must be a whole number');
-        return 2;
-      }
-      return await tail(db, n, flags.follow === true);
-    }
+  if (sub !== 'verify' && sub !== 'tail') {
     console.error(`panthers audit: unknown subcommand "${sub}"\n\n${AUDIT_HELP}`);
     return 2;
+  }
+  const n = flags.n === undefined ? 20 : Number(flags.n);
+  if (!Number.isInteger(n) || n < 0) {
+    console.error('panthers audit tail: -n must be a whole number');
+    return 2;
+  }
+  const store = await open(flags, env);
+  if (typeof store === 'string') {
+    console.error(`panthers audit: ${store}`);
+    return 1;
+  }
+  try {
+    if (sub === 'verify') return await verify(store);
+    return await tail(store, n, flags.follow === true);
+  } catch (e) {
+    console.error(`panthers audit: ${(e as Error).message}`);
+    return 1;
   } finally {
-    db.close();
+    await store.close();
   }
 }
 
-function verify(db: Database.Database): number {
-  const r = verifyAuditChain(db);
+/** The store to read, or why there is none. An explicit --data-dir wins over the environment's URL. */
+async function open(flags: Record<string, string | boolean | undefined>, env: Record<string, string | undefined>): Promise<AuditStore | string> {
+  const url = typeof flags['database-url'] === 'string' ? flags['database-url'] : flags['data-dir'] === undefined ? env.PANTHERS_DATABASE_URL : undefined;
+  if (url) {
+    if (!/^postgres(ql)?:\/\//.test(url)) return 'the database URL must start with postgres://';
+    // Loaded only here: every other command starts without the PostgreSQL client.
+    const [{ openPg }, { PgAuditStore }] = await Promise.all([import('../src/db/pg.js'), import('../src/guards/audit-store.pg.js')]);
+    // Read-only in effect: verify and tail only SELECT.
+    return new PgAuditStore(openPg(url, { max: 1 }), true);
+  }
+  const dataDir = path.resolve(typeof flags['data-dir'] === 'string' ? flags['data-dir'] : env.PANTHERS_DATA_DIR || './data');
+  const file = path.join(dataDir, DB_FILE);
+  if (!fs.existsSync(file)) return `no database at ${file}`;
+  // Read-only: verification must never be the thing that changes the log.
+  const db = new Database(file, { readonly: true, fileMustExist: true });
+  db.pragma('busy_timeout = 5000');
+  return new SqliteAuditStore(db, true);
+}
+
+async function verify(store: AuditStore): Promise<number> {
+  const r = await store.verify();
   if (r.ok) {
     console.log(`audit log intact: ${r.rows} rows verified`);
     return 0;
@@ -69,12 +93,11 @@ function format(r: AuditRow): string {
   });
 }
 
-async function tail(db: Database.Database, n: number, follow: boolean): Promise<number> {
-  const last = db.prepare('SELECT * FROM (SELECT * FROM audit_log ORDER BY id DESC LIMIT ?) ORDER BY id').all(n) as AuditRow[];
+async function tail(store: AuditStore, n: number, follow: boolean): Promise<number> {
+  const last = await store.tail(n);
   for (const r of last) console.log(format(r));
   if (!follow) return 0;
-  let after = last.length ? last[last.length - 1]!.id : ((db.prepare('SELECT max(id) AS m FROM audit_log').get() as { m: number | null }).m ?? 0);
-  const next = db.prepare('SELECT * FROM audit_log WHERE id > ? ORDER BY id LIMIT 1000');
+  let after = last.length ? last[last.length - 1]!.id : (await store.state()).headId;
   let stop = false;
   const onSignal = () => {
     stop = true;
@@ -82,7 +105,7 @@ async function tail(db: Database.Database, n: number, follow: boolean): Promise<
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   while (!stop) {
-    for (const r of next.all(after) as AuditRow[]) {
+    for (const r of await store.after(after, 1000)) {
       console.log(format(r));
       after = r.id;
     }

@@ -2,13 +2,13 @@ import type { DestinationStream } from 'pino';
 import type { Config } from './config.js';
 import { defaultPublicUrl } from './server/public-url.js';
 import { createLogger } from './logger.js';
-import { openSqliteStorage, type Storage } from './db/storage.js';
 import { openDatabase, type Db } from './db/database.js';
 import { Metrics } from './metrics.js';
 import { ActorRegistry } from '../actors/registry.js';
 import { TokenService, TOKEN_ISSUER } from './auth/tokens.js';
 import { CachedOwnership, type OwnershipVerifier } from './auth/ownership.js';
-import { AgentAccess } from './auth/agent-access.js';
+import { AgentAccess, loadAgentCredentialKey } from './auth/agent-access.js';
+import { openSqliteStorage, type Storage } from './db/storage.js';
 import { HttpServer, type AuditSink, type RequestVerifier } from './server/http-server.js';
 import { WsServer, type WsMessageHandler } from './server/ws-server.js';
 import { LiveConnections } from './server/live-connections.js';
@@ -58,7 +58,6 @@ export async function createApp(config: Config, opts: AppOptions = {}): Promise<
   const now = opts.now ?? Date.now;
   const db: Db = openDatabase(config.dataDir);
   const actors = new ActorRegistry({ log, idleMs: config.actorIdleMs, now });
-  const tokens = await TokenService.create(config.dataDir, TOKEN_ISSUER, now);
 
   let deploymentsActive = () => 0;
   const metrics = new Metrics({
@@ -96,7 +95,9 @@ export async function createApp(config: Config, opts: AppOptions = {}): Promise<
   if (cluster) ws.topicHooks = cluster.topicHooks;
   const seams = cluster ?? localCluster();
   // The stores: PostgreSQL in cluster mode (on the node's pool), else the SQLite file.
-  const storage: Storage = cluster ? cluster.openStorage(config.dataDir) : openSqliteStorage(config.dataDir, { db, log });
+  const storage: Storage = cluster ? cluster.openStorage(config.dataDir) : openSqliteStorage(config.dataDir, { db, log, now });
+  // The signing key: the data dir's file, or (cluster) the one row every node shares.
+  const tokens = await TokenService.create(config.dataDir, TOKEN_ISSUER, now, storage.secrets);
 
   const providers = new Map<ProviderName, ProviderAdapter>();
   const models = new Map<string, ModelBackend>();
@@ -107,8 +108,8 @@ export async function createApp(config: Config, opts: AppOptions = {}): Promise<
     directory: cluster ? cluster.directoryFor(actors, (topic, frame) => ws.publish(topic, frame)) : actors,
     // Cluster mode: owned actors' writes carry this node's lease (throws when it is not held now).
     ...(cluster ? { fenceFor: (nft: string) => cluster.node.fenceFor(nft) } : {}),
-    agentAccess: new AgentAccess(db, tokens, config.dataDir, now, config.agentTokenTtlSec),
-    ownership: new CachedOwnership(opts.ownership ?? (await defaultOwnership(config, db)), config.ownershipCacheMs, now),
+    agentAccess: new AgentAccess(storage.agentGrants, tokens, await loadAgentCredentialKey(storage.secrets), now, config.agentTokenTtlSec),
+    ownership: new CachedOwnership(opts.ownership ?? (await defaultOwnership(config, storage)), config.ownershipCacheMs, now),
     publisher: cluster?.publisher ?? ws,
     invalidations: seams.invalidations,
     revocations: seams.revocations,
@@ -207,14 +208,13 @@ export async function createApp(config: Config, opts: AppOptions = {}): Promise<
   return app;
 }
 
-async function defaultOwnership(config: Config, db: Db): Promise<OwnershipVerifier> {
+async function defaultOwnership(config: Config, storage: Pick<Storage, 'blockCursor' | 'nftOwners'>): Promise<OwnershipVerifier> {
   if (config.ownership === 'evm') {
     const { EvmOwnership } = await import('../adapters/ownership/evm.js');
-    const { sqliteBlockCursor } = await import('../adapters/ownership/block-cursor.js');
-    const cursor = sqliteBlockCursor(db, `evm:${config.chainId}:${config.nftContract!.toLowerCase()}`);
+    const cursor = storage.blockCursor(`evm:${config.chainId}:${config.nftContract!.toLowerCase()}`);
     return new EvmOwnership({ rpcUrl: config.evmRpcUrl!, contract: config.nftContract!, chainId: config.chainId, cursor });
   }
   const { RegistryOwnership } = await import('../adapters/ownership/registry.js');
-  return new RegistryOwnership(db, config.ownersFile);
+  return new RegistryOwnership(storage.nftOwners, config.ownersFile);
 }
 

@@ -133,6 +133,11 @@ export interface ClusterConfig {
   rebalanceBatch: number;
   /** How often local rate-limit counts are exchanged with the other nodes. */
   rateSyncMs: number;
+  /**
+   * PANTHERS_CLUSTER_SECRET (32+ characters, the same on every node): seals the signing keys all
+   * nodes share in PostgreSQL. A node without it refuses to start when it needs the key.
+   */
+  clusterSecret: string | undefined;
 }
 
 export type ModelKind = 'scripted' | 'openai' | 'ollama' | 'llama';
@@ -368,6 +373,12 @@ const NODE_ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
  * other is a mistake (a node on PostgreSQL without NATS could not forward, one on NATS without
  * PostgreSQL would have no shared truth), so it stops the start instead of guessing.
  */
+function clusterSecret(env: Env): string | undefined {
+  const s = env.PANTHERS_CLUSTER_SECRET || undefined;
+  if (s !== undefined && s.length < 32) throw new ConfigError('PANTHERS_CLUSTER_SECRET', 'must be at least 32 characters (it seals the signing keys every node shares)');
+  return s;
+}
+
 function clusterConfig(env: Env): ClusterConfig | undefined {
   const db = env.PANTHERS_DATABASE_URL || undefined;
   const nats = env.PANTHERS_NATS_URL || undefined;
@@ -398,6 +409,7 @@ function clusterConfig(env: Env): ClusterConfig | undefined {
     renewMs,
     rebalanceBatch: int(env, 'PANTHERS_CLUSTER_REBALANCE_BATCH', 16, 1, 256),
     rateSyncMs: int(env, 'PANTHERS_CLUSTER_RATE_SYNC_MS', 250, 10, 10_000),
+    clusterSecret: clusterSecret(env),
   };
 }
 

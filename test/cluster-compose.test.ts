@@ -33,6 +33,7 @@ test('examples/cluster/compose.yaml: PostgreSQL 15, NATS 2.9, three nodes from t
     ids.add(env.PANTHERS_NODE_ID!);
     assert.match(env.PANTHERS_DATABASE_URL!, /^postgres:\/\/.*@postgres:5432\//);
     assert.equal(env.PANTHERS_NATS_URL, 'nats://nats:4222');
+    assert.match(env.PANTHERS_CLUSTER_SECRET!, /^\$\{PANTHERS_CLUSTER_SECRET:\?/, 'the signing-key secret comes from the operator, not the example');
     const c = loadConfig(env);
     assert.equal(c.cluster?.nodeId, env.PANTHERS_NODE_ID);
     assert.deepEqual(c.trustedProxies, [s.proxy.networks.panthers.ipv4_address], 'the proxy is the trusted one');

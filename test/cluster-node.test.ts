@@ -66,7 +66,7 @@ describe('cluster node', () => {
     const owners = await shardOwners(engines);
     // The deployment runs on the NFT's owner (B here), is asked for through B, watched from A.
     const nft = nftOwnedBy(owners, b.nodeId, 'cluster-ws-');
-    const token = await signInProcess(a.url, cluster.dataDir, nft);
+    const token = await signInProcess(a.url, engines.pg.url, nft);
     const sub = await openWs(a.url, token);
     try {
       sub.ws.send(JSON.stringify({ type: 'subscribe', channel: 'deployment', nft_token_id: nft }));
@@ -112,7 +112,7 @@ describe('cluster node', () => {
 
   test('a logout on node A closes the session\'s WebSocket on node B at once (panthers.revoke), and B refuses the token', async () => {
     const [a, b] = cluster.nodes as [typeof cluster.nodes[0], typeof cluster.nodes[0]];
-    const token = await signInProcess(a.url, cluster.dataDir, 'cluster-revoke-1');
+    const token = await signInProcess(a.url, engines.pg.url, 'cluster-revoke-1');
     const ws = await openWs(b.url, token);
     const closedAt = new Promise<{ code: number; at: number }>((r) => ws.ws.once('close', (code) => r({ code, at: Date.now() })));
     const t0 = Date.now();

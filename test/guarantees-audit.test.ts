@@ -218,8 +218,10 @@ test('PANTHERS_AUDIT_RETENTION_DAYS reaches the server (rows older than it are p
   db.close();
   const s = await startServer({ PANTHERS_AUDIT_RETENTION_DAYS: '30' }, {}, dir);
   try {
-    const ids = (s.app.ctx.db.prepare('SELECT request_id FROM audit_log ORDER BY id').all() as { request_id: string }[]).map((r) => r.request_id);
-    assert.deepEqual(ids, ['recent']);
+    // The prune is the writer thread's first op after start: ahead of any new row, not of the 200.
+    const ids = () => (s.app.ctx.db.prepare('SELECT request_id FROM audit_log ORDER BY id').all() as { request_id: string }[]).map((r) => r.request_id);
+    await waitFor(() => !ids().includes('ancient'), 3000);
+    assert.deepEqual(ids(), ['recent']);
     assert.equal(verifyAuditChain(s.app.ctx.db).ok, true);
   } finally {
     await s.stop();

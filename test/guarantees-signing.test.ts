@@ -5,6 +5,7 @@ import * as v from 'valibot';
 import { startServer, type TestServer } from './helpers/server.js';
 import { sessionToken, WALLET_A } from './helpers/guarantees.js';
 import { route } from '../src/server/route.js';
+import { SqliteSessionStore } from '../src/auth/session-store.sqlite.js';
 import { issueSigningKey, signRequest, HmacRequestVerifier, SIGNATURE_WINDOW_SEC } from '../src/guards/request-signing.js';
 
 let server: TestServer;
@@ -33,7 +34,7 @@ before(async () => {
   );
   const s = await sessionToken(server, WALLET_A);
   token = s.token;
-  key = issueSigningKey(server.app.ctx.db, s.sid);
+  key = await issueSigningKey(new SqliteSessionStore(server.app.ctx.db), s.sid);
 });
 
 after(() => server?.stop());
@@ -142,7 +143,7 @@ printf '%s\\n%s\\n%s\\n%s' "$TS" POST /v1/deployments "$BODY_HASH" | openssl dgs
   assert.equal(out, signRequest(k, 'POST', '/v1/deployments', body, ts));
 });
 
-test('the replay set is bounded and fails closed when full of live signatures', () => {
+test('the replay set is bounded and fails closed when full of live signatures', async () => {
   let now = 1_760_000_000_000;
   const db = server.app.ctx.db;
   // The set is the server's SQLite table: start this case from an empty one.
@@ -155,15 +156,15 @@ test('the replay set is bounded and fails closed when full of live signatures', 
     const ts = Math.floor(now / 1000);
     const sig = signRequest(key, 'POST', '/v1/x', body, ts);
     const h: Record<string, string> = { 'x-signature': sig, 'x-timestamp': String(ts) };
-    verifier.verify({ method: 'POST', fullPath: '/v1/x', body, header: (name) => h[name], auth });
+    return verifier.verify({ method: 'POST', fullPath: '/v1/x', body, header: (name) => h[name], auth });
   };
-  call(1);
-  call(2);
-  call(3);
-  assert.throws(() => call(4), /Too many signed requests/);
+  await call(1);
+  await call(2);
+  await call(3);
+  await assert.rejects(() => call(4), /Too many signed requests/);
   assert.equal(verifier.size, 3);
   // Once their window has passed, the old entries are swept and signing works again.
   now += (SIGNATURE_WINDOW_SEC + 31) * 1000;
-  call(5);
+  await call(5);
   assert.equal(verifier.size, 1);
 });

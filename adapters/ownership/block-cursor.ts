@@ -1,8 +1,7 @@
 import type { Db } from '../../src/db/database.js';
-import type { BlockCursor } from './evm.js';
 
 /** The `ownership_cursor` row of one log source (e.g. `evm:1:0xcontract`): survives restarts. */
-export function sqliteBlockCursor(db: Db, source: string, now: () => number = Date.now): BlockCursor {
+export function sqliteBlockCursor(db: Db, source: string, now: () => number = Date.now): { get(): number | undefined; set(block: number): void } {
   const get = db.prepare<[string], number>('SELECT block FROM ownership_cursor WHERE source = ?').pluck();
   const set = db.prepare<[string, number, number]>(
     'INSERT INTO ownership_cursor (source, block, updated_at) VALUES (?, ?, ?) ON CONFLICT (source) DO UPDATE SET block = excluded.block, updated_at = excluded.updated_at',

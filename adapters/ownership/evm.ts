@@ -3,8 +3,8 @@ import type { OwnedPage, OwnershipChanges, OwnershipVerifier } from '../../src/a
 
 /** Where the Transfer-log poller keeps the last block it has read (a table row in practice). */
 export interface BlockCursor {
-  get(): number | undefined;
-  set(block: number): void;
+  get(): number | undefined | Promise<number | undefined>;
+  set(block: number): void | Promise<void>;
 }
 
 export interface EvmOwnershipOptions {
@@ -60,13 +60,13 @@ export class EvmOwnership implements OwnershipVerifier {
   async changes(): Promise<OwnershipChanges> {
     await this.checkChain();
     const head = quantity(await this.call('eth_blockNumber', []), 'eth_blockNumber');
-    const cursor = this.opts.cursor ? this.opts.cursor.get() : this.memoryCursor;
-    const save = (block: number) => {
-      if (this.opts.cursor) this.opts.cursor.set(block);
+    const cursor = this.opts.cursor ? await this.opts.cursor.get() : this.memoryCursor;
+    const save = async (block: number) => {
+      if (this.opts.cursor) await this.opts.cursor.set(block);
       else this.memoryCursor = block;
     };
     if (cursor === undefined) {
-      save(head);
+      await save(head);
       return { ids: [] };
     }
     if (head <= cursor) return { ids: [] }; // nothing new (or the node is behind: wait for it)

@@ -1,5 +1,7 @@
 import fs from 'node:fs';
 import type { Db } from '../../src/db/database.js';
+import type { NftOwnerStore } from '../../src/auth/nft-owner-store.js';
+import { SqliteNftOwnerStore } from '../../src/auth/nft-owner-store.sqlite.js';
 import type { OwnedPage, OwnershipChanges, OwnershipVerifier } from '../../src/auth/ownership.js';
 
 /**
@@ -13,31 +15,25 @@ export class RegistryOwnership implements OwnershipVerifier {
   readonly local = true;
   private fileOwners = new Map<string, string>();
   private fileStamp = '';
-  private readonly byToken;
-  private readonly byOwner;
-  private readonly dataVersion;
+  private readonly store: NftOwnerStore;
   /**
    * Table answers, kept until the table may have changed: another connection's commit (the CLI's
-   * `nft assign`) bumps PRAGMA data_version, checked at most every CHECK_MS; writes made through
+   * `nft assign`, another node) changes the store's version(), checked at most every CHECK_MS; writes made through
    * this process's own connection call invalidate(). The owner lookup ran on every
    * authenticated request and was 14% of GET /deployments/{nft}.
    */
   private readonly cache = new Map<string, string>();
-  private version = -1;
+  private version = '';
   private checkedAt = 0;
   private static readonly CHECK_MS = 50;
-  private readonly allRows;
   /** What changes() last saw: the effective owner of every NFT (table over file). */
   private snapshot: Map<string, string> | undefined;
-  private snapshotVersion = -1;
+  private snapshotVersion = '';
   private snapshotFileStamp = '';
   private dirty = false;
 
-  constructor(db: Db, private readonly ownersFile?: string, private readonly now: () => number = Date.now) {
-    this.byToken = db.prepare<[string], { owner: string }>('SELECT owner FROM nft_owners WHERE nft_token_id = ?');
-    this.byOwner = db.prepare<[string], { nft_token_id: string }>('SELECT nft_token_id FROM nft_owners WHERE lower(owner) = ? ORDER BY nft_token_id');
-    this.dataVersion = db.prepare<[], number>('PRAGMA data_version').pluck();
-    this.allRows = db.prepare<[], { nft_token_id: string; owner: string }>('SELECT nft_token_id, owner FROM nft_owners');
+  constructor(db: Db | NftOwnerStore, private readonly ownersFile?: string, private readonly now: () => number = Date.now) {
+    this.store = 'prepare' in db ? new SqliteNftOwnerStore(db) : db;
   }
 
   /**
@@ -46,14 +42,14 @@ export class RegistryOwnership implements OwnershipVerifier {
    * The first call only takes the snapshot (owners before it are not "changes").
    */
   async changes(): Promise<OwnershipChanges> {
-    const version = this.dataVersion.get()!;
+    const version = await this.store.version();
     this.reloadFile();
     if (this.snapshot && version === this.snapshotVersion && this.fileStamp === this.snapshotFileStamp && !this.dirty) return { ids: [] };
     this.dirty = false;
     this.snapshotVersion = version;
     this.snapshotFileStamp = this.fileStamp;
     const next = new Map(this.fileOwners);
-    for (const r of this.allRows.iterate()) next.set(r.nft_token_id, r.owner);
+    for (const r of await this.store.all()) next.set(r.nft_token_id, r.owner);
     const prev = this.snapshot;
     this.snapshot = next;
     if (!prev) return { ids: [] };
@@ -69,7 +65,7 @@ export class RegistryOwnership implements OwnershipVerifier {
     const now = this.now();
     if (now - this.checkedAt >= RegistryOwnership.CHECK_MS) {
       this.checkedAt = now;
-      const v = this.dataVersion.get()!;
+      const v = await this.store.version();
       if (v !== this.version) {
         this.version = v;
         this.cache.clear();
@@ -77,11 +73,11 @@ export class RegistryOwnership implements OwnershipVerifier {
     }
     const hit = this.cache.get(nftTokenId);
     if (hit !== undefined) return hit;
-    const row = this.byToken.get(nftTokenId);
-    if (row) {
+    const owner = await this.store.ownerOf(nftTokenId);
+    if (owner !== undefined) {
       if (this.cache.size >= 100_000) this.cache.clear();
-      this.cache.set(nftTokenId, row.owner);
-      return row.owner;
+      this.cache.set(nftTokenId, owner);
+      return owner;
     }
     this.reloadFile();
     return this.fileOwners.get(nftTokenId);
@@ -90,10 +86,10 @@ export class RegistryOwnership implements OwnershipVerifier {
   /** The wallet's tokens from the table and the file (the table wins for a token in both). */
   async listOwned(wallet: string, limit: number, offset: number): Promise<OwnedPage> {
     const w = wallet.toLowerCase();
-    const tokens = new Set(this.byOwner.all(w).map((r) => r.nft_token_id));
+    const tokens = new Set(await this.store.ownedBy(w));
     this.reloadFile();
     for (const [token, owner] of this.fileOwners) {
-      if (owner.toLowerCase() === w && !tokens.has(token) && this.byToken.get(token) === undefined) tokens.add(token);
+      if (owner.toLowerCase() === w && !tokens.has(token) && (await this.store.ownerOf(token)) === undefined) tokens.add(token);
     }
     const all = [...tokens].sort(byTokenId);
     return { tokens: all.slice(offset, offset + limit), total: all.length };

@@ -65,7 +65,7 @@ export function chatStreamHandler(deps: ChatStreamDeps): WsMessageHandler<v.Infe
       const key = msg.message_id!;
       const scope = `ws chat_stream ${nft}`;
       if (store) {
-        const b = store.begin(wallet, scope, key, IdempotencyStore.fingerprint({ message: msg.message, conversation_id: msg.conversation_id ?? null }));
+        const b = await store.begin(wallet, scope, key, IdempotencyStore.fingerprint({ message: msg.message, conversation_id: msg.conversation_id ?? null }));
         if (b.kind === 'replay') {
           // The first attempt's last frame, to this socket only.
           const final = JSON.parse(b.body) as { conversation_id: string };
@@ -91,30 +91,26 @@ export function chatStreamHandler(deps: ChatStreamDeps): WsMessageHandler<v.Infe
           type: 'turn', wallet, conversationId: msg.conversation_id, message: msg.message, controller: ac,
           // Runs inside the agent's mailbox: it must not throw (that would crash the actor).
           opened: (id) => {
-            try {
-              if (store) store.setRef(wallet, scope, key, id);
-            } catch {
-              // The turn runs anyway; only the in-progress pointer is missing.
-            }
+            // The turn runs anyway if this fails; only the in-progress pointer is missing.
+            store?.setRef(wallet, scope, key, id).catch(() => {});
             follow(id);
           },
         } satisfies AgentMsg);
       } catch (e) {
         off();
         clearTimeout(timer);
-        if (store) store.release(wallet, scope, key);
+        if (store) await store.release(wallet, scope, key).catch(() => {});
         throw e;
       }
       void handle.done.then((r) => {
         off();
         clearTimeout(timer);
         if (!store) return;
-        try {
-          if (!r.stored) store.release(wallet, scope, key);
-          else if (r.error?.details.reason !== 'shutdown') store.complete(wallet, scope, key, r.error ? r.error.status : 200, new ChunkFrames(r.conversation_id, nft).last(r), r.conversation_id);
-        } catch {
-          // The database is gone (shutdown): the key stays pending and a retry is told so.
-        }
+        // The database gone (shutdown): the key stays pending and a retry is told so.
+        const written = !r.stored ? store.release(wallet, scope, key)
+          : r.error?.details.reason !== 'shutdown' ? store.complete(wallet, scope, key, r.error ? r.error.status : 200, new ChunkFrames(r.conversation_id, nft).last(r), r.conversation_id)
+          : undefined;
+        written?.catch(() => {});
       });
     },
   };

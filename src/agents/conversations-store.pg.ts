@@ -41,14 +41,28 @@ export class PgConversationsStore implements ConversationsStore {
   private queuedConversations: string[] = [];
   private scheduled = false;
   private inFlight: Promise<void> | undefined;
+  /**
+   * Conversations seen here, by id: a conversation's NFT and wallet never change, so the ownership
+   * check of a continued turn costs no round trip (updated_at is as of this node's last look).
+   */
+  private readonly known = new Map<string, Conversation>();
+  private static readonly MAX_KNOWN = 100_000;
 
   constructor(private readonly sql: Sql, private readonly log?: { error(obj: object, msg: string): void }) {}
 
   async get(id: string): Promise<Conversation | undefined> {
     const u = this.unsaved.get(id);
     if (u) return u.c;
+    const hit = this.known.get(id);
+    if (hit) return hit;
     const rows = await this.sql<Conversation[]>`SELECT id, nft_token_id, wallet, created_at, updated_at FROM conversations WHERE id = ${id}`;
+    if (rows[0]) this.know(rows[0]);
     return rows[0];
+  }
+
+  private know(c: Conversation): void {
+    if (this.known.size >= PgConversationsStore.MAX_KNOWN) this.known.clear();
+    this.known.set(c.id, c);
   }
 
   async owned(id: string, nft: string, wallet: string): Promise<Conversation> {
@@ -160,6 +174,11 @@ export class PgConversationsStore implements ConversationsStore {
       for (const c of cs) this.unsaved.delete(c.id);
       for (const m of ms) m.reject(e);
       return;
+    }
+    for (const c of cs) this.know(c);
+    for (const [id, at] of touched) {
+      const k = this.known.get(id);
+      if (k) k.updated_at = Math.max(k.updated_at, at);
     }
     for (const m of ms) m.resolve();
   }

@@ -4,6 +4,9 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Db } from '../db/database.js';
 import { ApiError } from '../errors.js';
 import { AGENT_TOKEN_MAX_TTL_SEC, agentAudience, type TokenService } from './tokens.js';
+import type { AgentGrantStore, CredentialDeployment } from './agent-grant-store.js';
+import { SqliteAgentGrantStore } from './agent-grant-store.sqlite.js';
+import type { SecretStore } from './secret-store.js';
 
 export const AGENT_CREDENTIAL_KEY_FILE = 'agent-credential-key';
 const CREDENTIAL_PREFIX = 'pac_';
@@ -21,11 +24,12 @@ export interface AgentRevocations {
   endpoint_url: string | null;
 }
 
-export interface CredentialDeployment {
-  id: string;
-  nft_token_id: string;
-  status: string;
-  endpoint_url: string | null;
+export type { CredentialDeployment } from './agent-grant-store.js';
+
+/** The HMAC key of deployment credentials (base64url text of 32 bytes), created once, shared by every node. */
+export async function loadAgentCredentialKey(secrets: SecretStore): Promise<Buffer> {
+  const raw = await secrets.getOrCreate(AGENT_CREDENTIAL_KEY_FILE, () => Buffer.from(randomBytes(32).toString('base64url')));
+  return Buffer.from(raw.toString('utf8').trim(), 'base64url');
 }
 
 /** Loads the HMAC key of deployment credentials from the data dir, creating it (0600) once. */
@@ -56,65 +60,40 @@ function loadOrCreateKey(dataDir: string): Buffer {
  */
 export class AgentAccess {
   private readonly key: Buffer;
-  private readonly upsertGrant;
-  private readonly revokedStmt;
-  private readonly pruneStmt;
-  private readonly holdersStmt;
-  private readonly cutoffGet;
-  private readonly cutoffSet;
-  private readonly deploymentById;
-  private readonly latestDeployment;
-  /** nft -> cut-off ms (0: none); filled lazily, updated by ownershipLost */
+  private readonly store: AgentGrantStore;
+  /** nft -> cut-off ms (0: none); filled lazily, raised by ownershipLost and cutoffChanged */
   private readonly cutoffs = new Map<string, number>();
-  private readonly lostListeners: ((nft: string, at: number) => void)[] = [];
+  private readonly lostListeners: ((nft: string, at: number, remote: boolean) => void)[] = [];
   private lastPrune = 0;
 
+  /**
+   * `db`: the SQLite database, or the grant store (PostgreSQL in a cluster); `key`: the data
+   * dir holding the credential key file, or the key itself (loadAgentCredentialKey).
+   */
   constructor(
-    private readonly db: Db,
+    db: Db | AgentGrantStore,
     private readonly tokens: TokenService,
-    dataDir: string,
+    key: string | Buffer,
     private readonly now: () => number,
     readonly agentTokenTtlSec = 600,
   ) {
     if (agentTokenTtlSec < 1 || agentTokenTtlSec > AGENT_TOKEN_MAX_TTL_SEC) throw new RangeError(`agent token TTL must be 1..${AGENT_TOKEN_MAX_TTL_SEC} s`);
-    this.key = loadOrCreateKey(dataDir);
-    this.upsertGrant = db.prepare<[string, string, number]>(
-      `INSERT INTO agent_token_grants (nft_token_id, session_id, expires_at) VALUES (?, ?, ?)
-       ON CONFLICT (nft_token_id, session_id) DO UPDATE SET expires_at = max(expires_at, excluded.expires_at)`,
-    );
-    this.revokedStmt = db.prepare<[string, number], { session_id: string }>(
-      `SELECT g.session_id FROM agent_token_grants g JOIN sessions s ON s.id = g.session_id
-       WHERE g.nft_token_id = ? AND g.expires_at > ? AND s.revoked_at IS NOT NULL`,
-    );
-    this.pruneStmt = db.prepare<[number]>('DELETE FROM agent_token_grants WHERE expires_at <= ?');
-    this.holdersStmt = db.prepare<[string, number], { wallet: string }>(
-      `SELECT DISTINCT s.wallet FROM agent_token_grants g JOIN sessions s ON s.id = g.session_id
-       WHERE g.nft_token_id = ? AND g.expires_at > ?`,
-    );
-    this.cutoffGet = db.prepare<[string], { not_before: number }>('SELECT not_before FROM agent_token_cutoffs WHERE nft_token_id = ?');
-    this.cutoffSet = db.prepare<[string, number]>(
-      `INSERT INTO agent_token_cutoffs (nft_token_id, not_before) VALUES (?, ?)
-       ON CONFLICT (nft_token_id) DO UPDATE SET not_before = max(not_before, excluded.not_before)`,
-    );
-    // Read-only views of the deployments table (the runtime feature owns its writes).
-    this.deploymentById = db.prepare<[string], CredentialDeployment>('SELECT id, nft_token_id, status, endpoint_url FROM deployments WHERE id = ?');
-    this.latestDeployment = db.prepare<[string], CredentialDeployment & { provider: string }>(
-      'SELECT id, nft_token_id, status, endpoint_url, provider FROM deployments WHERE nft_token_id = ? ORDER BY created_at DESC LIMIT 1',
-    );
+    this.key = typeof key === 'string' ? loadOrCreateKey(key) : key;
+    this.store = 'prepare' in db ? new SqliteAgentGrantStore(db) : db;
   }
 
   /** A token only the agent of `nft` accepts, bound to session `sid` (revoked with it). */
   async mintAgentToken(claims: { sub: string; nft: string; sid: string }): Promise<{ token: string; expiresIn: number; audience: string }> {
     const audience = agentAudience(claims.nft);
     const t = await this.tokens.issue({ ...claims, aud: audience }, this.agentTokenTtlSec);
-    this.upsertGrant.run(claims.nft, claims.sid, this.now() + t.expiresIn * 1000);
-    this.pruneAtMostPerMinute();
+    await this.store.grant(claims.nft, claims.sid, this.now() + t.expiresIn * 1000);
+    await this.pruneAtMostPerMinute();
     return { ...t, audience };
   }
 
   /** The latest deployment of an NFT (for the token route's endpoint_url). */
-  latestDeploymentOf(nft: string): (CredentialDeployment & { provider: string }) | undefined {
-    return this.latestDeployment.get(nft);
+  latestDeploymentOf(nft: string): Promise<(CredentialDeployment & { provider: string }) | undefined> {
+    return this.store.latestDeployment(nft);
   }
 
   /** The credential handed to the agent of deployment `deploymentId` (in its secrets). */
@@ -126,7 +105,7 @@ export class AgentAccess {
    * Checks `Authorization: Bearer pac_...` for a question about `nft`. UNAUTHORIZED when it is
    * missing, malformed, forged, for another NFT, or its deployment is no longer live.
    */
-  verifyCredential(authorization: string | undefined, nft: string): CredentialDeployment {
+  async verifyCredential(authorization: string | undefined, nft: string): Promise<CredentialDeployment> {
     const bad = (reason: string) => new ApiError('UNAUTHORIZED', 'Invalid agent credential', { reason });
     const m = authorization && /^Bearer\s+pac_([A-Za-z0-9_-]{1,200})\.([A-Za-z0-9_-]{43})$/i.exec(authorization.trim());
     if (!m) throw bad('missing or malformed');
@@ -135,29 +114,31 @@ export class AgentAccess {
     const got = Buffer.from(m[2]!);
     // A credential for another NFT fails here too: the NFT is part of what is MACed.
     if (want.length !== got.length || !timingSafeEqual(want, got)) throw bad('not a credential for this NFT');
-    const d = this.deploymentById.get(id);
+    const d = await this.store.deployment(id);
     if (!d || d.nft_token_id !== nft) throw bad('unknown deployment');
     if (!LIVE.has(d.status)) throw bad(`the deployment is ${d.status}`);
     return d;
   }
 
   /** What the agent of `nft` must refuse now. */
-  revocations(nft: string, deployment: CredentialDeployment): AgentRevocations {
-    const cutoff = this.cutoffMs(nft);
+  async revocations(nft: string, deployment: CredentialDeployment): Promise<AgentRevocations> {
+    const cutoff = await this.cutoffMs(nft);
     // Cut-offs older than the longest agent token matter to no token still alive.
     const relevant = cutoff > this.now() - AGENT_TOKEN_MAX_TTL_SEC * 1000;
     return {
       nft_token_id: nft,
-      revoked_sessions: this.revokedStmt.all(nft, this.now()).map((r) => r.session_id),
+      revoked_sessions: await this.store.revokedSessions(nft, this.now()),
       not_before: relevant ? Math.floor(cutoff / 1000) : null,
       endpoint_url: deployment.endpoint_url,
     };
   }
 
   /** Refused because ownership of its NFT was lost after it was issued. */
-  isCutOff(nft: string, iatSec: number | undefined): boolean {
-    const cutoff = this.cutoffMs(nft);
-    return cutoff > 0 && (iatSec ?? 0) <= Math.floor(cutoff / 1000);
+  isCutOff(nft: string, iatSec: number | undefined): boolean | Promise<boolean> {
+    const cut = (cutoff: number) => cutoff > 0 && (iatSec ?? 0) <= Math.floor(cutoff / 1000);
+    // The hot path (a request with an agent token) is a Map lookup; the store only on a miss.
+    const c = this.cutoffs.get(nft);
+    return c !== undefined ? cut(c) : this.cutoffMs(nft).then(cut);
   }
 
   /**
@@ -165,10 +146,22 @@ export class AgentAccess {
    * wallet no longer owns it): every agent token for it issued until now stops working, here at
    * once and at a remote agent within its revocation-poll bound.
    */
-  ownershipLost(nft: string, at = this.now()): void {
-    this.cutoffSet.run(nft, at);
+  async ownershipLost(nft: string, at = this.now()): Promise<void> {
+    // Refused here at once, before the write: this node must not accept them meanwhile.
     this.cutoffs.set(nft, Math.max(this.cutoffs.get(nft) ?? 0, at));
-    for (const l of this.lostListeners) l(nft, at);
+    await this.store.raiseCutoff(nft, at);
+    for (const l of this.lostListeners) l(nft, at, false);
+  }
+
+  /**
+   * Another node raised the cut-off of `nft` (its ownershipLost, broadcast by the cluster):
+   * this node's cache follows and its listeners run (they end this node's streams of the NFT).
+   */
+  cutoffChanged(nft: string, at: number): void {
+    const c = this.cutoffs.get(nft);
+    if (c !== undefined && c >= at) return;
+    this.cutoffs.set(nft, at);
+    for (const l of this.lostListeners) l(nft, at, true);
   }
 
   /**
@@ -176,22 +169,24 @@ export class AgentAccess {
    * held by another wallet, ownership was lost for it, so every agent token of the NFT is cut off
    * (the owner's own are exchanged again). Re-asserting the same owner cuts nothing.
    */
-  ownerIs(nft: string, owner: string | undefined): boolean {
-    const held = this.holdersStmt.all(nft, this.now()).map((r) => r.wallet);
+  async ownerIs(nft: string, owner: string | undefined): Promise<boolean> {
+    const held = await this.store.holders(nft, this.now());
     const lost = held.some((w) => owner === undefined || w.toLowerCase() !== owner.toLowerCase());
-    if (lost) this.ownershipLost(nft);
+    if (lost) await this.ownershipLost(nft);
     return lost;
   }
 
-  /** Told after ownershipLost (e.g. to close live streams of that NFT). */
-  onOwnershipLost(listener: (nft: string, at: number) => void): void {
+  /** Told after ownershipLost here (`remote` false: publish it to the cluster) or cutoffChanged (`remote` true). */
+  onOwnershipLost(listener: (nft: string, at: number, remote: boolean) => void): void {
     this.lostListeners.push(listener);
   }
 
-  private cutoffMs(nft: string): number {
+  private async cutoffMs(nft: string): Promise<number> {
     let c = this.cutoffs.get(nft);
     if (c === undefined) {
-      c = this.cutoffGet.get(nft)?.not_before ?? 0;
+      const stored = await this.store.cutoff(nft);
+      // A raise seen while reading wins.
+      c = Math.max(stored, this.cutoffs.get(nft) ?? 0);
       if (this.cutoffs.size > 100_000) this.cutoffs.clear();
       this.cutoffs.set(nft, c);
     }
@@ -202,10 +197,10 @@ export class AgentAccess {
     return createHmac('sha256', this.key).update(`agent-credential\0${deploymentId}\0${nft}`).digest('base64url');
   }
 
-  private pruneAtMostPerMinute(): void {
+  private async pruneAtMostPerMinute(): Promise<void> {
     const now = this.now();
     if (now - this.lastPrune < 60_000) return;
     this.lastPrune = now;
-    this.pruneStmt.run(now);
+    await this.store.prune(now);
   }
 }

@@ -13,15 +13,15 @@ export interface OwnershipWatcherDeps {
   /** how often the source is asked for changes */
   intervalMs: number;
   /** active (not revoked, not expired) sessions opened for an NFT */
-  sessionsOf(nft: string): ActiveSession[];
+  sessionsOf(nft: string): ActiveSession[] | Promise<ActiveSession[]>;
   /** NFTs with at least one active session (a full reconcile at start) */
-  nftsWithSessions(): string[];
+  nftsWithSessions(): string[] | Promise<string[]>;
   /** whether to reconcile every NFT with sessions at start (cheap for a local registry) */
   reconcileOnStart: boolean;
   /** revokes a session whose wallet no longer owns its NFT (ends its sockets, audits why) */
   revoke(sid: string): Promise<void>;
   /** the NFT has a new owner (or none): drop others' subscriptions, apply the conversation policy */
-  transferred(nft: string, owner: string | undefined, previous: string[]): void;
+  transferred(nft: string, owner: string | undefined, previous: string[]): void | Promise<void>;
 }
 
 /**
@@ -42,8 +42,8 @@ export class OwnershipWatcher {
 
   start(): void {
     if (!this.deps.ownership.watchable) return;
-    const first = this.deps.reconcileOnStart ? this.deps.nftsWithSessions() : [];
-    this.running = this.tick(first).finally(() => (this.running = undefined));
+    const first = async () => (this.deps.reconcileOnStart ? await this.deps.nftsWithSessions() : []);
+    this.running = first().then((ids) => this.tick(ids), (e) => this.deps.log.warn({ err: e }, 'reading sessions to reconcile failed; the next tick looks again')).finally(() => (this.running = undefined));
     this.timer = setInterval(() => {
       if (this.running || this.stopped) return; // one tick at a time; a slow RPC delays, never overlaps
       this.running = this.tick().finally(() => (this.running = undefined));
@@ -78,17 +78,17 @@ export class OwnershipWatcher {
         return;
       }
     }
-    changes.commit?.();
+    await changes.commit?.();
   }
 
   private async settle(nft: string): Promise<void> {
     const { ownership } = this.deps;
     ownership.invalidate(nft);
     const owner = await ownership.ownerOf(nft);
-    const stale = this.deps.sessionsOf(nft).filter((s) => owner === undefined || !sameWallet(s.wallet, owner));
+    const stale = (await this.deps.sessionsOf(nft)).filter((s) => owner === undefined || !sameWallet(s.wallet, owner));
     for (const s of stale) await this.deps.revoke(s.id);
     const previous = [...new Set(stale.map((s) => s.wallet))];
-    this.deps.transferred(nft, owner, previous);
+    await this.deps.transferred(nft, owner, previous);
     if (stale.length) this.deps.log.info({ nft, owner, revoked: stale.length }, 'NFT changed hands: previous owner sessions revoked');
     this.onSettled?.(nft, stale.length);
   }

@@ -36,7 +36,7 @@ export interface OwnedPage {
 
 export interface OwnershipChanges {
   ids: string[];
-  commit?(): void;
+  commit?(): void | Promise<void>;
 }
 
 /** Wallet addresses compare case-insensitively (EIP-55 checksums are case; bech32 is lowercase). */

@@ -1,7 +1,7 @@
 import { ApiError } from '../errors.js';
 import type { AuthClaims } from '../server/route.js';
 import { ORCHESTRATOR_AUDIENCE, agentAudience, type TokenService } from './tokens.js';
-import type { SessionRepository } from './sessions.js';
+import type { SessionStore } from './session-store.js';
 import type { AgentAccess } from './agent-access.js';
 
 const MAX_CACHED = 100_000;
@@ -10,7 +10,9 @@ const MAX_CACHED = 100_000;
  * Authenticates every request: the JWT (TokenService caches verified claims) and then its
  * session, which must exist and not be revoked. Session states are cached in memory so the
  * hot path is two Map lookups; a revocation updates the cache at once (logout works at once),
- * and SQLite answers for sessions not seen yet in this process (e.g. after a restart).
+ * and the store answers for sessions not seen yet in this process (e.g. after a restart). In a
+ * cluster a revocation on another node reaches this cache through `markRevoked`, called by the
+ * revocation broadcast (panthers.revoke, 17d).
  */
 export class SessionGuard {
   /** sid -> active (true) or revoked/unknown (false) */
@@ -21,7 +23,7 @@ export class SessionGuard {
 
   constructor(
     private readonly tokens: TokenService,
-    private readonly sessions: SessionRepository,
+    private readonly sessions: Pick<SessionStore, 'get'>,
     private readonly agentAccess?: AgentAccess,
   ) {}
 
@@ -31,8 +33,9 @@ export class SessionGuard {
    */
   readonly authenticate = async (token: string, agentNft?: string): Promise<AuthClaims> => {
     const claims = await this.tokens.verify(token, agentNft === undefined ? this.audiences : this.agentAudiencesFor(agentNft));
-    if (!this.isActive(claims.sid)) throw new ApiError('UNAUTHORIZED', 'The session of this token has ended; sign in again');
-    if (claims.aud !== ORCHESTRATOR_AUDIENCE && this.agentAccess?.isCutOff(claims.nft, claims.iat)) {
+    const active = this.states.get(claims.sid) ?? (await this.isActive(claims.sid));
+    if (!active) throw new ApiError('UNAUTHORIZED', 'The session of this token has ended; sign in again');
+    if (claims.aud !== ORCHESTRATOR_AUDIENCE && this.agentAccess && (await this.agentAccess.isCutOff(claims.nft, claims.iat))) {
       throw new ApiError('UNAUTHORIZED', 'This agent token was issued before ownership of the NFT changed', { reason: 'ownership_lost' });
     }
     return claims;
@@ -48,11 +51,14 @@ export class SessionGuard {
     return a;
   }
 
-  isActive(sid: string): boolean {
+  /** The store answers for sessions not seen yet (after a restart, or opened on another node). */
+  async isActive(sid: string): Promise<boolean> {
     let state = this.states.get(sid);
     if (state === undefined) {
-      const row = this.sessions.get(sid);
+      const row = await this.sessions.get(sid);
       state = row !== undefined && row.revoked_at === null;
+      // A revocation seen meanwhile (markRevoked) wins over what was read before it.
+      if (this.states.get(sid) === false) return false;
       this.remember(sid, state);
     }
     return state;

@@ -1,7 +1,8 @@
 import { randomBytes as nodeRandomBytes } from 'node:crypto';
 import type { Db } from '../db/database.js';
 import { ApiError } from '../errors.js';
-import { CHALLENGE_TTL_MS, ChallengeStore } from './challenges.js';
+import { CHALLENGE_TTL_MS, Challenges } from './challenges.js';
+import type { ChallengeStore } from './challenge-store.js';
 import { formatSiweMessage, parseSiweMessage } from './siwe-message.js';
 import { canonicalWallet, verifyWalletSignature, walletKind } from './wallet-signature.js';
 import { personalMessageDigest } from './evm-signature.js';
@@ -12,6 +13,8 @@ export const SECRET_CHAIN_ID = 'secret-4';
 
 export interface SignInOptions {
   db: Db;
+  /** where nonces live (PostgreSQL in a cluster); default: the `challenges` table of `db` */
+  challenges?: ChallengeStore;
   /** "does wallet W own NFT T now" (CachedOwnership satisfies it) */
   ownership: { owns(wallet: string, nftTokenId: string): Promise<boolean> };
   now: () => number;
@@ -56,12 +59,12 @@ export interface SignedChallenge extends ChallengeRequest {
  * attempt, checking the signature, then ownership). It does not open sessions: callers do.
  */
 export class SignIn {
-  private readonly store: ChallengeStore;
+  private readonly store: Challenges;
   private readonly random: (n: number) => Uint8Array;
   private readonly ttlMs: number;
 
   constructor(private readonly opts: SignInOptions) {
-    this.store = new ChallengeStore(opts.db, opts.now);
+    this.store = new Challenges(opts.challenges ?? opts.db, opts.now);
     this.random = opts.randomBytes ?? ((n) => nodeRandomBytes(n));
     this.ttlMs = opts.ttlMs ?? CHALLENGE_TTL_MS;
   }
@@ -108,7 +111,7 @@ export class SignIn {
       expirationTime: rfc3339(expiresAt),
       namespace: evm ? 'Ethereum' : 'Cosmos',
     });
-    this.store.insert({ nonce, wallet, nft_token_id: nft, message, created_at: now, expires_at: expiresAt });
+    await this.store.insert({ nonce, wallet, nft_token_id: nft, message, created_at: now, expires_at: expiresAt });
     return { message, nonce, expires_at: rfc3339(expiresAt) };
   }
 
@@ -124,7 +127,7 @@ export class SignIn {
     const nonce = parsed?.nonce;
     if (!parsed || !nonce) throw refused('the message is not a sign-in message issued by this server');
     // Burned before anything else is checked: every attempt costs the nonce, failed ones too.
-    const row = this.store.burn(nonce);
+    const row = await this.store.burn(nonce);
     if (!row) throw refused('the message was not issued by this server or was already used');
     if (row.message !== s.message) throw refused('the message differs from the one issued');
     if (row.wallet.toLowerCase() !== wallet.toLowerCase() || row.nft_token_id !== nft) {

@@ -1,9 +1,9 @@
-import fs from 'node:fs';
 import { createHmac } from 'node:crypto';
-import path from 'node:path';
 import * as jose from 'jose';
 import { ApiError } from '../errors.js';
 import type { AuthClaims } from '../server/route.js';
+import type { SecretStore } from './secret-store.js';
+import { FileSecretStore } from './secret-store.file.js';
 
 type Key = jose.CryptoKey | Uint8Array;
 
@@ -28,28 +28,27 @@ interface StoredKey {
 }
 
 /** Loads the Ed25519 signing key from the data dir, creating it (mode 0600) on first start. */
-export async function loadOrCreateSigningKey(dataDir: string): Promise<StoredKey> {
-  const file = path.join(dataDir, SIGNING_KEY_FILE);
-  if (fs.existsSync(file)) {
-    return JSON.parse(fs.readFileSync(file, 'utf8')) as StoredKey;
-  }
-  const { privateKey, publicKey } = await jose.generateKeyPair(ALG, { crv: 'Ed25519', extractable: true });
-  const publicJwk = await jose.exportJWK(publicKey);
-  const kid = await jose.calculateJwkThumbprint(publicJwk);
-  const stored: StoredKey = {
-    kid,
-    privateJwk: { ...(await jose.exportJWK(privateKey)), kid, alg: ALG, use: 'sig' },
-    publicJwk: { ...publicJwk, kid, alg: ALG, use: 'sig' },
-  };
-  fs.mkdirSync(dataDir, { recursive: true });
-  // wx: never overwrite a key another process wrote first.
-  try {
-    fs.writeFileSync(file, JSON.stringify(stored), { mode: 0o600, flag: 'wx' });
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return JSON.parse(fs.readFileSync(file, 'utf8')) as StoredKey;
-    throw e;
-  }
-  return stored;
+export function loadOrCreateSigningKey(dataDir: string): Promise<StoredKey> {
+  return loadOrCreateSigningKeyIn(new FileSecretStore(dataDir));
+}
+
+/**
+ * The signing key from a SecretStore: the data dir (one process) or PostgreSQL (a cluster: the
+ * first node to start creates it, every node reads the same one).
+ */
+export async function loadOrCreateSigningKeyIn(secrets: SecretStore): Promise<StoredKey> {
+  const raw = await secrets.getOrCreate(SIGNING_KEY_FILE, async () => {
+    const { privateKey, publicKey } = await jose.generateKeyPair(ALG, { crv: 'Ed25519', extractable: true });
+    const publicJwk = await jose.exportJWK(publicKey);
+    const kid = await jose.calculateJwkThumbprint(publicJwk);
+    const stored: StoredKey = {
+      kid,
+      privateJwk: { ...(await jose.exportJWK(privateKey)), kid, alg: ALG, use: 'sig' },
+      publicJwk: { ...publicJwk, kid, alg: ALG, use: 'sig' },
+    };
+    return Buffer.from(JSON.stringify(stored));
+  });
+  return JSON.parse(raw.toString('utf8')) as StoredKey;
 }
 
 /**
@@ -67,8 +66,9 @@ export class TokenService {
     private readonly maxCache = 100_000,
   ) {}
 
-  static async create(dataDir: string, issuer: string, now: () => number = Date.now): Promise<TokenService> {
-    const key = await loadOrCreateSigningKey(dataDir);
+  /** `secrets`: where the key lives (default: the data dir; a cluster passes the PostgreSQL store). */
+  static async create(dataDir: string, issuer: string, now: () => number = Date.now, secrets?: SecretStore): Promise<TokenService> {
+    const key = await loadOrCreateSigningKeyIn(secrets ?? new FileSecretStore(dataDir));
     const priv = await jose.importJWK(key.privateJwk, ALG);
     const pub = await jose.importJWK(key.publicJwk, ALG);
     return new TokenService(key, priv as jose.CryptoKey, pub as jose.CryptoKey, issuer, now);
@@ -96,7 +96,10 @@ export class TokenService {
    * issued at the same second give the same token (a refresh retried in its grace window).
    */
   async issue(claims: { sub: string; nft: string; sid: string; aud?: string }, ttlSec = ACCESS_TOKEN_TTL_SEC, issuedAtMs?: number): Promise<{ token: string; expiresIn: number }> {
-    const iat = Math.floor((issuedAtMs ?? this.now()) / 1000);
+    // The clock is read once: expires_in must equal exp - iat for a token issued now, even when
+    // signing crosses a second boundary (seen under load: 599 for a 600 s token).
+    const nowSec = Math.floor(this.now() / 1000);
+    const iat = issuedAtMs === undefined ? nowSec : Math.floor(issuedAtMs / 1000);
     const token = await new jose.SignJWT({ nft: claims.nft, sid: claims.sid })
       .setProtectedHeader({ alg: ALG, kid: this.key.kid, typ: 'JWT' })
       .setSubject(claims.sub)
@@ -105,7 +108,7 @@ export class TokenService {
       .setIssuedAt(iat)
       .setExpirationTime(iat + ttlSec)
       .sign(this.privateKey);
-    return { token, expiresIn: Math.max(0, iat + ttlSec - Math.floor(this.now() / 1000)) };
+    return { token, expiresIn: Math.max(0, iat + ttlSec - nowSec) };
   }
 
   /**

@@ -29,14 +29,6 @@ export interface ShardActors extends LocalActors {
   events: { onCrash?(kind: string, key: string, err: unknown): void; onPassivate?(kind: string, key: string): void };
 }
 
-/** A forwarded ask as it travels on `panthers.shard.<n>` (the cluster directory's wire format). */
-export interface ForwardedAsk {
-  kind: string;
-  key: string;
-  msg: unknown;
-  timeoutMs?: number;
-}
-
 /**
  * What features see of the cluster (AppContext.cluster): undefined in one process.
  * Features that run sharded actors recover a shard's work when this node gains it.
@@ -52,11 +44,7 @@ export interface ClusterContext {
   reportFenced(e: FencedError): void;
 }
 
-/**
- * The owner half of forwarding: serve a shard's NATS subject while this node holds it. 17a's
- * ClusterDirectory is one (serveShard/unserveShard); until it is wired, the node's own Forwarder
- * answers `ForwardedAsk`s with the local registry.
- */
+/** The owner half of forwarding: serves a shard's NATS subject while this node holds it (17a's ClusterDirectory). */
 export interface ShardServer {
   serveShard(shard: number): void;
   unserveShard(shard: number): void;
@@ -80,8 +68,7 @@ export interface ClusterHealth {
  * cross-node Publisher around the WS server's; invalidations, revocations and rate-limit sync on
  * NATS; and the shard hooks that run and stop a shard's actors.
  *
- * The stores come from `openStorage` (17b's PostgreSQL stores; 17c's auth/guard stores join
- * Storage the same way, until then those stay in the node's SQLite data dir).
+ * The stores come from `openStorage` (every store on PostgreSQL).
  * The directory (17a's ClusterDirectory over this node's lease view) comes from `directoryFor`.
  */
 export class ClusterApp {
@@ -94,20 +81,16 @@ export class ClusterApp {
   private pendingGained = new Set<number>();
   private actors: ShardActors | undefined;
   private directory: ClusterDirectory | undefined;
-  private server: ShardServer;
+  private server: ShardServer | undefined;
+  private readonly clusterSecret: string | undefined;
 
   private constructor(readonly node: ClusterNode, private readonly log: Logger, local: Publisher, rateLimiter: RateLimiter | undefined, config: ClusterConfig) {
     const nc = node.nc;
+    this.clusterSecret = config.clusterSecret;
     this.invalidations = new NatsInvalidations(nc);
     this.revocations = new NatsRevocations(nc);
     this.publisher = new ClusterPublisher(nc, local, (nft) => this.invalidations.local('deployment', nft));
     this.rateSync = rateLimiter ? new RateSync(nc, rateLimiter, config.rateSyncMs) : undefined;
-    this.server = {
-      serveShard: (shard) => node.forwarder.serve(shard, (msg) => this.serveForwarded(shard, msg as ForwardedAsk)),
-      // At once, no "not owner" grace: NATS gives a request to every subscriber and takes the
-      // first reply, so a stale answer beside the new owner's could win (17a's finding).
-      unserveShard: (shard) => node.forwarder.unserve(shard, 0),
-    };
     this.context = {
       nodeId: node.nodeId,
       onShardsGained: (fn) => void this.gainedListeners.push(fn),
@@ -137,14 +120,16 @@ export class ClusterApp {
   }
 
   /**
-   * The stores on PostgreSQL (17b), on the node's pool (closed by the node), with NATS
-   * invalidations for their synchronous caches. Key files stay in the data dir.
+   * The stores on PostgreSQL (17b's and 17c's), on the node's pool (closed by the node), with NATS
+   * invalidations for their synchronous caches. The provider-secrets key file stays in the data
+   * dir; the JWT signing key and the agent-credential key are shared rows sealed under
+   * PANTHERS_CLUSTER_SECRET.
    */
   openStorage(dataDir: string): Storage {
-    return openPgStorage(this.node.sql, { dataDir, invalidations: this.invalidations, log: this.log });
+    return openPgStorage(this.node.sql, { dataDir, clusterSecret: this.clusterSecret, invalidations: this.invalidations, log: this.log });
   }
 
-  /** The cluster directory (17a) serves shard subjects instead of the built-in server; before start(). */
+  /** What serves the shard subjects the lease loop gains (directoryFor sets the directory); before start(). */
   useShardServer(server: ShardServer): void {
     this.server = server;
   }
@@ -162,6 +147,7 @@ export class ClusterApp {
 
   /** Joins: claims shards and starts serving them (after the features registered their actor kinds). */
   async start(actors: ShardActors): Promise<void> {
+    if (!this.server) throw new Error('ClusterApp.start: call directoryFor() first (it serves the shard subjects)');
     this.actors = actors;
     // A write refused by the fence crashes the actor (it is not an ApiError): passivate its shard.
     const prev = actors.events.onCrash;
@@ -180,7 +166,7 @@ export class ClusterApp {
   }
 
   private gained(shard: number): void {
-    this.server.serveShard(shard);
+    this.server!.serveShard(shard);
     if (this.pendingGained.size === 0) {
       setImmediate(() => {
         const shards = this.pendingGained;
@@ -197,13 +183,6 @@ export class ClusterApp {
     this.pendingGained.add(shard);
   }
 
-  /** An ask another node forwarded to a shard this node serves; undefined = "not owner". */
-  async serveForwarded(shard: number, a: ForwardedAsk): Promise<{ value: unknown } | undefined> {
-    if (!this.node.serves(shard) || !this.actors || typeof a?.kind !== 'string' || typeof a.key !== 'string') return undefined;
-    if (shardOf(a.key) !== shard && (SHARDED_KINDS as readonly string[]).includes(a.kind)) return undefined;
-    return { value: await this.actors.ask(a.kind, a.key, a.msg, a.timeoutMs) };
-  }
-
   private keysOf(shard: number): [string, string][] {
     const out: [string, string][] = [];
     for (const kind of SHARDED_KINDS) for (const key of this.actors?.liveKeys(kind) ?? []) if (shardOf(key) === shard) out.push([kind, key]);
@@ -212,7 +191,7 @@ export class ClusterApp {
 
   private lost(shard: number, why: ShardLoss): void {
     this.pendingGained.delete(shard);
-    this.server.unserveShard(shard);
+    this.server!.unserveShard(shard);
     const actors = this.actors;
     if (!actors) return;
     const planned = why === 'handoff' || why === 'shutdown';

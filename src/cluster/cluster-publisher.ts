@@ -46,8 +46,15 @@ export class ClusterPublisher implements Publisher, TopicHooks {
     this.relay.publish(topic, frame);
   }
 
+  /**
+   * At least 1: sockets on other nodes may follow the topic, and this node cannot see them (NATS
+   * keeps interest to itself). So the owner renders and relays every chunk in cluster mode; where
+   * nobody follows, that costs one NATS message per topic per event-loop turn, which the server
+   * drops. (An interest protocol could restore one-process's skip; at-most-once announcements
+   * would lose frames when one is lost, so it is not done.)
+   */
   subscribers(topic: string): number {
-    return this.local.subscribers(topic);
+    return Math.max(1, this.local.subscribers(topic));
   }
 
   dropSubscribers(topic: string, keep: (auth: AuthClaims) => boolean, frame: object): number {

@@ -207,4 +207,7 @@ export const MIGRATIONS: readonly string[] = [
   // exist only in PostgreSQL (pg-migrations.ts); one process on SQLite is the only writer. A no-op
   // here so both lists keep the same version numbers.
   `SELECT 1;`,
+  // 9 (cluster mode): the shared signing keys and the quota holds of every node exist only in
+  // PostgreSQL (pg-migrations.ts); one process keeps them in its data dir and its memory.
+  `SELECT 1;`,
 ];

@@ -220,4 +220,24 @@ export const PG_MIGRATIONS: readonly string[] = [
   ALTER TABLE messages ADD COLUMN seq integer;
   CREATE UNIQUE INDEX messages_conversation_seq ON messages (conversation_id, seq);
   `,
+  // 9 (cluster mode; a no-op in SQLite): what one process keeps in memory or its data dir and
+  // every node must share. node_secrets: the JWT signing key and the agent-credential key,
+  // written once by the first node to start (ON CONFLICT DO NOTHING), AES-256-GCM sealed under
+  // PANTHERS_CLUSTER_SECRET (docs/cluster.md). chat_quota_holds: a turn's hold on its NFT's
+  // daily budget, seen by every node; a hold of a node that died expires with its deadline.
+  `
+  CREATE TABLE node_secrets (
+    name        text PRIMARY KEY,
+    value       bytea NOT NULL,
+    created_at  bigint NOT NULL
+  );
+  CREATE TABLE chat_quota_holds (
+    id            text PRIMARY KEY,
+    nft_token_id  text NOT NULL,
+    amount        bigint NOT NULL,
+    expires_at    bigint NOT NULL
+  );
+  CREATE INDEX chat_quota_holds_nft ON chat_quota_holds (nft_token_id, expires_at);
+  CREATE INDEX nft_owners_owner ON nft_owners (lower(owner));
+  `,
 ];

@@ -12,15 +12,27 @@ import { SESSION_ACTOR, newSessionId, type SessionGrant, type SessionMsg } from 
  * revocation questions (deployment credential), and the embedded agents' own sign-in
  * (/v1/agents/{nft}/auth/challenge and /auth/verify, or the same under Host agent-{nft}.<host>).
  */
+/** `panthers.invalidate.agent-cutoff`: `<nft> <ms>`, an NFT's agent tokens issued until then are refused. */
+const AGENT_CUTOFF = 'agent-cutoff';
+
 export const agentAccessFeature: FeatureModule = (f) => {
   const { ctx } = f;
   f.addAgentRoutes(agentAccessRoutes(ctx));
+  // Cluster mode: an ownership loss here cuts the NFT's agent tokens on every node at once (the
+  // cut-off row is the truth; a node that missed the message reads it on its next cache miss).
+  ctx.agentAccess.onOwnershipLost((nft, at, remote) => {
+    if (!remote) ctx.invalidations.invalidate(AGENT_CUTOFF, `${nft} ${at}`);
+  });
+  ctx.invalidations.onInvalidate(AGENT_CUTOFF, (key) => {
+    const [nft, at] = key.split(' ');
+    if (nft && Number(at) > 0) ctx.agentAccess.cutoffChanged(nft, Number(at));
+  });
 
-  const signIn = new SignIn({ db: ctx.db, ownership: ctx.ownership, now: ctx.now, publicUrl: () => ctx.config.publicUrl, evmChainId: ctx.config.chainId });
+  const signIn = new SignIn({ db: ctx.db, challenges: ctx.storage.challenges, ownership: ctx.ownership, now: ctx.now, publicUrl: () => ctx.config.publicUrl, evmChainId: ctx.config.chainId });
   f.addAgentRoutes(agentSignInRoutes({
     signIn,
-    requireAgent(nft) {
-      const d = ctx.agentAccess.latestDeploymentOf(nft);
+    async requireAgent(nft) {
+      const d = await ctx.agentAccess.latestDeploymentOf(nft);
       if (!d || d.provider !== 'local' || d.status !== 'running') throw new ApiError('NOT_FOUND', `No agent is running here for NFT ${nft}`, { nft_token_id: nft });
     },
     origin: (nft) => embeddedEndpointUrl(ctx.config, nft),

@@ -4,7 +4,6 @@ import { revocationReason } from '../server/live-connections.js';
 import type { Config } from '../config.js';
 import { ContractSignatures } from '../auth/contract-signature.js';
 import { EvmOwnership } from '../../adapters/ownership/evm.js';
-import { SessionRepository } from '../auth/sessions.js';
 import { SessionGuard } from '../auth/session-guard.js';
 import { SignIn } from '../auth/sign-in.js';
 import { authRoutes } from '../routes/auth.js';
@@ -22,7 +21,7 @@ function contractSignatures(config: Config): ContractSignatures | undefined {
 
 export const authFeature: FeatureModule = (f) => {
   const { ctx } = f;
-  const sessions = new SessionRepository(ctx.db);
+  const sessions = ctx.storage.sessions;
   const guard = new SessionGuard(ctx.tokens, sessions, ctx.agentAccess);
   ctx.actors.register(
     sessionActorKind({
@@ -50,6 +49,7 @@ export const authFeature: FeatureModule = (f) => {
   });
   const signIn = new SignIn({
     db: ctx.db,
+    challenges: ctx.storage.challenges,
     ownership: ctx.ownership,
     now: ctx.now,
     publicUrl: () => ctx.config.publicUrl,

@@ -7,7 +7,7 @@ import { HmacRequestVerifier } from '../guards/request-signing.js';
 
 /** The chat path's daily token budget for this process (no-op when the quota is 0). */
 export function createChatQuota(ctx: AppContext): ChatQuota {
-  return new ChatQuota(ctx.db, ctx.config.chatDailyTokenQuota, ctx.now);
+  return new ChatQuota(ctx.storage.quota, ctx.config.chatDailyTokenQuota, ctx.now, ctx.config.streamTimeoutMs + 60_000, (err) => ctx.log.error({ err }, 'writing chat usage failed'));
 }
 
 /**
@@ -24,13 +24,17 @@ export const guaranteesFeature: FeatureModule = (f) => {
     throw new ConfigError('PANTHERS_PUBLIC_URL', `must be an https:// URL when PANTHERS_ENV=production, got "${config.publicUrl}"`);
   }
 
-  const audit = new AuditLog({ db: ctx.db, log: ctx.log, metrics: ctx.metrics, retentionDays: config.auditRetentionDays, maxRows: config.auditMaxRows, now: ctx.now });
+  // A cluster node appends to the one chain in PostgreSQL (every node the same chain); else SQLite.
+  const audit = new AuditLog({
+    db: ctx.db, databaseUrl: config.cluster?.databaseUrl, log: ctx.log, metrics: ctx.metrics,
+    retentionDays: config.auditRetentionDays, maxRows: config.auditMaxRows, now: ctx.now,
+  });
   f.setAudit(audit);
   f.addHealthWarning(() => audit.nearCap());
   f.onStart(() => audit.start());
   f.onStop(() => audit.stop());
 
   if (config.requireSignedRequests) {
-    f.setRequestVerifier(new HmacRequestVerifier({ db: ctx.db, now: ctx.now }));
+    f.setRequestVerifier(new HmacRequestVerifier({ sessions: ctx.storage.sessions, replay: ctx.storage.replay, now: ctx.now }));
   }
 };

@@ -1,5 +1,4 @@
 import type { FeatureModule } from '../feature.js';
-import { SessionRepository } from '../auth/sessions.js';
 import { OwnershipWatcher } from '../auth/ownership-watcher.js';
 import { sameWallet } from '../auth/ownership.js';
 import { deploymentTopic } from '../deployments/deployment-frames.js';
@@ -13,18 +12,7 @@ import { SESSION_ACTOR, type SessionMsg } from '../contracts/session-messages.js
  */
 export const ownershipTransferFeature: FeatureModule = (f) => {
   const { ctx } = f;
-  const sessions = new SessionRepository(ctx.db);
-  const wipe = ctx.db.transaction((nft: string, owner: string | undefined) => {
-    const keep = owner?.toLowerCase() ?? '';
-    const ids = ctx.db.prepare('SELECT id FROM conversations WHERE nft_token_id = ? AND lower(wallet) <> ?').pluck().all(nft, keep) as string[];
-    const delMessages = ctx.db.prepare('DELETE FROM messages WHERE conversation_id = ?');
-    const delConversation = ctx.db.prepare('DELETE FROM conversations WHERE id = ?');
-    for (const id of ids) {
-      delMessages.run(id);
-      delConversation.run(id);
-    }
-    return ids.length;
-  });
+  const { sessions, transfers } = ctx.storage;
   const watcher = new OwnershipWatcher({
     ownership: ctx.ownership,
     log: ctx.log,
@@ -35,18 +23,18 @@ export const ownershipTransferFeature: FeatureModule = (f) => {
     revoke: async (sid) => {
       await ctx.directory.ask(SESSION_ACTOR, sid, { type: 'revoke', why: 'ownership_lost' } satisfies SessionMsg);
     },
-    transferred: (nft, owner, previous) => {
+    transferred: async (nft, owner, previous) => {
       // Agent tokens of the NFT held by another wallet end too (remote agents within their
       // revocation poll), whichever session holds them: a session opened for another NFT of the
       // previous owner may have exchanged one.
-      ctx.agentAccess.ownerIs(nft, owner);
+      await ctx.agentAccess.ownerIs(nft, owner);
       const keep = (auth: { sub: string }) => owner !== undefined && sameWallet(auth.sub, owner);
       ctx.publisher.dropSubscribers?.(deploymentTopic(nft), keep, {
         type: 'unsubscribed', channel: 'deployment', nft_token_id: nft, reason: 'ownership_lost',
         error: { code: 'FORBIDDEN', message: `This wallet no longer owns NFT ${nft}`, details: { reason: 'ownership_lost' } },
       });
       if (ctx.config.transferConversations === 'wipe') {
-        const n = wipe(nft, owner);
+        const n = await transfers.wipeConversations(nft, owner?.toLowerCase() ?? '');
         if (n) ctx.log.info({ nft, conversations: n }, 'previous owner conversations wiped');
       }
     },

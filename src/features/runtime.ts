@@ -81,7 +81,11 @@ export const runtimeFeature: FeatureModule = (f) => {
   const { ctx } = f;
   const { deployments, conversations } = ctx.storage;
   const agents = new EmbeddedAgents(ctx);
-  const idempotency = new IdempotencyStore(ctx.db, ctx.now, ctx.config.idempotencyTtlMs);
+  const idempotency = new IdempotencyStore(
+    ctx.storage.idempotency, ctx.now, ctx.config.idempotencyTtlMs,
+    // Cluster: another node's pending key is in progress while its request can still be running.
+    ctx.storage.kind === 'postgres' ? Math.max(ctx.config.streamTimeoutMs, ctx.config.requestTimeoutMs) + 30_000 : 0,
+  );
   // One p-queue per provider bounds the concurrency and rate of its calls.
   const queues = new Map<ProviderName, PQueue>();
   const queue = (p: ProviderName) => {

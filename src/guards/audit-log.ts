@@ -1,89 +1,31 @@
-import crypto, { randomUUID } from 'node:crypto';
-import type { Statement } from 'better-sqlite3';
+import { randomUUID } from 'node:crypto';
+import { Worker } from 'node:worker_threads';
 import type { Db } from '../db/database.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import type { AuditEntry, AuditSink } from '../server/http-server.js';
+import { RECORD_WIDTH, type AuditVerifyResult } from './audit-chain.js';
+import { SqliteAuditStore } from './audit-store.sqlite.js';
+import {
+  CONTROL_BYTES, CTL_DONE, CTL_OPEN, STAT_COMMITTED, STAT_HEAD_ID, STAT_LAST_PRUNE, STAT_PRUNED_THROUGH,
+  type AuditStoreSpec, type AuditWorkerData, type AuditWorkerEvent, type AuditWorkerOp,
+} from './audit-worker.js';
 
-/** prev_hash of the very first row. */
-export const GENESIS_HASH = '0'.repeat(64);
-
-/** One stored row, as read back for verification and `panthers audit tail`. */
-export interface AuditRow {
-  id: number;
-  ts: number;
-  request_id: string;
-  wallet: string | null;
-  nft_token_id: string | null;
-  method: string;
-  route: string;
-  status: number;
-  client_ip: string | null;
-  duration_ms: number;
-  /** the caller's own X-Request-Id (request_id is always ours); NULL when none was sent */
-  client_request_id?: string | null;
-  /** an aggregate row stands for this many refused requests; NULL for an ordinary row */
-  count?: number | null;
-  prev_hash: string;
-  hash: string;
-}
-
-/**
- * The canonical content a row's hash covers: every column but the hashes, id included (so a
- * renumbered or reordered row breaks the chain), as a JSON array (unambiguous, no separators
- * that a field could contain).
- */
-export function rowContent(r: Omit<AuditRow, 'prev_hash' | 'hash'>): string {
-  // Exactly JSON.stringify([...]) (the chain's format; test/audit-engine.test.ts checks they agree),
-  // built by concatenation: about half the cost, paid once per row on the write path.
-  const head = '[' + num(r.id) + ',' + num(r.ts) + ',' + str(r.request_id) + ',' + str(r.wallet) + ',' + str(r.nft_token_id) + ',' +
-    str(r.method) + ',' + str(r.route) + ',' + num(r.status) + ',' + str(r.client_ip) + ',' + num(r.duration_ms);
-  // Columns added later are covered only when set, so rows written before them keep their hash.
-  const crid = r.client_request_id ?? null;
-  const count = r.count ?? null;
-  if (crid !== null || count !== null) return head + ',' + str(crid) + ',' + num(count) + ']';
-  return head + ']';
-}
-
-/** Printable ASCII but `"` and `\`: JSON.stringify would quote it unchanged. */
-const PLAIN = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
-
-function str(s: string | null | undefined): string {
-  if (s === null || s === undefined) return 'null';
-  return PLAIN.test(s) ? '"' + s + '"' : JSON.stringify(s);
-}
-
-function num(n: number | null | undefined): string {
-  return typeof n === 'number' && Number.isFinite(n) ? String(n) : 'null';
-}
-
-// crypto.hash (Node >= 20.12) is one native call; about half the cost of createHash().update().digest().
-const sha256hex: (s: string) => string =
-  typeof (crypto as { hash?: unknown }).hash === 'function'
-    ? (s) => (crypto as unknown as { hash(alg: string, data: string): string }).hash('sha256', s)
-    : (s) => crypto.createHash('sha256').update(s).digest('hex');
-
-export function chainHash(prevHash: string, content: string): string {
-  return sha256hex(prevHash + '\n' + content);
-}
-
-const COLUMNS = 'id, ts, request_id, wallet, nft_token_id, method, route, status, client_ip, duration_ms, client_request_id, count, prev_hash, hash';
-const PARAMS = 14;
-/** Rows per INSERT statement: measured 6.1 us/row one at a time, 2.8 us/row 100 at a time. */
-const ROWS_PER_INSERT = 100;
-
-/** What a refused-request aggregate adds to an entry. */
-type QueuedEntry = AuditEntry & { count?: number };
+// The chain's format lives in audit-chain.ts; these names stay importable from here.
+export { GENESIS_HASH, rowContent, chainHash, type AuditRow, type AuditVerifyResult } from './audit-chain.js';
 
 export interface AuditLogOptions {
-  db: Db;
+  /** the SQLite database (its file is what the writer thread opens); not needed with databaseUrl */
+  db?: Db;
+  /** PANTHERS_DATABASE_URL: the chain lives in PostgreSQL, shared by every node */
+  databaseUrl?: string;
   log: Logger;
   metrics?: Metrics;
   /** flush at least this often */
   intervalMs?: number;
-  /** flush early (on the next turn of the loop) once this many rows wait */
+  /** hand the batch over early (on the next turn of the loop) once this many rows wait */
   batchSize?: number;
-  /** past this many waiting rows (the database cannot keep up) the oldest are dropped and logged */
+  /** past this many rows waiting for a write that keeps failing, the oldest are dropped and logged */
   maxQueue?: number;
   /** 0 keeps rows forever */
   retentionDays?: number;
@@ -91,14 +33,13 @@ export interface AuditLogOptions {
   maxRows?: number;
   /** distinct (ip, method, route, status) aggregates tracked per minute; past it they share one "*" ip */
   maxAggregates?: number;
+  /** how long flush()/stop() wait for the writer thread before giving up (and logging) */
+  flushTimeoutMs?: number;
   now?: () => number;
 }
 
-interface ChainState {
-  headId: number;
-  headHash: string;
-  prunedThroughId: number;
-}
+/** An op without its sequence number (per variant). */
+type OpBody = AuditWorkerOp extends infer T ? (T extends unknown ? Omit<T, 'seq'> : never) : never;
 
 /** Requests refused in one minute from one IP with one method, route and status. */
 interface Aggregate {
@@ -110,37 +51,61 @@ interface Aggregate {
 export const AUDIT_DEGRADED_SHARE = 0.9;
 
 /**
- * The append-only audit trail. record() runs on the request path and only pushes to an array;
- * a timer (or a full batch) writes the waiting rows in ONE transaction, computing the hash
- * chain there: hash = sha256(prev_hash + "\n" + canonical content). The `audit_chain` row keeps
- * the head (so a cut-off tail is detected) and the last pruned row (so retention does not
- * break verification: the first remaining row links to the pruned-through hash).
+ * The append-only audit trail. On the request path record() only pushes the entry's values onto
+ * one flat array (RECORD_WIDTH each). A timer (or a full batch, on the next turn) hands that
+ * array to the writer thread (audit-worker.ts) in one postMessage; the thread hashes the chain
+ * (hash = sha256(prev_hash + "\n" + canonical content), see audit-chain.ts) and commits the batch
+ * in ONE transaction under the head's lock. The `audit_chain` row keeps the head (so a cut-off
+ * tail is detected) and the last pruned row (so retention does not break verification).
+ *
+ * flush(), prune() and stop() are synchronous: they post and block on the thread's done counter
+ * (Atomics.wait), so a graceful stop writes every acknowledged request's row before the database
+ * closes. What a kill -9 can lose: the rows not yet committed, at most intervalMs (200 ms) of
+ * requests or batchSize rows waiting plus the one batch being written; the same bound as before.
+ * A database in memory (no file a thread could open) is written on this thread instead.
  */
 export class AuditLog implements AuditSink {
-  private queue: QueuedEntry[] = [];
+  /** queued records, flat: the request path's only work */
+  private queue: unknown[] = [];
   private timer: NodeJS.Timeout | undefined;
   private flushScheduled = false;
   private pruneTimer: NodeJS.Timeout | undefined;
-  private state: ChainState | undefined;
-  private readonly inserts = new Map<number, Statement>();
-  private setHead: Statement | undefined;
-  private dropped = 0;
   private aggregates = new Map<string, Aggregate>();
   private aggregateWindow = 0;
   private readonly maxRows: number;
   private readonly maxAggregates: number;
   private readonly intervalMs: number;
-  private readonly batchSize: number;
+  private readonly batchValues: number;
   private readonly maxQueue: number;
   private readonly now: () => number;
+  private readonly spec: AuditStoreSpec | undefined;
+  /** the in-memory case: written on this thread */
+  private inline: SqliteAuditStore | undefined;
+  private worker: Worker | undefined;
+  private readonly control = new SharedArrayBuffer(CONTROL_BYTES);
+  private readonly ctl = new Int32Array(this.control, 0, 4);
+  private readonly stats = new Float64Array(this.control, 16, 4);
+  private seq = 0;
+  /** the seq of the last batch handed over */
+  private lastAppend = 0;
+  /** rows handed to the thread and not yet reported written */
+  private inFlight = 0;
+  /** the chain's size before the thread reports it (read on this thread at start, SQLite only) */
+  private rowsAtStart = 0;
+  private dropped = 0;
+  private stopped = false;
 
   constructor(private readonly opts: AuditLogOptions) {
     this.intervalMs = opts.intervalMs ?? 200;
-    this.batchSize = opts.batchSize ?? 500;
+    this.batchValues = (opts.batchSize ?? 500) * RECORD_WIDTH;
     this.maxQueue = opts.maxQueue ?? 100_000;
     this.maxRows = opts.maxRows ?? 0;
     this.maxAggregates = opts.maxAggregates ?? 10_000;
     this.now = opts.now ?? Date.now;
+    if (opts.databaseUrl) this.spec = { kind: 'postgres', url: opts.databaseUrl };
+    else if (opts.db && !opts.db.memory) this.spec = { kind: 'sqlite', file: opts.db.name };
+    else if (opts.db) this.inline = new SqliteAuditStore(opts.db);
+    else throw new Error('AuditLog needs a database (db) or a PostgreSQL URL (databaseUrl)');
     if (this.maxRows) opts.metrics?.auditMaxRows.set(this.maxRows);
   }
 
@@ -172,50 +137,125 @@ export class AuditLog implements AuditSink {
     if (this.aggregates.size === 0) return;
     const done = this.aggregates;
     this.aggregates = new Map();
-    for (const { entry, count } of done.values()) {
-      this.queue.push({ ...entry, requestId: `aggregate-${randomUUID()}`, count });
+    for (const { entry: e, count } of done.values()) {
+      this.queue.push(e.ts, `aggregate-${randomUUID()}`, e.wallet ?? null, e.nft ?? null, e.method, e.route, e.status, e.ip || null, e.durationMs, e.clientRequestId ?? null, count);
+    }
+  }
+
+  record(e: AuditEntry): void {
+    // Values in RECORD_WIDTH order (audit-chain.ts): cheaper to hand over than objects.
+    this.queue.push(e.ts, e.requestId, e.wallet ?? null, e.nft ?? null, e.method, e.route, e.status, e.ip || null, e.durationMs, e.clientRequestId ?? null, null);
+    if (this.queue.length >= this.batchValues && !this.flushScheduled && this.timer) {
+      // Not inline: the request that filled the batch should not pay for handing it over.
+      this.flushScheduled = true;
+      setImmediate(() => this.handOver());
     }
   }
 
   /** Rows in the log now (ids are consecutive from the pruned-through anchor to the head). */
   get rows(): number {
-    const st = this.state;
-    return st ? st.headId - st.prunedThroughId : 0;
+    if (this.inline) {
+      const st = this.inline.stateSync();
+      return st.headId - st.prunedThroughId;
+    }
+    return Atomics.load(this.ctl, CTL_OPEN) ? this.stats[STAT_HEAD_ID]! - this.stats[STAT_PRUNED_THROUGH]! : this.rowsAtStart;
   }
 
   /** Undefined while well under the cap; a sentence for /health once near it. */
   nearCap(): string | undefined {
     if (!this.maxRows) return undefined;
-    this.state ??= readChainState(this.opts.db);
     const rows = this.rows;
     if (rows < this.maxRows * AUDIT_DEGRADED_SHARE) return undefined;
     return `audit log holds ${rows} of its ${this.maxRows}-row cap (PANTHERS_AUDIT_MAX_ROWS); the oldest rows are pruned past it`;
   }
 
-  record(entry: AuditEntry): void {
-    this.queue.push(entry);
-    if (this.queue.length >= this.batchSize && !this.flushScheduled && this.timer) {
-      // Not inline: the request that filled the batch should not pay for writing it.
-      this.flushScheduled = true;
-      setImmediate(() => this.flush());
-    }
+  get waiting(): number {
+    return this.queue.length / RECORD_WIDTH + this.inFlight;
   }
 
   start(): void {
     if (this.timer) return;
-    this.state ??= readChainState(this.opts.db);
+    this.stopped = false;
+    if (this.spec?.kind === 'sqlite' && this.opts.db) {
+      // Cheap and synchronous: /health and the gauge are right before the thread reports.
+      const st = new SqliteAuditStore(this.opts.db).stateSync();
+      this.rowsAtStart = st.headId - st.prunedThroughId;
+    }
+    this.ensureWorker();
     this.opts.metrics?.auditRows.set(this.rows);
-    this.timer = setInterval(() => this.flush(), this.intervalMs);
+    this.timer = setInterval(() => this.handOver(), this.intervalMs);
     this.timer.unref();
     if (this.opts.retentionDays) {
-      this.prune();
-      this.pruneTimer = setInterval(() => this.prune(), 3_600_000);
+      // Queued ahead of every batch: rows past retention go before anything new is appended.
+      this.pruneAsync();
+      this.pruneTimer = setInterval(() => this.pruneAsync(), 3_600_000);
       this.pruneTimer.unref();
     }
   }
 
-  /** Writes everything waiting. Called by the timer, a full batch, and stop(). */
-  flush(closeAll = false): number {
+  private ensureWorker(): Worker {
+    if (this.worker) return this.worker;
+    const data: AuditWorkerData = { store: this.spec!, control: this.control, maxRows: this.maxRows, maxQueue: this.maxQueue, retryMs: Math.max(this.intervalMs, 1000) };
+    const w = new Worker(new URL('./audit-worker.js', import.meta.url), { workerData: data, name: 'audit-writer' });
+    w.on('message', (e: AuditWorkerEvent) => this.onEvent(e));
+    w.on('error', (err) => this.opts.log.error({ err, lost: this.inFlight }, 'audit writer thread failed; a new one takes the next batch'));
+    w.on('exit', () => {
+      if (this.worker === w) this.worker = undefined;
+      // What was in flight is not coming back; a sync waiter sees the thread gone (below).
+      this.inFlight = 0;
+    });
+    // After the listeners (adding a 'message' listener refs the thread again): a process that
+    // forgets stop() may still exit (the rows waiting are lost, as before a stop).
+    w.unref();
+    this.worker = w;
+    return w;
+  }
+
+  private onEvent(e: AuditWorkerEvent): void {
+    const { metrics, log } = this.opts;
+    if (e.type === 'written') {
+      this.inFlight = Math.max(0, this.inFlight - e.appended);
+      metrics?.auditRows.set(e.rows);
+      metrics?.auditQueue.set(this.waiting);
+      if (e.prunedByCap > 0) {
+        metrics?.auditPruned.labels('cap').inc(e.prunedByCap);
+        log.warn({ pruned: e.prunedByCap, max_rows: this.maxRows }, 'audit log at its cap: oldest rows pruned');
+      }
+    } else if (e.type === 'pruned') {
+      metrics?.auditPruned.labels('retention').inc(e.pruned);
+      metrics?.auditRows.set(e.rows);
+    } else if (e.type === 'dropped') {
+      this.dropped = e.total;
+      this.inFlight = Math.max(0, this.inFlight - e.dropped);
+      log.error({ dropped: e.dropped, total_dropped: e.total }, 'audit queue full: oldest rows dropped');
+    } else if (e.type === 'log') {
+      log[e.level](e.obj, e.msg);
+    }
+  }
+
+  /** Posts an op to the writer thread; returns its sequence number. */
+  private post(op: OpBody): number {
+    const seq = ++this.seq;
+    this.ensureWorker().postMessage({ ...op, seq } as AuditWorkerOp);
+    return seq;
+  }
+
+  /** Blocks this thread until the writer has done op `seq` (bounded); false on timeout. */
+  private waitFor(seq: number): boolean {
+    const until = Date.now() + (this.opts.flushTimeoutMs ?? 10_000);
+    for (;;) {
+      const done = Atomics.load(this.ctl, CTL_DONE);
+      if (done >= seq) return true;
+      const left = until - Date.now();
+      if (left <= 0 || !this.worker) break;
+      Atomics.wait(this.ctl, CTL_DONE, done, Math.min(left, 100));
+    }
+    this.opts.log.error({ waiting: this.waiting }, 'audit writer did not finish within the flush timeout');
+    return false;
+  }
+
+  /** Hands the queued rows to the writer (timer, full batch); does not wait. Returns the op's seq. */
+  private handOver(closeAll = false): number {
     this.flushScheduled = false;
     const now = this.now();
     const nowWindow = now - (now % 60_000);
@@ -223,181 +263,121 @@ export class AuditLog implements AuditSink {
     const batch = this.queue;
     if (batch.length === 0) return 0;
     this.queue = [];
-    this.opts.metrics?.auditQueue.set(batch.length);
+    const rows = batch.length / RECORD_WIDTH;
+    if (this.inline) {
+      this.writeInline(batch);
+      return 0;
+    }
+    // At most one batch in the writer's hands: if it is still on the last one (it cannot keep
+    // up), this thread waits for it, as it waited for its own write before. That keeps what a
+    // kill -9 can lose at the queue plus one batch, and the writer's inbox bounded.
+    if (this.lastAppend > Atomics.load(this.ctl, CTL_DONE)) this.waitFor(this.lastAppend);
+    this.inFlight += rows;
+    this.opts.metrics?.auditQueue.set(this.waiting);
+    return (this.lastAppend = this.post({ op: 'append', records: batch }));
+  }
+
+  /** The in-memory database's path: the same store, on this thread, with the same retry bound. */
+  private writeInline(batch: unknown[]): number {
+    const { metrics, log } = this.opts;
     try {
-      this.write(batch);
-    } catch (e) {
-      // Keep the rows for the next attempt (e.g. the database was busy); bound what we keep.
-      this.queue = batch.concat(this.queue);
-      if (this.queue.length > this.maxQueue) {
-        const over = this.queue.length - this.maxQueue;
-        this.queue.splice(0, over);
-        this.dropped += over;
-        this.opts.log.error({ dropped: over, total_dropped: this.dropped }, 'audit queue full: oldest rows dropped');
+      const r = this.inline!.appendSync(batch, this.maxRows);
+      metrics?.auditRows.set(r.state.headId - r.state.prunedThroughId);
+      if (r.prunedByCap > 0) {
+        metrics?.auditPruned.labels('cap').inc(r.prunedByCap);
+        log.warn({ pruned: r.prunedByCap, max_rows: this.maxRows }, 'audit log at its cap: oldest rows pruned');
       }
-      this.opts.log.error({ err: e, waiting: this.queue.length }, 'audit batch write failed; will retry');
+      return r.appended;
+    } catch (e) {
+      this.queue = batch.concat(this.queue);
+      const over = this.queue.length / RECORD_WIDTH - this.maxQueue;
+      if (over > 0) {
+        this.queue.splice(0, over * RECORD_WIDTH);
+        this.dropped += over;
+        log.error({ dropped: over, total_dropped: this.dropped }, 'audit queue full: oldest rows dropped');
+      }
+      log.error({ err: e, waiting: this.queue.length / RECORD_WIDTH }, 'audit batch write failed; will retry');
       return 0;
     } finally {
-      this.opts.metrics?.auditQueue.set(this.queue.length);
+      metrics?.auditQueue.set(this.waiting);
     }
-    return batch.length;
   }
 
-  /** A multi-row INSERT for n rows, prepared once per size. */
-  private insertFor(n: number): Statement {
-    let st = this.inserts.get(n);
-    if (!st) {
-      st = this.opts.db.prepare(`INSERT INTO audit_log (${COLUMNS}) VALUES ${Array(n).fill(`(${Array(PARAMS).fill('?').join(',')})`).join(',')}`);
-      this.inserts.set(n, st);
+  /**
+   * Writes everything waiting and returns when it is committed (or the write failed and the
+   * rows are kept for retry). Returns the rows committed meanwhile. stop() and tests call it.
+   */
+  flush(closeAll = false): number {
+    if (this.inline) {
+      this.flushScheduled = false;
+      const now = this.now();
+      const nowWindow = now - (now % 60_000);
+      if (closeAll || nowWindow !== this.aggregateWindow) this.closeAggregates(closeAll ? 0 : nowWindow);
+      const batch = this.queue;
+      if (batch.length === 0) return 0;
+      this.queue = [];
+      return this.writeInline(batch);
     }
-    return st;
-  }
-
-  private write(batch: QueuedEntry[]): void {
-    const { db } = this.opts;
-    const prunedBefore = this.state?.prunedThroughId;
-    db.transaction(() => {
-      const st = this.state ?? readChainState(db);
-      let { headId, headHash } = st;
-      let { prunedThroughId } = st;
-      let args: unknown[] = [];
-      for (let i = 0; i < batch.length; i++) {
-        const e = batch[i]!;
-        const row = {
-          id: headId + 1,
-          ts: e.ts,
-          request_id: e.requestId,
-          wallet: e.wallet ?? null,
-          nft_token_id: e.nft ?? null,
-          method: e.method,
-          route: e.route,
-          status: e.status,
-          client_ip: e.ip || null,
-          // Rounded so the stored REAL reads back to exactly the value that was hashed.
-          duration_ms: Math.round(e.durationMs * 1000) / 1000,
-          client_request_id: e.clientRequestId ?? null,
-          count: e.count ?? null,
-        };
-        const hash = chainHash(headHash, rowContent(row));
-        args.push(row.id, row.ts, row.request_id, row.wallet, row.nft_token_id, row.method, row.route, row.status, row.client_ip, row.duration_ms, row.client_request_id, row.count, headHash, hash);
-        headId = row.id;
-        headHash = hash;
-        const rows = args.length / PARAMS;
-        if (rows === ROWS_PER_INSERT || i === batch.length - 1) {
-          this.insertFor(rows).run(args);
-          args = [];
-        }
-      }
-      (this.setHead ??= db.prepare('UPDATE audit_chain SET head_id = ?, head_hash = ? WHERE id = 1')).run(headId, headHash);
-      const over = this.maxRows ? headId - prunedThroughId - this.maxRows : 0;
-      if (over > 0) {
-        // The cap: the oldest rows go, as retention prunes them; the anchor keeps verify whole.
-        const through = prunedThroughId + over;
-        const last = db.prepare('SELECT hash FROM audit_log WHERE id = ?').get(through) as { hash: string } | undefined;
-        if (last) {
-          db.prepare('DELETE FROM audit_log WHERE id <= ?').run(through);
-          db.prepare('UPDATE audit_chain SET pruned_through_id = ?, pruned_through_hash = ? WHERE id = 1').run(through, last.hash);
-          prunedThroughId = through;
-        }
-      }
-      // Only after the commit succeeds does memory move on (the transaction throws otherwise).
-      this.state = { headId, headHash, prunedThroughId };
-    })();
-    const pruned = prunedBefore === undefined ? 0 : this.state!.prunedThroughId - prunedBefore;
-    if (pruned > 0) {
-      this.opts.metrics?.auditPruned.labels('cap').inc(pruned);
-      this.opts.log.warn({ pruned, max_rows: this.maxRows }, 'audit log at its cap: oldest rows pruned');
-    }
-    this.opts.metrics?.auditRows.set(this.rows);
+    const before = this.stats[STAT_COMMITTED]!;
+    const seq = this.handOver(closeAll) || (this.inFlight > 0 ? this.seq : 0);
+    if (seq) this.waitFor(seq);
+    return this.stats[STAT_COMMITTED]! - before;
   }
 
   /**
    * Deletes rows older than the retention period: a prefix of the chain. The last deleted
-   * row's id and hash become the anchor verify starts from.
+   * row's id and hash become the anchor verify starts from. Waits for the writer.
    */
   prune(): number {
+    const cutoff = this.cutoff();
+    if (cutoff === undefined) return 0;
+    if (this.inline) return this.pruneInline(cutoff);
+    const seq = this.post({ op: 'prune', cutoff });
+    return this.waitFor(seq) ? this.stats[STAT_LAST_PRUNE]! : 0;
+  }
+
+  private pruneAsync(): void {
+    const cutoff = this.cutoff();
+    if (cutoff === undefined) return;
+    if (this.inline) this.pruneInline(cutoff);
+    else this.post({ op: 'prune', cutoff });
+  }
+
+  private cutoff(): number | undefined {
     const days = this.opts.retentionDays ?? 0;
-    if (!days) return 0;
-    const cutoff = this.now() - days * 86_400_000;
-    const { db } = this.opts;
+    return days ? this.now() - days * 86_400_000 : undefined;
+  }
+
+  private pruneInline(cutoff: number): number {
     try {
-      return db.transaction(() => {
-        readChainState(db);
-        const last = db.prepare('SELECT id, hash FROM audit_log WHERE ts < ? ORDER BY id DESC LIMIT 1').get(cutoff) as { id: number; hash: string } | undefined;
-        if (!last) return 0;
-        const n = db.prepare('DELETE FROM audit_log WHERE id <= ?').run(last.id).changes;
-        db.prepare('UPDATE audit_chain SET pruned_through_id = ?, pruned_through_hash = ? WHERE id = 1').run(last.id, last.hash);
-        if (this.state) this.state = { ...this.state, prunedThroughId: last.id };
-        this.opts.metrics?.auditPruned.labels('retention').inc(n);
-        this.opts.metrics?.auditRows.set(this.rows);
-        return n;
-      })();
+      const n = this.inline!.pruneBeforeSync(cutoff);
+      this.opts.metrics?.auditPruned.labels('retention').inc(n);
+      this.opts.metrics?.auditRows.set(this.rows);
+      return n;
     } catch (e) {
       this.opts.log.error({ err: e }, 'audit retention prune failed');
       return 0;
     }
   }
 
-  get waiting(): number {
-    return this.queue.length;
-  }
-
-  /** Stops the timers and writes what is left. */
+  /** Stops the timers, writes what is left and closes the writer thread. */
   stop(): void {
     if (this.timer) clearInterval(this.timer);
     if (this.pruneTimer) clearInterval(this.pruneTimer);
     this.timer = undefined;
     this.pruneTimer = undefined;
     this.flush(true);
-  }
-}
-
-/** The chain's anchor row, created on first use (a database from before the chain table). */
-function readChainState(db: Db): ChainState {
-  let row = db.prepare('SELECT head_id, head_hash, pruned_through_id FROM audit_chain WHERE id = 1').get() as { head_id: number; head_hash: string; pruned_through_id: number } | undefined;
-  if (!row) {
-    db.prepare('INSERT INTO audit_chain (id, pruned_through_id, pruned_through_hash, head_id, head_hash) VALUES (1, 0, ?, 0, ?)').run(GENESIS_HASH, GENESIS_HASH);
-    row = { head_id: 0, head_hash: GENESIS_HASH, pruned_through_id: 0 };
-  }
-  return { headId: row.head_id, headHash: row.head_hash, prunedThroughId: row.pruned_through_id };
-}
-
-export interface AuditVerifyResult {
-  ok: boolean;
-  /** rows checked */
-  rows: number;
-  /** the first row that does not verify (or the row after a gap) */
-  firstBadId?: number;
-  reason?: string;
-}
-
-/**
- * Walks the chain in id order from its anchor: each row's prev_hash must be the previous row's
- * hash, its hash must match its content, ids must be consecutive, and the last row must be the
- * recorded head. Detects an edited row, a deleted row (middle, first or last), and rows moved
- * or renumbered. Someone able to rewrite the whole file can recompute everything: publish
- * `audit tail`'s head hash elsewhere for that.
- */
-export function verifyAuditChain(db: Db): AuditVerifyResult {
-  const anchor = db.prepare('SELECT pruned_through_id, pruned_through_hash, head_id, head_hash FROM audit_chain WHERE id = 1').get() as
-    | { pruned_through_id: number; pruned_through_hash: string; head_id: number; head_hash: string }
-    | undefined;
-  let prevId = anchor?.pruned_through_id ?? 0;
-  let prevHash = anchor?.pruned_through_hash ?? GENESIS_HASH;
-  let rows = 0;
-  const bad = (id: number, reason: string): AuditVerifyResult => ({ ok: false, rows, firstBadId: id, reason });
-  for (const r of db.prepare('SELECT * FROM audit_log ORDER BY id').iterate() as IterableIterator<AuditRow>) {
-    if (r.id !== prevId + 1) {
-      return bad(r.id, r.id > prevId + 1 ? `rows ${prevId + 1}..${r.id - 1} are missing before row ${r.id}` : `row id ${r.id} is out of sequence`);
+    if (this.worker && !this.stopped) {
+      this.stopped = true;
+      const w = this.worker;
+      this.waitFor(this.post({ op: 'close' }));
+      this.worker = undefined;
+      void w.terminate();
     }
-    if (r.prev_hash !== prevHash) return bad(r.id, `row ${r.id} does not link to the previous row's hash`);
-    if (chainHash(r.prev_hash, rowContent(r)) !== r.hash) return bad(r.id, `row ${r.id} content does not match its hash (edited)`);
-    prevId = r.id;
-    prevHash = r.hash;
-    rows++;
   }
-  if (anchor && (anchor.head_id !== prevId || anchor.head_hash !== prevHash)) {
-    return { ok: false, rows, firstBadId: prevId + 1, reason: `the log ends at row ${prevId} but its recorded head is row ${anchor.head_id} (rows deleted from the end)` };
-  }
-  return { ok: true, rows };
+}
+
+/** Verifies the chain of a SQLite database (`panthers audit verify`, tests). */
+export function verifyAuditChain(db: Db): AuditVerifyResult {
+  return new SqliteAuditStore(db).verifySync();
 }

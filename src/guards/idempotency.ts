@@ -2,6 +2,8 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { Db } from '../db/database.js';
 import { ApiError } from '../errors.js';
 import { json, type JsonReply } from '../server/route.js';
+import type { IdempotencyKeyStore } from './idempotency-store.js';
+import { SqliteIdempotencyStore } from './idempotency-store.sqlite.js';
 
 /** An Idempotency-Key (or WS message_id): printable ASCII without spaces, as Stripe and the IETF draft allow. */
 const KEY_RE = /^[\x21-\x7e]{1,255}$/;
@@ -16,38 +18,27 @@ export type Begin =
   /** The first request was cut by a restart before it finished: what it stored is in `ref` (a conversation). */
   | { kind: 'interrupted'; ref: string | null };
 
-interface Row {
-  fingerprint: string;
-  state: 'pending' | 'done';
-  boot: string;
-  status: number | null;
-  response: string | null;
-  ref: string | null;
-  expires_at: number;
-}
-
 /**
- * Remembered results of writes sent with an idempotency key, persisted in SQLite and scoped per
- * wallet and route, for `ttlMs`. A retry with the same key and the same request gets the first
- * result and runs nothing; the same key with a different request is a CONFLICT. A key is held
- * ("pending") while its request runs; one whose request left nothing (refused, or cancelled
- * before the model started) is released, so a retry runs as a first attempt.
+ * Remembered results of writes sent with an idempotency key, scoped per wallet and route, for
+ * `ttlMs` (SQLite, or PostgreSQL shared by every node). A retry with the same key and the same
+ * request gets the first result and runs nothing; the same key with a different request is a
+ * CONFLICT. A key is held ("pending") while its request runs; one whose request left nothing
+ * (refused, or cancelled before the model started) is released, so a retry runs as a first
+ * attempt.
  */
 export class IdempotencyStore {
-  private readonly s;
+  private readonly store: IdempotencyKeyStore;
   /** This process: a pending key held by another (earlier) process was cut by a restart. */
   private readonly boot = randomUUID();
   private lastPurge = 0;
 
-  constructor(private readonly db: Db, private readonly now: () => number, private readonly ttlMs: number) {
-    this.s = {
-      get: db.prepare<[string, string, string], Row>('SELECT fingerprint, state, boot, status, response, ref, expires_at FROM idempotency_keys WHERE wallet = ? AND scope = ? AND key = ?'),
-      insert: db.prepare('INSERT OR REPLACE INTO idempotency_keys (wallet, scope, key, fingerprint, state, boot, created_at, expires_at) VALUES (?, ?, ?, ?, \'pending\', ?, ?, ?)'),
-      ref: db.prepare('UPDATE idempotency_keys SET ref = ? WHERE wallet = ? AND scope = ? AND key = ?'),
-      done: db.prepare('UPDATE idempotency_keys SET state = \'done\', status = ?, response = ?, ref = coalesce(?, ref) WHERE wallet = ? AND scope = ? AND key = ?'),
-      release: db.prepare('DELETE FROM idempotency_keys WHERE wallet = ? AND scope = ? AND key = ? AND state = \'pending\''),
-      purge: db.prepare('DELETE FROM idempotency_keys WHERE expires_at <= ?'),
-    };
+  /**
+   * `sharedPendingMs`: in a cluster a pending key of another process may belong to a live node:
+   * it counts as in progress for this long after it was taken (a node that died mid-request is
+   * seen as interrupted after it). 0 (one process): another process's pending key is a restart's.
+   */
+  constructor(store: IdempotencyKeyStore | Db, private readonly now: () => number, private readonly ttlMs: number, private readonly sharedPendingMs = 0) {
+    this.store = 'prepare' in store ? new SqliteIdempotencyStore(store) : store;
   }
 
   /** The key from a header or message field: undefined when absent, INVALID_FIELD when malformed. */
@@ -61,38 +52,34 @@ export class IdempotencyStore {
     return createHash('sha256').update(JSON.stringify(request) ?? '').digest('base64url');
   }
 
-  begin(wallet: string, scope: string, key: string, fingerprint: string): Begin {
+  async begin(wallet: string, scope: string, key: string, fingerprint: string): Promise<Begin> {
     const w = wallet.toLowerCase();
     const now = this.now();
     if (now - this.lastPurge > 60_000) {
       this.lastPurge = now;
-      this.s.purge.run(now);
+      await this.store.purge(now);
     }
-    return this.db.transaction((): Begin => {
-      const row = this.s.get.get(w, scope, key);
-      if (row && row.expires_at > now) {
-        if (row.fingerprint !== fingerprint) {
-          throw new ApiError('CONFLICT', 'This Idempotency-Key was already used with a different request', { idempotency_key: key });
-        }
-        if (row.state === 'done') return { kind: 'replay', status: row.status!, body: row.response!, ref: row.ref };
-        return row.boot === this.boot ? { kind: 'in_progress', ref: row.ref } : { kind: 'interrupted', ref: row.ref };
-      }
-      this.s.insert.run(w, scope, key, fingerprint, this.boot, now, now + this.ttlMs);
-      return { kind: 'new' };
-    })();
+    const row = await this.store.claim(w, scope, key, fingerprint, this.boot, now, now + this.ttlMs);
+    if (!row) return { kind: 'new' };
+    if (row.fingerprint !== fingerprint) {
+      throw new ApiError('CONFLICT', 'This Idempotency-Key was already used with a different request', { idempotency_key: key });
+    }
+    if (row.state === 'done') return { kind: 'replay', status: row.status!, body: row.response!, ref: row.ref };
+    const live = row.boot === this.boot || now - row.created_at < this.sharedPendingMs;
+    return live ? { kind: 'in_progress', ref: row.ref } : { kind: 'interrupted', ref: row.ref };
   }
 
   /** Records what the request touched (a conversation id) as soon as it is known. */
-  setRef(wallet: string, scope: string, key: string, ref: string): void {
-    this.s.ref.run(ref, wallet.toLowerCase(), scope, key);
+  setRef(wallet: string, scope: string, key: string, ref: string): Promise<void> {
+    return this.store.setRef(wallet.toLowerCase(), scope, key, ref);
   }
 
-  complete(wallet: string, scope: string, key: string, status: number, body: string, ref?: string): void {
-    this.s.done.run(status, body, ref ?? null, wallet.toLowerCase(), scope, key);
+  complete(wallet: string, scope: string, key: string, status: number, body: string, ref?: string): Promise<void> {
+    return this.store.complete(wallet.toLowerCase(), scope, key, status, body, ref ?? null);
   }
 
-  release(wallet: string, scope: string, key: string): void {
-    this.s.release.run(wallet.toLowerCase(), scope, key);
+  release(wallet: string, scope: string, key: string): Promise<void> {
+    return this.store.release(wallet.toLowerCase(), scope, key);
   }
 }
 
@@ -113,16 +100,16 @@ export async function idempotentJson(
   store: IdempotencyStore, wallet: string, scope: string, key: string | undefined, request: unknown, run: () => Promise<JsonReply>,
 ): Promise<JsonReply> {
   if (!key) return run();
-  const b = store.begin(wallet, scope, key, IdempotencyStore.fingerprint(request));
+  const b = await store.begin(wallet, scope, key, IdempotencyStore.fingerprint(request));
   if (b.kind === 'replay') return json(b.status, JSON.parse(b.body), { 'Idempotent-Replayed': 'true' });
   if (b.kind !== 'new') throw notFinished(b, key);
   let out: JsonReply;
   try {
     out = await run();
   } catch (e) {
-    store.release(wallet, scope, key);
+    await store.release(wallet, scope, key);
     throw e;
   }
-  store.complete(wallet, scope, key, out.status, JSON.stringify(out.body));
+  await store.complete(wallet, scope, key, out.status, JSON.stringify(out.body));
   return out;
 }

@@ -1,4 +1,7 @@
+import { randomUUID } from 'node:crypto';
 import type { Db } from '../db/database.js';
+import type { QuotaStore } from './quota-store.js';
+import { SqliteQuotaStore } from './quota-store.sqlite.js';
 import { ApiError } from '../errors.js';
 
 /** The UTC day a timestamp falls in, as YYYY-MM-DD (the `chat_usage.day` key). */
@@ -32,22 +35,23 @@ export interface UsageView {
  * The per-NFT daily chat token budget (PANTHERS_CHAT_DAILY_TOKEN_QUOTA; 0 = no limit, usage
  * still counted). Usage is summed per UTC day in `chat_usage`. A turn is admitted by reserve()
  * with its worst case (prompt estimate + the max_tokens cap): only when that fits in what is
- * neither used nor held by turns in progress, so concurrent turns cannot all pass. The turn
- * settles its hold with its real count when it ends.
+ * neither used nor held by turns in progress, so concurrent turns cannot all pass (the store
+ * decides atomically, across nodes in a cluster). The turn settles its hold with its real count
+ * when it ends.
  */
 export class ChatQuota {
-  private readonly read;
-  private readonly upsert;
-  private readonly prune;
-  private readonly held = new Map<string, number>();
+  private readonly store: QuotaStore;
   private lastPrunedDay = '';
 
-  constructor(db: Db, readonly limit: number, private readonly now: () => number = Date.now) {
-    this.read = db.prepare('SELECT tokens FROM chat_usage WHERE nft_token_id = ? AND day = ?');
-    this.upsert = db.prepare(
-      'INSERT INTO chat_usage (nft_token_id, day, tokens) VALUES (?, ?, ?) ON CONFLICT (nft_token_id, day) DO UPDATE SET tokens = tokens + excluded.tokens',
-    );
-    this.prune = db.prepare('DELETE FROM chat_usage WHERE day < ?');
+  constructor(
+    store: QuotaStore | Db,
+    readonly limit: number,
+    private readonly now: () => number = Date.now,
+    /** how long a hold outlives its turn at most (a node that died mid-turn releases it then) */
+    private readonly holdTtlMs = 15 * 60_000,
+    private readonly onError: (e: unknown) => void = () => {},
+  ) {
+    this.store = 'prepare' in store ? new SqliteQuotaStore(store) : store;
   }
 
   get enabled(): boolean {
@@ -55,20 +59,19 @@ export class ChatQuota {
   }
 
   /** Tokens used by an NFT today (UTC). */
-  used(nft: string): number {
-    const row = this.read.get(nft, utcDay(this.now())) as { tokens: number } | undefined;
-    return row?.tokens ?? 0;
+  used(nft: string): Promise<number> {
+    return this.store.used(nft, utcDay(this.now()));
   }
 
   /** Tokens held by an NFT's turns in progress. */
-  reserved(nft: string): number {
-    return this.held.get(nft) ?? 0;
+  reserved(nft: string): Promise<number> {
+    return this.store.held(nft, this.now());
   }
 
   /** Throws 429 QUOTA_EXCEEDED once today's budget is spent. */
-  check(nft: string): void {
+  async check(nft: string): Promise<void> {
     if (!this.enabled) return;
-    const used = this.used(nft);
+    const used = await this.used(nft);
     if (used >= this.limit) throw this.exceeded(`The daily chat budget of ${this.limit} tokens for this NFT is used up`, used, 0);
   }
 
@@ -76,13 +79,15 @@ export class ChatQuota {
    * Admits a turn that may cost up to `cost` tokens, or throws 429 QUOTA_EXCEEDED when that
    * does not fit in today's budget beside what is used and held.
    */
-  reserve(nft: string, cost: number): QuotaReservation {
+  async reserve(nft: string, cost: number): Promise<QuotaReservation> {
     const amount = Math.max(0, Math.ceil(cost));
+    const id = randomUUID();
+    const now = this.now();
     if (this.enabled) {
-      const used = this.used(nft);
-      const held = this.reserved(nft);
-      if (used >= this.limit) throw this.exceeded(`The daily chat budget of ${this.limit} tokens for this NFT is used up`, used, held);
-      if (used + held + amount > this.limit) {
+      const r = await this.store.reserve(nft, utcDay(now), amount, this.limit, id, now, now + this.holdTtlMs);
+      if (!r.ok) {
+        const { used, held } = r;
+        if (used >= this.limit) throw this.exceeded(`The daily chat budget of ${this.limit} tokens for this NFT is used up`, used, held);
         throw this.exceeded(
           `This turn may use up to ${amount} tokens, more than the ${Math.max(0, this.limit - used - held)} left of today's ${this.limit}-token budget` +
             (held ? ` (${held} are held by turns in progress)` : ''),
@@ -91,38 +96,41 @@ export class ChatQuota {
           used + amount <= this.limit ? 2 : undefined,
         );
       }
+    } else {
+      await this.store.hold(nft, amount, id, now + this.holdTtlMs);
     }
-    this.held.set(nft, this.reserved(nft) + amount);
     let open = true;
     return {
       settle: (tokens: number) => {
         if (!open) return;
         open = false;
-        const left = this.reserved(nft) - amount;
-        if (left > 0) this.held.set(nft, left);
-        else this.held.delete(nft);
-        this.add(nft, tokens);
+        const day = utcDay(this.now());
+        // SQLite: runs synchronously to completion right here; PostgreSQL: one statement.
+        this.store.settle(nft, id, day, tokens > 0 ? tokens : 0).catch(this.onError);
+        this.pruneOncePerDay(day);
       },
     };
   }
 
-  /** Adds a finished turn's tokens to today's usage. */
-  add(nft: string, tokens: number): void {
+  /** Adds a finished turn's tokens to today's usage (no hold). */
+  async add(nft: string, tokens: number): Promise<void> {
     if (!(tokens > 0)) return;
     const day = utcDay(this.now());
-    this.upsert.run(nft, day, Math.ceil(tokens));
-    if (day !== this.lastPrunedDay) {
-      // Once a day: older days no longer matter to anyone (keep a week for inspection).
-      this.lastPrunedDay = day;
-      this.prune.run(utcDay(this.now() - 7 * 86_400_000));
-    }
+    await this.store.settle(nft, '', day, tokens);
+    this.pruneOncePerDay(day);
+  }
+
+  private pruneOncePerDay(day: string): void {
+    if (day === this.lastPrunedDay) return;
+    // Once a day: older days no longer matter to anyone (keep a week for inspection).
+    this.lastPrunedDay = day;
+    this.store.prune(utcDay(this.now() - 7 * 86_400_000)).catch(this.onError);
   }
 
   /** Today's usage and budget of an NFT. */
-  usage(nft: string): UsageView {
+  async usage(nft: string): Promise<UsageView> {
     const now = this.now();
-    const used = this.used(nft);
-    const held = this.reserved(nft);
+    const [used, held] = await Promise.all([this.used(nft), this.reserved(nft)]);
     return {
       nft_token_id: nft,
       day: utcDay(now),

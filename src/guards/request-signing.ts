@@ -3,6 +3,10 @@ import type { Db } from '../db/database.js';
 import { ApiError } from '../errors.js';
 import type { RequestVerifier } from '../server/http-server.js';
 import type { AuthClaims } from '../server/route.js';
+import type { SessionStore } from '../auth/session-store.js';
+import { SqliteSessionStore } from '../auth/session-store.sqlite.js';
+import type { ReplayStore } from './replay-store.js';
+import { SqliteReplayStore } from './replay-store.sqlite.js';
 
 /** How far X-Timestamp may be from the server's clock, either way. */
 export const SIGNATURE_WINDOW_SEC = 300;
@@ -32,49 +36,50 @@ export function signRequest(key: string, method: string, path: string, body: str
 }
 
 /** Stores a new signing key on a session and returns it (for the /auth/verify response). */
-export function issueSigningKey(db: Db, sessionId: string): string {
+export async function issueSigningKey(sessions: Pick<SessionStore, 'setSigningKey'>, sessionId: string): Promise<string> {
   const key = createSigningKey();
-  const r = db.prepare('UPDATE sessions SET signing_key = ? WHERE id = ?').run(key, sessionId);
-  if (r.changes !== 1) throw new Error(`no session ${sessionId} to attach a signing key to`);
+  if (!(await sessions.setSigningKey(sessionId, key))) throw new Error(`no session ${sessionId} to attach a signing key to`);
   return key;
 }
 
 export interface HmacVerifierOptions {
-  db: Db;
+  /** SQLite: both stores on this database (when `sessions`/`replay` are not given) */
+  db?: Db;
+  sessions?: Pick<SessionStore, 'signingKey'>;
+  replay?: ReplayStore;
   now?: () => number;
   /** bound of the replay set; past it (all entries still live) signed requests are refused */
   maxSeen?: number;
 }
 
+const MAX_CACHED_KEYS = 100_000;
+
 /**
  * Checks X-Timestamp and X-Signature on routes marked `signed`, against the signing key of the
- * caller's session. Each signature is accepted once: accepted signatures are stored in SQLite
- * (`signature_replay`, so a restart does not reopen the window) until their timestamp leaves
- * the window, after which the timestamp check alone refuses them. The set is bounded; when
- * full of live entries it fails closed.
+ * caller's session. Each signature is accepted once: accepted signatures are stored
+ * (`signature_replay`, so a restart does not reopen the window, and in a cluster every node
+ * sees them) until their timestamp leaves the window, after which the timestamp check alone
+ * refuses them. The set is bounded; when full of live entries it fails closed.
  */
 export class HmacRequestVerifier implements RequestVerifier {
-  private readonly keyLookup;
-  private readonly insertSeen;
-  private readonly sweepSeen;
-  private readonly countSeen;
+  private readonly sessions: Pick<SessionStore, 'signingKey'>;
+  private readonly replay: ReplayStore;
+  /** sid -> signing key: set once at sign-in, never changed (the guard has refused revoked sessions already) */
+  private readonly keys = new Map<string, string>();
   private readonly now: () => number;
   private readonly maxSeen: number;
-  private seenCount: number;
+  private seenCount = -1;
   private nextSweep = 0;
 
   constructor(opts: HmacVerifierOptions) {
-    this.keyLookup = opts.db.prepare('SELECT signing_key FROM sessions WHERE id = ? AND revoked_at IS NULL');
-    // A signature already present is a replay: the primary key makes check-and-remember one step.
-    this.insertSeen = opts.db.prepare('INSERT OR IGNORE INTO signature_replay (signature, expires_at) VALUES (?, ?)');
-    this.sweepSeen = opts.db.prepare('DELETE FROM signature_replay WHERE expires_at < ?');
-    this.countSeen = opts.db.prepare('SELECT count(*) AS n FROM signature_replay');
+    if (!opts.db && (!opts.sessions || !opts.replay)) throw new Error('HmacRequestVerifier needs db or both stores');
+    this.sessions = opts.sessions ?? new SqliteSessionStore(opts.db!);
+    this.replay = opts.replay ?? new SqliteReplayStore(opts.db!);
     this.now = opts.now ?? Date.now;
     this.maxSeen = opts.maxSeen ?? 100_000;
-    this.seenCount = (this.countSeen.get() as { n: number }).n;
   }
 
-  verify(req: { method: string; fullPath: string; body: Buffer; header(name: string): string | undefined; auth: AuthClaims }): void {
+  async verify(req: { method: string; fullPath: string; body: Buffer; header(name: string): string | undefined; auth: AuthClaims }): Promise<void> {
     const sig = req.header('x-signature');
     const tsRaw = req.header('x-timestamp');
     if (!sig || !tsRaw) {
@@ -87,29 +92,40 @@ export class HmacRequestVerifier implements RequestVerifier {
       throw new ApiError('INVALID_SIGNATURE', `X-Timestamp is more than ${SIGNATURE_WINDOW_SEC} seconds from the server time`, { server_time: nowSec });
     }
     if (!/^[0-9a-fA-F]{64}$/.test(sig)) throw new ApiError('INVALID_SIGNATURE', 'X-Signature must be 64 hex characters');
-    const row = this.keyLookup.get(req.auth.sid) as { signing_key: string | null } | undefined;
-    if (!row?.signing_key) {
+    const key = await this.signingKey(req.auth.sid);
+    if (!key) {
       throw new ApiError('INVALID_SIGNATURE', 'This session has no request-signing key; sign in again to get one');
     }
-    const expected = Buffer.from(signRequest(row.signing_key, req.method, req.fullPath, req.body, tsRaw), 'hex');
+    const expected = Buffer.from(signRequest(key, req.method, req.fullPath, req.body, tsRaw), 'hex');
     if (!timingSafeEqual(expected, Buffer.from(sig, 'hex'))) throw new ApiError('INVALID_SIGNATURE', 'X-Signature does not match the request');
-    this.remember(sig.toLowerCase(), ts + SIGNATURE_WINDOW_SEC, nowSec);
+    await this.remember(sig.toLowerCase(), ts + SIGNATURE_WINDOW_SEC, nowSec);
   }
 
-  private remember(id: string, expiresAt: number, nowSec: number): void {
+  private async signingKey(sid: string): Promise<string | undefined> {
+    const hit = this.keys.get(sid);
+    if (hit) return hit;
+    const key = await this.sessions.signingKey(sid);
+    if (!key) return undefined;
+    if (this.keys.size >= MAX_CACHED_KEYS) this.keys.clear();
+    this.keys.set(sid, key);
+    return key;
+  }
+
+  private async remember(id: string, expiresAt: number, nowSec: number): Promise<void> {
+    if (this.seenCount < 0) this.seenCount = await this.replay.count();
     if (this.seenCount >= this.maxSeen || nowSec >= this.nextSweep) {
-      this.seenCount -= this.sweepSeen.run(nowSec).changes;
+      this.seenCount = await this.replay.sweep(nowSec);
       this.nextSweep = nowSec + 30;
       if (this.seenCount >= this.maxSeen) {
         throw new ApiError('SERVICE_UNAVAILABLE', 'Too many signed requests in flight; retry shortly', { reason: 'replay_cache_full' });
       }
     }
-    if (this.insertSeen.run(id, expiresAt).changes === 0) throw new ApiError('INVALID_SIGNATURE', 'This signature was already used (replay)');
+    if (!(await this.replay.remember(id, expiresAt))) throw new ApiError('INVALID_SIGNATURE', 'This signature was already used (replay)');
     this.seenCount++;
   }
 
-  /** Signatures remembered now (for tests of the bound). */
+  /** Signatures remembered now by this node's count (for tests of the bound). */
   get size(): number {
-    return this.seenCount;
+    return Math.max(0, this.seenCount);
   }
 }

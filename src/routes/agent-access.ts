@@ -33,7 +33,7 @@ export function agentAccessRoutes(ctx: AppContext): RouteDef[] {
           throw new ApiError('UNAUTHORIZED', 'Only an orchestrator access token can be exchanged', { reason: 'wrong_audience', audience: auth.aud ?? null, expected: ORCHESTRATOR_AUDIENCE });
         }
         if (!(await ctx.ownership.owns(auth.sub, nft))) throw new ApiError('FORBIDDEN', `Wallet ${auth.sub} does not own NFT ${nft}`, { nft_token_id: nft });
-        const d = access.latestDeploymentOf(nft);
+        const d = await access.latestDeploymentOf(nft);
         if (!d || !LIVE.has(d.status)) throw new ApiError('NOT_FOUND', `No agent is running for NFT ${nft}`, { nft_token_id: nft });
         if (!d.endpoint_url) {
           throw new ApiError('CONFLICT', `The agent of NFT ${nft} has no endpoint yet (deployment is ${d.status}); retry when it is running`, { nft_token_id: nft, status: d.status });
@@ -50,7 +50,7 @@ export function agentAccessRoutes(ctx: AppContext): RouteDef[] {
       async handler(req) {
         const nft = req.agentNft!;
         req.nft = nft;
-        access.verifyCredential(req.header('authorization'), nft);
+        await access.verifyCredential(req.header('authorization'), nft);
         return { nft_token_id: nft, owner_address: (await ctx.ownership.ownerOf(nft)) ?? null };
       },
     }),
@@ -60,10 +60,10 @@ export function agentAccessRoutes(ctx: AppContext): RouteDef[] {
       response: v.object({
         nft_token_id: v.string(), revoked_sessions: v.array(v.string()), not_before: v.nullable(v.number()), endpoint_url: v.nullable(v.string()),
       }),
-      handler(req) {
+      async handler(req) {
         const nft = req.agentNft!;
         req.nft = nft;
-        const d = access.verifyCredential(req.header('authorization'), nft);
+        const d = await access.verifyCredential(req.header('authorization'), nft);
         return access.revocations(nft, d);
       },
     }),

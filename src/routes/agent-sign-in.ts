@@ -8,7 +8,7 @@ import { walletAddress } from './auth.js';
 export interface AgentSignInDeps {
   signIn: SignIn;
   /** Throws NOT_FOUND unless this NFT's agent is served here. */
-  requireAgent(nft: string): void;
+  requireAgent(nft: string): void | Promise<void>;
   /**
    * The agent's public endpoint, named in the message (its domain and URI). Throws
    * SERVICE_UNAVAILABLE while a remote agent does not know it yet.
@@ -30,9 +30,9 @@ const publicKey = v.optional(v.pipe(v.string('must be a string'), v.trim(), v.ma
  * nft_token_id (one given must be this agent's).
  */
 export function agentSignInRoutes(deps: AgentSignInDeps): RouteDef[] {
-  const nftOf = (req: Request<{ nft_token_id?: string }, unknown>): string => {
+  const nftOf = async (req: Request<{ nft_token_id?: string }, unknown>): Promise<string> => {
     const nft = req.agentNft!;
-    deps.requireAgent(nft);
+    await deps.requireAgent(nft);
     if (req.body.nft_token_id !== undefined && req.body.nft_token_id !== nft) throw new ApiError('NOT_FOUND', `This agent serves NFT ${nft}`);
     req.nft = nft;
     return nft;
@@ -43,8 +43,8 @@ export function agentSignInRoutes(deps: AgentSignInDeps): RouteDef[] {
       summary: 'A one-time message to sign in to this agent (EIP-4361 naming the agent\'s endpoint; ADR-036 for secret1 wallets)',
       body: v.object({ wallet_address: walletAddress, nft_token_id: v.optional(nftTokenId) }),
       response: v.object({ message: v.string(), nonce: v.string(), expires_at: v.string() }),
-      handler(req) {
-        const nft = nftOf(req);
+      async handler(req) {
+        const nft = await nftOf(req);
         return deps.signIn.issueChallenge({ wallet_address: req.body.wallet_address, nft_token_id: nft }, undefined, deps.origin(nft));
       },
     }),
@@ -54,7 +54,7 @@ export function agentSignInRoutes(deps: AgentSignInDeps): RouteDef[] {
       body: v.object({ wallet_address: walletAddress, signature, message, public_key: publicKey, nft_token_id: v.optional(nftTokenId) }),
       response: v.object({ access_token: v.string(), expires_in: v.number() }),
       async handler(req) {
-        const nft = nftOf(req);
+        const nft = await nftOf(req);
         const { wallet } = await deps.signIn.verifySignedChallenge(
           { wallet_address: req.body.wallet_address, nft_token_id: nft, signature: req.body.signature, message: req.body.message, public_key: req.body.public_key },
           undefined,

@@ -27,7 +27,7 @@ export interface AgentRouteDeps {
   /** Throws FORBIDDEN unless the caller may use this NFT's agent. */
   authorize(auth: AuthClaims, nft: string): Promise<void>;
   /** Today's token usage and budget of an NFT. */
-  usage?(nft: string): UsageView;
+  usage?(nft: string): UsageView | Promise<UsageView>;
   /** Remembers results of POST /chat sent with an Idempotency-Key. */
   idempotency?: IdempotencyStore;
 }
@@ -188,7 +188,7 @@ export function agentRoutes(deps: AgentRouteDeps): RouteDef[] {
         const scope = `POST /chat ${nft}`;
         if (store && key) {
           // The same turn whether streamed or not: a retry may ask for the other format.
-          const b = store.begin(wallet, scope, key, IdempotencyStore.fingerprint({ message: req.body.message, conversation_id: req.body.conversation_id ?? null }));
+          const b = await store.begin(wallet, scope, key, IdempotencyStore.fingerprint({ message: req.body.message, conversation_id: req.body.conversation_id ?? null }));
           if (b.kind === 'replay') return replayChat(b.status, b.body, req.body.stream === true);
           if (b.kind !== 'new') throw notFinished(b, key);
         }
@@ -201,27 +201,19 @@ export function agentRoutes(deps: AgentRouteDeps): RouteDef[] {
             ...(bridge ? { controller: bridge.abort } : { signal: req.signal }),
           } satisfies AgentMsg);
         } catch (e) {
-          if (store && key) store.release(wallet, scope, key);
+          if (store && key) await store.release(wallet, scope, key).catch((err) => req.log.error({ err }, 'releasing an idempotency key failed'));
           throw e;
         }
         if (store && key) {
-          try {
-            store.setRef(wallet, scope, key, handle.conversation_id);
-          } catch (e) {
-            // The turn runs anyway; only the in-progress pointer is missing.
-            req.log.error({ err: e }, 'remembering an idempotent chat turn failed');
-          }
-          void handle.done.then((r) => {
-            try {
-              // A turn that left nothing (cancelled before the model started) is not a first result;
-              // one cut by a shutdown stays pending: after the restart a retry is told "interrupted",
-              // as after a crash, rather than replayed a 503.
-              if (!r.stored) store.release(wallet, scope, key);
-              else if (r.error?.details.reason !== 'shutdown') store.complete(wallet, scope, key, r.error ? r.error.status : 200, JSON.stringify(finalOf(r)), r.conversation_id);
-            } catch (e) {
-              req.log.error({ err: e }, 'remembering an idempotent chat result failed');
-            }
-          });
+          // The turn runs anyway if this fails; only the in-progress pointer is missing.
+          store.setRef(wallet, scope, key, handle.conversation_id).catch((err) => req.log.error({ err }, 'remembering an idempotent chat turn failed'));
+          void handle.done.then(async (r) => {
+            // A turn that left nothing (cancelled before the model started) is not a first result;
+            // one cut by a shutdown stays pending: after the restart a retry is told "interrupted",
+            // as after a crash, rather than replayed a 503.
+            if (!r.stored) await store.release(wallet, scope, key);
+            else if (r.error?.details.reason !== 'shutdown') await store.complete(wallet, scope, key, r.error ? r.error.status : 200, JSON.stringify(finalOf(r)), r.conversation_id);
+          }).catch((err) => req.log.error({ err }, 'remembering an idempotent chat result failed'));
         }
         if (bridge) {
           return {

@@ -5,7 +5,7 @@ import { ApiError } from '../errors.js';
 import { route, type RouteDef } from '../server/route.js';
 import { nftTokenId } from '../server/validation.js';
 import { ACCESS_TOKEN_TTL_SEC } from '../auth/tokens.js';
-import { hashRefreshToken, nextRefreshToken, type SessionRepository, type SessionRow } from '../auth/sessions.js';
+import { hashRefreshToken, nextRefreshToken, type SessionStore, type SessionRow } from '../auth/sessions.js';
 import type { SignIn } from '../auth/sign-in.js';
 import { walletKind } from '../auth/wallet-signature.js';
 import { SESSION_ACTOR, newSessionId, type SessionGrant, type SessionMsg } from '../contracts/session-messages.js';
@@ -13,7 +13,7 @@ import { SESSION_ACTOR, newSessionId, type SessionGrant, type SessionMsg } from 
 export interface AuthRouteDeps {
   ctx: AppContext;
   signIn: SignIn;
-  sessions: SessionRepository;
+  sessions: SessionStore;
 }
 
 const WALLET_MESSAGE = 'must be a 0x EVM address (a valid EIP-55 checksum if mixed case) or a secret1 bech32 address';
@@ -69,7 +69,7 @@ export function authRoutes({ ctx, signIn, sessions }: AuthRouteDeps): RouteDef[]
         req.log.info({ wallet, nft, session_id: grant.session.id }, 'session opened');
         const body = { access_token: access.token, refresh_token: grant.refreshToken, expires_in: access.expiresIn, session_id: grant.session.id };
         // With signed requests required, the session gets its HMAC key now, shown once.
-        return ctx.config.requireSignedRequests ? { ...body, signing_key: issueSigningKey(ctx.db, grant.session.id) } : body;
+        return ctx.config.requireSignedRequests ? { ...body, signing_key: await issueSigningKey(sessions, grant.session.id) } : body;
       },
     }),
     route({
@@ -80,10 +80,10 @@ export function authRoutes({ ctx, signIn, sessions }: AuthRouteDeps): RouteDef[]
       async handler(req) {
         const token = req.body.refresh_token;
         const hash = hashRefreshToken(token);
-        const known = sessions.refreshToken(hash);
-        if (!known) throw new ApiError('UNAUTHORIZED', 'Invalid refresh token');
-        const current = sessions.get(known.session_id);
-        if (!current || current.revoked_at !== null) throw new ApiError('UNAUTHORIZED', 'Invalid refresh token', { reason: 'the session has ended' });
+        // One read: the session the presented token (current or retired) belongs to.
+        const current = await sessions.sessionOfRefreshToken(hash);
+        if (!current) throw new ApiError('UNAUTHORIZED', 'Invalid refresh token');
+        if (current.revoked_at !== null) throw new ApiError('UNAUTHORIZED', 'Invalid refresh token', { reason: 'the session has ended' });
         const { wallet_address, nft_token_id } = view(current);
         req.nft = nft_token_id;
         // Ownership first, rotation after: an RPC blip (503) leaves the presented token current,
@@ -91,7 +91,7 @@ export function authRoutes({ ctx, signIn, sessions }: AuthRouteDeps): RouteDef[]
         // sign-in: a session lives only as long as ownership.
         if (!(await ctx.ownership.owns(wallet_address, nft_token_id))) {
           await ask(current.id, { type: 'revoke', why: 'ownership_lost' });
-          ctx.agentAccess.ownershipLost(nft_token_id);
+          await ctx.agentAccess.ownershipLost(nft_token_id);
           throw new ApiError('FORBIDDEN', `Wallet ${wallet_address} no longer owns NFT ${nft_token_id}; the session is revoked`, { nft_token_id });
         }
         const grant = await ask<SessionGrant>(current.id, {

@@ -45,7 +45,7 @@ export interface AuditEntry {
 
 /** Checks X-Signature / X-Timestamp on routes marked `signed`. Throws ApiError INVALID_SIGNATURE. */
 export interface RequestVerifier {
-  verify(req: { method: string; fullPath: string; body: Buffer; header(name: string): string | undefined; auth: AuthClaims }): void;
+  verify(req: { method: string; fullPath: string; body: Buffer; header(name: string): string | undefined; auth: AuthClaims }): void | Promise<void>;
 }
 
 export interface HttpServerDeps {
@@ -384,7 +384,7 @@ export class HttpServer {
     if (route.signed && this.deps.requestVerifier && ex.auth) {
       // The signed path is the request target as sent: path plus ?query when there is one.
       const signedPath = ex.rawQuery ? `${ex.fullPath}?${ex.rawQuery}` : ex.fullPath;
-      this.deps.requestVerifier.verify({ method: ex.method, fullPath: signedPath, body: raw ?? Buffer.alloc(0), header: (n) => ex.header(n), auth: ex.auth });
+      await this.deps.requestVerifier.verify({ method: ex.method, fullPath: signedPath, body: raw ?? Buffer.alloc(0), header: (n) => ex.header(n), auth: ex.auth });
     }
 
     const out = await route.handler(ex as Request<any, any>);

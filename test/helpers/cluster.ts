@@ -53,6 +53,7 @@ export function clusterEnv(engines: Engines, o: ClusterNodeOptions & { nodeId: s
     PANTHERS_DATABASE_URL: engines.pg.url,
     PANTHERS_NATS_URL: engines.nats.url,
     PANTHERS_NODE_ID: o.nodeId,
+    PANTHERS_CLUSTER_SECRET: 'test-cluster-secret-0123456789abcdef',
     PANTHERS_CLUSTER_LEASE_TTL_MS: String(o.leaseTtlMs ?? 3000),
     PANTHERS_CLUSTER_RENEW_MS: String(o.renewMs ?? 500),
     PANTHERS_RATE_LIMITS: 'off',
