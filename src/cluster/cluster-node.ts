@@ -1,6 +1,7 @@
 import { openPg, migratePg, MIGRATION_LOCK, type Sql } from '../db/pg.js';
 import type { Fence } from '../db/fence.js';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { natsLinkOptions } from './nats-url.js';
 import type { ClusterConfig } from '../config.js';
 import type { Logger } from '../logger.js';
 import { ShardLeases, FencedError, LEASE_SCHEMA } from './shard-leases.js';
@@ -129,7 +130,8 @@ export class ClusterNode implements LeaseView {
     // Loaded here, in cluster mode only: a single process's start does not pay for it (~14 ms CPU).
     const { connect } = await import('@nats-io/transport-node');
     this.nc = await connect({
-      servers: this.config.natsUrl.split(',').map((s) => s.trim()),
+      // Credentials in the URL (user:pass@ or token@) become the client's options: it ignores them there.
+      ...natsLinkOptions(this.config.natsUrl),
       name: `panthers-${this.nodeId}`,
       // A node does not receive its own frames, invalidations and revocations back.
       noEcho: true,

@@ -7,8 +7,8 @@ import { startPostgres, startNats, type Postgres, type Nats } from './engines.js
  * real PostgreSQL and one real nats-server (test/helpers/engines.ts). 17e's fault tests, the soak's
  * `--cluster` mode and the bench build on these; keep them backward compatible (add, don't rename).
  *
- * Until the PostgreSQL stores (17b/17c) are wired, the nodes of one cluster share one SQLite data
- * dir (sessions, the JWT key, deployments): pass `dataDir` to share it with a node you start later.
+ * The stores are on PostgreSQL; the nodes of one cluster still share one data dir for the
+ * provider-secrets key file: pass `dataDir` to share it with a node you start later.
  */
 export interface Engines {
   pg: Postgres;
