@@ -235,7 +235,8 @@ describe('cluster faults: three nodes on PostgreSQL + NATS', { timeout: LONG ? 9
     const streams = await Promise.all(Array.from({ length: STREAMS }, async (_, i) => {
       const nft = chatNfts[i % chatNfts.length]!;
       const via = await clientNode(c, nft, victim);
-      const message = `stream ${i} on ${nft} ${'please answer at length '.repeat(3)}`;
+      // (no trailing space: the server stores the message trimmed)
+      const message = `stream ${i} on ${nft} ${'please answer at length '.repeat(3).trim()}`;
       const s = await openSse(via.url, `/v1/agents/${nft}/chat`, token(nft), { message });
       return { nft, via, message, s, victimOwned: owned.get(nft) === victim.id };
     }));
