@@ -187,6 +187,9 @@ export async function createApp(config: Config, opts: AppOptions = {}): Promise<
     async stop() {
       if (stopped) return;
       stopped = true;
+      // A cluster node hands its shards over before anything is aborted: their turns finish here
+      // and new asks reach the next owners, so a planned stop shows as latency, not errors.
+      await cluster?.handOff();
       await shutDown({
         http, ws, actors, log, graceMs: config.shutdownGraceMs,
         flush: async () => {

@@ -32,7 +32,13 @@ test('examples/cluster/compose.yaml: PostgreSQL 15, NATS 2.9, three nodes from t
     const env = Object.fromEntries(Object.entries(svc.environment).map(([k, v]) => [k, String(v)]));
     ids.add(env.PANTHERS_NODE_ID!);
     assert.match(env.PANTHERS_DATABASE_URL!, /^postgres:\/\/.*@postgres:5432\//);
-    assert.equal(env.PANTHERS_NATS_URL, 'nats://nats:4222');
+    // Authenticated NATS link: the node's URL carries the user the nats service requires.
+    const nu = new URL(env.PANTHERS_NATS_URL!);
+    assert.equal(`${nu.protocol}//${nu.host}`, 'nats://nats:4222');
+    const cmd: string[] = s.nats.command;
+    assert.equal(decodeURIComponent(nu.username), cmd[cmd.indexOf('--user') + 1]);
+    assert.equal(decodeURIComponent(nu.password), cmd[cmd.indexOf('--pass') + 1]);
+    assert.equal(s.nats.ports, undefined, 'NATS is not published on the host');
     assert.match(env.PANTHERS_CLUSTER_SECRET!, /^\$\{PANTHERS_CLUSTER_SECRET:\?/, 'the signing-key secret comes from the operator, not the example');
     const c = loadConfig(env);
     assert.equal(c.cluster?.nodeId, env.PANTHERS_NODE_ID);

@@ -438,4 +438,20 @@ describe('cluster directory: chat turns across nodes', () => {
     assert.match(last ?? '', /"done":true.*"incomplete":true/);
     b.registry.stopAll();
   });
+
+  test('an owner that is alive but went silent (its frames lost) is told to stop the turn, so it does not go on calling the model', async () => {
+    const a = await node('a', { silenceMs: 600 });
+    // Heartbeats far apart: to the receiver the owner is silent, though it is running.
+    const b = await node('b', { heartbeatMs: 60_000 });
+    const nft = freshNft();
+    own(b, nft);
+    const t = await turn(a, nft, 'stall');
+    const r = await t.handle.done;
+    assert.equal(r.error?.details.reason, 'owner_lost');
+    // The owner's stalled model was aborted by the cancel: it stores the partial reply as incomplete.
+    const row = (await waitFor(() => b.db.prepare("SELECT content, incomplete FROM messages WHERE conversation_id = ? AND role = 'assistant'").get(r.conversation_id) as { content: string; incomplete: number } | undefined, 5000))!;
+    assert.equal(row.incomplete, 1);
+    assert.equal(row.content, WORDS.slice(0, 2).join(''));
+    b.registry.stopAll();
+  });
 });

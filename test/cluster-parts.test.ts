@@ -166,6 +166,26 @@ describe('frames across nodes (NATS)', () => {
     await sleep(100);
     assert.equal(gotB.length, frames.length, 'no frames once no local socket follows');
   });
+
+  test('a loop turn whose frames pass NATS max_payload goes in several messages, none lost, in order', async () => {
+    const got: string[] = [];
+    const a = new FrameRelay(await nc(), () => {});
+    const bConn = await nc();
+    const b = new FrameRelay(bConn, (_topic, f) => got.push(f));
+    b.follow('chat:big');
+    await bConn.flush();
+    // 3 MB in one turn of the event loop (the default max_payload is 1 MB).
+    const frames = Array.from({ length: 12 }, (_, i) => JSON.stringify({ i, content: 'x'.repeat(250_000) }));
+    for (const f of frames) a.publish('chat:big', f);
+    a.flush();
+    await (a as any).nc.flush();
+    const until = Date.now() + 5000;
+    while (got.length < frames.length && Date.now() < until) await sleep(20);
+    assert.equal(a.stats.dropped, 0);
+    assert.ok(a.stats.messages > 1);
+    assert.deepEqual(got.map((f) => JSON.parse(f).i), frames.map((_, i) => i));
+    b.unfollow('chat:big');
+  });
 });
 
 describe('the cluster switch', () => {

@@ -197,8 +197,8 @@ export class ClusterApp {
     const planned = why === 'handoff' || why === 'shutdown';
     for (const [kind, key] of this.keysOf(shard)) {
       if (planned) {
-        // Turns in flight finish (their writes are still fenced at the held epoch), then it stops.
-        if (kind === AGENT_ACTOR) actors.tell(kind, key, { type: 'stop' });
+        // Turns in flight finish (the lease is renewed meanwhile; their writes are fenced at the
+        // held epoch), then the actor stops once idle: a planned handoff cuts no reply.
         actors.passivate(kind, key);
       } else {
         // The lease is gone: not one more step here (the new owner rebuilds it from the store).
@@ -236,7 +236,12 @@ export class ClusterApp {
 
   /** /health answers 503 while this node cannot do its part (no PostgreSQL or no NATS). */
   healthy(): boolean {
-    return this.node.pgUp && this.node.natsStatus === 'connected';
+    return !this.node.leaving && this.node.pgUp && this.node.natsStatus === 'connected';
+  }
+
+  /** SIGTERM, first: every shard drained (running turns finish) and released; links stay up. */
+  handOff(): Promise<void> {
+    return this.node.handOffAll();
   }
 
   /** SIGTERM, after the actors drained: frames out, leases released, links closed. */

@@ -8,6 +8,7 @@ import { shardOf, SHARDS } from './shards.js';
 import { Forwarder, ForwardAbandoned } from './forwarder.js';
 import { FrameRelay } from './frame-relay.js';
 import { RemoteTurns, type WireTurn } from './remote-turns.js';
+import { isNotOwner } from '../db/fence.js';
 
 /** Which shards this node holds a lease on now (17d supplies it from ShardLeases). */
 export interface LeaseView {
@@ -105,11 +106,28 @@ export class ClusterDirectory implements ActorDirectory {
 
   async ask<R>(kind: string, key: string, msg: unknown, timeoutMs = this.timeoutMs): Promise<R> {
     const shard = this.shardFor(kind, key);
-    if (shard === undefined || this.owns(shard)) {
+    if (shard === undefined) return this.opts.local.ask<R>(kind, key, msg, timeoutMs);
+    const until = performance.now() + timeoutMs;
+    // A "not owner" answer did nothing (its fenced write was refused, or the actor was evicted
+    // with its shard before the message reached it), so the ask goes again, to wherever the shard
+    // is now, until the deadline: a failover or a handoff is latency, not a client error.
+    for (let attempt = 0; ; attempt++) {
+      const left = Math.max(1, Math.round(until - performance.now()));
+      try {
+        return await this.askOnce<R>(shard, kind, key, msg, left, until);
+      } catch (e) {
+        if (!isNotOwner(e) || until - performance.now() < 100) throw e;
+        this.stats.notOwner++;
+        await sleep(Math.min(400, 50 * 2 ** attempt) * (0.5 + Math.random() / 2));
+      }
+    }
+  }
+
+  private async askOnce<R>(shard: number, kind: string, key: string, msg: unknown, timeoutMs: number, until: number): Promise<R> {
+    if (this.owns(shard)) {
       this.stats.local++;
       return this.opts.local.ask<R>(kind, key, msg, timeoutMs);
     }
-    const until = performance.now() + timeoutMs;
     const abandon = () => this.owns(shard);
     try {
       return await this.forward<R>(shard, kind, key, msg as AgentMsg, timeoutMs, abandon);
@@ -193,7 +211,14 @@ export class ClusterDirectory implements ActorDirectory {
     }
     const m = w.m as AgentMsg;
     if (w.k === AGENT_ACTOR && m?.type === 'turn') throw new ApiError('INVALID_REQUEST', 'a turn is forwarded as a turn');
-    const value = await local.ask<unknown>(w.k, w.key, m, t);
+    let value: unknown;
+    try {
+      value = await local.ask<unknown>(w.k, w.key, m, t);
+    } catch (e) {
+      // Fenced or evicted here: nothing was done; the asker retries at the new owner.
+      if (isNotOwner(e)) return undefined;
+      throw e;
+    }
     if (w.k === AGENT_ACTOR && m?.type === 'clear') return { value: await (value as ClearHandle).done };
     return { value };
   }
@@ -205,3 +230,5 @@ export class ClusterDirectory implements ActorDirectory {
   }
 }
 
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

@@ -1,10 +1,14 @@
 import { openPg, migratePg, MIGRATION_LOCK, type Sql } from '../db/pg.js';
 import type { Fence } from '../db/fence.js';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { natsLinkOptions } from './nats-url.js';
 import type { ClusterConfig } from '../config.js';
 import type { Logger } from '../logger.js';
 import { ShardLeases, FencedError, LEASE_SCHEMA } from './shard-leases.js';
 import { Forwarder } from './forwarder.js';
+
+/** How long a planned handoff waits for a shard's running turns before it stops them. */
+const DRAIN_MS = 10_000;
 import { SHARDS, shardOf, preferredOwner } from './shards.js';
 
 export type { Fence };
@@ -105,6 +109,8 @@ export class ClusterNode implements LeaseView {
   private watchdog: NodeJS.Timeout | undefined;
   private ticking: Promise<void> | undefined;
   private stopping = false;
+  private stopped = false;
+  private handingOff: Promise<void> | undefined;
 
   constructor(readonly config: ClusterConfig, private readonly log: Logger, sql?: Sql) {
     this.nodeId = config.nodeId;
@@ -129,7 +135,8 @@ export class ClusterNode implements LeaseView {
     // Loaded here, in cluster mode only: a single process's start does not pay for it (~14 ms CPU).
     const { connect } = await import('@nats-io/transport-node');
     this.nc = await connect({
-      servers: this.config.natsUrl.split(',').map((s) => s.trim()),
+      // Credentials in the URL (user:pass@ or token@) become the client's options: it ignores them there.
+      ...natsLinkOptions(this.config.natsUrl),
       name: `panthers-${this.nodeId}`,
       // A node does not receive its own frames, invalidations and revocations back.
       noEcho: true,
@@ -307,7 +314,9 @@ export class ClusterNode implements LeaseView {
     this.draining.add(shard);
     try {
       this.hooks?.lost(shard, why);
-      await this.hooks?.drain(shard, Math.max(500, this.config.leaseTtlMs - 1000));
+      // The lease is still renewed while the shard drains (the loop, or handOffAll's renewer), so a
+      // turn in flight may finish here rather than be cut: a planned handoff is no client error.
+      await this.hooks?.drain(shard, Math.max(DRAIN_MS, this.config.leaseTtlMs - 1000));
     } catch (e) {
       this.log.error({ err: e, shard }, 'draining a shard failed');
     }
@@ -328,18 +337,42 @@ export class ClusterNode implements LeaseView {
 
   // --- leaving ----------------------------------------------------------------------------
 
-  /** SIGTERM: stop the loop, drain and release every shard, leave the membership, close links. */
-  async stop(beforeLinksClose?: () => void): Promise<void> {
-    if (this.stopping) return;
+  /** True from SIGTERM on: /health answers 503 so the proxy sends new requests to other nodes. */
+  get leaving(): boolean {
+    return this.stopping;
+  }
+
+  /**
+   * SIGTERM, first half (before the process aborts anything): stop claiming, keep renewing what is
+   * held, drain every shard (turns in flight finish; new asks go to the shard's next owner, retried
+   * until it claims) and release them. The links stay up for the rest of the shutdown.
+   */
+  async handOffAll(): Promise<void> {
+    if (this.handingOff) return this.handingOff;
     this.stopping = true;
-    clearInterval(this.timer);
-    clearInterval(this.watchdog);
-    await this.ticking?.catch(() => {});
-    // Drain all at once (handoffs already draining finish on their own).
-    const shards = [...this.active].filter((s) => !this.draining.has(s));
-    await Promise.all(shards.map((s) => this.handOff(s, 'shutdown')));
-    while (this.draining.size > 0) await new Promise((r) => setTimeout(r, 20));
-    await this.leases.releaseAll().catch(() => {});
+    this.handingOff = (async () => {
+      clearInterval(this.timer);
+      clearInterval(this.watchdog);
+      await this.ticking?.catch(() => {});
+      const renewer = setInterval(() => void this.leases.renew().catch(() => {}), this.config.renewMs);
+      try {
+        // Drain all at once (handoffs already draining finish on their own).
+        const shards = [...this.active].filter((s) => !this.draining.has(s));
+        await Promise.all(shards.map((s) => this.handOff(s, 'shutdown')));
+        while (this.draining.size > 0) await new Promise((r) => setTimeout(r, 20));
+      } finally {
+        clearInterval(renewer);
+      }
+      await this.leases.releaseAll().catch(() => {});
+    })();
+    return this.handingOff;
+  }
+
+  /** SIGTERM: hand off every shard (if not done yet), leave the membership, close links. */
+  async stop(beforeLinksClose?: () => void): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    await this.handOffAll();
     await this.sql`UPDATE nodes SET left_at = now() WHERE id = ${this.nodeId}`.catch(() => {});
     this.log.info({ node: this.nodeId }, 'cluster node left; shards released');
     beforeLinksClose?.();

@@ -1,6 +1,8 @@
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 
 const enc = new TextEncoder();
+/** UTF-16 length of one NATS message's frames: at most 3 bytes each, so under 1 MB with room */
+const MAX_MESSAGE_CHARS = 256 * 1024;
 const dec = new TextDecoder();
 
 /**
@@ -48,18 +50,35 @@ export class FrameRelay {
   flush(): void {
     this.scheduled = false;
     for (const [topic, frames] of this.pending) {
-      try {
-        this.nc.publish(this.subject(topic), enc.encode(frames.join('\n')));
-      } catch {
-        // The connection is closed or draining (shutdown, a lost link): frames are at-most-once
-        // (a final frame carries the whole reply), and a throw here would be uncaught.
-        this.stats.dropped++;
-        continue;
+      // A busy turn's frames in messages of at most ~MAX_MESSAGE_CHARS: one message past NATS's
+      // max_payload (1 MB by default) would be refused whole. Order is kept (one publisher).
+      let from = 0;
+      let size = 0;
+      for (let i = 0; i < frames.length; i++) {
+        size += frames[i]!.length + 1;
+        if (size >= MAX_MESSAGE_CHARS || i === frames.length - 1) {
+          this.send(topic, frames, from, i + 1);
+          from = i + 1;
+          size = 0;
+        }
       }
-      this.stats.messages++;
-      this.stats.frames += frames.length;
     }
     this.pending.clear();
+  }
+
+  private send(topic: string, frames: string[], from: number, to: number): void {
+    try {
+      const part = from === 0 && to === frames.length ? frames : frames.slice(from, to);
+      this.nc.publish(this.subject(topic), enc.encode(part.join('\n')));
+    } catch {
+      // The connection is closed or draining (shutdown, a lost link), or one frame alone is over
+      // max_payload: frames are at-most-once (a final frame carries the whole reply), and a throw
+      // here would be uncaught.
+      this.stats.dropped++;
+      return;
+    }
+    this.stats.messages++;
+    this.stats.frames += to - from;
   }
 
   /** A local socket follows the topic: receive other nodes' frames for it (ref-counted). */

@@ -38,6 +38,8 @@ export class LocalInvalidations implements Invalidations {
 }
 
 const enc = new TextEncoder();
+/** keys of one message, well under NATS's 1 MB default max_payload (keys are ids: ASCII) */
+const MAX_BATCH_BYTES = 256 * 1024;
 const dec = new TextDecoder();
 
 /**
@@ -50,7 +52,7 @@ export class NatsInvalidations implements Invalidations {
   private readonly pending = new Map<string, Set<string>>();
   private scheduled = false;
   private sub: Subscription | undefined;
-  readonly stats = { sent: 0, received: 0 };
+  readonly stats = { sent: 0, received: 0, failed: 0 };
 
   constructor(private readonly nc: NatsConnection, private readonly prefix = 'panthers') {
     const base = `${prefix}.invalidate.`;
@@ -88,10 +90,34 @@ export class NatsInvalidations implements Invalidations {
   private flush(): void {
     this.scheduled = false;
     for (const [what, keys] of this.pending) {
-      this.nc.publish(`${this.prefix}.invalidate.${what}`, enc.encode([...keys].join('\n')));
-      this.stats.sent += keys.size;
+      // Several messages when one loop turn touched many keys: one message past NATS's
+      // max_payload (1 MB by default) would be refused.
+      let batch: string[] = [];
+      let bytes = 0;
+      for (const key of keys) {
+        batch.push(key);
+        bytes += key.length + 1;
+        if (bytes >= MAX_BATCH_BYTES) {
+          this.send(what, batch);
+          batch = [];
+          bytes = 0;
+        }
+      }
+      if (batch.length) this.send(what, batch);
     }
     this.pending.clear();
+  }
+
+  private send(what: string, keys: string[]): void {
+    try {
+      this.nc.publish(`${this.prefix}.invalidate.${what}`, enc.encode(keys.join('\n')));
+      this.stats.sent += keys.length;
+    } catch {
+      // The connection is closed or draining (shutdown): this runs from setImmediate, where a
+      // throw would end the process. PostgreSQL stays the truth; other nodes trust a cached row
+      // for at most 2 s (docs/cluster.md).
+      this.stats.failed += keys.length;
+    }
   }
 
   close(): void {

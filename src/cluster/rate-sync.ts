@@ -14,7 +14,7 @@ const KEYS_PER_MESSAGE = 4000;
 export class RateSync {
   private readonly timer: NodeJS.Timeout;
   private readonly sub: Subscription;
-  readonly stats = { sent: 0, received: 0 };
+  readonly stats = { sent: 0, received: 0, failed: 0 };
 
   constructor(private readonly nc: NatsConnection, private readonly limiter: RateLimiter, intervalMs: number, private readonly subject = 'panthers.ratelimit') {
     limiter.enableSync();
@@ -40,8 +40,14 @@ export class RateSync {
     const d = this.limiter.takeDelta();
     if (!d) return;
     for (let i = 0; i < d.counts.length; i += KEYS_PER_MESSAGE) {
-      this.nc.publish(this.subject, enc.encode(JSON.stringify({ w: d.window, c: d.counts.slice(i, i + KEYS_PER_MESSAGE) })));
-      this.stats.sent++;
+      try {
+        this.nc.publish(this.subject, enc.encode(JSON.stringify({ w: d.window, c: d.counts.slice(i, i + KEYS_PER_MESSAGE) })));
+        this.stats.sent++;
+      } catch {
+        // Closed or draining connection: this runs from a timer, where a throw would end the
+        // process. The counts stay local (the error bound of a lost sync, docs/cluster.md).
+        this.stats.failed++;
+      }
     }
   }
 

@@ -95,6 +95,8 @@ class IncomingTurn {
   private delivering: Promise<void> | undefined;
   lastHeard = performance.now();
   settled = false;
+  /** asks the owner to stop the turn (set once the forward was answered) */
+  cancel: ((reason?: ApiError) => void) | undefined;
   resolve!: (r: TurnResult) => void;
   readonly done = new Promise<TurnResult>((r) => (this.resolve = r));
 
@@ -247,6 +249,7 @@ export class RemoteTurns {
     this.stats.forwarded++;
     // The silence window starts now: a forward retried through a failover is not silence.
     t.lastHeard = performance.now();
+    t.cancel = (reason) => cancel(id, reason);
     this.arm();
     t.start();
     if (signal) {
@@ -296,6 +299,13 @@ export class RemoteTurns {
       stored: true,
     };
     this.opts.log.warn({ nft: t.nft, conversation: t.conversationId, turn: t.id }, 'owner of a forwarded chat turn went silent; ending it incomplete');
+    // Silent is not always dead (its frames may be what was lost): ask it to stop, best effort,
+    // so it does not go on calling the model and store a reply this client was told is incomplete.
+    try {
+      t.cancel?.(error);
+    } catch {
+      // the link is gone too
+    }
     try {
       this.opts.localPublish(chatTopic(t.conversationId), new ChunkFrames(t.conversationId, t.nft).last(result));
     } catch {

@@ -24,7 +24,7 @@ const dec = new TextDecoder();
 export class NatsRevocations implements Revocations {
   private readonly handlers: ((sid: string, why: string) => void)[] = [];
   private readonly sub: Subscription;
-  readonly stats = { sent: 0, received: 0 };
+  readonly stats = { sent: 0, received: 0, failed: 0 };
 
   constructor(private readonly nc: NatsConnection, private readonly subject = 'panthers.revoke') {
     this.sub = nc.subscribe(subject, {
@@ -44,8 +44,14 @@ export class NatsRevocations implements Revocations {
   }
 
   broadcast(sid: string, why: string): void {
-    this.stats.sent++;
-    this.nc.publish(this.subject, enc.encode(JSON.stringify({ sid, why })));
+    try {
+      this.nc.publish(this.subject, enc.encode(JSON.stringify({ sid, why })));
+      this.stats.sent++;
+    } catch {
+      // Closed or draining connection: the revocation is already in PostgreSQL (the truth), so
+      // the request that revoked must not fail; other nodes refuse the session on re-read.
+      this.stats.failed++;
+    }
   }
 
   onRevoked(handler: (sid: string, why: string) => void): void {

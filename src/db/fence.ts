@@ -19,6 +19,14 @@ export class FencedError extends Error {
   }
 }
 
+/** `details.reason` of an answer meaning "this node does not own the NFT now": nothing was done, retry at the owner. */
+export const NOT_OWNER = 'not_owner';
+
+/** True for the answer of an actor whose write was fenced or which was evicted with its shard. */
+export function isNotOwner(e: unknown): boolean {
+  return e instanceof ApiError && e.code === 'SERVICE_UNAVAILABLE' && e.details?.reason === NOT_OWNER;
+}
+
 /**
  * What an actor answers when a write was fenced: the node no longer owns the NFT, so the request
  * is to be retried (by the client, or by the cluster directory once the new owner serves the
@@ -27,7 +35,7 @@ export class FencedError extends Error {
  * Any other error is returned as it is.
  */
 export function fencedAsApiError(e: unknown): unknown {
-  return e instanceof FencedError ? new ApiError('SERVICE_UNAVAILABLE', 'This node no longer owns this NFT (its shard lease moved); try again') : e;
+  return e instanceof FencedError ? new ApiError('SERVICE_UNAVAILABLE', 'This node no longer owns this NFT (its shard lease moved); try again', { reason: NOT_OWNER }) : e;
 }
 
 /** Passes a handler's result through, turning a FencedError (thrown or rejected) into fencedAsApiError's answer. */

@@ -254,15 +254,22 @@ export class AuditLog implements AuditSink {
     return false;
   }
 
-  /** Hands the queued rows to the writer (timer, full batch); does not wait. Returns the op's seq. */
-  private handOver(closeAll = false): number {
+  /** Closes the minutes that ended (all with closeAll) and takes the queue; undefined when empty. */
+  private takeBatch(closeAll: boolean): unknown[] | undefined {
     this.flushScheduled = false;
     const now = this.now();
     const nowWindow = now - (now % 60_000);
     if (closeAll || nowWindow !== this.aggregateWindow) this.closeAggregates(closeAll ? 0 : nowWindow);
     const batch = this.queue;
-    if (batch.length === 0) return 0;
+    if (batch.length === 0) return undefined;
     this.queue = [];
+    return batch;
+  }
+
+  /** Hands the queued rows to the writer (timer, full batch); does not wait. Returns the op's seq. */
+  private handOver(closeAll = false): number {
+    const batch = this.takeBatch(closeAll);
+    if (!batch) return 0;
     const rows = batch.length / RECORD_WIDTH;
     if (this.inline) {
       this.writeInline(batch);
@@ -309,14 +316,8 @@ export class AuditLog implements AuditSink {
    */
   flush(closeAll = false): number {
     if (this.inline) {
-      this.flushScheduled = false;
-      const now = this.now();
-      const nowWindow = now - (now % 60_000);
-      if (closeAll || nowWindow !== this.aggregateWindow) this.closeAggregates(closeAll ? 0 : nowWindow);
-      const batch = this.queue;
-      if (batch.length === 0) return 0;
-      this.queue = [];
-      return this.writeInline(batch);
+      const batch = this.takeBatch(closeAll);
+      return batch ? this.writeInline(batch) : 0;
     }
     const before = this.stats[STAT_COMMITTED]!;
     const seq = this.handOver(closeAll) || (this.inFlight > 0 ? this.seq : 0);

@@ -351,15 +351,19 @@ export class TestCluster {
   }
 
   async stop(): Promise<void> {
-    await Promise.all(this.nodes.map((n) => n.kill().catch(() => undefined)));
-    for (const n of this.nodes) {
-      await Promise.all([n.pgProxy.close(), n.natsProxy.close(), n.providerProxy?.close()]);
+    // The engines are stopped whatever happens before (pg_ctl daemonizes: a PostgreSQL left
+    // running outlives the test process).
+    const bounded = (p: Promise<unknown>) => Promise.race([p.catch(() => undefined), sleep(3000)]);
+    try {
+      await bounded(Promise.all(this.nodes.map((n) => n.kill())));
+      await bounded(Promise.all(this.nodes.flatMap((n) => [n.pgProxy.close(), n.natsProxy.close(), n.providerProxy?.close()])));
+      await bounded(this.balancer?.close() ?? Promise.resolve());
+      await bounded(this.sql?.end({ timeout: 1 }) ?? Promise.resolve());
+    } finally {
+      this.nats.stop();
+      this.pg.stop();
+      fs.rmSync(this.dir, { recursive: true, force: true });
     }
-    await this.balancer?.close();
-    await this.sql?.end({ timeout: 1 }).catch(() => undefined);
-    this.nats.stop();
-    this.pg.stop();
-    fs.rmSync(this.dir, { recursive: true, force: true });
   }
 }
 

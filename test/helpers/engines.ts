@@ -69,9 +69,12 @@ export interface Nats {
   stop(): void;
 }
 
-export async function startNats(): Promise<Nats> {
+/** `auth`: the server requires this user and password; `url` then carries them (nats://user:pass@...). */
+export async function startNats(auth?: { user: string; pass: string }): Promise<Nats> {
   const port = await freePort();
-  const child = spawn('nats-server', ['-a', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' });
+  const args = ['-a', '127.0.0.1', '-p', String(port), ...(auth ? ['--user', auth.user, '--pass', auth.pass] : [])];
+  const child = spawn('nats-server', args, { stdio: 'ignore' });
   await waitForPort(port, 10_000);
-  return { url: `nats://127.0.0.1:${port}`, port, child, stop: () => child.kill('SIGKILL') };
+  const cred = auth ? `${encodeURIComponent(auth.user)}:${encodeURIComponent(auth.pass)}@` : '';
+  return { url: `nats://${cred}127.0.0.1:${port}`, port, child, stop: () => child.kill('SIGKILL') };
 }

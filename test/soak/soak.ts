@@ -104,14 +104,18 @@ interface Nft {
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+/** Every server a soak started, so a setup that throws leaves none running. */
+const started = new Set<ServerProcess>();
+
 export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
-  if (!opts.cluster) return soak(opts, undefined);
-  const [pg, nats] = await Promise.all([startPostgres(), startNats()]);
+  const engines = opts.cluster ? await Promise.all([startPostgres(), startNats()]).then(([pg, nats]) => ({ pg, nats })) : undefined;
   try {
-    return await soak(opts, { pg, nats });
+    return await soak(opts, engines);
   } finally {
-    nats.stop();
-    pg.stop();
+    for (const s of started) if (s.alive) await s.kill('SIGKILL');
+    started.clear();
+    engines?.nats.stop();
+    engines?.pg.stop();
   }
 }
 
@@ -202,6 +206,7 @@ async function soak(opts: SoakOptions, engines: { pg: Postgres; nats: Nats } | u
   const startOne = async (i: number) => {
     const s = await ServerProcess.start({ ...env, ...clusterEnv(i) }, healthBound, (why) => violation('unexpected exit', why));
     servers[i] = s;
+    started.add(s);
     healthTimes.push(s.toHealthMs);
     return s;
   };
