@@ -587,7 +587,8 @@ async function soak(opts: SoakOptions, engines: { pg: Postgres; nats: Nats } | u
       // One process: nothing answers until the restart. A cluster: the others go on serving
       // (calls to the killed node are unanswered; a hang on a survivor is a finding).
       serverAlive = clusterMode;
-      api.bases = servers.filter((x, i) => i !== victim && x?.alive).map((x) => x!.url);
+      // One process: calls go on to the killed server's address (refused, retried) until the restart.
+      if (clusterMode) api.bases = servers.filter((x, i) => i !== victim && x?.alive).map((x) => x!.url);
       await srv!.kill('SIGKILL');
       stopping = true;
       await Promise.all(workers);
