@@ -85,8 +85,11 @@ describe('cluster MAC', () => {
     for (const v of [macValue(clusterMacKey(OTHER), 'panthers.shard.3', body, Date.now()), macValue(clusterMacKey(SECRET), 'panthers.shard.3', body, Date.now() - 60_000)]) {
       const h = headers();
       h.set(MAC_HEADER, v);
-      await assert.rejects(plain.request('panthers.shard.3', body, { timeout: 300, headers: h }));
+      // Published without a reply subject (the owner would still run it) so the MAC input matches.
+      plain.publish('panthers.shard.3', body, { headers: h });
     }
+    await plain.flush();
+    await sleep(200);
     assert.deepEqual(asked, [], 'the owner ran no forged ask');
     assert.deepEqual({ missing: ownerConn.macStats.missing, bad: ownerConn.macStats.bad, stale: ownerConn.macStats.stale }, { missing: 1, bad: 1, stale: 1 });
 
@@ -98,6 +101,26 @@ describe('cluster MAC', () => {
     const asker = new Forwarder(askerConn);
     assert.deepEqual(await asker.ask(3, { q: 1 }, 3000), { by: 'owner', m: { q: 1 } });
     assert.ok(askerConn.macStats.missing >= 1, 'the forged reply was dropped and counted');
+    // Replay: a captured authentic ask republished (same MAC, same reply subject, within 30 s)
+    // is not run again; with another reply subject or none its MAC no longer checks out.
+    const captured = await raw();
+    const caught: { data: Uint8Array; reply?: string; mac?: string }[] = [];
+    captured.subscribe('panthers.shard.3', { callback: (_e, m) => void caught.push({ data: m.data, reply: m.reply, mac: m.headers?.get(MAC_HEADER) }) });
+    await captured.flush();
+    const runs = asked.length;
+    await asker.ask(3, { q: 'once' }, 3000);
+    assert.equal(asked.length, runs + 1);
+    const c = caught.find((x) => new TextDecoder().decode(x.data).includes('once'))!;
+    const h = headers();
+    h.set(MAC_HEADER, c.mac!);
+    plain.publish('panthers.shard.3', c.data, { reply: c.reply, headers: h });
+    plain.publish('panthers.shard.3', c.data, { reply: '_INBOX.attacker', headers: h });
+    plain.publish('panthers.shard.3', c.data, { headers: h });
+    await plain.flush();
+    await sleep(200);
+    assert.equal(asked.length, runs + 1, 'the replayed ask did not run');
+    assert.equal(ownerConn.macStats.replayed, 1);
+    assert.equal(ownerConn.macStats.bad, 3, 'other key + two replays with another reply subject / none');
     // No responders still shows as no owner (retried, then given up), not as a hang.
     await assert.rejects(asker.ask(9, {}, 300), (e: any) => e.code === 'SERVICE_UNAVAILABLE' && e.details.reason === 'no_owner');
   });

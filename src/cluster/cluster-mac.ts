@@ -16,7 +16,13 @@ export interface MacStats {
   missing: number;
   bad: number;
   stale: number;
+  /** requests (forwarded asks) seen before with the same MAC: a replay, not run again */
+  replayed: number;
 }
+
+/** Asks remembered for replay: a MAC is valid for at most 2 x MAX_SKEW_MS of the receiver's clock. */
+const SEEN_MS = 2 * MAX_SKEW_MS + 1000;
+const SEEN_MAX = 200_000;
 
 /** The HMAC key every node derives from PANTHERS_CLUSTER_SECRET (the same secret on every node). */
 export function clusterMacKey(clusterSecret: string): Buffer {
@@ -28,17 +34,21 @@ function bytes(p: Payload | undefined): Uint8Array {
   return typeof p === 'string' ? enc.encode(p) : p;
 }
 
-function digest(key: Buffer, subject: string, body: Uint8Array, ts: number): Buffer {
-  return createHmac('sha256', key).update(`${ts}\n${subject}\n`).update(body).digest();
+function digest(key: Buffer, subject: string, body: Uint8Array, ts: number, reply: string): Buffer {
+  return createHmac('sha256', key).update(`${ts}\n${subject}\n${reply}\n`).update(body).digest();
 }
 
-/** `<unix ms>.<base64url HMAC-SHA256(ts + "\n" + subject + "\n" + body)>` */
-export function macValue(key: Buffer, subject: string, body: Uint8Array, ts: number): string {
-  return `${ts}.${digest(key, subject, body, ts).toString('base64url')}`;
+/**
+ * `<unix ms>.<base64url HMAC-SHA256(ts + "\n" + subject + "\n" + reply + "\n" + body)>`. The
+ * reply subject is under the MAC (empty for a plain publish) so a captured ask cannot be replayed
+ * with another reply subject or none: the receiver's replay check needs it to be the original.
+ */
+export function macValue(key: Buffer, subject: string, body: Uint8Array, ts: number, reply = ''): string {
+  return `${ts}.${digest(key, subject, body, ts, reply).toString('base64url')}`;
 }
 
 /** 'ok', or why the value does not prove that a holder of the key sent this body on this subject within MAX_SKEW_MS. */
-export function checkMac(key: Buffer, subject: string, body: Uint8Array, value: string | undefined, now = Date.now()): 'ok' | 'missing' | 'bad' | 'stale' {
+export function checkMac(key: Buffer, subject: string, body: Uint8Array, value: string | undefined, now = Date.now(), reply = ''): 'ok' | 'missing' | 'bad' | 'stale' {
   if (!value) return 'missing';
   const dot = value.indexOf('.');
   // 43 base64url characters: 32 bytes, no padding (a longer string would decode to the same bytes).
@@ -46,7 +56,7 @@ export function checkMac(key: Buffer, subject: string, body: Uint8Array, value: 
   const ts = Number(value.slice(0, dot));
   if (!Number.isSafeInteger(ts)) return 'bad';
   const got = Buffer.from(value.slice(dot + 1), 'base64url');
-  if (got.length !== 32 || !timingSafeEqual(got, digest(key, subject, body, ts))) return 'bad';
+  if (got.length !== 32 || !timingSafeEqual(got, digest(key, subject, body, ts, reply))) return 'bad';
   return Math.abs(now - ts) > MAX_SKEW_MS ? 'stale' : 'ok';
 }
 
@@ -65,17 +75,35 @@ export function checkMac(key: Buffer, subject: string, body: Uint8Array, value: 
  */
 export function authenticatedLink(nc: NatsConnection, clusterSecret: string, now: () => number = Date.now): NatsConnection & { readonly macStats: MacStats } {
   const key = clusterMacKey(clusterSecret);
-  const stats: MacStats = { signed: 0, verified: 0, missing: 0, bad: 0, stale: 0 };
+  const stats: MacStats = { signed: 0, verified: 0, missing: 0, bad: 0, stale: 0, replayed: 0 };
+  // MAC of each request received (asks that act: deploy, stop, turn) -> when, in arrival order.
+  // A legitimate retry is a new request with a new timestamp, hence a new MAC.
+  const seen = new Map<string, number>();
+  const firstTime = (mac: string, at: number): boolean => {
+    for (const [k, t] of seen) {
+      if (at - t < SEEN_MS && seen.size < SEEN_MAX) break;
+      seen.delete(k);
+    }
+    if (seen.has(mac)) return false;
+    seen.set(mac, at);
+    return true;
+  };
 
-  const sign = (subject: string, body: Uint8Array, given?: MsgHdrs): MsgHdrs => {
+  const sign = (subject: string, body: Uint8Array, given?: MsgHdrs, reply?: string): MsgHdrs => {
     const h = given ?? natsHeaders();
-    h.set(MAC_HEADER, macValue(key, subject, body, now()));
+    h.set(MAC_HEADER, macValue(key, subject, body, now(), reply));
     stats.signed++;
     return h;
   };
   const accept = (m: Msg): boolean => {
-    const r = checkMac(key, m.subject, m.data, m.headers?.get(MAC_HEADER), now());
+    const value = m.headers?.get(MAC_HEADER);
+    const at = now();
+    const r = checkMac(key, m.subject, m.data, value, at, m.reply ?? '');
     if (r === 'ok') {
+      if (m.reply && !firstTime(value!, at)) {
+        stats.replayed++;
+        return false;
+      }
       stats.verified++;
       return true;
     }
@@ -84,7 +112,7 @@ export function authenticatedLink(nc: NatsConnection, clusterSecret: string, now
   };
   const publish = (subject: string, payload?: Payload, opts?: PublishOptions): void => {
     const body = bytes(payload);
-    nc.publish(subject, body, { ...opts, headers: sign(subject, body, opts?.headers) });
+    nc.publish(subject, body, { ...opts, headers: sign(subject, body, opts?.headers, opts?.reply) });
   };
   /** A verified message whose respond() signs the reply for the requester's inbox. */
   const signedReplies = (m: Msg): Msg => {
@@ -132,7 +160,7 @@ export function authenticatedLink(nc: NatsConnection, clusterSecret: string, now
       timer = setTimeout(() => done(new errors.TimeoutError()), timeout);
       try {
         // The SUB above goes out before this PUB on the same connection: the reply cannot be missed.
-        nc.publish(subject, body, { reply: inbox, headers: sign(subject, body, opts?.headers) });
+        nc.publish(subject, body, { reply: inbox, headers: sign(subject, body, opts?.headers, inbox) });
       } catch (e) {
         done(e as Error);
       }
