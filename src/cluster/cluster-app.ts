@@ -101,6 +101,8 @@ export class ClusterApp {
   }
 
   static async open(config: ClusterConfig, log: Logger, local: Publisher, rateLimiter: RateLimiter | undefined, metrics: Metrics): Promise<ClusterApp> {
+    // The secret seals the shared signing keys and authenticates every NATS message (cluster-mac.ts).
+    if (config.clusterSecret === undefined) throw new Error('PANTHERS_CLUSTER_SECRET is required in cluster mode: it seals the shared signing keys and authenticates messages between nodes (docs/cluster.md)');
     const node = new ClusterNode(config, log);
     try {
       await node.connect();

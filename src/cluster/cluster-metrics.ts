@@ -61,5 +61,12 @@ export function registerClusterMetrics(metrics: Metrics, app: ClusterApp): void 
       this.set({ direction: 'received' }, r.received);
     },
   });
+  new client.Gauge({
+    name: 'cluster_mac_rejected_total', help: 'NATS messages from other nodes dropped by the cluster MAC check (docs/cluster.md): missing header, bad MAC, timestamp over 30 s off, a request (forwarded ask) replayed', labelNames: ['reason'], registers,
+    collect() {
+      const s = node.macStats;
+      for (const r of ['missing', 'bad', 'stale', 'replayed'] as const) this.set({ reason: r }, s?.[r] ?? 0);
+    },
+  });
   counter('cluster_revocations_total', 'Session revocations broadcast by this node', () => app.revocations.stats.sent, undefined);
 }

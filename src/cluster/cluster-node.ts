@@ -5,6 +5,7 @@ import { natsLinkOptions } from './nats-url.js';
 import type { ClusterConfig } from '../config.js';
 import type { Logger } from '../logger.js';
 import { ShardLeases, FencedError, LEASE_SCHEMA } from './shard-leases.js';
+import { authenticatedLink, type MacStats } from './cluster-mac.js';
 import { Forwarder } from './forwarder.js';
 
 /** How long a planned handoff waits for a shard's running turns before it stops them. */
@@ -118,6 +119,11 @@ export class ClusterNode implements LeaseView {
     this.leases = new ShardLeases(this.sql, this.nodeId, config.leaseTtlMs, Math.min(1000, Math.floor(config.leaseTtlMs / 5)));
   }
 
+  /** Messages signed and dropped by this node's authenticated link (cluster-mac.ts); undefined without a cluster secret. */
+  get macStats(): MacStats | undefined {
+    return (this.nc as (NatsConnection & { macStats?: MacStats }) | undefined)?.macStats;
+  }
+
   /** Connects to PostgreSQL (creating the lease and membership tables if needed) and NATS. */
   async connect(): Promise<void> {
     // The whole schema (migration 8 holds shard_leases and nodes), each step under the advisory
@@ -134,7 +140,7 @@ export class ClusterNode implements LeaseView {
     this.pgUp = true;
     // Loaded here, in cluster mode only: a single process's start does not pay for it (~14 ms CPU).
     const { connect } = await import('@nats-io/transport-node');
-    this.nc = await connect({
+    const raw = await connect({
       // Credentials in the URL (user:pass@ or token@) become the client's options: it ignores them there.
       ...natsLinkOptions(this.config.natsUrl),
       name: `panthers-${this.nodeId}`,
@@ -145,6 +151,9 @@ export class ClusterNode implements LeaseView {
     }).catch((e: Error) => {
       throw new Error(`cluster mode: cannot reach NATS at PANTHERS_NATS_URL (${e.message})`, { cause: e });
     });
+    // Every message between nodes is authenticated under PANTHERS_CLUSTER_SECRET (cluster-mac.ts):
+    // a NATS client without it can neither act as a node nor answer one.
+    this.nc = this.config.clusterSecret !== undefined ? authenticatedLink(raw, this.config.clusterSecret) : raw;
     this.natsStatus = 'connected';
     void this.watchNats();
     this.forwarder = new Forwarder(this.nc);

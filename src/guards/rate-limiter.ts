@@ -77,7 +77,24 @@ export class RateLimiter {
     if (window !== this.windowStart || !this.remote) return;
     // Bounded like the local table: dropping other nodes' counts only makes the limit looser.
     if (this.remote.size >= this.maxKeys) this.remote.clear();
-    for (const [k, n] of counts) if (typeof k === 'string' && Number.isFinite(n) && n > 0) this.remote.set(k, (this.remote.get(k) ?? 0) + n);
+    for (const [k, n] of counts) {
+      if (typeof k !== 'string' || !Number.isFinite(n) || n <= 0) continue;
+      // Sane bounds (a buggy or hostile sender): only known classes, and no key counted past its
+      // class's limit + 1 (enough to deny; more only lengthens nothing, the window ends the same).
+      const cap = this.capOf(k);
+      if (cap === undefined) continue;
+      this.remote.set(k, Math.min(cap, (this.remote.get(k) ?? 0) + Math.floor(n)));
+    }
+  }
+
+  /** limit + 1 for a key `class\0...` of a known class, else undefined */
+  private capOf(k: string): number | undefined {
+    const sep = k.indexOf('\0');
+    if (sep <= 0) return undefined;
+    const cls = k.slice(0, sep);
+    if (!Object.hasOwn(this.limits, cls)) return undefined;
+    const limit = this.limits[cls as RateClass];
+    return Number.isFinite(limit) ? limit + 1 : undefined;
   }
 
   /**
