@@ -384,6 +384,16 @@ class DeploymentBehaviour implements Behaviour<DeploymentMsg, unknown> {
       const next = { ...d, endpoint_url: result.endpointUrl, details: result.details ?? d.details, updated_at: this.deps.now() };
       await this.deps.repo.save(next, undefined, this.fence);
       Object.assign(d, { endpoint_url: next.endpoint_url, details: next.details, updated_at: next.updated_at });
+      // Cluster mode: this node took the NFT over. The previous owner may have committed
+      // `running` and died before its frame left for NATS (frames go out at the end of the
+      // event-loop turn): subscribers on other nodes would never see it. Announce it again (no
+      // new event row; a subscriber that saw it already gets the same status twice).
+      if (this.fence) {
+        this.deps.publisher.publish(deploymentTopic(this.nft), deploymentFrame({
+          id: 0, deployment_id: d.id, nft_token_id: this.nft, status: 'running', progress: d.progress,
+          message: `Agent running at ${d.endpoint_url}`, created_at: d.updated_at,
+        }, d.endpoint_url));
+      }
       this.startHealthChecks();
       return;
     }
