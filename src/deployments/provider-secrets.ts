@@ -75,8 +75,8 @@ export function clusterSecretsKey(clusterSecret: string): Buffer {
 }
 
 /**
- * The key file in the data dir, created (0600) on first use. In cluster mode every node must have
- * the same file (a node that takes an NFT over decrypts what another node sealed).
+ * The key file in the data dir, created (0600) on first use. In cluster mode it only opens rows
+ * sealed before the cluster secret was set (`clusterSecretsKey` seals).
  */
 export function loadSecretsKey(dataDir: string): Buffer {
   const file = path.join(dataDir, PROVIDER_SECRETS_KEY_FILE);
