@@ -32,9 +32,21 @@ interface QueuedMessage {
 }
 
 /**
+ * A burst's first commit carries at most this many rows; each next one twice as many, up to
+ * BURST_MAX_ROWS. 1,000 turns opened at once on one agent: the first turns' rows commit (and
+ * their models start) while the rest are still being admitted, instead of all waiting for one
+ * 1,000-row commit after the last admission (issue 15: that wait was the chat p99).
+ */
+export const BURST_FIRST_ROWS = 8;
+export const BURST_MAX_ROWS = 128;
+
+/**
  * SQL for conversations and messages. Writes come from AgentActors; history reads come straight
- * here. Writes use group commit: everything queued in one turn of the event loop is written in one
- * transaction (1,000 chats starting together: one commit instead of 1,000, each ~100 us under load).
+ * here. Writes use group commit: what is queued in one turn of the event loop is written in one
+ * transaction (1,000 chats starting together: a few commits instead of 1,000, each ~100 us under
+ * load). Within a burst the commits are bounded (BURST_FIRST_ROWS, doubling to BURST_MAX_ROWS):
+ * a full batch commits at the next microtask checkpoint, so it never splits the rows one caller
+ * queued synchronously together (a turn's prelude and message land together or not at all).
  */
 export class ConversationsRepo {
   private readonly s;
@@ -42,6 +54,9 @@ export class ConversationsRepo {
   /** Conversations created but not yet committed: visible to get() meanwhile. */
   private unsaved = new Map<string, Conversation>();
   private flushScheduled = false;
+  private earlyScheduled = false;
+  /** Rows that make the current batch full (grows through a burst, back to BURST_FIRST_ROWS after). */
+  private batchRows = BURST_FIRST_ROWS;
 
   constructor(private readonly db: Db, private readonly log?: { error(obj: object, msg: string): void }) {
     this.s = {
@@ -80,19 +95,42 @@ export class ConversationsRepo {
   appendCommitted(conversationId: string, role: StoredMessage['role'], content: string, tokens: number, incomplete: boolean, at: number): Promise<void> {
     return new Promise((resolve, reject) => {
       this.messages.push({ conversationId, role, content, tokens, incomplete, at, resolve, reject });
-      this.scheduleFlush();
+      if (this.messages.length >= this.batchRows) this.flushEarly();
+      else this.scheduleFlush();
     });
   }
 
   private scheduleFlush(): void {
     if (this.flushScheduled) return;
     this.flushScheduled = true;
-    setImmediate(() => this.flush());
+    setImmediate(this.flushAtEndOfTurn);
   }
+
+  /** The loop came round: the burst is over, the next one starts with a small first commit again. */
+  private readonly flushAtEndOfTurn = (): void => {
+    this.flushScheduled = false;
+    this.batchRows = BURST_FIRST_ROWS;
+    this.flush();
+  };
+
+  /** A full batch: committed once the current caller's synchronous code is done (a microtask). */
+  private flushEarly(): void {
+    if (this.earlyScheduled) return;
+    this.earlyScheduled = true;
+    queueMicrotask(this.flushFull);
+  }
+
+  private readonly flushFull = (): void => {
+    this.earlyScheduled = false;
+    if (this.messages.length < this.batchRows) return; // flushed meanwhile (shutdown's flush)
+    this.batchRows = Math.min(this.batchRows * 2, BURST_MAX_ROWS);
+    this.flush();
+    // The rows queued after this one, if any, still go at the end of this turn of the loop.
+    if (this.unsaved.size > 0 || this.messages.length > 0) this.scheduleFlush();
+  };
 
   /** Writes everything queued in one transaction. Also called on shutdown. */
   flush(): void {
-    this.flushScheduled = false;
     const conversations = this.unsaved;
     const batch = this.messages;
     if (conversations.size === 0 && batch.length === 0) return;
