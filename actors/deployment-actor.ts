@@ -13,6 +13,7 @@ import type {
   DeployResult, DeploySpec, HealthReport, ProviderAdapter, ProviderName, ProviderRef,
 } from '../src/providers/provider.js';
 import { deploymentFrame, deploymentTopic } from '../src/deployments/deployment-frames.js';
+import { guardProviderCalls } from '../adapters/providers/provider-guard.js';
 import { deploymentView, type DeploymentView } from '../src/deployments/deployment-view.js';
 
 export { DEPLOYMENT_ACTOR, type DeploymentMsg } from '../src/contracts/deployment-messages.js';
@@ -279,6 +280,7 @@ class DeploymentBehaviour implements Behaviour<DeploymentMsg, unknown> {
       return;
     }
     const work = this.track(d, 'deploy');
+    this.guardCalls(work.controller.signal);
     const timeoutMs = this.deps.deployTimeoutMs(d.provider);
     const spec = this.deps.specFor(d);
     const { nft, deps, shared } = this;
@@ -337,6 +339,7 @@ class DeploymentBehaviour implements Behaviour<DeploymentMsg, unknown> {
   private async release(d: Deployment, signal: AbortSignal): Promise<void> {
     const adapter = this.deps.providers.get(d.provider);
     if (!adapter) return;
+    this.guardCalls(signal);
     const refs: ProviderRef[] = d.provider_ref && !d.provider_ref.lookup_owed ? [d.provider_ref] : [];
     if (adapter.findCreated && !adapter.missingConfig()) {
       const spec = this.deps.specFor(d);
@@ -346,6 +349,27 @@ class DeploymentBehaviour implements Behaviour<DeploymentMsg, unknown> {
     }
     for (const r of refs) await this.deps.run(d.provider, () => adapter.stop(r, signal));
     await this.deps.secrets.set(d.id, null, this.fence);
+  }
+
+  /**
+   * Cluster mode: every provider HTTP call made under `signal` first checks that this node still
+   * holds the NFT's lease at the epoch it started with, trusted on its own clock (a node paused
+   * past its lease must not reach the provider from an overdue timer before it learns it lost it).
+   */
+  private guardCalls(signal: AbortSignal): void {
+    const fenceFor = this.deps.fenceFor;
+    if (!fenceFor) return;
+    const nft = this.nft;
+    let at: number | undefined;
+    try {
+      at = fenceFor(nft)?.epoch;
+    } catch {
+      at = undefined; // not held now: the guard refuses every call
+    }
+    guardProviderCalls(signal, () => {
+      const f = fenceFor(nft);
+      if (!f || (at !== undefined && f.epoch !== at)) throw new Error(`this node no longer holds the lease of NFT ${nft}`);
+    });
   }
 
   private runStop(d: Deployment): void {
@@ -384,6 +408,16 @@ class DeploymentBehaviour implements Behaviour<DeploymentMsg, unknown> {
       const next = { ...d, endpoint_url: result.endpointUrl, details: result.details ?? d.details, updated_at: this.deps.now() };
       await this.deps.repo.save(next, undefined, this.fence);
       Object.assign(d, { endpoint_url: next.endpoint_url, details: next.details, updated_at: next.updated_at });
+      // Cluster mode: this node took the NFT over. The previous owner may have committed
+      // `running` and died before its frame left for NATS (frames go out at the end of the
+      // event-loop turn): subscribers on other nodes would never see it. Announce it again (no
+      // new event row; a subscriber that saw it already gets the same status twice).
+      if (this.fence) {
+        this.deps.publisher.publish(deploymentTopic(this.nft), deploymentFrame({
+          id: 0, deployment_id: d.id, nft_token_id: this.nft, status: 'running', progress: d.progress,
+          message: `Agent running at ${d.endpoint_url}`, created_at: d.updated_at,
+        }, d.endpoint_url));
+      }
       this.startHealthChecks();
       return;
     }

@@ -2,6 +2,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from '../../src/logger.js';
 import type { HealthReport } from '../../src/providers/provider.js';
 import { safeGet, PrivateEndpointError } from './endpoint-guard.js';
+import { checkProviderCall, ProviderCallRefused } from './provider-guard.js';
 
 /**
  * The one HTTP client both remote provider adapters use (global fetch, so connections are
@@ -102,8 +103,14 @@ export class HttpClient {
       let res: Response;
       let body: unknown;
       try {
-        ({ res, body } = this.opts.limit ? await this.opts.limit(() => this.once(method, url, ro)) : await this.once(method, url, ro));
+        // The guard right before the request leaves (after any wait in the limiter's queue).
+        const call = () => {
+          checkProviderCall(ro.signal);
+          return this.once(method, url, ro);
+        };
+        ({ res, body } = this.opts.limit ? await this.opts.limit(call) : await call());
       } catch (e) {
+        if (e instanceof ProviderCallRefused) throw e;
         if (isAbortFromCaller(e, ro.signal)) throw ro.signal!.reason ?? e;
         const timedOut = isTimeout(e);
         const what = timedOut ? `no answer within ${this.opts.timeoutMs} ms` : `network error (${errorCode(e)})`;

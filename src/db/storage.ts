@@ -10,7 +10,7 @@ import { PgConversationsStore } from '../agents/conversations-store.pg.js';
 import type { ProviderSecretsStore } from '../deployments/provider-secrets-store.js';
 import { SqliteProviderSecretsStore } from '../deployments/provider-secrets-store.sqlite.js';
 import { PgProviderSecretsStore } from '../deployments/provider-secrets-store.pg.js';
-import { loadSecretsKey } from '../deployments/provider-secrets.js';
+import { clusterSecretsKey, loadSecretsKey } from '../deployments/provider-secrets.js';
 import type { ChallengeStore } from '../auth/challenge-store.js';
 import { SqliteChallengeStore } from '../auth/challenge-store.sqlite.js';
 import { PgChallengeStore } from '../auth/challenge-store.pg.js';
@@ -136,7 +136,7 @@ const missingClusterSecret: SecretStore = {
 };
 
 export function openPgStorage(sql: Sql, opts: PgStorageOptions): Storage & { sql: Sql } {
-  let key: Buffer | undefined;
+  let keys: Buffer[] | undefined;
   const now = opts.now ?? Date.now;
   const conversations = new PgConversationsStore(sql, opts.log);
   return {
@@ -144,7 +144,11 @@ export function openPgStorage(sql: Sql, opts: PgStorageOptions): Storage & { sql
     sql,
     deployments: new PgDeploymentsStore(sql, { invalidations: opts.invalidations }),
     conversations,
-    providerSecrets: new PgProviderSecretsStore(sql, () => (key ??= loadSecretsKey(opts.dataDir))),
+    // With the cluster secret, one key for every node (a new owner opens what the old one sealed);
+    // the data dir's key file still opens rows sealed before (and is the key without the secret).
+    providerSecrets: new PgProviderSecretsStore(sql, () => (keys ??= opts.clusterSecret !== undefined
+      ? [clusterSecretsKey(opts.clusterSecret), loadSecretsKey(opts.dataDir)]
+      : [loadSecretsKey(opts.dataDir)])),
     challenges: new PgChallengeStore(sql),
     sessions: new PgSessionStore(sql),
     agentGrants: new PgAgentGrantStore(sql),

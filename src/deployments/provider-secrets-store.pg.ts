@@ -5,15 +5,25 @@ import { openSecret, sealSecret } from './provider-secrets.js';
 import type { ProviderSecretsStore } from './provider-secrets-store.js';
 
 /**
- * ProviderSecretsStore on PostgreSQL: sealed on this node (the key never goes to the database),
- * each write one fenced statement.
+ * ProviderSecretsStore on PostgreSQL: sealed on the node (the key never goes to the database),
+ * each write one fenced statement. `keys()[0]` seals; every key of the list is tried to open, so
+ * rows sealed under an earlier key (the data dir's key file, before the cluster secret) still open.
  */
 export class PgProviderSecretsStore implements ProviderSecretsStore {
-  constructor(private readonly sql: Sql, private readonly key: () => Buffer) {}
+  constructor(private readonly sql: Sql, private readonly keys: () => readonly Buffer[]) {}
+
+  private key(): Buffer {
+    return this.keys()[0]!;
+  }
 
   async get(deploymentId: string): Promise<string | undefined> {
     const [row] = await this.sql<{ value: Buffer }[]>`SELECT value FROM deployment_secrets WHERE deployment_id = ${deploymentId}`;
-    return row ? openSecret(this.key(), deploymentId, row.value) : undefined;
+    if (!row) return undefined;
+    for (const k of this.keys()) {
+      const v = openSecret(k, deploymentId, row.value);
+      if (v !== undefined) return v;
+    }
+    return undefined;
   }
 
   async set(deploymentId: string, value: string | null, fence?: Fence): Promise<void> {

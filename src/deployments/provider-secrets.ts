@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Db } from '../db/database.js';
@@ -65,8 +65,18 @@ export function openSecret(key: Buffer, deploymentId: string, blob: Buffer): str
 }
 
 /**
- * The key file in the data dir, created (0600) on first use. In cluster mode every node must have
- * the same file (a node that takes an NFT over decrypts what another node sealed).
+ * Cluster mode: the provider-secrets key every node derives from PANTHERS_CLUSTER_SECRET
+ * (HKDF-SHA256, its own info string, so it differs from the node_secrets key). The node that
+ * takes an NFT over must open the manifest the previous owner sealed (an Akash deployment waiting
+ * for bids is leased with it; without it the new owner closes it and creates a second one).
+ */
+export function clusterSecretsKey(clusterSecret: string): Buffer {
+  return Buffer.from(hkdfSync('sha256', clusterSecret, 'secret-panthers', 'deployment_secrets/v1', 32));
+}
+
+/**
+ * The key file in the data dir, created (0600) on first use. In cluster mode it only opens rows
+ * sealed before the cluster secret was set (`clusterSecretsKey` seals).
  */
 export function loadSecretsKey(dataDir: string): Buffer {
   const file = path.join(dataDir, PROVIDER_SECRETS_KEY_FILE);
