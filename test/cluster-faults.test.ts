@@ -130,6 +130,9 @@ const KNOWN_FAILING: Record<string, string> = process.env.PANTHERS_CLUSTER_FAULT
 };
 const known = (id: string) => (KNOWN_FAILING[id] ? { todo: `known failing: ${KNOWN_FAILING[id]}` } : {});
 
+/** Set by the suite's after(): every load loop ends. */
+let ended = false;
+
 describe('cluster faults: three nodes on PostgreSQL + NATS', { timeout: LONG ? 900_000 : 480_000 }, () => {
   before(async () => {
     akash = await startFakeAkash({ bidsAfterPolls: 3, readyAfterPolls: 3 });
@@ -164,6 +167,10 @@ describe('cluster faults: three nodes on PostgreSQL + NATS', { timeout: LONG ? 9
   });
 
   after(async () => {
+    // A scenario that threw before setting its `stop` leaves its load loop calling the dead
+    // cluster: end every loop, and never let a leftover handle keep this file's process alive
+    // (node --test would wait for it forever). Results are all reported by then.
+    ended = true;
     if (failovers.length) console.log(`[cluster-faults] failover times (bound ${FAILOVER_BOUND} ms): ${JSON.stringify(failovers)}`);
     if (invariants) {
       await invariants.stop();
@@ -171,6 +178,7 @@ describe('cluster faults: three nodes on PostgreSQL + NATS', { timeout: LONG ? 9
     }
     await cluster?.stop();
     await akash?.close();
+    setTimeout(() => process.exit(process.exitCode ?? 0), 5000).unref();
   });
 
   test('a session made on one node works on every node; a forwarded request answers', async (t) => {
@@ -384,7 +392,7 @@ describe('cluster faults: three nodes on PostgreSQL + NATS', { timeout: LONG ? 9
     let stop = false;
     const load = Promise.all(chatNfts.slice(0, 12).map(async (nft) => {
       let conv: string | undefined;
-      while (!stop) {
+      while (!stop && !ended) {
         const pool = stayers();
         const r = await turn(pool[turnSeq % pool.length]!, nft, conv).catch((e) => ({ status: 0, body: undefined, text: String(e) }));
         if (r.status === 200) {
@@ -418,7 +426,7 @@ describe('cluster faults: three nodes on PostgreSQL + NATS', { timeout: LONG ? 9
     let answered = 0;
     const load = Promise.all(nfts.map(async (nft) => {
       let conv: string | undefined;
-      while (!stop) {
+      while (!stop && !ended) {
         const pool = c.live();
         const r = await turn(pool[turnSeq % pool.length]!, nft, conv).catch(() => undefined);
         if (r?.status === 200) {
