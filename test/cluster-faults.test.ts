@@ -171,6 +171,8 @@ describe('cluster faults: three nodes on PostgreSQL + NATS', { timeout: LONG ? 9
     // cluster: end every loop, and never let a leftover handle keep this file's process alive
     // (node --test would wait for it forever). Results are all reported by then.
     ended = true;
+    // Should the cleanup itself hang, the process still ends (60 s is well past a clean stop).
+    setTimeout(() => process.exit(process.exitCode ?? 0), 60_000).unref();
     if (failovers.length) console.log(`[cluster-faults] failover times (bound ${FAILOVER_BOUND} ms): ${JSON.stringify(failovers)}`);
     if (invariants) {
       await invariants.stop();
