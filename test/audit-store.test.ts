@@ -144,15 +144,19 @@ test('two cluster nodes (real `panthers serve` processes) write one chain in Pos
   try {
     const cluster = await startClusterNodes(2, engines);
     const per = 40;
-    await Promise.all(cluster.nodes.map(async (n) => {
-      for (let i = 0; i < per; i++) {
-        const r = await n.request('GET', '/health', { headers: { 'x-request-id': `${n.nodeId}-${i}` } });
-        // What is tested is the audit row; a node whose PostgreSQL/NATS link check is a moment
-        // behind answers 503 (seen once on a fresh clone), and that answer is audited too.
-        assert.ok(r.status === 200 || r.status === 503, `GET /health: ${r.status}`);
-      }
-    }));
-    await cluster.stop();
+    try {
+      await Promise.all(cluster.nodes.map(async (n) => {
+        for (let i = 0; i < per; i++) {
+          const r = await n.request('GET', '/health', { headers: { 'x-request-id': `${n.nodeId}-${i}` } });
+          // What is tested is the audit row; a node whose PostgreSQL/NATS link check is a moment
+          // behind answers 503 (seen once on a fresh clone), and that answer is audited too.
+          assert.ok(r.status === 200 || r.status === 503, `GET /health: ${r.status}`);
+        }
+      }));
+    } finally {
+      // Always: nodes left running would keep this file's process (and node --test) waiting.
+      await cluster.stop();
+    }
     const r = await cli({ PANTHERS_DATABASE_URL: engines.pg.url }, 'verify');
     assert.equal(r.code, 0, r.err);
     const sql = openPg(engines.pg.url, { max: 1 });
