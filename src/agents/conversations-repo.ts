@@ -20,7 +20,8 @@ export interface StoredMessage {
   created_at: number;
 }
 
-interface QueuedMessage {
+/** A message waiting for the next group commit; resolved once its row committed. */
+export interface QueuedMessage {
   conversationId: string;
   role: StoredMessage['role'];
   content: string;

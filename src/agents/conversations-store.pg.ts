@@ -3,19 +3,12 @@ import { FencedError, type Fence } from '../db/fence.js';
 import { fenceCte } from '../db/fence-pg.js';
 import { ApiError } from '../errors.js';
 import { estimateTokens, type ChatMessage } from '../models/model-backend.js';
-import type { Conversation, StoredMessage } from './conversations-repo.js';
+import type { Conversation, StoredMessage, QueuedMessage as SqliteQueuedMessage } from './conversations-repo.js';
 import { fitContext, fitContextTokens, type ConversationsStore, type ConversationSummary } from './conversations-store.js';
 
-interface QueuedMessage {
-  conversationId: string;
-  role: StoredMessage['role'];
-  content: string;
-  tokens: number;
-  incomplete: boolean;
-  at: number;
+/** The SQLite repo's queued message, plus the fence its PostgreSQL write is guarded by. */
+interface QueuedMessage extends SqliteQueuedMessage {
   fence?: Fence;
-  resolve(): void;
-  reject(e: unknown): void;
 }
 
 interface Group {
