@@ -204,12 +204,24 @@ describe('core HTTP plumbing', () => {
     await assert.rejects(fetch(s.url + '/v1/health', { headers: { connection: 'close' } }));
   });
 
-  test('health is unhealthy (503) when the database cannot be written', async () => {
+  test('health is unhealthy (503) when the database cannot be written (a write lock held past our busy timeout), not while another writer holds it briefly', async () => {
     const s = await startServer();
     const other = new Database(path.join(s.dataDir, 'panthers.db'));
     other.pragma('busy_timeout = 0');
     try {
       other.exec('BEGIN EXCLUSIVE');
+      // A lock held for a moment (the audit writer's batch) is a file in use, not a broken one.
+      assert.equal((await s.request('GET', '/v1/health')).status, 200);
+      // Held past what our own writes would wait: unhealthy.
+      // Meanwhile the audit writer thread cannot commit; the event loop must not wait for it.
+      let slowest = 0;
+      await waitFor(async () => {
+        const t = performance.now();
+        const status = (await s.request('GET', '/v1/health')).status;
+        slowest = Math.max(slowest, performance.now() - t);
+        return status === 503;
+      }, 5000, 100);
+      assert.ok(slowest < 1000, `a /health took ${Math.round(slowest)} ms while the database was locked`);
       const r = await s.request('GET', '/v1/health');
       assert.equal(r.status, 503);
       assert.equal(r.body.status, 'unhealthy');

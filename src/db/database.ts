@@ -7,7 +7,7 @@ export type Db = Database.Database;
 
 export const DB_FILE = 'panthers.db';
 /** How long a write waits for another process's lock (the CLI's `nft assign`): it blocks the loop meanwhile. */
-const BUSY_TIMEOUT_MS = 1000;
+export const BUSY_TIMEOUT_MS = 1000;
 
 /**
  * Opens (creating if needed) the one database file in the data dir, in WAL mode, and applies
@@ -39,15 +39,19 @@ export function migrate(db: Db): number {
 }
 
 /** True when a write can be committed now (GET /health reports unhealthy otherwise). */
-export function isWritable(db: Db): boolean {
+/** 'busy': another connection holds the write lock right now (the audit writer thread, a backup). */
+export type WriteProbe = 'writable' | 'busy' | 'failed';
+
+export function probeWrite(db: Db): WriteProbe {
   // Probe without waiting on a lock someone else holds: a health check must never block the loop.
   db.pragma('busy_timeout = 0');
   try {
     db.prepare('CREATE TABLE IF NOT EXISTS health_probe (id INTEGER PRIMARY KEY, at INTEGER)').run();
     db.prepare('INSERT OR REPLACE INTO health_probe (id, at) VALUES (1, ?)').run(Date.now());
-    return true;
-  } catch {
-    return false;
+    return 'writable';
+  } catch (err) {
+    const code = (err as { code?: string }).code ?? '';
+    return code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED') ? 'busy' : 'failed';
   } finally {
     db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
   }

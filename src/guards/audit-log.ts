@@ -47,6 +47,9 @@ interface Aggregate {
   count: number;
 }
 
+/** How long a hand-over waits for the writer's previous batch before leaving the rows queued. */
+const HANDOVER_WAIT_MS = 25;
+
 /** /health says degraded once the log holds this share of its cap. */
 export const AUDIT_DEGRADED_SHARE = 0.9;
 
@@ -62,6 +65,8 @@ export const AUDIT_DEGRADED_SHARE = 0.9;
  * (Atomics.wait), so a graceful stop writes every acknowledged request's row before the database
  * closes. What a kill -9 can lose: the rows not yet committed, at most intervalMs (200 ms) of
  * requests or batchSize rows waiting plus the one batch being written; the same bound as before.
+ * While the database is locked or unreachable the writer cannot finish, and the rows wait on this
+ * thread (up to maxQueue) instead of this thread waiting for it: the event loop is never held.
  * A database in memory (no file a thread could open) is written on this thread instead.
  */
 export class AuditLog implements AuditSink {
@@ -217,6 +222,11 @@ export class AuditLog implements AuditSink {
       this.inFlight = Math.max(0, this.inFlight - e.appended);
       metrics?.auditRows.set(e.rows);
       metrics?.auditQueue.set(this.waiting);
+      // Rows left queued while the writer was busy go now, not at the next tick.
+      if (this.queue.length >= this.batchValues && !this.flushScheduled && this.timer) {
+        this.flushScheduled = true;
+        setImmediate(() => this.handOver());
+      }
       if (e.prunedByCap > 0) {
         metrics?.auditPruned.labels('cap').inc(e.prunedByCap);
         log.warn({ pruned: e.prunedByCap, max_rows: this.maxRows }, 'audit log at its cap: oldest rows pruned');
@@ -225,9 +235,9 @@ export class AuditLog implements AuditSink {
       metrics?.auditPruned.labels('retention').inc(e.pruned);
       metrics?.auditRows.set(e.rows);
     } else if (e.type === 'dropped') {
-      this.dropped = e.total;
+      this.dropped += e.dropped;
       this.inFlight = Math.max(0, this.inFlight - e.dropped);
-      log.error({ dropped: e.dropped, total_dropped: e.total }, 'audit queue full: oldest rows dropped');
+      log.error({ dropped: e.dropped, total_dropped: this.dropped }, 'audit queue full: oldest rows dropped');
     } else if (e.type === 'log') {
       log[e.level](e.obj, e.msg);
     }
@@ -241,8 +251,8 @@ export class AuditLog implements AuditSink {
   }
 
   /** Blocks this thread until the writer has done op `seq` (bounded); false on timeout. */
-  private waitFor(seq: number): boolean {
-    const until = Date.now() + (this.opts.flushTimeoutMs ?? 10_000);
+  private waitFor(seq: number, timeoutMs = this.opts.flushTimeoutMs ?? 10_000): boolean {
+    const until = Date.now() + timeoutMs;
     for (;;) {
       const done = Atomics.load(this.ctl, CTL_DONE);
       if (done >= seq) return true;
@@ -250,7 +260,7 @@ export class AuditLog implements AuditSink {
       if (left <= 0 || !this.worker) break;
       Atomics.wait(this.ctl, CTL_DONE, done, Math.min(left, 100));
     }
-    this.opts.log.error({ waiting: this.waiting }, 'audit writer did not finish within the flush timeout');
+    if (timeoutMs >= 1000) this.opts.log.error({ waiting: this.waiting }, 'audit writer did not finish within the flush timeout');
     return false;
   }
 
@@ -266,8 +276,21 @@ export class AuditLog implements AuditSink {
     return batch;
   }
 
-  /** Hands the queued rows to the writer (timer, full batch); does not wait. Returns the op's seq. */
-  private handOver(closeAll = false): number {
+  /**
+   * Hands the queued rows to the writer (timer, full batch; flush() with `patient`). Returns the
+   * op's seq, 0 when nothing was handed over.
+   */
+  private handOver(closeAll = false, patient = false): number {
+    // At most one batch in the writer's hands, so its inbox stays bounded. If it is still on the
+    // last one, this thread waits a moment (backpressure when it merely lags), but never holds the
+    // event loop for a database that is locked or gone: the rows stay queued (bounded by
+    // maxQueue) for the next hand-over. flush() and stop() wait the whole flush timeout.
+    if (!this.inline && this.lastAppend > Atomics.load(this.ctl, CTL_DONE)
+      && !this.waitFor(this.lastAppend, patient ? undefined : HANDOVER_WAIT_MS) && !patient) {
+      this.flushScheduled = false;
+      this.trimQueue();
+      return 0;
+    }
     const batch = this.takeBatch(closeAll);
     if (!batch) return 0;
     const rows = batch.length / RECORD_WIDTH;
@@ -275,10 +298,6 @@ export class AuditLog implements AuditSink {
       this.writeInline(batch);
       return 0;
     }
-    // At most one batch in the writer's hands: if it is still on the last one (it cannot keep
-    // up), this thread waits for it, as it waited for its own write before. That keeps what a
-    // kill -9 can lose at the queue plus one batch, and the writer's inbox bounded.
-    if (this.lastAppend > Atomics.load(this.ctl, CTL_DONE)) this.waitFor(this.lastAppend);
     this.inFlight += rows;
     this.opts.metrics?.auditQueue.set(this.waiting);
     return (this.lastAppend = this.post({ op: 'append', records: batch }));
@@ -297,17 +316,21 @@ export class AuditLog implements AuditSink {
       return r.appended;
     } catch (e) {
       this.queue = batch.concat(this.queue);
-      const over = this.queue.length / RECORD_WIDTH - this.maxQueue;
-      if (over > 0) {
-        this.queue.splice(0, over * RECORD_WIDTH);
-        this.dropped += over;
-        log.error({ dropped: over, total_dropped: this.dropped }, 'audit queue full: oldest rows dropped');
-      }
+      this.trimQueue();
       log.error({ err: e, waiting: this.queue.length / RECORD_WIDTH }, 'audit batch write failed; will retry');
       return 0;
     } finally {
       metrics?.auditQueue.set(this.waiting);
     }
+  }
+
+  /** Past maxQueue rows waiting, the oldest are dropped (and logged): memory stays bounded. */
+  private trimQueue(): void {
+    const over = this.queue.length / RECORD_WIDTH - this.maxQueue;
+    if (over <= 0) return;
+    this.queue.splice(0, over * RECORD_WIDTH);
+    this.dropped += over;
+    this.opts.log.error({ dropped: over, total_dropped: this.dropped }, 'audit queue full: oldest rows dropped');
   }
 
   /**
@@ -320,7 +343,7 @@ export class AuditLog implements AuditSink {
       return batch ? this.writeInline(batch) : 0;
     }
     const before = this.stats[STAT_COMMITTED]!;
-    const seq = this.handOver(closeAll) || (this.inFlight > 0 ? this.seq : 0);
+    const seq = this.handOver(closeAll, true) || (this.inFlight > 0 ? this.seq : 0);
     if (seq) this.waitFor(seq);
     return this.stats[STAT_COMMITTED]! - before;
   }

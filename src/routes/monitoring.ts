@@ -1,6 +1,6 @@
 import * as v from 'valibot';
 import type { AppContext } from '../app-context.js';
-import { isWritable } from '../db/database.js';
+import { BUSY_TIMEOUT_MS, probeWrite } from '../db/database.js';
 import { json, route, type RouteDef } from '../server/route.js';
 import { VERSION } from '../version.js';
 import type { ClusterApp } from '../cluster/cluster-app.js';
@@ -28,10 +28,15 @@ export function monitoringRoutes({ ctx, deploymentsActive, overloaded, warnings,
   // A write probe costs a transaction: probe at most once a second, however often /health is polled.
   let probedAt = -Infinity;
   let writable = true;
+  let busySince: number | undefined;
   const dbWritable = () => {
     const now = ctx.now();
     if (now - probedAt >= 1000) {
-      writable = isWritable(ctx.db);
+      const probe = probeWrite(ctx.db);
+      // The audit writer thread holds the lock for a batch now and then: that is a writable file in
+      // use. Only a lock held longer than our own writes wait (BUSY_TIMEOUT_MS) makes it unwritable.
+      busySince = probe === 'busy' ? busySince ?? now : undefined;
+      writable = probe === 'writable' || (probe === 'busy' && now - busySince! < BUSY_TIMEOUT_MS * 2);
       probedAt = now;
     }
     return writable;
