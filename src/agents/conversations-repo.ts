@@ -155,7 +155,7 @@ export class ConversationsRepo {
         for (const c of conversations.values()) this.s.create.run(c.id, c.nft_token_id, c.wallet, c.created_at, c.updated_at);
         for (const m of batch) this.s.append.run(m.conversationId, m.role, m.content, m.tokens, m.incomplete ? 1 : 0, m.at);
         for (const [id, at] of touched) this.s.touch.run(at, id);
-      })();
+      }).immediate();
     } catch (e) {
       this.log?.error({ err: e, conversations: conversations.size, messages: batch.length }, 'chat write batch failed');
       for (const m of batch) m.reject(e);

@@ -37,13 +37,13 @@ export class SqliteSessionStore implements SessionStore {
     this.openTx = db.transaction((row: Omit<SessionRow, 'revoked_at' | 'revoked_why'>) => {
       s.insertSession.run(row);
       s.insertToken.run(row.refresh_hash, row.id, row.created_at);
-    });
+    }).immediate;
     this.rotateTx = db.transaction((id: string, oldHash: string, newHash: string, at: number, expiresAt: number): boolean => {
       if (s.setCurrent.run(newHash, expiresAt, id, oldHash).changes !== 1) return false;
       s.markRotated.run(at, oldHash);
       s.insertToken.run(newHash, id, at);
       return true;
-    });
+    }).immediate;
   }
 
   async get(id: string): Promise<SessionRow | undefined> {

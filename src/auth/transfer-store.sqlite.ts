@@ -15,7 +15,7 @@ export class SqliteTransferStore implements TransferStore {
         delConversation.run(id);
       }
       return all.length;
-    });
+    }).immediate;
   }
 
   async wipeConversations(nft: string, keepWalletLower: string): Promise<number> {

@@ -32,7 +32,7 @@ export function migrate(db: Db): number {
     db.transaction(() => {
       db.exec(MIGRATIONS[v]!);
       db.pragma(`user_version = ${v + 1}`);
-    })();
+    }).immediate();
     version = v + 1;
   }
   return version;

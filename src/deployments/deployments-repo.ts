@@ -159,7 +159,7 @@ export class DeploymentsRepo {
       const ev = this.appendEvent(d, message);
       this.remember(d.nft_token_id, d);
       return ev;
-    })();
+    }).immediate();
   }
 
   /** Saves the deployment's mutable fields and, with a message, appends a transition event. */
@@ -172,7 +172,7 @@ export class DeploymentsRepo {
       const ev = message === undefined ? undefined : this.appendEvent(d, message);
       if (this.latest.get(d.nft_token_id)?.id === d.id || !this.latest.has(d.nft_token_id)) this.remember(d.nft_token_id, d);
       return ev;
-    })();
+    }).immediate();
   }
 
   /**

@@ -22,7 +22,7 @@ export class SqliteIdempotencyStore implements IdempotencyKeyStore {
       if (row && row.expires_at > now) return row;
       s.insert.run(w, scope, key, fp, boot, now, expiresAt);
       return undefined;
-    });
+    }).immediate;
   }
 
   async claim(w: string, scope: string, key: string, fp: string, boot: string, now: number, expiresAt: number): Promise<IdempotencyRow | undefined> {

@@ -400,18 +400,29 @@ describe('cluster faults: three nodes on PostgreSQL + NATS', { timeout: LONG ? 9
         if (r.status === 200) {
           ok++;
           conv = r.body.conversation_id;
-        } else errors.push(`${nft}: ${r.status} ${r.text.slice(0, 160)}`);
+        } else {
+          errors.push(`${nft}: ${r.status} ${r.text.slice(0, 160)}`);
+          // A turn that fails without I/O (no live node to call) resolves in a microtask: without
+          // a real wait this loop would starve every timer, after() included, and spin forever.
+          await sleep(50);
+        }
       }
     }));
-    await sleep(500);
-    const joined = await c.addNode();
-    await c.settled();
-    leaving.retired = true;
-    const exit = await leaving.terminate();
-    await c.settled();
-    await sleep(500);
-    stop = true;
-    await load;
+    let joined: ClusterNode;
+    let exit: { code: number | null };
+    try {
+      await sleep(500);
+      joined = await c.addNode();
+      await c.settled();
+      leaving.retired = true;
+      exit = await leaving.terminate();
+      await c.settled();
+      await sleep(500);
+    } finally {
+      // However the scenario ends, its load loop ends with it.
+      stop = true;
+      await load;
+    }
     console.log(`[cluster-faults] join ${joined.id} + SIGTERM ${leaving.id}: ${ok} turns answered, ${errors.length} errors`);
     assert.equal(exit.code, 0, 'SIGTERM ends the node cleanly');
     assert.deepEqual(errors, [], 'no client error during a planned handoff');
@@ -437,22 +448,25 @@ describe('cluster faults: three nodes on PostgreSQL + NATS', { timeout: LONG ? 9
         } else await sleep(50);
       }
     }));
-    for (let round = 0; round < ROUNDS; round++) {
-      const live = c.live();
-      const victim = live[round % live.length]!;
-      const theirs: string[] = [];
-      for (const nft of chatNfts) if ((await c.ownerOf(nft)) === victim.id) theirs.push(nft);
-      const t0 = performance.now();
-      await victim.kill('SIGKILL');
-      if (theirs.length) {
-        const ms = await failoverOf(c, theirs, victim, t0, `round ${round + 1}`);
-        assert.ok(ms <= FAILOVER_BOUND, `round ${round + 1}: failover ${Math.round(ms)} ms`);
+    try {
+      for (let round = 0; round < ROUNDS; round++) {
+        const live = c.live();
+        const victim = live[round % live.length]!;
+        const theirs: string[] = [];
+        for (const nft of chatNfts) if ((await c.ownerOf(nft)) === victim.id) theirs.push(nft);
+        const t0 = performance.now();
+        await victim.kill('SIGKILL');
+        if (theirs.length) {
+          const ms = await failoverOf(c, theirs, victim, t0, `round ${round + 1}`);
+          assert.ok(ms <= FAILOVER_BOUND, `round ${round + 1}: failover ${Math.round(ms)} ms`);
+        }
+        await victim.start();
+        await c.settled();
       }
-      await victim.start();
-      await c.settled();
+    } finally {
+      stop = true;
+      await load;
     }
-    stop = true;
-    await load;
     console.log(`[cluster-faults] ${ROUNDS} rounds: ${answered} turns answered, ${ledger.turns.length} acknowledged writes to read back`);
     assert.ok(answered > 0);
     await verifyEverywhere(c);

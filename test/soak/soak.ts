@@ -168,6 +168,11 @@ async function soak(opts: SoakOptions, engines: { pg: Postgres; nats: Nats } | u
     violations.push({ cycle, kind, detail });
     log(`  VIOLATION [cycle ${cycle}] ${kind}: ${detail.slice(0, 600)}`);
   };
+  /** The servers' last error-level log lines: what a 5xx violation needs to be diagnosed. */
+  const serverErrors = () => {
+    const lines = servers.flatMap((x) => (x ? x.output().split('\n').filter((l) => /"level":(50|60)/.test(l)).slice(-2) : []));
+    return lines.length ? `\n  server errors:\n  ${lines.join('\n  ').slice(0, 3000)}` : '';
+  };
   let shutdown503s = 0;
   let serverAlive = false;
   const hooks: ClientHooks = {
@@ -175,7 +180,7 @@ async function soak(opts: SoakOptions, engines: { pg: Postgres; nats: Nats } | u
       // (a final SSE or WS frame carries its error with a 200: the code tells)
       if (status >= 500 || code === 'INTERNAL_ERROR' || code === 'TIMEOUT') {
         if (code === 'SERVICE_UNAVAILABLE') shutdown503s++;
-        else violation('5xx', `${what} -> ${status} ${text.slice(0, 300)}`);
+        else violation('5xx', `${what} -> ${status} ${text.slice(0, 300)}${serverErrors()}`);
       }
     },
   };
