@@ -494,11 +494,18 @@ async function soak(opts: SoakOptions, engines: { pg: Postgres; nats: Nats } | u
     }
 
     // Deployments: at most one active per NFT; acknowledged deploys reach running, acknowledged stops stay stopped.
+    /** The last deployment view read per NFT: a violation says why (its error, its message). */
+    const lastView = new Map<string, { error?: unknown; message?: unknown; progress?: unknown }>();
+    const why = (n: Nft) => {
+      const v = lastView.get(n.id);
+      return v ? ` (progress ${String(v.progress)}, error ${JSON.stringify(v.error ?? null)}, message ${JSON.stringify(v.message ?? null)})` : '';
+    };
     const settle = async (n: Nft) => {
       const until = performance.now() + settleBound;
       for (;;) {
         const g = await api.call('GET', `/v1/deployments/${n.id}`, { token: n.session.access });
         const st: string | undefined = g.status === 200 ? g.body.status : undefined;
+        if (st) lastView.set(n.id, g.body);
         if (st && !MID.has(st)) return st;
         if (performance.now() > until) return st ?? `HTTP ${g.status}`;
         await sleep(25);
@@ -516,7 +523,7 @@ async function soak(opts: SoakOptions, engines: { pg: Postgres; nats: Nats } | u
         if (st === 'running' || st === 'stopped') n.expect = st;
         n.uncertain = false;
       } else if (st !== n.expect) {
-        violation(n.expect === 'running' ? 'recovered deploy not running' : 'acknowledged stop undone', `NFT ${n.id}: expected ${n.expect}, is ${st}`);
+        violation(n.expect === 'running' ? 'recovered deploy not running' : 'acknowledged stop undone', `NFT ${n.id}: expected ${n.expect}, is ${st}${why(n)}`);
         if (st === 'running' || st === 'stopped') n.expect = st;
       }
     }));
