@@ -138,6 +138,11 @@ export interface ClusterConfig {
    * nodes share in PostgreSQL. A node without it refuses to start when it needs the key.
    */
   clusterSecret: string | undefined;
+  /**
+   * PANTHERS_CLUSTER_START_TIMEOUT_MS: how long a starting node retries PostgreSQL or NATS while
+   * they are unreachable (default 60 s); a configuration error is never retried.
+   */
+  startTimeoutMs?: number;
 }
 
 export type ModelKind = 'scripted' | 'openai' | 'ollama' | 'llama';
@@ -410,6 +415,7 @@ function clusterConfig(env: Env): ClusterConfig | undefined {
     rebalanceBatch: int(env, 'PANTHERS_CLUSTER_REBALANCE_BATCH', 16, 1, 256),
     rateSyncMs: int(env, 'PANTHERS_CLUSTER_RATE_SYNC_MS', 250, 10, 10_000),
     clusterSecret: clusterSecret(env),
+    startTimeoutMs: int(env, 'PANTHERS_CLUSTER_START_TIMEOUT_MS', 60_000, 0, 3_600_000),
   };
 }
 

@@ -222,15 +222,22 @@ export const cluster: Scenario = {
 
       // Failover: kill -9 the owner; a turn through the other node answers when B holds the shards.
       const t0 = performance.now();
+      let goneMs = -1;
+      void a.proc.exited.then(() => (goneMs = Math.round(performance.now() - t0)));
       a.proc.child.kill('SIGKILL');
       const nft = ofA[0]!;
+      // Each attempt's start, end and answer: where the time goes when the first answer is late.
+      const tries: string[] = [];
       for (;;) {
-        const r = await post(b.url, `/v1/agents/${nft}/chat`, tok(nft), { message: 'after the kill' }).catch(() => ({ status: 0, body: undefined }));
+        const at = performance.now() - t0;
+        const r = await post(b.url, `/v1/agents/${nft}/chat`, tok(nft), { message: 'after the kill' }).catch((e) => ({ status: 0, body: String(e) }));
+        tries.push(`${Math.round(at)}-${Math.round(performance.now() - t0)} ms ${r.status}${r.status === 200 ? '' : ` ${JSON.stringify(r.body).slice(0, 120)}`}`);
         if (r.status === 200) break;
-        if (performance.now() - t0 > 30_000) throw new Error(`no answer within 30 s of the kill: ${r.status}`);
+        if (performance.now() - t0 > 30_000) throw new Error(`no answer within 30 s of the kill: ${tries.join('; ')}`);
         await new Promise((res) => setTimeout(res, 50));
       }
       s.failover.add('project', performance.now() - t0);
+      ctx.progress(`kill -9 of ${a.id} (reaped after ${goneMs} ms) to the first answer through ${b.id}: ${Math.round(performance.now() - t0)} ms (${tries.length} attempts: ${tries.slice(-4).join('; ')})`);
       note = `lease TTL ${TTL_MS} ms; ${N} turns, ${C} in flight, per round; every server pinned to the server CPU`;
     } catch (e) {
       note = (e as Error).message.split('\n')[0]!.slice(0, 200);

@@ -8,6 +8,7 @@ import { DEPLOYMENT_ACTOR } from '../contracts/deployment-messages.js';
 import { AGENT_ACTOR } from '../contracts/agent-messages.js';
 import { ClusterDirectory } from './cluster-directory.js';
 import { openPgStorage, type Storage } from '../db/storage.js';
+import { openPg, pgUnreachable } from '../db/pg.js';
 import { ClusterNode, type Fence, type ShardLoss } from './cluster-node.js';
 import { ClusterPublisher } from './cluster-publisher.js';
 import { NatsInvalidations, LocalInvalidations, type Invalidations } from './invalidations.js';
@@ -103,14 +104,7 @@ export class ClusterApp {
   static async open(config: ClusterConfig, log: Logger, local: Publisher, rateLimiter: RateLimiter | undefined, metrics: Metrics): Promise<ClusterApp> {
     // The secret seals the shared signing keys and authenticates every NATS message (cluster-mac.ts).
     if (config.clusterSecret === undefined) throw new Error('PANTHERS_CLUSTER_SECRET is required in cluster mode: it seals the shared signing keys and authenticates messages between nodes (docs/cluster.md)');
-    const node = new ClusterNode(config, log);
-    try {
-      await node.connect();
-    } catch (e) {
-      await node.sql.end({ timeout: 1 }).catch(() => {});
-      await node.nc?.close().catch(() => {});
-      throw e;
-    }
+    const node = await connectNode(config, log);
     const app = new ClusterApp(node, log, local, rateLimiter, config);
     registerClusterMetrics(metrics, app);
     return app;
@@ -255,6 +249,93 @@ export class ClusterApp {
     // Releases the shards (unserving each through the directory), then the directory goes.
     await this.node.stop(() => this.directory?.close());
   }
+}
+
+/** Start-up retries: the first waits START_BACKOFF_MS, each next one twice as long, up to START_BACKOFF_MAX_MS (jittered). */
+const START_BACKOFF_MS = 200;
+const START_BACKOFF_MAX_MS = 5000;
+/** One connect attempt waits at most this long for PostgreSQL (porsager's default is 30 s: longer than a whole start budget). */
+const PG_CONNECT_TIMEOUT_SEC = 10;
+/** One whole attempt (both links, the schema) is given up after this long, within the budget. */
+const ATTEMPT_MS = 30_000;
+
+/**
+ * A node whose PostgreSQL and NATS links are up (schema migrated). A link that is briefly
+ * unreachable or resetting at start (the database restarting, a node restarted just as its link
+ * came back) is retried with capped, jittered backoff for up to `startTimeoutMs`, each attempt
+ * logged; a configuration error (a wrong password, an unknown database or host, a NATS
+ * authorization failure) ends the start at once. Each attempt builds a fresh pool and NATS
+ * client, and a failed attempt closes both, so nothing of it outlives the start (a pool that
+ * saw a reset is not reused: porsager's client can stay stuck after one).
+ */
+async function connectNode(config: ClusterConfig, log: Logger): Promise<ClusterNode> {
+  const budgetMs = config.startTimeoutMs ?? 60_000;
+  const t0 = performance.now();
+  for (let attempt = 1; ; attempt++) {
+    const node = new ClusterNode(config, log, openPg(config.databaseUrl, { connectTimeoutSec: PG_CONNECT_TIMEOUT_SEC }));
+    const connecting = node.connect();
+    let timer: NodeJS.Timeout | undefined;
+    // A link that accepts and then answers nothing (a stalled proxy) must not hold the start forever.
+    const attemptMs = Math.max(1000, Math.min(ATTEMPT_MS, budgetMs - (performance.now() - t0)));
+    const stalled = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(Object.assign(new Error(`cluster mode: no answer from ${node.pgUp ? 'NATS' : 'PostgreSQL'} within ${Math.round(attemptMs / 1000)} s`), { code: 'ETIMEDOUT' })), attemptMs);
+    });
+    try {
+      await Promise.race([connecting, stalled]);
+      clearTimeout(timer);
+      if (attempt > 1) log.info({ node: node.nodeId, attempts: attempt, ms: Math.round(performance.now() - t0) }, 'cluster links up');
+      return node;
+    } catch (e) {
+      clearTimeout(timer);
+      await node.sql.end({ timeout: 0 }).catch(() => {});
+      await node.nc?.close().catch(() => {});
+      // An attempt given up on may still open its NATS client later: close it then.
+      void connecting.then(() => node.nc?.close(), () => undefined).catch(() => undefined);
+      // connect() reaches PostgreSQL first: pgUp says which link failed.
+      const link = node.pgUp ? 'nats' : 'postgres';
+      const unreachable = link === 'postgres' ? pgUnreachable(e) : natsUnreachable(e);
+      const elapsed = performance.now() - t0;
+      const detail = { node: node.nodeId, link, attempt, code: errorCode(e), err: rootMessage(e) };
+      if (!unreachable) {
+        log.error(detail, 'cluster start failed: not a link outage (a bad URL, password, database or schema), not retried');
+        throw e;
+      }
+      const wait = Math.min(START_BACKOFF_MAX_MS, START_BACKOFF_MS * 2 ** Math.min(attempt - 1, 10)) * (0.5 + Math.random() / 2);
+      if (elapsed + wait > budgetMs) {
+        log.error({ ...detail, ms: Math.round(elapsed) }, 'cluster link still unreachable at start: giving up');
+        throw new Error(`${(e as Error).message}; still unreachable after ${attempt} attempts in ${Math.round(elapsed / 1000)} s (PANTHERS_CLUSTER_START_TIMEOUT_MS=${budgetMs})`, { cause: e });
+      }
+      log.warn({ ...detail, retry_in_ms: Math.round(wait) }, 'cluster link unreachable at start: retrying');
+      await new Promise((r) => setTimeout(r, wait));
+    }
+  }
+}
+
+/** NATS errors that can pass: the server down, restarting, the link resetting or timing out. An authorization or argument error cannot. */
+function natsUnreachable(e: unknown): boolean {
+  let transient = false;
+  for (let x = e as { name?: unknown; code?: unknown; cause?: unknown } | undefined, depth = 0; x && depth < 5; x = x.cause as typeof x, depth++) {
+    const name = typeof x.name === 'string' ? x.name : '';
+    if (/Authorization|Authentication|PermissionViolation|InvalidArgument/.test(name)) return false;
+    if (x.code === 'ENOTFOUND') return false;
+    if (name === 'ConnectionError' || name === 'TimeoutError' || pgUnreachable({ code: x.code })) transient = true;
+  }
+  return transient;
+}
+
+function errorCode(e: unknown): string | undefined {
+  for (let x = e as { code?: unknown; cause?: unknown; name?: unknown } | undefined, depth = 0; x && depth < 5; x = x.cause as typeof x, depth++) {
+    if (typeof x.code === 'string') return x.code;
+    if (!x.cause && typeof x.name === 'string' && x.name !== 'Error') return x.name;
+  }
+  return undefined;
+}
+
+/** The innermost message (the wrapper's text repeats it); never a URL's credentials: neither client puts them in messages. */
+function rootMessage(e: unknown): string {
+  let x = e as { message?: unknown; cause?: unknown };
+  for (let depth = 0; x.cause && typeof x.cause === 'object' && depth < 5; depth++) x = x.cause as typeof x;
+  return typeof x.message === 'string' ? x.message : String(e);
 }
 
 /** One process: the same seams, doing nothing. */
