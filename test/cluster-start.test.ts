@@ -1,5 +1,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { spawn, type ChildProcess } from 'node:child_process';
 import postgres from 'postgres';
 import { CLI, tempDir } from './helpers/server.js';
@@ -176,6 +177,18 @@ describe('cluster node start: transient link failures are retried, configuration
       assert.ok(retries(node, 'postgres').length >= 1);
     } finally {
       await proxy.close();
+    }
+  });
+
+  test('a start that fails once both links are open (its port taken): the node says why and exits 1 (it lingered on its open handles)', async () => {
+    const busy = net.createServer().listen(0, '127.0.0.1');
+    await new Promise((r) => busy.once('listening', r));
+    try {
+      const node = startNode({ PORT: String((busy.address() as net.AddressInfo).port) });
+      assert.equal(await exitsWithin(node, 10_000), 1);
+      assert.match(node.out(), /panthers: cannot listen on 127\.0\.0\.1:\d+/);
+    } finally {
+      busy.close();
     }
   });
 

@@ -154,11 +154,6 @@ export class TcpProxy {
     return this.pairs.size;
   }
 
-  /** connections accepted and held unanswered (blackhole/stall) */
-  get waiting(): number {
-    return this.held.size;
-  }
-
   async close(): Promise<void> {
     this.cut('refuse');
     for (const c of this.held) c.destroy();
