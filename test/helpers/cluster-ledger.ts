@@ -67,13 +67,20 @@ export class ClientLedger {
       for (const [key, turns] of byConv) {
         const [nft, conv] = key.split('\n') as [string, string];
         jobs.push((async () => {
-          const h = await getRetrying(node.url, `/v1/agents/${nft}/chat/history?conversation_id=${conv}&limit=100`, tokenFor(nft));
-          reads++;
-          if (h.status !== 200) {
-            this.violations.push(`history of ${conv} (NFT ${nft}) unreadable from ${node.id}: ${h.status} ${h.text.slice(0, 200)}`);
-            return;
+          // Every page (100 messages at most each): a conversation the rounds scenario keeps going grows past one.
+          const msgs: { role: string; content: string; incomplete?: boolean }[] = [];
+          for (let offset = 0; ; ) {
+            const h = await getRetrying(node.url, `/v1/agents/${nft}/chat/history?conversation_id=${conv}&limit=100&offset=${offset}`, tokenFor(nft));
+            reads++;
+            if (h.status !== 200) {
+              this.violations.push(`history of ${conv} (NFT ${nft}) unreadable from ${node.id}: ${h.status} ${h.text.slice(0, 200)}`);
+              return;
+            }
+            const page = h.body.messages as typeof msgs;
+            msgs.push(...page);
+            offset += page.length;
+            if (!h.body.pagination?.has_more || page.length === 0) break;
           }
-          const msgs = h.body.messages as { role: string; content: string; incomplete?: boolean }[];
           for (const t of turns) {
             const at = msgs.findIndex((m) => m.role === 'user' && m.content === t.user);
             if (at < 0) {
@@ -82,7 +89,7 @@ export class ClientLedger {
               this.violations.push(`acknowledged turn "${t.user.slice(0, 40)}" (conversation ${conv}, via ${t.via}) missing when read from ${node.id} (history had ${msgs.length} messages; rows in PostgreSQL: ${inDb})`);
             }
             else if (msgs[at + 1]?.role !== 'assistant' || msgs[at + 1]!.content !== t.reply || msgs[at + 1]!.incomplete) {
-              this.violations.push(`acknowledged reply to "${t.user}" (conversation ${conv}) differs when read from ${node.id}: ${JSON.stringify(msgs[at + 1]).slice(0, 200)}`);
+              this.violations.push(`acknowledged reply to "${t.user}" (conversation ${conv}) differs when read from ${node.id}: ${JSON.stringify(msgs[at + 1] ?? null).slice(0, 200)}`);
             }
             if (msgs.filter((m) => m.role === 'user' && m.content === t.user).length > 1) this.violations.push(`turn "${t.user}" stored twice (read from ${node.id})`);
           }
