@@ -163,7 +163,6 @@ const KNOWN_FAILING: Record<string, string> = process.env.PANTHERS_CLUSTER_FAULT
   sigstop: 'an NFT got a second provider deployment across the ownership change (fixed: secrets sealed under the cluster secret, lease checked before each provider request; passes since)',
   'link-cut': 'recovery after a link cut re-runs deploy steps on a running deployment (running/100 back to deploying) and its agent answers 404 meanwhile',
   handoff: 'turns forwarded to a node being SIGTERMed can end owner_lost; a turn can meet no_owner between release and claim',
-  rounds: 'a node restarted right after its PostgreSQL link was restored can exit at start (ECONNRESET), so a round cannot heal',
   'first-answer': 'a forward sent while the killed owner is being torn down reaches its subscription and waits the whole 15 s deadline (no reply, no "no responders"), then answers no_owner; 17j: per-attempt resend with ask ids (forwarder.ts)',
 };
 const known = (id: string) => (KNOWN_FAILING[id] ? { todo: `known failing: ${KNOWN_FAILING[id]}` } : {});
