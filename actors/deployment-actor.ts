@@ -109,6 +109,11 @@ class DeploymentBehaviour implements Behaviour<DeploymentMsg, unknown> {
     return this.work !== undefined || owesWork(this.current);
   }
 
+  /** A handoff cuts nothing while no provider work is in flight: the next owner recovers the rest. */
+  movable(): boolean {
+    return this.work === undefined;
+  }
+
   stopped(why?: StopReason): void {
     if (this.healthTimer) clearInterval(this.healthTimer);
     if (this.releaseRetry) clearTimeout(this.releaseRetry);
