@@ -363,6 +363,10 @@ export class ClusterNode implements LeaseView {
       clearInterval(this.timer);
       clearInterval(this.watchdog);
       await this.ticking?.catch(() => {});
+      // Out of the membership first: the others stop placing shards here, so each shard released
+      // below goes straight to its next preferred owner (one move, claimed on that node's next
+      // tick) rather than waiting two ticks as an orphan and moving again once this node is gone.
+      await this.sql`UPDATE nodes SET left_at = now() WHERE id = ${this.nodeId}`.catch(() => {});
       const renewer = setInterval(() => void this.leases.renew().catch(() => {}), this.config.renewMs);
       try {
         // Drain all at once (handoffs already draining finish on their own).
