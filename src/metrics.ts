@@ -4,8 +4,8 @@ import type client from 'prom-client';
 import Registry from 'prom-client/lib/registry.js';
 import Counter from 'prom-client/lib/counter.js';
 import Gauge from 'prom-client/lib/gauge.js';
-import Histogram from 'prom-client/lib/histogram.js';
 import collectDefaultMetrics from 'prom-client/lib/defaultMetrics.js';
+import { RequestCounter, RequestHistogram } from './request-metrics.js';
 
 /**
  * The process's Prometheus metrics, in one registry per process (tests build several servers in
@@ -15,8 +15,8 @@ export const KNOWN_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'POST'
 
 export class Metrics {
   readonly registry = new Registry();
-  readonly httpRequests: client.Counter<'route' | 'method' | 'status'>;
-  readonly httpDuration: client.Histogram<'route' | 'method'>;
+  readonly httpRequests: RequestCounter;
+  readonly httpDuration: RequestHistogram;
   readonly actorsLive: client.Gauge<'kind'>;
   readonly actorCrashes: client.Counter<'kind'>;
   readonly actorPassivations: client.Counter<'kind'>;
@@ -34,18 +34,13 @@ export class Metrics {
   readonly auditAggregated: client.Counter;
   readonly wsRefused: client.Counter<'reason'>;
 
-  // Labelled children resolved once per (route, method, status): no label hashing per request.
-  private readonly requestChildren = new Map<string, client.Counter.Internal>();
-  private readonly durationChildren = new Map<string, client.Histogram.Internal<'route' | 'method'>>();
 
   constructor(opts: { actorCounts?: () => Record<string, number>; deploymentsActive?: () => number; defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
-    this.httpRequests = new Counter({ name: 'http_requests_total', help: 'HTTP requests by route, method and status', labelNames: ['route', 'method', 'status'], registers });
-    this.httpDuration = new Histogram({
-      name: 'http_request_duration_seconds', help: 'HTTP request duration', labelNames: ['route', 'method'], registers,
-      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
-    });
+    this.httpRequests = new RequestCounter('http_requests_total', 'HTTP requests by route, method and status', this.registry);
+    this.httpDuration = new RequestHistogram('http_request_duration_seconds', 'HTTP request duration',
+      [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10], this.registry);
     const counts = opts.actorCounts;
     this.actorsLive = new Gauge({
       name: 'actors_live', help: 'Live (not passivated) actors by kind', labelNames: ['kind'], registers,
@@ -78,20 +73,8 @@ export class Metrics {
   observeRequest(route: string, rawMethod: string, status: number, seconds: number): void {
     // Any other method a client invents is one label, so it cannot grow the series without bound.
     const method = KNOWN_METHODS.has(rawMethod) ? rawMethod : 'OTHER';
-    const key = `${method} ${route} ${status}`;
-    let c = this.requestChildren.get(key);
-    if (!c) {
-      c = this.httpRequests.labels(route, method, String(status));
-      this.requestChildren.set(key, c);
-    }
-    c.inc();
-    const dkey = `${method} ${route}`;
-    let h = this.durationChildren.get(dkey);
-    if (!h) {
-      h = this.httpDuration.labels(route, method);
-      this.durationChildren.set(dkey, h);
-    }
-    h.observe(seconds);
+    this.httpRequests.inc(route, method, status);
+    this.httpDuration.observe(route, method, seconds);
   }
 
   async render(): Promise<{ contentType: string; body: string }> {

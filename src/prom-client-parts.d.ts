@@ -1,4 +1,4 @@
-// Types for the prom-client files src/metrics.ts imports one by one (the package's index also
+// Types for the prom-client files src/metrics.ts (and the tests) import one by one (the package's index also
 // loads its Pushgateway and cluster aggregator: node:http, node:https, node:zlib, node:cluster).
 declare module 'prom-client/lib/registry.js' {
   import { Registry } from 'prom-client';
