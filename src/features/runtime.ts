@@ -170,11 +170,11 @@ export const runtimeFeature: FeatureModule = (f) => {
   // asks the store (its cached view is dropped by the deployment frames): a mount left on a node
   // the shard moved away from says nothing about the deployment now (it may have been stopped
   // through its new owner).
-  const runsHere = (d: Deployment | null | undefined) => d?.status === 'running' && d.provider === 'local';
+  const runsEmbedded = (d: Deployment | null | undefined) => d?.status === 'running' && d.provider === 'local';
   const available = ctx.cluster
     ? (nft: string): boolean | Promise<boolean> => {
       const cached = deployments.peekLatest(nft);
-      return cached !== undefined ? runsHere(cached) : deployments.latest(nft).then(runsHere);
+      return cached !== undefined ? runsEmbedded(cached) : deployments.latest(nft).then(runsEmbedded);
     }
     : (nft: string): boolean => agents.isMounted(nft);
   f.addRoutes(deploymentRoutes(ctx, deployments, idempotency));
