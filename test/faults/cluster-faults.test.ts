@@ -21,6 +21,10 @@ import { shardOf } from '../../src/cluster/shards.js';
  * PANTHERS_CLUSTER_FAULTS_LONG=1: more NFTs, streams and rounds (a few minutes).
  */
 const LONG = process.env.PANTHERS_CLUSTER_FAULTS_LONG === '1';
+// Once everything is reported and the loop is empty, leave with process.exit: the normal exit's
+// handle cleanup (node::Environment::CleanupHandles, seen in gdb) spun forever on a handle this
+// file leaves closing (proxies, child pipes, sockets of killed nodes) and node --test waited on it.
+process.once('beforeExit', (code) => process.exit(process.exitCode ?? code));
 // 3 s as in 17d's helper: at 1.5 s, leases lapsed under this shared machine's load (avg 25).
 const TTL = Number(process.env.PANTHERS_CLUSTER_FAULTS_TTL_MS ?? 3000);
 const FAILOVER_BOUND = TTL + 2000;
@@ -139,11 +143,9 @@ async function verifyEverywhere(c: TestCluster): Promise<void> {
  * its scenario passes; PANTHERS_CLUSTER_FAULTS_STRICT=1 makes them count again.
  */
 const KNOWN_FAILING: Record<string, string> = process.env.PANTHERS_CLUSTER_FAULTS_STRICT === '1' ? {} : {
-  // These two passed in the last runs after their fixes (deployment frames re-announced on
-  // recovery; provider secrets sealed under the cluster secret): todo until they pass repeatedly.
-  'mid-chat': 'setup: a local deployment recovered across a shard move stayed deploying once (passes since the recovery re-announces running)',
-  sigstop: 'an NFT got a second provider deployment across the ownership change (fixed: secrets sealed under the cluster secret, lease checked before each provider request; passes since)',
-  'link-cut': 'recovery after a link cut re-runs deploy steps on a running deployment (running/100 back to deploying) and its agent answers 404 meanwhile',
+  // ('mid-chat', 'link-cut' and 'sigstop' left the list with 17i: 3 full-file runs in a row with
+  // all seven scenarios passing, plus 4 runs in a row of the first two; 'handoff' with 17j: 5
+  // runs in a row of the join + SIGTERM scenario, one of them in a full-file run.)
   rounds: 'a node restarted right after its PostgreSQL link was restored can exit at start (ECONNRESET), so a round cannot heal',
 };
 const known = (id: string) => (KNOWN_FAILING[id] ? { todo: `known failing: ${KNOWN_FAILING[id]}` } : {});
@@ -259,7 +261,7 @@ describe('cluster faults: three nodes on PostgreSQL + NATS', { timeout: LONG ? 9
     await verifyEverywhere(c);
   });
 
-  test(`kill -9 a node mid-chat (${STREAMS} streams): interrupted streams end incomplete, the others complete`, known('mid-chat'), async (t) => {
+  test(`kill -9 a node mid-chat (${STREAMS} streams): interrupted streams end incomplete, the others complete`, async (t) => {
     const c = ready(t);
     if (!c) return;
     // The chat agents run (deployed through non-owners).
@@ -315,7 +317,7 @@ describe('cluster faults: three nodes on PostgreSQL + NATS', { timeout: LONG ? 9
     await verifyEverywhere(c);
   });
 
-  test('SIGSTOP a node for twice the lease time: its writes are fenced and it makes no provider call after it resumes', known('sigstop'), async (t) => {
+  test('SIGSTOP a node for twice the lease time: its writes are fenced and it makes no provider call after it resumes', async (t) => {
     const c = ready(t);
     if (!c) return;
     await c.balanced();
@@ -362,7 +364,7 @@ describe('cluster faults: three nodes on PostgreSQL + NATS', { timeout: LONG ? 9
     await verifyEverywhere(c);
   });
 
-  test("cut a node's PostgreSQL link, then its NATS link: its NFTs are served by the others within lease + 2 s", known('link-cut'), async (t) => {
+  test("cut a node's PostgreSQL link, then its NATS link: its NFTs are served by the others within lease + 2 s", async (t) => {
     const c = ready(t);
     if (!c) return;
     for (const link of ['pg', 'nats'] as const) {
