@@ -120,10 +120,8 @@ async function verifyEverywhere(c: TestCluster): Promise<void> {
  * its scenario passes; PANTHERS_CLUSTER_FAULTS_STRICT=1 makes them count again.
  */
 const KNOWN_FAILING: Record<string, string> = process.env.PANTHERS_CLUSTER_FAULTS_STRICT === '1' ? {} : {
-  // This one passed in the last runs after its fix (provider secrets sealed under the cluster
-  // secret): todo until it passes repeatedly. ('mid-chat' and 'link-cut' left the list with 17i:
-  // 4 runs in a row each.)
-  sigstop: 'an NFT got a second provider deployment across the ownership change (fixed: secrets sealed under the cluster secret, lease checked before each provider request; passes since)',
+  // ('mid-chat', 'link-cut' and 'sigstop' left the list with 17i: 3 full-file runs in a row with
+  // all seven scenarios passing, plus 4 runs in a row of the first two.)
   handoff: 'turns forwarded to a node being SIGTERMed can end owner_lost; a turn can meet no_owner between release and claim',
   rounds: 'a node restarted right after its PostgreSQL link was restored can exit at start (ECONNRESET), so a round cannot heal',
 };
@@ -304,7 +302,7 @@ describe('cluster faults: three nodes on PostgreSQL + NATS', { timeout: LONG ? 9
     await verifyEverywhere(c);
   });
 
-  test('SIGSTOP a node for twice the lease time: its writes are fenced and it makes no provider call after it resumes', known('sigstop'), async (t) => {
+  test('SIGSTOP a node for twice the lease time: its writes are fenced and it makes no provider call after it resumes', async (t) => {
     const c = ready(t);
     if (!c) return;
     await c.balanced();
