@@ -144,8 +144,8 @@ async function verifyEverywhere(c: TestCluster): Promise<void> {
  */
 const KNOWN_FAILING: Record<string, string> = process.env.PANTHERS_CLUSTER_FAULTS_STRICT === '1' ? {} : {
   // ('mid-chat', 'link-cut' and 'sigstop' left the list with 17i: 3 full-file runs in a row with
-  // all seven scenarios passing, plus 4 runs in a row of the first two; 'handoff' with 17j: 5
-  // runs in a row of the join + SIGTERM scenario, one of them in a full-file run.)
+  // all seven scenarios passing, plus 4 runs in a row of the first two; 'handoff' with 17j: 6
+  // runs in a row of the join + SIGTERM scenario, two of them in full-file runs.)
   rounds: 'a node restarted right after its PostgreSQL link was restored can exit at start (ECONNRESET), so a round cannot heal',
 };
 const known = (id: string) => (KNOWN_FAILING[id] ? { todo: `known failing: ${KNOWN_FAILING[id]}` } : {});
