@@ -4,7 +4,7 @@ import { ApiError, isApiError, toApiError } from '../src/errors.js';
 import type { Logger } from '../src/logger.js';
 import type { Publisher } from '../src/server/ws-server.js';
 import type { ConversationsStore } from '../src/agents/conversations-store.js';
-import { answerFenced, type Fence } from '../src/db/fence.js';
+import { answerFenced, fencedAsApiError, type Fence } from '../src/db/fence.js';
 import { estimateTokens, type ChatMessage, type ModelBackend } from '../src/models/model-backend.js';
 import type { AgentSettings } from '../src/providers/provider.js';
 import { chatTopic, ChunkFrames } from '../src/agents/chat-frames.js';
@@ -322,5 +322,17 @@ export class AgentBehaviour implements Behaviour<AgentMsg, unknown>, AgentTurns 
 }
 
 export function agentActorKind(deps: AgentActorDeps): ActorKind<AgentMsg, unknown> {
-  return { name: AGENT_ACTOR, create: (nft) => new AgentBehaviour(nft, deps) };
+  return {
+    name: AGENT_ACTOR,
+    create: (nft) => {
+      // Cluster mode: built only on the owner of the NFT's shard (single activation); a message
+      // that reached this registry after the shard moved is answered not_owner, and retried there.
+      try {
+        deps.fenceFor?.(nft);
+      } catch (e) {
+        throw fencedAsApiError(e);
+      }
+      return new AgentBehaviour(nft, deps);
+    },
+  };
 }

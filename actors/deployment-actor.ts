@@ -8,7 +8,7 @@ import {
   ACTIVE_STATUSES, type Deployment, type DeploymentEvent, type DeploymentStatus, type DeploymentsStore,
 } from '../src/deployments/deployments-store.js';
 import type { ProviderSecretsStore } from '../src/deployments/provider-secrets-store.js';
-import { answerFenced, FencedError, type Fence } from '../src/db/fence.js';
+import { answerFenced, FencedError, fencedAsApiError, type Fence } from '../src/db/fence.js';
 import type {
   DeployResult, DeploySpec, HealthReport, ProviderAdapter, ProviderName, ProviderRef,
 } from '../src/providers/provider.js';
@@ -29,6 +29,11 @@ export interface DeploymentActorDeps {
    * no fencing (SQLite).
    */
   fenceFor?(nft: string): Fence | undefined;
+  /**
+   * Cluster mode: this node serves the NFT's shard now (holds it and is not handing it off).
+   * Absent: always (one process).
+   */
+  serves?(nft: string): boolean;
   providers: Map<ProviderName, ProviderAdapter>;
   /** Runs a provider call under that provider's p-queue (bounded concurrency and rate). */
   run<T>(provider: ProviderName, call: () => Promise<T>): Promise<T>;
@@ -64,11 +69,23 @@ interface Work {
   controller: AbortController;
 }
 
+/**
+ * One NFT's actor life on this node, shared by the incarnations a crash rebuilds: work started in
+ * it reports to whichever incarnation runs now. Over once the actor is stopped for good
+ * (passivated, evicted with its shard, shut down): the reports of its work then go nowhere, so
+ * they cannot rebuild the actor on a node that no longer owns the NFT (cluster mode), where it
+ * would keep a stale copy of the deployment and act on it when the shard comes back.
+ */
+interface Life {
+  over: boolean;
+}
+
 /** What every incarnation of the NFT actors of one registry shares. */
 interface Shared {
   works: Map<string, Work>;
   /** The live behaviour of each NFT, so provider work reports a saved ref to whichever one runs now. */
   live: Map<string, DeploymentBehaviour>;
+  lives: Map<string, Life>;
 }
 
 /**
@@ -88,6 +105,9 @@ class DeploymentBehaviour implements Behaviour<DeploymentMsg, unknown> {
   private healthInFlight = false;
   private releaseRetry: NodeJS.Timeout | undefined;
   private releaseAttempts = 0;
+  /** Releases of a failed deployment's resource in flight (work outside the mailbox, like `work`). */
+  private releasing = 0;
+  private readonly life: Life;
 
   constructor(
     private readonly nft: string,
@@ -98,6 +118,8 @@ class DeploymentBehaviour implements Behaviour<DeploymentMsg, unknown> {
   ) {
     this.current = current;
     shared.live.set(nft, this);
+    this.life = shared.lives.get(nft) ?? { over: false };
+    shared.lives.set(nft, this.life);
     if (this.current?.status === 'running') this.startHealthChecks();
   }
 
@@ -105,8 +127,27 @@ class DeploymentBehaviour implements Behaviour<DeploymentMsg, unknown> {
     return this.shared.works.get(this.nft);
   }
 
+  /**
+   * Never passivated while provider work runs, nor, where the NFT is served, while its deployment
+   * is mid-lifecycle or running (health checks). A shard being handed off is no longer served
+   * here: with no work in flight the actor stops at once, and the new owner re-confirms what runs
+   * (holding it until the drain's timeout kept the shard unserved that long).
+   */
   busy(): boolean {
-    return this.work !== undefined || owesWork(this.current);
+    return this.work !== undefined || this.releasing > 0 || (owesWork(this.current) && (this.deps.serves?.(this.nft) ?? true));
+  }
+
+  /**
+   * Messages this actor sends itself from outside the mailbox (provider work, health checks)
+   * reach the incarnation that runs then, or nobody once this actor's life is over.
+   */
+  private report(msg: DeploymentMsg): void {
+    if (!this.life.over) this.self.tell(msg);
+  }
+
+  /** A handoff cuts nothing while no provider work is in flight: the next owner recovers the rest. */
+  movable(): boolean {
+    return this.work === undefined;
   }
 
   stopped(why?: StopReason): void {
@@ -119,6 +160,8 @@ class DeploymentBehaviour implements Behaviour<DeploymentMsg, unknown> {
       if (owesWork(this.current)) this.self.tell({ type: 'resume' });
       return;
     }
+    this.life.over = true;
+    if (this.shared.lives.get(this.nft) === this.life) this.shared.lives.delete(this.nft);
     this.work?.controller.abort();
     this.shared.works.delete(this.nft);
   }
@@ -288,7 +331,7 @@ class DeploymentBehaviour implements Behaviour<DeploymentMsg, unknown> {
     this.deps.run(d.provider, async () => {
       if (work.controller.signal.aborted) throw new ApiError('CONFLICT', 'Deployment cancelled');
       const secret = resuming ? await deps.secrets.get(id) : undefined;
-      this.self.tell({ type: 'step', id, progress: 5, message: ref || resuming ? `Resuming deployment on ${d.provider}` : `Deploying to ${d.provider}` });
+      this.report({ type: 'step', id, progress: 5, message: ref || resuming ? `Resuming deployment on ${d.provider}` : `Deploying to ${d.provider}` });
       const timer = setTimeout(() => work.controller.abort(new ApiError('TIMEOUT', `Deployment did not finish within ${Math.round(timeoutMs / 1000)} s`)), timeoutMs);
       try {
         return await adapter.deploy(spec, {
@@ -296,7 +339,7 @@ class DeploymentBehaviour implements Behaviour<DeploymentMsg, unknown> {
           ref,
           resuming,
           secret,
-          progress: (progress, message) => this.self.tell({ type: 'step', id, progress, message }),
+          progress: (progress, message) => this.report({ type: 'step', id, progress, message }),
           // Written at once (SQLite: synchronously, before the provider call returns), so that a kill -9
           // right after a create still leaves the reference on disk and recovery resumes instead of
           // creating again. Through `shared`: after a crash of this actor the rebuilt one holds it.
@@ -321,13 +364,13 @@ class DeploymentBehaviour implements Behaviour<DeploymentMsg, unknown> {
     }).then(
       (result) => {
         this.untrack(work);
-        this.self.tell({ type: 'deployed', id, result: result as DeployResult });
+        this.report({ type: 'deployed', id, result: result as DeployResult });
       },
       (e: unknown) => {
         this.untrack(work);
         const reason = work.controller.signal.reason;
         const err = reason instanceof ApiError ? reason : e;
-        this.self.tell({ type: 'deploy_failed', id, message: describe(err) });
+        this.report({ type: 'deploy_failed', id, message: describe(err) });
       },
     );
   }
@@ -378,11 +421,11 @@ class DeploymentBehaviour implements Behaviour<DeploymentMsg, unknown> {
     this.release(d, AbortSignal.any([work.controller.signal, AbortSignal.timeout(this.deps.deployTimeoutMs(d.provider))])).then(
       () => {
         this.untrack(work);
-        this.self.tell({ type: 'stopped', id });
+        this.report({ type: 'stopped', id });
       },
       (e: unknown) => {
         this.untrack(work);
-        this.self.tell({ type: 'stop_failed', id, message: describe(e) });
+        this.report({ type: 'stop_failed', id, message: describe(e) });
       },
     );
   }
@@ -459,9 +502,10 @@ class DeploymentBehaviour implements Behaviour<DeploymentMsg, unknown> {
     const adapter = this.deps.providers.get(d.provider);
     if (!adapter || adapter.missingConfig()) return;
     const id = d.id;
-    this.release(d, AbortSignal.timeout(this.deps.deployTimeoutMs(d.provider))).then(
-      () => this.self.tell({ type: 'released', id }),
-      (e: unknown) => this.self.tell({ type: 'release_failed', id, message: describe(e) }),
+    this.releasing++;
+    this.release(d, AbortSignal.timeout(this.deps.deployTimeoutMs(d.provider))).finally(() => this.releasing--).then(
+      () => this.report({ type: 'released', id }),
+      (e: unknown) => this.report({ type: 'release_failed', id, message: describe(e) }),
     );
   }
 
@@ -497,7 +541,7 @@ class DeploymentBehaviour implements Behaviour<DeploymentMsg, unknown> {
     const delay = Math.min(RELEASE_RETRY_BASE_MS * 2 ** this.releaseAttempts++, RELEASE_RETRY_MAX_MS);
     this.releaseRetry = setTimeout(() => {
       this.releaseRetry = undefined;
-      this.self.tell({ type: 'resume' });
+      this.report({ type: 'resume' });
     }, delay);
     this.releaseRetry.unref();
   }
@@ -519,9 +563,9 @@ class DeploymentBehaviour implements Behaviour<DeploymentMsg, unknown> {
 
   private startHealthChecks(): void {
     if (this.healthTimer) return;
-    this.healthTimer = setInterval(() => this.self.tell({ type: 'health' }), this.deps.healthIntervalMs);
+    this.healthTimer = setInterval(() => this.report({ type: 'health' }), this.deps.healthIntervalMs);
     this.healthTimer.unref();
-    this.self.tell({ type: 'health' });
+    this.report({ type: 'health' });
   }
 
   private stopHealthChecks(): void {
@@ -538,8 +582,8 @@ class DeploymentBehaviour implements Behaviour<DeploymentMsg, unknown> {
     const id = d.id;
     const started = performance.now();
     adapter.health(d.endpoint_url, d.provider_ref ?? {}, AbortSignal.timeout(10_000)).then(
-      (report) => this.self.tell({ type: 'health_result', id, report }),
-      (e: unknown) => this.self.tell({ type: 'health_result', id, report: { ok: false, latency_ms: Math.round(performance.now() - started), message: describe(e) } }),
+      (report) => this.report({ type: 'health_result', id, report }),
+      (e: unknown) => this.report({ type: 'health_result', id, report: { ok: false, latency_ms: Math.round(performance.now() - started), message: describe(e) } }),
     );
   }
 
@@ -590,17 +634,36 @@ function refKey(r: ProviderRef): string {
   return String(r.dseq ?? r.vmId ?? r.id ?? JSON.stringify(r));
 }
 
+/**
+ * Cluster mode: an NFT's actor runs only on the owner of its shard. Built anywhere else (a late
+ * message reaching this registry after the shard moved), it would hold a copy of the deployment
+ * that nobody keeps current and act on it if the shard came back: refused as not_owner instead.
+ */
+function ownedHere(deps: DeploymentActorDeps, nft: string): void {
+  try {
+    deps.fenceFor?.(nft);
+  } catch (e) {
+    throw fencedAsApiError(e);
+  }
+}
+
 export function deploymentActorKind(deps: DeploymentActorDeps): ActorKind<DeploymentMsg, unknown> {
-  const shared: Shared = { works: new Map(), live: new Map() };
+  const shared: Shared = { works: new Map(), live: new Map(), lives: new Map() };
   return {
     name: DEPLOYMENT_ACTOR,
     create: (nft, self) => {
-      // SQLite (and a warm cache) answers at once; cluster mode reads the row afresh: this node may
-      // have just taken the NFT over, and its cache only knew another owner's writes.
-      if (deps.fenceFor) deps.repo.forget(nft);
+      if (deps.fenceFor) {
+        ownedHere(deps, nft);
+        // SQLite (and a warm cache) answers at once; cluster mode reads the row afresh: this node
+        // may have just taken the NFT over, and its cache only knew another owner's writes.
+        deps.repo.forget(nft);
+      }
       const cached = deps.repo.peekLatest(nft);
       if (cached !== undefined) return new DeploymentBehaviour(nft, self, deps, shared, cached ?? undefined);
-      return deps.repo.latest(nft).then((d) => new DeploymentBehaviour(nft, self, deps, shared, d));
+      return deps.repo.latest(nft).then((d) => {
+        ownedHere(deps, nft); // the shard may have gone while the row was read
+        return new DeploymentBehaviour(nft, self, deps, shared, d);
+      });
     },
   };
 }

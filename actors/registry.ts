@@ -258,6 +258,19 @@ export class ActorRegistry implements LocalActors {
     return entry.inflight > 0 || entry.scheduled || entry.length > 0 || (entry.behaviour?.busy?.() ?? false);
   }
 
+  /**
+   * Cluster handoff: stopping this actor now cuts nothing (no message queued or being handled,
+   * no work a move would lose: `Behaviour.movable`, else not busy). A planned drain stops such
+   * actors at once and waits only for the others.
+   */
+  movable(kindName: string, key: string): boolean {
+    const entry = this.kinds.get(kindName)?.entries.get(key);
+    if (!entry) return true;
+    if (entry.inflight > 0 || entry.scheduled || entry.length > 0) return false;
+    const b = entry.behaviour;
+    return b?.movable ? b.movable() : !(b?.busy?.() ?? false);
+  }
+
   /** Keys of the live actors of a kind (cluster mode: the actors of a shard being passivated). */
   liveKeys(kindName: string): string[] {
     return [...(this.kinds.get(kindName)?.entries.keys() ?? [])];

@@ -7,6 +7,7 @@ import { agentActorKind } from '../actors/agent-actor.js';
 import type { ActorKind } from '../src/contracts/actor-kind.js';
 import { AGENT_ACTOR, type AgentMsg, type ClearHandle, type TurnHandle, type TurnResult } from '../src/contracts/agent-messages.js';
 import { ClusterDirectory } from '../src/cluster/cluster-directory.js';
+import { Forwarder } from '../src/cluster/forwarder.js';
 import { shardOf } from '../src/cluster/shards.js';
 import { ApiError } from '../src/errors.js';
 import { openDatabase, type Db } from '../src/db/database.js';
@@ -66,6 +67,10 @@ const probeKind: ActorKind<{ type: string; ms?: number }, unknown> = {
           case 'slow':
             await sleep(msg.ms ?? 100);
             return 'late';
+          case 'slow-echo':
+            // Work that takes a while and counts: a second run would show as a higher n.
+            await sleep(msg.ms ?? 100);
+            return { key, n: ++n };
           default:
             throw new ApiError('INVALID_FIELD', 'unknown', { field: 'type' });
         }
@@ -76,6 +81,7 @@ const probeKind: ActorKind<{ type: string; ms?: number }, unknown> = {
 
 interface Node {
   name: string;
+  forwarder: Forwarder;
   owned: Set<number>;
   registry: ActorRegistry;
   directory: ClusterDirectory;
@@ -85,7 +91,7 @@ interface Node {
   frames: Map<string, string[]>;
 }
 
-async function node(name: string, opts: { silenceMs?: number; heartbeatMs?: number } = {}): Promise<Node> {
+async function node(name: string, opts: { silenceMs?: number; heartbeatMs?: number; attemptMs?: number } = {}): Promise<Node> {
   const nc = await connect({ servers: nats.url, noEcho: true });
   conns.push(nc);
   const db = openDatabase(tempDir());
@@ -109,14 +115,16 @@ async function node(name: string, opts: { silenceMs?: number; heartbeatMs?: numb
     historyTokenBudget: 1000,
   }));
   const owned = new Set<number>();
+  const forwarder = new Forwarder(nc, 'panthers', { attemptMs: opts.attemptMs });
   const directory = new ClusterDirectory({
     local: registry, nc, log, localPublish: publish,
     leases: { ownedEpoch: (s) => (owned.has(s) ? 1 : undefined) },
     shardedKinds: [AGENT_ACTOR, 'probe'],
+    forwarder,
     heartbeatMs: opts.heartbeatMs ?? 200,
     silenceMs: opts.silenceMs ?? 1000,
   });
-  const n: Node = { name, owned, registry, directory, nc, db, frames };
+  const n: Node = { name, forwarder, owned, registry, directory, nc, db, frames };
   nodes.push(n);
   return n;
 }
@@ -351,6 +359,29 @@ describe('cluster directory: chat turns across nodes', () => {
     assert.deepEqual(t.chunks, WORDS);
   });
 
+  test('a turn whose forward waits for an owner past the silence window is not ended owner_lost while another turn streams', async () => {
+    const a = await node('a', { silenceMs: 600 });
+    const b = await node('b', { heartbeatMs: 150 });
+    const busy = freshNft();
+    own(b, busy);
+    // A turn streaming from b keeps a's silence watchdog running meanwhile.
+    const ac = new AbortController();
+    const streaming = await turn(a, busy, 'slow', { signal: ac.signal });
+    const nft = freshNft();
+    const pending = turn(a, nft, 'hello');
+    // Twice the silence window with nobody owning the NFT (a handoff's release-to-claim gap)...
+    await sleep(1300);
+    own(b, nft);
+    // ...is latency: the turn runs on the owner that claimed it and its client gets the reply.
+    const t = await pending;
+    const r = await t.handle.done;
+    assert.equal(r.error, undefined, JSON.stringify(r.error));
+    assert.equal(r.incomplete, false);
+    assert.deepEqual(t.chunks, WORDS);
+    ac.abort();
+    await streaming.handle.done;
+  });
+
   test('two turns of one conversation in flight from the non-owner each get only their own chunks', async () => {
     const a = await node('a');
     const b = await node('b');
@@ -453,5 +484,114 @@ describe('cluster directory: chat turns across nodes', () => {
     assert.equal(row.incomplete, 1);
     assert.equal(row.content, WORDS.slice(0, 2).join(''));
     b.registry.stopAll();
+  });
+});
+
+describe('cluster directory: a retry does nothing twice (ask ids)', () => {
+  const enc = new TextEncoder();
+  const dec = new TextDecoder();
+  async function raw(): Promise<NatsConnection> {
+    const c = await connect({ servers: nats.url });
+    conns.push(c);
+    return c;
+  }
+  async function send(c: NatsConnection, shard: number, body: unknown): Promise<any> {
+    const m = await c.request(`panthers.shard.${shard}`, enc.encode(JSON.stringify(body)), { timeout: 5000 });
+    return JSON.parse(dec.decode(m.data));
+  }
+
+  test('an ask repeated with its id is answered with the first reply (or waits for it), not run again; a new id runs', async () => {
+    const b = await node('b');
+    const nft = freshNft();
+    const shard = own(b, nft);
+    const c = await raw();
+    // Settled first: the repeat gets the same answer, the actor saw one message.
+    const first = await send(c, shard, { id: 'ask-00000001', k: 'probe', key: nft, m: { type: 'echo' } });
+    const again = await send(c, shard, { id: 'ask-00000001', k: 'probe', key: nft, m: { type: 'echo' } });
+    assert.deepEqual(first, { ok: { key: nft, n: 1, nested: { list: [1, 'two', null], ok: true } } });
+    assert.deepEqual(again, first);
+    // Still running: both attempts wait for the one run.
+    const [x, y] = await Promise.all([
+      send(c, shard, { id: 'ask-00000002', k: 'probe', key: nft, m: { type: 'slow-echo', ms: 300 } }),
+      sleep(100).then(() => send(c, shard, { id: 'ask-00000002', k: 'probe', key: nft, m: { type: 'slow-echo', ms: 300 } })),
+    ]);
+    assert.deepEqual(x, { ok: { key: nft, n: 2 } });
+    assert.deepEqual(y, x);
+    // An error is an answer too: repeated, not re-run.
+    const e1 = await send(c, shard, { id: 'ask-00000003', k: 'probe', key: nft, m: { type: 'fail' } });
+    assert.equal(e1.error.code, 'CONFLICT');
+    assert.deepEqual(await send(c, shard, { id: 'ask-00000003', k: 'probe', key: nft, m: { type: 'fail' } }), e1);
+    // Another id is another ask.
+    assert.deepEqual(await send(c, shard, { id: 'ask-00000004', k: 'probe', key: nft, m: { type: 'echo' } }), { ok: { key: nft, n: 3, nested: { list: [1, 'two', null], ok: true } } });
+    assert.equal(b.forwarder.stats.deduped, 3);
+  });
+
+  test('"not owner" did nothing, so it is not remembered: the same id runs once the shard is served here', async () => {
+    const b = await node('b');
+    const nft = freshNft();
+    const shard = own(b, nft);
+    const c = await raw();
+    // The lease is gone but the subject is still served for a moment: NOT_OWNER.
+    b.owned.delete(shard);
+    assert.deepEqual(await send(c, shard, { id: 'ask-00000010', k: 'probe', key: nft, m: { type: 'echo' } }), { notOwner: true });
+    own(b, nft);
+    assert.equal((await send(c, shard, { id: 'ask-00000010', k: 'probe', key: nft, m: { type: 'echo' } })).ok.n, 1);
+  });
+
+  test('a forward with no reply within an attempt is sent again with the same id: the owner runs it once', async () => {
+    const a = await node('a', { attemptMs: 150 });
+    const b = await node('b');
+    const nft = freshNft();
+    own(b, nft);
+    // The owner takes 600 ms: the asker's attempts time out at 150, 300, 450 ms and are sent again.
+    const r = await a.directory.ask<{ n: number }>('probe', nft, { type: 'slow-echo', ms: 600 }, 5000);
+    assert.equal(r.n, 1);
+    assert.ok(a.forwarder.stats.retried >= 2, `sent again (${a.forwarder.stats.retried} retries)`);
+    assert.ok(b.forwarder.stats.deduped >= 2, `repeats answered with the first run (${b.forwarder.stats.deduped})`);
+    assert.equal((await a.directory.ask<{ n: number }>('probe', nft, { type: 'echo' })).n, 2, 'the slow ask ran once');
+  });
+
+  test('an owner that never answers: the ask fails at its deadline saying the outcome is unknown', async () => {
+    const a = await node('a', { attemptMs: 150 });
+    const nft = freshNft();
+    const shard = shardOf(nft);
+    // A subscriber that takes every ask and never replies (a node that died after receiving).
+    const sink = await raw();
+    sink.subscribe(`panthers.shard.${shard}`, { callback: () => undefined });
+    await sink.flush();
+    const started = performance.now();
+    const e = await a.directory.ask('probe', nft, { type: 'echo' }, 700).then(() => assert.fail('resolved'), errorShape);
+    assert.ok(performance.now() - started < 1500);
+    assert.equal(e.code, 'SERVICE_UNAVAILABLE');
+    assert.deepEqual(e.details, { reason: 'forward_failed', outcome: 'unknown' });
+  });
+
+  test('a forwarded turn sent twice with its id runs once: one model call, one stored exchange, one result frame', async () => {
+    const b = await node('b');
+    const nft = freshNft();
+    const shard = own(b, nft);
+    const c = await raw();
+    const tag = 'deadbeefdeadbeef';
+    const uuid = '0b6f2d4e-3c1a-4f7e-9a2b-5c8d7e6f1a2b';
+    const id = `${tag}:${uuid}`;
+    const results: unknown[] = [];
+    c.subscribe(`panthers.frames.turn.${tag}.${uuid}`, {
+      callback: (_e, m) => {
+        for (const f of dec.decode(m.data).split('\n')) if (f.includes('"result"')) results.push(JSON.parse(f));
+      },
+    });
+    await c.flush();
+    const conversation = '3f1c2b7a-9d4e-4a6b-8c2d-1e0f9a8b7c6d';
+    const body = { id, k: AGENT_ACTOR, key: nft, t: 5000, turn: { turn: id, msg: { type: 'turn', wallet: '0xabc', message: 'hello', newConversationId: conversation } } };
+    const [x, y] = await Promise.all([send(c, shard, body), send(c, shard, body)]);
+    assert.deepEqual(x, { ok: { conversation_id: conversation } });
+    assert.deepEqual(y, x);
+    await waitFor(() => results.length > 0 || undefined);
+    // A third attempt after it ended: the same answer, still one run.
+    assert.deepEqual(await send(c, shard, body), x);
+    await sleep(200);
+    assert.equal(results.length, 1, 'one result frame');
+    const page = await new SqliteConversationsStore(b.db, log).page(conversation, 10, 0);
+    assert.deepEqual(page.messages.map((m) => m.role), ['user', 'assistant'], 'one stored exchange');
   });
 });

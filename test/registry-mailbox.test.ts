@@ -59,6 +59,41 @@ describe('mailbox and registry lifecycle', () => {
     r.stopAll();
   });
 
+  test('movable(): a planned handoff may stop an actor whose only work is a standing duty, never one with a message in hand or work a move would lose', async () => {
+    const r = new ActorRegistry({ log: silent, idleMs: 60_000 });
+    const state = { duty: true, work: false };
+    let release: () => void = () => {};
+    // Like a running deployment: always busy (its checks), movable unless provider work is in flight.
+    r.register({
+      name: 'dep',
+      create: () => ({
+        busy: () => state.duty || state.work,
+        movable: () => !state.work,
+        receive: (m: string) => (m === 'hold' ? new Promise<string>((res) => (release = () => res('held'))) : m),
+      }),
+    } satisfies ActorKind<string, string>);
+    // Like an agent: no movable(), so movable once not busy.
+    let streaming = true;
+    r.register({ name: 'agent', create: () => ({ busy: () => streaming, receive: (m: string) => m }) } satisfies ActorKind<string, string>);
+    assert.equal(await r.ask('dep', 'a', 'hi'), 'hi');
+    assert.equal(await r.ask('agent', 'a', 'hi'), 'hi');
+    assert.equal(r.movable('dep', 'a'), true, 'busy with its standing duty only');
+    assert.equal(r.movable('agent', 'a'), false, 'a turn streaming');
+    streaming = false;
+    assert.equal(r.movable('agent', 'a'), true);
+    state.work = true;
+    assert.equal(r.movable('dep', 'a'), false, 'provider work in flight');
+    state.work = false;
+    const held = r.ask('dep', 'a', 'hold');
+    await sleep(10);
+    assert.equal(r.movable('dep', 'a'), false, 'a message being handled');
+    release();
+    assert.equal(await held, 'held');
+    assert.equal(r.movable('dep', 'a'), true);
+    assert.equal(r.movable('dep', 'nobody'), true, 'not live: nothing to cut');
+    r.stopAll();
+  });
+
   test('asks re-queued after "crashed too often" keep their timers: answered or timed out, never left hanging', async () => {
     const r = new ActorRegistry({ log: silent, idleMs: 60_000 });
     r.register({

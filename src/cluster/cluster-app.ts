@@ -27,6 +27,8 @@ export interface ShardActors extends LocalActors {
   liveKeys(kind: string): string[];
   /** stops an actor now, busy or not, refusing what waits for it */
   evict(kind: string, key: string): void;
+  /** stopping it now cuts nothing (nothing queued, no work a move would lose) */
+  movable(kind: string, key: string): boolean;
   events: { onCrash?(kind: string, key: string, err: unknown): void; onPassivate?(kind: string, key: string): void };
 }
 
@@ -206,7 +208,15 @@ export class ClusterApp {
   private async drain(shard: number, timeoutMs: number): Promise<void> {
     const until = performance.now() + timeoutMs;
     while (this.keysOf(shard).length > 0 && performance.now() < until) {
-      for (const [kind, key] of this.keysOf(shard)) this.actors?.passivate(kind, key);
+      // What a move cuts nothing of stops now; the rest (turns streaming, queued messages,
+      // provider work in flight) is waited for. A running deployment's actor is always busy (its
+      // health checks): waiting for it held every such shard for the whole drain bound, its asks
+      // with it, and then cut whatever else was running.
+      for (const [kind, key] of this.keysOf(shard)) {
+        if (this.actors?.movable(kind, key)) this.actors.evict(kind, key);
+        else this.actors?.passivate(kind, key);
+      }
+      if (this.keysOf(shard).length === 0) break;
       await new Promise((r) => setTimeout(r, 25));
     }
     const left = this.keysOf(shard);

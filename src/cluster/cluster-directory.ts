@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { ApiError } from '../errors.js';
 import type { Logger } from '../logger.js';
@@ -48,6 +49,11 @@ export interface ClusterDirectoryOptions {
 
 /** A forwarded ask on a shard subject: plain JSON. */
 interface WireAsk {
+  /**
+   * The ask's id, the same on every attempt (Forwarder retries, NOT_OWNER retries): the owner
+   * runs an id once and answers its repeats with the first reply. A turn's id is its turn id.
+   */
+  id: string;
   k: string;
   key: string;
   m?: unknown;
@@ -108,13 +114,15 @@ export class ClusterDirectory implements ActorDirectory {
     const shard = this.shardFor(kind, key);
     if (shard === undefined) return this.opts.local.ask<R>(kind, key, msg, timeoutMs);
     const until = performance.now() + timeoutMs;
+    // One id for every attempt of this ask: a repeat the owner already ran gets its first reply.
+    const id = randomUUID();
     // A "not owner" answer did nothing (its fenced write was refused, or the actor was evicted
     // with its shard before the message reached it), so the ask goes again, to wherever the shard
     // is now, until the deadline: a failover or a handoff is latency, not a client error.
     for (let attempt = 0; ; attempt++) {
       const left = Math.max(1, Math.round(until - performance.now()));
       try {
-        return await this.askOnce<R>(shard, kind, key, msg, left, until);
+        return await this.askOnce<R>(id, shard, kind, key, msg, left, until);
       } catch (e) {
         if (!isNotOwner(e) || until - performance.now() < 100) throw e;
         this.stats.notOwner++;
@@ -123,14 +131,14 @@ export class ClusterDirectory implements ActorDirectory {
     }
   }
 
-  private async askOnce<R>(shard: number, kind: string, key: string, msg: unknown, timeoutMs: number, until: number): Promise<R> {
+  private async askOnce<R>(id: string, shard: number, kind: string, key: string, msg: unknown, timeoutMs: number, until: number): Promise<R> {
     if (this.owns(shard)) {
       this.stats.local++;
       return this.opts.local.ask<R>(kind, key, msg, timeoutMs);
     }
     const abandon = () => this.owns(shard);
     try {
-      return await this.forward<R>(shard, kind, key, msg as AgentMsg, timeoutMs, abandon);
+      return await this.forward<R>(id, shard, kind, key, msg as AgentMsg, timeoutMs, abandon);
     } catch (e) {
       if (!(e instanceof ForwardAbandoned)) throw e;
       // The lease came here while the ask was being retried: run it here with the time left.
@@ -139,21 +147,22 @@ export class ClusterDirectory implements ActorDirectory {
     }
   }
 
-  private async forward<R>(shard: number, kind: string, key: string, msg: AgentMsg, timeoutMs: number, abandon: () => boolean): Promise<R> {
+  private async forward<R>(id: string, shard: number, kind: string, key: string, msg: AgentMsg, timeoutMs: number, abandon: () => boolean): Promise<R> {
     this.stats.forwarded++;
     const deadline = timeoutMs + REPLY_MARGIN_MS;
     if (kind === AGENT_ACTOR && msg.type === 'turn') {
       const handle: TurnHandle = await this.turns.forward(
         key, msg,
-        (turn) => this.forwarder.ask<{ conversation_id: string }>(shard, { k: kind, key, t: timeoutMs, turn } satisfies WireAsk, deadline, abandon),
+        // The turn id names the turn's frame topic: one turn, one id, whatever the attempts.
+        (turn) => this.forwarder.ask<{ conversation_id: string }>(shard, { id: turn.turn, k: kind, key, t: timeoutMs, turn } satisfies WireAsk, deadline, abandon),
         (turn, reason) => {
-          const body: WireAsk = { k: kind, key, cancel: { turn, reason: reason && { code: reason.code, message: reason.message, details: reason.details } } };
+          const body: WireAsk = { id: randomUUID(), k: kind, key, cancel: { turn, reason: reason && { code: reason.code, message: reason.message, details: reason.details } } };
           this.forwarder.ask(shard, body, 5000).catch((e) => this.opts.log.warn({ err: e, nft: key }, 'forwarding a turn cancel failed'));
         },
       );
       return handle as R;
     }
-    const reply = await this.forwarder.ask<unknown>(shard, { k: kind, key, m: msg, t: timeoutMs } satisfies WireAsk, deadline, abandon);
+    const reply = await this.forwarder.ask<unknown>(shard, { id, k: kind, key, m: msg, t: timeoutMs } satisfies WireAsk, deadline, abandon);
     // A clear answers a handle whose promise the owner already awaited: give the same shape back.
     if (kind === AGENT_ACTOR && msg.type === 'clear') return { done: Promise.resolve(reply as number) } satisfies ClearHandle as R;
     return reply as R;
@@ -163,7 +172,7 @@ export class ClusterDirectory implements ActorDirectory {
     const shard = this.shardFor(kind, key);
     if (shard === undefined || this.owns(shard)) return this.opts.local.tell(kind, key, msg);
     this.stats.forwarded++;
-    this.forwarder.ask(shard, { k: kind, key, m: msg, tell: 1 } satisfies WireAsk, this.timeoutMs, () => this.owns(shard)).catch((e) => {
+    this.forwarder.ask(shard, { id: randomUUID(), k: kind, key, m: msg, tell: 1 } satisfies WireAsk, this.timeoutMs, () => this.owns(shard)).catch((e) => {
       if (e instanceof ForwardAbandoned) return this.opts.local.tell(kind, key, msg);
       this.opts.log.warn({ err: e, actor: kind, key }, 'a forwarded tell was not delivered');
     });
@@ -177,13 +186,15 @@ export class ClusterDirectory implements ActorDirectory {
   /**
    * Stops serving a shard: call it as soon as this node stops trusting the lease (its
    * trustedUntil passed, a renewal lost it, or before releasing it), which is before any other
-   * node can claim it. The subscription goes at once (no "not owner" grace period): NATS hands a
-   * request to EVERY subscriber of a subject and takes the first reply, so a stale node still
-   * answering NOT_OWNER beside the new owner could win the race and make the asker retry an ask
-   * the new owner already ran. Asks already delivered here are answered NOT_OWNER and retried.
+   * node can claim it. For a moment the subscription stays and answers NOT_OWNER, so an ask that
+   * reached it while it was going is retried at once rather than lost (dropped by a closed
+   * subscription, it waited out a whole attempt). NATS hands a request to EVERY subscriber of a
+   * subject and takes the first reply, so this NOT_OWNER can beat the new owner's answer to the
+   * same request: the asker then sends it again with the same ask id, and the new owner answers
+   * that repeat with its first reply (Forwarder) instead of running it twice.
    */
   unserveShard(shard: number): void {
-    this.forwarder.unserve(shard, 0);
+    this.forwarder.unserve(shard);
   }
 
   /** The owner side of one forwarded ask. Undefined means NOT_OWNER: the asker retries. */

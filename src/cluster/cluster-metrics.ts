@@ -30,7 +30,7 @@ export function registerClusterMetrics(metrics: Metrics, app: ClusterApp): void 
     new Gauge({ name, help, registers, labelNames: labels ? Object.keys(labels) : [], collect() { if (labels) this.set(labels, read()); else this.set(read()); } });
   // Counters kept by the node; exposed as *_total gauges set at scrape (prom-client counters cannot be set).
   new Gauge({
-    name: 'cluster_forwards_total', help: 'Asks over NATS: asked (sent to another owner), served (answered for another node), retried, failed', labelNames: ['outcome'], registers,
+    name: 'cluster_forwards_total', help: 'Asks over NATS: asked (sent to another owner), served (answered for another node), retried, failed, deduped (a repeated ask id answered with the first reply)', labelNames: ['outcome'], registers,
     collect() {
       const f = node.forwarder?.stats;
       if (!f) return;
@@ -38,6 +38,7 @@ export function registerClusterMetrics(metrics: Metrics, app: ClusterApp): void 
       this.set({ outcome: 'served' }, f.served);
       this.set({ outcome: 'retried' }, f.retried);
       this.set({ outcome: 'failed' }, f.failed);
+      this.set({ outcome: 'deduped' }, f.deduped);
     },
   });
   counter('cluster_fencing_refusals_total', 'Writes refused because this node no longer held the shard lease at that epoch', () => node.stats.fencingRefusals);

@@ -99,6 +99,10 @@ export class ClusterNode implements LeaseView {
   liveNodes: string[] = [];
   pgUp = false;
   natsStatus: 'connected' | 'reconnecting' | 'disconnected' | 'closed' = 'disconnected';
+  /** monotonic ms since which the NATS link has been down; undefined while it is up */
+  private natsDownSince: number | undefined;
+  /** this node stood aside (NATS down): out of the live set, holding no shard, until NATS is back */
+  private asideForNats = false;
 
   private hooks: ShardHooks | undefined;
   /** shards served here (gained and not yet lost) */
@@ -164,6 +168,8 @@ export class ClusterNode implements LeaseView {
       if (s.type === 'disconnect') this.natsStatus = 'disconnected';
       else if (s.type === 'reconnecting') this.natsStatus = 'reconnecting';
       else if (s.type === 'reconnect') this.natsStatus = 'connected';
+      if (this.natsStatus === 'connected') this.natsDownSince = undefined;
+      else this.natsDownSince ??= performance.now();
       if (s.type === 'disconnect' || s.type === 'reconnect') this.log.warn({ nats: s.type, node: this.nodeId }, 'NATS link changed');
     }
     this.natsStatus = 'closed';
@@ -228,6 +234,14 @@ export class ClusterNode implements LeaseView {
 
   private async tick(): Promise<void> {
     const ttl = this.config.leaseTtlMs;
+    // (Alone in the cluster, it keeps its shards: nobody else could serve them.)
+    if (this.natsDownSince !== undefined && performance.now() - this.natsDownSince >= 2 * this.config.renewMs && this.liveNodes.some((n) => n !== this.nodeId)) {
+      return this.standAside();
+    }
+    if (this.asideForNats) {
+      this.asideForNats = false;
+      this.log.warn({ node: this.nodeId }, 'NATS is back: rejoining the live set');
+    }
     try {
       // Heartbeat, renewal and the lease table in one round trip each, sent together.
       const [live, lost, rows] = await Promise.all([
@@ -257,6 +271,30 @@ export class ClusterNode implements LeaseView {
       this.pgUp = false;
       this.stats.renewFailures++;
       this.log.warn({ err: e, node: this.nodeId }, 'lease renewal failed; shards stop when their trust window ends');
+    }
+  }
+
+  /**
+   * The NATS link is down (for two renewal periods): no forwarded request, frame or invalidation
+   * reaches this node, so its shards would answer nobody while it kept renewing them. It leaves the
+   * live set (the others stop preferring it) and releases every shard at its epoch, so the others
+   * claim them on their next tick instead of waiting for a lease that never expires. Its actors stop
+   * at once (their writes would be fenced after the release anyway). Back on NATS, the next tick's
+   * heartbeat rejoins and rebalancing hands shards back.
+   */
+  private async standAside(): Promise<void> {
+    if (!this.asideForNats) {
+      this.asideForNats = true;
+      this.log.warn({ node: this.nodeId, shards: this.active.size }, 'NATS link down: releasing every shard and leaving the live set until it is back');
+    }
+    try {
+      await this.sql`UPDATE nodes SET left_at = now() WHERE id = ${this.nodeId}`;
+      this.pgUp = true;
+      for (const s of [...this.active]) this.drop(s, 'lost');
+      await this.leases.releaseAll();
+    } catch (e) {
+      this.pgUp = false;
+      this.log.warn({ err: e, node: this.nodeId }, 'standing aside failed; shards stop when their trust window ends');
     }
   }
 
@@ -363,6 +401,10 @@ export class ClusterNode implements LeaseView {
       clearInterval(this.timer);
       clearInterval(this.watchdog);
       await this.ticking?.catch(() => {});
+      // Out of the membership first: the others stop placing shards here, so each shard released
+      // below goes straight to its next preferred owner (one move, claimed on that node's next
+      // tick) rather than waiting two ticks as an orphan and moving again once this node is gone.
+      await this.sql`UPDATE nodes SET left_at = now() WHERE id = ${this.nodeId}`.catch(() => {});
       const renewer = setInterval(() => void this.leases.renew().catch(() => {}), this.config.renewMs);
       try {
         // Drain all at once (handoffs already draining finish on their own).

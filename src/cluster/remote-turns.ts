@@ -94,6 +94,8 @@ class IncomingTurn {
   /** set while the listener is paused on a chunk (a slow SSE client): later chunks wait behind it */
   private delivering: Promise<void> | undefined;
   lastHeard = performance.now();
+  /** the forward was answered (the owner queued the turn): only then can the owner fall silent */
+  answered = false;
   settled = false;
   /** asks the owner to stop the turn (set once the forward was answered) */
   cancel: ((reason?: ApiError) => void) | undefined;
@@ -249,6 +251,7 @@ export class RemoteTurns {
     this.stats.forwarded++;
     // The silence window starts now: a forward retried through a failover is not silence.
     t.lastHeard = performance.now();
+    t.answered = true;
     t.cancel = (reason) => cancel(id, reason);
     this.arm();
     t.start();
@@ -281,12 +284,23 @@ export class RemoteTurns {
   /** One timer for every incoming turn: an owner silent past silenceMs is gone. */
   private arm(): void {
     if (this.watchdog) return;
+    const period = Math.max(50, Math.min(this.heartbeatMs, this.silenceMs / 3));
+    let last = performance.now();
     this.watchdog = setInterval(() => {
       const now = performance.now();
+      const late = now - last > 2 * period;
+      last = now;
+      // This node's own event loop stood still (GC, a busy start, a loaded machine): timers run
+      // before the socket is read, so the frames that came meanwhile are not handled yet. What
+      // this node did not listen for is not the owner's silence: judge on the next round.
+      if (late) return;
       for (const t of [...this.incoming.values()]) {
-        if (now - t.lastHeard > this.silenceMs) this.ownerLost(t);
+        // A turn whose forward is still being retried (no owner yet, a handoff) is waiting for
+        // its ask's deadline, not for an owner: ending it here told the client owner_lost while
+        // the retried forward then ran the turn on the next owner.
+        if (t.answered && now - t.lastHeard > this.silenceMs) this.ownerLost(t);
       }
-    }, Math.max(50, Math.min(this.heartbeatMs, this.silenceMs / 3)));
+    }, period);
     this.watchdog.unref();
   }
 

@@ -10,6 +10,12 @@ export interface Behaviour<M = unknown, R = unknown> {
   /** Work still running outside the mailbox (a stream, a provider call): never passivate then. */
   busy?(): boolean;
   /**
+   * Cluster handoff: true when stopping the actor now cuts nothing a move would lose, though it
+   * is `busy` (a running deployment's health checks: a standing duty the next owner resumes).
+   * Absent: movable once not busy.
+   */
+  movable?(): boolean;
+  /**
    * Called when the actor stops: clear timers here. After a crash the actor is rebuilt from
    * the store and work it started outside the mailbox may go on and report to the new one.
    */

@@ -64,7 +64,11 @@ class EmbeddedAgents implements AgentHost {
   }
 
   async ping(nft: string): Promise<void> {
-    await this.ctx.directory.ask(AGENT_ACTOR, nft, { type: 'ping' } satisfies AgentMsg, 5000);
+    // The agent mounted here, through this process's registry (one process: the same call as the
+    // directory). In cluster mode a deploy still finishing on a node that is handing the shard off
+    // must not ask the directory: it forwards to the shard's owner, and there is none until the
+    // handoff, which waits for this deploy, is over.
+    await this.ctx.actors.ask(AGENT_ACTOR, nft, { type: 'ping' } satisfies AgentMsg, 5000);
   }
 
   endpointUrl(nft: string): string {
@@ -112,6 +116,7 @@ export const runtimeFeature: FeatureModule = (f) => {
   ctx.actors.register(deploymentActorKind({
     repo: deployments,
     fenceFor: ctx.fenceFor,
+    ...(ctx.cluster ? { serves: (nft: string) => ctx.cluster!.serves(shardOf(nft)) } : {}),
     providers: ctx.providers,
     // Local calls are whole in-process operations: queue them; remote adapters queue each HTTP call.
     run: (p, call) => (p === 'local' ? (queue(p).add(call) as Promise<never>) : call()),
@@ -161,10 +166,16 @@ export const runtimeFeature: FeatureModule = (f) => {
     }
   };
 
-  // An embedded agent is mounted on the node that owns its NFT's shard; in cluster mode another
-  // node knows it is up from the store (its cached view is dropped by the deployment frames).
+  // An embedded agent is mounted on the node that owns its NFT's shard. In cluster mode every node
+  // asks the store (its cached view is dropped by the deployment frames): a mount left on a node
+  // the shard moved away from says nothing about the deployment now (it may have been stopped
+  // through its new owner).
+  const runsEmbedded = (d: Deployment | null | undefined) => d?.status === 'running' && d.provider === 'local';
   const available = ctx.cluster
-    ? (nft: string): boolean | Promise<boolean> => agents.isMounted(nft) || deployments.latest(nft).then((d) => d?.status === 'running' && d.provider === 'local')
+    ? (nft: string): boolean | Promise<boolean> => {
+      const cached = deployments.peekLatest(nft);
+      return cached !== undefined ? runsEmbedded(cached) : deployments.latest(nft).then(runsEmbedded);
+    }
     : (nft: string): boolean => agents.isMounted(nft);
   f.addRoutes(deploymentRoutes(ctx, deployments, idempotency));
   const agentDeps = {

@@ -68,6 +68,8 @@ export interface SoakReport {
 const ACTIVE = new Set(['pending', 'deploying', 'running', 'stopping']);
 const MID = new Set(['pending', 'deploying', 'stopping']);
 const MAX_TURNS_PER_CONVERSATION = 20;
+/** The servers' refresh grace window (set in their env below): a lost refresh retried later is reuse. */
+const REFRESH_GRACE_MS = 10_000;
 
 interface Session {
   id: string;
@@ -75,6 +77,8 @@ interface Session {
   refresh: string;
   /** a refresh of this session was sent and not answered (the crash cut it) */
   refreshCut: boolean;
+  /** when the refresh that was cut was sent (the server answers its retry only within the grace window) */
+  refreshCutAt?: number;
 }
 
 interface Turn {
@@ -159,6 +163,7 @@ async function soak(opts: SoakOptions, engines: { pg: Postgres; nats: Nats } | u
     PANTHERS_RATE_LIMITS: 'off',
     PANTHERS_HEALTH_INTERVAL_MS: '200',
     PANTHERS_SCRIPTED_DELAY_MS: '2',
+    PANTHERS_REFRESH_GRACE_MS: String(REFRESH_GRACE_MS),
   };
   log(`soak: seed ${seed}, data dir ${dataDir}${clusterMode ? `, cluster of ${nodeCount} nodes on PostgreSQL ${engines!.pg.url} and NATS ${engines!.nats.url}` : ''}`);
 
@@ -363,6 +368,7 @@ async function soak(opts: SoakOptions, engines: { pg: Postgres; nats: Nats } | u
       if (roll < 0.75) {
         const s = n.session;
         s.refreshCut = true;
+        s.refreshCutAt = Date.now();
         const r = await attempt('refresh', () => api.call('POST', '/v1/auth/refresh', { body: { refresh_token: s.refresh } }));
         if (r) s.refreshCut = false;
         if (r?.status === 200) {
@@ -484,10 +490,15 @@ async function soak(opts: SoakOptions, engines: { pg: Postgres; nats: Nats } | u
         s.refresh = r.body.refresh_token;
         s.access = r.body.access_token;
         s.refreshCut = false;
+      } else if (s.refreshCut && Date.now() - (s.refreshCutAt ?? 0) > REFRESH_GRACE_MS && /reuse detected/.test(r.text)) {
+        // Retried after the grace window: the server must treat the old token as stolen (a
+        // client retries a lost refresh at once; this one waited for a restart). Not a violation.
+        tally('refresh retried past the grace window', 'refused');
+        if (!(await signIn(n))) throw new Error(`cannot sign in again as NFT ${n.id}`);
       } else {
         violation(s.refreshCut ? 'signed out by a cut refresh' : 'refresh token rejected',
           `NFT ${n.id} session ${s.id}: the latest acknowledged refresh token got ${r.status} ${r.text.slice(0, 200)}` +
-          (s.refreshCut ? ' (a refresh of this session was in flight at the kill)' : ''));
+          (s.refreshCut ? ` (a refresh of this session was in flight at the kill, ${Date.now() - (s.refreshCutAt ?? 0)} ms ago)` : ''));
         // Sign in again so the soak can go on (the user would have to).
         if (!(await signIn(n))) throw new Error(`cannot sign in again as NFT ${n.id}`);
       }
