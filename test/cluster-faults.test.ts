@@ -1,13 +1,13 @@
 import { after, afterEach, before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { ClusterUnavailable, TestCluster, sleep, type ClusterNode } from '../helpers/cluster-harness.js';
-import { ClientLedger, ClusterInvariants, getRetrying } from '../helpers/cluster-ledger.js';
-import { openSse, signInOver, type HttpSession } from '../helpers/sign-in-http.js';
-import { openWs } from '../helpers/ws.js';
-import { request } from '../helpers/server.js';
-import { newEvmWallet } from '../helpers/wallets.js';
-import { startFakeAkash, type FakeAkash } from '../fakes/akash-api.js';
-import { shardOf } from '../../src/cluster/shards.js';
+import { ClusterUnavailable, TestCluster, sleep, type ClusterNode } from './helpers/cluster-harness.js';
+import { ClientLedger, ClusterInvariants, getRetrying } from './helpers/cluster-ledger.js';
+import { openSse, signInOver, type HttpSession } from './helpers/sign-in-http.js';
+import { openWs } from './helpers/ws.js';
+import { request } from './helpers/server.js';
+import { newEvmWallet } from './helpers/wallets.js';
+import { startFakeAkash, type FakeAkash } from './fakes/akash-api.js';
+import { shardOf } from '../src/cluster/shards.js';
 
 /**
  * Issue 17's fault tests: three real `panthers serve` nodes in cluster mode on one real
