@@ -38,10 +38,10 @@ export function migrate(db: Db): number {
   return version;
 }
 
-/** True when a write can be committed now (GET /health reports unhealthy otherwise). */
 /** 'busy': another connection holds the write lock right now (the audit writer thread, a backup). */
 export type WriteProbe = 'writable' | 'busy' | 'failed';
 
+/** Whether a write can be committed now (GET /health judges a 'busy' that lasts, and 'failed'). */
 export function probeWrite(db: Db): WriteProbe {
   // Probe without waiting on a lock someone else holds: a health check must never block the loop.
   db.pragma('busy_timeout = 0');
