@@ -166,6 +166,11 @@ const KNOWN_FAILING: Record<string, string> = process.env.PANTHERS_CLUSTER_FAULT
   // runs in a row of the join + SIGTERM scenario, two of them in full-file runs; 'rounds' with
   // 17k: 3 runs in a row of that scenario; 'first-answer' with 17k: 3 runs in a row once 17j's
   // per-attempt resend was merged, first turns 3.6-4.3 s, where 4 of 10 rounds took 15.3 s before.)
+  // Back on the list: CI on a fresh clone (2026-12-02) saw 1,398 B reach the provider from the
+  // paused node after SIGCONT (one provider deployment per NFT still held). The lease is checked
+  // before each provider request, so this is most likely a request checked before the pause and
+  // written after it (a pause can land between the check and the socket write); not yet proven.
+  'sigstop': 'a provider request checked before the SIGSTOP can still be written after SIGCONT (1,398 B seen once in CI)',
 };
 const known = (id: string) => (KNOWN_FAILING[id] ? { todo: `known failing: ${KNOWN_FAILING[id]}` } : {});
 
@@ -336,7 +341,7 @@ describe('cluster faults: three nodes on PostgreSQL + NATS', { timeout: LONG ? 9
     await verifyEverywhere(c);
   });
 
-  test('SIGSTOP a node for twice the lease time: its writes are fenced and it makes no provider call after it resumes', async (t) => {
+  test('SIGSTOP a node for twice the lease time: its writes are fenced and it makes no provider call after it resumes', known('sigstop'), async (t) => {
     const c = ready(t);
     if (!c) return;
     await c.balanced();
