@@ -21,6 +21,12 @@ interface Answered {
 
 /** An ask id: what ClusterDirectory and RemoteTurns make (a UUID, or `<node tag>:<uuid>`). */
 const ASK_ID = /^[A-Za-z0-9:-]{8,80}$/;
+
+/** The message's ask id when it carries a well-formed one (asker and owner read it the same way). */
+function askIdOf(msg: unknown): string | undefined {
+  const id = (msg as { id?: unknown } | null)?.id;
+  return typeof id === 'string' && ASK_ID.test(id) ? id : undefined;
+}
 /**
  * How long an owner answers a repeated ask id with the first reply. An asker reuses an id only
  * within one ask, i.e. within its deadline (15 s by default, PANTHERS_ACTOR_QUERY_TIMEOUT_MS);
@@ -107,8 +113,8 @@ export class Forwarder {
           return;
         }
         this.stats.served++;
-        const id = (body as { id?: unknown } | null)?.id;
-        const key = typeof id === 'string' && ASK_ID.test(id) ? `${shard}/${id}` : undefined;
+        const id = askIdOf(body);
+        const key = id === undefined ? undefined : `${shard}/${id}`;
         const first = key === undefined ? undefined : this.answered.get(key);
         if (first) this.stats.deduped++;
         const reply = first?.reply ?? this.run(entry, body);
@@ -174,8 +180,7 @@ export class Forwarder {
   async ask<T>(shard: number, msg: unknown, deadlineMs: number, abandon?: () => boolean): Promise<T> {
     const until = performance.now() + deadlineMs;
     const data = enc.encode(JSON.stringify(msg));
-    const id = (msg as { id?: unknown } | null)?.id;
-    const repeatable = typeof id === 'string' && ASK_ID.test(id);
+    const repeatable = askIdOf(msg) !== undefined;
     const attemptMs = this.opts.attemptMs ?? ATTEMPT_MS;
     /** an attempt went out and no reply came: the owner may have run it */
     let unanswered = false;

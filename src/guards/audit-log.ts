@@ -251,7 +251,9 @@ export class AuditLog implements AuditSink {
   }
 
   /** Blocks this thread until the writer has done op `seq` (bounded); false on timeout. */
-  private waitFor(seq: number, timeoutMs = this.opts.flushTimeoutMs ?? 10_000): boolean {
+  private waitFor(seq: number, brief = false): boolean {
+    // A hand-over only waits a moment (and says nothing); flush() and stop() the flush timeout.
+    const timeoutMs = brief ? HANDOVER_WAIT_MS : this.opts.flushTimeoutMs ?? 10_000;
     const until = Date.now() + timeoutMs;
     for (;;) {
       const done = Atomics.load(this.ctl, CTL_DONE);
@@ -260,7 +262,7 @@ export class AuditLog implements AuditSink {
       if (left <= 0 || !this.worker) break;
       Atomics.wait(this.ctl, CTL_DONE, done, Math.min(left, 100));
     }
-    if (timeoutMs >= 1000) this.opts.log.error({ waiting: this.waiting }, 'audit writer did not finish within the flush timeout');
+    if (!brief) this.opts.log.error({ waiting: this.waiting }, 'audit writer did not finish within the flush timeout');
     return false;
   }
 
@@ -286,7 +288,7 @@ export class AuditLog implements AuditSink {
     // event loop for a database that is locked or gone: the rows stay queued (bounded by
     // maxQueue) for the next hand-over. flush() and stop() wait the whole flush timeout.
     if (!this.inline && this.lastAppend > Atomics.load(this.ctl, CTL_DONE)
-      && !this.waitFor(this.lastAppend, patient ? undefined : HANDOVER_WAIT_MS) && !patient) {
+      && !this.waitFor(this.lastAppend, !patient) && !patient) {
       this.flushScheduled = false;
       this.trimQueue();
       return 0;
