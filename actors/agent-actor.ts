@@ -3,7 +3,7 @@ import type { ActorKind, Behaviour } from '../src/contracts/actor-kind.js';
 import { ApiError, isApiError, toApiError } from '../src/errors.js';
 import type { Logger } from '../src/logger.js';
 import type { Publisher } from '../src/server/ws-server.js';
-import type { ConversationsStore } from '../src/agents/conversations-store.js';
+import type { ConversationsStore, TurnRecord } from '../src/agents/conversations-store.js';
 import { answerFenced, fencedAsApiError, type Fence } from '../src/db/fence.js';
 import { estimateTokens, type ChatMessage, type ModelBackend } from '../src/models/model-backend.js';
 import type { AgentSettings } from '../src/providers/provider.js';
@@ -38,6 +38,22 @@ export interface AgentActorDeps {
   /** `enabled`: a daily limit is set (without one, usage is only counted and holds need no sizing). */
   quota?: { readonly enabled: boolean; reserve(nft: string, cost: number): QuotaHold | Promise<QuotaHold> };
   onTurn?(outcome: 'complete' | 'incomplete' | 'error'): void;
+}
+
+/** A turn admitted by the mailbox, waiting for its conversation and a slot. */
+interface QueuedTurn {
+  conversationId: string;
+  /** the conversation was opened by this turn with just this message: no history to read back */
+  isNew: boolean;
+  message: string;
+  ac: AbortController;
+  listener?: TurnListener;
+  maxTokens?: number;
+  prelude?: ChatMessage[];
+  hold?: QuotaHold;
+  fence?: Fence;
+  turnId?: string;
+  resent: boolean;
 }
 
 /**
@@ -112,12 +128,21 @@ export class AgentBehaviour implements Behaviour<AgentMsg, unknown>, AgentTurns 
     const fence = this.fence;
     let id = msg.conversationId;
     let isNew = !id;
+    /** an earlier owner opened the conversation for this very turn (a resent turn): not again */
+    let openedEarlier = false;
     if (id && msg.createIfMissing && !(await this.deps.repo.get(id))) isNew = true;
     else if (id) await this.deps.repo.owned(id, this.nft, msg.wallet);
+    else if (msg.resent && msg.newConversationId && (await this.deps.repo.get(msg.newConversationId))) {
+      id = msg.newConversationId;
+      await this.deps.repo.owned(id, this.nft, msg.wallet);
+      isNew = false;
+      openedEarlier = true;
+    }
     id ??= msg.newConversationId ?? randomUUID();
     const cap = this.deps.maxTokens;
     const maxTokens = msg.maxTokens !== undefined && cap !== undefined ? Math.min(msg.maxTokens, cap) : msg.maxTokens ?? cap;
-    const prelude = isNew ? msg.prelude : undefined;
+    // Stored with the turn's message unless that is already stored (safeTurn looks).
+    const prelude = isNew || openedEarlier ? msg.prelude : undefined;
     // Admission holds the turn's worst case: the system prompt, what the model will read (a new
     // conversation: the message and any prelude; a continued one: up to the history budget) and
     // the output cap. Settled with the real count when the turn ends.
@@ -158,7 +183,11 @@ export class AgentBehaviour implements Behaviour<AgentMsg, unknown>, AgentTurns 
     else signal?.addEventListener('abort', onAbort, { once: true });
     let set = this.turns.get(conversationId);
     if (!set) this.turns.set(conversationId, (set = new Set()));
-    const run = () => this.slots.run(() => this.safeTurn(conversationId, isNew && !prelude?.length, msg.message, ac, msg.listener, maxTokens, prelude, hold, fence));
+    const queued: QueuedTurn = {
+      conversationId, isNew: isNew && !prelude?.length, message: msg.message, ac, listener: msg.listener, maxTokens, prelude, hold, fence,
+      turnId: msg.turnId, resent: msg.resent === true,
+    };
+    const run = () => this.slots.run(() => this.safeTurn(queued));
     const t = { ac, done: undefined as unknown as Promise<TurnResult> };
     t.done = this.enqueue(conversationId, run)
       .catch((e) => this.failed(conversationId, e, false)) // the slots or the chain failing: still an answer
@@ -219,34 +248,50 @@ export class AgentBehaviour implements Behaviour<AgentMsg, unknown>, AgentTurns 
    * or the context, the quota) ends it with an error frame and, once the user's message is
    * stored, a stored incomplete reply. A turn aborted before the model starts stores nothing.
    */
-  private async safeTurn(
-    conversationId: string, isNew: boolean, message: string, ac: AbortController, listener: TurnListener | undefined,
-    maxTokens?: number, prelude?: ChatMessage[], hold?: QuotaHold, fence?: Fence,
-  ): Promise<TurnResult> {
+  private async safeTurn(t: QueuedTurn): Promise<TurnResult> {
     const { repo, now, log } = this.deps;
+    const { conversationId, ac, fence, turnId } = t;
     if (ac.signal.aborted) {
       const reason = ac.signal.reason;
       return this.failed(conversationId, reason instanceof ApiError ? reason : new ApiError('SERVICE_UNAVAILABLE', 'The turn was cancelled before the model started; nothing was stored'), false);
     }
+    // A turn resent after an attempt reached an earlier owner (which then died or lost the
+    // shard): what that owner stored is not stored again. Its reply stored: that reply is the
+    // answer. Only its message stored: the model answers it now (the earlier owner's lease is
+    // gone, so its own reply can no longer be written).
+    let stored = false;
+    if (t.resent && turnId) {
+      try {
+        const seen = await repo.turnRecord(turnId);
+        if (seen.reply) return this.replay(conversationId, seen.reply, t.listener);
+        stored = seen.user;
+      } catch (e) {
+        log.error({ err: e, nft: this.nft, conversation: conversationId }, 'reading a resent turn back failed');
+        // Unknown whether an earlier owner stored it: not a first attempt for an idempotent retry.
+        return this.failed(conversationId, new ApiError('SERVICE_UNAVAILABLE', 'The turn could not be checked against an earlier attempt; try again'), true);
+      }
+    }
     // Stored (committed) before the model is called.
-    try {
-      const at = now();
-      // One group commit: the earlier messages and this one land together or not at all.
-      const writes = (prelude ?? []).map((m) => repo.appendCommitted(conversationId, m.role, m.content, estimateTokens(m.content), false, at, fence));
-      writes.push(repo.appendCommitted(conversationId, 'user', message, estimateTokens(message), false, at, fence));
-      await Promise.all(writes);
-    } catch (e) {
-      log.error({ err: e, nft: this.nft, conversation: conversationId }, 'storing a message failed');
-      return this.failed(conversationId, new ApiError('SERVICE_UNAVAILABLE', 'The message could not be stored; try again'), false);
+    if (!stored) {
+      try {
+        const at = now();
+        // One group commit: the earlier messages and this one land together or not at all.
+        const writes = (t.prelude ?? []).map((m) => repo.appendCommitted(conversationId, m.role, m.content, estimateTokens(m.content), false, at, fence));
+        writes.push(repo.appendCommitted(conversationId, 'user', t.message, estimateTokens(t.message), false, at, fence, turnId));
+        await Promise.all(writes);
+      } catch (e) {
+        log.error({ err: e, nft: this.nft, conversation: conversationId }, 'storing a message failed');
+        return this.failed(conversationId, new ApiError('SERVICE_UNAVAILABLE', 'The message could not be stored; try again'), false);
+      }
     }
     const progress = { text: '' };
     try {
-      return await this.runTurn(conversationId, isNew, message, ac, listener, progress, maxTokens, hold, fence);
+      return await this.runTurn(t, progress);
     } catch (e) {
       log.error({ err: e, nft: this.nft, conversation: conversationId }, 'chat turn failed');
       const error = isApiError(e) ? e : new ApiError('INTERNAL_ERROR', 'The turn failed; the partial reply is stored as incomplete');
       try {
-        await repo.appendCommitted(conversationId, 'assistant', progress.text, estimateTokens(progress.text), true, now(), fence);
+        await repo.appendCommitted(conversationId, 'assistant', progress.text, estimateTokens(progress.text), true, now(), fence, turnId);
       } catch (se) {
         log.error({ err: se, nft: this.nft, conversation: conversationId }, 'storing an incomplete reply failed');
       }
@@ -259,16 +304,35 @@ export class AgentBehaviour implements Behaviour<AgentMsg, unknown>, AgentTurns 
     }
   }
 
-  private async runTurn(
-    conversationId: string, isNew: boolean, message: string, ac: AbortController, listener: TurnListener | undefined, progress: { text: string }, maxTokens?: number,
-    hold?: QuotaHold, fence?: Fence,
-  ): Promise<TurnResult> {
+  /** A resent turn whose reply an earlier owner stored: that reply, streamed as one chunk. */
+  private async replay(conversationId: string, reply: NonNullable<TurnRecord['reply']>, listener: TurnListener | undefined): Promise<TurnResult> {
+    const frames = new ChunkFrames(conversationId, this.nft);
+    const topic = chatTopic(conversationId);
+    if (reply.content) {
+      if (this.deps.publisher.subscribers(topic) > 0) this.deps.publisher.publish(topic, frames.chunk(reply.content));
+      try {
+        await listener?.onChunk(reply.content);
+      } catch {
+        // a listener that throws loses its chunk, not the turn
+      }
+    }
+    const result: TurnResult = {
+      response: reply.content, conversation_id: conversationId, timestamp: new Date(reply.created_at).toISOString(), tokens_used: reply.tokens,
+      incomplete: reply.incomplete, completion_tokens: reply.tokens, stored: true,
+      error: reply.incomplete ? new ApiError('SERVICE_UNAVAILABLE', 'The node that ran this turn first cut it short; the partial reply is stored as incomplete', { reason: 'owner_lost' }) : undefined,
+    };
+    this.deps.publisher.publish(topic, frames.last(result));
+    return result;
+  }
+
+  private async runTurn(t: QueuedTurn, progress: { text: string }): Promise<TurnResult> {
     const { repo, publisher, now } = this.deps;
+    const { conversationId, ac, listener, maxTokens, hold, fence } = t;
     const character = await this.deps.character(this.nft);
     const frames = new ChunkFrames(conversationId, this.nft);
     const topic = chatTopic(conversationId);
     // A conversation opened by this turn holds just this message: no need to read it back.
-    const history = isNew ? [{ role: 'user' as const, content: message }] : await repo.context(conversationId, this.deps.historyTokenBudget);
+    const history = t.isNew ? [{ role: 'user' as const, content: t.message }] : await repo.context(conversationId, this.deps.historyTokenBudget);
     const messages = [{ role: 'system' as const, content: character.system_prompt }, ...history];
 
     let text = '';
@@ -300,7 +364,7 @@ export class AgentBehaviour implements Behaviour<AgentMsg, unknown>, AgentTurns 
     const tokensUsed = promptTokens + completion;
     const at = now();
     try {
-      await repo.appendCommitted(conversationId, 'assistant', text, completion, incomplete, at, fence);
+      await repo.appendCommitted(conversationId, 'assistant', text, completion, incomplete, at, fence, t.turnId);
     } catch (e) {
       this.deps.log.error({ err: e, nft: this.nft, conversation: conversationId }, 'storing a reply failed');
       error ??= new ApiError('INTERNAL_ERROR', 'The reply could not be stored');

@@ -29,10 +29,13 @@ const nodes: Node[] = [];
 
 /** The model: deltas from the message's words; "stall" stops after two chunks until aborted. */
 const WORDS = Array.from({ length: 40 }, (_, i) => `w${i} `);
+/** model calls, by last message */
+const calls = new Map<string, number>();
 const model: ModelBackend = {
   name: 'scripted',
   defaultModel: 'test',
   async *stream(req: ModelRequest): AsyncIterable<ModelEvent> {
+    calls.set(req.messages[req.messages.length - 1]!.content, (calls.get(req.messages[req.messages.length - 1]!.content) ?? 0) + 1);
     const last = req.messages[req.messages.length - 1]!.content;
     const words = last === 'stall' ? WORDS.slice(0, 2) : WORDS;
     if (last === 'first-slow') await sleep(500); // a model slow to its first token
@@ -91,10 +94,11 @@ interface Node {
   frames: Map<string, string[]>;
 }
 
-async function node(name: string, opts: { silenceMs?: number; heartbeatMs?: number; attemptMs?: number } = {}): Promise<Node> {
+/** `db`: a file another node also uses (stands for the shared PostgreSQL of two owners in turn). */
+async function node(name: string, opts: { silenceMs?: number; heartbeatMs?: number; attemptMs?: number; db?: Db } = {}): Promise<Node> {
   const nc = await connect({ servers: nats.url, noEcho: true });
   conns.push(nc);
-  const db = openDatabase(tempDir());
+  const db = opts.db ?? openDatabase(tempDir());
   const frames = new Map<string, string[]>();
   const publish = (topic: string, frame: string) => {
     let l = frames.get(topic);
@@ -575,7 +579,7 @@ describe('cluster directory: a retry does nothing twice (ask ids)', () => {
     const uuid = '0b6f2d4e-3c1a-4f7e-9a2b-5c8d7e6f1a2b';
     const id = `${tag}:${uuid}`;
     const results: unknown[] = [];
-    c.subscribe(`panthers.frames.turn.${tag}.${uuid}`, {
+    c.subscribe(`panthers.frames.turn.${tag}.${uuid}.*`, {
       callback: (_e, m) => {
         for (const f of dec.decode(m.data).split('\n')) if (f.includes('"result"')) results.push(JSON.parse(f));
       },
@@ -584,7 +588,8 @@ describe('cluster directory: a retry does nothing twice (ask ids)', () => {
     const conversation = '3f1c2b7a-9d4e-4a6b-8c2d-1e0f9a8b7c6d';
     const body = { id, k: AGENT_ACTOR, key: nft, t: 5000, turn: { turn: id, msg: { type: 'turn', wallet: '0xabc', message: 'hello', newConversationId: conversation } } };
     const [x, y] = await Promise.all([send(c, shard, body), send(c, shard, body)]);
-    assert.deepEqual(x, { ok: { conversation_id: conversation } });
+    assert.equal(x.ok.conversation_id, conversation);
+    assert.match(x.ok.run, /^[0-9a-f]{8}$/, 'the answer names the run that streams');
     assert.deepEqual(y, x);
     await waitFor(() => results.length > 0 || undefined);
     // A third attempt after it ended: the same answer, still one run.
@@ -593,5 +598,68 @@ describe('cluster directory: a retry does nothing twice (ask ids)', () => {
     assert.equal(results.length, 1, 'one result frame');
     const page = await new SqliteConversationsStore(b.db, log).page(conversation, 10, 0);
     assert.deepEqual(page.messages.map((m) => m.role), ['user', 'assistant'], 'one stored exchange');
+  });
+
+  /**
+   * The first owner took the turn, stored its message (and maybe its reply), streamed a little and
+   * died before answering: played here by a raw subscriber writing to the file the next owner
+   * reads (the shared store). The asker's attempt times out and is sent again, now to the next owner.
+   */
+  async function resentThroughFailover(storeReply: boolean) {
+    const db = openDatabase(tempDir());
+    const a = await node('a', { attemptMs: 150 });
+    const c = await node('c', { db });
+    const nft = freshNft();
+    const shard = shardOf(nft);
+    const store = new SqliteConversationsStore(db, log);
+    const first = await raw();
+    const asks: any[] = [];
+    first.subscribe(`panthers.shard.${shard}`, {
+      callback: (_e, m) => {
+        const body = JSON.parse(dec.decode(m.data));
+        asks.push(body);
+        if (asks.length > 1) return;
+        void (async () => {
+          const turnId: string = body.turn.turn;
+          const cid: string = body.turn.msg.newConversationId;
+          store.create({ id: cid, nft_token_id: nft, wallet: '0xabc', created_at: 1, updated_at: 1 });
+          await store.appendCommitted(cid, 'user', body.turn.msg.message, 1, false, 1, undefined, turnId);
+          if (storeReply) await store.appendCommitted(cid, 'assistant', 'the first owner said this', 5, false, 2, undefined, turnId);
+          // It streamed under its own run before dying: none of that may reach the client.
+          first.publish(`panthers.frames.turn.${turnId.replace(':', '.')}.deadbeef`, enc.encode(JSON.stringify('GHOST ')));
+          await first.flush();
+          own(c, nft);
+        })();
+      },
+    });
+    await first.flush();
+    const message = `resent-${storeReply}-${nft}`;
+    const t = await turn(a, nft, message);
+    const r = await t.handle.done;
+    first.close();
+    const page = await new SqliteConversationsStore(db, log).page(t.handle.conversation_id, 10, 0);
+    return { r, t, page, asks, message };
+  }
+
+  test('a turn resent to the next owner after the first stored its message is answered once: the message is not stored again', async () => {
+    const { r, t, page, asks, message } = await resentThroughFailover(false);
+    assert.equal(r.error, undefined);
+    assert.equal(r.incomplete, false);
+    assert.equal(t.chunks.join(''), WORDS.join(''), 'the next owner\'s reply, and nothing of the first owner\'s run');
+    assert.equal(r.response, WORDS.join(''));
+    assert.deepEqual(page.messages.map((m) => [m.role, m.content]), [['user', message], ['assistant', WORDS.join('')]], 'one message, one reply');
+    assert.equal(calls.get(message), 1, 'one model call on the next owner');
+    assert.equal(asks[0].again, undefined, 'the first attempt is a first attempt');
+    assert.ok(asks.slice(1).every((b) => b.again === 1), 'every attempt after it says it was sent before');
+  });
+
+  test('a turn resent after the first owner stored its reply gets that reply, and the model is not called again', async () => {
+    const { r, t, page, message } = await resentThroughFailover(true);
+    assert.equal(r.error, undefined);
+    assert.equal(r.incomplete, false);
+    assert.deepEqual(t.chunks, ['the first owner said this']);
+    assert.equal(r.response, 'the first owner said this');
+    assert.deepEqual(page.messages.map((m) => m.role), ['user', 'assistant']);
+    assert.equal(calls.get(message), undefined, 'no model call');
   });
 });

@@ -2,6 +2,25 @@ import type { Db } from '../db/database.js';
 import { ApiError } from '../errors.js';
 import { estimateTokens, type ChatMessage } from '../models/model-backend.js';
 
+/** What a message read returns: the API's shape (turn_id stays inside). */
+const COLUMNS = 'id, conversation_id, role, content, tokens, incomplete, created_at';
+
+/** A turn's stored rows: its user message, and its reply if one was stored. */
+export interface TurnRecord {
+  user: boolean;
+  reply?: { content: string; tokens: number; incomplete: boolean; created_at: number };
+}
+
+/** A TurnRecord from a turn id's rows (both stores). */
+export function turnRecordOf(rows: Iterable<{ role: StoredMessage['role']; content: string; tokens: number; incomplete: number; created_at: number | string }>): TurnRecord {
+  const r: TurnRecord = { user: false };
+  for (const m of rows) {
+    if (m.role === 'user') r.user = true;
+    else if (m.role === 'assistant') r.reply = { content: m.content, tokens: m.tokens, incomplete: m.incomplete === 1, created_at: Number(m.created_at) };
+  }
+  return r;
+}
+
 export interface Conversation {
   id: string;
   nft_token_id: string;
@@ -28,6 +47,7 @@ export interface QueuedMessage {
   tokens: number;
   incomplete: boolean;
   at: number;
+  turnId?: string;
   resolve(): void;
   reject(e: unknown): void;
 }
@@ -64,10 +84,11 @@ export class ConversationsRepo {
       get: db.prepare<[string], Conversation>('SELECT * FROM conversations WHERE id = ?'),
       create: db.prepare('INSERT INTO conversations (id, nft_token_id, wallet, created_at, updated_at) VALUES (?, ?, ?, ?, ?)'),
       touch: db.prepare('UPDATE conversations SET updated_at = ? WHERE id = ?'),
-      append: db.prepare('INSERT INTO messages (conversation_id, role, content, tokens, incomplete, created_at) VALUES (?, ?, ?, ?, ?, ?)'),
-      page: db.prepare<[string, number, number], StoredMessage>('SELECT * FROM messages WHERE conversation_id = ? ORDER BY id LIMIT ? OFFSET ?'),
+      append: db.prepare('INSERT INTO messages (conversation_id, role, content, tokens, incomplete, created_at, turn_id) VALUES (?, ?, ?, ?, ?, ?, ?)'),
+      page: db.prepare<[string, number, number], StoredMessage>(`SELECT ${COLUMNS} FROM messages WHERE conversation_id = ? ORDER BY id LIMIT ? OFFSET ?`),
       count: db.prepare<[string], { n: number }>('SELECT count(*) AS n FROM messages WHERE conversation_id = ?'),
-      recent: db.prepare<[string, number], StoredMessage>('SELECT * FROM messages WHERE conversation_id = ? ORDER BY id DESC LIMIT ?'),
+      recent: db.prepare<[string, number], { role: StoredMessage['role']; content: string; tokens: number }>('SELECT role, content, tokens FROM messages WHERE conversation_id = ? ORDER BY id DESC LIMIT ?'),
+      turn: db.prepare<[string], { role: StoredMessage['role']; content: string; tokens: number; incomplete: number; created_at: number }>('SELECT role, content, tokens, incomplete, created_at FROM messages WHERE turn_id = ?'),
       clear: db.prepare('DELETE FROM messages WHERE conversation_id = ?'),
       recentTokens: db.prepare<[string, number], { tokens: number; chars: number }>('SELECT tokens, length(content) AS chars FROM messages WHERE conversation_id = ? ORDER BY id DESC LIMIT ?'),
     };
@@ -93,9 +114,9 @@ export class ConversationsRepo {
   }
 
   /** Appends a message; resolves once it is committed. */
-  appendCommitted(conversationId: string, role: StoredMessage['role'], content: string, tokens: number, incomplete: boolean, at: number): Promise<void> {
+  appendCommitted(conversationId: string, role: StoredMessage['role'], content: string, tokens: number, incomplete: boolean, at: number, turnId?: string): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.messages.push({ conversationId, role, content, tokens, incomplete, at, resolve, reject });
+      this.messages.push({ conversationId, role, content, tokens, incomplete, at, turnId, resolve, reject });
       if (this.messages.length >= this.batchRows) this.flushEarly();
       else this.scheduleFlush();
     });
@@ -153,7 +174,7 @@ export class ConversationsRepo {
       }
       this.db.transaction(() => {
         for (const c of conversations.values()) this.s.create.run(c.id, c.nft_token_id, c.wallet, c.created_at, c.updated_at);
-        for (const m of batch) this.s.append.run(m.conversationId, m.role, m.content, m.tokens, m.incomplete ? 1 : 0, m.at);
+        for (const m of batch) this.s.append.run(m.conversationId, m.role, m.content, m.tokens, m.incomplete ? 1 : 0, m.at, m.turnId ?? null);
         for (const [id, at] of touched) this.s.touch.run(at, id);
       }).immediate();
     } catch (e) {
@@ -190,6 +211,11 @@ export class ConversationsRepo {
       used += t;
     }
     return used;
+  }
+
+  /** What a turn id already stored: its user message, and its reply if one was stored. */
+  turnRecord(turnId: string): TurnRecord {
+    return turnRecordOf(this.s.turn.all(turnId));
   }
 
   clear(conversationId: string): number {

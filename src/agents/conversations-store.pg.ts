@@ -3,7 +3,7 @@ import { FencedError, type Fence } from '../db/fence.js';
 import { fenceCte } from '../db/fence-pg.js';
 import { ApiError } from '../errors.js';
 import { estimateTokens, type ChatMessage } from '../models/model-backend.js';
-import type { Conversation, StoredMessage, QueuedMessage as SqliteQueuedMessage } from './conversations-repo.js';
+import { turnRecordOf, type Conversation, type StoredMessage, type TurnRecord, type QueuedMessage as SqliteQueuedMessage } from './conversations-repo.js';
 import { fitContext, fitContextTokens, type ConversationsStore, type ConversationSummary } from './conversations-store.js';
 
 /** The SQLite repo's queued message, plus the fence its PostgreSQL write is guarded by. */
@@ -72,9 +72,9 @@ export class PgConversationsStore implements ConversationsStore {
     this.schedule();
   }
 
-  appendCommitted(conversationId: string, role: StoredMessage['role'], content: string, tokens: number, incomplete: boolean, at: number, fence?: Fence): Promise<void> {
+  appendCommitted(conversationId: string, role: StoredMessage['role'], content: string, tokens: number, incomplete: boolean, at: number, fence?: Fence, turnId?: string): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.messages.push({ conversationId, role, content, tokens, incomplete, at, fence, resolve, reject });
+      this.messages.push({ conversationId, role, content, tokens, incomplete, at, fence, turnId, resolve, reject });
       this.schedule();
     });
   }
@@ -145,12 +145,13 @@ export class PgConversationsStore implements ConversationsStore {
           RETURNING 1
         ),
         m AS (
-          INSERT INTO messages (conversation_id, role, content, tokens, incomplete, created_at, writer_epoch, seq)
-          SELECT u.cid, u.role, u.content, u.tokens, u.incomplete, u.at, ${epoch}::bigint,
+          INSERT INTO messages (conversation_id, role, content, tokens, incomplete, created_at, writer_epoch, turn_id, seq)
+          SELECT u.cid, u.role, u.content, u.tokens, u.incomplete, u.at, ${epoch}::bigint, u.turn,
             coalesce((SELECT max(x.seq) FROM messages x WHERE x.conversation_id = u.cid), 0) + row_number() OVER (PARTITION BY u.cid ORDER BY u.i)
           FROM unnest(${ms.map((m) => m.conversationId)}::text[], ${ms.map((m) => m.role)}::text[], ${ms.map((m) => m.content)}::text[],
-            ${ms.map((m) => m.tokens)}::int[], ${ms.map((m) => (m.incomplete ? 1 : 0))}::int[], ${ms.map((m) => m.at)}::bigint[])
-            WITH ORDINALITY AS u(cid, role, content, tokens, incomplete, at, i), f
+            ${ms.map((m) => m.tokens)}::int[], ${ms.map((m) => (m.incomplete ? 1 : 0))}::int[], ${ms.map((m) => m.at)}::bigint[],
+            ${ms.map((m) => m.turnId ?? null)}::text[])
+            WITH ORDINALITY AS u(cid, role, content, tokens, incomplete, at, turn, i), f
           ORDER BY u.i
           RETURNING 1
         ),
@@ -184,6 +185,11 @@ export class PgConversationsStore implements ConversationsStore {
       this.sql<{ n: number }[]>`SELECT count(*) AS n FROM messages WHERE conversation_id = ${conversationId}`,
     ]);
     return { messages, total: count!.n };
+  }
+
+  async turnRecord(turnId: string): Promise<TurnRecord> {
+    return turnRecordOf(await this.sql<{ role: StoredMessage['role']; content: string; tokens: number; incomplete: number; created_at: number }[]>`
+      SELECT role, content, tokens, incomplete, created_at FROM messages WHERE turn_id = ${turnId}`);
   }
 
   async context(conversationId: string, tokenBudget: number): Promise<ChatMessage[]> {

@@ -1,5 +1,5 @@
 import type { Db } from '../db/database.js';
-import { ConversationsRepo, type Conversation, type StoredMessage } from './conversations-repo.js';
+import { ConversationsRepo, type Conversation, type StoredMessage, type TurnRecord } from './conversations-repo.js';
 import type { ConversationsStore, ConversationSummary } from './conversations-store.js';
 import type { ChatMessage } from '../models/model-backend.js';
 
@@ -36,8 +36,12 @@ export class SqliteConversationsStore implements ConversationsStore {
     this.repo.create(c);
   }
 
-  appendCommitted(conversationId: string, role: StoredMessage['role'], content: string, tokens: number, incomplete: boolean, at: number): Promise<void> {
-    return this.repo.appendCommitted(conversationId, role, content, tokens, incomplete, at);
+  appendCommitted(conversationId: string, role: StoredMessage['role'], content: string, tokens: number, incomplete: boolean, at: number, _fence?: unknown, turnId?: string): Promise<void> {
+    return this.repo.appendCommitted(conversationId, role, content, tokens, incomplete, at, turnId);
+  }
+
+  async turnRecord(turnId: string): Promise<TurnRecord> {
+    return this.repo.turnRecord(turnId);
   }
 
   async flush(): Promise<void> {

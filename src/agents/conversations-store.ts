@@ -1,8 +1,8 @@
 import type { Fence } from '../db/fence.js';
 import type { ChatMessage } from '../models/model-backend.js';
-import type { Conversation, StoredMessage } from './conversations-repo.js';
+import type { Conversation, StoredMessage, TurnRecord } from './conversations-repo.js';
 
-export type { Conversation, StoredMessage } from './conversations-repo.js';
+export type { Conversation, StoredMessage, TurnRecord } from './conversations-repo.js';
 
 /** One row of the caller's conversation list (GET /conversations). */
 export interface ConversationSummary {
@@ -26,8 +26,13 @@ export interface ConversationsStore {
   owned(id: string, nft: string, wallet: string): Promise<Conversation>;
   /** Creates a conversation: visible to get() at once, committed with the next batch (before its messages). */
   create(c: Conversation, fence?: Fence): void;
-  /** Appends a message; resolves once it is committed (rejects with FencedError when fenced). */
-  appendCommitted(conversationId: string, role: StoredMessage['role'], content: string, tokens: number, incomplete: boolean, at: number, fence?: Fence): Promise<void>;
+  /**
+   * Appends a message; resolves once it is committed (rejects with FencedError when fenced).
+   * `turnId`: the chat turn it belongs to (a turn forwarded between nodes), read back by turnRecord.
+   */
+  appendCommitted(conversationId: string, role: StoredMessage['role'], content: string, tokens: number, incomplete: boolean, at: number, fence?: Fence, turnId?: string): Promise<void>;
+  /** What a turn id already stored: its user message, and its reply if one was stored. */
+  turnRecord(turnId: string): Promise<TurnRecord>;
   /** Writes everything queued now (shutdown). */
   flush(): Promise<void>;
   page(conversationId: string, limit: number, offset: number): Promise<{ messages: StoredMessage[]; total: number }>;

@@ -3,12 +3,12 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { ApiError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { ActorDirectory } from '../contracts/actor-directory.js';
-import { AGENT_ACTOR, type AgentMsg, type ClearHandle, type TurnHandle } from '../contracts/agent-messages.js';
+import { AGENT_ACTOR, type AgentMsg, type ClearHandle, type TurnHandle, type TurnMsg } from '../contracts/agent-messages.js';
 import { DEPLOYMENT_ACTOR } from '../contracts/deployment-messages.js';
 import { shardOf, SHARDS } from './shards.js';
 import { Forwarder, ForwardAbandoned } from './forwarder.js';
 import { FrameRelay } from './frame-relay.js';
-import { RemoteTurns, type WireTurn } from './remote-turns.js';
+import { RemoteTurns, type WireTurn, type WireTurnAnswer } from './remote-turns.js';
 import { isNotOwner } from '../db/fence.js';
 
 /** Which shards this node holds a lease on now (17d supplies it from ShardLeases). */
@@ -64,6 +64,8 @@ interface WireAsk {
   turn?: WireTurn;
   /** cancel a forwarded turn running on the owner */
   cancel?: { turn: string; reason?: { code: string; message: string; details?: Record<string, unknown> } };
+  /** set by Forwarder on an ask sent again after an attempt that may have reached an owner */
+  again?: 1;
 }
 
 /** Extra time the asker waits beyond the owner's deadline, so the owner's TIMEOUT arrives first. */
@@ -116,13 +118,16 @@ export class ClusterDirectory implements ActorDirectory {
     const until = performance.now() + timeoutMs;
     // One id for every attempt of this ask: a repeat the owner already ran gets its first reply.
     const id = randomUUID();
+    // A turn's id, the same on every attempt and on every owner that runs one: it is stored with
+    // the turn's message, so an owner a resent turn reaches finds what an earlier one stored.
+    if (kind === AGENT_ACTOR && (msg as AgentMsg | undefined)?.type === 'turn' && !(msg as TurnMsg).turnId) msg = { ...(msg as TurnMsg), turnId: this.turns.newTurnId() };
     // A "not owner" answer did nothing (its fenced write was refused, or the actor was evicted
     // with its shard before the message reached it), so the ask goes again, to wherever the shard
     // is now, until the deadline: a failover or a handoff is latency, not a client error.
     for (let attempt = 0; ; attempt++) {
       const left = Math.max(1, Math.round(until - performance.now()));
       try {
-        return await this.askOnce<R>(id, shard, kind, key, msg, left, until);
+        return await this.askOnce<R>(id, shard, kind, key, msg, left, until, attempt > 0);
       } catch (e) {
         if (!isNotOwner(e) || until - performance.now() < 100) throw e;
         this.stats.notOwner++;
@@ -131,30 +136,32 @@ export class ClusterDirectory implements ActorDirectory {
     }
   }
 
-  private async askOnce<R>(id: string, shard: number, kind: string, key: string, msg: unknown, timeoutMs: number, until: number): Promise<R> {
+  /** `again`: an earlier attempt of this ask may have reached an owner (it ran, or may have). */
+  private async askOnce<R>(id: string, shard: number, kind: string, key: string, msg: unknown, timeoutMs: number, until: number, again: boolean): Promise<R> {
     if (this.owns(shard)) {
       this.stats.local++;
-      return this.opts.local.ask<R>(kind, key, msg, timeoutMs);
+      return this.opts.local.ask<R>(kind, key, again ? resent(msg) : msg, timeoutMs);
     }
     const abandon = () => this.owns(shard);
     try {
-      return await this.forward<R>(id, shard, kind, key, msg as AgentMsg, timeoutMs, abandon);
+      return await this.forward<R>(id, shard, kind, key, msg as AgentMsg, timeoutMs, abandon, again);
     } catch (e) {
       if (!(e instanceof ForwardAbandoned)) throw e;
-      // The lease came here while the ask was being retried: run it here with the time left.
+      // The lease came here while the ask was being retried: run it here with the time left
+      // (as a resent turn: an attempt may have reached the owner this node took over from).
       this.stats.abandoned++;
-      return this.opts.local.ask<R>(kind, key, msg, Math.max(1, Math.round(until - performance.now())));
+      return this.opts.local.ask<R>(kind, key, resent(msg), Math.max(1, Math.round(until - performance.now())));
     }
   }
 
-  private async forward<R>(id: string, shard: number, kind: string, key: string, msg: AgentMsg, timeoutMs: number, abandon: () => boolean): Promise<R> {
+  private async forward<R>(id: string, shard: number, kind: string, key: string, msg: AgentMsg, timeoutMs: number, abandon: () => boolean, again: boolean): Promise<R> {
     this.stats.forwarded++;
     const deadline = timeoutMs + REPLY_MARGIN_MS;
     if (kind === AGENT_ACTOR && msg.type === 'turn') {
       const handle: TurnHandle = await this.turns.forward(
         key, msg,
         // The turn id names the turn's frame topic: one turn, one id, whatever the attempts.
-        (turn) => this.forwarder.ask<{ conversation_id: string }>(shard, { id: turn.turn, k: kind, key, t: timeoutMs, turn } satisfies WireAsk, deadline, abandon),
+        (turn) => this.forwarder.ask<WireTurnAnswer>(shard, { id: turn.turn, k: kind, key, t: timeoutMs, turn } satisfies WireAsk, deadline, abandon, again),
         (turn, reason) => {
           const body: WireAsk = { id: randomUUID(), k: kind, key, cancel: { turn, reason: reason && { code: reason.code, message: reason.message, details: reason.details } } };
           this.forwarder.ask(shard, body, 5000).catch((e) => this.opts.log.warn({ err: e, nft: key }, 'forwarding a turn cancel failed'));
@@ -162,7 +169,7 @@ export class ClusterDirectory implements ActorDirectory {
       );
       return handle as R;
     }
-    const reply = await this.forwarder.ask<unknown>(shard, { id, k: kind, key, m: msg, t: timeoutMs } satisfies WireAsk, deadline, abandon);
+    const reply = await this.forwarder.ask<unknown>(shard, { id, k: kind, key, m: msg, t: timeoutMs } satisfies WireAsk, deadline, abandon, again);
     // A clear answers a handle whose promise the owner already awaited: give the same shape back.
     if (kind === AGENT_ACTOR && msg.type === 'clear') return { done: Promise.resolve(reply as number) } satisfies ClearHandle as R;
     return reply as R;
@@ -214,7 +221,7 @@ export class ClusterDirectory implements ActorDirectory {
     if (w.cancel) return { value: this.turns.cancel(w.cancel.turn, w.cancel.reason) };
     if (w.turn) {
       if (w.k !== AGENT_ACTOR) throw new ApiError('INVALID_REQUEST', 'malformed forwarded message');
-      return { value: await this.turns.serve(local, w.key, w.turn, t) };
+      return { value: await this.turns.serve(local, w.key, w.turn, t, w.again === 1) };
     }
     if (w.tell) {
       local.tell(w.k, w.key, w.m);
@@ -241,5 +248,10 @@ export class ClusterDirectory implements ActorDirectory {
   }
 }
 
+
+/** A turn that may already have run on an earlier owner (AgentBehaviour looks its id up first). */
+function resent(msg: unknown): unknown {
+  return (msg as AgentMsg | undefined)?.type === 'turn' ? { ...(msg as TurnMsg), resent: true } : msg;
+}
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

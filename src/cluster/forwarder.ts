@@ -177,9 +177,13 @@ export class Forwarder {
    * is also sent again, with the same id, when an attempt gets no reply within `attemptMs`: the
    * owner answers a repeat with the first attempt's reply, so nothing runs twice.
    */
-  async ask<T>(shard: number, msg: unknown, deadlineMs: number, abandon?: () => boolean): Promise<T> {
+  async ask<T>(shard: number, msg: unknown, deadlineMs: number, abandon?: () => boolean, sentBefore = false): Promise<T> {
     const until = performance.now() + deadlineMs;
-    const data = enc.encode(JSON.stringify(msg));
+    // `again: 1` tells the owner an earlier attempt may have reached another owner (that one ran
+    // it, or may have): the agent looks a resent turn up before running it.
+    const again = () => enc.encode(JSON.stringify({ ...(msg as object), again: 1 }));
+    let data = sentBefore ? again() : enc.encode(JSON.stringify(msg));
+    let marked = sentBefore;
     const repeatable = askIdOf(msg) !== undefined;
     const attemptMs = this.opts.attemptMs ?? ATTEMPT_MS;
     /** an attempt went out and no reply came: the owner may have run it */
@@ -197,6 +201,10 @@ export class Forwarder {
       } catch (e) {
         const err = e as { isNoResponders?: () => boolean; name?: string; cause?: { name?: string } };
         const noResponders = err.isNoResponders?.() === true || err.cause?.name === 'NoRespondersError' || err.name === 'NoRespondersError';
+        if (!noResponders && !marked) {
+          marked = true;
+          data = again();
+        }
         if (!noResponders) {
           const timedOut = err.name === 'TimeoutError' || err.cause?.name === 'TimeoutError';
           if (timedOut) unanswered = true;
@@ -217,6 +225,11 @@ export class Forwarder {
         throw new ApiError(reply.error.code as ErrorCode, reply.error.message, reply.error.details ?? {});
       }
       // Nobody owns the shard right now, or the lease just moved: wait a little and ask again.
+      // ("not owner" came from one subscriber; NATS also handed the request to any other.)
+      if (reply && !marked) {
+        marked = true;
+        data = again();
+      }
       if (abandon?.()) throw new ForwardAbandoned(shard);
       const backoff = Math.min(400, 50 * 2 ** Math.min(attempt, 3)) * (0.5 + Math.random() / 2);
       await new Promise((r) => setTimeout(r, Math.min(backoff, Math.max(0, until - performance.now()))));

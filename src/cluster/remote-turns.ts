@@ -14,16 +14,20 @@ import type { FrameRelay } from './frame-relay.js';
  * takes the chunks, the `opened` callback. The receiving node keeps them and sends plain data:
  *
  * 1. it picks the conversation id (`newConversationId` when the turn opens one) and a turn id
- *    `<node tag>:<uuid>`, and listens on the turn's frame topic `turn:<tag>:<uuid>` (FrameRelay
- *    subject `panthers.frames.turn.<tag>.<uuid>`) BEFORE forwarding the turn, so no frame can be
- *    published before it listens. One wildcard subscription per node (`...turn.<tag>.*`), made
- *    before its first forwarded turn, serves all of them: no SUB/UNSUB per turn;
- * 2. the owner runs the turn as a local one and streams on that topic, batched per event-loop
+ *    `<node tag>:<uuid>`, and listens for the turn's frames BEFORE forwarding the turn, so no
+ *    frame can be published before it listens. One wildcard subscription per node
+ *    (`panthers.frames.turn.<tag>.>`), made before its first forwarded turn, serves all of them:
+ *    no SUB/UNSUB per turn;
+ * 2. the owner runs the turn as a local one under a run id of its own and streams on the topic
+ *    `turn:<tag>:<uuid>:<run>` (subject `...turn.<tag>.<uuid>.<run>`), batched per event-loop
  *    turn by FrameRelay: each chunk as a JSON string, a heartbeat `{"hb":1}` every second while
  *    the turn runs, and a final `{"result":{...}}` carrying the whole TurnResult (error as the
- *    spec's code/message/details);
- * 3. the receiving node hands the chunks to its listener in order, resolves `done` with the
- *    result, and forwards a cancel when its signal aborts (the client went away, a deadline);
+ *    spec's code/message/details). Its answer to the forward names the run;
+ * 3. the receiving node hands the chunks OF THAT RUN to its listener in order (frames that came
+ *    before the answer wait for it), resolves `done` with the result, and forwards a cancel when
+ *    its signal aborts (the client went away, a deadline). A turn sent again through a failover
+ *    can have reached two owners; only the run whose answer came is heard, so two streams never
+ *    mix. The second owner finds what the first stored by the turn id (AgentBehaviour, `resent`);
  * 4. heard nothing for `silenceMs` (the owner died or was cut off): `done` resolves at once as
  *    an incomplete turn with SERVICE_UNAVAILABLE, and the conversation's local followers get a
  *    final frame, so a stream never hangs.
@@ -49,10 +53,17 @@ export interface WireTurn {
   msg: Omit<TurnMsg, 'signal' | 'controller' | 'listener' | 'opened'>;
 }
 
+/** The owner's answer to a forwarded turn: the turn is queued there, streaming as `run`. */
+export interface WireTurnAnswer {
+  conversation_id: string;
+  run: string;
+}
+
 export const HEARTBEAT = '{"hb":1}';
 
-export function turnTopic(turnId: string): string {
-  return `turn:${turnId}`;
+/** The topic one owner's run of a turn streams on. */
+export function turnTopic(turnId: string, run: string): string {
+  return `turn:${turnId}:${run}`;
 }
 
 export function toWireResult(r: TurnResult): WireTurnResult {
@@ -89,8 +100,10 @@ export interface RemoteTurnOptions {
 /** One turn streamed here from another node. */
 class IncomingTurn {
   private text = '';
-  private started = false;
-  private readonly early: string[] = [];
+  /** the run whose answer came (undefined: not answered yet) */
+  run: string | undefined;
+  /** frames that came before the answer, with the run they belong to */
+  early: { run: string; frame: string }[] = [];
   /** set while the listener is paused on a chunk (a slow SSE client): later chunks wait behind it */
   private delivering: Promise<void> | undefined;
   lastHeard = performance.now();
@@ -109,16 +122,9 @@ class IncomingTurn {
     private readonly onChunk: ((c: string) => void | Promise<void>) | undefined,
   ) {}
 
-  /** The forwarded ask answered: chunks that came before it are delivered now, in order. */
-  start(): void {
-    this.started = true;
-    for (const c of this.early.splice(0)) this.deliver(c);
-  }
-
   chunk(content: string): void {
     this.text += content;
-    if (this.started) this.deliver(content);
-    else this.early.push(content);
+    this.deliver(content);
   }
 
   private deliver(content: string): void {
@@ -183,25 +189,32 @@ export class RemoteTurns {
   private listen(): void {
     if (this.sub) return;
     const dec = new TextDecoder();
-    this.sub = this.opts.nc.subscribe(`${this.opts.subjectPrefix ?? 'panthers'}.frames.turn.${this.tag}.*`, {
+    this.sub = this.opts.nc.subscribe(`${this.opts.subjectPrefix ?? 'panthers'}.frames.turn.${this.tag}.>`, {
       callback: (err, m) => {
         if (err) return;
+        // `...turn.<tag>.<uuid>.<run>`
         const dot = m.subject.lastIndexOf('.');
-        const t = this.incoming.get(`${this.tag}:${m.subject.slice(dot + 1)}`);
-        if (!t) return;
+        const run = m.subject.slice(dot + 1);
+        const t = this.incoming.get(`${this.tag}:${m.subject.slice(m.subject.lastIndexOf('.', dot - 1) + 1, dot)}`);
+        if (!t || t.settled) return;
+        if (t.run !== undefined && run !== t.run) return; // another owner's run of a resent turn
         const text = dec.decode(m.data);
         let start = 0;
         for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', start)) {
-          this.dispatch(t, text.slice(start, i));
+          this.dispatch(t, run, text.slice(start, i));
           start = i + 1;
         }
-        this.dispatch(t, text.slice(start));
+        this.dispatch(t, run, text.slice(start));
       },
     });
   }
 
-  private dispatch(t: IncomingTurn, frame: string): void {
+  private dispatch(t: IncomingTurn, run: string, frame: string): void {
     if (t.settled) return;
+    if (t.run === undefined) {
+      t.early.push({ run, frame });
+      return;
+    }
     t.lastHeard = performance.now();
     let f: TurnFrame;
     try {
@@ -217,13 +230,14 @@ export class RemoteTurns {
    * Receiving node: listens for the turn's frames, then forwards it with `ask` (the shard's forwarded
    * request), and answers the same TurnHandle a local turn does.
    */
-  async forward(nft: string, msg: TurnMsg, ask: (wire: WireTurn) => Promise<{ conversation_id: string }>, cancel: (turn: string, reason?: ApiError) => void): Promise<TurnHandle> {
-    const id = `${this.tag}:${randomUUID()}`;
+  async forward(nft: string, msg: TurnMsg, ask: (wire: WireTurn) => Promise<WireTurnAnswer>, cancel: (turn: string, reason?: ApiError) => void): Promise<TurnHandle> {
+    // The caller's turn id when it is one of this node's (its frames come back here), else a new one.
+    const id = msg.turnId?.startsWith(`${this.tag}:`) ? msg.turnId : this.newTurnId();
     const conversationId = msg.conversationId ?? msg.newConversationId ?? randomUUID();
     const { signal: given, controller, listener, opened, ...data } = msg;
     // A caller that handed over its controller is cancelled through it.
     const signal = given ?? controller?.signal;
-    const wire: WireTurn = { turn: id, msg: msg.conversationId ? data : { ...data, newConversationId: conversationId } };
+    const wire: WireTurn = { turn: id, msg: msg.conversationId ? { ...data, turnId: id } : { ...data, turnId: id, newConversationId: conversationId } };
     const t = new IncomingTurn(id, nft, conversationId, listener ? (c) => listener.onChunk(c) : undefined);
     // Subscribed before the ask leaves: NATS handles one connection's SUB before its later request.
     try {
@@ -241,7 +255,7 @@ export class RemoteTurns {
     } catch (e) {
       this.opts.log.error({ err: e }, 'a turn\'s opened callback failed');
     }
-    let reply: { conversation_id: string };
+    let reply: WireTurnAnswer;
     try {
       reply = await ask(wire);
     } catch (e) {
@@ -254,7 +268,9 @@ export class RemoteTurns {
     t.answered = true;
     t.cancel = (reason) => cancel(id, reason);
     this.arm();
-    t.start();
+    // The run that answered is the one heard; what it sent before the answer is handled now, in order.
+    t.run = typeof reply.run === 'string' ? reply.run : '';
+    for (const e of t.early.splice(0)) if (e.run === t.run) this.dispatch(t, e.run, e.frame);
     if (signal) {
       const onAbort = () => cancel(id, signal.reason instanceof ApiError ? signal.reason : undefined);
       if (signal.aborted) onAbort();
@@ -279,6 +295,11 @@ export class RemoteTurns {
       clearInterval(this.watchdog);
       this.watchdog = undefined;
     }
+  }
+
+  /** A turn id of this node: its frames come back to this node's subscription. */
+  newTurnId(): string {
+    return `${this.tag}:${randomUUID()}`;
   }
 
   /** One timer for every incoming turn: an owner silent past silenceMs is gone. */
@@ -332,19 +353,20 @@ export class RemoteTurns {
    * Owner node: runs a forwarded turn as a local one (`local` is this node's registry) and
    * streams it on the turn's topic. Answers once the turn is queued, as a local ask does.
    */
-  async serve(local: ActorDirectory, nft: string, wire: WireTurn, timeoutMs?: number): Promise<{ conversation_id: string }> {
+  async serve(local: ActorDirectory, nft: string, wire: WireTurn, timeoutMs?: number, resent = false): Promise<WireTurnAnswer> {
     // The id becomes part of a NATS subject: nothing but the shape forward() makes.
     if (typeof wire?.turn !== 'string' || !/^[A-Za-z0-9]{1,32}:[A-Za-z0-9-]{1,64}$/.test(wire.turn) || typeof wire.msg !== 'object' || wire.msg === null) {
       throw new ApiError('INVALID_REQUEST', 'malformed forwarded turn');
     }
-    const topic = turnTopic(wire.turn);
+    const run = randomUUID().slice(0, 8);
+    const topic = turnTopic(wire.turn, run);
     const relay = this.opts.relay;
     const ac = new AbortController();
     this.running.set(wire.turn, ac);
     let handle: TurnHandle;
     try {
       handle = await local.ask<TurnHandle>(AGENT_ACTOR, nft, {
-        ...wire.msg, type: 'turn', signal: ac.signal,
+        ...wire.msg, type: 'turn', turnId: wire.turn, resent, signal: ac.signal,
         listener: { onChunk: (c) => relay.publish(topic, JSON.stringify(c)) },
       } satisfies TurnMsg, timeoutMs);
     } catch (e) {
@@ -359,7 +381,7 @@ export class RemoteTurns {
       this.running.delete(wire.turn);
       relay.publish(topic, JSON.stringify({ result: toWireResult(r) }));
     });
-    return { conversation_id: handle.conversation_id };
+    return { conversation_id: handle.conversation_id, run };
   }
 
   /** Owner node: the receiving node's client went away (no reason) or its deadline passed. */

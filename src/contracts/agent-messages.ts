@@ -55,6 +55,16 @@ export interface TurnMsg {
    */
   newConversationId?: string;
   message: string;
+  /**
+   * The turn's id (cluster mode: a turn forwarded to another node, src/cluster/remote-turns.ts),
+   * stored with its user message and its reply.
+   */
+  turnId?: string;
+  /**
+   * The turn may already have run on an earlier owner (a forward sent again after an attempt that
+   * reached one): its turn id is looked up first, and what is stored is not stored again.
+   */
+  resent?: boolean;
   /** asks for a shorter reply than the operator's cap */
   maxTokens?: number;
   /** conversationId names a conversation to open when it does not exist yet (OpenAI `user`) */

@@ -210,4 +210,11 @@ export const MIGRATIONS: readonly string[] = [
   // 9 (cluster mode): the shared signing keys and the quota holds of every node exist only in
   // PostgreSQL (pg-migrations.ts); one process keeps them in its data dir and its memory.
   `SELECT 1;`,
+  // 10: the turn a message belongs to (set for chat turns forwarded between cluster nodes; the
+  // same schema here so one contract suite covers both stores): one user message and one reply
+  // per turn id.
+  `
+  ALTER TABLE messages ADD COLUMN turn_id TEXT;
+  CREATE UNIQUE INDEX messages_turn ON messages (turn_id, role) WHERE turn_id IS NOT NULL;
+  `,
 ];

@@ -240,4 +240,11 @@ export const PG_MIGRATIONS: readonly string[] = [
   CREATE INDEX chat_quota_holds_nft ON chat_quota_holds (nft_token_id, expires_at);
   CREATE INDEX nft_owners_owner ON nft_owners (lower(owner));
   `,
+  // 10: the turn a message belongs to (a chat turn forwarded to another node carries its id), at
+  // most one user message and one reply per turn: a turn resent to the shard's next owner after
+  // the first stored it is found here and not run again (issue 17, "nothing is done twice").
+  `
+  ALTER TABLE messages ADD COLUMN turn_id text;
+  CREATE UNIQUE INDEX messages_turn ON messages (turn_id, role) WHERE turn_id IS NOT NULL;
+  `,
 ];

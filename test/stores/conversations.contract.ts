@@ -88,4 +88,28 @@ export function conversationsContract(engine: () => Promise<StoreEngine<Conversa
       await e.close();
     }
   });
+
+  test('a turn id reads back its message and its reply; the same turn cannot store a second of either', async () => {
+    const e = await engine();
+    try {
+      const s = e.store;
+      const fence = await e.fenceFor?.('c4');
+      const c = conv('c4');
+      s.create(c, fence);
+      const turn = `tag:${randomUUID()}`;
+      assert.deepEqual(await s.turnRecord(turn), { user: false });
+      await Promise.all([
+        s.appendCommitted(c.id, 'system', 'a prelude', 1, false, c.created_at, fence),
+        s.appendCommitted(c.id, 'user', 'hello', 1, false, c.created_at, fence, turn),
+      ]);
+      assert.deepEqual(await e.second().turnRecord(turn), { user: true });
+      await s.appendCommitted(c.id, 'assistant', 'partial', 2, true, c.created_at + 5, fence, turn);
+      assert.deepEqual(await e.second().turnRecord(turn), { user: true, reply: { content: 'partial', tokens: 2, incomplete: true, created_at: c.created_at + 5 } });
+      await assert.rejects(s.appendCommitted(c.id, 'user', 'hello', 1, false, c.created_at + 6, fence, turn));
+      await assert.rejects(s.appendCommitted(c.id, 'assistant', 'again', 1, false, c.created_at + 7, fence, turn));
+      assert.deepEqual((await e.second().page(c.id, 10, 0)).messages.map((m) => m.content), ['a prelude', 'hello', 'partial'], 'nothing stored twice');
+    } finally {
+      await e.close();
+    }
+  });
 }
