@@ -2,7 +2,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from '../../src/logger.js';
 import type { HealthReport } from '../../src/providers/provider.js';
 import { safeGet, PrivateEndpointError } from './endpoint-guard.js';
-import { checkProviderCall, ProviderCallRefused } from './provider-guard.js';
+import { checkProviderCall, guardedDispatcher, ProviderCallRefused } from './provider-guard.js';
 
 /**
  * The one HTTP client both remote provider adapters use (global fetch, so connections are
@@ -111,6 +111,8 @@ export class HttpClient {
         ({ res, body } = this.opts.limit ? await this.opts.limit(call) : await call());
       } catch (e) {
         if (e instanceof ProviderCallRefused) throw e;
+        // Refused at the socket (guardedDispatcher): fetch wraps it as "fetch failed".
+        if ((e as { cause?: unknown })?.cause instanceof ProviderCallRefused) throw (e as { cause: ProviderCallRefused }).cause;
         if (isAbortFromCaller(e, ro.signal)) throw ro.signal!.reason ?? e;
         const timedOut = isTimeout(e);
         const what = timedOut ? `no answer within ${this.opts.timeoutMs} ms` : `network error (${errorCode(e)})`;
@@ -154,7 +156,9 @@ export class HttpClient {
       payload = JSON.stringify(ro.json);
       headers['content-type'] = 'application/json';
     }
-    const res = await fetch(url, { method, headers, body: payload, signal, redirect: 'error' });
+    // The guard runs again right before the request is written (after any connect or pool wait).
+    const dispatcher = guardedDispatcher(ro.signal) as RequestInit['dispatcher'];
+    const res = await fetch(url, { method, headers, body: payload, signal, redirect: 'error', ...(dispatcher ? { dispatcher } : {}) });
     // The body is read under the same timeout: a server that sends headers then stalls is a hang too.
     const text = await res.text();
     let body: unknown = undefined;

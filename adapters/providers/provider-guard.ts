@@ -29,3 +29,51 @@ export function checkProviderCall(signal: AbortSignal | undefined): void {
     throw new ProviderCallRefused(e);
   }
 }
+
+/** Where Node's bundled undici keeps fetch's global dispatcher (undici lib/global.js). */
+const GLOBAL_DISPATCHER = Symbol.for('undici.globalDispatcher.1');
+
+interface UndiciHandler {
+  onConnect?(abort: (err?: Error) => void, context?: unknown): void;
+}
+interface UndiciDispatcher {
+  dispatch(opts: unknown, handler: UndiciHandler): boolean;
+}
+
+/**
+ * A fetch `dispatcher` that runs the signal's guard once more at the last moment a call can be
+ * stopped unsent. The check in checkProviderCall runs before fetch starts; between it and the
+ * socket write there can be a wait for a pooled connection or a TCP connect, and a node paused
+ * there (SIGSTOP) wrote the request after it resumed, its lease long gone (seen once in CI: 1,398
+ * B). undici calls the request's `onConnect` synchronously right before it writes the request
+ * line to the socket (lib/dispatcher/client-h1.js, writeH1: `request.onConnect(abort)`, then
+ * `if (request.aborted) return false`, then the write; undici 6.x, bundled in Node 20); a throw
+ * there fails the request with nothing written. What is left is the few instructions between
+ * that check and the write(2) itself: no check in user space is atomic with a write against a
+ * signal that stops the process anywhere.
+ *
+ * Undefined when the signal has no guard, or fetch's dispatcher is not where undici puts it.
+ */
+export function guardedDispatcher(signal: AbortSignal | undefined): UndiciDispatcher | undefined {
+  const check = signal && guards.get(signal);
+  if (!check) return undefined;
+  const g = globalThis as Record<symbol, unknown>;
+  // Node loads its undici, which installs the global dispatcher, on the first Request or fetch.
+  if (g[GLOBAL_DISPATCHER] === undefined) void new Request('http://127.0.0.1/');
+  const base = g[GLOBAL_DISPATCHER] as UndiciDispatcher | undefined;
+  if (typeof base?.dispatch !== 'function') return undefined;
+  return {
+    dispatch(opts, handler) {
+      const onConnect = handler.onConnect;
+      handler.onConnect = function (this: UndiciHandler, abort, context) {
+        try {
+          check();
+        } catch (e) {
+          throw new ProviderCallRefused(e);
+        }
+        return onConnect?.call(this, abort, context);
+      };
+      return base.dispatch(opts, handler);
+    },
+  };
+}
