@@ -25,14 +25,9 @@ test('soak: 3 kill -9 cycles under a mixed workload, every acknowledged effect c
   assert.deepEqual(unexpected, [], 'no violation');
 });
 
-/**
- * Cluster only, open bug of issue 17: a forwarded turn whose owner is killed right after it stored
- * the user's message is resent (same ask id) to the shard's next owner, which has no memory of
- * that id and runs it again: the message is stored twice ('duplicated') and the stored reply is
- * not the acknowledged one ('truncated'). The fix is a dedupe shared by every node (the turn id
- * stored with the message in PostgreSQL). Seen in CI on a fresh clone, 2026-12-02.
- */
-const KNOWN_CLUSTER = new Set<string>(['duplicated', 'truncated']);
+// ('duplicated' and 'truncated' in the cluster soak, a forwarded turn resent to the shard's next
+// owner after the first stored it and died, left with the shared turn-id dedupe: messages.turn_id,
+// migration 10; two cluster soaks of 12 and 30 cycles found no violation.)
 
 test('soak --cluster: 3 cycles, each kill -9s one of three nodes on PostgreSQL + NATS', { timeout: 180_000 }, async (t) => {
   let r;
@@ -46,5 +41,5 @@ test('soak --cluster: 3 cycles, each kill -9s one of three nodes on PostgreSQL +
   assert.ok(r.acknowledgedWritesChecked >= 30, `acknowledged writes checked: ${r.acknowledgedWritesChecked}`);
   for (const op of ['chat', 'chat (sse)', 'refresh']) assert.ok((r.operations[op]?.ok ?? 0) > 0, `some ${op} acknowledged: ${JSON.stringify(r.operations)}`);
   assert.equal(r.restartToHealthMs.all.length, 6, 'three first starts and three restarts');
-  assert.deepEqual(r.violations.filter((v) => !KNOWN.has(v.kind) && !KNOWN_CLUSTER.has(v.kind)), [], 'no violation');
+  assert.deepEqual(r.violations.filter((v) => !KNOWN.has(v.kind)), [], 'no violation');
 });
