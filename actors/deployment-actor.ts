@@ -13,7 +13,7 @@ import type {
   DeployResult, DeploySpec, HealthReport, ProviderAdapter, ProviderName, ProviderRef,
 } from '../src/providers/provider.js';
 import { deploymentFrame, deploymentTopic } from '../src/deployments/deployment-frames.js';
-import { guardProviderCalls } from '../adapters/providers/provider-guard.js';
+import { guardProviderCalls, ProviderCallRefused } from '../adapters/providers/provider-guard.js';
 import { deploymentView, type DeploymentView } from '../src/deployments/deployment-view.js';
 
 export { DEPLOYMENT_ACTOR, type DeploymentMsg } from '../src/contracts/deployment-messages.js';
@@ -206,7 +206,7 @@ class DeploymentBehaviour implements Behaviour<DeploymentMsg, unknown> {
       case 'deployed':
         return this.onDeployed(msg.id, msg.result);
       case 'deploy_failed':
-        return this.onDeployFailed(msg.id, msg.message);
+        return this.onDeployFailed(msg.id, msg.message, msg.transient);
       case 'stopped':
         return this.onStopped(msg.id);
       case 'stop_failed':
@@ -370,7 +370,7 @@ class DeploymentBehaviour implements Behaviour<DeploymentMsg, unknown> {
         this.untrack(work);
         const reason = work.controller.signal.reason;
         const err = reason instanceof ApiError ? reason : e;
-        this.report({ type: 'deploy_failed', id, message: describe(err) });
+        this.report({ type: 'deploy_failed', id, message: describe(err), transient: transientFailure(err) });
       },
     );
   }
@@ -483,9 +483,19 @@ class DeploymentBehaviour implements Behaviour<DeploymentMsg, unknown> {
     this.startHealthChecks();
   }
 
-  private async onDeployFailed(id: string, message: string): Promise<void> {
+  private async onDeployFailed(id: string, message: string, transient = false): Promise<void> {
     const d = this.current;
     if (!d || d.id !== id) return;
+    if (d.status === 'running' && transient) {
+      // The re-check of a running deployment after a restart or a takeover did not get through
+      // (a ping that timed out under load, a provider busy for a moment): that is not the agent
+      // gone. Failing it here released a serving agent. It stays running with what was seen as
+      // its health, and the health checks go on, as for any running agent that stops answering.
+      this.deps.log.warn({ nft: this.nft, deployment: id, err: message }, 'the re-check of a running deployment did not get through; it stays running');
+      await this.onHealth(id, { ok: false, latency_ms: 0, message: `Re-check after a restart or takeover: ${message}` });
+      this.startHealthChecks();
+      return;
+    }
     if (d.status === 'stopping') {
       // The create the stop waited for has settled: now close what it made (ref saved meanwhile).
       if (this.work?.kind !== 'stop') this.runStop(d);
@@ -666,4 +676,17 @@ export function deploymentActorKind(deps: DeploymentActorDeps): ActorKind<Deploy
       });
     },
   };
+}
+
+/**
+ * A deploy failure that says nothing about the resource being gone: the re-check of a running
+ * deployment that ends so leaves it running (onDeployFailed). Reasons from remote-deploy.ts.
+ */
+function transientFailure(e: unknown): boolean {
+  if (e instanceof ProviderCallRefused) return true;
+  if (!(e instanceof ApiError)) return false;
+  if (e.code === 'TIMEOUT') return true;
+  const reason = e.details.reason;
+  // provider_error with a raw status is a VM the provider reports failed; without, a 5xx.
+  return reason === 'timeout' || reason === 'unreachable' || reason === 'rate_limited' || reason === 'not_ready' || (reason === 'provider_error' && e.details.raw_status === undefined);
 }

@@ -19,7 +19,8 @@ export type DeploymentMsg =
   | { type: 'resume' }
   | { type: 'step'; id: string; progress: number; message: string }
   | { type: 'deployed'; id: string; result: DeployResult }
-  | { type: 'deploy_failed'; id: string; message: string }
+  /** `transient`: a timeout, an unreachable or busy provider, an agent not ready yet, a refused call (not "the resource is gone") */
+  | { type: 'deploy_failed'; id: string; message: string; transient?: boolean }
   | { type: 'stopped'; id: string }
   | { type: 'stop_failed'; id: string; message: string }
   | { type: 'released'; id: string }
