@@ -40,6 +40,8 @@ export interface ClusterContext {
   readonly nodeId: string;
   /** Shards gained since the last call, batched per event-loop turn (recovery scans once). */
   onShardsGained(fn: (shards: ReadonlySet<number>) => void): void;
+  /** A shard this node stopped serving (lost, handed off, released): drop what is kept of its NFTs. */
+  onShardLost(fn: (shard: number) => void): void;
   fenceFor(nft: string): Fence;
   /** This node serves the shard now (its actors run here). */
   serves(shard: number): boolean;
@@ -81,6 +83,7 @@ export class ClusterApp {
   readonly rateSync: RateSync | undefined;
   readonly context: ClusterContext;
   private readonly gainedListeners: ((shards: ReadonlySet<number>) => void)[] = [];
+  private readonly lostListeners: ((shard: number) => void)[] = [];
   private pendingGained = new Set<number>();
   private actors: ShardActors | undefined;
   private directory: ClusterDirectory | undefined;
@@ -97,6 +100,7 @@ export class ClusterApp {
     this.context = {
       nodeId: node.nodeId,
       onShardsGained: (fn) => void this.gainedListeners.push(fn),
+      onShardLost: (fn) => void this.lostListeners.push(fn),
       fenceFor: (nft) => node.fenceFor(nft),
       serves: (shard) => node.serves(shard),
       reportFenced: (e) => node.reportFenced(e),
@@ -190,6 +194,13 @@ export class ClusterApp {
   private lost(shard: number, why: ShardLoss): void {
     this.pendingGained.delete(shard);
     this.server!.unserveShard(shard);
+    for (const fn of this.lostListeners) {
+      try {
+        fn(shard);
+      } catch (e) {
+        this.log.error({ err: e, shard }, 'a shard-lost listener failed');
+      }
+    }
     const actors = this.actors;
     if (!actors) return;
     const planned = why === 'handoff' || why === 'shutdown';

@@ -59,6 +59,14 @@ class EmbeddedAgents implements AgentHost {
     return this.mounted.has(nft);
   }
 
+  /**
+   * Cluster mode: the shard left this node, so its mounts say nothing any more (the new owner
+   * mounts the agent again when it recovers the deployment). Its actors are the cluster's to stop.
+   */
+  forgetShard(shard: number): void {
+    for (const nft of this.mounted.keys()) if (shardOf(nft) === shard) this.mounted.delete(nft);
+  }
+
   settings(nft: string): AgentSettings | undefined {
     return this.mounted.get(nft);
   }
@@ -197,6 +205,7 @@ export const runtimeFeature: FeatureModule = (f) => {
   f.onStart(async () => {
     const cluster = ctx.cluster;
     if (cluster) {
+      cluster.onShardLost((shard) => agents.forgetShard(shard));
       // Cluster mode: a node recovers the deployments of the shards it gains, when it gains them
       // (at start, when a node joins or leaves, after a failover): the table is the list of
       // entities to remember.
