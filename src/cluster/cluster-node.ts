@@ -4,7 +4,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { natsLinkOptions } from './nats-url.js';
 import type { ClusterConfig } from '../config.js';
 import type { Logger } from '../logger.js';
-import { ShardLeases, FencedError, LEASE_SCHEMA } from './shard-leases.js';
+import { ShardLeases, FencedError, LEASE_SCHEMA, LEASE_CLAIMED_AT } from './shard-leases.js';
 import { authenticatedLink, type MacStats } from './cluster-mac.js';
 import { Forwarder } from './forwarder.js';
 
@@ -136,7 +136,7 @@ export class ClusterNode implements LeaseView {
       await migratePg(this.sql);
       await this.sql.begin(async (tx) => {
         await tx`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK})`;
-        await tx.unsafe(LEASE_SCHEMA + NODES_SCHEMA);
+        await tx.unsafe(LEASE_SCHEMA + LEASE_CLAIMED_AT + NODES_SCHEMA);
       });
     } catch (e) {
       throw new Error(`cluster mode: cannot use PostgreSQL at PANTHERS_DATABASE_URL (${(e as Error).message})`, { cause: e });

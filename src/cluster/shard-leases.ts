@@ -22,6 +22,12 @@ INSERT INTO shard_leases (shard) SELECT g FROM generate_series(0, 255) g ON CONF
 `;
 
 /**
+ * When the lease's current epoch was claimed (migration 11): what an operator (and the fault
+ * tests) read to tell a node's calls under its own new lease from calls made without one.
+ */
+export const LEASE_CLAIMED_AT = `ALTER TABLE shard_leases ADD COLUMN IF NOT EXISTS claimed_at timestamptz;`;
+
+/**
  * One node's shard leases (shared/reference/cluster.md, "Single activation"): claim a free or
  * expired shard by bumping its epoch, renew every held shard in ONE statement, release on
  * drain. A node trusts a lease only until `sent_at + ttl - margin` on its own monotonic clock,
@@ -42,7 +48,7 @@ export class ShardLeases {
   static async migrate(sql: Sql): Promise<void> {
     await sql.begin(async (tx) => {
       await tx`SELECT pg_advisory_xact_lock(7317001)`;
-      await tx.unsafe(LEASE_SCHEMA);
+      await tx.unsafe(LEASE_SCHEMA + LEASE_CLAIMED_AT);
     });
   }
 
@@ -61,7 +67,7 @@ export class ShardLeases {
   async claim(shard: number): Promise<Lease | undefined> {
     const sentAt = performance.now();
     const rows = await this.sql<{ epoch: string }[]>`
-      UPDATE shard_leases SET owner = ${this.nodeId}, epoch = epoch + 1, expires_at = now() + ${this.ttlMs} * interval '1 millisecond'
+      UPDATE shard_leases SET owner = ${this.nodeId}, epoch = epoch + 1, expires_at = now() + ${this.ttlMs} * interval '1 millisecond', claimed_at = now()
       WHERE shard = ${shard} AND (owner IS NULL OR owner = ${this.nodeId} AND epoch = ${this.held.get(shard)?.epoch ?? -1} OR expires_at < now())
       RETURNING epoch`;
     if (rows.length === 0) return undefined;

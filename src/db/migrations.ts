@@ -217,4 +217,6 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE messages ADD COLUMN turn_id TEXT;
   CREATE UNIQUE INDEX messages_turn ON messages (turn_id, role) WHERE turn_id IS NOT NULL;
   `,
+  // 11 (cluster mode): when a shard's lease epoch was claimed exists only in PostgreSQL.
+  `SELECT 1;`,
 ];

@@ -1,4 +1,4 @@
-import { LEASE_SCHEMA } from '../cluster/shard-leases.js';
+import { LEASE_SCHEMA, LEASE_CLAIMED_AT } from '../cluster/shard-leases.js';
 
 /**
  * The PostgreSQL schema, as migrations with the SAME version numbers as the SQLite list in
@@ -247,4 +247,6 @@ export const PG_MIGRATIONS: readonly string[] = [
   ALTER TABLE messages ADD COLUMN turn_id text;
   CREATE UNIQUE INDEX messages_turn ON messages (turn_id, role) WHERE turn_id IS NOT NULL;
   `,
+  // 11 (cluster mode; a no-op in SQLite): when each shard's current epoch was claimed.
+  LEASE_CLAIMED_AT,
 ];

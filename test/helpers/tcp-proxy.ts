@@ -15,6 +15,8 @@ export interface ProxySend {
   /** Date.now() when the bytes arrived from the client */
   at: number;
   bytes: number;
+  /** the first line of what was sent (an HTTP request line), for a finding's message */
+  head: string;
 }
 
 export class TcpProxy {
@@ -101,7 +103,7 @@ export class TcpProxy {
     client.on('close', drop);
     upstream.on('close', drop);
     client.on('data', (d) => {
-      if (this.recordSends) this.sends.push({ at: Date.now(), bytes: d.length });
+      if (this.recordSends) this.sends.push({ at: Date.now(), bytes: d.length, head: d.subarray(0, 120).toString('latin1').split('\r\n')[0]! });
     });
     client.pipe(upstream);
     upstream.pipe(client);
