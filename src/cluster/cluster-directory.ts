@@ -118,16 +118,18 @@ export class ClusterDirectory implements ActorDirectory {
     const until = performance.now() + timeoutMs;
     // One id for every attempt of this ask: a repeat the owner already ran gets its first reply.
     const id = randomUUID();
-    // A turn's id, the same on every attempt and on every owner that runs one: it is stored with
-    // the turn's message, so an owner a resent turn reaches finds what an earlier one stored.
-    if (kind === AGENT_ACTOR && (msg as AgentMsg | undefined)?.type === 'turn' && !(msg as TurnMsg).turnId) msg = { ...(msg as TurnMsg), turnId: this.turns.newTurnId() };
+    // A turn's id, the same on every attempt and on every owner that runs one: stored with the
+    // turn's message, so an owner a resent turn reaches finds what an earlier one stored. A turn
+    // run here at its first attempt needs none (nothing else can have run it): its rows carry no
+    // id, and no index entry.
+    const turnId = kind === AGENT_ACTOR && (msg as AgentMsg | undefined)?.type === 'turn' ? (msg as TurnMsg).turnId ?? this.turns.newTurnId() : undefined;
     // A "not owner" answer did nothing (its fenced write was refused, or the actor was evicted
     // with its shard before the message reached it), so the ask goes again, to wherever the shard
     // is now, until the deadline: a failover or a handoff is latency, not a client error.
     for (let attempt = 0; ; attempt++) {
       const left = Math.max(1, Math.round(until - performance.now()));
       try {
-        return await this.askOnce<R>(id, shard, kind, key, msg, left, until, attempt > 0);
+        return await this.askOnce<R>(id, shard, kind, key, msg, left, until, attempt > 0, turnId);
       } catch (e) {
         if (!isNotOwner(e) || until - performance.now() < 100) throw e;
         this.stats.notOwner++;
@@ -137,20 +139,20 @@ export class ClusterDirectory implements ActorDirectory {
   }
 
   /** `again`: an earlier attempt of this ask may have reached an owner (it ran, or may have). */
-  private async askOnce<R>(id: string, shard: number, kind: string, key: string, msg: unknown, timeoutMs: number, until: number, again: boolean): Promise<R> {
+  private async askOnce<R>(id: string, shard: number, kind: string, key: string, msg: unknown, timeoutMs: number, until: number, again: boolean, turnId?: string): Promise<R> {
     if (this.owns(shard)) {
       this.stats.local++;
-      return this.opts.local.ask<R>(kind, key, again ? resent(msg) : msg, timeoutMs);
+      return this.opts.local.ask<R>(kind, key, again ? resent(msg, turnId) : msg, timeoutMs);
     }
     const abandon = () => this.owns(shard);
     try {
-      return await this.forward<R>(id, shard, kind, key, msg as AgentMsg, timeoutMs, abandon, again);
+      return await this.forward<R>(id, shard, kind, key, (turnId ? { ...(msg as TurnMsg), turnId } : msg) as AgentMsg, timeoutMs, abandon, again);
     } catch (e) {
       if (!(e instanceof ForwardAbandoned)) throw e;
       // The lease came here while the ask was being retried: run it here with the time left
       // (as a resent turn: an attempt may have reached the owner this node took over from).
       this.stats.abandoned++;
-      return this.opts.local.ask<R>(kind, key, resent(msg), Math.max(1, Math.round(until - performance.now())));
+      return this.opts.local.ask<R>(kind, key, resent(msg, turnId), Math.max(1, Math.round(until - performance.now())));
     }
   }
 
@@ -250,8 +252,8 @@ export class ClusterDirectory implements ActorDirectory {
 
 
 /** A turn that may already have run on an earlier owner (AgentBehaviour looks its id up first). */
-function resent(msg: unknown): unknown {
-  return (msg as AgentMsg | undefined)?.type === 'turn' ? { ...(msg as TurnMsg), resent: true } : msg;
+function resent(msg: unknown, turnId: string | undefined): unknown {
+  return turnId ? { ...(msg as TurnMsg), turnId, resent: true } : msg;
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
