@@ -164,6 +164,7 @@ export class ClusterApp {
       gained: (shard) => this.gained(shard),
       lost: (shard, why) => this.lost(shard, why),
       drain: (shard, timeoutMs) => this.drain(shard, timeoutMs),
+      movable: (shard) => this.keysOf(shard).every(([kind, key]) => this.actors?.movable(kind, key) !== false),
     });
   }
 

@@ -10,6 +10,12 @@ import { Forwarder } from './forwarder.js';
 
 /** How long a planned handoff waits for a shard's running turns before it stops them. */
 const DRAIN_MS = 10_000;
+/**
+ * A rebalance (a node joined) has no deadline, so it moves a shard when nothing of it is running
+ * (hooks.movable) and waits for that, up to this long: a turn longer than DRAIN_MS is not cut by
+ * a rebalance unless its shard stayed busy this long. SIGTERM cannot wait: it drains DRAIN_MS.
+ */
+const REBALANCE_WAIT_MS = 60_000;
 import { SHARDS, shardOf, preferredOwner } from './shards.js';
 
 export type { Fence };
@@ -35,6 +41,8 @@ export interface ShardHooks {
   lost(shard: number, why: ShardLoss): void;
   /** Handoff/shutdown: resolves once the shard's actors are idle and stopped (bounded by timeoutMs). */
   drain(shard: number, timeoutMs: number): Promise<void>;
+  /** Nothing of the shard's would be cut by moving it now (no turn streaming, no provider work in flight). */
+  movable?(shard: number): boolean;
 }
 
 /**
@@ -110,6 +118,8 @@ export class ClusterNode implements LeaseView {
   private readonly draining = new Set<number>();
   /** monotonic time a shard was first seen free while this node did not prefer it */
   private readonly freeSince = new Map<number, number>();
+  /** shards to hand off to their preferred owner, since when (waiting for them to be movable) */
+  private readonly handSince = new Map<number, number>();
   private timer: NodeJS.Timeout | undefined;
   private watchdog: NodeJS.Timeout | undefined;
   private ticking: Promise<void> | undefined;
@@ -318,7 +328,11 @@ export class ClusterNode implements LeaseView {
         continue;
       }
       this.freeSince.delete(r.shard);
-      if (mine && preferred !== this.nodeId && this.active.has(r.shard) && !this.draining.has(r.shard)) toHand.push(r.shard);
+      if (mine && preferred !== this.nodeId && this.active.has(r.shard) && !this.draining.has(r.shard)) {
+        const since = this.handSince.get(r.shard) ?? now;
+        this.handSince.set(r.shard, since);
+        if (this.hooks?.movable?.(r.shard) !== false || now - since >= REBALANCE_WAIT_MS) toHand.push(r.shard);
+      } else this.handSince.delete(r.shard);
     }
     const claimed = await Promise.all(toClaim.map((s) => this.leases.claim(s).catch(() => undefined)));
     for (const l of claimed) {
@@ -329,7 +343,10 @@ export class ClusterNode implements LeaseView {
     }
     // A few at a time, and only while no other handoff of ours is still draining.
     const room = this.config.rebalanceBatch - this.draining.size;
-    for (const s of toHand.slice(0, Math.max(0, room))) void this.handOff(s, 'handoff');
+    for (const s of toHand.slice(0, Math.max(0, room))) {
+      this.handSince.delete(s);
+      void this.handOff(s, 'handoff');
+    }
   }
 
   private gain(shard: number, epoch: number): void {
