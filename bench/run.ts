@@ -69,7 +69,7 @@ async function main(): Promise<number> {
   // bin/panthers.ts runs the linked CLI only when it is at least as new as the last tsc; a plain
   // tsc after the build would silently measure the module graph (twice the start-up CPU).
   const dist = path.dirname(path.dirname(CLI));
-  const bundle = path.join(dist, 'panthers.mjs');
+  const bundle = path.join(dist, 'panthers.cjs');
   const tsc = path.join(dist, '.tsbuildinfo');
   if (fs.existsSync(tsc) && (!fs.existsSync(bundle) || fs.statSync(bundle).mtimeMs < fs.statSync(tsc).mtimeMs) && process.env.PANTHERS_NO_BUNDLE !== '1') {
     console.error(`${bundle} is older than the last tsc: run npm run build first (or set PANTHERS_NO_BUNDLE=1 to measure the module graph)`);

@@ -1,3 +1,4 @@
+import { importModule } from '../../src/dynamic-import.js';
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -48,5 +49,5 @@ export async function importLlama(env: NodeJS.ProcessEnv = process.env): Promise
   if (!existsSync(entry)) {
     throw new Error(`${LLAMA_PACKAGE} ${LLAMA_VERSION} is not installed (looked in ${llamaHome(env)}): run \`${LLAMA_SETUP_COMMAND}\``);
   }
-  return import(pathToFileURL(entry).href);
+  return importModule(pathToFileURL(entry).href);
 }

@@ -1,3 +1,4 @@
+import { importModule } from '../../src/dynamic-import.js';
 import dns from 'node:dns';
 import net from 'node:net';
 import type { LookupFunction } from 'node:net';
@@ -145,7 +146,7 @@ export async function safeGet(url: string, opts: SafeGetOptions): Promise<SafeGe
 
 async function getOnce(u: URL, opts: SafeGetOptions, signal: AbortSignal): Promise<{ status: number; body: Buffer; truncated: boolean; location?: string }> {
   // Loaded on first use: a server's start needs neither (node:http + node:https, ~6 ms of CPU).
-  const mod = u.protocol === 'https:' ? (await import('node:https')).default : (await import('node:http')).default;
+  const mod = u.protocol === 'https:' ? (await importModule<{ default: typeof import('node:https') }>('node:https')).default : (await importModule<{ default: typeof import('node:http') }>('node:http')).default;
   return new Promise((resolve, reject) => {
     // A literal IP never goes through the lookup: it is checked here, before any connection.
     const host = hostOf(u);

@@ -1,3 +1,4 @@
+import { importModule } from '../dynamic-import.js';
 import { PanthersError } from './errors.js';
 
 /** The part of the WebSocket API the SDK uses: the browser's, Node 22's global, or the `ws` package's. */
@@ -27,7 +28,7 @@ export async function defaultWebSocketFactory(): Promise<WebSocketFactory> {
   const name = 'ws';
   let mod: { default?: unknown; WebSocket?: unknown };
   try {
-    mod = (await import(name)) as typeof mod;
+    mod = await importModule<typeof mod>(name);
   } catch (e) {
     throw new PanthersError('NETWORK_ERROR', 'No WebSocket implementation: this runtime has no global WebSocket and the `ws` package is not installed', { cause: e });
   }
