@@ -61,6 +61,9 @@ export interface WireTurnAnswer {
 
 export const HEARTBEAT = '{"hb":1}';
 
+/** Frames a receiving node keeps for a turn whose forward is not answered yet. */
+const MAX_EARLY_FRAMES = 10_000;
+
 /** The topic one owner's run of a turn streams on. */
 export function turnTopic(turnId: string, run: string): string {
   return `turn:${turnId}:${run}`;
@@ -212,7 +215,9 @@ export class RemoteTurns {
   private dispatch(t: IncomingTurn, run: string, frame: string): void {
     if (t.settled) return;
     if (t.run === undefined) {
-      t.early.push({ run, frame });
+      // Normally empty: the owner's answer leaves before its first frame (one connection, in
+      // order); what comes first is another owner's run. Bounded all the same.
+      if (t.early.length < MAX_EARLY_FRAMES) t.early.push({ run, frame });
       return;
     }
     t.lastHeard = performance.now();
