@@ -23,13 +23,16 @@ const log = createLogger({ level: 'silent' });
 const store = new SqliteConversationsStore(db, log);
 let commits = 0;
 const tx = db.transaction.bind(db);
+// Counts commits through every variant (the chat write batch commits `.immediate()`).
+type Tx = ((...a: unknown[]) => unknown) & { immediate(...a: unknown[]): unknown; deferred(...a: unknown[]): unknown; exclusive(...a: unknown[]): unknown };
 (db as { transaction: typeof db.transaction }).transaction = ((fn: (...a: unknown[]) => unknown) => {
-  const t = tx(fn);
-  return (...a: unknown[]) => {
+  const t = tx(fn) as unknown as Tx;
+  const counted = (f: (...a: unknown[]) => unknown) => (...a: unknown[]) => {
     commits++;
-    return t(...a);
+    return f(...a);
   };
-}) as typeof db.transaction;
+  return Object.assign(counted(t), { immediate: counted(t.immediate), deferred: counted(t.deferred), exclusive: counted(t.exclusive) });
+}) as unknown as typeof db.transaction;
 const backend = new ScriptedBackend({ delayMs: 50 });
 const registry = new ActorRegistry({ log, idleMs: 60_000 });
 registry.register(agentActorKind({
