@@ -44,8 +44,7 @@ interface UndiciDispatcher {
  * A fetch `dispatcher` that runs the signal's guard once more at the last moment a call can be
  * stopped unsent. The check in checkProviderCall runs before fetch starts; between it and the
  * socket write there can be a wait for a pooled connection or a TCP connect, and a node paused
- * there (SIGSTOP) wrote the request after it resumed, its lease long gone (seen once in CI: 1,398
- * B). undici calls the request's `onConnect` synchronously right before it writes the request
+ * there (SIGSTOP) would write the request after it resumed, its lease long gone. undici calls the request's `onConnect` synchronously right before it writes the request
  * line to the socket (lib/dispatcher/client-h1.js, writeH1: `request.onConnect(abort)`, then
  * `if (request.aborted) return false`, then the write; undici 6.x, bundled in Node 20); a throw
  * there fails the request with nothing written. What is left is the few instructions between
