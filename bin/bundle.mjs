@@ -85,8 +85,11 @@ async function warmCodeCache() {
   });
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'panthers-warm-'));
   const tmpCache = `${cacheFile}.${process.pid}.tmp`;
+  // The embedded defaults only: none of this shell's PANTHERS_* settings (a cluster's database,
+  // a model server, keys) reach a server started just to warm the cache.
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('PANTHERS_') && k !== 'PORT' && k !== 'HOST'));
   const child = spawn(process.execPath, [path.join(dist, 'bin', 'panthers.js'), 'serve'], {
-    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', PANTHERS_DATA_DIR: dataDir, LOG_LEVEL: 'error', PANTHERS_CODE_CACHE_OUT: tmpCache },
+    env: { ...env, PORT: String(port), HOST: '127.0.0.1', PANTHERS_DATA_DIR: dataDir, LOG_LEVEL: 'error', PANTHERS_CODE_CACHE_OUT: tmpCache },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   const exited = new Promise((resolve) => child.once('exit', resolve));
