@@ -37,6 +37,8 @@ const ANSWERED_MS = 60_000;
 const ANSWERED_MAX = 100_000;
 /** One attempt of an ask with an id waits this long for its reply before it is sent again. */
 const ATTEMPT_MS = 2_000;
+/** An attempt that timed out after at least this long may have reached an owner. */
+const CONCLUSIVE_MS = 100;
 
 type Reply = { ok: unknown } | { error: { code: string; message: string; details?: Record<string, unknown> } } | { notOwner: true };
 
@@ -194,8 +196,8 @@ export class Forwarder {
       const left = until - performance.now();
       if (left <= 0) break;
       let reply: Reply | undefined;
+      const timeout = Math.max(1, Math.round(repeatable ? Math.min(left, attemptMs) : left));
       try {
-        const timeout = Math.max(1, Math.round(repeatable ? Math.min(left, attemptMs) : left));
         const m = await this.nc.request(this.subject(shard), data, { timeout });
         reply = JSON.parse(dec.decode(m.data)) as Reply;
       } catch (e) {
@@ -207,7 +209,9 @@ export class Forwarder {
         }
         if (!noResponders) {
           const timedOut = err.name === 'TimeoutError' || err.cause?.name === 'TimeoutError';
-          if (timedOut) unanswered = true;
+          // Only an attempt given time for a "no responders" answer says the ask may have been
+          // delivered: the last one, cut short by the deadline, says nothing (a loaded machine).
+          if (timedOut && timeout >= CONCLUSIVE_MS) unanswered = true;
           if (performance.now() >= until) break;
           if (!repeatable) {
             this.stats.failed++;
