@@ -63,3 +63,16 @@ export function toApiError(e: unknown): ApiError {
   if (e instanceof ApiError) return e;
   return new ApiError('INTERNAL_ERROR');
 }
+
+/** One link of an error's `cause` chain, as far as these helpers read it. */
+export interface CauseLink {
+  name?: unknown;
+  code?: unknown;
+  message?: unknown;
+  cause?: unknown;
+}
+
+/** An error, then what caused it, and so on (at most `depth` links): clients wrap the errno. */
+export function* causeChain(e: unknown, depth = 5): Generator<CauseLink> {
+  for (let x = e as CauseLink | undefined, n = 0; x && typeof x === 'object' && n < depth; x = x.cause as CauseLink | undefined, n++) yield x;
+}

@@ -9,6 +9,7 @@ import { AGENT_ACTOR } from '../contracts/agent-messages.js';
 import { ClusterDirectory } from './cluster-directory.js';
 import { openPgStorage, type Storage } from '../db/storage.js';
 import { openPg, pgUnreachable } from '../db/pg.js';
+import { causeChain, type CauseLink } from '../errors.js';
 import { ClusterNode, type Fence, type ShardLoss } from './cluster-node.js';
 import { ClusterPublisher } from './cluster-publisher.js';
 import { NatsInvalidations, LocalInvalidations, type Invalidations } from './invalidations.js';
@@ -336,7 +337,7 @@ async function connectNode(config: ClusterConfig, log: Logger): Promise<ClusterN
 /** NATS errors that can pass: the server down, restarting, the link resetting or timing out. An authorization or argument error cannot. */
 function natsUnreachable(e: unknown): boolean {
   let transient = false;
-  for (let x = e as { name?: unknown; code?: unknown; cause?: unknown } | undefined, depth = 0; x && depth < 5; x = x.cause as typeof x, depth++) {
+  for (const x of causeChain(e)) {
     const name = typeof x.name === 'string' ? x.name : '';
     if (/Authorization|Authentication|PermissionViolation|InvalidArgument/.test(name)) return false;
     if (x.code === 'ENOTFOUND') return false;
@@ -346,7 +347,7 @@ function natsUnreachable(e: unknown): boolean {
 }
 
 function errorCode(e: unknown): string | undefined {
-  for (let x = e as { code?: unknown; cause?: unknown; name?: unknown } | undefined, depth = 0; x && depth < 5; x = x.cause as typeof x, depth++) {
+  for (const x of causeChain(e)) {
     if (typeof x.code === 'string') return x.code;
     if (!x.cause && typeof x.name === 'string' && x.name !== 'Error') return x.name;
   }
@@ -355,9 +356,9 @@ function errorCode(e: unknown): string | undefined {
 
 /** The innermost message (the wrapper's text repeats it); never a URL's credentials: neither client puts them in messages. */
 function rootMessage(e: unknown): string {
-  let x = e as { message?: unknown; cause?: unknown };
-  for (let depth = 0; x.cause && typeof x.cause === 'object' && depth < 5; depth++) x = x.cause as typeof x;
-  return typeof x.message === 'string' ? x.message : String(e);
+  let last: CauseLink | undefined;
+  for (const x of causeChain(e, 6)) last = x;
+  return typeof last?.message === 'string' ? last.message : String(e);
 }
 
 /** One process: the same seams, doing nothing. */

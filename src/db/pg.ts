@@ -1,5 +1,6 @@
 import postgres, { type Sql } from 'postgres';
 import { PG_MIGRATIONS } from './pg-migrations.js';
+import { causeChain } from '../errors.js';
 
 export type { Sql };
 
@@ -79,7 +80,7 @@ function unreachableSqlState(code: string): boolean {
  * the configuration is wrong: a node starting then retries instead of exiting.
  */
 export function pgUnreachable(e: unknown): boolean {
-  for (let x = e as { code?: unknown; cause?: unknown } | undefined, depth = 0; x && depth < 5; x = x.cause as typeof x, depth++) {
+  for (const x of causeChain(e)) {
     const code = typeof x.code === 'string' ? x.code : undefined;
     if (code && (UNREACHABLE_CODES.has(code) || (/^[0-9A-Z]{5}$/.test(code) && unreachableSqlState(code)))) return true;
   }
