@@ -119,17 +119,19 @@ export class ClusterDirectory implements ActorDirectory {
     // One id for every attempt of this ask: a repeat the owner already ran gets its first reply.
     const id = randomUUID();
     // A turn's id, the same on every attempt and on every owner that runs one: stored with the
-    // turn's message, so an owner a resent turn reaches finds what an earlier one stored. A turn
-    // run here at its first attempt needs none (nothing else can have run it): its rows carry no
-    // id, and no index entry.
-    const turnId = kind === AGENT_ACTOR && (msg as AgentMsg | undefined)?.type === 'turn' ? (msg as TurnMsg).turnId ?? this.turns.newTurnId() : undefined;
+    // turn's message, so an owner a resent turn reaches finds what an earlier one stored. Made
+    // when first needed: a turn run here at its first attempt needs none (nothing else can have
+    // run it), so its rows carry no id and no index entry.
+    const isTurn = kind === AGENT_ACTOR && (msg as AgentMsg | undefined)?.type === 'turn';
+    let turnId = isTurn ? (msg as TurnMsg).turnId : undefined;
+    const turnIdNow = () => (isTurn ? (turnId ??= this.turns.newTurnId()) : undefined);
     // A "not owner" answer did nothing (its fenced write was refused, or the actor was evicted
     // with its shard before the message reached it), so the ask goes again, to wherever the shard
     // is now, until the deadline: a failover or a handoff is latency, not a client error.
     for (let attempt = 0; ; attempt++) {
       const left = Math.max(1, Math.round(until - performance.now()));
       try {
-        return await this.askOnce<R>(id, shard, kind, key, msg, left, until, attempt > 0, turnId);
+        return await this.askOnce<R>(id, shard, kind, key, msg, left, until, attempt > 0, turnIdNow);
       } catch (e) {
         if (!isNotOwner(e) || until - performance.now() < 100) throw e;
         this.stats.notOwner++;
@@ -138,32 +140,33 @@ export class ClusterDirectory implements ActorDirectory {
     }
   }
 
-  /** `again`: an earlier attempt of this ask may have reached an owner (it ran, or may have). */
-  private async askOnce<R>(id: string, shard: number, kind: string, key: string, msg: unknown, timeoutMs: number, until: number, again: boolean, turnId?: string): Promise<R> {
+  /** `resent`: an earlier attempt of this ask may have reached an owner (it ran, or may have). */
+  private async askOnce<R>(id: string, shard: number, kind: string, key: string, msg: unknown, timeoutMs: number, until: number, resent: boolean, turnId: () => string | undefined): Promise<R> {
     if (this.owns(shard)) {
       this.stats.local++;
-      return this.opts.local.ask<R>(kind, key, again ? resent(msg, turnId) : msg, timeoutMs);
+      return this.opts.local.ask<R>(kind, key, resent ? asResent(msg, turnId()) : msg, timeoutMs);
     }
     const abandon = () => this.owns(shard);
+    const tid = turnId();
     try {
-      return await this.forward<R>(id, shard, kind, key, (turnId ? { ...(msg as TurnMsg), turnId } : msg) as AgentMsg, timeoutMs, abandon, again);
+      return await this.forward<R>(id, shard, kind, key, (tid ? { ...(msg as TurnMsg), turnId: tid } : msg) as AgentMsg, timeoutMs, abandon, resent);
     } catch (e) {
       if (!(e instanceof ForwardAbandoned)) throw e;
       // The lease came here while the ask was being retried: run it here with the time left
       // (as a resent turn: an attempt may have reached the owner this node took over from).
       this.stats.abandoned++;
-      return this.opts.local.ask<R>(kind, key, resent(msg, turnId), Math.max(1, Math.round(until - performance.now())));
+      return this.opts.local.ask<R>(kind, key, asResent(msg, tid), Math.max(1, Math.round(until - performance.now())));
     }
   }
 
-  private async forward<R>(id: string, shard: number, kind: string, key: string, msg: AgentMsg, timeoutMs: number, abandon: () => boolean, again: boolean): Promise<R> {
+  private async forward<R>(id: string, shard: number, kind: string, key: string, msg: AgentMsg, timeoutMs: number, abandon: () => boolean, resent: boolean): Promise<R> {
     this.stats.forwarded++;
     const deadline = timeoutMs + REPLY_MARGIN_MS;
     if (kind === AGENT_ACTOR && msg.type === 'turn') {
       const handle: TurnHandle = await this.turns.forward(
         key, msg,
         // The turn id names the turn's frame topic: one turn, one id, whatever the attempts.
-        (turn) => this.forwarder.ask<WireTurnAnswer>(shard, { id: turn.turn, k: kind, key, t: timeoutMs, turn } satisfies WireAsk, deadline, abandon, again),
+        (turn) => this.forwarder.ask<WireTurnAnswer>(shard, { id: turn.turn, k: kind, key, t: timeoutMs, turn } satisfies WireAsk, deadline, abandon, resent),
         (turn, reason) => {
           const body: WireAsk = { id: randomUUID(), k: kind, key, cancel: { turn, reason: reason && { code: reason.code, message: reason.message, details: reason.details } } };
           this.forwarder.ask(shard, body, 5000).catch((e) => this.opts.log.warn({ err: e, nft: key }, 'forwarding a turn cancel failed'));
@@ -171,7 +174,7 @@ export class ClusterDirectory implements ActorDirectory {
       );
       return handle as R;
     }
-    const reply = await this.forwarder.ask<unknown>(shard, { id, k: kind, key, m: msg, t: timeoutMs } satisfies WireAsk, deadline, abandon, again);
+    const reply = await this.forwarder.ask<unknown>(shard, { id, k: kind, key, m: msg, t: timeoutMs } satisfies WireAsk, deadline, abandon, resent);
     // A clear answers a handle whose promise the owner already awaited: give the same shape back.
     if (kind === AGENT_ACTOR && msg.type === 'clear') return { done: Promise.resolve(reply as number) } satisfies ClearHandle as R;
     return reply as R;
@@ -252,7 +255,7 @@ export class ClusterDirectory implements ActorDirectory {
 
 
 /** A turn that may already have run on an earlier owner (AgentBehaviour looks its id up first). */
-function resent(msg: unknown, turnId: string | undefined): unknown {
+function asResent(msg: unknown, turnId: string | undefined): unknown {
   return turnId ? { ...(msg as TurnMsg), turnId, resent: true } : msg;
 }
 

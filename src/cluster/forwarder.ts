@@ -179,13 +179,17 @@ export class Forwarder {
    * is also sent again, with the same id, when an attempt gets no reply within `attemptMs`: the
    * owner answers a repeat with the first attempt's reply, so nothing runs twice.
    */
-  async ask<T>(shard: number, msg: unknown, deadlineMs: number, abandon?: () => boolean, sentBefore = false): Promise<T> {
+  async ask<T>(shard: number, msg: unknown, deadlineMs: number, abandon?: () => boolean, resent = false): Promise<T> {
     const until = performance.now() + deadlineMs;
-    // `again: 1` tells the owner an earlier attempt may have reached another owner (that one ran
-    // it, or may have): the agent looks a resent turn up before running it.
-    const again = () => enc.encode(JSON.stringify({ ...(msg as object), again: 1 }));
-    let data = sentBefore ? again() : enc.encode(JSON.stringify(msg));
-    let marked = sentBefore;
+    // Once an attempt may have reached an owner (`resent`: one of the caller's did), every later
+    // one says so with `again: 1`: the agent looks a resent turn up before running it.
+    const encode = () => enc.encode(JSON.stringify(resent ? { ...(msg as object), again: 1 } : msg));
+    let data = encode();
+    const delivered = () => {
+      if (resent) return;
+      resent = true;
+      data = encode();
+    };
     const repeatable = askIdOf(msg) !== undefined;
     const attemptMs = this.opts.attemptMs ?? ATTEMPT_MS;
     /** an attempt went out and no reply came: the owner may have run it */
@@ -203,11 +207,8 @@ export class Forwarder {
       } catch (e) {
         const err = e as { isNoResponders?: () => boolean; name?: string; cause?: { name?: string } };
         const noResponders = err.isNoResponders?.() === true || err.cause?.name === 'NoRespondersError' || err.name === 'NoRespondersError';
-        if (!noResponders && !marked) {
-          marked = true;
-          data = again();
-        }
         if (!noResponders) {
+          delivered();
           const timedOut = err.name === 'TimeoutError' || err.cause?.name === 'TimeoutError';
           // Only an attempt given time for a "no responders" answer says the ask may have been
           // delivered: the last one, cut short by the deadline, says nothing (a loaded machine).
@@ -230,10 +231,7 @@ export class Forwarder {
       }
       // Nobody owns the shard right now, or the lease just moved: wait a little and ask again.
       // ("not owner" came from one subscriber; NATS also handed the request to any other.)
-      if (reply && !marked) {
-        marked = true;
-        data = again();
-      }
+      if (reply) delivered();
       if (abandon?.()) throw new ForwardAbandoned(shard);
       const backoff = Math.min(400, 50 * 2 ** Math.min(attempt, 3)) * (0.5 + Math.random() / 2);
       await new Promise((r) => setTimeout(r, Math.min(backoff, Math.max(0, until - performance.now()))));
