@@ -127,6 +127,16 @@ async function ensureRunning(c: TestCluster, nfts: string[]): Promise<void> {
 }
 
 /**
+ * The agents run, deployed on a balanced cluster, which is balanced again after: a scenario that
+ * stands alone (--test-name-pattern) does not test a deploy racing the start-up rebalancing.
+ */
+async function runningOnBalanced(c: TestCluster, nfts: string[]): Promise<void> {
+  await c.balanced();
+  await ensureRunning(c, nfts);
+  await c.balanced();
+}
+
+/**
  * Failover as a client sees it: from `t0` (the kill) until a turn on `nft` through `via` (a
  * survivor) answers 200, retried every 50 ms (each attempt waits for its own answer).
  */
@@ -428,12 +438,9 @@ describe('cluster faults: three nodes on PostgreSQL + NATS', { timeout: LONG ? 9
     const c = ready(t);
     if (!c) return;
     const nfts = chatNfts.slice(0, 12);
-    // The scenario stands alone (--test-name-pattern): its agents run before the load starts,
-    // deployed once the cluster's own start-up rebalancing is over (a deploy racing a shard move
-    // is what the kill and link-cut scenarios test, not this one).
-    await c.balanced();
-    await ensureRunning(c, nfts);
-    await c.balanced();
+    // Its agents run before the load starts (a deploy racing a shard move is what the kill and
+    // link-cut scenarios test, not this one).
+    await runningOnBalanced(c, nfts);
     // The node that owns most of the load's NFTs leaves: most turns are in flight on it.
     const leaving = await busiestOwner(c, nfts);
     const stayers = () => c.live().filter((n) => n !== leaving);
@@ -518,10 +525,7 @@ describe('cluster faults: three nodes on PostgreSQL + NATS', { timeout: LONG ? 9
     const c = ready(t);
     if (!c) return;
     const nfts = chatNfts.slice(0, 10);
-    // Deployed once the shards are balanced (a deploy during rebalancing is the link-cut/handoff scenarios' matter).
-    await c.balanced();
-    await ensureRunning(c, chatNfts);
-    await c.balanced();
+    await runningOnBalanced(c, chatNfts);
     let stop = false;
     const slowAnswers: string[] = [];
     let answered = 0;
