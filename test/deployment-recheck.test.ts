@@ -71,8 +71,12 @@ async function recheckedWith(failure: unknown) {
   // The restart: the re-check of the running deployment fails.
   const second = actors(dir, () => Promise.reject(failure));
   second.registry.tell(DEPLOYMENT_ACTOR, '7', { type: 'recover' });
-  await until(async () => second.calls.deploy === 1);
-  await sleep(200);
+  // Until the re-check's outcome is written: its health (it stays running) or `failed`.
+  await until(async () => {
+    const d = await second.storage.deployments.latest('7');
+    return second.calls.deploy === 1 && (d?.status === 'failed' || /^Re-check/.test(d?.health?.message ?? ''));
+  });
+  await sleep(100); // a release, if one were started, reaches the provider
   const d = (await second.storage.deployments.latest('7'))!;
   second.registry.stopAll();
   second.storage.close();
@@ -88,6 +92,7 @@ test('a re-check that times out leaves a running deployment running (health not 
     const { d, stops } = await recheckedWith(failure);
     assert.equal(d.status, 'running', failure.message);
     assert.equal(d.health?.ok, false);
+    assert.match(d.health?.message ?? '', /^Re-check after a restart or takeover: /);
     assert.equal(stops, 0, 'nothing released');
   }
 });
