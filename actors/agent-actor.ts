@@ -3,6 +3,7 @@ import type { ActorKind, Behaviour } from '../src/contracts/actor-kind.js';
 import { ApiError, isApiError, toApiError } from '../src/errors.js';
 import type { Logger } from '../src/logger.js';
 import type { Publisher } from '../src/server/ws-server.js';
+import { followerCheck } from '../src/server/follower-check.js';
 import type { ConversationsStore, TurnRecord } from '../src/agents/conversations-store.js';
 import { answerFenced, fencedAsApiError, type Fence } from '../src/db/fence.js';
 import { estimateTokens, type ChatMessage, type ModelBackend } from '../src/models/model-backend.js';
@@ -340,10 +341,11 @@ export class AgentBehaviour implements Behaviour<AgentMsg, unknown>, AgentTurns 
     let error: ApiError | undefined;
     // Each delta is rendered and published once, and only when the topic has followers (a turn
     // over SSE alone renders no WS frame); no per-subscriber work here (uWS fans out in C++).
+    const followed = followerCheck(publisher, topic);
     const onDelta = (content: string): void | Promise<void> => {
       text += content;
       progress.text = text;
-      if (publisher.subscribers(topic) > 0) publisher.publish(topic, frames.chunk(content));
+      if (followed()) publisher.publish(topic, frames.chunk(content));
       return listener?.onChunk(content);
     };
     try {
@@ -370,8 +372,9 @@ export class AgentBehaviour implements Behaviour<AgentMsg, unknown>, AgentTurns 
       error ??= new ApiError('INTERNAL_ERROR', 'The reply could not be stored');
     }
     // The reply is stored: nothing after this may fail the turn (that would store it twice).
+    // The usage is written (by group commit) before the last frame tells the client the turn is over.
     try {
-      hold?.settle(tokensUsed);
+      await hold?.settle(tokensUsed);
       this.deps.onTurn?.(error ? 'error' : incomplete ? 'incomplete' : 'complete');
     } catch (e) {
       this.deps.log.error({ err: e, nft: this.nft }, 'counting a turn failed');

@@ -49,7 +49,7 @@ async function node(owned: Set<number>) {
   registry.register({ name: 'probe', create: () => ({ receive: (m: unknown) => m }) });
   registry.register(agentActorKind({
     repo: new SqliteConversationsStore(db, log),
-    publisher: { publish: () => {}, subscribers: () => 0 },
+    publisher: { publish: () => {}, subscribers: () => 0, subscriptions: 0 },
     log,
     now: Date.now,
     character: (nft) => ({ name: nft, system_prompt: 'be brief', model: 'bench', capabilities: [] }),

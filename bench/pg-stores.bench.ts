@@ -75,7 +75,7 @@ try {
   const backend = new ScriptedBackend({ delayMs: 0 });
   const actorStore = new PgConversationsStore(sql);
   actors.register(agentActorKind({
-    repo: actorStore, fenceFor: () => fence, publisher: { publish: () => {}, subscribers: () => 0 }, log, now: Date.now,
+    repo: actorStore, fenceFor: () => fence, publisher: { publish: () => {}, subscribers: () => 0, subscriptions: 0 }, log, now: Date.now,
     character: (n) => defaultCharacter(n, 'scripted'), model: () => ({ backend, model: 'scripted' }), concurrency: 4, historyTokenBudget: 2000,
   }));
   const actorTurn = async (conversationId?: string) => (await (await actors.ask<TurnHandle>(AGENT_ACTOR, nft, { type: 'turn', wallet: '0xabc', conversationId, message: 'Tell me about the moon.' })).done);

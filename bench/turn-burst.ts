@@ -37,7 +37,7 @@ const backend = new ScriptedBackend({ delayMs: 50 });
 const registry = new ActorRegistry({ log, idleMs: 60_000 });
 registry.register(agentActorKind({
   repo: store,
-  publisher: { publish() {}, subscribers: () => 0 },
+  publisher: { publish() {}, subscribers: () => 0, subscriptions: 0 },
   log,
   now: Date.now,
   character: () => ({ name: 'bench', system_prompt: 'You are a bench.', model: 'scripted' }) as never,

@@ -215,7 +215,10 @@ export async function createAgentApp(config: Config, opts: AgentAppOptions): Pro
       link?.stop();
       await shutDown({
         http, ws, actors, log, graceMs: config.shutdownGraceMs,
-        flush: () => conversations.flush(),
+        flush: () => {
+          quota.flush();
+          return conversations.flush();
+        },
         close: () => {
           actors.stopAll();
           overload.stop();

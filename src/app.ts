@@ -201,6 +201,8 @@ export async function createApp(config: Config, opts: AppOptions = {}): Promise<
           actors.stopAll();
           overload.stop();
           ctx.ownership.close();
+          // The last turns' usage (SQLite writes it by group commit), before the file closes.
+          ctx.storage.quota.flush?.();
           db.close();
         },
       });

@@ -110,7 +110,7 @@ async function node(name: string, opts: { silenceMs?: number; heartbeatMs?: numb
   registry.register(agentActorKind({
     repo: new SqliteConversationsStore(db, log),
     // A follower on every topic: the chat path publishes a chunk only to a followed topic.
-    publisher: { publish, subscribers: () => 1 },
+    publisher: { publish, subscribers: () => 1, subscriptions: 0 },
     log,
     now: Date.now,
     character: (nft) => ({ name: `agent ${nft}`, system_prompt: 'be brief', model: 'test', capabilities: ['chat'] }),

@@ -115,7 +115,7 @@ describe('the cross-node publisher', () => {
     const { ClusterPublisher } = await import('../src/cluster/cluster-publisher.js');
     const local = () => {
       const got: string[] = [];
-      return { got, publish: (t: string, f: string) => void got.push(`${t} ${f}`), subscribers: () => 0 };
+      return { got, publish: (t: string, f: string) => void got.push(`${t} ${f}`), subscribers: () => 0, subscriptions: 0 };
     };
     const la = local();
     const lb = local();

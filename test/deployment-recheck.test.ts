@@ -46,7 +46,7 @@ function actors(dir: string, recheck: () => Promise<never> | undefined) {
   const registry = new ActorRegistry({ log, idleMs: 60_000, queryTimeoutMs: 5000 });
   registry.register(deploymentActorKind({
     repo: storage.deployments, providers: new Map<ProviderName, ProviderAdapter>([['akash', adapter]]), run: (_p, call) => call(),
-    publisher: { publish: () => undefined, subscribers: () => 0 }, log, now: Date.now, healthIntervalMs: 60_000, deployTimeoutMs: () => 5000,
+    publisher: { publish: () => undefined, subscribers: () => 0, subscriptions: 0 }, log, now: Date.now, healthIntervalMs: 60_000, deployTimeoutMs: () => 5000,
     specFor: (d) => ({ deploymentId: d.id, nftTokenId: d.nft_token_id, resources: d.resources, agent: d.agent, env: {}, secrets: {} }),
     secrets: storage.providerSecrets,
   }));

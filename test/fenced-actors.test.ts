@@ -61,7 +61,7 @@ async function node(): Promise<Node> {
     },
   };
   const storage = engine.store;
-  const publisher = { publish: (_t: string, f: string) => void frames.push(f), subscribers: () => 0 };
+  const publisher = { publish: (_t: string, f: string) => void frames.push(f), subscribers: () => 0, subscriptions: 0 };
   const fenceFor = () => {
     if (!fence.current) throw new FencedError(-1, -1);
     return fence.current;

@@ -99,8 +99,13 @@ export class World {
           if (turn.chunks.length === 0) throw new Error('the scripted chat turn produced no chunks');
           this.chunks = turn.chunks;
           this.chunksFrom = 'project';
-          this.firstChunkDelays = turn.firstChunkMs < calibrationDelay / 2 ? 0 : 1;
-          log(`project: one scripted turn = ${turn.chunks.length} chunks, first after ${turn.firstChunkMs.toFixed(1)} ms`);
+          // Whether the first chunk comes at once or after one delay, from the quickest of three
+          // turns: the first turn of a fresh process (cold code, first writes) can pass the
+          // threshold, and a wrong answer shifts every lateness figure by a whole delay.
+          let firstMs = turn.firstChunkMs;
+          for (let i = 0; i < 2; i++) firstMs = Math.min(firstMs, (await wsChatTurn(project.url, this.session.token, this.nft, CHAT_MESSAGE)).firstChunkMs);
+          this.firstChunkDelays = firstMs < calibrationDelay / 2 ? 0 : 1;
+          log(`project: one scripted turn = ${turn.chunks.length} chunks, first after ${firstMs.toFixed(1)} ms (quickest of 3)`);
         } catch (e) {
           this.record(['chat_ws'], e);
         }

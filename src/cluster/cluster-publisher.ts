@@ -57,6 +57,9 @@ export class ClusterPublisher implements Publisher, TopicHooks {
     return Math.max(1, this.local.subscribers(topic));
   }
 
+  /** Never changes: subscribers() is never 0 here. */
+  readonly subscriptions = 0;
+
   dropSubscribers(topic: string, keep: (auth: AuthClaims) => boolean, frame: object): number {
     return this.local.dropSubscribers?.(topic, keep, frame) ?? 0;
   }

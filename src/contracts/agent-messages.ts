@@ -97,7 +97,10 @@ export interface AgentTurns {
   abortAll(reason: ApiError, refuseNew?: boolean): Promise<TurnResult[]>;
 }
 
-/** A turn's share of the daily token quota, held from admission and settled with the real count. */
+/**
+ * A turn's share of the daily token quota, held from admission and settled with the real count:
+ * the hold is released at once, the promise resolves once the usage is written (never rejects).
+ */
 export interface QuotaHold {
-  settle(tokens: number): void;
+  settle(tokens: number): Promise<void>;
 }

@@ -90,6 +90,7 @@ export function openSqliteStorage(dataDir: string, opts: SqliteStorageOptions = 
   const db = opts.db ?? openDatabase(dataDir);
   const now = opts.now ?? Date.now;
   const conversations = new SqliteConversationsStore(db, opts.log);
+  const quota = new SqliteQuotaStore(db);
   return {
     kind: 'sqlite',
     db,
@@ -104,11 +105,12 @@ export function openSqliteStorage(dataDir: string, opts: SqliteStorageOptions = 
     transfers: new SqliteTransferStore(db),
     idempotency: new SqliteIdempotencyStore(db),
     replay: new SqliteReplayStore(db),
-    quota: new SqliteQuotaStore(db),
+    quota,
     blockCursor: (source) => sqliteBlockCursor(db, source, now),
     audit: new SqliteAuditStore(db),
     async close() {
       if (db.open) await conversations.flush();
+      quota.flush();
       if (owned && db.open) db.close();
     },
   };

@@ -20,10 +20,12 @@ export interface QuotaStore {
   reserve(nft: string, day: string, amount: number, limit: number, holdId: string, now: number, expiresAt: number): Promise<QuotaReserveResult>;
   /** A hold without a limit (the budget is off: usage is only counted; a shared store may keep none). */
   hold(nft: string, amount: number, holdId: string, expiresAt: number): void | Promise<void>;
-  /** Drops the hold and adds `tokens` to the day's usage, atomically. */
+  /** Drops the hold and adds `tokens` to the day's usage, atomically; resolves once the usage is written. */
   settle(nft: string, holdId: string, day: string, tokens: number): Promise<void>;
   used(nft: string, day: string): Promise<number>;
   held(nft: string, now: number): Promise<number>;
+  /** Writes settled usage still queued (a store that batches its writes); shutdown calls it. */
+  flush?(): void;
   /** Forgets days before `beforeDay`. */
   prune(beforeDay: string): Promise<void>;
 }

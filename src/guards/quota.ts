@@ -15,9 +15,13 @@ export function nextUtcMidnight(ms: number): Date {
   return new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate() + 1));
 }
 
-/** A turn's hold on the budget: settled once with what the turn really used (0 releases it). */
+/**
+ * A turn's hold on the budget: settled once with what the turn really used (0 releases it). The
+ * hold is released at once; the promise resolves once the usage is written (never rejects: a
+ * failed write is reported to the quota's onError).
+ */
 export interface QuotaReservation {
-  settle(tokens: number): void;
+  settle(tokens: number): Promise<void>;
 }
 
 /** What an NFT's owner sees of its budget (GET /usage on the Agent API). */
@@ -102,12 +106,14 @@ export class ChatQuota {
     let open = true;
     return {
       settle: (tokens: number) => {
-        if (!open) return;
+        if (!open) return Promise.resolve();
         open = false;
         const day = utcDay(this.now());
-        // SQLite: runs synchronously to completion right here; PostgreSQL: one statement.
-        this.store.settle(nft, id, day, tokens > 0 ? tokens : 0).catch(this.onError);
+        // SQLite: the hold is dropped here and the usage joins the next group commit;
+        // PostgreSQL: one statement.
+        const written = this.store.settle(nft, id, day, tokens > 0 ? tokens : 0).catch(this.onError);
         this.pruneOncePerDay(day);
+        return written;
       },
     };
   }
@@ -118,6 +124,11 @@ export class ChatQuota {
     const day = utcDay(this.now());
     await this.store.settle(nft, '', day, tokens);
     this.pruneOncePerDay(day);
+  }
+
+  /** Writes the usage still queued (SQLite's group commit): shutdown calls it before closing the database. */
+  flush(): void {
+    this.store.flush?.();
   }
 
   private pruneOncePerDay(day: string): void {

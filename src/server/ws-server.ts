@@ -55,6 +55,12 @@ export interface Publisher {
    * so a publisher that relays to other nodes counts a topic followed there too.
    */
   subscribers(topic: string): number;
+  /**
+   * How many subscriptions sockets here have made so far (it only grows). A 0 from
+   * subscribers(topic) holds until this changes, so a caller per chunk asks uWS again only then
+   * (the topic lookup in C++ cost more than rendering the frame; see followerCheck).
+   */
+  readonly subscriptions: number;
   /** Unsubscribes the sockets on `topic` whose claims `keep` refuses, telling each with `frame`. */
   dropSubscribers?(topic: string, keep: (auth: AuthClaims) => boolean, frame: object): number;
 }
@@ -83,6 +89,7 @@ class Conn implements WsConn {
 
   constructor(
     readonly ws: WebSocket<UserData>, readonly auth: AuthClaims, readonly ip: string, private readonly onDrop: () => void,
+    private readonly onSubscribe: () => void,
     private readonly hooks?: TopicHooks,
   ) {
     this.expiresAt = auth.exp * 1000;
@@ -101,6 +108,7 @@ class Conn implements WsConn {
 
   subscribe(topic: string): void {
     if (this.closed) return;
+    this.onSubscribe();
     if (this.hooks && !this.ws.isSubscribed(topic)) {
       (this.topics ??= new Set()).add(topic);
       this.hooks.follow(topic);
@@ -297,7 +305,7 @@ export class WsServer implements Publisher {
       },
       open: (ws) => {
         const data = ws.getUserData();
-        const conn = new Conn(ws, data.auth, data.ip, () => metrics.wsSlowConsumers.labels('dropped').inc(), this.topicHooks);
+        const conn = new Conn(ws, data.auth, data.ip, () => metrics.wsSlowConsumers.labels('dropped').inc(), this.countSubscription, this.topicHooks);
         data.conn = conn;
         this.conns.add(conn);
         conn.unregister = this.deps.live?.add(data.auth.sid, {
@@ -463,6 +471,11 @@ export class WsServer implements Publisher {
   subscribers(topic: string): number {
     return this.app ? this.app.numSubscribers(topic) : 0;
   }
+
+  subscriptions = 0;
+  private readonly countSubscription = (): void => {
+    this.subscriptions++;
+  };
 
   /**
    * Unsubscribes every socket on `topic` whose claims `keep` refuses (e.g. after an NFT changed

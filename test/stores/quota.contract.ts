@@ -42,6 +42,21 @@ export function quotaContract(open: () => Promise<StoreEngine>): void {
     assert.equal(await a.used('7', DAY), 100);
   });
 
+  test('settles made together are each counted once; SQLite counts them before its group commit', async () => {
+    const holds = [id(), id(), id()];
+    for (const h of holds) assert.equal((await a.reserve('9', DAY, 10, 1000, h, NOON, NOON + 60_000)).ok, true);
+    const written = holds.map((h) => a.settle('9', h, DAY, 7));
+    if (engine.kind === 'sqlite') {
+      // Not committed yet (one transaction at the next turn of the loop), already counted.
+      assert.equal(await a.used('9', DAY), 21);
+      assert.deepEqual(await a.reserve('9', DAY, 980, 1000, id(), NOON, NOON + 60_000), { ok: false, used: 21, held: 0 });
+    }
+    await Promise.all(written);
+    assert.equal(await a.used('9', DAY), 21);
+    assert.equal(await b.used('9', DAY), 21, 'committed once the settles resolve');
+    assert.equal(await a.held('9', NOON), 0);
+  });
+
   test('reserves racing (from two connections where the store is shared) never pass the limit', async () => {
     const nodes = engine.shared ? [a, b] : [a];
     const results = await Promise.all(Array.from({ length: 24 }, (_, i) => nodes[i % nodes.length]!.reserve('race', DAY, 100, 1000, id(), NOON, NOON + 60_000)));
