@@ -472,9 +472,13 @@ export class WsServer implements Publisher {
     return this.app ? this.app.numSubscribers(topic) : 0;
   }
 
-  subscriptions = 0;
+  private subscribeCount = 0;
+  get subscriptions(): number {
+    return this.subscribeCount;
+  }
+
   private readonly countSubscription = (): void => {
-    this.subscriptions++;
+    this.subscribeCount++;
   };
 
   /**
