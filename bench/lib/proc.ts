@@ -103,9 +103,10 @@ export function spawnProc(tools: Tools, cmd: string, args: string[], opts: Spawn
 }
 
 /** User + system CPU seconds a process has used so far (Linux /proc), NaN elsewhere. */
-export function cpuSeconds(pid: number, clockTicks: number): number {
+export function cpuSeconds(pid: number, clockTicks: number, thread?: number): number {
   try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // /proc/PID/task/PID/stat is the main thread alone (Node's worker threads have their own tids).
+    const stat = fs.readFileSync(thread === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${thread}/stat`, 'utf8');
     // Fields after the command name (which may hold spaces) start after the last ')'.
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     return (Number(f[11]) + Number(f[12])) / clockTicks;
@@ -129,15 +130,21 @@ export function rssMb(pid: number): number {
 export class CpuMeter {
   private t0 = 0;
   private c0 = 0;
+  private m0 = 0;
+  /** the main thread's share of the last window, % of one core (the rest is worker and helper threads) */
+  mainPct = NaN;
   constructor(private readonly pid: number, private readonly clockTicks: number) {}
   start(): void {
     this.t0 = performance.now();
     this.c0 = cpuSeconds(this.pid, this.clockTicks);
+    this.m0 = cpuSeconds(this.pid, this.clockTicks, this.pid);
   }
-  /** % of one core since start(). */
+  /** % of one core since start(), all threads. */
   stop(): number {
     const c1 = cpuSeconds(this.pid, this.clockTicks);
+    const m1 = cpuSeconds(this.pid, this.clockTicks, this.pid);
     const wall = (performance.now() - this.t0) / 1000;
+    this.mainPct = ((m1 - this.m0) / wall) * 100;
     return ((c1 - this.c0) / wall) * 100;
   }
 }
