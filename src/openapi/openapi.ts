@@ -171,7 +171,7 @@ function websocketOperation(wsHandlers: Readonly<Record<string, WsMessageHandler
     description:
       'Upgrade with `?token=<access_token>` (401 at the upgrade when it is missing or bad). Client messages: ' +
       '`{type:"subscribe",channel:"deployment",nft_token_id}` -> `{type:"subscribed",deployment}` then DeploymentStatusFrame per transition; ' +
-      '`{type:"chat_stream",message,nft_token_id?,conversation_id?,message_id?}` -> `{type:"subscribed",channel:"chat",conversation_id}` then ChatChunkFrame...; ' +
+      '`{type:"chat_stream",message,nft_token_id?,conversation_id?,message_id?}` -> `{type:"subscribed",channel:"chat",conversation_id}` (once per conversation the socket starts following: not again for a later turn on it) then ChatChunkFrame...; ' +
       'a chat_stream resent with the same `message_id` (1-255 printable ASCII) is not run again: it gets the first turn\'s final frame (or follows it while it streams); ' +
       '`{type:"unsubscribe",channel,nft_token_id?|conversation_id?}`; `{type:"ping"}` -> `{type:"pong"}`. ' +
       'Errors: `{type:"error",request_type?,error:{code,message,details}}`; a socket closes with 4001 when its token expires, 4002 when its session is revoked (logout, refresh-token reuse), 4003 when its NFT changed hands (ownership_lost), 4008 for a slow reader; an `error` frame naming why comes first.',

@@ -24,7 +24,8 @@ export interface WsConn {
   readonly auth: AuthClaims;
   /** Sends one frame (a pre-serialized string or an object to serialize). False when dropped. */
   send(frame: string | object): boolean;
-  subscribe(topic: string): void;
+  /** Follows `topic`; false when this socket already follows it (or is closed). */
+  subscribe(topic: string): boolean;
   unsubscribe(topic: string): boolean;
   isSubscribed(topic: string): boolean;
   /** Runs once when the socket closes (for any reason). The returned function unregisters it. */
@@ -106,14 +107,15 @@ class Conn implements WsConn {
     return true;
   }
 
-  subscribe(topic: string): void {
-    if (this.closed) return;
+  subscribe(topic: string): boolean {
+    if (this.closed || this.ws.isSubscribed(topic)) return false;
     this.onSubscribe();
-    if (this.hooks && !this.ws.isSubscribed(topic)) {
+    if (this.hooks) {
       (this.topics ??= new Set()).add(topic);
       this.hooks.follow(topic);
     }
     this.ws.subscribe(topic);
+    return true;
   }
 
   unsubscribe(topic: string): boolean {
