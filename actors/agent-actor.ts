@@ -365,6 +365,10 @@ export class AgentBehaviour implements Behaviour<AgentMsg, unknown>, AgentTurns 
     const promptTokens = usage ? usage.promptTokens : messages.reduce((n, m) => n + estimateTokens(m.content), 0);
     const tokensUsed = promptTokens + completion;
     const at = now();
+    // The usage is queued with the reply row: on SQLite both go in one commit (the connection's
+    // write batch). The tokens were spent whether or not the reply is stored, so it counts either way.
+    const settled = hold?.settle(tokensUsed);
+    settled?.catch(() => {}); // awaited below, after the reply: not an unhandled rejection meanwhile
     try {
       await repo.appendCommitted(conversationId, 'assistant', text, completion, incomplete, at, fence, t.turnId);
     } catch (e) {
@@ -372,9 +376,9 @@ export class AgentBehaviour implements Behaviour<AgentMsg, unknown>, AgentTurns 
       error ??= new ApiError('INTERNAL_ERROR', 'The reply could not be stored');
     }
     // The reply is stored: nothing after this may fail the turn (that would store it twice).
-    // The usage is written (by group commit) before the last frame tells the client the turn is over.
+    // The usage is written before the last frame tells the client the turn is over.
     try {
-      await hold?.settle(tokensUsed);
+      await settled;
       this.deps.onTurn?.(error ? 'error' : incomplete ? 'incomplete' : 'complete');
     } catch (e) {
       this.deps.log.error({ err: e, nft: this.nft }, 'counting a turn failed');

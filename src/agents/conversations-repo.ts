@@ -1,4 +1,5 @@
 import type { Db } from '../db/database.js';
+import { WriteBatch, type BatchWriter } from '../db/write-batch.js';
 import { ApiError } from '../errors.js';
 import { estimateTokens, type ChatMessage } from '../models/model-backend.js';
 
@@ -52,34 +53,24 @@ export interface QueuedMessage {
   reject(e: unknown): void;
 }
 
-/**
- * A burst's first commit carries at most this many rows; each next one twice as many, up to
- * BURST_MAX_ROWS. 1,000 turns opened at once on one agent: the first turns' rows commit (and
- * their models start) while the rest are still being admitted, instead of all waiting for one
- * 1,000-row commit after the last admission (issue 15: that wait was the chat p99).
- */
-export const BURST_FIRST_ROWS = 8;
-export const BURST_MAX_ROWS = 128;
+// Where the burst bounds live now (one write batch per connection); importable from here as before.
+export { BURST_FIRST_ROWS, BURST_MAX_ROWS } from '../db/write-batch.js';
 
 /**
  * SQL for conversations and messages. Writes come from AgentActors; history reads come straight
- * here. Writes use group commit: what is queued in one turn of the event loop is written in one
- * transaction (1,000 chats starting together: a few commits instead of 1,000, each ~100 us under
- * load). Within a burst the commits are bounded (BURST_FIRST_ROWS, doubling to BURST_MAX_ROWS):
- * a full batch commits at the next microtask checkpoint, so it never splits the rows one caller
- * queued synchronously together (a turn's prelude and message land together or not at all).
+ * here. Writes join the connection's group commit (WriteBatch): what is queued in one turn of the
+ * event loop, by this and every other store on the connection, is written in one transaction
+ * (1,000 chats starting together: a few commits instead of 1,000, each ~100 us under load).
  */
-export class ConversationsRepo {
+export class ConversationsRepo implements BatchWriter {
   private readonly s;
+  private readonly batch: WriteBatch;
   private messages: QueuedMessage[] = [];
   /** Conversations created but not yet committed: visible to get() meanwhile. */
   private unsaved = new Map<string, Conversation>();
-  private flushScheduled = false;
-  private earlyScheduled = false;
-  /** Rows that make the current batch full (grows through a burst, back to BURST_FIRST_ROWS after). */
-  private batchRows = BURST_FIRST_ROWS;
 
   constructor(private readonly db: Db, private readonly log?: { error(obj: object, msg: string): void }) {
+    this.batch = WriteBatch.of(db);
     this.s = {
       get: db.prepare<[string], Conversation>('SELECT * FROM conversations WHERE id = ?'),
       create: db.prepare('INSERT INTO conversations (id, nft_token_id, wallet, created_at, updated_at) VALUES (?, ?, ?, ?, ?)'),
@@ -110,79 +101,52 @@ export class ConversationsRepo {
   /** Creates a conversation; it is committed with the next batch (before any of its messages). */
   create(c: Conversation): void {
     this.unsaved.set(c.id, c);
-    this.scheduleFlush();
+    this.batch.add(this, 0);
   }
 
   /** Appends a message; resolves once it is committed. */
   appendCommitted(conversationId: string, role: StoredMessage['role'], content: string, tokens: number, incomplete: boolean, at: number, turnId?: string): Promise<void> {
     return new Promise((resolve, reject) => {
       this.messages.push({ conversationId, role, content, tokens, incomplete, at, turnId, resolve, reject });
-      if (this.messages.length >= this.batchRows) this.flushEarly();
-      else this.scheduleFlush();
+      this.batch.add(this);
     });
   }
 
-  private scheduleFlush(): void {
-    if (this.flushScheduled) return;
-    this.flushScheduled = true;
-    setImmediate(this.flushAtEndOfTurn);
-  }
-
-  /** The loop came round: the burst is over, the next one starts with a small first commit again. */
-  private readonly flushAtEndOfTurn = (): void => {
-    this.flushScheduled = false;
-    this.batchRows = BURST_FIRST_ROWS;
-    this.flush();
-  };
-
-  /** A full batch: committed once the current caller's synchronous code is done (a microtask). */
-  private flushEarly(): void {
-    if (this.earlyScheduled) return;
-    this.earlyScheduled = true;
-    queueMicrotask(this.flushFull);
-  }
-
-  private readonly flushFull = (): void => {
-    this.earlyScheduled = false;
-    if (this.messages.length < this.batchRows) return; // flushed meanwhile (shutdown's flush)
-    this.batchRows = Math.min(this.batchRows * 2, BURST_MAX_ROWS);
-    this.flush();
-    // The rows queued after this one, if any, still go at the end of this turn of the loop.
-    if (this.unsaved.size > 0 || this.messages.length > 0) this.scheduleFlush();
-  };
-
-  /** Writes everything queued in one transaction. Also called on shutdown. */
+  /** Writes everything queued (by every store on this connection) in one transaction. Also called on shutdown. */
   flush(): void {
+    this.batch.flush();
+  }
+
+  /** BatchWriter: inside the batch's transaction. */
+  writeBatch(): void {
     const conversations = this.unsaved;
     const batch = this.messages;
-    if (conversations.size === 0 && batch.length === 0) return;
+    // Each conversation's updated_at is written once per batch (its newest message), and a
+    // conversation created in this batch is inserted with it: no UPDATE per message.
+    const touched = new Map<string, number>();
+    for (const m of batch) {
+      const c = conversations.get(m.conversationId);
+      if (c) c.updated_at = Math.max(c.updated_at, m.at);
+      else touched.set(m.conversationId, Math.max(touched.get(m.conversationId) ?? 0, m.at));
+    }
+    for (const c of conversations.values()) this.s.create.run(c.id, c.nft_token_id, c.wallet, c.created_at, c.updated_at);
+    for (const m of batch) this.s.append.run(m.conversationId, m.role, m.content, m.tokens, m.incomplete ? 1 : 0, m.at, m.turnId ?? null);
+    for (const [id, at] of touched) this.s.touch.run(at, id);
+  }
+
+  /** BatchWriter: after the transaction, committed or not. */
+  batchDone(err?: unknown): void {
+    const conversations = this.unsaved;
+    const batch = this.messages;
     this.unsaved = new Map();
     this.messages = [];
-    if (!this.db.open) {
-      // Shutting down: the grace period is over and these turns are cut short.
-      for (const m of batch) m.reject(new Error('database closed'));
+    if (err === undefined) {
+      for (const m of batch) m.resolve();
       return;
     }
-    try {
-      // Each conversation's updated_at is written once per batch (its newest message), and a
-      // conversation created in this batch is inserted with it: no UPDATE per message.
-      const touched = new Map<string, number>();
-      for (const m of batch) {
-        const c = conversations.get(m.conversationId);
-        if (c) c.updated_at = Math.max(c.updated_at, m.at);
-        else touched.set(m.conversationId, Math.max(touched.get(m.conversationId) ?? 0, m.at));
-      }
-      this.db.transaction(() => {
-        for (const c of conversations.values()) this.s.create.run(c.id, c.nft_token_id, c.wallet, c.created_at, c.updated_at);
-        for (const m of batch) this.s.append.run(m.conversationId, m.role, m.content, m.tokens, m.incomplete ? 1 : 0, m.at, m.turnId ?? null);
-        for (const [id, at] of touched) this.s.touch.run(at, id);
-      }).immediate();
-    } catch (e) {
-      this.log?.error({ err: e, conversations: conversations.size, messages: batch.length }, 'chat write batch failed');
-      for (const m of batch) m.reject(e);
-      return;
-    }
-    for (const m of batch) m.resolve();
+    // The database gone at shutdown is expected there (the turns are cut short): not logged.
+    if (this.db.open) this.log?.error({ err, conversations: conversations.size, messages: batch.length }, 'chat write batch failed');
+    for (const m of batch) m.reject(err);
   }
 
   page(conversationId: string, limit: number, offset: number): { messages: StoredMessage[]; total: number } {

@@ -1,4 +1,5 @@
 import type { Db } from '../db/database.js';
+import { WriteBatch, type BatchWriter } from '../db/write-batch.js';
 import type { QuotaReserveResult, QuotaStore } from './quota-store.js';
 
 /** Usage settled in this turn of the event loop, not yet written: one row's worth per NFT and day. */
@@ -12,24 +13,26 @@ interface PendingUsage {
  * QuotaStore on SQLite: usage in `chat_usage`, holds in this process's memory (it is the only
  * process): check-and-hold is synchronous, so concurrent turns cannot interleave inside it.
  *
- * Settled usage is written by group commit, like the chat rows: what the turns that ended in one
- * turn of the event loop used goes into `chat_usage` in one transaction (issue 15: an upsert
- * committed alone per turn was 4% of the chat path's CPU). Until then it counts from memory, so
- * reserve() and used() see it at once; settle() resolves once it is committed.
+ * Settled usage joins the connection's group commit (WriteBatch), with the chat rows: what the
+ * turns that ended in one turn of the event loop used goes into `chat_usage` in the transaction
+ * that stores their replies (issue 15: an upsert committed alone per turn was 4% of the chat
+ * path's CPU). Until then it counts from memory, so reserve() and used() see it at once;
+ * settle() resolves once it is committed.
  */
-export class SqliteQuotaStore implements QuotaStore {
+export class SqliteQuotaStore implements QuotaStore, BatchWriter {
   private readonly read;
   private readonly upsert;
   private readonly pruneStmt;
+  private readonly batch: WriteBatch;
   /** nft -> total held; holdId -> [nft, amount] */
   private readonly totals = new Map<string, number>();
   private readonly holds = new Map<string, [string, number]>();
   /** `${nft} ${day}` -> usage settled and not yet committed */
   private pending = new Map<string, PendingUsage>();
   private waiters: { resolve(): void; reject(e: unknown): void }[] = [];
-  private flushScheduled = false;
 
   constructor(private readonly db: Db) {
+    this.batch = WriteBatch.of(db);
     this.read = db.prepare<[string, string], number>('SELECT tokens FROM chat_usage WHERE nft_token_id = ? AND day = ?').pluck();
     this.upsert = db.prepare<[string, string, number]>(
       'INSERT INTO chat_usage (nft_token_id, day, tokens) VALUES (?, ?, ?) ON CONFLICT (nft_token_id, day) DO UPDATE SET tokens = tokens + excluded.tokens',
@@ -65,34 +68,26 @@ export class SqliteQuotaStore implements QuotaStore {
     else this.pending.set(key, { nft, day, tokens: Math.ceil(tokens) });
     return new Promise((resolve, reject) => {
       this.waiters.push({ resolve, reject });
-      if (this.flushScheduled) return;
-      this.flushScheduled = true;
-      setImmediate(this.flushSoon);
+      this.batch.add(this, 0);
     });
   }
 
-  private readonly flushSoon = (): void => {
-    this.flushScheduled = false;
-    this.flush();
-  };
-
-  /** Writes the settled usage queued so far in one transaction. Also called on shutdown. */
+  /** Writes the settled usage queued so far (with every other store's rows on this connection). Also called on shutdown. */
   flush(): void {
-    const pending = this.pending;
+    this.batch.flush();
+  }
+
+  /** BatchWriter: inside the batch's transaction. */
+  writeBatch(): void {
+    for (const u of this.pending.values()) this.upsert.run(u.nft, u.day, u.tokens);
+  }
+
+  /** BatchWriter: after the transaction; on failure the queued usage is dropped and its settles reject. */
+  batchDone(err?: unknown): void {
     const waiters = this.waiters;
-    if (waiters.length === 0) return;
     this.pending = new Map();
     this.waiters = [];
-    try {
-      if (!this.db.open) throw new Error('database closed');
-      this.db.transaction(() => {
-        for (const u of pending.values()) this.upsert.run(u.nft, u.day, u.tokens);
-      }).immediate();
-    } catch (e) {
-      for (const w of waiters) w.reject(e);
-      return;
-    }
-    for (const w of waiters) w.resolve();
+    for (const w of waiters) err === undefined ? w.resolve() : w.reject(err);
   }
 
   async used(nft: string, day: string): Promise<number> {
