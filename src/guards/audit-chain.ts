@@ -53,13 +53,19 @@ export const RECORD_WIDTH = 11;
  * that a field could contain).
  */
 export function rowContent(r: Omit<AuditRow, 'prev_hash' | 'hash'>): string {
+  return contentOf(r.id, r.ts, r.request_id, r.wallet, r.nft_token_id, r.method, r.route, r.status, r.client_ip, r.duration_ms, r.client_request_id ?? null, r.count ?? null);
+}
+
+/** rowContent from the columns themselves: the write path builds no row object. */
+function contentOf(
+  id: number, ts: number, requestId: string, wallet: string | null, nft: string | null, method: string, route: string,
+  status: number, ip: string | null, durationMs: number, crid: string | null, count: number | null,
+): string {
   // Exactly JSON.stringify([...]) (the chain's format; test/audit-engine.test.ts checks they agree),
   // built by concatenation: about half the cost, paid once per row on the write path.
-  const head = '[' + num(r.id) + ',' + num(r.ts) + ',' + str(r.request_id) + ',' + str(r.wallet) + ',' + str(r.nft_token_id) + ',' +
-    str(r.method) + ',' + str(r.route) + ',' + num(r.status) + ',' + str(r.client_ip) + ',' + num(r.duration_ms);
+  const head = '[' + num(id) + ',' + num(ts) + ',' + str(requestId) + ',' + str(wallet) + ',' + str(nft) + ',' +
+    str(method) + ',' + str(route) + ',' + num(status) + ',' + str(ip) + ',' + num(durationMs);
   // Columns added later are covered only when set, so rows written before them keep their hash.
-  const crid = r.client_request_id ?? null;
-  const count = r.count ?? null;
   if (crid !== null || count !== null) return head + ',' + str(crid) + ',' + num(count) + ']';
   return head + ']';
 }
@@ -98,24 +104,22 @@ const orNull = <T>(v: T | undefined | null): T | null => (v === undefined ? null
  */
 export function chainRows(records: readonly unknown[], headId: number, headHash: string, out: unknown[]): { headId: number; headHash: string } {
   for (let i = 0; i + RECORD_WIDTH <= records.length; i += RECORD_WIDTH) {
-    const row = {
-      id: headId + 1,
-      ts: records[i] as number,
-      request_id: records[i + 1] as string,
-      wallet: orNull(records[i + 2] as string | null),
-      nft_token_id: orNull(records[i + 3] as string | null),
-      method: records[i + 4] as string,
-      route: records[i + 5] as string,
-      status: records[i + 6] as number,
-      client_ip: (records[i + 7] as string | null) || null,
-      // Rounded so the stored REAL reads back to exactly the value that was hashed.
-      duration_ms: Math.round((records[i + 8] as number) * 1000) / 1000,
-      client_request_id: orNull(records[i + 9] as string | null),
-      count: orNull(records[i + 10] as number | null),
-    };
-    const hash = chainHash(headHash, rowContent(row));
-    out.push(row.id, row.ts, row.request_id, row.wallet, row.nft_token_id, row.method, row.route, row.status, row.client_ip, row.duration_ms, row.client_request_id, row.count, headHash, hash);
-    headId = row.id;
+    const id = headId + 1;
+    const ts = records[i] as number;
+    const requestId = records[i + 1] as string;
+    const wallet = orNull(records[i + 2] as string | null);
+    const nft = orNull(records[i + 3] as string | null);
+    const method = records[i + 4] as string;
+    const route = records[i + 5] as string;
+    const status = records[i + 6] as number;
+    const ip = (records[i + 7] as string | null) || null;
+    // Rounded so the stored REAL reads back to exactly the value that was hashed.
+    const durationMs = Math.round((records[i + 8] as number) * 1000) / 1000;
+    const crid = orNull(records[i + 9] as string | null);
+    const count = orNull(records[i + 10] as number | null);
+    const hash = chainHash(headHash, contentOf(id, ts, requestId, wallet, nft, method, route, status, ip, durationMs, crid, count));
+    out.push(id, ts, requestId, wallet, nft, method, route, status, ip, durationMs, crid, count, headHash, hash);
+    headId = id;
     headHash = hash;
   }
   return { headId, headHash };
