@@ -20,7 +20,6 @@ const rounds = Number(process.argv[3] ?? 3);
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'turn-burst-'));
 const db = openDatabase(dir);
 const log = createLogger({ level: 'silent' });
-const store = new SqliteConversationsStore(db, log);
 let commits = 0;
 const tx = db.transaction.bind(db);
 // Counts commits through every variant (the chat write batch commits `.immediate()`).
@@ -33,6 +32,8 @@ type Tx = ((...a: unknown[]) => unknown) & { immediate(...a: unknown[]): unknown
   };
   return Object.assign(counted(t), { immediate: counted(t.immediate), deferred: counted(t.deferred), exclusive: counted(t.exclusive) });
 }) as unknown as typeof db.transaction;
+// Built after the counter is in place: the connection's write batch makes its transaction once.
+const store = new SqliteConversationsStore(db, log);
 const backend = new ScriptedBackend({ delayMs: 50 });
 const registry = new ActorRegistry({ log, idleMs: 60_000 });
 registry.register(agentActorKind({
