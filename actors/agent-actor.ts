@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { uuidv7 } from '../src/db/time-ordered-id.js';
 import type { ActorKind, Behaviour } from '../src/contracts/actor-kind.js';
 import { ApiError, isApiError, toApiError } from '../src/errors.js';
 import type { Logger } from '../src/logger.js';
@@ -139,7 +139,7 @@ export class AgentBehaviour implements Behaviour<AgentMsg, unknown>, AgentTurns 
       isNew = false;
       openedEarlier = true;
     }
-    id ??= msg.newConversationId ?? randomUUID();
+    id ??= msg.newConversationId ?? uuidv7();
     const cap = this.deps.maxTokens;
     const maxTokens = msg.maxTokens !== undefined && cap !== undefined ? Math.min(msg.maxTokens, cap) : msg.maxTokens ?? cap;
     // Stored with the turn's message unless that is already stored (safeTurn looks).

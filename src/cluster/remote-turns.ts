@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { uuidv7 } from '../db/time-ordered-id.js';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { ApiError, ERROR_CODES, type ErrorCode } from '../errors.js';
 import type { Logger } from '../logger.js';
@@ -238,7 +239,7 @@ export class RemoteTurns {
   async forward(nft: string, msg: TurnMsg, ask: (wire: WireTurn) => Promise<WireTurnAnswer>, cancel: (turn: string, reason?: ApiError) => void): Promise<TurnHandle> {
     // The caller's turn id when it is one of this node's (its frames come back here), else a new one.
     const id = msg.turnId?.startsWith(`${this.tag}:`) ? msg.turnId : this.newTurnId();
-    const conversationId = msg.conversationId ?? msg.newConversationId ?? randomUUID();
+    const conversationId = msg.conversationId ?? msg.newConversationId ?? uuidv7();
     const { signal: given, controller, listener, opened, ...data } = msg;
     // A caller that handed over its controller is cancelled through it.
     const signal = given ?? controller?.signal;
@@ -304,7 +305,7 @@ export class RemoteTurns {
 
   /** A turn id of this node: its frames come back to this node's subscription. */
   newTurnId(): string {
-    return `${this.tag}:${randomUUID()}`;
+    return `${this.tag}:${uuidv7()}`;
   }
 
   /** One timer for every incoming turn: an owner silent past silenceMs is gone. */
