@@ -369,8 +369,7 @@ export class AgentBehaviour implements Behaviour<AgentMsg, unknown>, AgentTurns 
     const at = now();
     // The usage is queued with the reply row: on SQLite both go in one commit (the connection's
     // write batch). The tokens were spent whether or not the reply is stored, so it counts either way.
-    const settled = hold?.settle(tokensUsed);
-    settled?.catch(() => {}); // awaited below, after the reply: not an unhandled rejection meanwhile
+    const settled = settleNow(hold, tokensUsed);
     try {
       await repo.appendCommitted(conversationId, 'assistant', text, completion, incomplete, at, fence, t.turnId);
     } catch (e) {
@@ -392,6 +391,21 @@ export class AgentBehaviour implements Behaviour<AgentMsg, unknown>, AgentTurns 
     publisher.publish(topic, frames.last(result));
     return result;
   }
+}
+
+/**
+ * Starts a hold's settle and hands back its outcome, awaited later: a throw becomes a rejection,
+ * handled meanwhile so it is not an unhandled rejection while the reply is being stored.
+ */
+function settleNow(hold: QueuedTurn['hold'], tokens: number): Promise<void> | undefined {
+  let p: Promise<void> | undefined;
+  try {
+    p = hold?.settle(tokens);
+  } catch (e) {
+    p = Promise.reject(e);
+  }
+  p?.catch(() => {});
+  return p;
 }
 
 export function agentActorKind(deps: AgentActorDeps): ActorKind<AgentMsg, unknown> {
