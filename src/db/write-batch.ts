@@ -61,6 +61,14 @@ export class WriteBatch {
     } else this.scheduleFlush();
   }
 
+  /**
+   * `w` kept rows that a failed batch did not write: they go with the next batch, not with one of
+   * their own (a database that keeps failing is not retried in a loop).
+   */
+  carry(w: BatchWriter): void {
+    this.dirty.add(w);
+  }
+
   private scheduleFlush(): void {
     if (this.flushScheduled) return;
     this.flushScheduled = true;

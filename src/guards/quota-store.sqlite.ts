@@ -82,12 +82,22 @@ export class SqliteQuotaStore implements QuotaStore, BatchWriter {
     for (const u of this.pending.values()) this.upsert.run(u.nft, u.day, u.tokens);
   }
 
-  /** BatchWriter: after the transaction; on failure the queued usage is dropped and its settles reject. */
+  /**
+   * BatchWriter: after the transaction. On failure its settles reject, but the usage is not
+   * dropped (the tokens were spent, and the batch may have failed for another store's rows): it
+   * stays counted from memory and goes with the next batch.
+   */
   batchDone(err?: unknown): void {
     const waiters = this.waiters;
-    this.pending = new Map();
     this.waiters = [];
-    for (const w of waiters) err === undefined ? w.resolve() : w.reject(err);
+    if (err === undefined) {
+      this.pending = new Map();
+      for (const w of waiters) w.resolve();
+      return;
+    }
+    if (this.db.open) this.batch.carry(this);
+    else this.pending = new Map();
+    for (const w of waiters) w.reject(err);
   }
 
   async used(nft: string, day: string): Promise<number> {
