@@ -8,6 +8,13 @@ export interface Sizes {
   /** seconds of one throughput measurement, and of the warm-up before it */
   windowSec: number;
   warmSec: number;
+  /**
+   * seconds of load before a streaming window (chat_fanout's paced steps, sse_stream): a fresh
+   * server compiles its hot paths on V8's helper threads during its first seconds under load
+   * (measured on the project: about 10% of a core in the first 5 s, 4% after 12 s; the first
+   * chunk of a turn 500 ms late at 1.5 s, 60-120 ms at 8-12 s). Every participant gets the same.
+   */
+  streamWarmSec: number;
   fanoutClients: number;
   /** ms per token of the capacity steps, slowest first (total rate = clients * 1000 / delay) */
   capacityDelays: number[];
@@ -27,6 +34,7 @@ export const FULL: Sizes = {
   rounds: 5,
   windowSec: 3,
   warmSec: 1,
+  streamWarmSec: 5,
   fanoutClients: 1000,
   capacityDelays: [50, 10, 5, 3, 2],
   connections: 10_000,
@@ -45,6 +53,7 @@ export const QUICK: Sizes = {
   rounds: 1,
   windowSec: 0.6,
   warmSec: 0.2,
+  streamWarmSec: 0.2,
   fanoutClients: 200,
   capacityDelays: [50, 5],
   connections: 300,

@@ -102,7 +102,7 @@ export const chatFanout: Scenario = {
       // Capacity steps, slowest first; the first step (20 chunks/s per client) also gives cpu_pct.
       let best = 0;
       for (const [i, delay] of sizes.capacityDelays.entries()) {
-        const s = await streamStep(ctx, w, protocolOf(w), C, delay, sizes.windowSec, sizes.warmSec);
+        const s = await streamStep(ctx, w, protocolOf(w), C, delay, sizes.windowSec, sizes.streamWarmSec);
         const ok = stepOk(s, C, delay);
         ctx.progress(`round ${round + 1} ${w} ${C} clients @ ${Math.round(1000 / delay)}/s each: ${describe(s)}${ok ? '' : ' -> over the limit'}`);
         if (i === 0) {

@@ -21,7 +21,7 @@ export const sseStream: Scenario = {
     const late = new Samples();
     const notes = new Set<string>();
     const failed = await rounds(ctx, who, async (w, round) => {
-      const s = await streamStep(ctx, w, 'sse', M, DELAY_MS, sizes.windowSec, sizes.warmSec);
+      const s = await streamStep(ctx, w, 'sse', M, DELAY_MS, sizes.windowSec, sizes.streamWarmSec);
       cpu.add(w, s.cpuPct);
       cpuPerChunk.add(w, usPerChunk(s));
       rate.add(w, s.window.chunksPerSec);
