@@ -10,6 +10,7 @@ import { estimateTokens, type ChatMessage, type ModelBackend } from '../src/mode
 import type { AgentSettings } from '../src/providers/provider.js';
 import { chatTopic, ChunkFrames } from '../src/agents/chat-frames.js';
 import { pumpModel } from '../src/models/model-pump.js';
+import { TurnAbort } from '../src/models/turn-abort.js';
 import { TurnSlots } from './turn-slots.js';
 import {
   AGENT_ACTOR, type AgentMsg, type AgentTurns, type ClearHandle, type QuotaHold, type TurnHandle, type TurnListener, type TurnResult,
@@ -47,7 +48,7 @@ interface QueuedTurn {
   /** the conversation was opened by this turn with just this message: no history to read back */
   isNew: boolean;
   message: string;
-  ac: AbortController;
+  ac: TurnAbort;
   listener?: TurnListener;
   maxTokens?: number;
   prelude?: ChatMessage[];
@@ -70,7 +71,7 @@ export class AgentBehaviour implements Behaviour<AgentMsg, unknown>, AgentTurns 
   private readonly slots: TurnSlots;
   private readonly chains = new Map<string, Promise<unknown>>();
   /** Turns queued or running, per conversation: what a clear or a shutdown aborts. */
-  private readonly turns = new Map<string, Set<{ ac: AbortController; done: Promise<TurnResult> }>>();
+  private readonly turns = new Map<string, Set<{ ac: TurnAbort; done: Promise<TurnResult> }>>();
   private active = 0;
 
   constructor(private readonly nft: string, private readonly deps: AgentActorDeps) {
@@ -175,9 +176,9 @@ export class AgentBehaviour implements Behaviour<AgentMsg, unknown>, AgentTurns 
     const conversationId = id;
     msg.opened?.(conversationId);
     this.active++;
-    // The turn's own controller: aborted by the caller (its signal, or its controller handed
-    // over), a clear or a shutdown.
-    const ac = msg.controller ?? new AbortController();
+    // The turn's own abort: by the caller (its signal, or its TurnAbort handed over), a clear or
+    // a shutdown.
+    const ac = msg.controller ?? new TurnAbort();
     const signal = msg.controller ? undefined : msg.signal;
     const onAbort = () => ac.abort(signal?.reason);
     if (signal?.aborted) onAbort();
@@ -252,8 +253,8 @@ export class AgentBehaviour implements Behaviour<AgentMsg, unknown>, AgentTurns 
   private async safeTurn(t: QueuedTurn): Promise<TurnResult> {
     const { repo, now, log } = this.deps;
     const { conversationId, ac, fence, turnId } = t;
-    if (ac.signal.aborted) {
-      const reason = ac.signal.reason;
+    if (ac.aborted) {
+      const reason = ac.reason;
       return this.failed(conversationId, reason instanceof ApiError ? reason : new ApiError('SERVICE_UNAVAILABLE', 'The turn was cancelled before the model started; nothing was stored'), false);
     }
     // A turn resent after an attempt reached an earlier owner (which then died or lost the
@@ -351,17 +352,17 @@ export class AgentBehaviour implements Behaviour<AgentMsg, unknown>, AgentTurns 
     };
     try {
       const { backend, model } = this.deps.model(character.model);
-      usage = await pumpModel(backend, { messages, model, maxTokens, tenant: this.nft, signal: ac.signal }, onDelta);
+      usage = await pumpModel(backend, { messages, model, maxTokens, tenant: this.nft }, ac, onDelta);
     } catch (e) {
-      if (!ac.signal.aborted) {
+      if (!ac.aborted) {
         error = toApiError(e);
         if (error.code === 'INTERNAL_ERROR') this.deps.log.error({ err: e, nft: this.nft }, 'model stream failed');
       }
     }
     // Cut short by the server (deadline, clear, shutdown): the final frame says why. A client that
     // went away sees nothing, so its reason (not an ApiError) is not an error.
-    if (ac.signal.aborted && ac.signal.reason instanceof ApiError) error ??= ac.signal.reason;
-    const incomplete = ac.signal.aborted || error !== undefined;
+    if (ac.aborted && ac.reason instanceof ApiError) error ??= ac.reason;
+    const incomplete = ac.aborted || error !== undefined;
     const text = progress.join('');
     const completion = usage?.completionTokens ?? estimateTokens(text);
     const promptTokens = usage ? usage.promptTokens : messages.reduce((n, m) => n + estimateTokens(m.content), 0);

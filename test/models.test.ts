@@ -7,6 +7,7 @@ import { loadConfig } from '../src/config.js';
 import { ApiError } from '../src/errors.js';
 import type { ChatMessage, ModelBackend, ModelEvent } from '../src/models/model-backend.js';
 import { pumpModel } from '../src/models/model-pump.js';
+import { TurnAbort } from '../src/models/turn-abort.js';
 import { startFakeOllama } from './fakes/ollama-server.js';
 import { startFakeOpenAI, type FakeLlm, type FakeLlmOptions } from './fakes/openai-server.js';
 import { collect, modelContract, type ContractSubject } from './helpers/model-contract.js';
@@ -82,9 +83,13 @@ function pumpedAsStream(backend: ScriptedBackend): ModelBackend {
       const queue: { content: string; taken: () => void }[] = [];
       let wake: (() => void) | undefined;
       let ended: { usage?: Extract<ModelEvent, { type: 'usage' }>; error?: unknown } | undefined;
-      const stop = new AbortController();
-      const signal = AbortSignal.any([request.signal, stop.signal]);
-      void pumpModel(backend, { ...request, signal }, (content) => new Promise<void>((taken) => {
+      // The stream's signal, or the consumer stopping early, aborts the pump's TurnAbort.
+      const abort = new TurnAbort();
+      const onAbort = () => abort.abort(request.signal.reason);
+      if (request.signal.aborted) onAbort();
+      else request.signal.addEventListener('abort', onAbort, { once: true });
+      const { signal: _signal, ...pumped } = request;
+      void pumpModel(backend, pumped, abort, (content) => new Promise<void>((taken) => {
         queue.push({ content, taken });
         wake?.();
       })).then((usage) => (ended = { usage }), (error) => (ended = { error })).finally(() => wake?.());
@@ -104,7 +109,8 @@ function pumpedAsStream(backend: ScriptedBackend): ModelBackend {
           await new Promise<void>((r) => (wake = r));
         }
       } finally {
-        stop.abort();
+        request.signal.removeEventListener('abort', onAbort);
+        abort.abort();
       }
     },
   };
@@ -123,10 +129,10 @@ describe('scripted: the push form gives what stream() gives', () => {
   it('the same deltas and usage, also cut at maxTokens', async () => {
     const backend = new ScriptedBackend({ delayMs: 0 });
     for (const maxTokens of [undefined, 3, 1000]) {
-      const request = { messages: ask('Tell me about the cut at three tokens'), maxTokens, signal: new AbortController().signal };
-      const streamed = await collect(backend.stream(request));
+      const request = { messages: ask('Tell me about the cut at three tokens'), maxTokens };
+      const streamed = await collect(backend.stream({ ...request, signal: new AbortController().signal }));
       const pushed: string[] = [];
-      const usage = await pumpModel(backend, request, (c) => void pushed.push(c));
+      const usage = await pumpModel(backend, request, new TurnAbort(), (c) => void pushed.push(c));
       assert.deepEqual(pushed, streamed.deltas);
       assert.deepEqual(usage, streamed.usage[0]);
       if (maxTokens === 3) assert.equal(usage?.truncated, true);

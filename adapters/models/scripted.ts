@@ -1,4 +1,5 @@
-import type { ChatMessage, ModelBackend, ModelEvent, ModelRequest } from '../../src/models/model-backend.js';
+import type { ChatMessage, ModelBackend, ModelEvent, ModelPumpRequest, ModelRequest } from '../../src/models/model-backend.js';
+import type { TurnAbort } from '../../src/models/turn-abort.js';
 import { estimatedUsage } from './estimated-usage.js';
 import type { UsageEvent } from '../../src/models/model-pump.js';
 import { tokenClock } from './token-clock.js';
@@ -24,11 +25,10 @@ export class ScriptedBackend implements ModelBackend {
 
   /**
    * The push form the chat path uses: each token is handed over from the shared clock's timer
-   * callback directly (no promise, no iterator step per token); the same tokens at the same
-   * times as stream().
+   * callback directly (no promise, no iterator step per token, no AbortSignal); the same tokens
+   * at the same times as stream().
    */
-  pump(request: ModelRequest, onDelta: (content: string) => void | Promise<void>): Promise<UsageEvent | undefined> {
-    const { signal } = request;
+  pump(request: ModelPumpRequest, onDelta: (content: string) => void | Promise<void>, abort: TurnAbort): Promise<UsageEvent | undefined> {
     // Tokens are cut from the reply as they fall due (a position, not an array of them per reply).
     const all = scriptedReply(request.messages);
     const max = request.maxTokens ?? Infinity;
@@ -39,15 +39,13 @@ export class ScriptedBackend implements ModelBackend {
       let pos = 0;
       let cancelWake: (() => void) | undefined;
       let settled = false;
-      // Set by the abort listener: read per token instead of signal.aborted (a brand-checked
-      // getter, 2% of the chat path's CPU when read for every token).
-      let aborted = signal.aborted;
+      let off: (() => void) | undefined;
       const finish = (err?: unknown) => {
         if (settled) return;
         settled = true;
-        signal.removeEventListener('abort', onAbort);
+        off?.();
         if (err !== undefined) reject(err);
-        else if (aborted) resolve(undefined);
+        else if (abort.aborted) resolve(undefined);
         else {
           // A word is a token here: maxTokens keeps that many.
           const truncated = pos < all.length;
@@ -55,16 +53,11 @@ export class ScriptedBackend implements ModelBackend {
           resolve(truncated ? { ...usage, truncated } : usage);
         }
       };
-      const onAbort = () => {
-        aborted = true;
-        cancelWake?.();
-        finish();
-      };
       const step = (): void => {
         cancelWake = undefined;
         try {
           while (pos < all.length && i < max) {
-            if (aborted) return finish();
+            if (abort.aborted) return finish();
             // Token i is due at start + i * delay (a metronome, as in stream()).
             if (i > 0 && delay > 0) {
               const at = start + i * delay;
@@ -88,9 +81,12 @@ export class ScriptedBackend implements ModelBackend {
           finish(e);
         }
       };
-      if (signal.aborted) return resolve(undefined);
+      if (abort.aborted) return resolve(undefined);
       // Also without a delay: a reply paused on a backed-up stream ends at once on abort.
-      signal.addEventListener('abort', onAbort, { once: true });
+      off = abort.onAbort(() => {
+        cancelWake?.();
+        finish();
+      });
       step();
     });
   }

@@ -9,6 +9,7 @@ import type { ConversationsStore } from './conversations-store.js';
 import { chatTopic, ChunkFrames } from './chat-frames.js';
 import { chatMessageSchema, conversationIdSchema } from './chat-message.js';
 import { IdempotencyStore, notFinished } from '../guards/idempotency.js';
+import { TurnAbort } from '../models/turn-abort.js';
 
 /** The same message schema as POST /chat (one limit for both transports). */
 function chatStreamMsg(maxMessageChars: number) {
@@ -79,7 +80,7 @@ export function chatStreamHandler(deps: ChatStreamDeps): WsMessageHandler<v.Infe
         if (b.kind !== 'new') throw notFinished(b, key);
       }
       // A turn sent over the socket stops when the socket goes away, or at its deadline.
-      const ac = new AbortController();
+      const ac = new TurnAbort();
       // Dropped once the turn is over: a socket running many turns keeps no closure per past turn.
       const off = conn.onClose(() => ac.abort());
       const timer = deps.turnTimeoutMs

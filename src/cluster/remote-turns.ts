@@ -7,6 +7,7 @@ import type { ActorDirectory } from '../contracts/actor-directory.js';
 import { AGENT_ACTOR, type TurnHandle, type TurnMsg, type TurnResult } from '../contracts/agent-messages.js';
 import { ChunkFrames, chatTopic } from '../agents/chat-frames.js';
 import type { FrameRelay } from './frame-relay.js';
+import { TurnAbort } from '../models/turn-abort.js';
 
 /**
  * A chat turn whose agent runs on another node (issue 17, "contracts first").
@@ -175,7 +176,7 @@ class IncomingTurn {
  */
 export class RemoteTurns {
   private readonly incoming = new Map<string, IncomingTurn>();
-  private readonly running = new Map<string, AbortController>();
+  private readonly running = new Map<string, TurnAbort>();
   private readonly heartbeatMs: number;
   private readonly silenceMs: number;
   private watchdog: NodeJS.Timeout | undefined;
@@ -240,9 +241,7 @@ export class RemoteTurns {
     // The caller's turn id when it is one of this node's (its frames come back here), else a new one.
     const id = msg.turnId?.startsWith(`${this.tag}:`) ? msg.turnId : this.newTurnId();
     const conversationId = msg.conversationId ?? msg.newConversationId ?? uuidv7();
-    const { signal: given, controller, listener, opened, ...data } = msg;
-    // A caller that handed over its controller is cancelled through it.
-    const signal = given ?? controller?.signal;
+    const { signal, controller, listener, opened, ...data } = msg;
     const wire: WireTurn = { turn: id, msg: msg.conversationId ? { ...data, turnId: id } : { ...data, turnId: id, newConversationId: conversationId } };
     const t = new IncomingTurn(id, nft, conversationId, listener ? (c) => listener.onChunk(c) : undefined);
     // Subscribed before the ask leaves: NATS handles one connection's SUB before its later request.
@@ -277,7 +276,11 @@ export class RemoteTurns {
     // The run that answered is the one heard; what it sent before the answer is handled now, in order.
     t.run = typeof reply.run === 'string' ? reply.run : '';
     for (const e of t.early.splice(0)) if (e.run === t.run) this.dispatch(t, e.run, e.frame);
-    if (signal) {
+    // A caller that handed over its TurnAbort is cancelled through it, else through its signal.
+    if (controller) {
+      const off = controller.onAbort(() => cancel(id, controller.reason instanceof ApiError ? controller.reason : undefined));
+      void t.done.then(off);
+    } else if (signal) {
       const onAbort = () => cancel(id, signal.reason instanceof ApiError ? signal.reason : undefined);
       if (signal.aborted) onAbort();
       else {
@@ -367,12 +370,12 @@ export class RemoteTurns {
     const run = randomUUID().slice(0, 8);
     const topic = turnTopic(wire.turn, run);
     const relay = this.opts.relay;
-    const ac = new AbortController();
+    const ac = new TurnAbort();
     this.running.set(wire.turn, ac);
     let handle: TurnHandle;
     try {
       handle = await local.ask<TurnHandle>(AGENT_ACTOR, nft, {
-        ...wire.msg, type: 'turn', turnId: wire.turn, resent, signal: ac.signal,
+        ...wire.msg, type: 'turn', turnId: wire.turn, resent, controller: ac,
         listener: { onChunk: (c) => relay.publish(topic, JSON.stringify(c)) },
       } satisfies TurnMsg, timeoutMs);
     } catch (e) {

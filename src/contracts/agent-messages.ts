@@ -1,5 +1,6 @@
 import type { ApiError } from '../errors.js';
 import type { ChatMessage } from '../models/model-backend.js';
+import type { TurnAbort } from '../models/turn-abort.js';
 
 /** The kind name of an NFT's agent (actors/agent-actor.ts): its conversations and turns. */
 export const AGENT_ACTOR = 'agent';
@@ -74,10 +75,10 @@ export interface TurnMsg {
   /** local only: the client went away or a deadline passed */
   signal?: AbortSignal;
   /**
-   * local only: the caller's controller, used as the turn's own instead of `signal` (a clear, a
-   * stop or a shutdown aborts it): one controller and no listener per turn instead of two and one.
+   * local only: the caller's abort, used as the turn's own instead of `signal` (a clear, a stop
+   * or a shutdown aborts it): one per turn and no listener instead of two and one.
    */
-  controller?: AbortController;
+  controller?: TurnAbort;
   /** local only */
   listener?: TurnListener;
   /** local only: called synchronously once the conversation id is known, before any chunk is published. */

@@ -1,3 +1,5 @@
+import type { TurnAbort } from './turn-abort.js';
+
 /**
  * A language model behind a small interface. Implementations live in adapters/models
  * (scripted, openai, ollama) and all run one contract suite (test/helpers/model-contract.ts).
@@ -30,6 +32,9 @@ export interface ModelRequest {
   signal: AbortSignal;
 }
 
+/** A request for a backend's push form: its abort comes as a TurnAbort beside it. */
+export type ModelPumpRequest = Omit<ModelRequest, 'signal'>;
+
 export interface ModelBackend {
   readonly name: 'scripted' | 'openai' | 'ollama' | 'llama';
   readonly defaultModel: string;
@@ -47,10 +52,10 @@ export interface ModelBackend {
   /**
    * Optional push form of stream(), the same contract: calls onDelta with each non-empty delta
    * (a returned promise pauses the reply until it settles) and resolves with the usage event,
-   * or with undefined when request.signal aborted it. For backends that produce tokens from a
+   * or with undefined, at once, when `abort` aborts it (a TurnAbort: no AbortSignal per turn). For backends that produce tokens from a
    * timer or a socket callback: no async-iterator step per token (src/models/model-pump.ts).
    */
-  pump?(request: ModelRequest, onDelta: (content: string) => void | Promise<void>): Promise<Extract<ModelEvent, { type: 'usage' }> | undefined>;
+  pump?(request: ModelPumpRequest, onDelta: (content: string) => void | Promise<void>, abort: TurnAbort): Promise<Extract<ModelEvent, { type: 'usage' }> | undefined>;
 }
 
 /** Rough token count (about 4 characters a token) for budgets when a backend reports no usage. */

@@ -1,4 +1,5 @@
-import type { ModelBackend, ModelEvent, ModelRequest } from './model-backend.js';
+import type { ModelBackend, ModelEvent, ModelPumpRequest } from './model-backend.js';
+import type { TurnAbort } from './turn-abort.js';
 
 export type UsageEvent = Extract<ModelEvent, { type: 'usage' }>;
 
@@ -9,54 +10,39 @@ export type UsageEvent = Extract<ModelEvent, { type: 'usage' }>;
 export type DeltaSink = (content: string) => void | Promise<void>;
 
 /**
- * Runs a model reply into `onDelta` and resolves with its usage event, or undefined when the
- * signal aborted it. A backend with a push form (`pump`, ours: the scripted model) calls back
- * straight from its timer: no async-iterator step, no promise and no race per token, and it
- * resolves at once on abort (its contract). Any other backend is iterated, and its wait ends
- * when the signal aborts, whichever comes first: a backend that does not honour the abort (a
- * stuck connection) cannot hold a turn, its conversation and a concurrency slot past a deadline
- * or a shutdown. Deltas after the abort are dropped.
+ * Runs a model reply into `onDelta` and resolves with its usage event, or undefined when `abort`
+ * aborted it. A backend with a push form (`pump`, ours: the scripted model) calls back straight
+ * from its timer: no async-iterator step, no promise and no race per token, no AbortSignal, and
+ * it resolves at once on abort (its contract). Any other backend is iterated with a real
+ * AbortSignal (fetch takes one), and its wait ends on abort, whichever comes first: a backend
+ * that does not honour the abort (a stuck connection) cannot hold a turn, its conversation and a
+ * concurrency slot past a deadline or a shutdown. Deltas after the abort are dropped.
  */
-export function pumpModel(backend: ModelBackend, request: ModelRequest, onDelta: DeltaSink): Promise<UsageEvent | undefined> {
-  const { signal } = request;
-  if (signal.aborted) return Promise.resolve(undefined);
-  // A flag the abort sets, read per delta: signal.aborted is a brand-checked getter (2% of the
-  // chat path's CPU when read for every token); the event fires synchronously inside abort().
-  let aborted = false;
-  const onAborted = () => {
-    aborted = true;
-  };
-  signal.addEventListener('abort', onAborted, { once: true });
-  const sink: DeltaSink = (content) => (aborted || !content ? undefined : onDelta(content));
-  const done = () => signal.removeEventListener('abort', onAborted);
+export function pumpModel(backend: ModelBackend, request: ModelPumpRequest, abort: TurnAbort, onDelta: DeltaSink): Promise<UsageEvent | undefined> {
+  if (abort.aborted) return Promise.resolve(undefined);
+  const sink: DeltaSink = (content) => (abort.aborted || !content ? undefined : onDelta(content));
   if (backend.pump) {
-    return backend.pump(request, sink).then(
-      (u) => {
-        done();
-        return aborted ? undefined : u;
-      },
+    return backend.pump(request, sink, abort).then(
+      (u) => (abort.aborted ? undefined : u),
       (e) => {
-        done();
-        if (aborted) return undefined;
+        if (abort.aborted) return undefined;
         throw e;
       },
     );
   }
-  const run = iterate(backend.stream(request), sink, signal);
+  const signal = abort.signal;
+  const run = iterate(backend.stream({ ...request, signal }), sink, signal);
   // One abort race per reply (not per token).
   return new Promise<UsageEvent | undefined>((resolve, reject) => {
-    const onAbort = () => resolve(undefined);
-    signal.addEventListener('abort', onAbort, { once: true });
+    const off = abort.onAbort(() => resolve(undefined));
     run.then(
       (u) => {
-        signal.removeEventListener('abort', onAbort);
-        done();
-        resolve(aborted ? undefined : u);
+        off();
+        resolve(abort.aborted ? undefined : u);
       },
       (e) => {
-        signal.removeEventListener('abort', onAbort);
-        done();
-        if (aborted) resolve(undefined);
+        off();
+        if (abort.aborted) resolve(undefined);
         else reject(e);
       },
     );

@@ -12,6 +12,7 @@ import type { ActorDirectory } from '../contracts/actor-directory.js';
 import type { AuthClaims } from '../server/route.js';
 import type { UsageView } from '../guards/quota.js';
 import { IdempotencyStore, notFinished } from '../guards/idempotency.js';
+import { TurnAbort } from '../models/turn-abort.js';
 
 export interface AgentRouteDeps {
   actors: ActorDirectory;
@@ -48,7 +49,7 @@ export class SseBridge implements TurnListener {
   private pending: string[] = [];
   /** resolves the chunk waiting for the socket to drain, if one is */
   private wake: (() => void) | undefined;
-  readonly abort = new AbortController();
+  readonly abort = new TurnAbort();
 
   attach(sink: SseSink): void {
     this.sink = sink;
