@@ -202,10 +202,15 @@ export class AuditLog implements AuditSink {
     if (this.worker) return this.worker;
     const data: AuditWorkerData = { store: this.spec!, control: this.control, maxRows: this.maxRows, maxQueue: this.maxQueue, retryMs: Math.max(this.intervalMs, 1000) };
     const w = new Worker(new URL('./audit-worker.js', import.meta.url), { workerData: data, name: 'audit-writer' });
+    // The thread checkpoints the WAL (CHECKPOINT_INTERVAL_MS): not this thread's commits.
+    this.autoCheckpoint(false);
     w.on('message', (e: AuditWorkerEvent) => this.onEvent(e));
     w.on('error', (err) => this.opts.log.error({ err, lost: this.inFlight }, 'audit writer thread failed; a new one takes the next batch'));
     w.on('exit', () => {
-      if (this.worker === w) this.worker = undefined;
+      if (this.worker === w) {
+        this.worker = undefined;
+        this.autoCheckpoint(true);
+      }
       // What was in flight is not coming back; a sync waiter sees the thread gone (below).
       this.inFlight = 0;
     });
@@ -398,8 +403,16 @@ export class AuditLog implements AuditSink {
       const w = this.worker;
       this.waitFor(this.post({ op: 'close' }));
       this.worker = undefined;
+      this.autoCheckpoint(true);
       void w.terminate();
     }
+  }
+
+  /** SQLite: whether the server's connection checkpoints the WAL itself (SQLite's default, 1,000 pages). */
+  private autoCheckpoint(on: boolean): void {
+    const db = this.opts.db;
+    if (this.spec?.kind !== 'sqlite' || !db?.open) return;
+    db.pragma(`wal_autocheckpoint = ${on ? 1000 : 0}`);
   }
 }
 
