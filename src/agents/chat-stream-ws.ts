@@ -53,9 +53,11 @@ export function chatStreamHandler(deps: ChatStreamDeps): WsMessageHandler<v.Infe
       if (up !== true && !(await up)) throw new ApiError('NOT_FOUND', `No agent is running for NFT ${nft}`);
       if (msg.conversation_id) await deps.conversations.owned(msg.conversation_id, nft, conn.auth.sub);
       // `subscribed` acknowledges a new follow: a socket already following the conversation (its
-      // next turn) is not told again (the frame costs a socket write, as much as a chunk's).
+      // next turn) is not told again. A turn's conversation has this socket as its only follower,
+      // so the frame goes along with the first chunk (one socket write for both; see sendAlong).
       const follow = (id: string) => {
-        if (conn.subscribe(chatTopic(id))) conn.send({ type: 'subscribed', channel: 'chat', conversation_id: id, nft_token_id: nft });
+        const topic = chatTopic(id);
+        if (conn.subscribe(topic)) conn.sendAlong(topic, { type: 'subscribed', channel: 'chat', conversation_id: id, nft_token_id: nft });
       };
       if (!msg.message) {
         if (!msg.conversation_id) throw new ApiError('MISSING_FIELD', 'Missing required field: conversation_id (or message)', { field: 'conversation_id' });

@@ -26,6 +26,14 @@ export interface WsConn {
   send(frame: string | object): boolean;
   /** Follows `topic`; false when this socket already follows it (or is closed). */
   subscribe(topic: string): boolean;
+  /**
+   * Sends `frame` to this socket alone, as send() does, but through `topic` when this socket is
+   * the topic's only follower here: uWS holds a topic's frames until the end of the loop
+   * iteration and writes each socket's in one go, so the frame leaves with the topic's next one
+   * (a `subscribed` with its turn's first chunk: one write instead of two). uWS drains a
+   * socket's topic frames before any direct send, so the order with send() holds.
+   */
+  sendAlong(topic: string, frame: string | object): boolean;
   unsubscribe(topic: string): boolean;
   isSubscribed(topic: string): boolean;
   /** Runs once when the socket closes (for any reason). The returned function unregisters it. */
@@ -91,6 +99,7 @@ class Conn implements WsConn {
   constructor(
     readonly ws: WebSocket<UserData>, readonly auth: AuthClaims, readonly ip: string, private readonly onDrop: () => void,
     private readonly onSubscribe: () => void,
+    private readonly app: Pick<TemplatedApp, 'publish' | 'numSubscribers'>,
     private readonly hooks?: TopicHooks,
   ) {
     this.expiresAt = auth.exp * 1000;
@@ -115,6 +124,14 @@ class Conn implements WsConn {
       this.hooks.follow(topic);
     }
     this.ws.subscribe(topic);
+    return true;
+  }
+
+  sendAlong(topic: string, frame: string | object): boolean {
+    if (this.closed) return false;
+    // Local followers only (app.publish does not relay to other nodes): one, and it is this socket.
+    if (this.app.numSubscribers(topic) !== 1 || !this.ws.isSubscribed(topic)) return this.send(frame);
+    this.app.publish(topic, typeof frame === 'string' ? frame : JSON.stringify(frame), false, false);
     return true;
   }
 
@@ -307,7 +324,7 @@ export class WsServer implements Publisher {
       },
       open: (ws) => {
         const data = ws.getUserData();
-        const conn = new Conn(ws, data.auth, data.ip, () => metrics.wsSlowConsumers.labels('dropped').inc(), this.countSubscription, this.topicHooks);
+        const conn = new Conn(ws, data.auth, data.ip, () => metrics.wsSlowConsumers.labels('dropped').inc(), this.countSubscription, app, this.topicHooks);
         data.conn = conn;
         this.conns.add(conn);
         conn.unregister = this.deps.live?.add(data.auth.sid, {
