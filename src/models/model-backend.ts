@@ -52,8 +52,9 @@ export interface ModelBackend {
   /**
    * Optional push form of stream(), the same contract: calls onDelta with each non-empty delta
    * (a returned promise pauses the reply until it settles) and resolves with the usage event,
-   * or with undefined, at once, when `abort` aborts it (a TurnAbort: no AbortSignal per turn). For backends that produce tokens from a
-   * timer or a socket callback: no async-iterator step per token (src/models/model-pump.ts).
+   * or with undefined, at once, when `abort` aborts it (a TurnAbort: no AbortSignal per turn).
+   * For backends that produce tokens from a timer or a socket callback: no async-iterator step
+   * per token (src/models/model-pump.ts).
    */
   pump?(request: ModelPumpRequest, onDelta: (content: string) => void | Promise<void>, abort: TurnAbort): Promise<Extract<ModelEvent, { type: 'usage' }> | undefined>;
 }
