@@ -179,10 +179,7 @@ export class AgentBehaviour implements Behaviour<AgentMsg, unknown>, AgentTurns 
     // The turn's own abort: by the caller (its signal, or its TurnAbort handed over), a clear or
     // a shutdown.
     const ac = msg.controller ?? new TurnAbort();
-    const signal = msg.controller ? undefined : msg.signal;
-    const onAbort = () => ac.abort(signal?.reason);
-    if (signal?.aborted) onAbort();
-    else signal?.addEventListener('abort', onAbort, { once: true });
+    const unfollow = !msg.controller && msg.signal ? ac.follow(msg.signal) : undefined;
     let set = this.turns.get(conversationId);
     if (!set) this.turns.set(conversationId, (set = new Set()));
     const queued: QueuedTurn = {
@@ -201,7 +198,7 @@ export class AgentBehaviour implements Behaviour<AgentMsg, unknown>, AgentTurns 
         } catch (e) {
           this.deps.log.error({ err: e, nft: this.nft }, 'releasing a quota hold failed');
         }
-        signal?.removeEventListener('abort', onAbort);
+        unfollow?.();
         set.delete(t);
         if (set.size === 0 && this.turns.get(conversationId) === set) this.turns.delete(conversationId);
       });

@@ -85,9 +85,7 @@ function pumpedAsStream(backend: ScriptedBackend): ModelBackend {
       let ended: { usage?: Extract<ModelEvent, { type: 'usage' }>; error?: unknown } | undefined;
       // The stream's signal, or the consumer stopping early, aborts the pump's TurnAbort.
       const abort = new TurnAbort();
-      const onAbort = () => abort.abort(request.signal.reason);
-      if (request.signal.aborted) onAbort();
-      else request.signal.addEventListener('abort', onAbort, { once: true });
+      const unfollow = abort.follow(request.signal);
       const { signal: _signal, ...pumped } = request;
       void pumpModel(backend, pumped, abort, (content) => new Promise<void>((taken) => {
         queue.push({ content, taken });
@@ -109,7 +107,7 @@ function pumpedAsStream(backend: ScriptedBackend): ModelBackend {
           await new Promise<void>((r) => (wake = r));
         }
       } finally {
-        request.signal.removeEventListener('abort', onAbort);
+        unfollow();
         abort.abort();
       }
     },

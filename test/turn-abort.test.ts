@@ -46,3 +46,25 @@ describe('TurnAbort: a turn\'s cancellation without an EventTarget', () => {
     assert.equal(late.signal.reason, reason);
   });
 });
+
+describe('TurnAbort.follow: an outside AbortSignal aborts it', () => {
+  it('with the signal\'s reason, at once when already aborted, and not after unfollowing', () => {
+    const ac = new AbortController();
+    const a = new TurnAbort();
+    a.follow(ac.signal);
+    const reason = new ApiError('TIMEOUT', 'deadline');
+    ac.abort(reason);
+    assert.equal(a.aborted, true);
+    assert.equal(a.reason, reason);
+
+    const late = new TurnAbort();
+    late.follow(ac.signal);
+    assert.equal(late.aborted, true);
+
+    const other = new AbortController();
+    const b = new TurnAbort();
+    b.follow(other.signal)();
+    other.abort();
+    assert.equal(b.aborted, false);
+  });
+});

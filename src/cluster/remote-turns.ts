@@ -276,17 +276,15 @@ export class RemoteTurns {
     // The run that answered is the one heard; what it sent before the answer is handled now, in order.
     t.run = typeof reply.run === 'string' ? reply.run : '';
     for (const e of t.early.splice(0)) if (e.run === t.run) this.dispatch(t, e.run, e.frame);
-    // A caller that handed over its TurnAbort is cancelled through it, else through its signal.
-    if (controller) {
-      const off = controller.onAbort(() => cancel(id, controller.reason instanceof ApiError ? controller.reason : undefined));
-      void t.done.then(off);
-    } else if (signal) {
-      const onAbort = () => cancel(id, signal.reason instanceof ApiError ? signal.reason : undefined);
-      if (signal.aborted) onAbort();
-      else {
-        signal.addEventListener('abort', onAbort, { once: true });
-        void t.done.then(() => signal.removeEventListener('abort', onAbort));
-      }
+    // Cancelled through the caller's TurnAbort, or one that follows its signal.
+    const abort = controller ?? (signal ? new TurnAbort() : undefined);
+    if (abort) {
+      const unfollow = !controller && signal ? abort.follow(signal) : undefined;
+      const off = abort.onAbort(() => cancel(id, abort.reason instanceof ApiError ? abort.reason : undefined));
+      void t.done.then(() => {
+        off();
+        unfollow?.();
+      });
     }
     return { conversation_id: reply.conversation_id, done: t.done };
   }

@@ -31,7 +31,7 @@ export function pumpModel(backend: ModelBackend, request: ModelPumpRequest, abor
     );
   }
   const signal = abort.signal;
-  const run = iterate(backend.stream({ ...request, signal }), sink, signal);
+  const run = iterate(backend.stream({ ...request, signal }), sink, abort);
   // One abort race per reply (not per token).
   return new Promise<UsageEvent | undefined>((resolve, reject) => {
     const off = abort.onAbort(() => resolve(undefined));
@@ -49,12 +49,12 @@ export function pumpModel(backend: ModelBackend, request: ModelPumpRequest, abor
   });
 }
 
-async function iterate(source: AsyncIterable<ModelEvent>, onDelta: DeltaSink, signal: AbortSignal): Promise<UsageEvent | undefined> {
+async function iterate(source: AsyncIterable<ModelEvent>, onDelta: DeltaSink, abort: TurnAbort): Promise<UsageEvent | undefined> {
   const it = source[Symbol.asyncIterator]();
   let finished = false;
   // Released at once on abort (not after the backend's next chunk, which may never come).
   const release = () => void Promise.resolve(it.return?.()).catch(() => undefined);
-  signal.addEventListener('abort', release, { once: true });
+  const off = abort.onAbort(release);
   let usage: UsageEvent | undefined;
   try {
     for (;;) {
@@ -63,7 +63,7 @@ async function iterate(source: AsyncIterable<ModelEvent>, onDelta: DeltaSink, si
         finished = true;
         return usage;
       }
-      if (signal.aborted) return undefined;
+      if (abort.aborted) return undefined;
       const ev = r.value;
       if (ev.type === 'usage') usage = ev;
       else {
@@ -72,8 +72,8 @@ async function iterate(source: AsyncIterable<ModelEvent>, onDelta: DeltaSink, si
       }
     }
   } finally {
-    signal.removeEventListener('abort', release);
+    off();
     // A throw in onDelta or a backend error: release its connection too.
-    if (!finished && !signal.aborted) release();
+    if (!finished && !abort.aborted) release();
   }
 }

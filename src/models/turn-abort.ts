@@ -35,6 +35,17 @@ export class TurnAbort {
     };
   }
 
+  /** Aborts this (with its reason) when `signal` aborts; the returned function stops following. */
+  follow(signal: AbortSignal): () => void {
+    const onAbort = () => this.abort(signal.reason);
+    if (signal.aborted) {
+      onAbort();
+      return noop;
+    }
+    signal.addEventListener('abort', onAbort, { once: true });
+    return () => signal.removeEventListener('abort', onAbort);
+  }
+
   /** An AbortSignal that follows this abort, for APIs that take one; made on first use. */
   get signal(): AbortSignal {
     if (!this.controller) {
