@@ -1,11 +1,11 @@
 import { uuidv7 } from '../src/db/time-ordered-id.js';
-import type { ActorKind, Behaviour } from '../src/contracts/actor-kind.js';
+import type { ActorKind, Behaviour, StopReason } from '../src/contracts/actor-kind.js';
 import { ApiError, isApiError, toApiError } from '../src/errors.js';
 import type { Logger } from '../src/logger.js';
 import type { Publisher } from '../src/server/ws-server.js';
 import { followerCheck } from '../src/server/follower-check.js';
 import type { ConversationsStore, TurnRecord } from '../src/agents/conversations-store.js';
-import { answerFenced, fencedAsApiError, type Fence } from '../src/db/fence.js';
+import { answerFenced, fencedAsApiError, FencedError, NOT_OWNER, type Fence } from '../src/db/fence.js';
 import { estimateTokens, type ChatMessage, type ModelBackend } from '../src/models/model-backend.js';
 import type { AgentSettings } from '../src/providers/provider.js';
 import { chatTopic, ChunkFrames } from '../src/agents/chat-frames.js';
@@ -80,6 +80,20 @@ export class AgentBehaviour implements Behaviour<AgentMsg, unknown>, AgentTurns 
 
   busy(): boolean {
     return this.active > 0;
+  }
+
+  /**
+   * Stopped while turns run (cluster mode: its shard's lease lapsed or moved and the registry
+   * evicted it; or it crashed and a new instance replaces it): they stop now. Else they would go
+   * on calling the model and writing beside the next instance, which may be on this very node,
+   * and no clear or shutdown could reach them. Shutdown aborts them itself, with its own reason.
+   */
+  stopped(why: StopReason): void {
+    if (why === 'shutdown' || this.active === 0) return;
+    const reason = why === 'crashed'
+      ? new ApiError('SERVICE_UNAVAILABLE', 'The agent restarted; the partial reply is stored as incomplete')
+      : new ApiError('SERVICE_UNAVAILABLE', 'This node no longer runs this agent; the reply is cut short', { reason: 'not_owner' });
+    void this.abortAll(reason, true);
   }
 
   receive(msg: AgentMsg): unknown {
@@ -359,7 +373,7 @@ export class AgentBehaviour implements Behaviour<AgentMsg, unknown>, AgentTurns 
     // Cut short by the server (deadline, clear, shutdown): the final frame says why. A client that
     // went away sees nothing, so its reason (not an ApiError) is not an error.
     if (ac.aborted && ac.reason instanceof ApiError) error ??= ac.reason;
-    const incomplete = ac.aborted || error !== undefined;
+    let incomplete = ac.aborted || error !== undefined;
     const text = progress.join('');
     const completion = usage?.completionTokens ?? estimateTokens(text);
     const promptTokens = usage ? usage.promptTokens : messages.reduce((n, m) => n + estimateTokens(m.content), 0);
@@ -371,8 +385,17 @@ export class AgentBehaviour implements Behaviour<AgentMsg, unknown>, AgentTurns 
     try {
       await repo.appendCommitted(conversationId, 'assistant', text, completion, incomplete, at, fence, t.turnId);
     } catch (e) {
-      this.deps.log.error({ err: e, nft: this.nft, conversation: conversationId }, 'storing a reply failed');
-      error ??= new ApiError('INTERNAL_ERROR', 'The reply could not be stored');
+      // Not stored: the reply the client saw is not in the history, so it is not a whole turn.
+      incomplete = true;
+      if (e instanceof FencedError) {
+        // This node lost the NFT's shard while the turn ran (a paused or cut-off node): not a
+        // server fault. What the new owner holds is the user's message, without this reply.
+        this.deps.log.warn({ nft: this.nft, conversation: conversationId, shard: e.shard }, 'a reply was fenced: this node no longer owns the agent');
+        error ??= new ApiError('SERVICE_UNAVAILABLE', 'This node lost the agent while it answered; the reply was not stored, try again', { reason: NOT_OWNER });
+      } else {
+        this.deps.log.error({ err: e, nft: this.nft, conversation: conversationId }, 'storing a reply failed');
+        error ??= new ApiError('INTERNAL_ERROR', 'The reply could not be stored');
+      }
     }
     // The reply is stored: nothing after this may fail the turn (that would store it twice).
     // The usage is written before the last frame tells the client the turn is over.

@@ -36,7 +36,7 @@ interface Node {
   fence: { current: Fence | undefined };
 }
 
-async function node(): Promise<Node> {
+async function node(opts: { delayMs?: number } = {}): Promise<Node> {
   const engine = await pgEngine(pg, (sql, dir) => openPgStorage(sql, { dataDir: dir }));
   const actors = new ActorRegistry({ log, idleMs: 60_000, queryTimeoutMs: 5000 });
   const calls = { deploy: 0, stop: 0 };
@@ -72,7 +72,7 @@ async function node(): Promise<Node> {
     specFor: (d) => ({ deploymentId: d.id, nftTokenId: d.nft_token_id, resources: d.resources, agent: d.agent, env: {}, secrets: {} }),
     secrets: storage.providerSecrets,
   }));
-  const backend = new ScriptedBackend({ delayMs: 0 });
+  const backend = new ScriptedBackend({ delayMs: opts.delayMs ?? 0 });
   actors.register(agentActorKind({
     repo: storage.conversations, fenceFor, publisher, log, now: Date.now, character: (nft) => defaultCharacter(nft, 'scripted'),
     model: () => ({ backend, model: 'scripted' }), concurrency: 4, historyTokenBudget: 2000,
@@ -138,6 +138,55 @@ test('chat: a turn on the lease holder is stored; after the lease moved a turn s
     assert.equal(r2.stored, false);
     assert.ok(r2.error);
     assert.equal((await other.page(h.conversation_id, 10, 0)).total, 2);
+  } finally {
+    n.actors.stopAll();
+    await n.engine.close();
+  }
+});
+
+test('chat: an agent evicted while its turn streams (its lease lapsed) stops the turn at once, so the next instance never runs beside it', async () => {
+  const n = await node({ delayMs: 40 });
+  try {
+    n.fence.current = await n.engine.fenceFor!('10');
+    let got = 0;
+    const h = await n.actors.ask<TurnHandle>(AGENT_ACTOR, '10', { type: 'turn', wallet: '0xabc', message: 'a long answer please', listener: { onChunk: () => void got++ } });
+    const chunks = () => got;
+    for (let i = 0; i < 100 && chunks() < 2; i++) await sleep(10);
+    assert.ok(chunks() >= 2, 'the turn is streaming');
+    n.actors.evict(AGENT_ACTOR, '10');
+    const t0 = performance.now();
+    const r = await h.done;
+    assert.ok(performance.now() - t0 < 500, 'ended at once, not when the model finished');
+    assert.equal(r.incomplete, true);
+    assert.equal(r.error?.code, 'SERVICE_UNAVAILABLE');
+    assert.equal(r.error?.details.reason, 'not_owner');
+    const after = chunks();
+    await sleep(200);
+    assert.equal(chunks(), after, 'no chunk after the eviction: the model is not called on');
+    // The next instance (the lease held again) answers the conversation, after what the first stored.
+    const h2 = await n.actors.ask<TurnHandle>(AGENT_ACTOR, '10', { type: 'turn', wallet: '0xabc', conversationId: h.conversation_id, message: 'again' });
+    assert.equal((await h2.done).error, undefined);
+    const rows = (await n.engine.second().conversations.page(h.conversation_id, 10, 0)).messages;
+    assert.deepEqual(rows.map((m) => [m.role, Boolean(m.incomplete)]), [['user', false], ['assistant', true], ['user', false], ['assistant', false]]);
+  } finally {
+    n.actors.stopAll();
+    await n.engine.close();
+  }
+});
+
+test('chat: a reply whose lease moved while it streamed is refused by the fence and answered as not_owner, incomplete (not a 500)', async () => {
+  const n = await node({ delayMs: 30 });
+  try {
+    n.fence.current = await n.engine.fenceFor!('11');
+    let got = 0;
+    const h = await n.actors.ask<TurnHandle>(AGENT_ACTOR, '11', { type: 'turn', wallet: '0xabc', message: 'tell me more', listener: { onChunk: () => void got++ } });
+    for (let i = 0; i < 100 && got < 2; i++) await sleep(10);
+    await n.engine.moveLease!('11');
+    const r = await h.done;
+    assert.equal(r.incomplete, true, 'a reply that is not stored is not a whole turn');
+    assert.equal(r.error?.code, 'SERVICE_UNAVAILABLE');
+    assert.equal(r.error?.details.reason, 'not_owner');
+    assert.deepEqual((await n.engine.second().conversations.page(h.conversation_id, 10, 0)).messages.map((m) => m.role), ['user']);
   } finally {
     n.actors.stopAll();
     await n.engine.close();

@@ -275,8 +275,18 @@ export class ClusterNode implements LeaseView {
         this.drop(s, 'lost');
       }
       if (this.stopping) return;
-      // A renewed lease whose trust had lapsed (the database came back in time): serve it again.
-      for (const l of this.leases.leases()) if (!this.active.has(l.shard)) this.gain(l.shard, l.epoch);
+      // A renewed lease whose trust had lapsed (a stalled loop, or the database came back in
+      // time): its actors were stopped, yet what they had in flight can still try to write, and
+      // at the held epoch the fence would let it. Served again only at a new epoch: those writes
+      // are refused, and the new activation never runs beside the old one (a soak found a stopped
+      // turn's reply stored between the next turn's message and its reply).
+      const lapsed = this.leases.leases().filter((l) => !this.active.has(l.shard));
+      const reclaimed = await Promise.all(lapsed.map((l) => this.leases.claim(l.shard).catch(() => undefined)));
+      for (const l of reclaimed) {
+        if (!l || this.stopping) continue;
+        this.stats.claims++;
+        this.gain(l.shard, l.epoch);
+      }
       await this.claimAndRebalance(rows);
     } catch (e) {
       this.pgUp = false;

@@ -4,8 +4,9 @@ import { cliFlags } from '../helpers/cli-flags.js';
 /**
  * `npm run soak [-- --cycles=N --seed=S --min-run-ms=A --max-run-ms=B]`: the kill -9 crash soak
  * (see soak.ts). Prints its figures and exits 1 on any violation.
- * `--cluster [--nodes=3 --lease-ttl-ms=1500]`: against cluster nodes on PostgreSQL + NATS, one
- * node killed per cycle.
+ * `--cluster [--nodes=3 --lease-ttl-ms=1500 --no-pauses]`: against cluster nodes on PostgreSQL +
+ * NATS, one node killed per cycle, and one SIGSTOPped for a while around its lease's trust window
+ * before that (not with --no-pauses).
  */
 const flags = cliFlags();
 const num = flags.num;
@@ -20,6 +21,7 @@ const report = await runSoak({
   cluster: flags.has('cluster'),
   nodes: num('nodes'),
   leaseTtlMs: num('lease-ttl-ms'),
+  pauses: !flags.has('no-pauses'),
   log: (l) => console.log(l),
 });
 

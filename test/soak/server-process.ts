@@ -77,6 +77,14 @@ export class ServerProcess {
     return this.exitInfo!;
   }
 
+  /** SIGSTOP for `ms`, then SIGCONT: the process stands still (a stalled event loop, a paused VM). */
+  async pause(ms: number): Promise<void> {
+    if (this.exitInfo) return;
+    this.child.kill('SIGSTOP');
+    await new Promise((r) => setTimeout(r, ms));
+    if (!this.exitInfo) this.child.kill('SIGCONT');
+  }
+
   get alive(): boolean {
     return !this.exitInfo;
   }

@@ -42,6 +42,11 @@ export interface SoakOptions {
   nodes?: number;
   /** cluster mode: lease TTL of the nodes (PANTHERS_CLUSTER_LEASE_TTL_MS) */
   leaseTtlMs?: number;
+  /**
+   * cluster mode: each cycle also SIGSTOPs one node mid-workload for a while around its trust
+   * window (past it, and sometimes past the lease), then SIGCONTs it (default on)
+   */
+  pauses?: boolean;
 }
 
 export interface Violation {
@@ -136,6 +141,7 @@ async function soak(opts: SoakOptions, engines: { pg: Postgres; nats: Nats } | u
   const clusterMode = engines !== undefined;
   const nodeCount = clusterMode ? Math.max(2, opts.nodes ?? 3) : 1;
   const leaseTtl = opts.leaseTtlMs ?? 1500;
+  const pauses = opts.cluster === true && opts.pauses !== false;
   const ownersFile = path.join(dataDir, 'owners.json');
   // A cluster has one public origin (its balancer): sign-in messages name it on every node.
   let rr = 0;
@@ -376,6 +382,10 @@ async function soak(opts: SoakOptions, engines: { pg: Postgres; nats: Nats } | u
           s.refresh = r.body.refresh_token;
           s.access = r.body.access_token;
           check(`refresh:${s.refresh}`);
+        } else if (r?.status === 503) {
+          // Shed (a node catching up after it stood still, or leaving): refused before the token
+          // was looked at, so the current one stays current. Checked again after the next kill.
+          tally('refresh', 'refused');
         } else if (r) {
           tally('refresh', 'refused');
           violation('refresh refused', `NFT ${n.id} session ${s.id}: ${r.status} ${r.text.slice(0, 200)}`);
@@ -604,7 +614,16 @@ async function soak(opts: SoakOptions, engines: { pg: Postgres; nats: Nats } | u
         }
       }
       const runFor = minRun + Math.floor(rnd() * (maxRun - minRun));
-      await sleep(runFor);
+      if (pauses) {
+        // A node stands still longer than it trusts its leases (ttl - margin) and about as long as
+        // the database keeps them: it must stop serving, and whatever it serves again (the same
+        // leases renewed, or none) must not run beside what it stopped.
+        const trust = leaseTtl - Math.min(1000, Math.floor(leaseTtl / 5));
+        const paused = servers[Math.floor(rnd() * nodeCount)];
+        await sleep(Math.floor(runFor / 2));
+        await paused?.pause(trust + 50 + Math.floor(rnd() * (leaseTtl - trust)));
+        await sleep(runFor - Math.floor(runFor / 2));
+      } else await sleep(runFor);
       const victim = Math.floor(rnd() * nodeCount);
       srv = servers[victim];
       // One process: nothing answers until the restart. A cluster: the others go on serving
