@@ -84,8 +84,11 @@ interface UserData {
   wallet: string;
 }
 
+/** Numbers the sockets of this process (for logs): randomUUID() is a 14-part cons string per socket. */
+let connSeq = 0;
+
 class Conn implements WsConn {
-  readonly id = randomUUID();
+  readonly id = (++connSeq).toString(36);
   closed = false;
   /** When the token expires (ms since the epoch): the sweep closes the socket then, no timer per socket. */
   readonly expiresAt: number;
