@@ -474,7 +474,9 @@ class DeploymentBehaviour implements Behaviour<DeploymentMsg, unknown> {
     if (d.status !== 'pending' && d.status !== 'deploying') {
       // Ended while the provider was still creating it (cannot normally happen): release it.
       const adapter = this.deps.providers.get(d.provider);
-      if (adapter) this.deps.run(d.provider, () => adapter.stop(result.ref)).catch(() => undefined);
+      const signal = AbortSignal.timeout(this.deps.deployTimeoutMs(d.provider));
+      this.guardCalls(signal);
+      if (adapter) this.deps.run(d.provider, () => adapter.stop(result.ref, signal)).catch(() => undefined);
       return;
     }
     await this.transition(d, 'running', 100, `Agent running at ${result.endpointUrl}`, {

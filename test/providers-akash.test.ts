@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import { loadConfig } from '../src/config.js';
 import { createAkashProvider, renderSdl, type AkashProviderOptions } from '../adapters/providers/akash/index.js';
 import { secretScrubber } from '../adapters/providers/remote-deploy.js';
+import { guardProviderCalls } from '../adapters/providers/provider-guard.js';
 import { startFakeAkash, type FakeAkash, type FakeAkashOptions } from './fakes/akash-api.js';
 import {
   failingDeploy,
@@ -144,6 +145,30 @@ test('akash: a bid lost when leasing fails clearly and leaves no lease', async (
     assert.match(err.message, /bid of Akash provider akash1providercheap was lost/);
     assert.equal(h.fake.counts.leasesCreated, 0);
     assert.equal(h.fake.activeDeployments().length, 0);
+  } finally {
+    await h.fake.close();
+  }
+});
+
+test('akash: a lease lost as the bids come in (a paused node resumed): the refused lease closes nothing', async () => {
+  const h = await setup({ bidsAfterPolls: 2 });
+  try {
+    // Cluster mode's guard (deployment-actor guardCalls): from the moment a bid is chosen this node
+    // no longer holds the NFT's lease, and the deploy is not aborted yet (its shard not yet dropped).
+    const ac = new AbortController();
+    let lost = false;
+    guardProviderCalls(ac.signal, () => {
+      if (lost) throw new Error('this node no longer holds the lease of NFT 4242');
+    });
+    const base = recordingContext(undefined, ac.signal);
+    const ctx = { ...base, progress: (p: number, m: string) => {
+      base.progress(p, m);
+      if (p === 30) lost = true;
+    } };
+    await assert.rejects(h.adapter.deploy(contractSpec(), ctx), (e: any) => e?.details?.reason === 'provider_error' && /no longer holds the lease/.test(e.message));
+    assert.equal(h.fake.counts.leasesCreated, 0);
+    assert.equal(h.fake.counts.closes, 0, 'a refused call is no withdrawn bid, and the close is refused too');
+    assert.equal(h.fake.activeDeployments().length, 1, 'left to the next owner: it resumes the saved dseq (or finds it by marker)');
   } finally {
     await h.fake.close();
   }

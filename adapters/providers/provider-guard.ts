@@ -19,6 +19,20 @@ export function guardProviderCalls(signal: AbortSignal, check: () => void): void
   guards.set(signal, check);
 }
 
+/**
+ * A signal that never aborts but carries `signal`'s guard, for a call that a stop must not cut
+ * (a create that may land anyway, closing what a failed deploy made) yet that must not leave a
+ * node which no longer holds the lease: without a signal a call has no guard at all. Undefined
+ * when `signal` has no guard (one process): the call goes out unguarded, as before.
+ */
+export function guardOnly(signal: AbortSignal | undefined): AbortSignal | undefined {
+  const check = signal && guards.get(signal);
+  if (!check) return undefined;
+  const only = new AbortController().signal;
+  guards.set(only, check);
+  return only;
+}
+
 /** Throws ProviderCallRefused when the signal's guard refuses. */
 export function checkProviderCall(signal: AbortSignal | undefined): void {
   const check = signal && guards.get(signal);

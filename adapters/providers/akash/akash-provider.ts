@@ -6,6 +6,7 @@ import type {
 } from '../../../src/providers/provider.js';
 import { checkHealth, sleep, type RetryPolicy, type CallLimiter } from '../http-client.js';
 import { assertPublicEndpoint, safeGet } from '../endpoint-guard.js';
+import { guardOnly, ProviderCallRefused } from '../provider-guard.js';
 import {
   deployFailure, mayHaveHappened, progressReporter, resourceName, secretScrubber, toProviderError,
 } from '../remote-deploy.js';
@@ -143,7 +144,7 @@ export class AkashProvider implements ProviderAdapter {
       endpointUrl = await this.endpointFor(uri, signal);
     } catch (e) {
       // A provider pointing us at a private address: nothing of it is used, nothing left billing.
-      await this.closeQuietly(dseq, 'private endpoint');
+      await this.closeQuietly(dseq, 'private endpoint', signal);
       throw e;
     }
     this.log.info({ deployment_id: spec.deploymentId, dseq, endpoint: endpointUrl }, 'Akash agent ready');
@@ -174,7 +175,7 @@ export class AkashProvider implements ProviderAdapter {
       try {
         // Not aborted by a stop: an abandoned create can still land at the console and bill.
         // It settles (bounded by the HTTP timeout), its ref is saved, and then the stop closes it.
-        const created = await this.api.createDeployment(sdl, name);
+        const created = await this.api.createDeployment(sdl, name, guardOnly(signal));
         this.manifests.set(created.dseq, created.manifest);
         this.log.info({ deployment_id: spec.deploymentId, dseq: created.dseq }, 'Akash deployment created');
         return created;
@@ -263,7 +264,7 @@ export class AkashProvider implements ProviderAdapter {
       if (Date.now() + pollIntervalMs > deadline) break;
       await sleep(pollIntervalMs, signal);
     }
-    await this.closeQuietly(dseq, 'no usable bid');
+    await this.closeQuietly(dseq, 'no usable bid', signal);
     const secs = Math.round(bidTimeoutMs / 1000);
     if (cheapestAbove) {
       throw deployFailure('akash', 'no_bids', `no Akash bid under the price cap of ${priceCap} ${denom} within ${secs} s (cheapest was ${cheapestAbove.price.amount} ${denom})`, { dseq });
@@ -280,7 +281,8 @@ export class AkashProvider implements ProviderAdapter {
         this.manifests.delete(dseq);
         return;
       } catch (e) {
-        if (signal.aborted) throw e;
+        // Refused by the lease guard: nothing was sent, and nothing is known of the bid.
+        if (signal.aborted || e instanceof ProviderCallRefused) throw e;
         if (mayHaveHappened(e)) {
           // The lease may exist: look before trying again (never two leases).
           const dep = await this.api.getDeployment(dseq, signal);
@@ -303,13 +305,17 @@ export class AkashProvider implements ProviderAdapter {
   private async explainLeaseFailure(dseq: string, bid: Bid, e: unknown, signal: AbortSignal): Promise<void> {
     const said = (e as { providerMessage?: string }).providerMessage ?? '';
     if (/insufficient (funds|balance)/i.test(said)) {
-      await this.closeQuietly(dseq, 'insufficient funds');
+      await this.closeQuietly(dseq, 'insufficient funds', signal);
       throw deployFailure('akash', 'insufficient_funds', `Akash account has insufficient funds to lease deployment ${dseq}`, { dseq });
     }
-    const bids = await this.api.listBids(dseq, signal).catch(() => [] as Bid[]);
+    const bids = await this.api.listBids(dseq, signal).catch((x: unknown) => {
+      // A refused look-up is not a withdrawn bid: this node lost the lease, it closes nothing.
+      if (x instanceof ProviderCallRefused) throw x;
+      return [] as Bid[];
+    });
     const now = bids.find((b) => sameBid(b.id, bid.id));
     if (!now || now.state === 'lost' || now.state === 'closed') {
-      await this.closeQuietly(dseq, 'bid lost');
+      await this.closeQuietly(dseq, 'bid lost', signal);
       throw deployFailure('akash', 'bid_lost', `the bid of Akash provider ${bid.id.provider} was ${now ? now.state : 'withdrawn'} before the lease was made`, { dseq });
     }
   }
@@ -324,7 +330,7 @@ export class AkashProvider implements ProviderAdapter {
       }
       const lease = currentLease(dep);
       if (lease?.state === 'insufficient_funds') {
-        await this.closeQuietly(dseq, 'insufficient funds');
+        await this.closeQuietly(dseq, 'insufficient funds', signal);
         throw deployFailure('akash', 'insufficient_funds', `Akash lease for deployment ${dseq} has insufficient funds (lease state insufficient_funds)`, { dseq });
       }
       if (lease?.state === 'closed') {
@@ -336,7 +342,7 @@ export class AkashProvider implements ProviderAdapter {
       if (Date.now() + this.config.akash.pollIntervalMs > deadline) break;
       await sleep(this.config.akash.pollIntervalMs, signal);
     }
-    await this.closeQuietly(dseq, 'agent never ready');
+    await this.closeQuietly(dseq, 'agent never ready', signal);
     throw deployFailure('akash', 'not_ready', `the agent on Akash deployment ${dseq} did not become ready within ${Math.round(this.readyTimeoutMs / 1000)} s`, { dseq });
   }
 
@@ -363,11 +369,15 @@ export class AkashProvider implements ProviderAdapter {
     return plain;
   }
 
-  /** Releases a deployment that has failed for good; a failure here is logged, not raised. */
-  private async closeQuietly(dseq: string, why: string): Promise<void> {
+  /**
+   * Releases a deployment that has failed for good; a failure here is logged, not raised. Not cut
+   * by the deploy's abort, but under its lease guard: a node that lost the lease (paused past it)
+   * closes nothing; the next owner resumes or releases the deployment (saved ref, else marker).
+   */
+  private async closeQuietly(dseq: string, why: string, signal: AbortSignal): Promise<void> {
     this.manifests.delete(dseq);
     try {
-      await this.api.closeDeployment(dseq);
+      await this.api.closeDeployment(dseq, guardOnly(signal));
       this.log.info({ dseq, why }, 'closed failed Akash deployment');
     } catch (e) {
       this.log.warn({ dseq, why, err: (e as Error).message }, 'could not close failed Akash deployment');

@@ -5,6 +5,7 @@ import type {
 } from '../../../src/providers/provider.js';
 import { checkHealth, sleep, type RetryPolicy, type CallLimiter } from '../http-client.js';
 import { assertPublicEndpoint } from '../endpoint-guard.js';
+import { guardOnly } from '../provider-guard.js';
 import {
   deployFailure, mayHaveHappened, progressReporter, resourceName, secretScrubber, toProviderError,
 } from '../remote-deploy.js';
@@ -90,7 +91,7 @@ export class SecretVmProvider implements ProviderAdapter {
     try {
       await assertPublicEndpoint(`https://${domain}`, this.config.allowPrivateEndpoints, 'secret_vm');
     } catch (e) {
-      await this.terminateQuietly(routeId, 'private endpoint');
+      await this.terminateQuietly(routeId, 'private endpoint', signal);
       throw e;
     }
     this.log.info({ deployment_id: spec.deploymentId, vm: routeId, domain }, 'SecretVM agent running');
@@ -175,7 +176,7 @@ export class SecretVmProvider implements ProviderAdapter {
       const raw = vm.status ?? vm.state ?? '';
       const state = mapVmStatus(vm);
       if (state === 'failed' || state === 'stopped') {
-        await this.terminateQuietly(routeId, `VM ${state}`);
+        await this.terminateQuietly(routeId, `VM ${state}`, signal);
         throw deployFailure('secret_vm', state === 'failed' ? 'provider_error' : 'closed', `SecretVM ${routeId} ${state === 'failed' ? 'failed to start' : 'stopped while starting'} (status: ${raw})`, { vm_id: routeId, raw_status: raw });
       }
       if (state === 'running' && vm.vmDomain) return vm;
@@ -186,13 +187,14 @@ export class SecretVmProvider implements ProviderAdapter {
       if (Date.now() + pollIntervalMs > deadline) break;
       await sleep(pollIntervalMs, signal);
     }
-    await this.terminateQuietly(routeId, 'never ready');
+    await this.terminateQuietly(routeId, 'never ready', signal);
     throw deployFailure('secret_vm', 'not_ready', `SecretVM ${routeId} did not become ready within ${Math.round(readyTimeoutMs / 1000)} s (last status: ${lastRaw || 'none'})`, { vm_id: routeId });
   }
 
-  private async terminateQuietly(routeId: string, why: string): Promise<void> {
+  /** Under the deploy's lease guard, not cut by its abort (closeQuietly in the Akash adapter). */
+  private async terminateQuietly(routeId: string, why: string, signal: AbortSignal): Promise<void> {
     try {
-      await this.api.terminateVm(routeId);
+      await this.api.terminateVm(routeId, guardOnly(signal));
       this.log.info({ vm: routeId, why }, 'terminated failed SecretVM');
     } catch (e) {
       this.log.warn({ vm: routeId, why, err: (e as Error).message }, 'could not terminate failed SecretVM');
