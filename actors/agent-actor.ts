@@ -298,7 +298,8 @@ export class AgentBehaviour implements Behaviour<AgentMsg, unknown>, AgentTurns 
       }
     }
     // The reply so far, as its deltas: a string built with += is a rope of one node per delta,
-    // kept alive as long as the turn (~1 KB a turn at 40 deltas); joined once, at the end.
+    // kept alive as long as the turn (~1 KB a turn at 40 deltas). Every PROGRESS_RUN deltas, the
+    // latest run is joined into one string (onDelta): a turn holds a string per run, not per token.
     const progress: string[] = [];
     try {
       return await this.runTurn(t, progress);
@@ -357,7 +358,8 @@ export class AgentBehaviour implements Behaviour<AgentMsg, unknown>, AgentTurns 
     // over SSE alone renders no WS frame); no per-subscriber work here (uWS fans out in C++).
     const followed = followerCheck(publisher, topic);
     const onDelta = (content: string): void | Promise<void> => {
-      progress.push(content);
+      // The run after the first string becomes one string, joined onto it (no copy of what it holds).
+      if (progress.push(content) === PROGRESS_RUN) progress[0] += progress.splice(1).join('');
       if (followed()) publisher.publish(topic, frames.chunk(content));
       return listener?.onChunk(content);
     };
@@ -413,6 +415,9 @@ export class AgentBehaviour implements Behaviour<AgentMsg, unknown>, AgentTurns 
     return result;
   }
 }
+
+/** Deltas kept apart before the reply so far is joined into one string (see safeTurn). */
+const PROGRESS_RUN = 16;
 
 /**
  * Starts a hold's settle and hands back its outcome, awaited later: a throw becomes a rejection,
