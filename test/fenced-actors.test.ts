@@ -144,15 +144,20 @@ test('chat: a turn on the lease holder is stored; after the lease moved a turn s
   }
 });
 
+/** A turn on the lease holder, once it has streamed two chunks; `chunks` counts them. */
+async function streamingTurn(n: Node, nft: string): Promise<{ h: TurnHandle; chunks: () => number }> {
+  n.fence.current = await n.engine.fenceFor!(nft);
+  let got = 0;
+  const h = await n.actors.ask<TurnHandle>(AGENT_ACTOR, nft, { type: 'turn', wallet: '0xabc', message: 'a long answer please', listener: { onChunk: () => void got++ } });
+  for (let i = 0; i < 100 && got < 2; i++) await sleep(10);
+  assert.ok(got >= 2, 'the turn is streaming');
+  return { h, chunks: () => got };
+}
+
 test('chat: an agent evicted while its turn streams (its lease lapsed) stops the turn at once, so the next instance never runs beside it', async () => {
   const n = await node({ delayMs: 40 });
   try {
-    n.fence.current = await n.engine.fenceFor!('10');
-    let got = 0;
-    const h = await n.actors.ask<TurnHandle>(AGENT_ACTOR, '10', { type: 'turn', wallet: '0xabc', message: 'a long answer please', listener: { onChunk: () => void got++ } });
-    const chunks = () => got;
-    for (let i = 0; i < 100 && chunks() < 2; i++) await sleep(10);
-    assert.ok(chunks() >= 2, 'the turn is streaming');
+    const { h, chunks } = await streamingTurn(n, '10');
     n.actors.evict(AGENT_ACTOR, '10');
     const t0 = performance.now();
     const r = await h.done;
@@ -177,10 +182,7 @@ test('chat: an agent evicted while its turn streams (its lease lapsed) stops the
 test('chat: a reply whose lease moved while it streamed is refused by the fence and answered as not_owner, incomplete (not a 500)', async () => {
   const n = await node({ delayMs: 30 });
   try {
-    n.fence.current = await n.engine.fenceFor!('11');
-    let got = 0;
-    const h = await n.actors.ask<TurnHandle>(AGENT_ACTOR, '11', { type: 'turn', wallet: '0xabc', message: 'tell me more', listener: { onChunk: () => void got++ } });
-    for (let i = 0; i < 100 && got < 2; i++) await sleep(10);
+    const { h } = await streamingTurn(n, '11');
     await n.engine.moveLease!('11');
     const r = await h.done;
     assert.equal(r.incomplete, true, 'a reply that is not stored is not a whole turn');
