@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Browser, BrowserContext, Page, WebSocketRoute } from 'playwright-core';
-import { ROOT, request, spawnCli, tempDir, type ServerProcess } from '../helpers/server.js';
+import { ROOT, request, spawnCli, tempDir, waitFor, type ServerProcess } from '../helpers/server.js';
 import { newCosmosWallet, newEvmWallet } from '../helpers/wallets.js';
 import { ARTIFACTS, PageWatch, injectWallets, launchBrowser, screens, svgIcon, type InjectedEvm } from '../helpers/browser.js';
 
@@ -198,6 +198,9 @@ describe('web console in Chromium', { timeout: 240_000 }, () => {
     await screens(page, '03-siwe-message');
     await page.getByRole('button', { name: 'Sign with Test Wallet A' }).click();
     await page.getByRole('heading', { name: 'My agents' }).waitFor();
+    // The page can render before this process has read the verify response's body (an await in
+    // the response listener): wait for it rather than race it (CI saw the race once).
+    await waitFor(() => seen.access, 5000).catch(() => undefined);
     assert.ok(seen.access, 'the page got tokens');
     assert.ok(!page.url().includes(seen.access!), 'no token in the page URL');
     await page.locator('.sock[data-state=open]').waitFor();
