@@ -92,7 +92,7 @@ export class AgentBehaviour implements Behaviour<AgentMsg, unknown>, AgentTurns 
     if (why === 'shutdown' || this.active === 0) return;
     const reason = why === 'crashed'
       ? new ApiError('SERVICE_UNAVAILABLE', 'The agent restarted; the partial reply is stored as incomplete')
-      : new ApiError('SERVICE_UNAVAILABLE', 'This node no longer runs this agent; the reply is cut short', { reason: 'not_owner' });
+      : new ApiError('SERVICE_UNAVAILABLE', 'This node no longer runs this agent; the reply is cut short', { reason: NOT_OWNER });
     void this.abortAll(reason, true);
   }
 

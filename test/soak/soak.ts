@@ -383,8 +383,9 @@ async function soak(opts: SoakOptions, engines: { pg: Postgres; nats: Nats } | u
           s.access = r.body.access_token;
           check(`refresh:${s.refresh}`);
         } else if (r?.status === 503) {
-          // Shed (a node catching up after it stood still, or leaving): refused before the token
-          // was looked at, so the current one stays current. Checked again after the next kill.
+          // A retryable refusal (shed by a node catching up after it stood still, one leaving, an
+          // owner moving). The token kept is checked after the next kill: a 503 that rotated it
+          // all the same shows up there.
           tally('refresh', 'refused');
         } else if (r) {
           tally('refresh', 'refused');
