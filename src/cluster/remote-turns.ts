@@ -176,7 +176,8 @@ class IncomingTurn {
  */
 export class RemoteTurns {
   private readonly incoming = new Map<string, IncomingTurn>();
-  private readonly running = new Map<string, TurnAbort>();
+  /** the runs served here per turn id: a turn resent through a failover can reach this owner twice */
+  private readonly running = new Map<string, Set<TurnAbort>>();
   private readonly heartbeatMs: number;
   private readonly silenceMs: number;
   private watchdog: NodeJS.Timeout | undefined;
@@ -369,7 +370,13 @@ export class RemoteTurns {
     const topic = turnTopic(wire.turn, run);
     const relay = this.opts.relay;
     const ac = new TurnAbort();
-    this.running.set(wire.turn, ac);
+    let runs = this.running.get(wire.turn);
+    if (!runs) this.running.set(wire.turn, (runs = new Set()));
+    runs.add(ac);
+    const forget = () => {
+      runs.delete(ac);
+      if (runs.size === 0 && this.running.get(wire.turn) === runs) this.running.delete(wire.turn);
+    };
     let handle: TurnHandle;
     try {
       handle = await local.ask<TurnHandle>(AGENT_ACTOR, nft, {
@@ -377,7 +384,7 @@ export class RemoteTurns {
         listener: { onChunk: (c) => relay.publish(topic, JSON.stringify(c)) },
       } satisfies TurnMsg, timeoutMs);
     } catch (e) {
-      this.running.delete(wire.turn);
+      forget();
       throw e;
     }
     this.stats.served++;
@@ -385,7 +392,7 @@ export class RemoteTurns {
     hb.unref();
     void handle.done.then((r) => {
       clearInterval(hb);
-      this.running.delete(wire.turn);
+      forget();
       relay.publish(topic, JSON.stringify({ result: toWireResult(r) }));
     });
     return { conversation_id: handle.conversation_id, run };
@@ -393,9 +400,10 @@ export class RemoteTurns {
 
   /** Owner node: the receiving node's client went away (no reason) or its deadline passed. */
   cancel(turn: string, reason?: { code: string; message: string; details?: Record<string, unknown> }): boolean {
-    const ac = this.running.get(turn);
-    if (!ac) return false;
-    ac.abort(reason ? wireError(reason) : undefined);
+    const runs = this.running.get(turn);
+    if (!runs) return false;
+    // Every run of it here: the receiving node hears only one, and the others answer nobody.
+    for (const ac of [...runs]) ac.abort(reason ? wireError(reason) : undefined);
     return true;
   }
 
