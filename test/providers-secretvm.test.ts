@@ -5,6 +5,7 @@ import { loadConfig } from '../src/config.js';
 import { createSecretVmProvider, mapVmStatus, renderCompose, renderSecretsEnv, type SecretVmProviderOptions } from '../adapters/providers/secretvm/index.js';
 import { composeAgent, startFakeSecretVm, type FakeSecretVm, type FakeSecretVmOptions } from './fakes/secretvm-api.js';
 import { parseDotenv, substitute } from './fakes/compose-env.js';
+import { guardProviderCalls } from '../adapters/providers/provider-guard.js';
 import {
   failingDeploy,
   assertNoSecret, captureLogger, contractSpec, providerContract, recordingContext, CONTRACT_SECRET,
@@ -292,6 +293,23 @@ test('secret_vm: status of unknown and terminated VMs is stopped; stop of an unk
     assert.equal((await h.adapter.status({ vmId: '999999' })).state, 'stopped');
     await h.adapter.stop({ vmId: '999999' });
     await h.adapter.stop({});
+  } finally {
+    await h.fake.close();
+  }
+});
+
+test('secret_vm: a lease lost between the look-up and the create (a paused node resumed): no VM is created', async () => {
+  const h = await setup();
+  try {
+    // Cluster mode's guard (deployment-actor guardCalls), not aborted yet: it refuses every call
+    // once the name look-up has been answered, i.e. from the create on.
+    const ac = new AbortController();
+    guardProviderCalls(ac.signal, () => {
+      if (h.fake.journal.some((e) => e.method === 'GET' && e.path === '/api/vm/instances')) throw new Error('this node no longer holds the lease of NFT 4242');
+    });
+    await assert.rejects(h.adapter.deploy(contractSpec(), recordingContext(undefined, ac.signal)), /no longer holds the lease/);
+    assert.equal(h.fake.counts.vmsCreated, 0, 'the create is refused before it leaves');
+    assert.equal(h.fake.journal.filter((e) => e.method === 'POST').length, 0);
   } finally {
     await h.fake.close();
   }

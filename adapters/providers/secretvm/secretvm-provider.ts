@@ -131,8 +131,9 @@ export class SecretVmProvider implements ProviderAdapter {
       signal.throwIfAborted();
       try {
         // Not aborted by a stop: an abandoned create can still make a VM that bills. It settles
-        // (bounded by the HTTP timeout), its ref is saved, and then the stop terminates it.
-        const vm = await this.api.createVm(input);
+        // (bounded by the HTTP timeout), its ref is saved, and then the stop terminates it. Under
+        // the deploy's lease guard all the same: a node that lost the lease creates nothing.
+        const vm = await this.api.createVm(input, guardOnly(signal));
         this.log.info({ deployment_id: spec.deploymentId, vm: vmRouteId(vm) }, 'SecretVM created');
         return vm;
       } catch (e) {
