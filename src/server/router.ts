@@ -9,6 +9,8 @@ export type MatchResult = Match | { notFound: true } | { methodNotAllowed: strin
 
 interface ParamRoute {
   segments: string[];
+  /** the `:name` segments: their index and name */
+  params: [number, string][];
   route: RouteDef;
 }
 
@@ -33,7 +35,11 @@ export class Router {
     const segments = route.path.split('/');
     let list = this.paramRoutes.get(segments.length);
     if (!list) this.paramRoutes.set(segments.length, (list = []));
-    list.push({ segments, route });
+    const params: [number, string][] = [];
+    segments.forEach((seg, i) => {
+      if (seg.charCodeAt(0) === 58 /* : */) params.push([i, seg.slice(1)]);
+    });
+    list.push({ segments, params, route });
     return this;
   }
 
@@ -48,16 +54,18 @@ export class Router {
       const r = byMethod.get(method) ?? (method === 'HEAD' ? byMethod.get('GET') : undefined);
       if (r) return { route: r, params: {} };
     }
-    const allowed: string[] = byMethod ? [...byMethod.keys()] : [];
     const parts = path.split('/');
-    const candidates = this.paramRoutes.get(parts.length);
-    if (candidates) {
-      for (const c of candidates) {
-        const params = matchSegments(c.segments, parts);
-        if (!params) continue;
-        if (c.route.method === method || (method === 'HEAD' && c.route.method === 'GET')) return { route: c.route, params };
-        allowed.push(c.route.method);
-      }
+    const candidates = this.paramRoutes.get(parts.length) ?? [];
+    // The literal segments first (string compares, nothing allocated); parameters are decoded
+    // only for the route that answers. The other methods are looked at once nothing answered.
+    for (const c of candidates) {
+      if (!literalsMatch(c.segments, parts) || !allows(c.route, method)) continue;
+      const params = decodeParams(c.params, parts);
+      if (params) return { route: c.route, params };
+    }
+    const allowed: string[] = byMethod ? [...byMethod.keys()] : [];
+    for (const c of candidates) {
+      if (!allows(c.route, method) && literalsMatch(c.segments, parts) && decodeParams(c.params, parts)) allowed.push(c.route.method);
     }
     return allowed.length ? { methodNotAllowed: allowed } : { notFound: true };
   }
@@ -68,23 +76,32 @@ export class Router {
   }
 }
 
-function matchSegments(pattern: string[], parts: string[]): Record<string, string> | undefined {
-  let params: Record<string, string> | undefined;
+function allows(route: RouteDef, method: string): boolean {
+  return route.method === method || (method === 'HEAD' && route.method === 'GET');
+}
+
+function literalsMatch(pattern: string[], parts: string[]): boolean {
   for (let i = 0; i < pattern.length; i++) {
     const p = pattern[i]!;
+    if (p.charCodeAt(0) !== 58 /* : */ && p !== parts[i]) return false;
+  }
+  return true;
+}
+
+/** The route's parameters from the path, decoded; undefined when one is empty or not valid UTF-8 percent-encoding. */
+function decodeParams(params: [number, string][], parts: string[]): Record<string, string> | undefined {
+  const out: Record<string, string> = {};
+  for (const [i, name] of params) {
     const s = parts[i]!;
-    if (p.charCodeAt(0) === 58 /* : */) {
-      if (s === '') return undefined;
-      let value: string;
+    if (s === '') return undefined;
+    if (s.indexOf('%') < 0) out[name] = s;
+    else {
       try {
-        value = decodeURIComponent(s);
+        out[name] = decodeURIComponent(s);
       } catch {
         return undefined;
       }
-      (params ??= {})[p.slice(1)] = value;
-    } else if (p !== s) {
-      return undefined;
     }
   }
-  return params ?? {};
+  return out;
 }
