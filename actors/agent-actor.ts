@@ -5,7 +5,7 @@ import type { Logger } from '../src/logger.js';
 import type { Publisher } from '../src/server/ws-server.js';
 import { followerCheck } from '../src/server/follower-check.js';
 import type { ConversationsStore, TurnRecord } from '../src/agents/conversations-store.js';
-import { answerFenced, fencedAsApiError, FencedError, NOT_OWNER, type Fence } from '../src/db/fence.js';
+import { answerFenced, fencedAsApiError, NOT_OWNER, type Fence } from '../src/db/fence.js';
 import { estimateTokens, type ChatMessage, type ModelBackend } from '../src/models/model-backend.js';
 import type { AgentSettings } from '../src/providers/provider.js';
 import { chatTopic, ChunkFrames } from '../src/agents/chat-frames.js';
@@ -389,11 +389,12 @@ export class AgentBehaviour implements Behaviour<AgentMsg, unknown>, AgentTurns 
     } catch (e) {
       // Not stored: the reply the client saw is not in the history, so it is not a whole turn.
       incomplete = true;
-      if (e instanceof FencedError) {
+      const fenced = fencedAsApiError(e);
+      if (fenced !== e) {
         // This node lost the NFT's shard while the turn ran (a paused or cut-off node): not a
         // server fault. What the new owner holds is the user's message, without this reply.
-        this.deps.log.warn({ nft: this.nft, conversation: conversationId, shard: e.shard }, 'a reply was fenced: this node no longer owns the agent');
-        error ??= new ApiError('SERVICE_UNAVAILABLE', 'This node lost the agent while it answered; the reply was not stored, try again', { reason: NOT_OWNER });
+        this.deps.log.warn({ nft: this.nft, conversation: conversationId }, 'a reply was fenced: this node no longer owns the agent');
+        error ??= fenced as ApiError;
       } else {
         this.deps.log.error({ err: e, nft: this.nft, conversation: conversationId }, 'storing a reply failed');
         error ??= new ApiError('INTERNAL_ERROR', 'The reply could not be stored');

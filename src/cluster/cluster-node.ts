@@ -4,7 +4,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { natsLinkOptions } from './nats-url.js';
 import type { ClusterConfig } from '../config.js';
 import type { Logger } from '../logger.js';
-import { ShardLeases, FencedError, LEASE_SCHEMA, LEASE_CLAIMED_AT } from './shard-leases.js';
+import { ShardLeases, FencedError, LEASE_SCHEMA, LEASE_CLAIMED_AT, trustMarginMs } from './shard-leases.js';
 import { authenticatedLink, type MacStats } from './cluster-mac.js';
 import { Forwarder } from './forwarder.js';
 
@@ -131,7 +131,7 @@ export class ClusterNode implements LeaseView {
   constructor(readonly config: ClusterConfig, private readonly log: Logger, sql?: Sql) {
     this.nodeId = config.nodeId;
     this.sql = sql ?? openPg(config.databaseUrl);
-    this.leases = new ShardLeases(this.sql, this.nodeId, config.leaseTtlMs, Math.min(1000, Math.floor(config.leaseTtlMs / 5)));
+    this.leases = new ShardLeases(this.sql, this.nodeId, config.leaseTtlMs, trustMarginMs(config.leaseTtlMs));
   }
 
   /** Messages signed and dropped by this node's authenticated link (cluster-mac.ts); undefined without a cluster secret. */
@@ -275,18 +275,6 @@ export class ClusterNode implements LeaseView {
         this.drop(s, 'lost');
       }
       if (this.stopping) return;
-      // A renewed lease whose trust had lapsed (a stalled loop, or the database came back in
-      // time): its actors were stopped, yet what they had in flight can still try to write, and
-      // at the held epoch the fence would let it. Served again only at a new epoch: those writes
-      // are refused, and the new activation never runs beside the old one (a soak found a stopped
-      // turn's reply stored between the next turn's message and its reply).
-      const lapsed = this.leases.leases().filter((l) => !this.active.has(l.shard));
-      const reclaimed = await Promise.all(lapsed.map((l) => this.leases.claim(l.shard).catch(() => undefined)));
-      for (const l of reclaimed) {
-        if (!l || this.stopping) continue;
-        this.stats.claims++;
-        this.gain(l.shard, l.epoch);
-      }
       await this.claimAndRebalance(rows);
     } catch (e) {
       this.pgUp = false;
@@ -327,7 +315,17 @@ export class ClusterNode implements LeaseView {
     for (const r of rows) {
       if (r.shard >= SHARDS) continue;
       const preferred = preferredOwner(r.shard, this.liveNodes);
-      const mine = this.active.has(r.shard) || this.leases.lease(r.shard) !== undefined;
+      const held = this.leases.lease(r.shard) !== undefined;
+      if (held && !this.active.has(r.shard) && !this.draining.has(r.shard)) {
+        // Renewed after its trust had lapsed (a stalled loop, or the database back in time): its
+        // actors were stopped, yet what they had in flight can still write, and at the held epoch
+        // the fence would let it. Claimed again (epoch + 1) before it is served: those writes are
+        // refused, and the new activation never runs beside the old one (a soak found a stopped
+        // turn's reply stored between the next turn's message and its reply).
+        toClaim.push(r.shard);
+        continue;
+      }
+      const mine = this.active.has(r.shard) || held;
       if (r.free && !mine) {
         if (preferred === this.nodeId) toClaim.push(r.shard);
         else {

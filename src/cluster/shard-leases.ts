@@ -35,6 +35,11 @@ export const LEASE_CLAIMED_AT = `ALTER TABLE shard_leases ADD COLUMN IF NOT EXIS
  * write is fenced by `fenced()`: the lease check and the write commit in one transaction, so a
  * node that lost its lease (paused, partitioned) cannot write (Kleppmann's fencing token).
  */
+/** How long before the database's expiry a node stops trusting its lease: a fifth of the TTL, at most 1 s. */
+export function trustMarginMs(ttlMs: number): number {
+  return Math.min(1000, Math.floor(ttlMs / 5));
+}
+
 export class ShardLeases {
   private readonly held = new Map<number, Lease>();
 

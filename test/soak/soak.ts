@@ -8,6 +8,7 @@ import { newEvmWallet, type EvmTestWallet } from '../helpers/wallets.js';
 import { ApiClient, NoAnswer, WsClient, type ClientHooks } from './api-client.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
 import { ServerProcess } from './server-process.js';
+import { trustMarginMs } from '../../src/cluster/shard-leases.js';
 
 /**
  * The crash soak: a mixed concurrent workload against a real `panthers serve` process, which is
@@ -619,7 +620,7 @@ async function soak(opts: SoakOptions, engines: { pg: Postgres; nats: Nats } | u
         // A node stands still longer than it trusts its leases (ttl - margin) and about as long as
         // the database keeps them: it must stop serving, and whatever it serves again (the same
         // leases renewed, or none) must not run beside what it stopped.
-        const trust = leaseTtl - Math.min(1000, Math.floor(leaseTtl / 5));
+        const trust = leaseTtl - trustMarginMs(leaseTtl);
         const paused = servers[Math.floor(rnd() * nodeCount)];
         await sleep(Math.floor(runFor / 2));
         await paused?.pause(trust + 50 + Math.floor(rnd() * (leaseTtl - trust)));
