@@ -267,8 +267,12 @@ describe('cluster faults: three nodes on PostgreSQL + NATS', { timeout: LONG ? 9
     const watcherNode = c.live().find((n) => n !== victim)!;
     const watchers = await Promise.all(deployNfts.slice(0, 10).map(async (nft) => {
       const w = await openWs(watcherNode.url, token(nft));
+      const closed: unknown[] = [];
+      w.ws.on('close', (code, reason) => closed.push(code, reason.toString()));
       w.ws.send(JSON.stringify({ type: 'subscribe', channel: 'deployment', nft_token_id: nft }));
-      return { nft, w };
+      // Followed once acknowledged: a deploy sent before that may reach running before the follow.
+      await w.next((f) => f.type === 'subscribed' && f.nft_token_id === nft, 10_000);
+      return { nft, w, closed };
     }));
     const acks = await Promise.all(deployNfts.map(async (nft) => {
       const via = await clientNode(c, nft, victim);
@@ -286,9 +290,9 @@ describe('cluster faults: three nodes on PostgreSQL + NATS', { timeout: LONG ? 9
       assert.equal(st, 'running', `NFT ${nft} (owner was ${victimNfts.includes(nft) ? 'the victim' : 'a survivor'})`);
     }
     await sleep(300);
-    for (const { nft, w } of watchers) {
+    for (const { nft, w, closed } of watchers) {
       for (const f of w.frames) ledger.frame(f, `WS on ${watcherNode.id} for ${nft}`);
-      assert.ok(w.frames.some((f) => f.type === 'deployment_status' && f.status === 'running'), `the WS subscriber of ${nft} on ${watcherNode.id} saw running: ${JSON.stringify(w.frames.map((f) => f.status ?? f.type))}`);
+      assert.ok(w.frames.some((f) => f.type === 'deployment_status' && f.status === 'running'), `the WS subscriber of ${nft} on ${watcherNode.id} saw running: ${JSON.stringify(w.frames.map((f) => f.status ?? f.type))}${closed.length ? `; closed ${JSON.stringify(closed)}` : ''}; owner was ${victimNfts.includes(nft) ? 'the victim' : 'a survivor'}`);
       w.ws.terminate();
     }
     await victim.start();
