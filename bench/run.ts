@@ -32,7 +32,8 @@ const HELP = `Usage: npm run bench [-- options]
   --only=a,b         run only these scenarios (${SCENARIOS.map((s) => s.name).join(', ')})
   --rounds=N         interleaved rounds (default 5, quick 1)
   --out=FILE         results file (default bench/results/latest.json)
-  --participants=a,b measure only these (project, uws-raw, fastify, socketio, express-socketio, sqlite-raw)
+  --participants=a,b measure only these (project, uws-raw, uws-sqlite, fastify, socketio,
+                     express-socketio, sqlite-raw)
   --before=DIST      also measure the project built at another commit (DIST/bin/panthers.js) as
                      'project-before' in http_auth_get, chat_fanout and sse_stream: a before/after
                      under the same load

@@ -17,6 +17,7 @@ const PANEL_PAD = 40;
 const COLORS: Record<string, string> = {
   project: '#1f6feb',
   'uws-raw': '#6e7781',
+  'uws-sqlite': '#57606a',
   fastify: '#bf8700',
   socketio: '#8250df',
   'express-socketio': '#cf222e',
@@ -70,8 +71,9 @@ export function renderSvg(report: BenchReport): string {
       parts.push(`<rect x="${BAR_X}" y="${by + 2}" width="${bw.toFixed(1)}" height="${ROW_H - 5}" fill="${COLORS[w] ?? '#57606a'}"/>`);
       let label = fmtValue(v);
       if (w === 'project') {
-        // The ratio to uws-raw (the ceiling) and to any peer a goal names; the rest are in the table.
-        const named = new Set(['uws-raw', ...goals.map((x) => x.g.peer).filter(Boolean)]);
+        // The ratio to uws-raw (the ceiling), to uws-sqlite (the floor of the guarantees) and to
+        // any peer a goal names; the rest are in the table.
+        const named = new Set(['uws-raw', 'uws-sqlite', ...goals.map((x) => x.g.peer).filter(Boolean)]);
         const rs = Object.entries(r.ratios).filter(([p]) => named.has(p)).map(([p, x]) => `${x.toFixed(2)}x ${p}`);
         if (rs.length) label += `  (${rs.join(', ')})`;
       }

@@ -11,7 +11,7 @@ export const DIST = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
 export const CLI = path.join(DIST, 'bin/panthers.js');
 export const PEERS_DIR = path.join(DIST, 'bench/peers');
 
-export type PeerName = 'uws-raw' | 'fastify' | 'socketio' | 'express-socketio';
+export type PeerName = 'uws-raw' | 'uws-sqlite' | 'fastify' | 'socketio' | 'express-socketio';
 
 /** A server under test, started as its own process pinned to the server CPU. */
 export interface Target {

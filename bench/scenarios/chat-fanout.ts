@@ -5,7 +5,7 @@ import { CHAT_MESSAGE } from '../lib/world.js';
 import { joinNotes, rounds, type BenchContext, type Scenario } from '../lib/context.js';
 import type { Target } from '../lib/servers.js';
 
-const PEERS = ['uws-raw', 'fastify', 'socketio', 'express-socketio'] as const;
+const PEERS = ['uws-raw', 'uws-sqlite', 'fastify', 'socketio', 'express-socketio'] as const;
 /** A capacity step passes when p99 lateness stays under this and every chunk arrives in order. */
 export const LATENESS_LIMIT_MS = 50;
 

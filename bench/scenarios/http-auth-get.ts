@@ -5,7 +5,7 @@ import { runWrk } from '../lib/wrk.js';
 import { WRK_MISSING_HINT } from '../lib/tools.js';
 import { joinNotes, rounds, type BenchContext, type Scenario } from '../lib/context.js';
 
-const PEERS = ['uws-raw', 'fastify', 'express-socketio'] as const;
+const PEERS = ['uws-raw', 'uws-sqlite', 'fastify', 'express-socketio'] as const;
 
 /** GET /v1/deployments/{nft} with a valid token under wrk: requests/s, p99 and server CPU. */
 export const httpAuthGet: Scenario = {

@@ -2,7 +2,7 @@ import { NA_MISSING, Samples, summarize, type MetricResult } from '../lib/result
 import { joinNotes, rounds, type BenchContext, type Scenario } from '../lib/context.js';
 import { streamStep, stepOk, usPerChunk } from './chat-fanout.js';
 
-const PEERS = ['uws-raw', 'fastify', 'express-socketio'] as const;
+const PEERS = ['uws-raw', 'uws-sqlite', 'fastify', 'express-socketio'] as const;
 const DELAY_MS = 50;
 
 /** M concurrent SSE chat streams (POST /v1/agents/{nft}/chat) at 20 chunks/s each: server CPU and lateness. */
