@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import uWS, { assertNativeUws } from '../../src/server/uws.js';
-import { announce, chunkFrame, doneFrame, onSignals, paceChunks, peerEnv, sseChunk, sseDone, type ChatStreamRequest } from './common.js';
+import { chatStreamOf, listenAndAnnounce, streamSse } from './uws-peer.js';
+import { chunkFrame, doneFrame, paceChunks, peerEnv } from './common.js';
 
 /**
  * The ceiling on this box: raw uWebSockets.js answering from memory. No JWT check, no SQLite:
@@ -30,32 +31,15 @@ app.post('/v1/agents/:nft/chat', (res) => {
   res.onData((_chunk, last) => {
     if (!last || aborted) return;
     const id = randomUUID();
-    res.cork(() => res.writeStatus('200 OK').writeHeader('Content-Type', 'text/event-stream').writeHeader('Cache-Control', 'no-cache'));
-    cancel = paceChunks(
-      env.chunks,
-      env.delayMs,
-      (content) => {
-        if (aborted) return false;
-        res.cork(() => res.write(sseChunk(content)));
-      },
-      (_reply, completed) => {
-        if (aborted || !completed) return;
-        res.cork(() => res.end(sseDone(id, env.chunks.length)));
-      },
-    );
+    cancel = streamSse(res, env, id, () => aborted);
   });
 });
 app.ws<WsData>('/ws', {
   idleTimeout: 120,
   maxBackpressure: 1024 * 1024,
   message: (ws, message) => {
-    let req: ChatStreamRequest;
-    try {
-      req = JSON.parse(Buffer.from(message).toString('utf8')) as ChatStreamRequest;
-    } catch {
-      return;
-    }
-    if (req.type !== 'chat_stream') return;
+    const req = chatStreamOf(message);
+    if (!req) return;
     const data = ws.getUserData();
     const id = req.conversation_id ?? randomUUID();
     let open = true;
@@ -78,16 +62,4 @@ app.ws<WsData>('/ws', {
   },
   close: (ws) => ws.getUserData().cancel?.(),
 });
-// Set by the listen callback (uWS calls it synchronously).
-let listenSocket: unknown;
-app.listen('127.0.0.1', env.port, (token) => {
-  if (!token) {
-    console.error('uws-raw: cannot listen');
-    process.exit(1);
-  }
-  listenSocket = token;
-  announce('uws-raw', uWS.us_socket_local_port(token));
-});
-onSignals(() => {
-  if (listenSocket) uWS.us_listen_socket_close(listenSocket as never);
-});
+listenAndAnnounce(app, 'uws-raw', env.port);

@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import uWS, { assertNativeUws } from '../../src/server/uws.js';
+import { chatStreamOf, listenAndAnnounce, streamSse } from './uws-peer.js';
 import { AuditLog } from '../../src/guards/audit-log.js';
 import { createLogger } from '../../src/logger.js';
 import {
-  announce, bearer, chunkFrame, deploymentBody, doneFrame, JwtVerifier, NOT_FOUND, onSignals, paceChunks, peerEnv,
-  PeerStore, sseChunk, sseDone, UNAUTHORIZED, type ChatStreamRequest, type Claims,
+  bearer, chunkFrame, deploymentBody, doneFrame, JwtVerifier, NOT_FOUND, paceChunks, peerEnv,
+  PeerStore, UNAUTHORIZED, type ChatStreamRequest, type Claims,
 } from './common.js';
 
 /**
@@ -117,19 +118,7 @@ app.post('/v1/agents/:nft/chat', (res, req) => {
       }
       const id = body.conversation_id ?? randomUUID();
       queue(() => store.beginTurn(body.conversation_id, nft, claims!.sub, String(body.message ?? '')));
-      res.cork(() => res.writeStatus('200 OK').writeHeader('Content-Type', 'text/event-stream').writeHeader('Cache-Control', 'no-cache'));
-      cancel = paceChunks(
-        env.chunks,
-        env.delayMs,
-        (content) => {
-          if (aborted) return false;
-          res.cork(() => res.write(sseChunk(content)));
-        },
-        (reply, completed) => {
-          queue(() => store.endTurn(id, reply, !completed));
-          if (!aborted && completed) res.cork(() => res.end(sseDone(id, env.chunks.length)));
-        },
-      );
+      cancel = streamSse(res, env, id, () => aborted, (reply, completed) => queue(() => store.endTurn(id, reply, !completed)));
     });
   });
 });
@@ -159,13 +148,8 @@ app.ws<WsData>('/ws', {
   },
   message: (ws, message) => {
     const started = performance.now();
-    let req: ChatStreamRequest;
-    try {
-      req = JSON.parse(Buffer.from(message).toString('utf8')) as ChatStreamRequest;
-    } catch {
-      return;
-    }
-    if (req.type !== 'chat_stream') return;
+    const req = chatStreamOf(message);
+    if (!req) return;
     const data = ws.getUserData();
     const nft = req.nft_token_id ?? data.claims.nft;
     // The socket's claims are checked again per message (the token may have expired since the
@@ -196,17 +180,7 @@ app.ws<WsData>('/ws', {
   },
 });
 
-let listenSocket: unknown;
-app.listen('127.0.0.1', env.port, (token) => {
-  if (!token) {
-    console.error('uws-sqlite: cannot listen');
-    process.exit(1);
-  }
-  listenSocket = token;
-  announce('uws-sqlite', uWS.us_socket_local_port(token));
-});
-onSignals(() => {
-  if (listenSocket) uWS.us_listen_socket_close(listenSocket as never);
+listenAndAnnounce(app, 'uws-sqlite', env.port, () => {
   if (pending.length) commit.immediate();
   audit.stop();
   db.close();
