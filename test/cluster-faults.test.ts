@@ -271,7 +271,12 @@ describe('cluster faults: three nodes on PostgreSQL + NATS', { timeout: LONG ? 9
       w.ws.on('close', (code, reason) => closed.push(code, reason.toString()));
       w.ws.send(JSON.stringify({ type: 'subscribe', channel: 'deployment', nft_token_id: nft }));
       // Followed once acknowledged: a deploy sent before that may reach running before the follow.
-      await w.next((f) => f.type === 'subscribed' && f.nft_token_id === nft, 10_000);
+      try {
+        await w.next((f) => f.type === 'subscribed' && f.nft_token_id === nft, 10_000);
+      } catch (e) {
+        const owner = await c.ownerOf(nft);
+        throw new Error(`the subscribe of ${nft} on ${watcherNode.id} (owner ${owner}) went unanswered: ${(e as Error).message}; closed ${JSON.stringify(closed)}\n${watcherNode.output().slice(-3000)}`);
+      }
       return { nft, w, closed };
     }));
     const acks = await Promise.all(deployNfts.map(async (nft) => {
