@@ -255,8 +255,10 @@ describe('cluster directory: asks', () => {
     const nft = freshNft();
     own(b, nft);
     assert.equal((await a.directory.ask<{ n: number }>('probe', nft, { type: 'echo' })).n, 1);
-    // b loses the lease (its subject answers NOT_OWNER for a moment, then nobody answers)...
+    // b loses the lease (its subject answers NOT_OWNER until its lease loop unserves it, as
+    // ClusterNode's trust watchdog does within a quarter of a renewal period)...
     b.owned.delete(shardOf(nft));
+    setTimeout(() => b.directory.unserveShard(shardOf(nft)), 100);
     const started = performance.now();
     const pending = a.directory.ask<{ key: string }>('probe', nft, { type: 'echo' }, 5000);
     await sleep(300);
@@ -307,6 +309,26 @@ describe('cluster directory: asks', () => {
       assert.equal(reply.error?.code, 'INVALID_REQUEST', JSON.stringify(body));
     }
     assert.equal(b.registry.isLive('probe', other), false);
+  });
+
+  test('an owner whose trust lapses for a moment and comes back (no drop) still serves its shard', async () => {
+    // ClusterNode: a renewal that lands after trustedUntil passed, before the watchdog looked,
+    // restores the lease without a drop, so the lease loop never serves the shard again. An ask
+    // that reached the owner inside that gap must not take the shard off NATS for good.
+    const a = await node('a');
+    const b = await node('b');
+    const nft = freshNft();
+    const s = own(b, nft);
+    b.owned.delete(s);
+    const during = await a.directory.ask('probe', nft, { type: 'echo' }, 300).then(() => 'answered', errorShape);
+    assert.notEqual(during, 'answered', 'not answered while b does not trust its lease');
+    assert.ok(b.directory.stats.notOwner >= 1, 'b said NOT_OWNER while its trust had lapsed');
+    b.owned.add(s);
+    const started = performance.now();
+    const r = await a.directory.ask<{ key: string }>('probe', nft, { type: 'echo' }, 3000);
+    assert.equal(r.key, nft);
+    assert.ok(performance.now() - started < 1000, `answered once trusted again (${Math.round(performance.now() - started)} ms)`);
+    disown(b, nft);
   });
 
   test('no owner until the deadline: SERVICE_UNAVAILABLE, within the deadline', async () => {

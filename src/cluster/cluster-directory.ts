@@ -212,9 +212,11 @@ export class ClusterDirectory implements ActorDirectory {
   /** The owner side of one forwarded ask. Undefined means NOT_OWNER: the asker retries. */
   private async handle(shard: number, w: WireAsk): Promise<{ value: unknown } | undefined> {
     if (!this.owns(shard)) {
-      // The lease ended before the lease loop unserved it: stop answering for it now (see unserveShard).
+      // Not trusted now: NOT_OWNER, and the asker retries. The subscription stays: only the lease
+      // loop serves and unserves (its watchdog drops a lapsed lease within a quarter renewal).
+      // Unserving here stranded the shard when a late renewal restored the trust with no drop:
+      // the loop never served it again, and every forward to it waited out its deadline.
       this.stats.notOwner++;
-      this.unserveShard(shard);
       return undefined;
     }
     if (typeof w?.k !== 'string' || typeof w.key !== 'string' || !this.sharded.has(w.k) || shardOf(w.key, this.shards) !== shard) {
