@@ -4,7 +4,7 @@ import { nftTokenId } from '../server/validation.js';
 import type { AuthClaims } from '../server/route.js';
 import type { WsConn, WsMessageHandler } from '../server/ws-server.js';
 import type { ActorDirectory } from '../contracts/actor-directory.js';
-import { AGENT_ACTOR, type AgentMsg, type TurnHandle, type TurnResult } from '../contracts/agent-messages.js';
+import { AGENT_ACTOR, type AgentMsg, type TurnHandle } from '../contracts/agent-messages.js';
 import type { ConversationsStore } from './conversations-store.js';
 import { chatTopic, ChunkFrames } from './chat-frames.js';
 import { chatMessageSchema, conversationIdSchema } from './chat-message.js';
@@ -52,9 +52,16 @@ export function chatStreamHandler(deps: ChatStreamDeps): WsMessageHandler<v.Infe
       const up = deps.available(nft);
       if (up !== true && !(await up)) throw new ApiError('NOT_FOUND', `No agent is running for NFT ${nft}`);
       if (msg.conversation_id) await deps.conversations.owned(msg.conversation_id, nft, conn.auth.sub);
+      // `subscribed` acknowledges a new follow: a socket already following the conversation (its
+      // next turn) is not told again. A turn's conversation has this socket as its only follower,
+      // so the frame goes along with the first chunk (one socket write for both; see sendAlong).
+      const follow = (id: string) => {
+        const topic = chatTopic(id);
+        if (conn.subscribe(topic)) conn.sendAlong(topic, { type: 'subscribed', channel: 'chat', conversation_id: id, nft_token_id: nft });
+      };
       if (!msg.message) {
         if (!msg.conversation_id) throw new ApiError('MISSING_FIELD', 'Missing required field: conversation_id (or message)', { field: 'conversation_id' });
-        followChat(conn, msg.conversation_id, nft);
+        follow(msg.conversation_id);
         return;
       }
       const wallet = conn.auth.sub;
@@ -66,91 +73,49 @@ export function chatStreamHandler(deps: ChatStreamDeps): WsMessageHandler<v.Infe
         if (b.kind === 'replay') {
           // The first attempt's last frame, to this socket only.
           const final = JSON.parse(b.body) as { conversation_id: string };
-          followChat(conn, final.conversation_id, nft);
+          follow(final.conversation_id);
           conn.send(b.body);
           return;
         }
         // Still streaming here: follow it (its remaining chunks and final frame come on the topic).
-        if (b.kind === 'in_progress' && b.ref) return followChat(conn, b.ref, nft);
+        if (b.kind === 'in_progress' && b.ref) return follow(b.ref);
         if (b.kind !== 'new') throw notFinished(b, key);
       }
-      const turn = new SocketTurn(conn, nft, store, key, scope, deps.turnTimeoutMs);
+      // A turn sent over the socket stops when the socket goes away, or at its deadline.
+      const ac = new TurnAbort();
+      // Dropped once the turn is over: a socket running many turns keeps no closure per past turn.
+      const off = conn.onClose(() => ac.abort());
+      const timer = deps.turnTimeoutMs
+        ? setTimeout(() => ac.abort(new ApiError('TIMEOUT', 'The reply ran past its deadline; what was written is stored as incomplete')), deps.turnTimeoutMs)
+        : undefined;
+      timer?.unref();
       let handle: TurnHandle;
       try {
         handle = await deps.actors.ask<TurnHandle>(AGENT_ACTOR, nft, {
-          type: 'turn', wallet, conversationId: msg.conversation_id, message: msg.message, controller: turn.ac, opened: turn.opened,
+          type: 'turn', wallet, conversationId: msg.conversation_id, message: msg.message, controller: ac,
+          // Runs inside the agent's mailbox: it must not throw (that would crash the actor).
+          opened: (id) => {
+            // The turn runs anyway if this fails; only the in-progress pointer is missing.
+            store?.setRef(wallet, scope, key, id).catch(() => {});
+            follow(id);
+          },
         } satisfies AgentMsg);
       } catch (e) {
-        turn.ended();
+        off();
+        clearTimeout(timer);
         if (store) await store.release(wallet, scope, key).catch(() => {});
         throw e;
       }
-      void handle.done.then(turn.finished);
+      void handle.done.then((r) => {
+        off();
+        clearTimeout(timer);
+        if (!store) return;
+        // The database gone (shutdown): the key stays pending and a retry is told so.
+        const written = !r.stored ? store.release(wallet, scope, key)
+          : r.error?.details.reason !== 'shutdown' ? store.complete(wallet, scope, key, r.error ? r.error.status : 200, new ChunkFrames(r.conversation_id, nft).last(r), r.conversation_id)
+          : undefined;
+        written?.catch(() => {});
+      });
     },
-  };
-}
-
-/**
- * `subscribed` acknowledges a new follow: a socket already following the conversation (its next
- * turn) is not told again. A turn's conversation has this socket as its only follower, so the
- * frame goes along with the first chunk (one socket write for both; see sendAlong).
- */
-function followChat(conn: WsConn, conversationId: string, nft: string): void {
-  const topic = chatTopic(conversationId);
-  if (conn.subscribe(topic)) conn.sendAlong(topic, { type: 'subscribed', channel: 'chat', conversation_id: conversationId, nft_token_id: nft });
-}
-
-/** A socket turn's deadline passed (a module function: no closure per turn). */
-function turnTimedOut(ac: TurnAbort): void {
-  ac.abort(new ApiError('TIMEOUT', 'The reply ran past its deadline; what was written is stored as incomplete'));
-}
-
-/**
- * One turn sent over a socket, as one object: its abort (the socket going away, its deadline),
- * its idempotency record, and the two callbacks the agent calls. It stops when the socket goes
- * away, or at its deadline; it is dropped once over, so a socket running many turns keeps nothing
- * per past turn.
- */
-class SocketTurn {
-  readonly ac = new TurnAbort();
-  private readonly timer: NodeJS.Timeout | undefined;
-
-  constructor(
-    private readonly conn: WsConn,
-    private readonly nft: string,
-    /** set when the turn carries a message_id */
-    private readonly store: IdempotencyStore | undefined,
-    private readonly key: string,
-    private readonly scope: string,
-    timeoutMs: number | undefined,
-  ) {
-    conn.onClose(this.ac);
-    this.timer = timeoutMs ? setTimeout(turnTimedOut, timeoutMs, this.ac) : undefined;
-    this.timer?.unref();
-  }
-
-  /** Runs inside the agent's mailbox: it must not throw (that would crash the actor). */
-  readonly opened = (conversationId: string): void => {
-    // The turn runs anyway if this fails; only the in-progress pointer is missing.
-    this.store?.setRef(this.conn.auth.sub, this.scope, this.key, conversationId).catch(() => {});
-    followChat(this.conn, conversationId, this.nft);
-  };
-
-  /** The turn is over (or was never admitted): the socket and the clock let go of it. */
-  ended(): void {
-    this.conn.offClose(this.ac);
-    clearTimeout(this.timer);
-  }
-
-  readonly finished = (r: TurnResult): void => {
-    this.ended();
-    const store = this.store;
-    if (!store) return;
-    const wallet = this.conn.auth.sub;
-    // The database gone (shutdown): the key stays pending and a retry is told so.
-    const written = !r.stored ? store.release(wallet, this.scope, this.key)
-      : r.error?.details.reason !== 'shutdown' ? store.complete(wallet, this.scope, this.key, r.error ? r.error.status : 200, new ChunkFrames(r.conversation_id, this.nft).last(r), r.conversation_id)
-      : undefined;
-    written?.catch(() => {});
   };
 }

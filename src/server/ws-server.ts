@@ -36,18 +36,9 @@ export interface WsConn {
   sendAlong(topic: string, frame: string | object): boolean;
   unsubscribe(topic: string): boolean;
   isSubscribed(topic: string): boolean;
-  /**
-   * `x.abort()` runs once when the socket closes (for any reason), at once if it is closed; the
-   * turn's own abort goes in as it is (no closure per turn). offClose(x) unregisters it.
-   */
-  onClose(x: Abortable): void;
-  offClose(x: Abortable): void;
+  /** Runs once when the socket closes (for any reason). The returned function unregisters it. */
+  onClose(cb: () => void): () => void;
   readonly closed: boolean;
-}
-
-/** What a socket aborts when it closes: a turn's TurnAbort. */
-export interface Abortable {
-  abort(): void;
 }
 
 export interface WsMessageHandler<T = any> {
@@ -76,7 +67,7 @@ export interface Publisher {
   /**
    * How many subscriptions sockets here have made so far (it only grows). A 0 from
    * subscribers(topic) holds until this changes, so a caller per chunk asks uWS again only then
-   * (the topic lookup in C++ cost more than rendering the frame; see AgentTurn.isFollowed).
+   * (the topic lookup in C++ cost more than rendering the frame; see followerCheck).
    */
   readonly subscriptions: number;
   /** Unsubscribes the sockets on `topic` whose claims `keep` refuses, telling each with `frame`. */
@@ -102,9 +93,9 @@ class Conn implements WsConn {
   /** When the token expires (ms since the epoch): the sweep closes the socket then, no timer per socket. */
   readonly expiresAt: number;
   unregister: (() => void) | undefined;
-  // A Set: an abort per turn in flight, removed when the turn ends (a long-lived socket that
-  // runs many turns must not keep one per past turn).
-  private closeCbs: Set<Abortable> | undefined;
+  // A Set: a callback per turn in flight, removed when the turn ends (a long-lived socket that
+  // runs many turns must not keep one closure and AbortController per past turn).
+  private closeCbs: Set<() => void> | undefined;
   /** topics followed, only when hooks want to know (cluster mode) */
   private topics: Set<string> | undefined;
 
@@ -163,13 +154,14 @@ class Conn implements WsConn {
     this.ws.end(code, reason);
   }
 
-  onClose(x: Abortable): void {
-    if (this.closed) return x.abort();
-    (this.closeCbs ??= new Set()).add(x);
-  }
-
-  offClose(x: Abortable): void {
-    this.closeCbs?.delete(x);
+  onClose(cb: () => void): () => void {
+    if (this.closed) {
+      cb();
+      return noop;
+    }
+    const cbs = (this.closeCbs ??= new Set());
+    cbs.add(cb);
+    return () => cbs.delete(cb);
   }
 
   /** Called by the server's close handler. */
@@ -179,9 +171,11 @@ class Conn implements WsConn {
     this.topics = undefined;
     const cbs = this.closeCbs;
     this.closeCbs = undefined;
-    if (cbs) for (const x of cbs) x.abort();
+    if (cbs) for (const cb of cbs) cb();
   }
 }
+
+function noop(): void {}
 
 /**
  * How often every socket is looked at (token expiry, slow readers): one timer for all of them
