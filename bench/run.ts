@@ -38,7 +38,8 @@ const HELP = `Usage: npm run bench [-- options]
                      'project-before' in http_auth_get, chat_fanout and sse_stream: a before/after
                      under the same load
   --profile[=DIR]    run the project under --cpu-prof (profiles in DIR/<scenario>, default
-                     bench/results/profiles) and print where its CPU time went per scenario`;
+                     bench/results/profiles) and print where its CPU time went per scenario;
+                     peers are profiled too, into DIR/<scenario>/peers/<peer>`;
 
 function arg(name: string): string | undefined {
   const a = process.argv.slice(2).find((x) => x === `--${name}` || x.startsWith(`--${name}=`));
@@ -133,6 +134,7 @@ async function main(): Promise<number> {
       console.log(`[bench] ${s.name}: running`);
       const profileDir = profileRoot && path.join(profileRoot, s.name);
       world.projectNodeArgs = profileDir ? profileNodeArgs(profileDir) : [];
+      world.peerProfileDir = profileDir && path.join(profileDir, 'peers');
       const ctx: BenchContext = {
         tools, quick, sizes, world, errors, participants,
         progress: (m) => console.log(`[bench] ${s.name}: ${m}`),

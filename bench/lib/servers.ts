@@ -137,6 +137,8 @@ export async function untilHealthy(url: string, proc: Proc, timeoutMs = 20_000):
 
 export interface PeerOptions {
   delayMs: number;
+  /** node flags before the script (e.g. --cpu-prof) */
+  nodeArgs?: string[];
   dataDir?: string;
   chunksFile?: string;
   jwkFile?: string;
@@ -144,7 +146,7 @@ export interface PeerOptions {
 }
 
 export async function startPeer(tools: Tools, name: PeerName, o: PeerOptions): Promise<Target> {
-  const proc = spawnProc(tools, process.execPath, [path.join(PEERS_DIR, `${name}.js`)], {
+  const proc = spawnProc(tools, process.execPath, [...(o.nodeArgs ?? []), path.join(PEERS_DIR, `${name}.js`)], {
     cpu: tools.serverCpu,
     env: {
       PORT: '0',
@@ -155,10 +157,10 @@ export async function startPeer(tools: Tools, name: PeerName, o: PeerOptions): P
       BENCH_DEPLOYMENT_FILE: o.deploymentFile,
     },
   });
-  return finishStart(name, proc);
+  return finishStart(name, proc, o.nodeArgs?.includes('--cpu-prof') ?? false);
 }
 
-async function finishStart(who: string, proc: Proc): Promise<Target> {
+async function finishStart(who: string, proc: Proc, profiled = false): Promise<Target> {
   let m: RegExpExecArray;
   try {
     m = await proc.waitFor(LISTENING, 20_000);
@@ -168,5 +170,6 @@ async function finishStart(who: string, proc: Proc): Promise<Target> {
   }
   const port = Number(m[1]);
   const url = `http://127.0.0.1:${port}`;
-  return { who, url, port, proc, stop: () => proc.stop(3000) };
+  // A profiled peer writes its profile when it exits on SIGTERM: give it the time.
+  return { who, url, port, proc, stop: () => proc.stop(profiled ? 15_000 : 3000) };
 }

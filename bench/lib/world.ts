@@ -7,6 +7,7 @@ import {
   call, ensureDeployed, EndpointMissing, mintToken, signIn, writePublicJwk, wsChatTurn, type Session,
 } from './project-session.js';
 import { startPeer, startProject, tempDir, type PeerName, type Target } from './servers.js';
+import { profileNodeArgs } from './profile.js';
 import type { Tools } from './tools.js';
 import { deploymentBody } from '../peers/common.js';
 
@@ -41,6 +42,8 @@ export class World {
   readonly deploymentFile: string;
   /** node flags of every project server started from now on (--profile sets --cpu-prof) */
   projectNodeArgs: string[] = [];
+  /** --profile: where each peer server started from now on writes its profile (DIR/<peer>) */
+  peerProfileDir: string | undefined;
   /**
    * --before=DIST: the same project built from another commit, measured as the participant
    * `project-before` beside the project in the scenarios that compare stacks (a before/after
@@ -186,6 +189,7 @@ export class World {
 
   startPeer(name: PeerName, delayMs: number): Promise<Target> {
     return startPeer(this.tools, name, {
+      nodeArgs: this.peerProfileDir ? profileNodeArgs(path.join(this.peerProfileDir, name)) : [],
       delayMs, dataDir: this.peerDir, chunksFile: this.chunksFile, jwkFile: this.jwkFile, deploymentFile: this.deploymentFile,
     });
   }
