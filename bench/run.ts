@@ -7,7 +7,7 @@ import { FULL, QUICK, type BenchContext, type Scenario } from './lib/context.js'
 import { machineInfo, writeReport, type BenchReport, type MetricResult } from './lib/results.js';
 import { renderTable } from './lib/table.js';
 import { writeSvg } from './lib/chart.js';
-import { profileNodeArgs, renderProfile, summarizeProfiles } from './lib/profile.js';
+import { renderProfile, summarizeProfiles } from './lib/profile.js';
 import { World } from './lib/world.js';
 import { CLI } from './lib/servers.js';
 import { killAllChildren } from './lib/proc.js';
@@ -133,8 +133,7 @@ async function main(): Promise<number> {
       const t0 = Date.now();
       console.log(`[bench] ${s.name}: running`);
       const profileDir = profileRoot && path.join(profileRoot, s.name);
-      world.projectNodeArgs = profileDir ? profileNodeArgs(profileDir) : [];
-      world.peerProfileDir = profileDir && path.join(profileDir, 'peers');
+      world.profileDir = profileDir;
       const ctx: BenchContext = {
         tools, quick, sizes, world, errors, participants,
         progress: (m) => console.log(`[bench] ${s.name}: ${m}`),

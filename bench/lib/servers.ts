@@ -71,7 +71,7 @@ export async function startProject(tools: Tools, o: ProjectOptions): Promise<Tar
     throw e;
   }
   // A profiled process writes its profile on exit: wait for that rather than kill it.
-  const profiled = o.nodeArgs?.includes('--cpu-prof') ?? false;
+  const profiled = isProfiled(o.nodeArgs);
   return { who: o.who ?? 'project', url, port, proc, stop: () => stopServer(proc, port, profiled ? 15_000 : 3000, profiled) };
 }
 
@@ -157,7 +157,12 @@ export async function startPeer(tools: Tools, name: PeerName, o: PeerOptions): P
       BENCH_DEPLOYMENT_FILE: o.deploymentFile,
     },
   });
-  return finishStart(name, proc, o.nodeArgs?.includes('--cpu-prof') ?? false);
+  return finishStart(name, proc, isProfiled(o.nodeArgs));
+}
+
+/** A process run under --cpu-prof writes its profile as it exits: its stop waits for that. */
+function isProfiled(nodeArgs: string[] | undefined): boolean {
+  return nodeArgs?.includes('--cpu-prof') ?? false;
 }
 
 async function finishStart(who: string, proc: Proc, profiled = false): Promise<Target> {
@@ -170,6 +175,5 @@ async function finishStart(who: string, proc: Proc, profiled = false): Promise<T
   }
   const port = Number(m[1]);
   const url = `http://127.0.0.1:${port}`;
-  // A profiled peer writes its profile when it exits on SIGTERM: give it the time.
   return { who, url, port, proc, stop: () => proc.stop(profiled ? 15_000 : 3000) };
 }

@@ -40,10 +40,8 @@ export class World {
   readonly chunksFile: string;
   readonly jwkFile: string;
   readonly deploymentFile: string;
-  /** node flags of every project server started from now on (--profile sets --cpu-prof) */
-  projectNodeArgs: string[] = [];
-  /** --profile: where each peer server started from now on writes its profile (DIR/<peer>) */
-  peerProfileDir: string | undefined;
+  /** --profile: servers started from now on run under --cpu-prof, the project into DIR, each peer into DIR/peers/<peer> */
+  profileDir: string | undefined;
   /**
    * --before=DIST: the same project built from another commit, measured as the participant
    * `project-before` beside the project in the scenarios that compare stacks (a before/after
@@ -174,7 +172,7 @@ export class World {
   /** Starts the project on the prepared data dir; with `deployed`, waits for its deployment to run. */
   async startProject(delayMs: number, deployed: boolean, env?: Record<string, string>, before = false): Promise<Target> {
     const t = await startProject(this.tools, {
-      dataDir: this.projectDir, delayMs, env, nodeArgs: this.projectNodeArgs, ...(before ? { cli: this.beforeCli, who: BEFORE } : {}),
+      dataDir: this.projectDir, delayMs, env, nodeArgs: this.profileDir ? profileNodeArgs(this.profileDir) : [], ...(before ? { cli: this.beforeCli, who: BEFORE } : {}),
     });
     if (deployed && this.session) {
       try {
@@ -189,7 +187,7 @@ export class World {
 
   startPeer(name: PeerName, delayMs: number): Promise<Target> {
     return startPeer(this.tools, name, {
-      nodeArgs: this.peerProfileDir ? profileNodeArgs(path.join(this.peerProfileDir, name)) : [],
+      nodeArgs: this.profileDir ? profileNodeArgs(path.join(this.profileDir, 'peers', name)) : [],
       delayMs, dataDir: this.peerDir, chunksFile: this.chunksFile, jwkFile: this.jwkFile, deploymentFile: this.deploymentFile,
     });
   }
